@@ -1,0 +1,22 @@
+//! Every limit in one place, with the relationships between them checked at compile time.
+
+/// Largest request frame accepted from a client; checked before any allocation.
+pub const FRAME_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Kafka's default `message.max.bytes` (plus the batch overhead Kafka allows on top).
+pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
+
+/// Alignment required by O_DIRECT on the devices we target.
+pub const DMA_ALIGNMENT: usize = 4096;
+
+/// Per-connection bound on bytes of requests read but not yet answered.
+pub const CONNECTION_INFLIGHT_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Per-shard bound on connections.
+pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
+
+/// Longest a fetch may park waiting for data, whatever the client asks for.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+const _: () = assert!(FRAME_BYTES_MAX > MESSAGE_BYTES_MAX_DEFAULT as usize);
+const _: () = assert!(CONNECTION_INFLIGHT_BYTES_MAX >= FRAME_BYTES_MAX / 2);

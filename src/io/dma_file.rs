@@ -1,0 +1,1 @@
+//! O_DIRECT files on io_uring (owned by the storage work).

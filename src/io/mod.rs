@@ -1,0 +1,12 @@
+//! The runtime seam. Everything that touches glommio lives below this module, so the
+//! executor and its io_uring plumbing could be replaced without touching the layers above.
+//!
+//! - `runtime`: pinned executors (one per shard), local spawning, timers.
+//! - `net`: TCP listener and streams bound to the current executor.
+//! - `dma_file`: O_DIRECT files driven by io_uring, with aligned buffers.
+
+pub mod dma_file;
+pub mod net;
+pub mod runtime;
+
+pub use runtime::{block_on_local, sleep, spawn, start_shards, ShardThreads, Task};

@@ -1,0 +1,101 @@
+//! Executors: one glommio `LocalExecutor` per shard, each pinned to its own CPU.
+
+use std::future::Future;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+/// A task spawned on the current shard. Dropping it cancels the task; call `detach` to let it run.
+pub type Task<T> = glommio::Task<T>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("could not start executor for shard {shard_id}: {source}")]
+    Start {
+        shard_id: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shard {shard_id} thread panicked")]
+    Panicked { shard_id: usize },
+}
+
+/// Handles of the running shard threads; `join` waits for every one to return.
+pub struct ShardThreads<T: Send + 'static> {
+    handles: Vec<glommio::ExecutorJoinHandle<T>>,
+}
+
+impl<T: Send + 'static> ShardThreads<T> {
+    pub fn join(self) -> Result<Vec<T>, RuntimeError> {
+        let mut results = Vec::with_capacity(self.handles.len());
+        for (shard_id, handle) in self.handles.into_iter().enumerate() {
+            match handle.join() {
+                Ok(value) => results.push(value),
+                Err(_) => return Err(RuntimeError::Panicked { shard_id }),
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Starts `shard_count` executors. Shard `i` is pinned to `cpus[i]` when a CPU list is
+/// given (the thread-per-core deployment); otherwise threads float, which is what tests
+/// on a shared 2-core machine want.
+pub fn start_shards<G, F, T>(
+    shard_count: usize,
+    cpus: Option<&[usize]>,
+    shard_main: G,
+) -> Result<ShardThreads<T>, RuntimeError>
+where
+    G: Fn(usize) -> F + Clone + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let mut handles = Vec::with_capacity(shard_count);
+    for shard_id in 0..shard_count {
+        let placement = match cpus.and_then(|list| list.get(shard_id)) {
+            Some(&cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
+        };
+        let shard_main = shard_main.clone();
+        let handle = executor_builder(placement, &format!("shard-{shard_id}"))
+            .spawn(move || shard_main(shard_id))
+            .map_err(|e| RuntimeError::Start {
+                shard_id,
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        handles.push(handle);
+    }
+    Ok(ShardThreads { handles })
+}
+
+/// Runs `future` to completion on a fresh executor on the calling thread (tests, tools).
+pub fn block_on_local<F, T>(future: F) -> T
+where
+    F: Future<Output = T>,
+{
+    let executor = match executor_builder(Placement::Unbound, "local").make() {
+        Ok(executor) => executor,
+        Err(e) => panic!("cannot create a glommio executor: {e}"),
+    };
+    executor.run(future)
+}
+
+fn executor_builder(placement: Placement, name: &str) -> LocalExecutorBuilder {
+    // The ring's registered buffer is pinned memory; keep it well under the default
+    // 8 MiB RLIMIT_MEMLOCK so a non-root user can run several shards.
+    LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(1 << 20)
+        .preempt_timer(Duration::from_millis(10))
+}
+
+/// Spawns `future` on the current shard's executor.
+pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
+    glommio::spawn_local(future)
+}
+
+pub async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await
+}

@@ -1,0 +1,1 @@
+//! Per-partition segmented log (owned by the storage work).
