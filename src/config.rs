@@ -1,1 +1,120 @@
-//! Broker configuration.
+//! Broker configuration: embedded defaults, overridden by a TOML file, overridden by flags
+//! and `SLUICE_*` environment variables (clap resolves flag-vs-env; the file sits below both).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::log::{FlushPolicy, LogConfig};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid value for {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Everything the broker process needs to start. Built once, then shared read-only by the shards.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    /// Shard `i` listens on `listen.port() + i` (or an ephemeral port each when the port is 0).
+    pub listen: SocketAddr,
+    /// Host name put in Metadata; defaults to the listen IP.
+    pub advertised_host: String,
+    pub shard_count: usize,
+    /// CPU for each shard; empty means threads are not pinned.
+    pub cpus: Vec<usize>,
+    pub auto_create_topics: bool,
+    /// `num.partitions` for auto-created topics and CreateTopics with -1 partitions.
+    pub num_partitions: i32,
+    /// Defaults for topic-level settings (`segment.bytes`, `retention.ms`, flush policy, ...).
+    pub log: LogConfig,
+    pub cluster_id: String,
+}
+
+/// The TOML file's shape. Every field is optional; absent ones keep their defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub advertised_host: Option<String>,
+    pub shards: Option<usize>,
+    pub cpus: Option<Vec<usize>>,
+    pub auto_create_topics: Option<bool>,
+    pub num_partitions: Option<i32>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<u64>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub flush_policy: Option<String>,
+    pub message_max_bytes: Option<u32>,
+    pub cluster_id: Option<String>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Parses `group-commit`, `group-commit:DELAY_US`, `interval:MS` or `never`.
+pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        key: "flush-policy",
+        reason: format!("{reason} (got {text:?}; expected group-commit[:DELAY_US], interval:MS or never)"),
+    };
+    let (name, arg) = match text.split_once(':') {
+        Some((name, arg)) => (name, Some(arg)),
+        None => (text, None),
+    };
+    let number = |arg: Option<&str>| -> Result<Option<u64>, ConfigError> {
+        arg.map(|a| a.parse::<u64>().map_err(|_| invalid("not a number")))
+            .transpose()
+    };
+    match name {
+        "group-commit" => {
+            let default = LogConfig::default();
+            let (delay_default, bytes_default) = match default.flush {
+                FlushPolicy::GroupCommit { delay_us, bytes_max } => (delay_us, bytes_max),
+                _ => (200, 4 << 20),
+            };
+            Ok(FlushPolicy::GroupCommit {
+                delay_us: number(arg)?.unwrap_or(delay_default),
+                bytes_max: bytes_default,
+            })
+        }
+        "interval" => Ok(FlushPolicy::IntervalMs(
+            number(arg)?.ok_or_else(|| invalid("interval needs milliseconds"))?,
+        )),
+        "never" => Ok(FlushPolicy::Never),
+        _ => Err(invalid("unknown policy")),
+    }
+}
+
+pub fn default_shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,168 @@
+//! `sluice serve`: flags and env over the config file over embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{self, BrokerConfig, ConfigError, ConfigFile};
+use crate::log::LogConfig;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags and SLUICE_* env vars override it.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where partitions and metadata live [default: ./data]
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of shard 0; shard i listens on PORT+i (port 0: ephemeral ports) [default: 127.0.0.1:9092]
+    #[arg(long, env = "SLUICE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Host name advertised to clients in Metadata [default: the listen IP]
+    #[arg(long, env = "SLUICE_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Number of shards (one executor and one broker id each) [default: all cores]
+    #[arg(long, env = "SLUICE_SHARDS")]
+    pub shards: Option<usize>,
+    /// CPUs to pin shards to, e.g. 0,1 [default: 0..shards when shards <= cores]
+    #[arg(long, env = "SLUICE_CPUS", value_delimiter = ',')]
+    pub cpus: Option<Vec<usize>>,
+    /// Create topics on first Metadata/Produce [default: true]
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics (Kafka's num.partitions) [default: 1]
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
+    pub num_partitions: Option<i32>,
+    /// Segment size in bytes [default: 1 GiB]
+    #[arg(long, env = "SLUICE_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// group-commit[:DELAY_US] | interval:MS | never (never is unsafe: for benchmarks) [default: group-commit]
+    #[arg(long, env = "SLUICE_FLUSH_POLICY")]
+    pub flush_policy: Option<String>,
+    /// Largest RecordBatch accepted (Kafka's message.max.bytes)
+    #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<u32>,
+    /// Log filter, e.g. info or sluice=debug [default: info]
+    #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(&args.log_level);
+    let config = match resolve(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries only the machine-readable ready line.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Merges flags/env over the file over defaults, and validates the result.
+pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let cores = config::default_shard_count();
+    let shard_count = args.shards.or(file.shards).unwrap_or(cores);
+    if shard_count == 0 || shard_count > 1024 {
+        return Err(ConfigError::Invalid {
+            key: "shards",
+            reason: format!("{shard_count} is not between 1 and 1024"),
+        });
+    }
+    let cpus = match args.cpus.or(file.cpus) {
+        Some(list) if list.len() < shard_count => {
+            return Err(ConfigError::Invalid {
+                key: "cpus",
+                reason: format!("{} cpus listed for {shard_count} shards", list.len()),
+            })
+        }
+        Some(list) => list,
+        None if shard_count <= cores => (0..shard_count).collect(),
+        None => Vec::new(),
+    };
+    let num_partitions = args.num_partitions.or(file.num_partitions).unwrap_or(1);
+    if !(1..=100_000).contains(&num_partitions) {
+        return Err(ConfigError::Invalid {
+            key: "num-partitions",
+            reason: format!("{num_partitions} is not between 1 and 100000"),
+        });
+    }
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+    if listen.port() != 0 && usize::from(listen.port()) + shard_count > usize::from(u16::MAX) {
+        return Err(ConfigError::Invalid {
+            key: "listen",
+            reason: format!("ports {}+{shard_count} run past 65535", listen.port()),
+        });
+    }
+    let mut log = LogConfig::default();
+    if let Some(bytes) = args.segment_bytes.or(file.segment_bytes) {
+        if bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "segment-bytes",
+                reason: format!("{bytes} is below the 64 KiB minimum"),
+            });
+        }
+        log.segment_bytes = bytes;
+    }
+    if let Some(ms) = file.segment_ms {
+        log.segment_ms = ms;
+    }
+    if let Some(ms) = file.retention_ms {
+        log.retention_ms = (ms >= 0).then_some(ms);
+    }
+    if let Some(bytes) = file.retention_bytes {
+        log.retention_bytes = u64::try_from(bytes).ok();
+    }
+    if let Some(policy) = args.flush_policy.as_deref().or(file.flush_policy.as_deref()) {
+        log.flush = config::parse_flush_policy(policy)?;
+    }
+    if let Some(bytes) = args.message_max_bytes.or(file.message_max_bytes) {
+        log.max_message_bytes = bytes;
+    }
+    let advertised_host = args
+        .advertised_host
+        .or(file.advertised_host)
+        .unwrap_or_else(|| listen.ip().to_string());
+    Ok(BrokerConfig {
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data")),
+        listen,
+        advertised_host,
+        shard_count,
+        cpus,
+        auto_create_topics: args
+            .auto_create_topics
+            .or(file.auto_create_topics)
+            .unwrap_or(true),
+        num_partitions,
+        log,
+        cluster_id: file
+            .cluster_id
+            .unwrap_or_else(|| "sluice-cluster".to_owned()),
+    })
+}
