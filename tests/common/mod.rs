@@ -1,0 +1,833 @@
+//! Shared harness for the integration tests: runs the real `sluice` binary on a temporary data
+//! directory and talks to it with stock Kafka clients (the `rdkafka` crate and kcat).
+//!
+//! Nothing here sleeps for correctness. Every wait polls a condition against a generous deadline
+//! that only exists to turn a hang into a readable failure.
+//!
+//! Each test binary uses only part of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tempfile::TempDir;
+
+/// How long the broker may take from spawn to its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown may take before the test calls it a hang.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deadline for client operations (produce + flush, consume-until-count, admin calls).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How to start the broker. `Default` is two shards, one partition per auto-created topic,
+/// auto-creation on, ephemeral ports.
+#[derive(Clone, Debug)]
+pub struct BrokerOptions {
+    pub shards_count: usize,
+    pub num_partitions: u32,
+    pub auto_create_topics: bool,
+    /// Choose a free consecutive port range up front so that a restart listens on the same
+    /// addresses and existing clients can reconnect. Otherwise every shard picks an ephemeral port.
+    pub fixed_ports: bool,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            shards_count: 2,
+            num_partitions: 1,
+            auto_create_topics: true,
+            fixed_ports: false,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// What the broker announced on its ready line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyLine {
+    pub bootstrap: String,
+    /// `(broker id, host:port)` per shard.
+    pub brokers: Vec<(i32, String)>,
+}
+
+impl ReadyLine {
+    /// Parses `sluice ready bootstrap=HOST:PORT brokers=0@HOST:PORT0,1@HOST:PORT1`.
+    pub fn parse(line: &str) -> Option<ReadyLine> {
+        let rest = line.trim().strip_prefix("sluice ready ")?;
+        let mut bootstrap = None;
+        let mut brokers = None;
+        for field in rest.split_whitespace() {
+            if let Some(value) = field.strip_prefix("bootstrap=") {
+                bootstrap = Some(value.to_string());
+            } else if let Some(value) = field.strip_prefix("brokers=") {
+                let mut list = Vec::new();
+                for entry in value.split(',') {
+                    let (id, addr) = entry.split_once('@')?;
+                    list.push((id.parse().ok()?, addr.to_string()));
+                }
+                brokers = Some(list);
+            }
+        }
+        Some(ReadyLine {
+            bootstrap: bootstrap?,
+            brokers: brokers?,
+        })
+    }
+}
+
+/// A running `sluice serve` process. Killed (SIGKILL) on drop if still running.
+pub struct Broker {
+    options: BrokerOptions,
+    data_dir: TempDir,
+    log_dir: TempDir,
+    listen_port: u16,
+    child: Option<Child>,
+    ready: Option<ReadyLine>,
+    starts_count: u32,
+    stdout_rx: Option<Receiver<String>>,
+}
+
+impl Broker {
+    /// Starts a broker with default options and waits for its ready line.
+    pub fn start() -> Broker {
+        Broker::start_with(BrokerOptions::default())
+    }
+
+    pub fn start_with(options: BrokerOptions) -> Broker {
+        let listen_port = if options.fixed_ports {
+            free_port_range(options.shards_count)
+        } else {
+            0
+        };
+        let mut broker = Broker {
+            options,
+            data_dir: tempfile::Builder::new()
+                .prefix("sluice-data-")
+                .tempdir()
+                .expect("create temp data dir"),
+            log_dir: tempfile::Builder::new()
+                .prefix("sluice-log-")
+                .tempdir()
+                .expect("create temp log dir"),
+            listen_port,
+            child: None,
+            ready: None,
+            starts_count: 0,
+            stdout_rx: None,
+        };
+        broker.spawn_and_wait_ready();
+        broker
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self
+            .ready
+            .as_ref()
+            .expect("broker is not running")
+            .bootstrap
+    }
+
+    pub fn ready_line(&self) -> &ReadyLine {
+        self.ready.as_ref().expect("broker is not running")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
+    }
+
+    /// The stderr of the current (or last) broker process.
+    pub fn stderr(&self) -> String {
+        read_tail(&self.stderr_path(self.starts_count), 64 * 1024)
+    }
+
+    fn stderr_path(&self, start: u32) -> PathBuf {
+        self.log_dir.path().join(format!("broker-{start}.stderr"))
+    }
+
+    /// Panics (showing the broker's stderr) if the process has exited.
+    pub fn assert_alive(&mut self) {
+        let child = self.child.as_mut().expect("broker was stopped");
+        if let Some(status) = child.try_wait().expect("try_wait on broker") {
+            panic!(
+                "broker exited unexpectedly with {status}\n--- broker stderr ---\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit. Panics on a non-zero exit or a hang.
+    pub fn stop_graceful(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.ready = None;
+        let pid = child.id();
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        match wait_child(&mut child, SHUTDOWN_TIMEOUT) {
+            Some(status) => assert!(
+                status.success(),
+                "broker did not exit cleanly on SIGTERM: {status}\n--- broker stderr ---\n{}",
+                self.stderr()
+            ),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "broker did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM\n--- broker stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything not already durable.
+    pub fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.ready = None;
+        child.kill().expect("SIGKILL broker");
+        child.wait().expect("reap broker");
+    }
+
+    /// Starts the broker again on the same data dir (and, with `fixed_ports`, the same ports).
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "stop or kill the broker before restart"
+        );
+        self.spawn_and_wait_ready();
+    }
+
+    fn spawn_and_wait_ready(&mut self) {
+        self.starts_count += 1;
+        let stderr_path = self.stderr_path(self.starts_count);
+        let stderr_file = File::create(&stderr_path).expect("create stderr file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.listen_port))
+            .arg("--shards")
+            .arg(self.options.shards_count.to_string())
+            .arg("--num-partitions")
+            .arg(self.options.num_partitions.to_string())
+            .arg("--auto-create-topics")
+            .arg(self.options.auto_create_topics.to_string())
+            .args(&self.options.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr_file));
+        // The CI environment must not change what the tests start.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SLUICE_") {
+                command.env_remove(key);
+            }
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let mut child = command.spawn().expect("spawn sluice binary");
+        let stdout = child.stdout.take().expect("broker stdout");
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stdout for the life of the process so the broker never blocks on a pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Receiver gone: keep reading so the pipe stays drained.
+                    continue;
+                }
+            }
+        });
+        self.child = Some(child);
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut seen = Vec::new();
+        let ready = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(ready) = ReadyLine::parse(&line) {
+                        break ready;
+                    }
+                    seen.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            }
+            let child = self.child.as_mut().expect("child just spawned");
+            if let Some(status) = child.try_wait().expect("try_wait on broker") {
+                self.child = None;
+                panic!(
+                    "broker exited with {status} before its ready line\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    seen.join("\n"),
+                    self.stderr()
+                );
+            }
+            if Instant::now() > deadline {
+                let mut child = self.child.take().expect("child just spawned");
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "no ready line within {READY_TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    seen.join("\n"),
+                    self.stderr()
+                );
+            }
+        };
+        assert_eq!(
+            ready.brokers.len(),
+            self.options.shards_count,
+            "ready line should list one broker per shard: {ready:?}"
+        );
+        if self.options.fixed_ports {
+            for (id, addr) in &ready.brokers {
+                let expected = format!("127.0.0.1:{}", self.listen_port as i32 + id);
+                assert_eq!(addr, &expected, "shard {id} should listen on PORT+{id}");
+            }
+        }
+        self.stdout_rx = Some(rx);
+        self.ready = Some(ready);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "--- broker stderr (start #{}) ---\n{}",
+                self.starts_count,
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// Polls `child` until it exits or `timeout` passes.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `condition` until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A base port `p` such that `p..p+count` are all free on 127.0.0.1 right now.
+pub fn free_port_range(count: usize) -> u16 {
+    for _ in 0..200 {
+        let first = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+        let base = first.local_addr().expect("local addr").port();
+        if usize::from(base) + count > usize::from(u16::MAX) {
+            continue;
+        }
+        let mut held = vec![first];
+        let mut ok = true;
+        for i in 1..count {
+            let port = base + i as u16;
+            match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))) {
+                Ok(listener) => held.push(listener),
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free range of {count} consecutive ports found");
+}
+
+fn read_tail(path: &Path, bytes_max: usize) -> String {
+    let mut content = Vec::new();
+    if let Ok(mut file) = File::open(path) {
+        let _ = file.read_to_end(&mut content);
+    }
+    let start = content.len().saturating_sub(bytes_max);
+    String::from_utf8_lossy(&content[start..]).into_owned()
+}
+
+/// A unique topic name per test so nothing depends on another test's leftovers.
+pub fn topic_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+// ---------------------------------------------------------------------------------------------
+// rdkafka helpers
+// ---------------------------------------------------------------------------------------------
+
+/// One delivery report, as seen by the producer.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The index the test passed when sending.
+    pub id: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: Option<String>,
+}
+
+/// Records every delivery report so a test can check exactly what was acknowledged.
+#[derive(Clone, Default)]
+pub struct DeliveryRecorder {
+    pub deliveries: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl ClientContext for DeliveryRecorder {}
+
+impl ProducerContext for DeliveryRecorder {
+    type DeliveryOpaque = Box<usize>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: Self::DeliveryOpaque) {
+        let delivery = match result {
+            Ok(message) => Delivery {
+                id: *id,
+                partition: message.partition(),
+                offset: message.offset(),
+                error: None,
+            },
+            Err((error, message)) => Delivery {
+                id: *id,
+                partition: message.partition(),
+                offset: message.offset(),
+                error: Some(error.to_string()),
+            },
+        };
+        self.deliveries
+            .lock()
+            .expect("delivery lock poisoned")
+            .push(delivery);
+    }
+}
+
+pub type TestProducer = BaseProducer<DeliveryRecorder>;
+
+/// A producer with acks=all and no idempotence, plus `overrides`.
+pub fn producer(bootstrap: &str, overrides: &[(&str, &str)]) -> TestProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .set("enable.idempotence", "false");
+    for (key, value) in overrides {
+        config.set(*key, *value);
+    }
+    config
+        .create_with_context(DeliveryRecorder::default())
+        .expect("create producer")
+}
+
+/// One record to produce; `partition: None` lets the client partition by key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRecord {
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl TestRecord {
+    pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> TestRecord {
+        TestRecord {
+            partition: None,
+            key: Some(key.into()),
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }
+    }
+
+    pub fn partition(mut self, partition: i32) -> TestRecord {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn header(mut self, key: &str, value: Option<&[u8]>) -> TestRecord {
+        self.headers
+            .push((key.to_string(), value.map(<[u8]>::to_vec)));
+        self
+    }
+
+    pub fn timestamp_ms(mut self, timestamp_ms: i64) -> TestRecord {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+}
+
+/// Sends every record, flushes, and returns the deliveries in send order.
+/// Panics if any delivery failed or the flush did not finish within `CLIENT_TIMEOUT`.
+pub fn produce_all(producer: &TestProducer, topic: &str, records: &[TestRecord]) -> Vec<Delivery> {
+    let deliveries = try_produce_all(producer, topic, records);
+    let failed: Vec<_> = deliveries.iter().filter(|d| d.error.is_some()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} deliveries failed, first: {:?}",
+        failed.len(),
+        records.len(),
+        failed.first()
+    );
+    deliveries
+}
+
+/// Like `produce_all` but returns failed deliveries instead of panicking on them.
+pub fn try_produce_all(
+    producer: &TestProducer,
+    topic: &str,
+    records: &[TestRecord],
+) -> Vec<Delivery> {
+    let recorder = producer.context().deliveries.clone();
+    let before = recorder.lock().expect("lock").len();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    for (id, record) in records.iter().enumerate() {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(rdkafka::message::Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        let mut base: BaseRecord<'_, [u8], [u8], Box<usize>> =
+            BaseRecord::with_opaque_to(topic, Box::new(id)).headers(headers);
+        if let Some(key) = &record.key {
+            base = base.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            base = base.payload(value.as_slice());
+        }
+        if let Some(partition) = record.partition {
+            base = base.partition(partition);
+        }
+        if let Some(timestamp_ms) = record.timestamp_ms {
+            base = base.timestamp(timestamp_ms);
+        }
+        loop {
+            match producer.send(base) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    assert!(Instant::now() < deadline, "producer queue stayed full");
+                    base = returned;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => panic!("send record {id} failed: {error}"),
+            }
+        }
+    }
+    let flushed = producer.flush(CLIENT_TIMEOUT);
+    assert!(
+        flushed.is_ok(),
+        "producer flush did not finish: {flushed:?}"
+    );
+    wait_until("all delivery reports", CLIENT_TIMEOUT, || {
+        producer.poll(Duration::from_millis(0));
+        recorder.lock().expect("lock").len() - before >= records.len()
+    });
+    let mut deliveries: Vec<Delivery> = recorder.lock().expect("lock")[before..].to_vec();
+    deliveries.sort_by_key(|d| d.id);
+    deliveries
+}
+
+/// A consumer without a group: partitions are assigned explicitly, nothing is committed.
+pub fn consumer(bootstrap: &str, overrides: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "100");
+    for (key, value) in overrides {
+        config.set(*key, *value);
+    }
+    config.create().expect("create consumer")
+}
+
+/// A message as the consumer saw it, detached from librdkafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Consumed {
+    pub fn from_message(message: &BorrowedMessage<'_>) -> Consumed {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Consumed {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Assigns `(partition, offset)` pairs of `topic`.
+pub fn assign(consumer: &BaseConsumer, topic: &str, starts: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in starts {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .expect("add partition offset");
+    }
+    consumer.assign(&list).expect("assign");
+}
+
+/// Polls until exactly `count` messages arrived, then keeps polling briefly to catch extras
+/// (duplicates or records past what was produced). Panics on a persistent error or on timeout.
+pub fn consume_count(consumer: &BaseConsumer, count: usize, timeout: Duration) -> Vec<Consumed> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(count);
+    let mut errors: Vec<String> = Vec::new();
+    while out.len() < count {
+        if Instant::now() > deadline {
+            panic!(
+                "consumed {} of {count} messages within {timeout:?}; last errors: {:?}",
+                out.len(),
+                &errors[errors.len().saturating_sub(5)..]
+            );
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => out.push(Consumed::from_message(&message)),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => errors.push(error.to_string()),
+        }
+    }
+    // Anything arriving now is more than was produced.
+    let drain_until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < drain_until {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+            out.push(Consumed::from_message(&message));
+        }
+    }
+    out
+}
+
+/// Asserts that `consumed` is exactly `records` on the given partitions, in offset order
+/// per partition, with keys, values and headers intact.
+pub fn assert_partition_contents(consumed: &[Consumed], expected: &[(i32, i64, &TestRecord)]) {
+    assert_eq!(
+        consumed.len(),
+        expected.len(),
+        "consumed {} messages, expected {}",
+        consumed.len(),
+        expected.len()
+    );
+    let mut by_partition: std::collections::BTreeMap<i32, Vec<&Consumed>> = Default::default();
+    for message in consumed {
+        by_partition
+            .entry(message.partition)
+            .or_default()
+            .push(message);
+    }
+    let mut expected_by_partition: std::collections::BTreeMap<i32, Vec<(i64, &TestRecord)>> =
+        Default::default();
+    for (partition, offset, record) in expected {
+        expected_by_partition
+            .entry(*partition)
+            .or_default()
+            .push((*offset, record));
+    }
+    for list in expected_by_partition.values_mut() {
+        list.sort_by_key(|(offset, _)| *offset);
+    }
+    assert_eq!(
+        by_partition.keys().collect::<Vec<_>>(),
+        expected_by_partition.keys().collect::<Vec<_>>(),
+        "partitions consumed vs produced"
+    );
+    for (partition, messages) in &by_partition {
+        let wanted = &expected_by_partition[partition];
+        for (i, (message, (offset, record))) in messages.iter().zip(wanted.iter()).enumerate() {
+            assert_eq!(
+                message.offset, *offset,
+                "partition {partition} message #{i}: offset (consumed order must be offset order)"
+            );
+            assert_eq!(
+                message.key, record.key,
+                "partition {partition} offset {offset}: key"
+            );
+            assert_eq!(
+                message.value, record.value,
+                "partition {partition} offset {offset}: value"
+            );
+            assert_eq!(
+                message.headers, record.headers,
+                "partition {partition} offset {offset}: headers"
+            );
+            if let Some(timestamp_ms) = record.timestamp_ms {
+                assert_eq!(
+                    message.timestamp_ms,
+                    Some(timestamp_ms),
+                    "partition {partition} offset {offset}: timestamp"
+                );
+            }
+        }
+    }
+}
+
+/// Creates a topic through the Kafka CreateTopics API.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions_count: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("create admin client");
+    let new_topic = NewTopic::new(topic, partitions_count, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(CLIENT_TIMEOUT));
+    let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
+        .expect("CreateTopics request");
+    for result in results {
+        if let Err((name, code)) = result {
+            panic!("CreateTopics {name} failed: {code:?}");
+        }
+    }
+}
+
+/// Partition count and leader broker ids for `topic`, as the broker's Metadata reports them.
+pub fn topic_leaders(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i32)>, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CLIENT_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let Some(entry) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(format!("topic {topic} missing from Metadata response"));
+    };
+    if let Some(error) = entry.error() {
+        return Err(format!("{:?}", RDKafkaErrorCode::from(error)));
+    }
+    let mut leaders: Vec<(i32, i32)> = entry
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader()))
+        .collect();
+    leaders.sort();
+    Ok(leaders)
+}
+
+// ---------------------------------------------------------------------------------------------
+// kcat
+// ---------------------------------------------------------------------------------------------
+
+/// The result of one kcat run; stdout went to a file so big outputs cannot fill a pipe.
+pub struct KcatOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs kcat with `args`, feeding `stdin_path` if given, and kills it after `timeout`.
+pub fn run_kcat(args: &[&str], stdin_path: Option<&Path>, timeout: Duration) -> KcatOutput {
+    let dir = tempfile::tempdir().expect("kcat temp dir");
+    let stdout_path = dir.path().join("stdout");
+    let stderr_path = dir.path().join("stderr");
+    let stdin = match stdin_path {
+        Some(path) => Stdio::from(File::open(path).expect("open kcat input")),
+        None => Stdio::null(),
+    };
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::from(
+            File::create(&stdout_path).expect("kcat stdout"),
+        ))
+        .stderr(Stdio::from(
+            File::create(&stderr_path).expect("kcat stderr"),
+        ))
+        .spawn()
+        .expect("spawn kcat (is it installed? .ci/run installs it)");
+    let status = match wait_child(&mut child, timeout) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "kcat {args:?} did not finish within {timeout:?}\n--- kcat stderr ---\n{}",
+                read_tail(&stderr_path, 16 * 1024)
+            );
+        }
+    };
+    KcatOutput {
+        status,
+        stdout: std::fs::read(&stdout_path).expect("read kcat stdout"),
+        stderr: read_tail(&stderr_path, 64 * 1024),
+    }
+}
+
+/// Writes `lines` to a new temp file (kept alive by the returned handle).
+pub fn write_lines(lines: impl Iterator<Item = String>) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp input file");
+    {
+        let mut writer = std::io::BufWriter::new(file.as_file_mut());
+        for line in lines {
+            writer.write_all(line.as_bytes()).expect("write input");
+            writer.write_all(b"\n").expect("write input");
+        }
+        writer.flush().expect("flush input");
+    }
+    file
+}

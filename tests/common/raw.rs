@@ -1,0 +1,212 @@
+//! Hand-rolled Kafka framing for tests that must send what no well-behaved client would
+//! (garbage, oversized lengths, unknown API keys) or inspect stored batches byte for byte.
+//! Only non-flexible request versions are encoded here; that keeps the encoder obviously right.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A request header v1 (api key, version, correlation id, nullable client id) plus `body`,
+/// behind the 4-byte size prefix.
+pub fn frame(api_key: i16, api_version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let client_id = b"sluice-tests";
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&api_key.to_be_bytes());
+    payload.extend_from_slice(&api_version.to_be_bytes());
+    payload.extend_from_slice(&correlation_id.to_be_bytes());
+    payload.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    payload.extend_from_slice(client_id);
+    payload.extend_from_slice(body);
+    let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// What came back on a connection after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole response frame (without its size prefix).
+    Frame(Vec<u8>),
+    /// The broker closed the connection (EOF or reset).
+    Closed,
+    /// Nothing within the timeout: the connection is hanging.
+    Silent,
+}
+
+/// Reads one response frame, or notices a close, waiting at most `timeout`.
+pub fn read_reply(stream: &mut TcpStream, timeout: Duration) -> Reply {
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("set read timeout");
+    let mut size = [0u8; 4];
+    if let Err(error) = stream.read_exact(&mut size) {
+        return classify(error);
+    }
+    let size = i32::from_be_bytes(size);
+    assert!(
+        (4..=64 * 1024 * 1024).contains(&size),
+        "response frame size {size} is not plausible"
+    );
+    let mut body = vec![0u8; size as usize];
+    match stream.read_exact(&mut body) {
+        Ok(()) => Reply::Frame(body),
+        Err(error) => classify(error),
+    }
+}
+
+fn classify(error: std::io::Error) -> Reply {
+    match error.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Reply::Silent,
+        _ => Reply::Closed,
+    }
+}
+
+/// Sends one request and waits for its reply.
+pub fn round_trip(
+    stream: &mut TcpStream,
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    body: &[u8],
+    timeout: Duration,
+) -> Reply {
+    stream
+        .write_all(&frame(api_key, api_version, correlation_id, body))
+        .expect("write request");
+    read_reply(stream, timeout)
+}
+
+/// A cursor over a big-endian Kafka response.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes, position: 0 }
+    }
+
+    pub fn take(&mut self, count: usize) -> &'a [u8] {
+        let end = self.position.checked_add(count).expect("length overflow");
+        assert!(
+            end <= self.bytes.len(),
+            "response truncated: want {count} bytes at {}, have {}",
+            self.position,
+            self.bytes.len()
+        );
+        let out = &self.bytes[self.position..end];
+        self.position = end;
+        out
+    }
+
+    pub fn i8(&mut self) -> i8 {
+        self.take(1)[0] as i8
+    }
+
+    pub fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take(2).try_into().expect("2 bytes"))
+    }
+
+    pub fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+
+    pub fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+
+    pub fn string(&mut self) -> String {
+        let len = self.i16();
+        assert!(len >= 0, "unexpected null string");
+        String::from_utf8_lossy(self.take(len as usize)).into_owned()
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
+    }
+}
+
+/// One stored record batch header, as served by Fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+    pub magic: i8,
+    /// attributes & 0x7: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub compression: i16,
+    pub records_count: i32,
+}
+
+/// Fetch v4 (non-flexible) of one partition from `offset`; returns (error code, high watermark,
+/// the batch headers in the record set). A trailing partial batch is ignored, as clients do.
+pub fn fetch_batch_headers(
+    stream: &mut TcpStream,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_bytes: i32,
+) -> (i16, i64, Vec<BatchHeader>) {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // replica_id
+    body.extend_from_slice(&1000i32.to_be_bytes()); // max_wait_ms
+    body.extend_from_slice(&1i32.to_be_bytes()); // min_bytes
+    body.extend_from_slice(&max_bytes.to_be_bytes()); // max_bytes
+    body.push(0); // isolation_level READ_UNCOMMITTED
+    body.extend_from_slice(&1i32.to_be_bytes()); // topics count
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes()); // partitions count
+    body.extend_from_slice(&partition.to_be_bytes());
+    body.extend_from_slice(&offset.to_be_bytes());
+    body.extend_from_slice(&max_bytes.to_be_bytes()); // partition_max_bytes
+    let reply = round_trip(stream, 1, 4, 77, &body, Duration::from_secs(30));
+    let Reply::Frame(frame) = reply else {
+        panic!("Fetch v4 got no response: {reply:?}");
+    };
+    let mut cursor = Cursor::new(&frame);
+    assert_eq!(cursor.i32(), 77, "Fetch correlation id");
+    let _throttle_ms = cursor.i32();
+    assert_eq!(cursor.i32(), 1, "Fetch response topics count");
+    assert_eq!(cursor.string(), topic);
+    assert_eq!(cursor.i32(), 1, "Fetch response partitions count");
+    assert_eq!(cursor.i32(), partition);
+    let error_code = cursor.i16();
+    let high_watermark = cursor.i64();
+    let _last_stable_offset = cursor.i64();
+    let aborted_count = cursor.i32();
+    for _ in 0..aborted_count.max(0) {
+        cursor.i64();
+        cursor.i64();
+    }
+    let records_len = cursor.i32();
+    let mut batches = Vec::new();
+    if records_len > 0 {
+        let records = cursor.take(records_len as usize);
+        let mut position = 0usize;
+        while records.len() - position >= 61 {
+            let mut batch = Cursor::new(&records[position..]);
+            let base_offset = batch.i64();
+            let batch_len = batch.i32();
+            if batch_len < 49 || records.len() - position < 12 + batch_len as usize {
+                break; // partial trailing batch
+            }
+            let _leader_epoch = batch.i32();
+            let magic = batch.i8();
+            let _crc = batch.i32();
+            let attributes = batch.i16();
+            let last_offset_delta = batch.i32();
+            batch.take(8 + 8 + 8 + 2 + 4); // timestamps, producer id, epoch, base sequence
+            let records_count = batch.i32();
+            batches.push(BatchHeader {
+                base_offset,
+                last_offset_delta,
+                magic,
+                compression: attributes & 0x7,
+                records_count,
+            });
+            position += 12 + batch_len as usize;
+        }
+    }
+    (error_code, high_watermark, batches)
+}
