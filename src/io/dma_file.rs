@@ -1,1 +1,335 @@
-//! O_DIRECT files on io_uring (owned by the storage work).
+//! O_DIRECT files driven by io_uring, with aligned buffers.
+//!
+//! This is the only place the storage layer touches glommio's file API. It exposes exactly
+//! what the partition log needs: open/create, aligned buffers, positional reads and writes,
+//! `fdatasync`, preallocation, truncation, and a few directory helpers.
+//!
+//! # The polled-I/O probe
+//! glommio decides once per device (per executor thread) whether the device supports polled
+//! I/O by reading the first block of the first O_DIRECT file opened on it. If that file is
+//! empty, the kernel short-circuits the read, the probe wrongly concludes "pollable", and every
+//! later DMA read on that device fails with `EOPNOTSUPP`. [`prepare_dir`] defeats this: before
+//! the first DMA open on a directory's device it writes a one-block, non-empty sentinel file
+//! with ordinary buffered I/O and opens *that* with O_DIRECT, so the probe reads real data.
+//! Every DMA open in this module goes through [`prepare_dir`] first.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::ops::Deref;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::constants::DMA_ALIGNMENT;
+
+/// Name of the sentinel file used to prime glommio's polled-I/O probe.
+const PROBE_FILE_NAME: &str = ".dma-probe";
+
+thread_local! {
+    /// Devices (st_dev) whose probe has already been primed on this executor thread.
+    /// glommio caches the probe result per thread, so this is per thread too.
+    static PROBED_DEVICES: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+/// Makes sure glommio's polled-I/O probe for the device holding `dir` ran against a
+/// non-empty file. Creates `dir` if needed. Cheap after the first call per device and thread.
+pub async fn prepare_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let dev = std::fs::metadata(dir)?.dev();
+    if PROBED_DEVICES.with(|set| set.borrow().contains(&dev)) {
+        return Ok(());
+    }
+    let probe_path = dir.join(PROBE_FILE_NAME);
+    // Buffered write: the probe must not be the first DMA open itself.
+    std::fs::write(&probe_path, vec![0x5a_u8; DMA_ALIGNMENT])?;
+    let file = glommio::io::DmaFile::open(&probe_path).await?;
+    let read = file.read_at_aligned(0, DMA_ALIGNMENT).await;
+    let closed = file.close().await;
+    std::fs::remove_file(&probe_path)?;
+    let read = read?;
+    closed?;
+    if read.len() != DMA_ALIGNMENT {
+        return Err(io::Error::other(format!(
+            "dma probe read {} bytes, expected {DMA_ALIGNMENT}",
+            read.len()
+        )));
+    }
+    PROBED_DEVICES.with(|set| set.borrow_mut().insert(dev));
+    Ok(())
+}
+
+/// A buffer aligned for O_DIRECT, sized in whole blocks by the caller.
+pub struct AlignedBuf {
+    inner: glommio::io::DmaBuffer,
+}
+
+impl AlignedBuf {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.inner.as_bytes()
+    }
+
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        self.inner.as_bytes_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+/// Bytes read from a DMA file (owned by io_uring's buffer until dropped).
+pub struct ReadBuf {
+    inner: glommio::io::ReadResult,
+}
+
+impl Deref for ReadBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.inner
+    }
+}
+
+/// An O_DIRECT file. One owner shard; not `Send`.
+pub struct DmaFile {
+    inner: glommio::io::DmaFile,
+    path: PathBuf,
+}
+
+impl DmaFile {
+    /// Opens `path` for reading and writing with O_DIRECT, creating it if `create` is true.
+    pub async fn open_rw(path: &Path, create: bool) -> io::Result<DmaFile> {
+        prepare_parent(path).await?;
+        let inner = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await?;
+        Ok(DmaFile {
+            inner,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing file read-only with O_DIRECT.
+    pub async fn open_read(path: &Path) -> io::Result<DmaFile> {
+        prepare_parent(path).await?;
+        let inner = glommio::io::DmaFile::open(path).await?;
+        Ok(DmaFile {
+            inner,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// O_DIRECT alignment of this file's device (positions and lengths of writes).
+    pub fn alignment(&self) -> u64 {
+        self.inner.alignment()
+    }
+
+    /// Allocates a zeroed aligned buffer of `size` bytes (`size` must be a multiple of
+    /// `alignment()` for writes).
+    pub fn alloc(&self, size: usize) -> AlignedBuf {
+        let mut inner = self.inner.alloc_dma_buffer(size);
+        inner.as_bytes_mut().fill(0);
+        AlignedBuf { inner }
+    }
+
+    /// Writes all of `buf` at `pos` (both aligned). Returns bytes written.
+    pub async fn write_at(&self, buf: AlignedBuf, pos: u64) -> io::Result<usize> {
+        let len = buf.len();
+        let written = self.inner.write_at(buf.inner, pos).await?;
+        if written != len {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short O_DIRECT write: {written} of {len} bytes"),
+            ));
+        }
+        Ok(written)
+    }
+
+    /// Reads up to `len` bytes at `pos` (any alignment); fewer at end of file.
+    pub async fn read_at(&self, pos: u64, len: usize) -> io::Result<ReadBuf> {
+        let inner = self.inner.read_at(pos, len).await?;
+        Ok(ReadBuf { inner })
+    }
+
+    pub async fn fdatasync(&self) -> io::Result<()> {
+        Ok(self.inner.fdatasync().await?)
+    }
+
+    /// fallocate: reserves `[0, size)`; the file size becomes `size` (unwritten space reads
+    /// as zeros).
+    pub async fn pre_allocate(&self, size: u64) -> io::Result<()> {
+        Ok(self.inner.pre_allocate(size, false).await?)
+    }
+
+    pub async fn truncate(&self, size: u64) -> io::Result<()> {
+        Ok(self.inner.truncate(size).await?)
+    }
+
+    pub async fn size(&self) -> io::Result<u64> {
+        Ok(self.inner.file_size().await?)
+    }
+
+    pub async fn close(self) -> io::Result<()> {
+        Ok(self.inner.close().await?)
+    }
+}
+
+async fn prepare_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => prepare_dir(dir).await,
+        _ => prepare_dir(Path::new(".")).await,
+    }
+}
+
+/// Reads a whole (small) file with O_DIRECT. `Ok(None)` if it does not exist.
+pub async fn read_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match DmaFile::open_read(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = file.size().await?;
+    let size = usize::try_from(size).map_err(io::Error::other)?;
+    let data = file.read_at(0, size).await?.to_vec();
+    file.close().await?;
+    Ok(Some(data))
+}
+
+/// Writes `data` as the whole content of `path` with O_DIRECT and fdatasyncs it. Not atomic:
+/// callers guard content with a checksum, or write a temporary name and [`rename`] it.
+pub async fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let file = DmaFile::open_rw(path, true).await?;
+    let align = file.alignment() as usize;
+    let padded = data.len().div_ceil(align).max(1) * align;
+    let mut buf = file.alloc(padded);
+    buf.as_bytes_mut()[..data.len()].copy_from_slice(data);
+    let result = async {
+        file.write_at(buf, 0).await?;
+        file.truncate(data.len() as u64).await?;
+        file.fdatasync().await
+    }
+    .await;
+    let closed = file.close().await;
+    result?;
+    closed
+}
+
+/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync the directory.
+pub async fn write_file_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    write_file(&tmp, data).await?;
+    rename(&tmp, path)?;
+    sync_parent(path).await
+}
+
+/// fsyncs a directory so that creations, renames and removals in it are durable.
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = glommio::io::Directory::open(dir).await?;
+    let synced = dir.sync().await;
+    dir.close().await?;
+    Ok(synced?)
+}
+
+async fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir).await,
+        _ => sync_dir(Path::new(".")).await,
+    }
+}
+
+/// Removes a file; a missing file is not an error.
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes a directory tree; a missing directory is not an error.
+pub fn remove_dir_all(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)
+}
+
+/// File names (not paths) in `dir`.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_dir(name: &str) -> PathBuf {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-data");
+        std::fs::create_dir_all(&base).expect("create test-data");
+        tempfile::Builder::new()
+            .prefix(name)
+            .tempdir_in(base)
+            .expect("tempdir")
+            .keep()
+    }
+
+    /// The probe case: the very first DMA file opened on this thread is an empty file in a
+    /// fresh directory, and reads must still work afterwards.
+    #[test]
+    fn fresh_empty_dir_dma_reads_work() {
+        let dir = test_dir("dma-probe");
+        let work = dir.clone();
+        crate::io::block_on_local(async move {
+            let dir = work;
+            let path = dir.join("empty.log");
+            let file = DmaFile::open_rw(&path, true).await.expect("create");
+            assert_eq!(file.size().await.expect("size"), 0);
+            let empty = file.read_at(0, 4096).await.expect("read of empty file");
+            assert_eq!(empty.len(), 0);
+            let mut buf = file.alloc(8192);
+            buf.as_bytes_mut()[..5].copy_from_slice(b"hello");
+            buf.as_bytes_mut()[4096..4101].copy_from_slice(b"world");
+            file.write_at(buf, 0).await.expect("write");
+            let read = file.read_at(4096, 5).await.expect("read");
+            assert_eq!(&read[..], b"world");
+            let read = file.read_at(1, 4).await.expect("unaligned read");
+            assert_eq!(&read[..], b"ello");
+            file.close().await.expect("close");
+            write_file_atomic(&dir.join("meta"), b"abc")
+                .await
+                .expect("atomic");
+            assert_eq!(
+                read_file(&dir.join("meta")).await.expect("read"),
+                Some(b"abc".to_vec())
+            );
+        });
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+}

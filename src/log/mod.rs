@@ -1,1 +1,29 @@
-//! Per-partition segmented log (owned by the storage work).
+//! Per-partition segmented log.
+//!
+//! One directory per partition holds segments named by their base offset:
+//! `00000000000000000000.log` (the Kafka RecordBatch v2 bytes exactly as produced, with
+//! baseOffset and partitionLeaderEpoch set by the broker), `.index` and `.timeindex`.
+//!
+//! Worked example: a log holding offsets 0..=9 in batches [0..=4], [5..=9] has
+//! `log_start_offset() == 0`, `log_end_offset() == 10`. `append` of a 3-record batch returns
+//! `AppendInfo { base_offset: 10, last_offset: 12, .. }` at once; the batch is visible to
+//! `read` once `high_watermark()` passes 12 (under group commit: after its fdatasync), and
+//! `read(11, ..)` returns the whole batch starting at offset 10.
+//!
+//! Concurrency contract: a [`PartitionLog`] belongs to one shard (`!Send`); any number of tasks
+//! on that shard may call it. `append` is synchronous, so appends never interleave. A
+//! background segment-writer task owns all writes and fsyncs (see `segment_writer`).
+
+mod batch;
+mod config;
+mod error;
+mod partition_log;
+mod segment;
+mod segment_index;
+mod segment_writer;
+#[doc(hidden)]
+pub mod testing;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use error::LogError;
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult};

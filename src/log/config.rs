@@ -1,0 +1,65 @@
+//! Per-partition storage settings (Kafka's per-topic configs of the same names).
+
+use crate::constants::MESSAGE_BYTES_MAX_DEFAULT;
+
+/// When appended data is made durable, and when it becomes visible to consumers.
+///
+/// | policy        | fsync                                  | high watermark advances | `wait_durable` resolves |
+/// |---------------|----------------------------------------|-------------------------|-------------------------|
+/// | `GroupCommit` | one fdatasync per group of appends     | after the fsync         | after the fsync         |
+/// | `IntervalMs`  | every N ms                             | at append               | after the next fsync    |
+/// | `Never`       | only at segment roll and close (unsafe)| at append               | once written (no fsync) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// One fdatasync covers every batch appended before it. The writer waits up to
+    /// `delay_us` for more appends before writing (0 = write at once; appends arriving during
+    /// an fsync still share the next one), and starts an fsync after at most `bytes_max` bytes.
+    GroupCommit { delay_us: u64, bytes_max: u64 },
+    /// fsync every N milliseconds; consumers may see data a crash can take back.
+    IntervalMs(u64),
+    /// Never fsync on the append path. For benchmarks; a crash can lose acknowledged data.
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll to a new segment when the active one would exceed this (default 1 GiB; at most 2 GiB).
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first append is this old (default 7 days).
+    pub segment_ms: u64,
+    /// Delete sealed segments whose newest timestamp is older than this; `None` keeps forever.
+    pub retention_ms: Option<i64>,
+    /// Delete the oldest sealed segments while the log is larger than this; `None` = no limit.
+    pub retention_bytes: Option<u64>,
+    pub flush: FlushPolicy,
+    /// Bytes of log between sparse index entries (default 4096).
+    pub index_interval_bytes: u32,
+    /// Largest accepted RecordBatch, in bytes.
+    pub max_message_bytes: u32,
+}
+
+/// Segments are addressed with u32 positions in the index.
+pub(crate) const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            flush: FlushPolicy::GroupCommit {
+                delay_us: 0,
+                bytes_max: 8 << 20,
+            },
+            index_interval_bytes: 4096,
+            max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+impl LogConfig {
+    pub(crate) fn segment_bytes_clamped(&self) -> u64 {
+        self.segment_bytes.clamp(4096, SEGMENT_BYTES_MAX)
+    }
+}

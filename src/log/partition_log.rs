@@ -1,0 +1,850 @@
+//! `PartitionLog`: the public handle over one partition's segments.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+
+use crate::io::dma_file::{self, DmaFile};
+use crate::io::Task;
+
+use super::batch;
+use super::config::{FlushPolicy, LogConfig};
+use super::error::{Failure, LogError};
+use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment_index::{Footer, SegmentIndex};
+use super::segment_writer;
+
+/// Written (empty) on clean close; its presence at open means no segment needs a rescan.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+/// Written batches stay in memory for tailing readers until the cache exceeds this.
+const CACHE_BYTES_MAX: u64 = 16 << 20;
+/// Smallest DMA read issued for a cold fetch.
+const READ_WINDOW_BYTES_MIN: usize = 64 << 10;
+/// Largest DMA read issued for a cold fetch (a single larger batch is read whole).
+const READ_WINDOW_BYTES_MAX: usize = 8 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// -1: the log keeps producer (CreateTime) timestamps.
+    pub log_append_time_ms: i64,
+}
+
+/// Whole batches; concatenating `chunks` gives the records field of a fetch response.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub chunks: Vec<Bytes>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub last_stable_offset: i64,
+}
+
+impl ReadResult {
+    pub fn bytes_len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+}
+
+/// A batch accepted by `append` and not yet written to its segment file.
+pub(crate) struct PendingBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub segment_base: i64,
+    pub position: u64,
+    pub bytes: Bytes,
+}
+
+/// A recent batch kept in memory for reads (every unwritten batch, plus recent written ones).
+pub(crate) struct CachedBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub bytes: Bytes,
+}
+
+pub(crate) struct LogState {
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    /// Oldest first; the last one is active. Never empty.
+    pub segments: VecDeque<Segment>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    /// Offsets below this are in segment files.
+    pub written_offset: i64,
+    /// Offsets below this are durable under the flush policy.
+    pub durable_offset: i64,
+    pub unwritten: VecDeque<PendingBatch>,
+    pub unwritten_bytes: u64,
+    pub cache: VecDeque<CachedBatch>,
+    pub cache_bytes: u64,
+    pub failure: Option<Failure>,
+    pub closing: bool,
+    pub closed: bool,
+    pub writer: Option<Task<()>>,
+    /// Wakes the segment writer (new appends, close).
+    pub work_event: Event,
+    /// Fires when `durable_offset` advances or the log fails/closes.
+    pub durable_event: Event,
+    /// Fires when the high watermark advances or the log closes.
+    pub data_event: Event,
+}
+
+impl LogState {
+    pub(crate) fn assert_offsets(&self) {
+        assert!(
+            self.log_start_offset <= self.high_watermark
+                && self.high_watermark <= self.log_end_offset,
+            "offset invariant violated: log_start {} hw {} leo {}",
+            self.log_start_offset,
+            self.high_watermark,
+            self.log_end_offset
+        );
+        assert!(self.durable_offset <= self.written_offset);
+        assert!(self.written_offset <= self.log_end_offset);
+    }
+
+    pub(crate) fn set_high_watermark(&mut self, hw: i64) {
+        if hw > self.high_watermark {
+            self.high_watermark = hw;
+            self.assert_offsets();
+            self.data_event.notify(usize::MAX);
+        }
+    }
+
+    pub(crate) fn fail(&mut self, error: &LogError) {
+        if self.failure.is_none() {
+            tracing::error!(dir = ?self.dir, %error, "partition log failed");
+            self.failure = Some(Failure::from_error(error));
+        }
+        self.durable_event.notify(usize::MAX);
+        self.data_event.notify(usize::MAX);
+    }
+
+    fn check_open(&self) -> Result<(), LogError> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.to_error());
+        }
+        if self.closing || self.closed {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Drops written batches from the front of the cache while it is over budget.
+    pub(crate) fn trim_cache(&mut self) {
+        while self.cache_bytes > CACHE_BYTES_MAX {
+            match self.cache.front() {
+                Some(front) if front.last_offset < self.written_offset => {
+                    self.cache_bytes -= front.bytes.len() as u64;
+                    self.cache.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn segment_index_for(&self, offset: i64) -> usize {
+        let i = self.segments.partition_point(|s| s.base_offset <= offset);
+        i.saturating_sub(1)
+    }
+}
+
+/// Handle to one partition's log. Cheap to clone; all clones share the log. `!Send`.
+#[derive(Clone)]
+pub struct PartitionLog {
+    state: Rc<RefCell<LogState>>,
+}
+
+impl PartitionLog {
+    /// Opens or creates the partition directory, recovering the tail if needed.
+    pub async fn open(dir: PathBuf, config: LogConfig) -> Result<PartitionLog, LogError> {
+        dma_file::prepare_dir(&dir)
+            .await
+            .map_err(|e| LogError::io(format!("preparing {dir:?}"), e))?;
+        let recovered = recover(&dir, &config).await?;
+        let active = recovered
+            .segments
+            .back()
+            .expect("recovery always leaves an active segment");
+        let leo = active.next_offset;
+        let start = recovered.segments.front().map_or(0, |s| s.base_offset);
+        let state = LogState {
+            dir,
+            config,
+            segments: recovered.segments,
+            log_start_offset: start,
+            log_end_offset: leo,
+            high_watermark: leo,
+            written_offset: leo,
+            durable_offset: leo,
+            unwritten: VecDeque::new(),
+            unwritten_bytes: 0,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            failure: None,
+            closing: false,
+            closed: false,
+            writer: None,
+            work_event: Event::new(),
+            durable_event: Event::new(),
+            data_event: Event::new(),
+        };
+        state.assert_offsets();
+        let state = Rc::new(RefCell::new(state));
+        let writer = crate::io::spawn(segment_writer::run(state.clone(), recovered.tail));
+        state.borrow_mut().writer = Some(writer);
+        Ok(PartitionLog { state })
+    }
+
+    /// Validates, assigns offsets to and queues the record set of one produce request (one
+    /// or more RecordBatch v2). All batches are accepted or none. Does no I/O.
+    pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut st = self.state.borrow_mut();
+        st.check_open()?;
+        let max_message_bytes = st.config.max_message_bytes;
+        let mut headers = Vec::new();
+        let mut position = 0usize;
+        while position < records.len() {
+            let header = batch::validate(&records[position..], position, max_message_bytes)?;
+            headers.push((position, header));
+            position += header.size_bytes;
+        }
+        if headers.is_empty() {
+            return Err(LogError::InvalidRecord {
+                reason: "empty record set",
+            });
+        }
+        let first_offset = st.log_end_offset;
+        let mut next = first_offset;
+        for (_, header) in &headers {
+            next = next
+                .checked_add(i64::from(header.last_offset_delta) + 1)
+                .ok_or(LogError::InvalidRecord {
+                    reason: "offset overflow",
+                })?;
+        }
+        // Rewrite offsets in place when we hold the only reference; copy otherwise.
+        let mut buf = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let mut offset = first_offset;
+        for (position, header) in &headers {
+            batch::assign_offset(&mut buf[*position..], offset);
+            offset += i64::from(header.last_offset_delta) + 1;
+        }
+        let frozen = buf.freeze();
+        let mut offset = first_offset;
+        for (position, header) in &headers {
+            let bytes = frozen.slice(*position..*position + header.size_bytes);
+            st.push_batch(bytes, offset, *header, now_ms);
+            offset += i64::from(header.last_offset_delta) + 1;
+        }
+        if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
+            let leo = st.log_end_offset;
+            st.set_high_watermark(leo);
+        }
+        st.assert_offsets();
+        st.work_event.notify(1);
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next - 1,
+            log_start_offset: st.log_start_offset,
+            log_append_time_ms: -1,
+        })
+    }
+
+    /// Resolves once everything up to and including `offset` is durable under the flush
+    /// policy (see [`FlushPolicy`]).
+    pub async fn wait_durable(&self, offset: i64) -> Result<(), LogError> {
+        loop {
+            let listener = {
+                let st = self.state.borrow();
+                if st.durable_offset > offset {
+                    return Ok(());
+                }
+                if let Some(failure) = &st.failure {
+                    return Err(failure.to_error());
+                }
+                if st.closed || offset >= st.log_end_offset {
+                    return Err(LogError::Closed);
+                }
+                st.durable_event.listen()
+            };
+            listener.await;
+        }
+    }
+
+    /// Whole batches from the one containing `offset`, at most `max_bytes` in total except that
+    /// the first batch is always returned whole (KIP-74); never past the high watermark.
+    /// `offset == high_watermark()` returns no chunks.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let (file, position, end, hw, start) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(LogError::Closed);
+            }
+            let hw = st.high_watermark;
+            let start = st.log_start_offset;
+            if offset < start || offset > hw {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: start,
+                    log_end: hw,
+                });
+            }
+            let mut result = ReadResult {
+                chunks: Vec::new(),
+                high_watermark: hw,
+                log_start_offset: start,
+                last_stable_offset: hw,
+            };
+            if offset == hw {
+                return Ok(result);
+            }
+            if st.cache.front().is_some_and(|b| b.base_offset <= offset) {
+                let first = st.cache.partition_point(|b| b.last_offset < offset);
+                let mut total = 0usize;
+                for cached in st.cache.range(first..) {
+                    if cached.base_offset >= hw {
+                        break;
+                    }
+                    let len = cached.bytes.len();
+                    if total + len > max_bytes && total > 0 {
+                        break;
+                    }
+                    total += len;
+                    result.chunks.push(cached.bytes.clone());
+                }
+                return Ok(result);
+            }
+            let segment = &st.segments[st.segment_index_for(offset)];
+            let Some(file) = segment.file.clone() else {
+                return Ok(result);
+            };
+            let (_, position) = segment.index.position_for(segment.relative(offset));
+            (file, u64::from(position), segment.written_bytes, hw, start)
+        };
+        let chunks = read_segment(&file, position, end, offset, hw, max_bytes).await?;
+        Ok(ReadResult {
+            chunks,
+            high_watermark: hw,
+            log_start_offset: start,
+            last_stable_offset: hw,
+        })
+    }
+
+    /// Resolves when `high_watermark() > offset`, or when the log closes or fails.
+    pub fn wait_for_data(&self, offset: i64) -> impl Future<Output = ()> + 'static {
+        let state = self.state.clone();
+        async move {
+            loop {
+                let listener = {
+                    let st = state.borrow();
+                    if st.high_watermark > offset || st.closed || st.failure.is_some() {
+                        return;
+                    }
+                    st.data_event.listen()
+                };
+                listener.await;
+            }
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// Under group commit this advances only after the fsync covering the data.
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.borrow().log_end_offset
+    }
+
+    /// Size of all segments in bytes (assigned, including not yet written).
+    pub fn size_bytes(&self) -> u64 {
+        let st = self.state.borrow();
+        st.segments.iter().map(|s| s.assigned_bytes).sum()
+    }
+
+    /// Number of segments (sealed plus active).
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// First batch (below the high watermark) whose max timestamp is >= `ts`:
+    /// `(its base offset, its max timestamp)`, or `None`.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut offset = {
+            let st = self.state.borrow();
+            let Some(segment) = st.segments.iter().find(|s| s.index.max_timestamp >= ts) else {
+                return Ok(None);
+            };
+            segment.base_offset + i64::from(segment.index.offset_before_timestamp(ts))
+        };
+        loop {
+            let start = self.log_start_offset();
+            let result = match self.read(offset.max(start), READ_WINDOW_BYTES_MIN).await {
+                Ok(result) => result,
+                Err(LogError::OffsetOutOfRange { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if result.chunks.is_empty() {
+                return Ok(None);
+            }
+            for chunk in &result.chunks {
+                for (base, last, max_ts) in super::testing::batch_offsets(chunk) {
+                    if max_ts >= ts {
+                        return Ok(Some((base, max_ts)));
+                    }
+                    offset = last + 1;
+                }
+            }
+        }
+    }
+
+    /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
+    /// `retention_bytes`, oldest first, and advances the log start offset.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
+        let (dir, removed) = {
+            let mut st = self.state.borrow_mut();
+            st.check_open()?;
+            let mut total: u64 = st.segments.iter().map(|s| s.assigned_bytes).sum();
+            let mut removed = Vec::new();
+            while st.segments.len() > 1 {
+                let front = &st.segments[0];
+                if !front.sealed || front.next_offset > st.high_watermark {
+                    break;
+                }
+                let expired = st
+                    .config
+                    .retention_ms
+                    .is_some_and(|ms| front.index.max_timestamp < now_ms.saturating_sub(ms));
+                let oversized = st
+                    .config
+                    .retention_bytes
+                    .is_some_and(|max| total - front.assigned_bytes >= max);
+                if !expired && !oversized {
+                    break;
+                }
+                total -= front.assigned_bytes;
+                let segment = st.segments.pop_front().expect("checked len");
+                removed.push(segment);
+            }
+            if removed.is_empty() {
+                return Ok(());
+            }
+            let start = st.segments[0].base_offset;
+            st.log_start_offset = start;
+            while st.cache.front().is_some_and(|b| b.base_offset < start) {
+                let dropped = st.cache.pop_front().expect("checked");
+                st.cache_bytes -= dropped.bytes.len() as u64;
+            }
+            st.assert_offsets();
+            (st.dir.clone(), removed)
+        };
+        for segment in removed {
+            tracing::info!(
+                ?dir,
+                base_offset = segment.base_offset,
+                "retention deletes segment"
+            );
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let path = segment::path(&dir, segment.base_offset, suffix);
+                dma_file::remove_file(&path)
+                    .map_err(|e| LogError::io(format!("removing {path:?}"), e))?;
+            }
+            if let Some(file) = segment.file {
+                if let Ok(file) = Rc::try_unwrap(file) {
+                    file.close()
+                        .await
+                        .map_err(|e| LogError::io("closing a deleted segment", e))?;
+                }
+            }
+        }
+        dma_file::sync_dir(&dir)
+            .await
+            .map_err(|e| LogError::io(format!("syncing {dir:?}"), e))
+    }
+
+    /// Applies new settings; they take effect for later appends, rolls and retention runs.
+    pub fn update_config(&self, config: LogConfig) {
+        self.state.borrow_mut().config = config;
+    }
+
+    /// Writes and fsyncs everything, seals the indexes of the active segment and writes the
+    /// clean-shutdown marker. Later calls return `Ok(())`.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let writer = {
+            let mut st = self.state.borrow_mut();
+            if st.closed {
+                return Ok(());
+            }
+            st.closing = true;
+            st.work_event.notify(usize::MAX);
+            st.writer.take()
+        };
+        let Some(writer) = writer else {
+            return Err(LogError::Closed); // another close is in progress
+        };
+        writer.await;
+        let result = self.finish_close().await;
+        let mut st = self.state.borrow_mut();
+        st.closed = true;
+        st.durable_event.notify(usize::MAX);
+        st.data_event.notify(usize::MAX);
+        result
+    }
+
+    async fn finish_close(&self) -> Result<(), LogError> {
+        let (dir, base, file, footer, index) = {
+            let st = self.state.borrow();
+            if let Some(failure) = &st.failure {
+                return Err(failure.to_error());
+            }
+            let active = st.segments.back().expect("never empty");
+            let footer = Footer {
+                segment_bytes: active.written_bytes,
+                next_offset_relative: (active.next_offset - active.base_offset) as u64,
+                max_timestamp: active.index.max_timestamp,
+            };
+            (
+                st.dir.clone(),
+                active.base_offset,
+                active.file.clone(),
+                footer,
+                active.index.clone(),
+            )
+        };
+        if let Some(file) = file {
+            let io = |e| LogError::io("closing the active segment", e);
+            file.truncate(footer.segment_bytes).await.map_err(io)?;
+            file.fdatasync().await.map_err(io)?;
+        }
+        write_index(&dir, base, &index, footer).await?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        dma_file::write_file(&marker, b"clean")
+            .await
+            .map_err(|e| LogError::io("writing the clean-shutdown marker", e))?;
+        dma_file::sync_dir(&dir)
+            .await
+            .map_err(|e| LogError::io(format!("syncing {dir:?}"), e))
+    }
+
+    /// Closes the log and removes its directory (topic deletion).
+    pub async fn delete(&self) -> Result<(), LogError> {
+        let closed = self.close().await;
+        let dir = self.state.borrow().dir.clone();
+        if let Err(e) = closed {
+            tracing::warn!(?dir, error = %e, "closing a log being deleted failed");
+        }
+        dma_file::remove_dir_all(&dir).map_err(|e| LogError::io(format!("removing {dir:?}"), e))
+    }
+}
+
+impl LogState {
+    fn push_batch(
+        &mut self,
+        bytes: Bytes,
+        base_offset: i64,
+        header: batch::BatchHeader,
+        now_ms: i64,
+    ) {
+        let size = bytes.len() as u64;
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        let segment_bytes = self.config.segment_bytes_clamped();
+        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let active = self.segments.back().expect("never empty");
+        let full = active.assigned_bytes + size > segment_bytes;
+        let old = active
+            .first_append_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms);
+        // Offsets relative to the base must fit u32 too.
+        let wide = last_offset - active.base_offset > i64::from(u32::MAX / 2);
+        if active.assigned_bytes > 0 && (full || old || wide) {
+            self.segments.push_back(Segment {
+                base_offset,
+                next_offset: base_offset,
+                assigned_bytes: 0,
+                written_bytes: 0,
+                index: SegmentIndex::new(),
+                first_append_ms: None,
+                file: None,
+                sealed: false,
+            });
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.segments.back_mut().expect("never empty");
+        let position = active.assigned_bytes;
+        let relative = active.relative(base_offset);
+        let position_u32 = u32::try_from(position).expect("segment positions fit u32");
+        active
+            .index
+            .on_batch(relative, position_u32, size, header.max_timestamp, interval);
+        active.assigned_bytes += size;
+        active.next_offset = last_offset + 1;
+        active.first_append_ms.get_or_insert(now_ms);
+        let segment_base = active.base_offset;
+        self.unwritten.push_back(PendingBatch {
+            base_offset,
+            last_offset,
+            segment_base,
+            position,
+            bytes: bytes.clone(),
+        });
+        self.unwritten_bytes += size;
+        self.cache.push_back(CachedBatch {
+            base_offset,
+            last_offset,
+            bytes,
+        });
+        self.cache_bytes += size;
+        self.log_end_offset = last_offset + 1;
+    }
+}
+
+/// Reads whole batches from `file[position..end]`, skipping those before `offset`.
+async fn read_segment(
+    file: &DmaFile,
+    mut position: u64,
+    end: u64,
+    offset: i64,
+    hw: i64,
+    max_bytes: usize,
+) -> Result<Vec<Bytes>, LogError> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    let mut want = max_bytes.clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX);
+    let corrupt = |position, reason| LogError::CorruptLog {
+        path: file.path().to_path_buf(),
+        position,
+        reason,
+    };
+    while position < end {
+        let len = want.min(usize::try_from(end - position).unwrap_or(usize::MAX));
+        let data = file
+            .read_at(position, len)
+            .await
+            .map_err(|e| LogError::io(format!("reading {:?}", file.path()), e))?;
+        let data = Bytes::copy_from_slice(&data);
+        let mut p = 0usize;
+        let mut first = None;
+        let mut done = false;
+        loop {
+            let Some(size) = batch::framed_size(&data[p..]) else {
+                want = READ_WINDOW_BYTES_MIN;
+                break;
+            };
+            if size == 0 || position + (p + size) as u64 > end {
+                return Err(corrupt(position + p as u64, "bad batch length"));
+            }
+            if p + size > data.len() {
+                want = size.max(READ_WINDOW_BYTES_MIN);
+                break;
+            }
+            let batch_bytes = &data[p..p + size];
+            if batch_bytes.len() < batch::HEADER_BYTES || !batch::crc_matches(batch_bytes) {
+                return Err(corrupt(position + p as u64, "CRC32C mismatch"));
+            }
+            let header = batch::header(batch_bytes, size);
+            if header.base_offset >= hw || (total + size > max_bytes && total > 0) {
+                done = true;
+                break;
+            }
+            if header.last_offset() >= offset {
+                first.get_or_insert(p);
+                total += size;
+            }
+            p += size;
+        }
+        if let Some(first) = first {
+            chunks.push(data.slice(first..p));
+        }
+        if done {
+            break;
+        }
+        position += p as u64;
+    }
+    Ok(chunks)
+}
+
+pub(crate) async fn write_index(
+    dir: &Path,
+    base_offset: i64,
+    index: &SegmentIndex,
+    footer: Footer,
+) -> Result<(), LogError> {
+    let io = |e| LogError::io(format!("writing the indexes of segment {base_offset}"), e);
+    dma_file::write_file(
+        &segment::path(dir, base_offset, TIME_INDEX_SUFFIX),
+        &index.encode_times(),
+    )
+    .await
+    .map_err(io)?;
+    dma_file::write_file(
+        &segment::path(dir, base_offset, INDEX_SUFFIX),
+        &index.encode_offsets(footer),
+    )
+    .await
+    .map_err(io)
+}
+
+pub(crate) struct Recovered {
+    pub segments: VecDeque<Segment>,
+    /// Bytes of the active segment's last partial block, to be rewritten by the next write.
+    pub tail: Vec<u8>,
+}
+
+/// Loads the segments of `dir`, rescanning whatever a clean shutdown does not vouch for, and
+/// truncates to the longest valid prefix of the log.
+async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
+    let io_dir = |e| LogError::io(format!("recovering {dir:?}"), e);
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = dma_file::exists(&marker);
+    let mut bases: Vec<i64> = dma_file::list_dir(dir)
+        .map_err(io_dir)?
+        .iter()
+        .filter_map(|name| segment::parse_log_name(name))
+        .collect();
+    bases.sort_unstable();
+    let mut segments: VecDeque<Segment> = VecDeque::new();
+    let mut drop_from = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let is_last = i + 1 == bases.len();
+        if let Some(prev) = segments.back() {
+            if prev.next_offset != base {
+                tracing::warn!(
+                    ?dir,
+                    base,
+                    "segment does not continue the log; dropping it and later ones"
+                );
+                drop_from = Some(i);
+                break;
+            }
+        }
+        let log_path = segment::path(dir, base, LOG_SUFFIX);
+        let file = DmaFile::open_rw(&log_path, false).await.map_err(io_dir)?;
+        let file_bytes = file.size().await.map_err(io_dir)?;
+        let index_bytes = dma_file::read_file(&segment::path(dir, base, INDEX_SUFFIX))
+            .await
+            .map_err(io_dir)?;
+        let time_bytes = dma_file::read_file(&segment::path(dir, base, TIME_INDEX_SUFFIX))
+            .await
+            .map_err(io_dir)?;
+        let trusted = match (index_bytes, time_bytes) {
+            (Some(ix), Some(tx)) if clean || !is_last => SegmentIndex::decode(&ix, &tx)
+                .filter(|(_, footer)| footer.segment_bytes == file_bytes),
+            _ => None,
+        };
+        let (index, valid_bytes, next_offset, rescanned) = match trusted {
+            Some((index, footer)) => {
+                let next = base + footer.next_offset_relative as i64;
+                (index, file_bytes, next, false)
+            }
+            None => {
+                let scanned =
+                    segment::scan(&file, base, file_bytes, config.index_interval_bytes).await?;
+                if scanned.valid_bytes < file_bytes && !is_last {
+                    tracing::warn!(
+                        ?dir,
+                        base,
+                        valid = scanned.valid_bytes,
+                        file_bytes,
+                        "sealed segment has an invalid tail"
+                    );
+                }
+                (
+                    scanned.index,
+                    scanned.valid_bytes,
+                    scanned.next_offset,
+                    true,
+                )
+            }
+        };
+        let truncated = valid_bytes < file_bytes;
+        if rescanned && (truncated || !clean) {
+            file.truncate(valid_bytes).await.map_err(io_dir)?;
+            file.fdatasync().await.map_err(io_dir)?;
+        }
+        if rescanned && !is_last {
+            let footer = Footer {
+                segment_bytes: valid_bytes,
+                next_offset_relative: (next_offset - base) as u64,
+                max_timestamp: index.max_timestamp,
+            };
+            write_index(dir, base, &index, footer).await?;
+        }
+        segments.push_back(Segment {
+            base_offset: base,
+            next_offset,
+            assigned_bytes: valid_bytes,
+            written_bytes: valid_bytes,
+            index,
+            first_append_ms: None,
+            file: Some(Rc::new(file)),
+            sealed: !is_last,
+        });
+        if truncated && !is_last {
+            drop_from = Some(i + 1);
+            break;
+        }
+    }
+    if let Some(from) = drop_from {
+        for &base in &bases[from..] {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                dma_file::remove_file(&segment::path(dir, base, suffix)).map_err(io_dir)?;
+            }
+        }
+        if let Some(last) = segments.back_mut() {
+            // The former sealed segment becomes active again.
+            last.sealed = false;
+        }
+    }
+    if segments.is_empty() {
+        let base = 0;
+        let file = DmaFile::open_rw(&segment::path(dir, base, LOG_SUFFIX), true)
+            .await
+            .map_err(io_dir)?;
+        segments.push_back(Segment {
+            base_offset: base,
+            next_offset: base,
+            assigned_bytes: 0,
+            written_bytes: 0,
+            index: SegmentIndex::new(),
+            first_append_ms: None,
+            file: Some(Rc::new(file)),
+            sealed: false,
+        });
+    }
+    // The active segment's indexes will change; stale files must not be trusted later.
+    let active = segments.back().expect("not empty");
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        dma_file::remove_file(&segment::path(dir, active.base_offset, suffix)).map_err(io_dir)?;
+    }
+    let file = active.file.clone().expect("recovered segments have files");
+    let end = active.written_bytes;
+    let block = crate::constants::DMA_ALIGNMENT as u64;
+    let tail_start = end / block * block;
+    let tail = file
+        .read_at(tail_start, (end - tail_start) as usize)
+        .await
+        .map_err(io_dir)?
+        .to_vec();
+    file.pre_allocate(config.segment_bytes_clamped().max(end))
+        .await
+        .map_err(io_dir)?;
+    file.fdatasync().await.map_err(io_dir)?;
+    // Only now may a crash leave an unscanned active segment: drop the marker durably.
+    dma_file::remove_file(&marker).map_err(io_dir)?;
+    dma_file::sync_dir(dir).await.map_err(io_dir)?;
+    Ok(Recovered { segments, tail })
+}

@@ -1,0 +1,139 @@
+//! One segment: a `.log` file of RecordBatches named by its base offset, plus its indexes.
+//!
+//! A segment's bytes move through three states, tracked here by two watermarks:
+//! `assigned_bytes` (batches accepted by `append`, position fixed) >= `written_bytes`
+//! (written to the file by the segment writer, readable with DMA). The last segment is the
+//! active one; every earlier one is sealed: its file truncated to its exact size, fsynced,
+//! and its indexes written.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::io::dma_file::DmaFile;
+
+use super::batch::{self, Scan};
+use super::error::LogError;
+use super::segment_index::SegmentIndex;
+
+pub(crate) const LOG_SUFFIX: &str = ".log";
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// Bytes read per I/O while scanning a segment during recovery.
+const SCAN_CHUNK_BYTES: usize = 4 << 20;
+
+pub(crate) fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+pub(crate) fn path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(file_name(base_offset, suffix))
+}
+
+/// Parses `00000000000000000042.log` into 42.
+pub(crate) fn parse_log_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(LOG_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    /// One past the last offset assigned to this segment.
+    pub next_offset: i64,
+    pub assigned_bytes: u64,
+    pub written_bytes: u64,
+    pub index: SegmentIndex,
+    /// Wall-clock time (ms) of the first append in this process, for `segment_ms`.
+    pub first_append_ms: Option<i64>,
+    /// `None` until the segment writer creates the file.
+    pub file: Option<Rc<DmaFile>>,
+    pub sealed: bool,
+}
+
+impl Segment {
+    pub(crate) fn relative(&self, offset: i64) -> u32 {
+        let rel = offset - self.base_offset;
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&rel),
+            "offset {offset} outside segment {}",
+            self.base_offset
+        );
+        rel as u32
+    }
+}
+
+/// Result of scanning a segment file for its valid prefix.
+pub(crate) struct ScanResult {
+    pub valid_bytes: u64,
+    pub next_offset: i64,
+    pub index: SegmentIndex,
+}
+
+/// Scans `file` from position 0, checking framing, CRC and offset contiguity, and stops at
+/// the first invalid or zeroed batch. Rebuilds the indexes on the way.
+pub(crate) async fn scan(
+    file: &DmaFile,
+    base_offset: i64,
+    file_bytes: u64,
+    index_interval_bytes: u32,
+) -> Result<ScanResult, LogError> {
+    let mut index = SegmentIndex::new();
+    let mut position: u64 = 0;
+    let mut valid_bytes: u64 = 0;
+    let mut next_offset = base_offset;
+    let mut want = SCAN_CHUNK_BYTES;
+    'chunks: while position < file_bytes {
+        let len = want.min(usize::try_from(file_bytes - position).unwrap_or(usize::MAX));
+        let chunk = file
+            .read_at(position, len)
+            .await
+            .map_err(|e| LogError::io(format!("scanning {:?}", file.path()), e))?;
+        let mut p = 0usize;
+        loop {
+            match batch::scan(&chunk[p..], Some(next_offset)) {
+                Scan::Batch(h) => {
+                    let rel = h.base_offset - base_offset;
+                    let (Ok(rel), Ok(pos)) =
+                        (u32::try_from(rel), u32::try_from(position + p as u64))
+                    else {
+                        break 'chunks;
+                    };
+                    index.on_batch(
+                        rel,
+                        pos,
+                        h.size_bytes as u64,
+                        h.max_timestamp,
+                        index_interval_bytes,
+                    );
+                    next_offset = h.last_offset() + 1;
+                    p += h.size_bytes;
+                    valid_bytes = position + p as u64;
+                }
+                Scan::Incomplete(need) => {
+                    if chunk.len() < len || position + (p + need) as u64 > file_bytes {
+                        break 'chunks; // torn at end of file
+                    }
+                    if p == 0 {
+                        want = need.max(SCAN_CHUNK_BYTES);
+                    } else {
+                        want = SCAN_CHUNK_BYTES.max(need);
+                    }
+                    break;
+                }
+                Scan::End => break 'chunks,
+            }
+        }
+        if p == 0 && chunk.len() < len {
+            break;
+        }
+        position = valid_bytes;
+    }
+    Ok(ScanResult {
+        valid_bytes,
+        next_offset,
+        index,
+    })
+}

@@ -1,0 +1,287 @@
+//! The segment writer: one background task per partition that owns every write and fsync.
+//!
+//! It drains the queue of appended batches, coalesces them into large aligned O_DIRECT writes
+//! (re-writing the active segment's partial last block each time), and makes them durable
+//! under the flush policy. Under group commit one fdatasync covers everything written before
+//! it; batches appended while an fsync runs share the next one. Durability (and the high
+//! watermark) only ever advances in offset order, so acknowledgements complete in append
+//! order. It also rolls segments: seals the previous one (fsync, truncate to size, write
+//! indexes) and creates and preallocates the next.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+
+use crate::constants::DMA_ALIGNMENT;
+use crate::io::dma_file::DmaFile;
+
+use super::config::FlushPolicy;
+use super::error::LogError;
+use super::partition_log::{write_index, LogState};
+use super::segment::{self, LOG_SUFFIX};
+use super::segment_index::Footer;
+
+/// Largest single O_DIRECT write (a bigger batch is written alone).
+const WRITE_BYTES_MAX: usize = 4 << 20;
+
+const BLOCK: u64 = DMA_ALIGNMENT as u64;
+
+struct Writer {
+    state: Rc<RefCell<LogState>>,
+    /// Base offset and file of the segment being appended to.
+    segment_base: i64,
+    file: Rc<DmaFile>,
+    /// Bytes of the file's last partial block (`written_bytes % BLOCK` of them).
+    tail: Vec<u8>,
+    last_sync: Instant,
+}
+
+pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
+    let (segment_base, file) = {
+        let st = state.borrow();
+        let active = st.segments.back().expect("never empty");
+        (
+            active.base_offset,
+            active
+                .file
+                .clone()
+                .expect("active segment has a file at open"),
+        )
+    };
+    let mut writer = Writer {
+        state: state.clone(),
+        segment_base,
+        file,
+        tail,
+        last_sync: Instant::now(),
+    };
+    if let Err(error) = writer.run().await {
+        state.borrow_mut().fail(&error);
+    }
+}
+
+impl Writer {
+    async fn run(&mut self) -> Result<(), LogError> {
+        loop {
+            let (policy, has_work, needs_sync, closing, listener) = {
+                let st = self.state.borrow();
+                let has_work = !st.unwritten.is_empty();
+                let needs_sync = st.durable_offset < st.written_offset;
+                let listener = st.work_event.listen();
+                (st.config.flush, has_work, needs_sync, st.closing, listener)
+            };
+            let sync_due = needs_sync
+                && (closing
+                    || match policy {
+                        FlushPolicy::IntervalMs(ms) => {
+                            self.last_sync.elapsed() >= Duration::from_millis(ms)
+                        }
+                        _ => true,
+                    });
+            if !has_work && !sync_due {
+                if closing {
+                    return Ok(());
+                }
+                match policy {
+                    FlushPolicy::IntervalMs(ms) if needs_sync => {
+                        let left =
+                            Duration::from_millis(ms).saturating_sub(self.last_sync.elapsed());
+                        future::or(listener, crate::io::sleep(left)).await;
+                    }
+                    _ => listener.await,
+                }
+                continue;
+            }
+            drop(listener);
+            let bytes_max = match policy {
+                FlushPolicy::GroupCommit {
+                    delay_us,
+                    bytes_max,
+                } => {
+                    let queued = self.state.borrow().unwritten_bytes;
+                    if delay_us > 0 && queued < bytes_max && !closing {
+                        crate::io::sleep(Duration::from_micros(delay_us)).await;
+                    }
+                    bytes_max.max(1)
+                }
+                _ => u64::MAX,
+            };
+            let mut written: u64 = 0;
+            while written < bytes_max {
+                let n = self.write_some().await?;
+                if n == 0 {
+                    break;
+                }
+                written += n;
+            }
+            let st_closing = self.state.borrow().closing;
+            match policy {
+                FlushPolicy::GroupCommit { .. } => self.sync(true).await?,
+                FlushPolicy::IntervalMs(ms) => {
+                    if st_closing || self.last_sync.elapsed() >= Duration::from_millis(ms) {
+                        self.sync(false).await?;
+                    }
+                }
+                FlushPolicy::Never => {
+                    if st_closing {
+                        self.sync(false).await?;
+                    } else {
+                        let mut st = self.state.borrow_mut();
+                        st.durable_offset = st.written_offset;
+                        st.durable_event.notify(usize::MAX);
+                    }
+                }
+            }
+        }
+    }
+
+    /// fdatasyncs the active file and advances durability (and the high watermark if
+    /// `advance_hw`) to everything written before it.
+    async fn sync(&mut self, advance_hw: bool) -> Result<(), LogError> {
+        let covered = self.state.borrow().written_offset;
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| LogError::io(format!("fdatasync of segment {}", self.segment_base), e))?;
+        self.last_sync = Instant::now();
+        let mut st = self.state.borrow_mut();
+        if covered > st.durable_offset {
+            st.durable_offset = covered;
+            st.durable_event.notify(usize::MAX);
+        }
+        if advance_hw {
+            st.set_high_watermark(covered);
+        }
+        st.assert_offsets();
+        Ok(())
+    }
+
+    /// Writes one run of queued batches (one segment, up to `WRITE_BYTES_MAX` unless a single
+    /// batch is larger). Returns the bytes of batches written (0 when the queue is empty).
+    async fn write_some(&mut self) -> Result<u64, LogError> {
+        let (segment_base, first_position) = {
+            let st = self.state.borrow();
+            match st.unwritten.front() {
+                None => return Ok(0),
+                Some(first) => (first.segment_base, first.position),
+            }
+        };
+        if segment_base != self.segment_base {
+            self.roll(segment_base).await?;
+        }
+        // Gather the run and build the aligned buffer without holding the borrow over I/O.
+        let aligned_start = first_position / BLOCK * BLOCK;
+        assert_eq!(
+            (first_position - aligned_start) as usize,
+            self.tail.len(),
+            "tail block out of step with the write position"
+        );
+        let (buf, count, payload, last_offset) = {
+            let st = self.state.borrow();
+            let mut count = 0usize;
+            let mut payload = 0usize;
+            for pending in st.unwritten.iter() {
+                if pending.segment_base != segment_base
+                    || (count > 0
+                        && self.tail.len() + payload + pending.bytes.len() > WRITE_BYTES_MAX)
+                {
+                    break;
+                }
+                count += 1;
+                payload += pending.bytes.len();
+            }
+            let used = self.tail.len() + payload;
+            let padded = used.div_ceil(DMA_ALIGNMENT) * DMA_ALIGNMENT;
+            let mut buf = self.file.alloc(padded);
+            let bytes = buf.as_bytes_mut();
+            bytes[..self.tail.len()].copy_from_slice(&self.tail);
+            let mut at = self.tail.len();
+            let mut last_offset = 0;
+            for pending in st.unwritten.iter().take(count) {
+                bytes[at..at + pending.bytes.len()].copy_from_slice(&pending.bytes);
+                at += pending.bytes.len();
+                last_offset = pending.last_offset;
+            }
+            let tail_start = used / DMA_ALIGNMENT * DMA_ALIGNMENT;
+            self.tail.clear();
+            self.tail.extend_from_slice(&bytes[tail_start..used]);
+            (buf, count, payload, last_offset)
+        };
+        self.file
+            .write_at(buf, aligned_start)
+            .await
+            .map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
+        let mut st = self.state.borrow_mut();
+        for _ in 0..count {
+            let done = st.unwritten.pop_front().expect("counted above");
+            assert!(
+                done.base_offset >= st.written_offset,
+                "batches written out of order"
+            );
+            st.unwritten_bytes -= done.bytes.len() as u64;
+        }
+        st.written_offset = last_offset + 1;
+        let active = st
+            .segments
+            .iter_mut()
+            .rev()
+            .find(|s| s.base_offset == segment_base)
+            .expect("segment being written exists");
+        active.written_bytes = first_position + payload as u64;
+        st.trim_cache();
+        st.assert_offsets();
+        Ok(payload as u64)
+    }
+
+    /// Seals the current segment and opens the segment starting at `next_base`.
+    async fn roll(&mut self, next_base: i64) -> Result<(), LogError> {
+        let (dir, footer, index, segment_bytes) = {
+            let st = self.state.borrow();
+            let current = st
+                .segments
+                .iter()
+                .find(|s| s.base_offset == self.segment_base)
+                .expect("current segment exists");
+            let footer = Footer {
+                segment_bytes: current.written_bytes,
+                next_offset_relative: (current.next_offset - current.base_offset) as u64,
+                max_timestamp: current.index.max_timestamp,
+            };
+            (
+                st.dir.clone(),
+                footer,
+                current.index.clone(),
+                st.config.segment_bytes_clamped(),
+            )
+        };
+        let base = self.segment_base;
+        let io = |e| LogError::io(format!("sealing segment {base}"), e);
+        self.file.fdatasync().await.map_err(io)?;
+        self.file.truncate(footer.segment_bytes).await.map_err(io)?;
+        self.file.fdatasync().await.map_err(io)?;
+        write_index(&dir, base, &index, footer).await?;
+
+        let path = segment::path(&dir, next_base, LOG_SUFFIX);
+        let io = |e| LogError::io(format!("creating segment {next_base}"), e);
+        let file = Rc::new(DmaFile::open_rw(&path, true).await.map_err(io)?);
+        file.pre_allocate(segment_bytes).await.map_err(io)?;
+        crate::io::dma_file::sync_dir(&dir).await.map_err(io)?;
+        {
+            let mut st = self.state.borrow_mut();
+            for segment in st.segments.iter_mut() {
+                if segment.base_offset == base {
+                    segment.sealed = true;
+                }
+                if segment.base_offset == next_base {
+                    segment.file = Some(file.clone());
+                }
+            }
+        }
+        self.segment_base = next_base;
+        self.file = file;
+        self.tail.clear();
+        Ok(())
+    }
+}
