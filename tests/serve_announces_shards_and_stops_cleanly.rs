@@ -1,0 +1,102 @@
+//! `sluice serve` prints exactly one ready line naming every shard as its own broker on PORT+i,
+//! Metadata advertises the same brokers, and SIGTERM and SIGINT each end it with exit code 0.
+//! A second start on the same data dir and ports works.
+
+mod common;
+
+use std::process::Command;
+
+use common::{consumer, wait_child, Broker, BrokerOptions, ReadyLine, CLIENT_TIMEOUT};
+use rdkafka::consumer::Consumer;
+
+#[test]
+fn ready_line_parses() {
+    let line = "sluice ready bootstrap=127.0.0.1:9092 brokers=0@127.0.0.1:9092,1@127.0.0.1:9093";
+    assert_eq!(
+        ReadyLine::parse(line),
+        Some(ReadyLine {
+            bootstrap: "127.0.0.1:9092".to_string(),
+            brokers: vec![
+                (0, "127.0.0.1:9092".to_string()),
+                (1, "127.0.0.1:9093".to_string())
+            ],
+        })
+    );
+    assert_eq!(ReadyLine::parse("sluice starting"), None);
+    assert_eq!(
+        ReadyLine::parse("sluice ready bootstrap=a:1 brokers=x@a:1"),
+        None
+    );
+}
+
+#[test]
+fn serve_announces_shards_and_stops_cleanly() {
+    let mut broker = Broker::start_with(BrokerOptions {
+        fixed_ports: true,
+        ..BrokerOptions::default()
+    });
+    let ready = broker.ready_line().clone();
+    assert_eq!(
+        Some(&ready.bootstrap),
+        ready.brokers.first().map(|(_, address)| address),
+        "bootstrap is shard 0"
+    );
+    let ids: Vec<i32> = ready.brokers.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![0, 1], "one broker id per shard");
+
+    // Metadata advertises exactly the announced brokers.
+    let client = consumer(broker.bootstrap(), &[]);
+    let metadata = client
+        .fetch_metadata(None, CLIENT_TIMEOUT)
+        .expect("Metadata");
+    let mut advertised: Vec<(i32, String)> = metadata
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
+        .collect();
+    advertised.sort();
+    assert_eq!(advertised, ready.brokers, "Metadata brokers vs ready line");
+    drop(client);
+
+    broker.stop_graceful();
+    broker.restart();
+    assert_eq!(broker.ready_line(), &ready, "same ports after a restart");
+
+    // SIGINT is as graceful as SIGTERM. Drive the process directly for this one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sluice");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read");
+    assert!(
+        ReadyLine::parse(&line).is_some(),
+        "ready line, got {line:?}"
+    );
+    let pid = child.id();
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = wait_child(&mut child, common::SHUTDOWN_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGINT should exit 0, got {status:?}"
+    );
+}
