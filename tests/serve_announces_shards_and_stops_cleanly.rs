@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{consumer, wait_child, Broker, BrokerOptions, ReadyLine, CLIENT_TIMEOUT};
+use common::{consumer, Broker, BrokerOptions, ReadyLine, CLIENT_TIMEOUT};
 use rdkafka::consumer::Consumer;
 
 #[test]
@@ -62,41 +60,12 @@ fn serve_announces_shards_and_stops_cleanly() {
     broker.restart();
     assert_eq!(broker.ready_line(), &ready, "same ports after a restart");
 
-    // SIGINT is as graceful as SIGTERM. Drive the process directly for this one.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "1",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn sluice");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read");
-    assert!(
-        ReadyLine::parse(&line).is_some(),
-        "ready line, got {line:?}"
-    );
-    let pid = child.id();
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -INT {pid}")])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = wait_child(&mut child, common::SHUTDOWN_TIMEOUT);
-    if status.is_none() {
-        let _ = child.kill();
-    }
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "SIGINT should exit 0, got {status:?}"
-    );
+    broker.stop_with_signal("INT");
+
+    // A single-shard broker works too, and also stops on SIGINT.
+    let mut single = Broker::start_with(BrokerOptions {
+        shards_count: 1,
+        ..BrokerOptions::default()
+    });
+    single.stop_with_signal("INT");
 }

@@ -181,27 +181,32 @@ impl Broker {
 
     /// SIGTERM, then wait for a clean exit. Panics on a non-zero exit or a hang.
     pub fn stop_graceful(&mut self) {
+        self.stop_with_signal("TERM");
+    }
+
+    /// Sends `signal` (`TERM` or `INT`), then waits for exit code 0 within `SHUTDOWN_TIMEOUT`.
+    pub fn stop_with_signal(&mut self, signal: &str) {
         let Some(mut child) = self.child.take() else {
             return;
         };
         self.ready = None;
         let pid = child.id();
         let status = Command::new("sh")
-            .args(["-c", &format!("kill -TERM {pid}")])
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid} failed");
+        assert!(status.success(), "kill -{signal} {pid} failed");
         match wait_child(&mut child, SHUTDOWN_TIMEOUT) {
             Some(status) => assert!(
                 status.success(),
-                "broker did not exit cleanly on SIGTERM: {status}\n--- broker stderr ---\n{}",
+                "broker did not exit cleanly on SIG{signal}: {status}\n--- broker stderr ---\n{}",
                 self.stderr()
             ),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "broker did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM\n--- broker stderr ---\n{}",
+                    "broker did not exit within {SHUTDOWN_TIMEOUT:?} of SIG{signal}\n--- broker stderr ---\n{}",
                     self.stderr()
                 );
             }
