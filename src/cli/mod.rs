@@ -1,4 +1,69 @@
 //! The `sluice` binary's subcommands.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//!
+//! - `serve` — run the broker ([`serve`], owned by the broker side).
+//! - `topic create|list|describe|delete|alter-config` — topic admin over the Kafka protocol.
+//! - `produce` / `consume` — console tools like kafka-console-producer/-consumer.
+//!
+//! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod args;
+pub mod cli_error;
+pub mod consume;
+pub mod produce;
+pub mod serve;
+pub mod topic;
+
+pub use cli_error::CliError;
+
+/// sluice: a Kafka-compatible, thread-per-core message broker.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(serve::ServeArgs),
+    /// Create, list, describe, delete and configure topics.
+    Topic(topic::TopicArgs),
+    /// Produce one message per input line (like kafka-console-producer).
+    Produce(produce::ProduceArgs),
+    /// Print messages of a topic, one value per line (like kafka-console-consumer).
+    Consume(consume::ConsumeArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => return serve::run(args),
+        Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `sluice consume ... | head` closes our stdout; that is a normal way to stop.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,141 @@
+//! Argument types shared by the client subcommands, with their parsers.
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use kafka_protocol::records::Compression;
+
+use crate::client::{Acks, Cluster, ConnectionConfig};
+
+use super::CliError;
+
+/// Where to find the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// Broker address(es) to bootstrap from, comma-separated host:port.
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+}
+
+impl BootstrapArgs {
+    pub fn connect(&self) -> Result<Cluster, CliError> {
+        let config = ConnectionConfig {
+            request_timeout: Duration::from_secs(30),
+            ..ConnectionConfig::default()
+        };
+        Ok(Cluster::connect(&self.bootstrap, config)?)
+    }
+}
+
+/// Parses `key=value` (value may contain `=`; key must be non-empty).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
+}
+
+/// `--acks`: all (or -1), 1, 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AcksArg {
+    #[value(name = "all", alias = "-1")]
+    All,
+    #[value(name = "1")]
+    Leader,
+    #[value(name = "0")]
+    None,
+}
+
+impl From<AcksArg> for Acks {
+    fn from(a: AcksArg) -> Self {
+        match a {
+            AcksArg::All => Acks::All,
+            AcksArg::Leader => Acks::Leader,
+            AcksArg::None => Acks::None,
+        }
+    }
+}
+
+/// `--compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+/// `--from`: earliest | latest | OFFSET | ts:MILLIS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromArg {
+    Earliest,
+    Latest,
+    Offset(i64),
+    Timestamp(i64),
+}
+
+pub fn parse_from(s: &str) -> Result<FromArg, String> {
+    match s {
+        "earliest" | "beginning" => Ok(FromArg::Earliest),
+        "latest" | "end" => Ok(FromArg::Latest),
+        _ => {
+            if let Some(ts) = s.strip_prefix("ts:") {
+                let ts: i64 = ts
+                    .parse()
+                    .map_err(|_| format!("'{ts}' is not a timestamp in milliseconds"))?;
+                if ts < 0 {
+                    return Err("timestamp must be >= 0".to_owned());
+                }
+                return Ok(FromArg::Timestamp(ts));
+            }
+            match s.parse::<i64>() {
+                Ok(offset) if offset >= 0 => Ok(FromArg::Offset(offset)),
+                _ => Err(format!(
+                    "expected earliest, latest, an offset >= 0 or ts:MILLIS, got '{s}'"
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_splits_at_first_equals() {
+        assert_eq!(
+            parse_key_value("a=b=c"),
+            Ok(("a".to_owned(), "b=c".to_owned()))
+        );
+        assert_eq!(parse_key_value("a="), Ok(("a".to_owned(), String::new())));
+        assert!(parse_key_value("=b").is_err());
+        assert!(parse_key_value("ab").is_err());
+    }
+
+    #[test]
+    fn from_accepts_all_forms() {
+        assert_eq!(parse_from("earliest"), Ok(FromArg::Earliest));
+        assert_eq!(parse_from("latest"), Ok(FromArg::Latest));
+        assert_eq!(parse_from("42"), Ok(FromArg::Offset(42)));
+        assert_eq!(
+            parse_from("ts:1700000000000"),
+            Ok(FromArg::Timestamp(1_700_000_000_000))
+        );
+        assert!(parse_from("-1").is_err());
+        assert!(parse_from("ts:x").is_err());
+        assert!(parse_from("soon").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! One blocking TCP connection to one broker: framing, correlation ids, version negotiation.
+//!
+//! Every Kafka frame is a 4-byte big-endian size followed by that many bytes. A request frame
+//! holds a `RequestHeader` then the body; a response frame a `ResponseHeader` then the body.
+//! Header versions depend on the API and its version (flexible versions use tagged fields).
+//!
+//! Requests are strictly one at a time: `send` writes a request and reads its response before
+//! returning, so correlation ids only guard against a confused peer.
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes};
+
+use super::error::{ClientError, CodecError};
+
+/// ApiVersions error code for a request version the broker does not know.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Settings shared by every connection a client opens.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    pub client_id: String,
+    /// Largest response frame accepted; checked before allocating the frame buffer.
+    pub response_bytes_max: usize,
+    pub connect_timeout: Duration,
+    /// How long a response may take beyond any wait time the request itself asks for.
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "sluice-cli".to_owned(),
+            response_bytes_max: 128 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connected, version-negotiated broker connection.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    addr: String,
+    client_id: StrBytes,
+    correlation_id_next: i32,
+    /// Broker-advertised (min, max) version per API key.
+    broker_versions: HashMap<i16, (i16, i16)>,
+    response_bytes_max: usize,
+    request_timeout: Duration,
+}
+
+/// The short name of a request type, e.g. `MetadataRequest`, for error messages.
+pub fn api_name<R>() -> &'static str {
+    let full = std::any::type_name::<R>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+impl Connection {
+    /// Connects to `addr` (host:port) and negotiates API versions with ApiVersions.
+    pub fn connect(addr: &str, config: &ConnectionConfig) -> Result<Self, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let mut last_err = None;
+        let mut stream = None;
+        for sock_addr in addr.to_socket_addrs().map_err(connect_err)? {
+            match TcpStream::connect_timeout(&sock_addr, config.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let stream = match stream {
+            Some(s) => s,
+            None => {
+                return Err(connect_err(last_err.unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "address resolved to nothing")
+                })))
+            }
+        };
+        stream.set_nodelay(true).map_err(connect_err)?;
+        let mut conn = Self {
+            stream,
+            addr: addr.to_owned(),
+            client_id: StrBytes::from_string(config.client_id.clone()),
+            correlation_id_next: 1,
+            broker_versions: HashMap::new(),
+            response_bytes_max: config.response_bytes_max,
+            request_timeout: config.request_timeout,
+        };
+        conn.negotiate_versions()?;
+        Ok(conn)
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The broker's advertised (min, max) versions for an API, if it advertises it.
+    pub fn broker_versions(&self, api_key: ApiKey) -> Option<(i16, i16)> {
+        self.broker_versions.get(&(api_key as i16)).copied()
+    }
+
+    /// The highest version of `R` both this client and the broker support.
+    pub fn version<R: Request>(&self) -> Result<i16, ClientError> {
+        let client = R::VERSIONS;
+        let unsupported = |broker_range| ClientError::UnsupportedApi {
+            addr: self.addr.clone(),
+            api: api_name::<R>(),
+            client_min: client.min,
+            client_max: client.max,
+            broker_range,
+        };
+        let (broker_min, broker_max) = self
+            .broker_versions
+            .get(&R::KEY)
+            .copied()
+            .ok_or_else(|| unsupported(None))?;
+        let version = client.max.min(broker_max);
+        if version < client.min.max(broker_min) {
+            return Err(unsupported(Some((broker_min, broker_max))));
+        }
+        Ok(version)
+    }
+
+    /// Sends `request` at the negotiated version and waits for its response.
+    pub fn send<R: Request>(&mut self, request: &R) -> Result<(R::Response, i16), ClientError> {
+        let version = self.version::<R>()?;
+        let response = self.send_version(request, version, Duration::ZERO)?;
+        Ok((response, version))
+    }
+
+    /// Sends `request` at `version` and waits for its response. `extra_wait` is added to the
+    /// read timeout for requests that park on the broker (Fetch's max_wait_ms).
+    pub fn send_version<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        extra_wait: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let correlation_id = self.write_request(request, version)?;
+        self.stream
+            .set_read_timeout(Some(self.request_timeout + extra_wait))
+            .map_err(|source| self.io_err(source))?;
+        let mut frame = self.read_frame()?;
+        let api_key = api_key_of::<R>();
+        let header_version = api_key.response_header_version(version);
+        let header = ResponseHeader::decode(&mut frame, header_version)
+            .map_err(|e| self.decode_err::<R>(version, e.into()))?;
+        if header.correlation_id != correlation_id {
+            return Err(ClientError::CorrelationMismatch {
+                addr: self.addr.clone(),
+                expected: correlation_id,
+                got: header.correlation_id,
+            });
+        }
+        R::Response::decode(&mut frame, version)
+            .map_err(|e| self.decode_err::<R>(version, e.into()))
+    }
+
+    /// Sends a request the broker will not answer (Produce with acks=0).
+    pub fn send_without_response<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), ClientError> {
+        self.write_request(request, version).map(|_| ())
+    }
+
+    fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
+        let correlation_id = self.correlation_id_next;
+        self.correlation_id_next = self.correlation_id_next.wrapping_add(1);
+        let api_key = api_key_of::<R>();
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let encode_err = |source: CodecError| ClientError::Encode {
+            api: api_name::<R>(),
+            version,
+            source,
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&[0u8; 4]);
+        header
+            .encode(&mut buf, api_key.request_header_version(version))
+            .map_err(|e| encode_err(e.into()))?;
+        request
+            .encode(&mut buf, version)
+            .map_err(|e| encode_err(e.into()))?;
+        let body_len = i32::try_from(buf.len() - 4).map_err(|_| {
+            encode_err(format!("request of {} bytes is too large", buf.len()).into())
+        })?;
+        buf[..4].copy_from_slice(&body_len.to_be_bytes());
+        self.stream
+            .write_all(&buf)
+            .map_err(|source| self.io_err(source))?;
+        Ok(correlation_id)
+    }
+
+    fn read_frame(&mut self) -> Result<Bytes, ClientError> {
+        let mut size_buf = [0u8; 4];
+        self.stream
+            .read_exact(&mut size_buf)
+            .map_err(|source| self.io_err(source))?;
+        let size = i32::from_be_bytes(size_buf);
+        // A negative size is as impossible as a huge one; report both the same way.
+        let size_bytes = usize::try_from(size).unwrap_or(usize::MAX);
+        if size_bytes > self.response_bytes_max {
+            return Err(ClientError::ResponseTooLarge {
+                addr: self.addr.clone(),
+                size_bytes,
+                size_bytes_max: self.response_bytes_max,
+            });
+        }
+        let mut frame = vec![0u8; size_bytes];
+        self.stream
+            .read_exact(&mut frame)
+            .map_err(|source| self.io_err(source))?;
+        Ok(Bytes::from(frame))
+    }
+
+    /// ApiVersions at our highest version; a broker that does not know it answers
+    /// UNSUPPORTED_VERSION with a v0 body listing its own ApiVersions range, and we retry.
+    fn negotiate_versions(&mut self) -> Result<(), ClientError> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("sluice"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut version = ApiVersionsRequest::VERSIONS.max;
+        for _attempt in 0..2 {
+            let response = self.api_versions_once(&request, version)?;
+            if response.error_code == UNSUPPORTED_VERSION {
+                let broker_max = response
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map_or(0, |k| k.max_version);
+                version = broker_max.min(ApiVersionsRequest::VERSIONS.max);
+                continue;
+            }
+            super::error::check_error_code(response.error_code, None, || {
+                format!("ApiVersions to {}", self.addr)
+            })?;
+            self.broker_versions = response
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, (k.min_version, k.max_version)))
+                .collect();
+            return Ok(());
+        }
+        Err(ClientError::UnsupportedApi {
+            addr: self.addr.clone(),
+            api: api_name::<ApiVersionsRequest>(),
+            client_min: ApiVersionsRequest::VERSIONS.min,
+            client_max: ApiVersionsRequest::VERSIONS.max,
+            broker_range: None,
+        })
+    }
+
+    fn api_versions_once(
+        &mut self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> Result<ApiVersionsResponse, ClientError> {
+        let correlation_id = self.write_request(request, version)?;
+        self.stream
+            .set_read_timeout(Some(self.request_timeout))
+            .map_err(|source| self.io_err(source))?;
+        let mut frame = self.read_frame()?;
+        // The ApiVersions response header is always v0, whatever the request version.
+        let header = ResponseHeader::decode(&mut frame, 0)
+            .map_err(|e| self.decode_err::<ApiVersionsRequest>(version, e.into()))?;
+        if header.correlation_id != correlation_id {
+            return Err(ClientError::CorrelationMismatch {
+                addr: self.addr.clone(),
+                expected: correlation_id,
+                got: header.correlation_id,
+            });
+        }
+        // On UNSUPPORTED_VERSION the body is v0, so peek at the error code before decoding.
+        let error_code = frame
+            .get(..2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .unwrap_or(0);
+        let body_version = if error_code == UNSUPPORTED_VERSION {
+            0
+        } else {
+            version
+        };
+        ApiVersionsResponse::decode(&mut frame, body_version)
+            .map_err(|e| self.decode_err::<ApiVersionsRequest>(body_version, e.into()))
+    }
+
+    fn io_err(&self, source: std::io::Error) -> ClientError {
+        ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+
+    fn decode_err<R>(&self, version: i16, source: CodecError) -> ClientError {
+        ClientError::Decode {
+            api: api_name::<R>(),
+            version,
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+}
+
+fn api_key_of<R: Request>() -> ApiKey {
+    // Every `Request` type in kafka-protocol has a KEY that ApiKey knows; a failure here
+    // would be a bug in that crate, not bad input.
+    #[allow(clippy::expect_used)]
+    ApiKey::try_from(R::KEY).expect("kafka-protocol request with an unknown ApiKey")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    #[test]
+    fn api_name_is_short() {
+        assert_eq!(api_name::<MetadataRequest>(), "MetadataRequest");
+    }
+}
