@@ -848,3 +848,88 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
     dma_file::sync_dir(dir).await.map_err(io_dir)?;
     Ok(Recovered { segments, tail })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::testing::make_batch;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("tempdir")
+    }
+
+    #[test]
+    fn group_commit_hides_data_until_fsync() {
+        let tmp = dir();
+        let path = tmp.path().join("p");
+        crate::io::block_on_local(async move {
+            let log = PartitionLog::open(path, LogConfig::default())
+                .await
+                .expect("open");
+            let info = log
+                .append(Bytes::from(make_batch(4, 100, 7)), 0)
+                .expect("append");
+            assert_eq!((info.base_offset, info.last_offset), (0, 3));
+            assert_eq!(log.log_end_offset(), 4);
+            assert_eq!(log.high_watermark(), 0, "not visible before the fsync");
+            let empty = log.read(0, 1000).await.expect("read at hw");
+            assert!(empty.chunks.is_empty());
+            log.wait_for_data(0).await;
+            assert_eq!(log.high_watermark(), 4);
+            log.wait_durable(3).await.expect("durable");
+            let read = log.read(0, 1000).await.expect("read");
+            assert_eq!(read.bytes_len(), 161);
+            assert!(matches!(
+                log.read(5, 10).await,
+                Err(LogError::OffsetOutOfRange { requested: 5, .. })
+            ));
+            log.close().await.expect("close");
+            assert!(matches!(
+                log.append(Bytes::from(make_batch(1, 1, 1)), 0),
+                Err(LogError::Closed)
+            ));
+        });
+    }
+
+    #[test]
+    fn never_policy_exposes_at_append_and_rejects_bad_batches_atomically() {
+        let tmp = dir();
+        let path = tmp.path().join("p");
+        crate::io::block_on_local(async move {
+            let config = LogConfig {
+                flush: FlushPolicy::Never,
+                max_message_bytes: 2000,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(path, config).await.expect("open");
+            let mut two = make_batch(2, 10, 1);
+            two.extend_from_slice(&make_batch(3, 10, 1));
+            let info = log.append(Bytes::from(two), 0).expect("append");
+            assert_eq!((info.base_offset, info.last_offset), (0, 4));
+            assert_eq!(log.high_watermark(), 5);
+            let mut bad = make_batch(1, 10, 1);
+            bad.extend_from_slice(&make_batch(1, 10, 1));
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(matches!(
+                log.append(Bytes::from(bad), 0),
+                Err(LogError::CorruptMessage { .. })
+            ));
+            assert!(matches!(
+                log.append(Bytes::from(make_batch(1, 5000, 1)), 0),
+                Err(LogError::MessageTooLarge { .. })
+            ));
+            assert!(matches!(
+                log.append(Bytes::new(), 0),
+                Err(LogError::InvalidRecord { .. })
+            ));
+            assert_eq!(
+                log.log_end_offset(),
+                5,
+                "rejected record sets leave no trace"
+            );
+            log.wait_durable(4).await.expect("written");
+            log.delete().await.expect("delete");
+        });
+    }
+}
