@@ -179,6 +179,24 @@ impl Broker {
         }
     }
 
+    /// If the broker process has exited, forgets it (so `restart` works) and describes how it
+    /// ended, with the tail of its stderr.
+    pub fn exited(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().expect("try_wait on broker")?;
+        self.child = None;
+        self.ready = None;
+        let stderr = read_tail(&self.stderr_path(self.starts_count), 256 * 1024);
+        // Show the panic message if there is one, else the end of stderr.
+        let from = stderr
+            .find("panicked at")
+            .or_else(|| stderr.find("memory allocation"))
+            .map(|i| stderr[..i].rfind('\n').map_or(0, |n| n + 1))
+            .unwrap_or_else(|| stderr.len().saturating_sub(2048));
+        let shown: String = stderr[from..].chars().take(2048).collect();
+        Some(format!("broker exited with {status}; stderr:\n{shown}"))
+    }
+
     /// SIGTERM, then wait for a clean exit. Panics on a non-zero exit or a hang.
     pub fn stop_graceful(&mut self) {
         self.stop_with_signal("TERM");
@@ -259,6 +277,7 @@ impl Broker {
                 command.env_remove(key);
             }
         }
+        command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
@@ -584,11 +603,13 @@ pub fn try_produce_all(
     deliveries
 }
 
-/// A consumer without a group: partitions are assigned explicitly, nothing is committed.
+/// A consumer whose partitions are assigned explicitly; nothing is committed. librdkafka needs a
+/// `group.id` for assign(), but with auto-commit off the group is never joined.
 pub fn consumer(bootstrap: &str, overrides: &[(&str, &str)]) -> BaseConsumer {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
+        .set("group.id", topic_name("sluice-tests"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "error")
