@@ -83,7 +83,9 @@ impl ConfigFile {
 pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy, ConfigError> {
     let invalid = |reason: &str| ConfigError::Invalid {
         key: "flush-policy",
-        reason: format!("{reason} (got {text:?}; expected group-commit[:DELAY_US], interval:MS or never)"),
+        reason: format!(
+            "{reason} (got {text:?}; expected group-commit[:DELAY_US], interval:MS or never)"
+        ),
     };
     let (name, arg) = match text.split_once(':') {
         Some((name, arg)) => (name, Some(arg)),
@@ -97,7 +99,10 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy, ConfigError> {
         "group-commit" => {
             let default = LogConfig::default();
             let (delay_default, bytes_default) = match default.flush {
-                FlushPolicy::GroupCommit { delay_us, bytes_max } => (delay_us, bytes_max),
+                FlushPolicy::GroupCommit {
+                    delay_us,
+                    bytes_max,
+                } => (delay_us, bytes_max),
                 _ => (200, 4 << 20),
             };
             Ok(FlushPolicy::GroupCommit {

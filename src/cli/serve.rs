@@ -136,7 +136,11 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     if let Some(bytes) = file.retention_bytes {
         log.retention_bytes = u64::try_from(bytes).ok();
     }
-    if let Some(policy) = args.flush_policy.as_deref().or(file.flush_policy.as_deref()) {
+    if let Some(policy) = args
+        .flush_policy
+        .as_deref()
+        .or(file.flush_policy.as_deref())
+    {
         log.flush = config::parse_flush_policy(policy)?;
     }
     if let Some(bytes) = args.message_max_bytes.or(file.message_max_bytes) {

@@ -1,1 +1,9 @@
-//! server
+//! The broker process: starts one shard per core, each with its own listener (its own
+//! Kafka broker id), and serves connections with one thin handler per API.
+
+pub mod connection;
+pub mod error_codes;
+pub mod handlers;
+pub mod process;
+
+pub use process::{run, ServerError};

@@ -1,1 +1,217 @@
-//! shard
+//! A shard: one core's executor and everything it owns — its partitions' logs and its
+//! replica of the topic catalog. Connections on the shard share it through `Rc`; nothing
+//! here is `Send`, and no lock is taken on the data path.
+
+pub mod catalog;
+pub mod catalog_owner;
+pub mod control;
+pub mod topic_config;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+
+use crate::config::BrokerConfig;
+use crate::log::{LogConfig, PartitionLog};
+use catalog::{owner_shard, Catalog, CatalogChange, TopicMeta};
+use control::{AdminError, AdminRequest, ShardMessage};
+
+/// The address a shard advertises as its own broker.
+#[derive(Debug, Clone)]
+pub struct BrokerAddress {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Where a partition lives relative to this shard.
+pub enum PartitionLookup {
+    Local(PartitionLog),
+    /// The topic exists but this partition belongs to another shard (or does not exist).
+    NotHere,
+    UnknownTopic,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<BrokerConfig>,
+    pub brokers: Vec<BrokerAddress>,
+    catalog: RefCell<Catalog>,
+    /// Logs of the partitions this shard owns, by topic then partition index.
+    logs: RefCell<HashMap<String, HashMap<i32, PartitionLog>>>,
+    admin: async_channel::Sender<AdminRequest>,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        config: Arc<BrokerConfig>,
+        brokers: Vec<BrokerAddress>,
+        catalog: Catalog,
+        admin: async_channel::Sender<AdminRequest>,
+    ) -> Shard {
+        Shard {
+            id,
+            config,
+            brokers,
+            catalog: RefCell::new(catalog),
+            logs: RefCell::new(HashMap::new()),
+            admin,
+        }
+    }
+
+    pub fn node_id(&self) -> i32 {
+        i32::try_from(self.id).unwrap_or(i32::MAX)
+    }
+
+    pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
+        owner_shard(topic, partition, self.config.shard_count)
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self.catalog.borrow().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<TopicMeta> {
+        self.catalog.borrow().by_id(id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<TopicMeta> {
+        self.catalog.borrow().topics().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> PartitionLookup {
+        if let Some(log) = self
+            .logs
+            .borrow()
+            .get(topic)
+            .and_then(|parts| parts.get(&partition))
+        {
+            return PartitionLookup::Local(log.clone());
+        }
+        if self.catalog.borrow().get(topic).is_some() {
+            PartitionLookup::NotHere
+        } else {
+            PartitionLookup::UnknownTopic
+        }
+    }
+
+    /// Every log this shard owns (for retention, shutdown, metrics).
+    pub fn local_logs(&self) -> Vec<PartitionLog> {
+        self.logs
+            .borrow()
+            .values()
+            .flat_map(|parts| parts.values().cloned())
+            .collect()
+    }
+
+    pub fn topic_log_config(&self, meta: &TopicMeta) -> Result<LogConfig, AdminError> {
+        topic_config::log_config(&self.config.log, &meta.overrides)
+            .map_err(|e| AdminError::InvalidConfig(e.to_string()))
+    }
+
+    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// Opens the logs of every partition this shard owns in the current catalog.
+    pub async fn open_owned_partitions(&self) -> Result<(), AdminError> {
+        for meta in self.topics() {
+            self.open_partitions(&meta).await?;
+        }
+        Ok(())
+    }
+
+    async fn open_partitions(&self, meta: &TopicMeta) -> Result<(), AdminError> {
+        let log_config = self.topic_log_config(meta)?;
+        for partition in 0..meta.partition_count {
+            if self.owner_of(&meta.name, partition) != self.id {
+                continue;
+            }
+            let existing = self
+                .logs
+                .borrow()
+                .get(&meta.name)
+                .and_then(|parts| parts.get(&partition))
+                .cloned();
+            if let Some(log) = existing {
+                log.update_config(log_config.clone());
+                continue;
+            }
+            let dir = self.partition_dir(&meta.name, partition);
+            let log = PartitionLog::open(dir, log_config.clone())
+                .await
+                .map_err(|e| {
+                    AdminError::Storage(format!("opening {}-{partition}: {e}", meta.name))
+                })?;
+            self.logs
+                .borrow_mut()
+                .entry(meta.name.clone())
+                .or_default()
+                .insert(partition, log);
+        }
+        Ok(())
+    }
+
+    /// Applies a catalog change broadcast by shard 0: opens, reconfigures or deletes logs.
+    pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
+        self.catalog.borrow_mut().apply(&change);
+        match change {
+            CatalogChange::Upsert(meta) => self.open_partitions(&meta).await,
+            CatalogChange::Delete { name } => {
+                let removed = self.logs.borrow_mut().remove(&name);
+                for (partition, log) in removed.into_iter().flatten() {
+                    log.delete().await.map_err(|e| {
+                        AdminError::Storage(format!("deleting {name}-{partition}: {e}"))
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a request to the catalog owner and waits for its answer.
+    pub async fn admin<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> AdminRequest,
+    ) -> Result<T, AdminError> {
+        let (reply, answer) = oneshot::channel();
+        self.admin
+            .send(make(reply))
+            .await
+            .map_err(|_| AdminError::ShuttingDown)?;
+        answer.await.map_err(|_| AdminError::ShuttingDown)
+    }
+
+    /// Flushes and closes every owned log, marking a clean shutdown.
+    pub async fn close_all(&self) {
+        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        for (topic, parts) in logs {
+            for (partition, log) in parts {
+                if let Err(e) = log.close().await {
+                    tracing::error!(%topic, partition, error = %e, "closing partition log failed");
+                }
+            }
+        }
+    }
+}
+
+/// The shard's control loop: catalog changes and shutdown, in arrival order.
+pub async fn control_loop(shard: std::rc::Rc<Shard>, inbox: async_channel::Receiver<ShardMessage>) {
+    while let Ok(message) = inbox.recv().await {
+        match message {
+            ShardMessage::Apply { change, reply } => {
+                let result = shard.apply(change).await;
+                let _ = reply.send(result); // the requester may have gone; nothing to undo
+            }
+            ShardMessage::Shutdown { reply } => {
+                shard.close_all().await;
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+}

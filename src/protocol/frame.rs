@@ -1,0 +1,39 @@
+//! Length-prefixed framing: a 4-byte big-endian size, then the request. The size is
+//! checked against the limit before the body buffer is allocated.
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncReadExt};
+
+use super::ProtocolError;
+
+/// Reads one frame's body. Returns `Ok(None)` on a clean end of stream between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<Option<Bytes>, ProtocolError> {
+    let mut size_buf = [0u8; 4];
+    let mut filled = 0;
+    while filled < size_buf.len() {
+        let n = reader.read(&mut size_buf[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        filled += n;
+    }
+    let size = i32::from_be_bytes(size_buf);
+    let size_ok = usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0 && s <= frame_bytes_max);
+    let Some(size) = size_ok else {
+        return Err(ProtocolError::FrameSize {
+            size: i64::from(size),
+            max: frame_bytes_max,
+        });
+    };
+    let mut body = BytesMut::zeroed(size);
+    reader.read_exact(&mut body).await?;
+    Ok(Some(body.freeze()))
+}

@@ -1,0 +1,141 @@
+//! Connections: accept, then per connection one reader (decode, dispatch in arrival order)
+//! and one writer (answers in request order). The reader runs each handler's synchronous
+//! part — a produce's append — before it reads the next request, so appends keep the
+//! connection's order; slow parts (fsync waits, long-poll fetches) run as futures the
+//! writer awaits in order. The queue between them is bounded, so a client that does not
+//! read its answers stops being read from rather than growing memory.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
+
+use crate::constants::{FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX};
+use crate::io::net::{TcpListener, TcpStream};
+use crate::protocol::frame::read_frame;
+use crate::protocol::ProtocolError;
+use crate::shard::Shard;
+
+/// Requests read but not yet answered, per connection.
+const PIPELINE_DEPTH_MAX: usize = 64;
+
+/// How often a shard applies retention to its partitions.
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A handler's answer. `Deferred` futures must not borrow the request; they own what they need.
+pub enum Reply {
+    Ready(Bytes),
+    Deferred(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>>>>),
+    /// acks=0 produce: the client expects no answer.
+    None,
+}
+
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let open_connections = Rc::new(Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(shard_id = shard.id, error = %e, "accept failed");
+                crate::io::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open_connections.get() >= SHARD_CONNECTIONS_MAX {
+            tracing::warn!(shard_id = shard.id, "connection limit reached; refusing");
+            drop(stream);
+            continue;
+        }
+        open_connections.set(open_connections.get() + 1);
+        let shard = Rc::clone(&shard);
+        let open = Rc::clone(&open_connections);
+        crate::io::spawn(async move {
+            serve_connection(shard, stream).await;
+            open.set(open.get().saturating_sub(1));
+        })
+        .detach();
+    }
+}
+
+async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream.peer_addr().ok();
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "set_nodelay failed");
+    }
+    let (mut reader, writer) = futures_lite::io::split(stream);
+    let (replies, queued) = async_channel::bounded::<Reply>(PIPELINE_DEPTH_MAX);
+    let writer_task = crate::io::spawn(write_replies(writer, queued));
+    loop {
+        let frame = match read_frame(&mut reader, FRAME_BYTES_MAX).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        match super::handlers::dispatch(&shard, frame) {
+            Ok(Reply::None) => {}
+            Ok(reply) => {
+                if replies.send(reply).await.is_err() {
+                    break; // the writer failed: the socket is gone
+                }
+            }
+            Err(e) => {
+                tracing::info!(?peer, error = %e, "bad request; closing connection");
+                break;
+            }
+        }
+    }
+    // Answer what was already accepted, then close.
+    replies.close();
+    writer_task.await;
+}
+
+async fn write_replies(
+    mut writer: futures_lite::io::WriteHalf<TcpStream>,
+    queued: async_channel::Receiver<Reply>,
+) {
+    while let Ok(reply) = queued.recv().await {
+        let bytes = match reply {
+            Reply::Ready(bytes) => bytes,
+            Reply::Deferred(pending) => match pending.await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot answer request; closing connection");
+                    break;
+                }
+            },
+            Reply::None => continue,
+        };
+        if writer.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    queued.close();
+    let _ = writer.close().await; // the peer may already be gone
+}
+
+/// Background task: deletes segments past their topic's retention.
+pub async fn retention_loop(shard: Rc<Shard>) {
+    loop {
+        crate::io::sleep(RETENTION_CHECK_INTERVAL).await;
+        let now_ms = now_ms();
+        for log in shard.local_logs() {
+            if let Err(e) = log.enforce_retention(now_ms).await {
+                tracing::warn!(shard_id = shard.id, error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

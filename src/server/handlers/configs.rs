@@ -1,0 +1,247 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and a read-only
+//! view of the broker's defaults).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
+use kafka_protocol::messages::alter_configs_response::{
+    AlterConfigsResourceResponse, AlterConfigsResponse,
+};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+};
+use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
+use kafka_protocol::messages::incremental_alter_configs_response::{
+    AlterConfigsResourceResponse as IncrementalResult, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::server::error_codes::admin_error;
+use crate::shard::control::{AdminError, AdminRequest, ConfigEdit, ConfigOp};
+use crate::shard::topic_config::{self, TopicOverrides};
+use crate::shard::Shard;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub fn describe(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: DescribeConfigsRequest = ctx.decode(&mut body)?;
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let mut result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
+                RESOURCE_TOPIC => match shard.topic(&resource.resource_name) {
+                    None => {
+                        result.error_code = code(ResponseError::UnknownTopicOrPartition);
+                        Vec::new()
+                    }
+                    Some(meta) => match shard.topic_log_config(&meta) {
+                        Ok(config) => topic_config::describe(&config)
+                            .into_iter()
+                            .map(|(key, value)| {
+                                let source = if meta.overrides.contains_key(key) {
+                                    SOURCE_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                (key, value, source)
+                            })
+                            .collect(),
+                        Err(e) => {
+                            result.error_code = code(admin_error(&e));
+                            Vec::new()
+                        }
+                    },
+                },
+                RESOURCE_BROKER => {
+                    let mut entries: Vec<_> = topic_config::describe(&shard.config.log)
+                        .into_iter()
+                        .map(|(key, value)| (key, value, SOURCE_DEFAULT))
+                        .collect();
+                    entries.push((
+                        "num.partitions",
+                        shard.config.num_partitions.to_string(),
+                        SOURCE_DEFAULT,
+                    ));
+                    entries.push((
+                        "auto.create.topics.enable",
+                        shard.config.auto_create_topics.to_string(),
+                        SOURCE_DEFAULT,
+                    ));
+                    entries
+                }
+                _ => {
+                    result.error_code = code(ResponseError::InvalidRequest);
+                    result.error_message =
+                        Some(StrBytes::from_static_str("unsupported resource type"));
+                    Vec::new()
+                }
+            };
+            let keys = resource.configuration_keys;
+            result.configs = entries
+                .into_iter()
+                .filter(|(key, _, _)| {
+                    keys.as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| k.as_str() == *key))
+                })
+                .map(|(key, value, source)| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_static_str(key))
+                        .with_value(Some(StrBytes::from_string(value)))
+                        .with_config_source(source)
+                        .with_read_only(resource.resource_type == RESOURCE_BROKER)
+                })
+                .collect();
+            result
+        })
+        .collect();
+    ctx.reply(&DescribeConfigsResponse::default().with_results(results))
+}
+
+/// One resource's outcome as (error code, message).
+type Outcome = (i16, Option<StrBytes>);
+
+async fn alter_topic(
+    shard: &Shard,
+    resource_type: i8,
+    name: &str,
+    edit: Result<ConfigEdit, String>,
+    validate_only: bool,
+) -> Outcome {
+    if resource_type != RESOURCE_TOPIC {
+        return (
+            code(ResponseError::InvalidRequest),
+            Some(StrBytes::from_static_str(
+                "only topic configs can be altered",
+            )),
+        );
+    }
+    let edit = match edit {
+        Ok(edit) => edit,
+        Err(reason) => {
+            return (
+                code(ResponseError::InvalidRequest),
+                Some(StrBytes::from_string(reason)),
+            )
+        }
+    };
+    let name = name.to_owned();
+    let outcome = shard
+        .admin(|reply| AdminRequest::AlterTopicConfig {
+            name,
+            edit,
+            validate_only,
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+    match outcome {
+        Ok(()) => (0, None),
+        Err(error) => failure(&error),
+    }
+}
+
+fn failure(error: &AdminError) -> Outcome {
+    (
+        code(admin_error(error)),
+        Some(StrBytes::from_string(error.to_string())),
+    )
+}
+
+pub fn alter(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: AlterConfigsRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for resource in request.resources {
+            let overrides: TopicOverrides = resource
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            let (error_code, error_message) = alter_topic(
+                &shard,
+                resource.resource_type,
+                &resource.resource_name,
+                Ok(ConfigEdit::Replace(overrides)),
+                request.validate_only,
+            )
+            .await;
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name)
+                    .with_error_code(error_code)
+                    .with_error_message(error_message),
+            );
+        }
+        ctx.encode(&AlterConfigsResponse::default().with_responses(responses))
+    })))
+}
+
+pub fn incremental_alter(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: IncrementalAlterConfigsRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for resource in request.resources {
+            let ops: Result<Vec<ConfigOp>, String> = resource
+                .configs
+                .iter()
+                .map(|c| match (c.config_operation, &c.value) {
+                    (0, Some(value)) => Ok(ConfigOp::Set(c.name.to_string(), value.to_string())),
+                    (0, None) => Err(format!("SET of {} needs a value", c.name.as_str())),
+                    (1, _) => Ok(ConfigOp::Delete(c.name.to_string())),
+                    (op, _) => Err(format!(
+                        "operation {op} is not supported on {}",
+                        c.name.as_str()
+                    )),
+                })
+                .collect();
+            let (error_code, error_message) = alter_topic(
+                &shard,
+                resource.resource_type,
+                &resource.resource_name,
+                ops.map(ConfigEdit::Incremental),
+                request.validate_only,
+            )
+            .await;
+            responses.push(
+                IncrementalResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name)
+                    .with_error_code(error_code)
+                    .with_error_message(error_message),
+            );
+        }
+        ctx.encode(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+    })))
+}

@@ -1,0 +1,186 @@
+//! Metadata: every shard is a broker; each partition's leader is the shard that owns it.
+//! Unknown topics are auto-created (when the broker and the request allow it) before answering.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::RequestContext;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::server::error_codes::admin_error;
+use crate::shard::catalog::{validate_topic_name, TopicMeta};
+use crate::shard::control::{AdminError, AdminRequest, NewTopic};
+use crate::shard::Shard;
+
+/// A topic as the request names it.
+enum Wanted {
+    Name(String),
+    Id(Uuid),
+}
+
+pub fn handle(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: MetadataRequest = ctx.decode(&mut body)?;
+    // v0 has no null list: an empty list there means "all topics".
+    let wanted: Option<Vec<Wanted>> = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && ctx.version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .map(|t| match t.name {
+                    Some(name) => Wanted::Name(name.0.to_string()),
+                    None => Wanted::Id(t.topic_id),
+                })
+                .collect(),
+        ),
+    };
+    // Before v4 there is no flag and auto-creation is the broker's choice alone.
+    let may_create =
+        shard.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
+    let to_create: Vec<String> = match (&wanted, may_create) {
+        (Some(list), true) => list
+            .iter()
+            .filter_map(|w| match w {
+                Wanted::Name(name)
+                    if shard.topic(name).is_none() && validate_topic_name(name).is_ok() =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if to_create.is_empty() {
+        return ctx.reply(&build(shard, ctx.version, wanted, &[]));
+    }
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let num_partitions = shard.config.num_partitions;
+        let topics = to_create
+            .iter()
+            .cloned()
+            .map(|name| NewTopic {
+                name,
+                partition_count: num_partitions,
+                overrides: Default::default(),
+            })
+            .collect();
+        let failures: Vec<(String, AdminError)> = match shard
+            .admin(|reply| AdminRequest::CreateTopics {
+                topics,
+                validate_only: false,
+                reply,
+            })
+            .await
+        {
+            // A concurrent creator may have won the race; the topic exists either way.
+            Ok(results) => to_create
+                .into_iter()
+                .zip(results)
+                .filter_map(|(name, r)| match r {
+                    Err(AdminError::TopicExists(_)) | Ok(_) => None,
+                    Err(e) => Some((name, e)),
+                })
+                .collect(),
+            Err(e) => to_create
+                .into_iter()
+                .map(|name| (name, e.clone()))
+                .collect(),
+        };
+        for (topic, error) in &failures {
+            tracing::warn!(%topic, %error, "auto-creating topic failed");
+        }
+        ctx.encode(&build(&shard, ctx.version, wanted, &failures))
+    })))
+}
+
+fn build(
+    shard: &Shard,
+    version: i16,
+    wanted: Option<Vec<Wanted>>,
+    failures: &[(String, AdminError)],
+) -> MetadataResponse {
+    let topics = match wanted {
+        None => shard
+            .topics()
+            .iter()
+            .map(|meta| describe(shard, meta, version))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|w| match w {
+                Wanted::Name(name) => match shard.topic(&name) {
+                    Some(meta) => describe(shard, &meta, version),
+                    None => {
+                        let error = if let Err(reason) = validate_topic_name(&name) {
+                            tracing::debug!(%name, %reason, "metadata for an invalid topic name");
+                            ResponseError::InvalidTopicException
+                        } else if let Some((_, e)) = failures.iter().find(|(n, _)| *n == name) {
+                            admin_error(e)
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(name))))
+                            .with_error_code(code(error))
+                    }
+                },
+                Wanted::Id(id) => match shard.topic_by_id(id) {
+                    Some(meta) => describe(shard, &meta, version),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(id)
+                        .with_error_code(code(ResponseError::UnknownTopicId)),
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(
+            shard
+                .brokers
+                .iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.node_id))
+                        .with_host(StrBytes::from_string(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                })
+                .collect(),
+        )
+        .with_cluster_id(Some(StrBytes::from_string(shard.config.cluster_id.clone())))
+        .with_controller_id(BrokerId(0))
+        .with_topics(topics)
+}
+
+fn describe(shard: &Shard, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
+    // Leader epochs exist from v7; the codec refuses fields a version does not have.
+    let leader_epoch = if version >= 7 { 0 } else { -1 };
+    let partitions = (0..meta.partition_count)
+        .map(|p| {
+            let leader = BrokerId(i32::try_from(shard.owner_of(&meta.name, p)).unwrap_or(0));
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(leader)
+                .with_leader_epoch(leader_epoch)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
+        .with_topic_id(meta.id)
+        .with_partitions(partitions)
+}

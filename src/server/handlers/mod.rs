@@ -1,0 +1,105 @@
+//! One thin handler per Kafka API: decode → validate → route → call → encode.
+
+mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::connection::Reply;
+use crate::protocol::api_versions::is_served;
+use crate::protocol::request::{decode_body, decode_header, HeaderPrefix};
+use crate::protocol::{response, ProtocolError};
+use crate::shard::Shard;
+
+/// What a handler needs to know about the request besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+impl RequestContext {
+    pub fn encode<T: Encodable>(&self, body: &T) -> Result<Bytes, ProtocolError> {
+        response::encode(self.api_key, self.version, self.correlation_id, body)
+    }
+
+    pub fn reply<T: Encodable>(&self, body: &T) -> Result<Reply, ProtocolError> {
+        self.encode(body).map(Reply::Ready)
+    }
+
+    pub fn decode<T: Decodable>(&self, body: &mut Bytes) -> Result<T, ProtocolError> {
+        decode_body(api_name(self.api_key), self.version, body)
+    }
+}
+
+/// Routes one request frame. An `Err` closes the connection: it is returned only when the
+/// request cannot be answered in a form the client would understand.
+pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolError> {
+    let prefix = HeaderPrefix::parse(&frame)?;
+    let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| ProtocolError::UnknownApiKey {
+        api_key: prefix.api_key,
+    })?;
+    let ctx = RequestContext {
+        api_key,
+        version: prefix.api_version,
+        correlation_id: prefix.correlation_id,
+    };
+    if !is_served(prefix.api_key, prefix.api_version) {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer a too-new ApiVersions with our ranges at v0 so the client can retry.
+            return api_versions::unsupported_version(ctx);
+        }
+        return Err(ProtocolError::Decode {
+            api: api_name(api_key),
+            version: prefix.api_version,
+            reason: "API or version not supported".to_owned(),
+        });
+    }
+    // The full header (client id, tagged fields) is parsed to reach the body.
+    let _header: RequestHeader = decode_header(api_key, prefix.api_version, &mut frame)?;
+    match api_key {
+        ApiKey::ApiVersions => api_versions::handle(ctx),
+        ApiKey::Metadata => metadata::handle(shard, ctx, frame),
+        ApiKey::Produce => produce::handle(shard, ctx, frame),
+        ApiKey::Fetch => fetch::handle(shard, ctx, frame),
+        ApiKey::ListOffsets => list_offsets::handle(shard, ctx, frame),
+        ApiKey::CreateTopics => topics::create_topics(shard, ctx, frame),
+        ApiKey::DeleteTopics => topics::delete_topics(shard, ctx, frame),
+        ApiKey::CreatePartitions => topics::create_partitions(shard, ctx, frame),
+        ApiKey::DescribeConfigs => configs::describe(shard, ctx, frame),
+        ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
+        ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
+        _ => Err(ProtocolError::Decode {
+            api: api_name(api_key),
+            version: prefix.api_version,
+            reason: "no handler".to_owned(),
+        }),
+    }
+}
+
+fn api_name(api_key: ApiKey) -> &'static str {
+    match api_key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        _ => "request",
+    }
+}

@@ -1,0 +1,126 @@
+//! Produce. Appends happen here, synchronously and in request order; `acks` decides when
+//! the answer goes out:
+//! - `acks=0`: never (the client does not read one);
+//! - `acks=1`: once appended to the partition's log (in memory, queued for the disk);
+//! - `acks=-1`: once the flush policy made it durable (after the group-commit fsync).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::log::PartitionLog;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::{now_ms, Reply};
+use crate::server::error_codes::log_error;
+use crate::shard::{PartitionLookup, Shard};
+
+pub fn handle(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: ProduceRequest = ctx.decode(&mut body)?;
+    let acks = request.acks;
+    let now = now_ms();
+    // Appended partitions whose answer waits for durability: (topic, partition) indexes.
+    let mut durable_waits: Vec<(usize, usize, PartitionLog, i64)> = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
+            let mut answer = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let refusal = if !matches!(acks, -1..=1) {
+                Some(ResponseError::InvalidRequiredAcks)
+            } else if request.transactional_id.is_some() {
+                // Transactions are not implemented yet; refuse clearly rather than store
+                // batches whose markers would never come.
+                Some(ResponseError::TransactionalIdAuthorizationFailed)
+            } else {
+                None
+            };
+            let error = match (refusal, shard.partition(&topic.name, data.index)) {
+                (Some(error), _) => Some(error),
+                (None, PartitionLookup::UnknownTopic) => {
+                    Some(ResponseError::UnknownTopicOrPartition)
+                }
+                (None, PartitionLookup::NotHere)
+                    if shard
+                        .topic(&topic.name)
+                        .is_some_and(|m| data.index >= 0 && data.index < m.partition_count) =>
+                {
+                    Some(ResponseError::NotLeaderOrFollower)
+                }
+                (None, PartitionLookup::NotHere) => Some(ResponseError::UnknownTopicOrPartition),
+                (None, PartitionLookup::Local(log)) => match data.records {
+                    None => Some(ResponseError::CorruptMessage),
+                    Some(records) => match log.append(records, now) {
+                        Ok(info) => {
+                            answer.base_offset = info.base_offset;
+                            if ctx.version >= 5 {
+                                answer.log_start_offset = info.log_start_offset;
+                            }
+                            if acks == -1 {
+                                durable_waits.push((
+                                    topic_index,
+                                    partition_index,
+                                    log,
+                                    info.last_offset,
+                                ));
+                            }
+                            None
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %topic.name.0, partition = data.index, error = %e, "append refused");
+                            if ctx.version >= 8 {
+                                answer.error_message = Some(StrBytes::from_string(e.to_string()));
+                            }
+                            Some(log_error(&e))
+                        }
+                    },
+                },
+            };
+            if let Some(error) = error {
+                answer.error_code = code(error);
+                answer.base_offset = -1;
+            }
+            partitions.push(answer);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    match acks {
+        0 => Ok(Reply::None),
+        -1 if !durable_waits.is_empty() => Ok(Reply::Deferred(Box::pin(async move {
+            let mut response = response;
+            for (topic_index, partition_index, log, last_offset) in durable_waits {
+                if let Err(e) = log.wait_durable(last_offset).await {
+                    tracing::error!(error = %e, "flush failed; produce not acknowledged");
+                    if let Some(answer) = response
+                        .responses
+                        .get_mut(topic_index)
+                        .and_then(|t| t.partition_responses.get_mut(partition_index))
+                    {
+                        answer.error_code = code(log_error(&e));
+                        answer.base_offset = -1;
+                    }
+                }
+            }
+            ctx.encode(&response)
+        }))),
+        _ => ctx.reply(&response),
+    }
+}

@@ -1,0 +1,220 @@
+//! CreateTopics, DeleteTopics and CreatePartitions: forwarded to the catalog owner (shard 0),
+//! which answers once every shard has applied the change.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
+use kafka_protocol::messages::create_partitions_response::{
+    CreatePartitionsResponse, CreatePartitionsTopicResult,
+};
+use kafka_protocol::messages::create_topics_request::CreateTopicsRequest;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicResult, CreateTopicsResponse,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::{
+    DeletableTopicResult, DeleteTopicsResponse,
+};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::server::error_codes::admin_error;
+use crate::shard::control::{AdminError, AdminRequest, NewTopic};
+use crate::shard::topic_config::TopicOverrides;
+use crate::shard::Shard;
+
+fn error_text(error: &AdminError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(error.to_string()))
+}
+
+pub fn create_topics(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: CreateTopicsRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        // Requests the owner never sees: replication and manual assignments.
+        let mut precheck: Vec<Option<AdminError>> = Vec::new();
+        let mut new_topics = Vec::new();
+        let mut names = Vec::new();
+        for topic in &request.topics {
+            names.push(topic.name.clone());
+            let partition_count = if topic.num_partitions == -1 {
+                shard.config.num_partitions
+            } else {
+                topic.num_partitions
+            };
+            let refusal = if !matches!(topic.replication_factor, -1 | 1) {
+                Some(AdminError::InvalidReplicationFactor(
+                    topic.replication_factor,
+                ))
+            } else if !topic.assignments.is_empty() {
+                Some(AdminError::InvalidPartitions(
+                    "manual replica assignment is not supported".to_owned(),
+                ))
+            } else {
+                None
+            };
+            let mut overrides = TopicOverrides::new();
+            for config in &topic.configs {
+                if let Some(value) = &config.value {
+                    overrides.insert(config.name.to_string(), value.to_string());
+                }
+            }
+            if refusal.is_none() {
+                new_topics.push(NewTopic {
+                    name: topic.name.0.to_string(),
+                    partition_count,
+                    overrides,
+                });
+            }
+            precheck.push(refusal);
+        }
+        let validate_only = request.validate_only;
+        let mut created = match shard
+            .admin(|reply| AdminRequest::CreateTopics {
+                topics: new_topics,
+                validate_only,
+                reply,
+            })
+            .await
+        {
+            Ok(results) => results.into_iter(),
+            Err(e) => vec![Err(e); precheck.iter().filter(|p| p.is_none()).count()].into_iter(),
+        };
+        let mut results = Vec::with_capacity(names.len());
+        for (name, refusal) in names.into_iter().zip(precheck) {
+            let outcome = match refusal {
+                Some(error) => Err(error),
+                None => created.next().unwrap_or(Err(AdminError::ShuttingDown)),
+            };
+            // Fields by version: error_message v1+, partition counts v5+, topic id v7+.
+            let mut result = CreatableTopicResult::default().with_name(name);
+            match outcome {
+                Ok(meta) => {
+                    if ctx.version >= 7 {
+                        result.topic_id = meta.id;
+                    }
+                    if ctx.version >= 5 {
+                        result.num_partitions = meta.partition_count;
+                        result.replication_factor = 1;
+                    }
+                }
+                Err(error) => {
+                    result.error_code = code(admin_error(&error));
+                    if ctx.version >= 1 {
+                        result.error_message = error_text(&error);
+                    }
+                }
+            }
+            results.push(result);
+        }
+        ctx.encode(&CreateTopicsResponse::default().with_topics(results))
+    })))
+}
+
+pub fn delete_topics(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: DeleteTopicsRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        // v6 names topics by name or id; earlier versions by name only.
+        let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect();
+        for state in &request.topics {
+            let name = match &state.name {
+                Some(name) => Some(name.0.to_string()),
+                None => shard.topic_by_id(state.topic_id).map(|m| m.name),
+            };
+            wanted.push((name, state.topic_id));
+        }
+        let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+        let mut outcomes = match shard
+            .admin(|reply| AdminRequest::DeleteTopics { names, reply })
+            .await
+        {
+            Ok(results) => results.into_iter(),
+            Err(e) => vec![Err(e); wanted.iter().filter(|(n, _)| n.is_some()).count()].into_iter(),
+        };
+        let responses = wanted
+            .into_iter()
+            .map(|(name, id)| {
+                // Fields by version: error_message v5+, topic id v6+.
+                let mut result = DeletableTopicResult::default();
+                if ctx.version >= 6 {
+                    result.topic_id = id;
+                }
+                match name {
+                    None => result.error_code = code(ResponseError::UnknownTopicId),
+                    Some(name) => {
+                        if let Err(error) = outcomes.next().unwrap_or(Err(AdminError::ShuttingDown))
+                        {
+                            result.error_code = code(admin_error(&error));
+                            if ctx.version >= 5 {
+                                result.error_message = error_text(&error);
+                            }
+                        }
+                        result.name = Some(TopicName(StrBytes::from_string(name)));
+                    }
+                }
+                result
+            })
+            .collect();
+        ctx.encode(&DeleteTopicsResponse::default().with_responses(responses))
+    })))
+}
+
+pub fn create_partitions(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: CreatePartitionsRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let topics: Vec<(String, i32)> = request
+            .topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.count))
+            .collect();
+        let count = topics.len();
+        let validate_only = request.validate_only;
+        let outcomes = match shard
+            .admin(|reply| AdminRequest::CreatePartitions {
+                topics,
+                validate_only,
+                reply,
+            })
+            .await
+        {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); count],
+        };
+        let results = request
+            .topics
+            .into_iter()
+            .zip(outcomes)
+            .map(|(topic, outcome)| {
+                let mut result = CreatePartitionsTopicResult::default().with_name(topic.name);
+                if let Err(error) = outcome {
+                    result.error_code = code(admin_error(&error));
+                    result.error_message = error_text(&error);
+                }
+                result
+            })
+            .collect();
+        ctx.encode(&CreatePartitionsResponse::default().with_results(results))
+    })))
+}

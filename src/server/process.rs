@@ -1,0 +1,304 @@
+//! Process lifecycle: data dir lock, catalog load, shard start-up, the ready line,
+//! signals, and an orderly shutdown that leaves every log flushed and marked clean.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+
+use crate::config::BrokerConfig;
+use crate::shard::catalog::{Catalog, CatalogError};
+use crate::shard::catalog_owner::CatalogOwner;
+use crate::shard::control::ShardMessage;
+use crate::shard::{control_loop, BrokerAddress, Shard};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data dir {path} is in use by another sluice process")]
+    DataDirLocked { path: PathBuf },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("shard {shard_id}: {reason}")]
+    Shard { shard_id: usize, reason: String },
+    #[error(transparent)]
+    Runtime(#[from] crate::io::runtime::RuntimeError),
+    #[error("signal handler: {0}")]
+    Signals(std::io::Error),
+}
+
+/// What a shard reports to the main thread while starting.
+enum Startup {
+    Listening { shard_id: usize, addr: SocketAddr },
+    Failed { shard_id: usize, reason: String },
+}
+
+pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let catalog = Catalog::load(&data_dir)?;
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        listen = %config.listen,
+        shards = config.shard_count,
+        cpus = ?config.cpus,
+        num_partitions = config.num_partitions,
+        auto_create_topics = config.auto_create_topics,
+        log = ?config.log,
+        topics = catalog.topics().count(),
+        "starting sluice"
+    );
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown)).map_err(ServerError::Signals)?;
+    }
+
+    let shard_count = config.shard_count;
+    let (admin_tx, admin_rx) = async_channel::unbounded();
+    let (shard_txs, shard_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::unbounded()).unzip();
+    let (brokers_txs, brokers_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::bounded(1)).unzip();
+    let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
+    let (exit_tx, exit_rx) = mpsc::channel::<usize>();
+
+    let shutdown_txs = shard_txs.clone();
+    let config = Arc::new(config);
+    let cpus = config.cpus.clone();
+    let shard_main = {
+        let config = Arc::clone(&config);
+        move |shard_id: usize| {
+            let config = Arc::clone(&config);
+            let catalog = catalog.clone();
+            let admin_tx = admin_tx.clone();
+            let admin_rx = admin_rx.clone();
+            let shard_txs = shard_txs.clone();
+            let inbox = shard_rxs[shard_id].clone();
+            let brokers_rx = brokers_rxs[shard_id].clone();
+            let startup_tx = startup_tx.clone();
+            let exit_tx = exit_tx.clone();
+            async move {
+                let setup = ShardSetup {
+                    shard_id,
+                    config,
+                    catalog,
+                    admin_tx,
+                    admin_rx,
+                    shard_txs,
+                    inbox,
+                    brokers_rx,
+                    startup_tx,
+                };
+                shard_main(setup).await;
+                // The main thread may already be gone; a failed send changes nothing.
+                let _ = exit_tx.send(shard_id);
+            }
+        }
+    };
+    let threads = crate::io::start_shards(
+        shard_count,
+        (!cpus.is_empty()).then_some(&cpus[..]),
+        shard_main,
+    )?;
+
+    // Gather every shard's address, then tell all shards the full broker list.
+    let mut addrs = vec![None; shard_count];
+    while addrs.iter().any(Option::is_none) {
+        match startup_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Startup::Listening { shard_id, addr }) => addrs[shard_id] = Some(addr),
+            Ok(Startup::Failed { shard_id, reason }) => {
+                return Err(ServerError::Shard { shard_id, reason })
+            }
+            Err(_) => {
+                return Err(ServerError::Shard {
+                    shard_id: addrs.iter().position(Option::is_none).unwrap_or(0),
+                    reason: "did not start within 120 s".to_owned(),
+                })
+            }
+        }
+    }
+    let brokers: Vec<BrokerAddress> = addrs
+        .iter()
+        .enumerate()
+        .filter_map(|(shard_id, addr)| {
+            addr.map(|addr| BrokerAddress {
+                node_id: i32::try_from(shard_id).unwrap_or(i32::MAX),
+                host: config.advertised_host.clone(),
+                port: addr.port(),
+            })
+        })
+        .collect();
+    for tx in &brokers_txs {
+        // A shard that already exited is reported through exit_rx below.
+        let _ = tx.send_blocking(brokers.clone());
+    }
+    let listing: Vec<String> = brokers
+        .iter()
+        .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.port))
+        .collect();
+    println!(
+        "sluice ready bootstrap={}:{} brokers={}",
+        config.advertised_host,
+        brokers.first().map_or(0, |b| b.port),
+        listing.join(",")
+    );
+    tracing::info!(brokers = %listing.join(","), "ready");
+
+    // Run until a signal arrives or a shard stops on its own (which is a failure).
+    let mut failed_shard = None;
+    while !shutdown.load(Ordering::Relaxed) {
+        if let Ok(shard_id) = exit_rx.recv_timeout(Duration::from_millis(100)) {
+            failed_shard = Some(shard_id);
+            break;
+        }
+    }
+    tracing::info!("shutting down: flushing logs");
+    let mut closed = Vec::with_capacity(shutdown_txs.len());
+    for tx in &shutdown_txs {
+        let (reply, done) = oneshot::channel();
+        if tx.send_blocking(ShardMessage::Shutdown { reply }).is_ok() {
+            closed.push(done);
+        }
+    }
+    for done in closed {
+        // A shard that died drops its reply; join() below reports it.
+        let _ = futures_lite::future::block_on(done);
+    }
+    threads.join()?;
+    tracing::info!("stopped");
+    match failed_shard {
+        Some(shard_id) => Err(ServerError::Shard {
+            shard_id,
+            reason: "stopped unexpectedly".to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+struct ShardSetup {
+    shard_id: usize,
+    config: Arc<BrokerConfig>,
+    catalog: Catalog,
+    admin_tx: async_channel::Sender<crate::shard::control::AdminRequest>,
+    admin_rx: async_channel::Receiver<crate::shard::control::AdminRequest>,
+    shard_txs: Vec<async_channel::Sender<ShardMessage>>,
+    inbox: async_channel::Receiver<ShardMessage>,
+    brokers_rx: async_channel::Receiver<Vec<BrokerAddress>>,
+    startup_tx: mpsc::Sender<Startup>,
+}
+
+/// One shard's life: bind, open its partitions, serve until told to shut down.
+async fn shard_main(setup: ShardSetup) {
+    let ShardSetup {
+        shard_id,
+        config,
+        catalog,
+        admin_tx,
+        admin_rx,
+        shard_txs,
+        inbox,
+        brokers_rx,
+        startup_tx,
+    } = setup;
+    let fail = |reason: String| {
+        tracing::error!(shard_id, %reason, "shard failed to start");
+        let _ = startup_tx.send(Startup::Failed { shard_id, reason });
+    };
+    let listen = shard_listen_addr(config.listen, shard_id);
+    let listener = match crate::io::net::bind_exclusive(listen) {
+        Ok(listener) => listener,
+        Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => return fail(format!("listener address: {e}")),
+    };
+    if shard_id == 0 {
+        let owner = CatalogOwner::new(
+            catalog.clone(),
+            config.data_dir.clone(),
+            config.log.clone(),
+            shard_txs,
+        );
+        crate::io::spawn(owner.run(admin_rx)).detach();
+    }
+    let startup_brokers = Vec::new();
+    let shard = Rc::new(Shard::new(
+        shard_id,
+        Arc::clone(&config),
+        startup_brokers,
+        catalog,
+        admin_tx,
+    ));
+    if let Err(e) = shard.open_owned_partitions().await {
+        return fail(e.to_string());
+    }
+    if startup_tx
+        .send(Startup::Listening { shard_id, addr })
+        .is_err()
+    {
+        return;
+    }
+    let Ok(brokers) = brokers_rx.recv().await else {
+        return;
+    };
+    let shard = match Rc::try_unwrap(shard) {
+        Ok(mut shard) => {
+            shard.brokers = brokers;
+            Rc::new(shard)
+        }
+        Err(_) => return fail("shard state still shared at start-up".to_owned()),
+    };
+    tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
+    let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
+    let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
+    control_loop(Rc::clone(&shard), inbox).await;
+    drop(accept);
+    drop(retention);
+}
+
+/// Shard `i` listens on the configured port plus `i`, or on an ephemeral port when it is 0.
+fn shard_listen_addr(base: SocketAddr, shard_id: usize) -> SocketAddr {
+    let mut addr = base;
+    if base.port() != 0 {
+        let offset = u16::try_from(shard_id).unwrap_or(u16::MAX);
+        addr.set_port(base.port().saturating_add(offset));
+    }
+    addr
+}
+
+/// An advisory lock so that two brokers never share one data dir.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ServerError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::DataDirLocked {
+            path: data_dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServerError::DataDir { path, source }),
+    }
+}

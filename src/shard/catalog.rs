@@ -1,0 +1,230 @@
+//! The topic catalog: names, ids, partition counts and config overrides.
+//!
+//! Shard 0 is the single writer: it persists the catalog (temp file, fsync, rename, fsync
+//! the directory) and then hands each change to every shard, which keeps its own replica.
+//! Nothing here is shared between threads.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::topic_config::TopicOverrides;
+
+const CATALOG_FILE: &str = "catalog.toml";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    #[error("catalog {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partition_count: i32,
+    pub overrides: TopicOverrides,
+}
+
+/// One change to the catalog, as shard 0 broadcasts it.
+#[derive(Debug, Clone)]
+pub enum CatalogChange {
+    /// A new topic, or new partitions / configs of an existing one (same id).
+    Upsert(TopicMeta),
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    topics: IndexMap<String, TopicMeta>,
+}
+
+impl Catalog {
+    pub fn get(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn by_id(&self, id: Uuid) -> Option<&TopicMeta> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &TopicMeta> {
+        self.topics.values()
+    }
+
+    pub fn apply(&mut self, change: &CatalogChange) {
+        match change {
+            CatalogChange::Upsert(meta) => {
+                self.topics.insert(meta.name.clone(), meta.clone());
+            }
+            CatalogChange::Delete { name } => {
+                self.topics.shift_remove(name);
+            }
+        }
+    }
+
+    pub fn load(data_dir: &Path) -> Result<Catalog, CatalogError> {
+        let path = data_dir.join(CATALOG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::default()),
+            Err(source) => return Err(CatalogError::Io { path, source }),
+        };
+        let corrupt = |reason: String| CatalogError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let file: CatalogFile = toml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let mut catalog = Catalog::default();
+        for entry in file.topic {
+            let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
+            if entry.partitions < 1 {
+                return Err(corrupt(format!("topic {} has no partitions", entry.name)));
+            }
+            catalog.topics.insert(
+                entry.name.clone(),
+                TopicMeta {
+                    name: entry.name,
+                    id,
+                    partition_count: entry.partitions,
+                    overrides: entry.config,
+                },
+            );
+        }
+        Ok(catalog)
+    }
+
+    /// Writes the catalog so that a crash leaves either the old or the new file whole.
+    pub fn persist(&self, data_dir: &Path) -> Result<(), CatalogError> {
+        let file = CatalogFile {
+            topic: self
+                .topics
+                .values()
+                .map(|t| TopicEntry {
+                    name: t.name.clone(),
+                    id: t.id.to_string(),
+                    partitions: t.partition_count,
+                    config: t.overrides.clone(),
+                })
+                .collect(),
+        };
+        let path = data_dir.join(CATALOG_FILE);
+        let io_err = |source| CatalogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let text = toml::to_string(&file).map_err(|e| CatalogError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let tmp = data_dir.join(format!("{CATALOG_FILE}.tmp"));
+        let mut out = std::fs::File::create(&tmp).map_err(io_err)?;
+        out.write_all(text.as_bytes()).map_err(io_err)?;
+        out.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, &path).map_err(io_err)?;
+        std::fs::File::open(data_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_err)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CatalogFile {
+    #[serde(default)]
+    topic: Vec<TopicEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicEntry {
+    name: String,
+    id: String,
+    partitions: i32,
+    #[serde(default)]
+    config: TopicOverrides,
+}
+
+/// Kafka's legal topic names: 1..=249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!(
+            "topic name length {} is not in 1..=249",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be '.' or '..'".to_owned());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("topic name contains illegal character {bad:?}"));
+    }
+    Ok(())
+}
+
+/// Which shard owns a partition. Consecutive partitions of a topic land on consecutive
+/// shards, starting from a per-topic offset so that single-partition topics spread too.
+pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
+    let hash = fnv_hash(topic);
+    let partition = u64::from(partition.unsigned_abs());
+    let count = shard_count.max(1) as u64;
+    ((hash % count + partition) % count) as usize
+}
+
+fn fnv_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut catalog = Catalog::default();
+        catalog.apply(&CatalogChange::Upsert(TopicMeta {
+            name: "logs".into(),
+            id: Uuid::new_v4(),
+            partition_count: 4,
+            overrides: TopicOverrides::from([("retention.ms".into(), "1000".into())]),
+        }));
+        catalog.persist(dir.path()).expect("persist");
+        let loaded = Catalog::load(dir.path()).expect("load");
+        assert_eq!(loaded.get("logs"), catalog.get("logs"));
+    }
+
+    #[test]
+    fn partitions_spread_evenly_over_shards() {
+        let mut counts = [0usize; 2];
+        for p in 0..64 {
+            counts[owner_shard("t", p, 2)] += 1;
+        }
+        assert_eq!(counts, [32, 32]);
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("logs.app-1_x").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Shard 0's catalog authority: validates admin requests one at a time, persists the new
+//! catalog, then broadcasts the change to every shard and waits for all of them, so that
+//! a topic is usable on every shard by the time CreateTopics answers.
+
+use std::path::PathBuf;
+
+use futures_channel::oneshot;
+use uuid::Uuid;
+
+use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
+use super::control::{AdminError, AdminRequest, ConfigEdit, ConfigOp, NewTopic, ShardMessage};
+use super::topic_config;
+use crate::log::LogConfig;
+
+/// Largest partition count one topic may have.
+const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+
+pub struct CatalogOwner {
+    catalog: Catalog,
+    data_dir: PathBuf,
+    log_defaults: LogConfig,
+    shards: Vec<async_channel::Sender<ShardMessage>>,
+}
+
+impl CatalogOwner {
+    pub fn new(
+        catalog: Catalog,
+        data_dir: PathBuf,
+        log_defaults: LogConfig,
+        shards: Vec<async_channel::Sender<ShardMessage>>,
+    ) -> CatalogOwner {
+        CatalogOwner {
+            catalog,
+            data_dir,
+            log_defaults,
+            shards,
+        }
+    }
+
+    pub async fn run(mut self, inbox: async_channel::Receiver<AdminRequest>) {
+        while let Ok(request) = inbox.recv().await {
+            // Replies are dropped only when the requesting connection has gone away.
+            match request {
+                AdminRequest::CreateTopics {
+                    topics,
+                    validate_only,
+                    reply,
+                } => {
+                    let mut results = Vec::with_capacity(topics.len());
+                    for topic in topics {
+                        results.push(self.create_topic(topic, validate_only).await);
+                    }
+                    let _ = reply.send(results);
+                }
+                AdminRequest::DeleteTopics { names, reply } => {
+                    let mut results = Vec::with_capacity(names.len());
+                    for name in names {
+                        results.push(self.delete_topic(name).await);
+                    }
+                    let _ = reply.send(results);
+                }
+                AdminRequest::CreatePartitions {
+                    topics,
+                    validate_only,
+                    reply,
+                } => {
+                    let mut results = Vec::with_capacity(topics.len());
+                    for (name, count) in topics {
+                        results.push(self.create_partitions(name, count, validate_only).await);
+                    }
+                    let _ = reply.send(results);
+                }
+                AdminRequest::AlterTopicConfig {
+                    name,
+                    edit,
+                    validate_only,
+                    reply,
+                } => {
+                    let _ = reply.send(self.alter_config(name, edit, validate_only).await);
+                }
+            }
+        }
+    }
+
+    async fn create_topic(
+        &mut self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<TopicMeta, AdminError> {
+        validate_topic_name(&topic.name).map_err(AdminError::InvalidTopicName)?;
+        if self.catalog.get(&topic.name).is_some() {
+            return Err(AdminError::TopicExists(topic.name));
+        }
+        if !(1..=TOPIC_PARTITIONS_MAX).contains(&topic.partition_count) {
+            return Err(AdminError::InvalidPartitions(format!(
+                "{} is not in 1..={TOPIC_PARTITIONS_MAX}",
+                topic.partition_count
+            )));
+        }
+        topic_config::log_config(&self.log_defaults, &topic.overrides)
+            .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+        let meta = TopicMeta {
+            name: topic.name,
+            id: Uuid::new_v4(),
+            partition_count: topic.partition_count,
+            overrides: topic.overrides,
+        };
+        if !validate_only {
+            self.commit(CatalogChange::Upsert(meta.clone())).await?;
+        }
+        Ok(meta)
+    }
+
+    async fn delete_topic(&mut self, name: String) -> Result<(), AdminError> {
+        if self.catalog.get(&name).is_none() {
+            return Err(AdminError::UnknownTopic(name));
+        }
+        self.commit(CatalogChange::Delete { name }).await
+    }
+
+    async fn create_partitions(
+        &mut self,
+        name: String,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let Some(current) = self.catalog.get(&name) else {
+            return Err(AdminError::UnknownTopic(name));
+        };
+        if count <= current.partition_count || count > TOPIC_PARTITIONS_MAX {
+            return Err(AdminError::InvalidPartitions(format!(
+                "topic '{name}' has {} partitions; the new count must be larger and at most {TOPIC_PARTITIONS_MAX}, got {count}",
+                current.partition_count
+            )));
+        }
+        let mut meta = current.clone();
+        meta.partition_count = count;
+        if validate_only {
+            return Ok(());
+        }
+        self.commit(CatalogChange::Upsert(meta)).await
+    }
+
+    async fn alter_config(
+        &mut self,
+        name: String,
+        edit: ConfigEdit,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let Some(current) = self.catalog.get(&name) else {
+            return Err(AdminError::UnknownTopic(name));
+        };
+        let mut meta = current.clone();
+        match edit {
+            ConfigEdit::Replace(overrides) => meta.overrides = overrides,
+            ConfigEdit::Incremental(ops) => {
+                for op in ops {
+                    match op {
+                        ConfigOp::Set(key, value) => {
+                            meta.overrides.insert(key, value);
+                        }
+                        ConfigOp::Delete(key) => {
+                            meta.overrides.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        topic_config::log_config(&self.log_defaults, &meta.overrides)
+            .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        self.commit(CatalogChange::Upsert(meta)).await
+    }
+
+    /// Persists `change`, then applies it on every shard. The file is written first so a
+    /// crash never leaves shards serving a topic that a restart would forget.
+    async fn commit(&mut self, change: CatalogChange) -> Result<(), AdminError> {
+        let mut next = self.catalog.clone();
+        next.apply(&change);
+        next.persist(&self.data_dir)
+            .map_err(|e| AdminError::Storage(e.to_string()))?;
+        self.catalog = next;
+        let mut answers = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            let (reply, answer) = oneshot::channel();
+            shard
+                .send(ShardMessage::Apply {
+                    change: change.clone(),
+                    reply,
+                })
+                .await
+                .map_err(|_| AdminError::ShuttingDown)?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            answer.await.map_err(|_| AdminError::ShuttingDown)??;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Messages between shards. Only control-plane changes cross cores; the produce and fetch
+//! path never does.
+
+use futures_channel::oneshot;
+
+use super::catalog::{CatalogChange, TopicMeta};
+use super::topic_config::TopicOverrides;
+
+/// Why a catalog change was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name: {0}")]
+    InvalidTopicName(String),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor {0}: sluice keeps one replica")]
+    InvalidReplicationFactor(i16),
+    #[error("invalid config {0}")]
+    InvalidConfig(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+pub struct NewTopic {
+    pub name: String,
+    pub partition_count: i32,
+    pub overrides: TopicOverrides,
+}
+
+/// How AlterConfigs (replace all) and IncrementalAlterConfigs (edit some) change overrides.
+pub enum ConfigEdit {
+    Replace(TopicOverrides),
+    Incremental(Vec<ConfigOp>),
+}
+
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+}
+
+/// Requests to the catalog owner (shard 0).
+pub enum AdminRequest {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        reply: oneshot::Sender<Vec<Result<TopicMeta, AdminError>>>,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+        reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
+    },
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+        reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
+    },
+    AlterTopicConfig {
+        name: String,
+        edit: ConfigEdit,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+}
+
+/// Messages every shard's control task handles.
+pub enum ShardMessage {
+    Apply {
+        change: CatalogChange,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
