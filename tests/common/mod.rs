@@ -817,6 +817,9 @@ pub fn run_kcat(args: &[&str], stdin_path: Option<&Path>, timeout: Duration) -> 
     };
     let mut child = Command::new("kcat")
         .args(args)
+        // cargo test puts the build's library dirs on LD_LIBRARY_PATH, and rdkafka-sys leaves
+        // its vendored librdkafka.so.1 there (built without zstd). kcat must use its own.
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(stdin)
         .stdout(Stdio::from(
             File::create(&stdout_path).expect("kcat stdout"),
