@@ -30,6 +30,8 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub enum Reply {
     Ready(Bytes),
     Deferred(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>>>>),
+    /// A response written as several pieces (fetch: record chunks go out uncopied).
+    DeferredPieces(Pin<Box<dyn Future<Output = Result<Vec<Bytes>, ProtocolError>>>>),
     /// acks=0 produce: the client expects no answer.
     None,
 }
@@ -101,19 +103,24 @@ async fn write_replies(
     queued: async_channel::Receiver<Reply>,
 ) {
     while let Ok(reply) = queued.recv().await {
-        let bytes = match reply {
-            Reply::Ready(bytes) => bytes,
-            Reply::Deferred(pending) => match pending.await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot answer request; closing connection");
-                    break;
-                }
-            },
+        let answer = match reply {
+            Reply::Ready(bytes) => Ok(vec![bytes]),
+            Reply::Deferred(pending) => pending.await.map(|bytes| vec![bytes]),
+            Reply::DeferredPieces(pending) => pending.await,
             Reply::None => continue,
         };
-        if writer.write_all(&bytes).await.is_err() {
-            break;
+        let pieces = match answer {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot answer request; closing connection");
+                break;
+            }
+        };
+        for piece in pieces {
+            if writer.write_all(&piece).await.is_err() {
+                queued.close();
+                return;
+            }
         }
     }
     queued.close();

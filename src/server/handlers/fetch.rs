@@ -8,18 +8,15 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
-};
-use kafka_protocol::messages::TopicName;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::fetch_response::FetchResponse;
 use uuid::Uuid;
 
 use super::RequestContext;
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::log::PartitionLog;
+use crate::protocol::fetch_response::{self, FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::log_error;
@@ -49,7 +46,9 @@ pub fn handle(
         return ctx.reply(&response);
     }
     let targets = resolve(shard, &ctx, &request);
-    Ok(Reply::Deferred(Box::pin(fetch(ctx, request, targets))))
+    Ok(Reply::DeferredPieces(Box::pin(fetch(
+        ctx, request, targets,
+    ))))
 }
 
 fn resolve(shard: &Shard, ctx: &RequestContext, request: &FetchRequest) -> Vec<Target> {
@@ -97,7 +96,7 @@ async fn fetch(
     ctx: RequestContext,
     request: FetchRequest,
     targets: Vec<Target>,
-) -> Result<Bytes, ProtocolError> {
+) -> Result<Vec<Bytes>, ProtocolError> {
     let wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms)
             .unwrap_or(0)
@@ -113,7 +112,14 @@ async fn fetch(
         let (partitions, total_bytes, any_error) = read_all(&targets, max_bytes).await;
         let now = Instant::now();
         if total_bytes >= min_bytes.max(1) || any_error || now >= deadline || targets.is_empty() {
-            return ctx.encode(&build(&ctx, &targets, partitions));
+            let response = build(&ctx, &targets, partitions);
+            return fetch_response::encode(&response, ctx.version, ctx.correlation_id).map_err(
+                |e| ProtocolError::Encode {
+                    api: "Fetch",
+                    version: ctx.version,
+                    reason: e.to_string(),
+                },
+            );
         }
         let waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = targets
             .iter()
@@ -131,16 +137,20 @@ async fn fetch(
 
 /// Reads each partition once; returns the per-partition answers, total record bytes, and
 /// whether any partition answered with an error (which ends the long poll).
-async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOut>, usize, bool) {
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(targets.len());
     for target in targets {
-        let mut data = PartitionData::default()
-            .with_partition_index(target.partition)
-            .with_high_watermark(-1)
-            .with_aborted_transactions(None);
+        let mut data = FetchPartitionOut {
+            partition_index: target.partition,
+            error_code: 0,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Vec::new(),
+        };
         let log = match &target.log {
             Ok(log) => log,
             Err(error) => {
@@ -168,13 +178,13 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, 
                 .await
             {
                 Ok(read) => {
-                    let records = join(read.chunks);
-                    remaining = remaining.saturating_sub(records.len());
-                    total += records.len();
+                    let len: usize = read.chunks.iter().map(Bytes::len).sum();
+                    remaining = remaining.saturating_sub(len);
+                    total += len;
                     data.high_watermark = read.high_watermark;
                     data.last_stable_offset = read.last_stable_offset;
                     data.log_start_offset = read.log_start_offset;
-                    data.records = Some(records);
+                    data.records = read.chunks;
                 }
                 Err(e) => {
                     data.error_code = code(log_error(&e));
@@ -187,50 +197,36 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, 
     (out, total, any_error)
 }
 
-/// One buffer for the codec. A single chunk (the common tailing case) is passed through
-/// without copying.
-fn join(chunks: Vec<Bytes>) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks.into_iter().next().unwrap_or_default();
-    }
-    let mut out = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for chunk in chunks {
-        out.extend_from_slice(&chunk);
-    }
-    out.freeze()
-}
-
 fn build(
     ctx: &RequestContext,
     targets: &[Target],
-    partitions: Vec<PartitionData>,
-) -> FetchResponse {
-    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
-    for (target, mut data) in targets.iter().zip(partitions) {
-        if ctx.version < 5 {
-            data.log_start_offset = -1; // not in Fetch v4; the codec refuses it there
-        }
-        let same_topic = responses.last().is_some_and(|r: &FetchableTopicResponse| {
+    partitions: Vec<FetchPartitionOut>,
+) -> FetchResponseOut {
+    let mut topics: Vec<FetchTopicOut> = Vec::new();
+    for (target, data) in targets.iter().zip(partitions) {
+        let same_topic = topics.last().is_some_and(|t| {
             if ctx.version >= TOPIC_ID_VERSION {
-                r.topic_id == target.topic_id
+                t.topic_id == target.topic_id
             } else {
-                r.topic.0.as_str() == target.topic
+                t.name == target.topic
             }
         });
         if !same_topic {
-            let mut topic = FetchableTopicResponse::default();
-            if ctx.version >= TOPIC_ID_VERSION {
-                topic.topic_id = target.topic_id;
-            } else {
-                topic.topic = TopicName(StrBytes::from_string(target.topic.clone()));
-            }
-            responses.push(topic);
+            topics.push(FetchTopicOut {
+                name: target.topic.clone(),
+                topic_id: target.topic_id,
+                partitions: Vec::new(),
+            });
         }
-        if let Some(topic) = responses.last_mut() {
+        if let Some(topic) = topics.last_mut() {
             topic.partitions.push(data);
         }
     }
-    FetchResponse::default().with_responses(responses)
+    FetchResponseOut {
+        error_code: 0,
+        session_id: 0,
+        topics,
+    }
 }
 
 /// Resolves when any of `waits` does; pends forever when there are none.
