@@ -38,7 +38,7 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to start the broker. `Default` is two shards, one partition per auto-created topic,
-/// auto-creation on, ephemeral ports.
+/// auto-creation on, ephemeral ports, 8 MiB segments.
 #[derive(Clone, Debug)]
 pub struct BrokerOptions {
     pub shards_count: usize,
@@ -47,6 +47,8 @@ pub struct BrokerOptions {
     /// Choose a free consecutive port range up front so that a restart listens on the same
     /// addresses and existing clients can reconnect. Otherwise every shard picks an ephemeral port.
     pub fixed_ports: bool,
+    /// Small, so tests roll segments and never preallocate gigabytes per partition.
+    pub segment_bytes: u64,
     pub extra_args: Vec<String>,
 }
 
@@ -57,6 +59,7 @@ impl Default for BrokerOptions {
             num_partitions: 1,
             auto_create_topics: true,
             fixed_ports: false,
+            segment_bytes: 8 * 1024 * 1024,
             extra_args: Vec::new(),
         }
     }
@@ -239,6 +242,31 @@ impl Broker {
         self.ready = None;
         child.kill().expect("SIGKILL broker");
         child.wait().expect("reap broker");
+        // A killed process's io_uring instances are torn down by a kernel worker after the
+        // process is reaped; until then, pending accepts keep the listening sockets open and a
+        // restart on the same ports fails with EADDRINUSE. Wait until the ports are free.
+        if self.listen_port != 0 {
+            let base = self.listen_port;
+            let count = self.options.shards_count as u16;
+            let started = Instant::now();
+            wait_until(
+                "the killed broker's ports to be released",
+                SHUTDOWN_TIMEOUT,
+                || {
+                    let held: Vec<TcpListener> = (0..count)
+                        .map_while(|i| {
+                            TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], base + i))).ok()
+                        })
+                        .collect();
+                    held.len() == usize::from(count)
+                },
+            );
+            eprintln!(
+                "ports {base}..{} released {:?} after SIGKILL",
+                base + count,
+                started.elapsed()
+            );
+        }
     }
 
     /// Starts the broker again on the same data dir (and, with `fixed_ports`, the same ports).
@@ -267,6 +295,8 @@ impl Broker {
             .arg(self.options.num_partitions.to_string())
             .arg("--auto-create-topics")
             .arg(self.options.auto_create_topics.to_string())
+            .arg("--segment-bytes")
+            .arg(self.options.segment_bytes.to_string())
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -386,31 +416,31 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     }
 }
 
-/// A base port `p` such that `p..p+count` are all free on 127.0.0.1 right now.
+/// A base port `p` such that `p..p+count` are all free on 127.0.0.1 right now, chosen below the
+/// kernel's ephemeral range so that no client connection (of this or a parallel test) can take
+/// one of them between this check and a broker restart.
 pub fn free_port_range(count: usize) -> u16 {
-    for _ in 0..200 {
-        let first = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-        let base = first.local_addr().expect("local addr").port();
-        if usize::from(base) + count > usize::from(u16::MAX) {
-            continue;
-        }
-        let mut held = vec![first];
-        let mut ok = true;
-        for i in 1..count {
-            let port = base + i as u16;
-            match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))) {
-                Ok(listener) => held.push(listener),
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let low: u16 = 10_000;
+    let high = ephemeral_low.saturating_sub(count as u16);
+    assert!(
+        high > low,
+        "ephemeral port range starts too low: {ephemeral_low}"
+    );
+    for _ in 0..500 {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let base = low + (random % u128::from(high - low)) as u16;
+        let held: Vec<TcpListener> = (0..count as u16)
+            .map_while(|i| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], base + i))).ok())
+            .collect();
+        if held.len() == count {
             return base;
         }
     }
-    panic!("no free range of {count} consecutive ports found");
+    panic!("no free range of {count} consecutive ports found below {ephemeral_low}");
 }
 
 fn read_tail(path: &Path, bytes_max: usize) -> String {
