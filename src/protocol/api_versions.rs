@@ -40,6 +40,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    range(ApiKey::SaslHandshake, 0, 1),
 ];
 
 /// The served range for `api_key`, if any.

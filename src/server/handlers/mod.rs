@@ -1,12 +1,14 @@
 //! One thin handler per Kafka API: decode → validate → route → call → encode.
 
 mod api_versions;
+mod cluster;
 mod configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
 mod topics;
+mod unsupported;
 
 use std::rc::Rc;
 
@@ -59,11 +61,17 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
             // KIP-511: answer a too-new ApiVersions with our ranges at v0 so the client can retry.
             return api_versions::unsupported_version(ctx);
         }
-        return Err(ProtocolError::Decode {
+        let refused = || ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
             reason: "API or version not supported".to_owned(),
-        });
+        };
+        let codec_versions = api_key.valid_versions();
+        if !(codec_versions.min..=codec_versions.max).contains(&prefix.api_version) {
+            return Err(refused());
+        }
+        decode_header(api_key, prefix.api_version, &mut frame)?;
+        return unsupported::answer(ctx, frame).unwrap_or_else(|| Err(refused()));
     }
     // The full header (client id, tagged fields) is parsed to reach the body.
     let _header: RequestHeader = decode_header(api_key, prefix.api_version, &mut frame)?;
@@ -79,6 +87,9 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::DescribeConfigs => configs::describe(shard, ctx, frame),
         ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
+        ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
+        ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
+        ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -100,6 +111,9 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::SaslHandshake => "SaslHandshake",
         _ => "request",
     }
 }
