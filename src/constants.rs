@@ -12,6 +12,9 @@ pub const DMA_ALIGNMENT: usize = 4096;
 /// Per-connection bound on bytes of requests read but not yet answered.
 pub const CONNECTION_INFLIGHT_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Per-shard bound on request bytes read but not yet answered, across its connections.
+pub const SHARD_INFLIGHT_BYTES_MAX: usize = 512 * 1024 * 1024;
+
 /// Per-shard bound on connections.
 pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 
@@ -20,3 +23,4 @@ pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
 const _: () = assert!(FRAME_BYTES_MAX > MESSAGE_BYTES_MAX_DEFAULT as usize);
 const _: () = assert!(CONNECTION_INFLIGHT_BYTES_MAX >= FRAME_BYTES_MAX / 2);
+const _: () = assert!(SHARD_INFLIGHT_BYTES_MAX >= CONNECTION_INFLIGHT_BYTES_MAX);

@@ -11,6 +11,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     frame_bytes_max: usize,
 ) -> Result<Option<Bytes>, ProtocolError> {
+    match read_frame_size(reader, frame_bytes_max).await? {
+        Some(size) => read_frame_body(reader, size).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads and checks a frame's size prefix, so the caller can reserve memory before the body.
+/// Returns `Ok(None)` on a clean end of stream between frames.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<Option<usize>, ProtocolError> {
     let mut size_buf = [0u8; 4];
     let mut filled = 0;
     while filled < size_buf.len() {
@@ -33,7 +45,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: frame_bytes_max,
         });
     };
+    Ok(Some(size))
+}
+
+/// Reads a body whose size `read_frame_size` checked.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Result<Bytes, ProtocolError> {
     let mut body = BytesMut::zeroed(size);
     reader.read_exact(&mut body).await?;
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }

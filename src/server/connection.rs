@@ -14,9 +14,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 
-use crate::constants::{FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX};
+use super::byte_budget::{ByteBudget, BytePermit};
+use crate::constants::{
+    CONNECTION_INFLIGHT_BYTES_MAX, FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX, SHARD_INFLIGHT_BYTES_MAX,
+};
 use crate::io::net::{TcpListener, TcpStream};
-use crate::protocol::frame::read_frame;
+use crate::protocol::frame::{read_frame_body, read_frame_size};
 use crate::protocol::ProtocolError;
 use crate::shard::Shard;
 
@@ -38,6 +41,7 @@ pub enum Reply {
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open_connections = Rc::new(Cell::new(0usize));
+    let shard_budget = ByteBudget::new(SHARD_INFLIGHT_BYTES_MAX);
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -55,26 +59,43 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         open_connections.set(open_connections.get() + 1);
         let shard = Rc::clone(&shard);
         let open = Rc::clone(&open_connections);
+        let shard_budget = Rc::clone(&shard_budget);
         crate::io::spawn(async move {
-            serve_connection(shard, stream).await;
+            serve_connection(shard, stream, shard_budget).await;
             open.set(open.get().saturating_sub(1));
         })
         .detach();
     }
 }
 
-async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+/// The memory a request holds until its answer is written: (connection's, shard's).
+type Permits = (BytePermit, BytePermit);
+
+async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBudget>) {
     let peer = stream.peer_addr().ok();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "set_nodelay failed");
     }
     let (mut reader, writer) = futures_lite::io::split(stream);
-    let (replies, queued) = async_channel::bounded::<Reply>(PIPELINE_DEPTH_MAX);
+    let (replies, queued) = async_channel::bounded::<(Reply, Permits)>(PIPELINE_DEPTH_MAX);
     let writer_task = crate::io::spawn(write_replies(writer, queued));
+    let connection_budget = ByteBudget::new(CONNECTION_INFLIGHT_BYTES_MAX);
     loop {
-        let frame = match read_frame(&mut reader, FRAME_BYTES_MAX).await {
-            Ok(Some(frame)) => frame,
+        let size = match read_frame_size(&mut reader, FRAME_BYTES_MAX).await {
+            Ok(Some(size)) => size,
             Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        // Reserve before allocating: connection first, then shard, always in that order.
+        let permits = (
+            connection_budget.acquire(size).await,
+            shard_budget.acquire(size).await,
+        );
+        let frame = match read_frame_body(&mut reader, size).await {
+            Ok(frame) => frame,
             Err(e) => {
                 tracing::debug!(?peer, error = %e, "closing connection");
                 break;
@@ -83,7 +104,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
         match super::handlers::dispatch(&shard, frame) {
             Ok(Reply::None) => {}
             Ok(reply) => {
-                if replies.send(reply).await.is_err() {
+                if replies.send((reply, permits)).await.is_err() {
                     break; // the writer failed: the socket is gone
                 }
             }
@@ -100,9 +121,10 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
 
 async fn write_replies(
     mut writer: futures_lite::io::WriteHalf<TcpStream>,
-    queued: async_channel::Receiver<Reply>,
+    queued: async_channel::Receiver<(Reply, Permits)>,
 ) {
-    while let Ok(reply) = queued.recv().await {
+    // The permits are dropped, returning their bytes, once the answer has been written.
+    while let Ok((reply, _permits)) = queued.recv().await {
         let answer = match reply {
             Reply::Ready(bytes) => Ok(vec![bytes]),
             Reply::Deferred(pending) => pending.await.map(|bytes| vec![bytes]),

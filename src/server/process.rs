@@ -267,9 +267,15 @@ async fn shard_main(setup: ShardSetup) {
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
     let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
-    control_loop(Rc::clone(&shard), inbox).await;
+    let shutdown = control_loop(Rc::clone(&shard), inbox).await;
+    // Stop accepting first; connections already open keep being served while the logs
+    // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
     drop(retention);
+    shard.close_all().await;
+    if let Some(reply) = shutdown {
+        let _ = reply.send(()); // the main thread may have given up waiting
+    }
 }
 
 /// Shard `i` listens on the configured port plus `i`, or on an ephemeral port when it is 0.

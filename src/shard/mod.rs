@@ -199,19 +199,20 @@ impl Shard {
     }
 }
 
-/// The shard's control loop: catalog changes and shutdown, in arrival order.
-pub async fn control_loop(shard: std::rc::Rc<Shard>, inbox: async_channel::Receiver<ShardMessage>) {
+/// The shard's control loop: catalog changes, in arrival order, until a shutdown request,
+/// whose reply it returns so the caller can stop accepting, close the logs, then answer.
+pub async fn control_loop(
+    shard: std::rc::Rc<Shard>,
+    inbox: async_channel::Receiver<ShardMessage>,
+) -> Option<oneshot::Sender<()>> {
     while let Ok(message) = inbox.recv().await {
         match message {
             ShardMessage::Apply { change, reply } => {
                 let result = shard.apply(change).await;
                 let _ = reply.send(result); // the requester may have gone; nothing to undo
             }
-            ShardMessage::Shutdown { reply } => {
-                shard.close_all().await;
-                let _ = reply.send(());
-                return;
-            }
+            ShardMessage::Shutdown { reply } => return Some(reply),
         }
     }
+    None
 }
