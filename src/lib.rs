@@ -11,10 +11,12 @@
 //! - `io`       — the runtime seam: glommio executors, DMA files, sockets.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod constants;
+pub mod group;
 pub mod io;
 pub mod log;
 pub mod protocol;

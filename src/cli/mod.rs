@@ -36,12 +36,15 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Print messages of a topic, one value per line (like kafka-console-consumer).
     Consume(consume::ConsumeArgs),
+    /// Load generator: produce/consume workloads with HDR latency (see perf/).
+    Bench(crate::bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => return serve::run(args),
+        Command::Bench(args) => return crate::bench::main(args),
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),

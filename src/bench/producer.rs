@@ -1,0 +1,444 @@
+//! One producer: an accumulator per partition, one pipelined connection per broker, and an
+//! open-loop message schedule.
+//!
+//! At a fixed rate, message `i` is *intended* to be sent at `start + i / rate`. Messages are
+//! generated when their time has come, stamped with that intended time, and latency is
+//! measured from it — so when the client or broker falls behind, the queueing shows up in the
+//! latency instead of silently lowering the offered load (no coordinated omission). At the
+//! maximum rate the intended time is the moment the message was generated. Generation stops
+//! while more than `buffer_bytes` are unacknowledged, like Kafka's `buffer.memory`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_listener::Event;
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::batch_builder::{BatchMeta, PartitionBuffer};
+use super::error::BenchError;
+use super::stats::Recorder;
+use super::wire::{self, WireReader, WireWriter};
+use super::workload::{filler, Control, KeyDistribution, Rng, Workload};
+
+/// Messages generated per loop turn before sending and yielding.
+const GENERATE_CHUNK: usize = 4096;
+/// Longest idle wait between loop turns.
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(1);
+const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// How long a stopping producer waits for its last acknowledgements.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A produce request on the wire, waiting for its answer.
+struct InFlight {
+    correlation_id: i32,
+    batches: Vec<BatchMeta>,
+}
+
+/// State shared by the producer task and its connections' reader tasks.
+struct Shared {
+    buffered_bytes: Cell<u64>,
+    ack_event: Event,
+    failed: Cell<bool>,
+}
+
+struct BrokerConn {
+    writer: WireWriter,
+    in_flight: Rc<Cell<usize>>,
+    /// Absent for acks=0, where no answers come.
+    answers: Option<async_channel::Sender<InFlight>>,
+    reader: Option<crate::io::Task<()>>,
+    /// Partitions with sealed batches, oldest first.
+    ready: VecDeque<i32>,
+}
+
+pub async fn run(
+    producer_id: usize,
+    workload: Arc<Workload>,
+    control: Arc<Control>,
+    recorder: Rc<RefCell<Recorder>>,
+) {
+    if let Err(e) = produce(producer_id, &workload, &control, &recorder).await {
+        recorder
+            .borrow_mut()
+            .error(format!("producer {producer_id}: {e}"));
+    }
+    control.producers_running.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn produce(
+    producer_id: usize,
+    workload: &Workload,
+    control: &Control,
+    recorder: &Rc<RefCell<Recorder>>,
+) -> Result<(), BenchError> {
+    let clock = control.clock;
+    let shared = Rc::new(Shared {
+        buffered_bytes: Cell::new(0),
+        ack_event: Event::new(),
+        failed: Cell::new(false),
+    });
+    let mut conns = Vec::with_capacity(workload.broker_addrs.len());
+    for addr in &workload.broker_addrs {
+        let (writer, reader) = wire::connect(addr, &format!("sluice-bench-p{producer_id}")).await?;
+        let in_flight = Rc::new(Cell::new(0usize));
+        let (answers, reader) = if workload.acks == 0 {
+            (None, None)
+        } else {
+            let (tx, rx) = async_channel::unbounded();
+            let task = crate::io::spawn(read_answers(
+                reader,
+                rx,
+                workload.produce_version,
+                Rc::clone(&in_flight),
+                Rc::clone(&shared),
+                Rc::clone(recorder),
+                clock,
+            ));
+            (Some(tx), Some(task))
+        };
+        conns.push(BrokerConn {
+            writer,
+            in_flight,
+            answers,
+            reader,
+            ready: VecDeque::new(),
+        });
+    }
+
+    let partition_count = workload.partition_broker.len();
+    let mut buffers: Vec<PartitionBuffer> = (0..partition_count)
+        .map(|_| PartitionBuffer::new())
+        .collect();
+    let mut queued = vec![false; partition_count];
+    let filler = filler(
+        workload
+            .message_bytes
+            .saturating_sub(super::batch_builder::STAMP_BYTES),
+        producer_id as u64 + 1,
+    );
+    let keys: Vec<Vec<u8>> = (0..workload.key_count.max(1))
+        .map(|k| format!("key-{k}").into_bytes())
+        .collect();
+    let key_partition: Vec<usize> = keys
+        .iter()
+        .map(|k| (fnv_hash(k) % partition_count as u64) as usize)
+        .collect();
+    let mut rng = Rng::new(producer_id as u64 * 7919 + 17);
+    let mut sticky = producer_id % partition_count;
+    let mut key_next = producer_id % keys.len();
+    let interval_ns = workload.producer_rate.map(|rate| 1e9 / rate);
+    let mut next_intended = clock.now_ns() as f64;
+    let topic_name = TopicName(StrBytes::from_string(workload.topic.clone()));
+
+    loop {
+        if shared.failed.get() {
+            return Err(BenchError::Usage(
+                "a connection failed; see the errors above".to_owned(),
+            ));
+        }
+        let stopping = control.stop_producing.load(Ordering::Relaxed);
+        let listener = shared.ack_event.listen();
+        let now = clock.now_ns();
+        let wall_ms = wall_clock_ms();
+        let mut progressed = false;
+
+        // 1. Generate what is due.
+        let mut generated = 0;
+        while !stopping
+            && generated < GENERATE_CHUNK
+            && shared.buffered_bytes.get() < workload.buffer_bytes
+        {
+            let intended = match interval_ns {
+                Some(interval) => {
+                    if next_intended > now as f64 {
+                        break;
+                    }
+                    let t = next_intended as u64;
+                    next_intended += interval;
+                    t
+                }
+                None => now,
+            };
+            let (partition, key) = match workload.keys {
+                KeyDistribution::None => (sticky, None),
+                KeyDistribution::RoundRobin => {
+                    let k = key_next;
+                    key_next = (key_next + 1) % keys.len();
+                    (key_partition[k], Some(keys[k].as_slice()))
+                }
+                KeyDistribution::Random => {
+                    let k = rng.below(keys.len());
+                    (key_partition[k], Some(keys[k].as_slice()))
+                }
+            };
+            let buffer = &mut buffers[partition];
+            buffer.push(key, &filler, intended, wall_ms, workload.batch_bytes);
+            shared
+                .buffered_bytes
+                .set(shared.buffered_bytes.get() + workload.message_bytes as u64);
+            if buffer.open_bytes() >= workload.batch_bytes {
+                buffer.seal(workload.compression)?;
+                mark_ready(&mut conns, &mut queued, workload, partition);
+                if workload.keys == KeyDistribution::None {
+                    sticky = (sticky + 1) % partition_count;
+                }
+            }
+            generated += 1;
+        }
+        progressed |= generated > 0;
+
+        // 2. Seal batches that lingered long enough (all of them when stopping).
+        let mut next_linger_ns = u64::MAX;
+        for (partition, buffer) in buffers.iter_mut().enumerate() {
+            let Some(since) = buffer.open_since_ns() else {
+                continue;
+            };
+            let deadline = since.saturating_add(workload.linger_ns);
+            if stopping || deadline <= now {
+                buffer.seal(workload.compression)?;
+                mark_ready(&mut conns, &mut queued, workload, partition);
+                if workload.keys == KeyDistribution::None && partition == sticky {
+                    sticky = (sticky + 1) % partition_count;
+                }
+            } else {
+                next_linger_ns = next_linger_ns.min(deadline);
+            }
+        }
+
+        // 3. Send, up to the in-flight limit per connection.
+        for conn in conns.iter_mut() {
+            while conn.in_flight.get() < workload.in_flight_max && !conn.ready.is_empty() {
+                send(
+                    conn,
+                    &mut buffers,
+                    &mut queued,
+                    workload,
+                    &topic_name,
+                    &shared,
+                    recorder,
+                    clock.now_ns(),
+                )
+                .await?;
+                progressed = true;
+            }
+        }
+
+        if stopping {
+            let idle = conns
+                .iter()
+                .all(|c| c.ready.is_empty() && c.in_flight.get() == 0);
+            if idle {
+                break;
+            }
+        }
+
+        // 4. Wait for an answer, the next due message or lingering batch, or yield.
+        if progressed {
+            futures_lite::future::yield_now().await;
+        } else {
+            let now = clock.now_ns();
+            let mut wake_ns = next_linger_ns;
+            if interval_ns.is_some() {
+                wake_ns = wake_ns.min(next_intended as u64);
+            }
+            let wait = Duration::from_nanos(wake_ns.saturating_sub(now)).min(IDLE_WAIT_MAX);
+            if stopping {
+                let drained = futures_lite::future::or(
+                    async {
+                        listener.await;
+                        true
+                    },
+                    async {
+                        crate::io::sleep(DRAIN_TIMEOUT).await;
+                        false
+                    },
+                )
+                .await;
+                if !drained {
+                    return Err(BenchError::Usage(
+                        "timed out waiting for the last acknowledgements".to_owned(),
+                    ));
+                }
+            } else if !wait.is_zero() {
+                futures_lite::future::or(listener, crate::io::sleep(wait)).await;
+            }
+        }
+    }
+    for conn in conns.iter_mut() {
+        conn.answers = None; // the reader task ends when its queue closes
+        conn.writer.close().await;
+        if let Some(task) = conn.reader.take() {
+            task.await;
+        }
+    }
+    Ok(())
+}
+
+fn mark_ready(
+    conns: &mut [BrokerConn],
+    queued: &mut [bool],
+    workload: &Workload,
+    partition: usize,
+) {
+    if !queued[partition] {
+        queued[partition] = true;
+        conns[workload.partition_broker[partition]]
+            .ready
+            .push_back(partition as i32);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    conn: &mut BrokerConn,
+    buffers: &mut [PartitionBuffer],
+    queued: &mut [bool],
+    workload: &Workload,
+    topic_name: &TopicName,
+    shared: &Shared,
+    recorder: &Rc<RefCell<Recorder>>,
+    now_ns: u64,
+) -> Result<(), BenchError> {
+    let mut partition_data = Vec::new();
+    let mut metas = Vec::new();
+    let mut request_bytes = 0usize;
+    while request_bytes < workload.request_bytes_max {
+        let Some(partition) = conn.ready.pop_front() else {
+            break;
+        };
+        let index = partition as usize;
+        queued[index] = false;
+        if let Some((records, batch_metas)) = buffers[index].take_sealed() {
+            request_bytes += records.len();
+            partition_data.push(
+                PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            );
+            metas.extend(batch_metas);
+        }
+    }
+    if partition_data.is_empty() {
+        return Ok(());
+    }
+    let request = ProduceRequest::default()
+        .with_acks(workload.acks)
+        .with_timeout_ms(PRODUCE_TIMEOUT_MS)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name.clone())
+            .with_partition_data(partition_data)]);
+    {
+        let mut r = recorder.borrow_mut();
+        for meta in &metas {
+            r.counters.sent_msgs += u64::from(meta.record_count);
+            r.counters.sent_bytes += meta.payload_bytes;
+        }
+    }
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    let correlation_id = conn
+        .writer
+        .send(ApiKey::Produce, workload.produce_version, &request)
+        .await?;
+    match &conn.answers {
+        Some(answers) => {
+            let in_flight = InFlight {
+                correlation_id,
+                batches: metas,
+            };
+            if answers.send(in_flight).await.is_err() {
+                return Err(BenchError::Usage(format!(
+                    "the reader of {} stopped",
+                    conn.writer.addr()
+                )));
+            }
+        }
+        None => {
+            // acks=0: written is all the acknowledgement there is.
+            let mut r = recorder.borrow_mut();
+            let now = now_ns.max(1);
+            for meta in &metas {
+                r.record_ack(meta, now);
+                shared.buffered_bytes.set(
+                    shared
+                        .buffered_bytes
+                        .get()
+                        .saturating_sub(meta.payload_bytes),
+                );
+            }
+            conn.in_flight.set(conn.in_flight.get() - 1);
+        }
+    }
+    Ok(())
+}
+
+async fn read_answers(
+    mut reader: WireReader,
+    queue: async_channel::Receiver<InFlight>,
+    version: i16,
+    in_flight: Rc<Cell<usize>>,
+    shared: Rc<Shared>,
+    recorder: Rc<RefCell<Recorder>>,
+    clock: super::stats::Clock,
+) {
+    while let Ok(request) = queue.recv().await {
+        let answer: Result<ProduceResponse, BenchError> = reader
+            .recv(ApiKey::Produce, version, request.correlation_id)
+            .await;
+        let now = clock.now_ns();
+        let mut r = recorder.borrow_mut();
+        match answer {
+            Ok(response) => {
+                for topic in &response.responses {
+                    for partition in &topic.partition_responses {
+                        if partition.error_code != 0 {
+                            r.error(format!(
+                                "produce to {}-{} failed with error code {}",
+                                topic.name.0, partition.index, partition.error_code
+                            ));
+                        }
+                    }
+                }
+                for meta in &request.batches {
+                    r.record_ack(meta, now);
+                }
+            }
+            Err(e) => {
+                r.error(e.to_string());
+                shared.failed.set(true);
+            }
+        }
+        let payload: u64 = request.batches.iter().map(|m| m.payload_bytes).sum();
+        shared
+            .buffered_bytes
+            .set(shared.buffered_bytes.get().saturating_sub(payload));
+        in_flight.set(in_flight.get().saturating_sub(1));
+        shared.ack_event.notify(usize::MAX);
+        if shared.failed.get() {
+            break;
+        }
+    }
+}
+
+fn fnv_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

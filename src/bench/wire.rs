@@ -1,0 +1,163 @@
+//! A pipelined Kafka connection on the current shard's executor: the writer half sends
+//! requests without waiting, the reader half reads answers in order. Callers keep their own
+//! FIFO of what is in flight and match correlation ids.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::io::{BufReader, ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::error::BenchError;
+use crate::io::net::TcpStream;
+
+/// Largest response frame accepted (fetches are asked for far less).
+const RESPONSE_BYTES_MAX: usize = 256 << 20;
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+pub struct WireWriter {
+    writer: WriteHalf<TcpStream>,
+    addr: String,
+    client_id: StrBytes,
+    correlation_id_next: i32,
+    buf: BytesMut,
+}
+
+pub struct WireReader {
+    reader: BufReader<ReadHalf<TcpStream>>,
+    addr: String,
+}
+
+/// Opens a connection to `addr` with Nagle off.
+pub async fn connect(addr: &str, client_id: &str) -> Result<(WireWriter, WireReader), BenchError> {
+    let connect_error = |source| BenchError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| connect_error(std::io::Error::other(e.to_string())))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| connect_error(std::io::Error::other(e.to_string())))?;
+    let (reader, writer) = futures_lite::io::split(stream);
+    Ok((
+        WireWriter {
+            writer,
+            addr: addr.to_owned(),
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            correlation_id_next: 1,
+            buf: BytesMut::new(),
+        },
+        WireReader {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+            addr: addr.to_owned(),
+        },
+    ))
+}
+
+impl WireWriter {
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Encodes and writes one request; returns its correlation id.
+    pub async fn send<T: Encodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> Result<i32, BenchError> {
+        let correlation_id = self.correlation_id_next;
+        self.correlation_id_next = self.correlation_id_next.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let header_version = api_key.request_header_version(version);
+        let size = header.compute_size(header_version).map_err(encode_error)?
+            + body.compute_size(version).map_err(encode_error)?;
+        let size_prefix = i32::try_from(size).map_err(|_| BenchError::Encode {
+            what: "request",
+            reason: format!("{size} bytes exceed the frame limit"),
+        })?;
+        self.buf.clear();
+        self.buf.reserve(4 + size);
+        self.buf.put_i32(size_prefix);
+        header
+            .encode(&mut self.buf, header_version)
+            .map_err(encode_error)?;
+        body.encode(&mut self.buf, version).map_err(encode_error)?;
+        self.writer
+            .write_all(&self.buf)
+            .await
+            .map_err(|source| BenchError::Io {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        Ok(correlation_id)
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.writer.close().await; // best effort: the run is over
+    }
+}
+
+impl WireReader {
+    /// Reads the next response frame, checks its correlation id and decodes it as `T`.
+    pub async fn recv<T: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<T, BenchError> {
+        let mut frame = self.read_frame().await?;
+        let decode_error = |what, reason: String| BenchError::Decode {
+            addr: self.addr.clone(),
+            what,
+            reason,
+        };
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+            .map_err(|e| decode_error("response header", e.to_string()))?;
+        if header.correlation_id != correlation_id {
+            return Err(BenchError::Correlation {
+                addr: self.addr.clone(),
+                expected: correlation_id,
+                got: header.correlation_id,
+            });
+        }
+        T::decode(&mut frame, version).map_err(|e| decode_error("response body", e.to_string()))
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes, BenchError> {
+        let io_error = |source| BenchError::Io {
+            addr: self.addr.clone(),
+            source,
+        };
+        let mut size_buf = [0u8; 4];
+        self.reader
+            .read_exact(&mut size_buf)
+            .await
+            .map_err(io_error)?;
+        let size = i32::from_be_bytes(size_buf);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s > 0 && s <= RESPONSE_BYTES_MAX)
+            .ok_or_else(|| BenchError::FrameSize {
+                addr: self.addr.clone(),
+                size: i64::from(size),
+                max: RESPONSE_BYTES_MAX,
+            })?;
+        let mut body = BytesMut::zeroed(size);
+        self.reader.read_exact(&mut body).await.map_err(io_error)?;
+        Ok(body.freeze())
+    }
+}
+
+fn encode_error(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Encode {
+        what: "request",
+        reason: e.to_string(),
+    }
+}
