@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use bytes::Bytes;
 use clap::Args;
 
-use crate::client::producer::ProducerConfig;
+use crate::client::producer::{partition_for_key, ProducerConfig};
 use crate::client::{Producer, ProducerRecord};
 
 use super::args::{parse_key_value, AcksArg, BootstrapArgs, CompressionArg};
@@ -196,20 +196,24 @@ fn send_records(
     records: Vec<ProducerRecord>,
 ) -> Result<(), CliError> {
     let mut by_partition: BTreeMap<i32, Vec<ProducerRecord>> = BTreeMap::new();
+    let partition_count = match partition {
+        Some(_) => 0,
+        None => producer.partition_count(topic)?,
+    };
+    if partition.is_none() && partition_count == 0 {
+        return Err(crate::client::ClientError::UnknownTopic {
+            topic: topic.to_owned(),
+        }
+        .into());
+    }
     // Unkeyed records of one batch share a partition (Kafka's sticky partitioning).
     let mut unkeyed_partition = None;
     for record in records {
         let p = match (partition, &record.key) {
             (Some(p), _) => p,
-            (None, Some(key)) => producer.choose_partition(topic, Some(key))?,
-            (None, None) => match unkeyed_partition {
-                Some(p) => p,
-                None => {
-                    let p = producer.choose_partition(topic, None)?;
-                    unkeyed_partition = Some(p);
-                    p
-                }
-            },
+            (None, Some(key)) => partition_for_key(key, partition_count),
+            (None, None) => *unkeyed_partition
+                .get_or_insert_with(|| producer.next_unkeyed_partition(partition_count)),
         };
         by_partition.entry(p).or_default().push(record);
     }

@@ -173,9 +173,38 @@ impl Cluster {
                     .collect()
             }))
             .with_allow_auto_topic_creation(allow_auto_topic_creation);
-        let (response, _version) = self.bootstrap_connection.send(&request)?;
+        let response = match self.bootstrap_connection.send(&request) {
+            Ok((response, _version)) => response,
+            // The bootstrap broker went away (restart): reconnect once and ask again.
+            Err(ClientError::Io { .. }) => {
+                self.reconnect_bootstrap()?;
+                self.bootstrap_connection.send(&request)?.0
+            }
+            Err(e) => return Err(e),
+        };
         let addr = self.bootstrap_connection.addr().to_owned();
         self.apply_metadata(response, &addr)
+    }
+
+    /// Replaces the bootstrap connection with a fresh one to the first reachable address.
+    fn reconnect_bootstrap(&mut self) -> Result<(), ClientError> {
+        let mut last_err = None;
+        for addr in &self.bootstrap {
+            match Connection::connect(addr, &self.config) {
+                Ok(connection) => {
+                    self.bootstrap_connection = connection;
+                    self.connections.clear();
+                    return Ok(());
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(ClientError::NoBrokerReachable {
+            bootstrap: self.bootstrap.join(","),
+            source: Box::new(last_err.unwrap_or(ClientError::InvalidArgument(
+                "no bootstrap address".to_owned(),
+            ))),
+        })
     }
 
     fn apply_metadata(

@@ -331,7 +331,114 @@ fn api_key_of<R: Request>() -> ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::MetadataRequest;
+    use kafka_protocol::protocol::decode_request_header_from_buffer;
+    use std::net::TcpListener;
+
+    fn read_request(stream: &mut TcpStream) -> (RequestHeader, Bytes) {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).expect("size");
+        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut frame).expect("frame");
+        let mut frame = Bytes::from(frame);
+        let header = decode_request_header_from_buffer(&mut frame).expect("header");
+        (header, frame)
+    }
+
+    fn write_api_versions(
+        stream: &mut TcpStream,
+        correlation_id: i32,
+        body: &ApiVersionsResponse,
+        version: i16,
+    ) {
+        let mut buf = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, 0)
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        stream
+            .write_all(&(buf.len() as i32).to_be_bytes())
+            .expect("size");
+        stream.write_all(&buf).expect("frame");
+    }
+
+    fn api(key: ApiKey, min_version: i16, max_version: i16) -> ApiVersion {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min_version)
+            .with_max_version(max_version)
+    }
+
+    /// A broker that knows ApiVersions only up to v3 answers our v4 with a v0 body; we retry
+    /// at v3 and then pick the highest common version of every API.
+    #[test]
+    fn negotiates_down_after_unsupported_version() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let (header, _) = read_request(&mut stream);
+            assert_eq!(header.request_api_version, 4);
+            let refusal = ApiVersionsResponse::default()
+                .with_error_code(UNSUPPORTED_VERSION)
+                .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 3)]);
+            write_api_versions(&mut stream, header.correlation_id, &refusal, 0);
+            let (header, _) = read_request(&mut stream);
+            assert_eq!(header.request_api_version, 3);
+            let answer = ApiVersionsResponse::default().with_api_keys(vec![
+                api(ApiKey::ApiVersions, 0, 3),
+                api(ApiKey::Metadata, 0, 99),
+                api(ApiKey::Produce, 0, 2),
+            ]);
+            write_api_versions(&mut stream, header.correlation_id, &answer, 3);
+        });
+        let conn = Connection::connect(&addr, &ConnectionConfig::default()).expect("connect");
+        server.join().expect("server");
+        assert_eq!(
+            conn.version::<MetadataRequest>().ok(),
+            Some(MetadataRequest::VERSIONS.max)
+        );
+        assert!(matches!(
+            conn.version::<kafka_protocol::messages::ProduceRequest>(),
+            Err(ClientError::UnsupportedApi {
+                broker_range: Some((0, 2)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            conn.version::<kafka_protocol::messages::FetchRequest>(),
+            Err(ClientError::UnsupportedApi {
+                broker_range: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_oversized_response_before_allocating() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let _ = read_request(&mut stream);
+            stream.write_all(&i32::MAX.to_be_bytes()).expect("size");
+        });
+        let config = ConnectionConfig {
+            response_bytes_max: 1024,
+            ..ConnectionConfig::default()
+        };
+        let err = Connection::connect(&addr, &config).expect_err("must fail");
+        server.join().expect("server");
+        assert!(matches!(
+            err,
+            ClientError::ResponseTooLarge {
+                size_bytes_max: 1024,
+                ..
+            }
+        ));
+    }
 
     #[test]
     fn api_name_is_short() {

@@ -165,12 +165,23 @@ impl Consumer {
         let topic = self.topic.clone();
         let metadata = self.cluster.topic(&topic)?;
         let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut leaderless = false;
         for (&partition, &offset) in &self.positions {
-            let leader = self.cluster.leader_id(&topic, partition)?;
-            by_leader
-                .entry(leader)
-                .or_default()
-                .push((partition, offset));
+            match self.cluster.leader_id(&topic, partition) {
+                Ok(leader) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .push((partition, offset)),
+                // Skip it this round; fresh metadata may name a leader next time.
+                Err(e) if e.is_retriable() => leaderless = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if leaderless {
+            self.cluster.invalidate_topic(&topic);
+            if by_leader.is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         let mut records = Vec::new();
         for (leader, partitions) in by_leader {

@@ -214,12 +214,15 @@ impl Producer {
         }
         Ok(match key {
             Some(key) => partition_for_key(key, count),
-            None => {
-                let partition = self.unkeyed_next % count;
-                self.unkeyed_next = self.unkeyed_next.wrapping_add(1);
-                partition as i32
-            }
+            None => self.next_unkeyed_partition(count),
         })
+    }
+
+    /// The next partition, round robin, for a batch of unkeyed records.
+    pub fn next_unkeyed_partition(&mut self, partition_count: usize) -> i32 {
+        let partition = self.unkeyed_next % partition_count.max(1);
+        self.unkeyed_next = self.unkeyed_next.wrapping_add(1);
+        partition as i32
     }
 
     /// Produces `records` as one batch to `topic`-`partition`. Returns the base offset the
