@@ -248,6 +248,9 @@ async fn shard_main(setup: ShardSetup) {
     if let Err(e) = shard.open_owned_partitions().await {
         return fail(e.to_string());
     }
+    if let Err(e) = shard.groups().load().await {
+        return fail(format!("loading group offsets: {e}"));
+    }
     if startup_tx
         .send(Startup::Listening { shard_id, addr })
         .is_err()
@@ -267,12 +270,22 @@ async fn shard_main(setup: ShardSetup) {
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
     let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
+    let group_timers = {
+        let catalog = Rc::clone(&shard);
+        let partition_count = move |topic: &str| catalog.topic(topic).map(|m| m.partition_count);
+        crate::io::spawn(crate::group::group_timers::run(
+            Rc::clone(shard.groups()),
+            Rc::new(partition_count),
+        ))
+    };
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
     drop(retention);
+    drop(group_timers);
     shard.close_all().await;
+    shard.groups().close().await;
     if let Some(reply) = shutdown {
         let _ = reply.send(()); // the main thread may have given up waiting
     }

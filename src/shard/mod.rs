@@ -43,6 +43,8 @@ pub struct Shard {
     /// Logs of the partitions this shard owns, by topic then partition index.
     logs: RefCell<HashMap<String, HashMap<i32, PartitionLog>>>,
     admin: async_channel::Sender<AdminRequest>,
+    /// Coordinator of the consumer groups that hash to this shard.
+    groups: std::rc::Rc<crate::group::GroupCoordinator>,
 }
 
 impl Shard {
@@ -53,6 +55,12 @@ impl Shard {
         catalog: Catalog,
         admin: async_channel::Sender<AdminRequest>,
     ) -> Shard {
+        let groups = crate::group::GroupCoordinator::new(
+            &config.data_dir,
+            id,
+            config.shard_count,
+            crate::group::GroupConfig::from_env(),
+        );
         Shard {
             id,
             config,
@@ -60,7 +68,12 @@ impl Shard {
             catalog: RefCell::new(catalog),
             logs: RefCell::new(HashMap::new()),
             admin,
+            groups: std::rc::Rc::new(groups),
         }
+    }
+
+    pub fn groups(&self) -> &std::rc::Rc<crate::group::GroupCoordinator> {
+        &self.groups
     }
 
     pub fn node_id(&self) -> i32 {

@@ -4,8 +4,14 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod group_admin;
+mod group_consumer;
+mod group_errors;
+mod group_find_coordinator;
+mod group_membership;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 mod unsupported;
@@ -87,6 +93,19 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::DescribeConfigs => configs::describe(shard, ctx, frame),
         ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
+        ApiKey::FindCoordinator => group_find_coordinator::handle(shard, ctx, frame),
+        ApiKey::JoinGroup => group_membership::join_group(shard, ctx, frame),
+        ApiKey::SyncGroup => group_membership::sync_group(shard, ctx, frame),
+        ApiKey::Heartbeat => group_membership::heartbeat(shard, ctx, frame),
+        ApiKey::LeaveGroup => group_membership::leave_group(shard, ctx, frame),
+        ApiKey::OffsetCommit => offsets::offset_commit(shard, ctx, frame),
+        ApiKey::OffsetFetch => offsets::offset_fetch(shard, ctx, frame),
+        ApiKey::OffsetDelete => offsets::offset_delete(shard, ctx, frame),
+        ApiKey::ListGroups => group_admin::list_groups(shard, ctx, frame),
+        ApiKey::DescribeGroups => group_admin::describe_groups(shard, ctx, frame),
+        ApiKey::DeleteGroups => group_admin::delete_groups(shard, ctx, frame),
+        ApiKey::ConsumerGroupHeartbeat => group_consumer::heartbeat(shard, ctx, frame),
+        ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, frame),
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
@@ -111,6 +130,19 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
+        ApiKey::ConsumerGroupDescribe => "ConsumerGroupDescribe",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::SaslHandshake => "SaslHandshake",

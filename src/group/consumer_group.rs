@@ -1,0 +1,517 @@
+//! KIP-848 consumer groups: members heartbeat with ConsumerGroupHeartbeat and the
+//! coordinator computes their assignment.
+//!
+//! Epochs: every change of membership, subscriptions or subscribed partition counts bumps
+//! the group epoch and recomputes the target assignment at once (the assignment epoch equals
+//! the group epoch). Each member reconciles towards its target on its own heartbeats:
+//!
+//! 1. partitions it holds but should not are revoked first (sent as an assignment without
+//!    them; the member keeps its epoch until it reports it no longer owns them);
+//! 2. then it receives the target partitions no other member still owns or is revoking, and
+//!    moves to the assignment epoch; partitions still held elsewhere follow on later
+//!    heartbeats.
+//!
+//! So a partition is never owned by two members at once. A member that does not revoke
+//! within its rebalance timeout, or stops heartbeating for the session timeout, is removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::assignor::{self, AssignorMember, TopicPartitionCounts};
+use super::{GroupConfig, GroupError};
+
+pub type Partitions = BTreeMap<String, BTreeSet<i32>>;
+
+/// Member epoch in a heartbeat that joins the group.
+pub const JOIN_EPOCH: i32 = 0;
+/// Member epoch in a heartbeat that leaves the group.
+pub const LEAVE_EPOCH: i32 = -1;
+/// Member epoch in a heartbeat of a static member leaving temporarily.
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+pub struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed: BTreeSet<String>,
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub member_epoch: i32,
+    previous_epoch: i32,
+    pub assigned: Partitions,
+    pub revoking: Partitions,
+    session_deadline_ms: i64,
+    revoke_deadline_ms: Option<i64>,
+    last_sent: Option<Partitions>,
+}
+
+pub struct ConsumerGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Partitions>,
+    topic_counts: TopicPartitionCounts,
+    pub state_since_ms: i64,
+}
+
+pub struct HeartbeatRequest {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub server_assignor: Option<String>,
+    /// Partitions the member reports it owns, by topic name (None: unchanged).
+    pub owned: Option<Partitions>,
+}
+
+pub struct HeartbeatResult {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's full assignment, when it changed since the last answer.
+    pub assignment: Option<Partitions>,
+}
+
+fn minus(a: &Partitions, b: &Partitions) -> Partitions {
+    let mut out = Partitions::new();
+    for (topic, parts) in a {
+        let other = b.get(topic);
+        let rest: BTreeSet<i32> = parts
+            .iter()
+            .filter(|p| !other.is_some_and(|o| o.contains(p)))
+            .copied()
+            .collect();
+        if !rest.is_empty() {
+            out.insert(topic.clone(), rest);
+        }
+    }
+    out
+}
+
+fn intersects(a: &Partitions, b: &Partitions) -> bool {
+    a.iter()
+        .any(|(t, parts)| b.get(t).is_some_and(|o| !parts.is_disjoint(o)))
+}
+
+fn add(into: &mut Partitions, topic: &str, partition: i32) {
+    into.entry(topic.to_owned()).or_default().insert(partition);
+}
+
+impl ConsumerGroup {
+    pub fn new(group_id: String, now_ms: i64) -> ConsumerGroup {
+        ConsumerGroup {
+            group_id,
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            topic_counts: TopicPartitionCounts::new(),
+            state_since_ms: now_ms,
+        }
+    }
+
+    /// Kafka's state names for consumer groups.
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.member_epoch != self.assignment_epoch || !m.revoking.is_empty())
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    pub fn assignor_name(&self) -> String {
+        self.members
+            .values()
+            .find_map(|m| m.server_assignor.clone())
+            .unwrap_or_else(|| assignor::UNIFORM.to_owned())
+    }
+
+    /// Recomputes partition counts, bumps the epoch and recomputes the target assignment.
+    fn bump(&mut self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+        let subscribed: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed.iter())
+            .collect();
+        self.topic_counts = subscribed
+            .into_iter()
+            .filter_map(|t| partition_count(t).map(|c| (t.clone(), c)))
+            .collect();
+        self.group_epoch += 1;
+        let name = self.assignor_name();
+        let members: Vec<AssignorMember<'_>> = self
+            .members
+            .values()
+            .map(|m| AssignorMember {
+                member_id: &m.member_id,
+                subscribed: &m.subscribed,
+                previous: &m.assigned,
+            })
+            .collect();
+        self.target = assignor::assign(&name, &members, &self.topic_counts);
+        self.assignment_epoch = self.group_epoch;
+        self.state_since_ms = now_ms;
+        tracing::info!(
+            group = %self.group_id,
+            epoch = self.group_epoch,
+            members = self.members.len(),
+            "consumer group: new target assignment"
+        );
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        request: HeartbeatRequest,
+        partition_count: &dyn Fn(&str) -> Option<i32>,
+        config: &GroupConfig,
+        now_ms: i64,
+    ) -> Result<HeartbeatResult, GroupError> {
+        if let Some(assignor_name) = &request.server_assignor {
+            if !assignor::is_known(assignor_name) {
+                return Err(GroupError::UnsupportedAssignor(assignor_name.clone()));
+            }
+        }
+        let leaving = matches!(request.member_epoch, LEAVE_EPOCH | STATIC_LEAVE_EPOCH);
+        if leaving {
+            if self.members.remove(&request.member_id).is_none() {
+                return Err(GroupError::UnknownMemberId(request.member_id));
+            }
+            tracing::info!(group = %self.group_id, member = %request.member_id, "consumer group member left");
+            self.bump(partition_count, now_ms);
+            return Ok(HeartbeatResult {
+                member_id: request.member_id,
+                member_epoch: request.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            });
+        }
+        let member_id = if request.member_epoch == JOIN_EPOCH {
+            self.join(&request, partition_count, now_ms)?
+        } else {
+            let Some(member) = self.members.get(&request.member_id) else {
+                return Err(GroupError::UnknownMemberId(request.member_id));
+            };
+            if request.member_epoch != member.member_epoch
+                && request.member_epoch != member.previous_epoch
+            {
+                return Err(GroupError::FencedMemberEpoch {
+                    expected: member.member_epoch,
+                    got: request.member_epoch,
+                });
+            }
+            let changed = request
+                .subscribed_topic_names
+                .as_ref()
+                .is_some_and(|names| {
+                    names.iter().cloned().collect::<BTreeSet<_>>() != member.subscribed
+                });
+            if let Some(member) = self.members.get_mut(&request.member_id) {
+                if let Some(names) = &request.subscribed_topic_names {
+                    member.subscribed = names.iter().cloned().collect();
+                }
+                if request.rebalance_timeout_ms > 0 {
+                    member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+                }
+                if request.server_assignor.is_some() {
+                    member.server_assignor = request.server_assignor.clone();
+                }
+            }
+            if changed {
+                self.bump(partition_count, now_ms);
+            }
+            request.member_id.clone()
+        };
+        let member = self
+            .members
+            .get_mut(&member_id)
+            .expect("member present: joined or checked above");
+        member.session_deadline_ms = now_ms + i64::from(config.consumer_session_timeout_ms);
+        if let Some(owned) = &request.owned {
+            if !member.revoking.is_empty() && !intersects(owned, &member.revoking) {
+                member.revoking.clear();
+                member.revoke_deadline_ms = None;
+            }
+        }
+        self.reconcile(&member_id, now_ms);
+        let member = self
+            .members
+            .get_mut(&member_id)
+            .expect("member present: reconcile never removes");
+        let assignment = if member.last_sent.as_ref() != Some(&member.assigned) {
+            member.last_sent = Some(member.assigned.clone());
+            Some(member.assigned.clone())
+        } else {
+            None
+        };
+        Ok(HeartbeatResult {
+            member_id,
+            member_epoch: member.member_epoch,
+            heartbeat_interval_ms: config.consumer_heartbeat_interval_ms,
+            assignment,
+        })
+    }
+
+    fn join(
+        &mut self,
+        request: &HeartbeatRequest,
+        partition_count: &dyn Fn(&str) -> Option<i32>,
+        now_ms: i64,
+    ) -> Result<String, GroupError> {
+        let Some(names) = &request.subscribed_topic_names else {
+            return Err(GroupError::InvalidRequest(
+                "a joining member must send its subscription".to_owned(),
+            ));
+        };
+        let member_id = if request.member_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            request.member_id.clone()
+        };
+        // A static member coming back replaces its previous incarnation.
+        let mut previous = None;
+        if let Some(instance) = &request.instance_id {
+            let old = self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != member_id)
+                .map(|m| m.member_id.clone());
+            if let Some(old) = old {
+                previous = self.members.remove(&old);
+            }
+        }
+        let subscribed: BTreeSet<String> = names.iter().cloned().collect();
+        let rejoin_same = self
+            .members
+            .get(&member_id)
+            .is_some_and(|m| m.subscribed == subscribed);
+        let member = ConsumerMember {
+            member_id: member_id.clone(),
+            instance_id: request.instance_id.clone(),
+            rack_id: request.rack_id.clone(),
+            client_id: request.client_id.clone(),
+            client_host: request.client_host.clone(),
+            subscribed,
+            server_assignor: request.server_assignor.clone(),
+            rebalance_timeout_ms: request.rebalance_timeout_ms.max(1),
+            member_epoch: JOIN_EPOCH,
+            previous_epoch: JOIN_EPOCH,
+            assigned: Partitions::new(),
+            revoking: Partitions::new(),
+            session_deadline_ms: now_ms,
+            revoke_deadline_ms: None,
+            last_sent: None,
+        };
+        let static_same = previous
+            .as_ref()
+            .is_some_and(|p| p.subscribed == member.subscribed);
+        if let Some(previous) = previous {
+            // Keep the target of the previous incarnation under the new member id.
+            if let Some(target) = self.target.remove(&previous.member_id) {
+                self.target.insert(member_id.clone(), target);
+            }
+        }
+        self.members.insert(member_id.clone(), member);
+        tracing::info!(group = %self.group_id, member = %member_id, "consumer group member joined");
+        if !(rejoin_same || static_same) {
+            self.bump(partition_count, now_ms);
+        }
+        Ok(member_id)
+    }
+
+    /// Moves `member_id` towards its target (see the module docs).
+    fn reconcile(&mut self, member_id: &str, now_ms: i64) {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let owned_elsewhere: Partitions = {
+            let mut owned = Partitions::new();
+            for other in self.members.values().filter(|m| m.member_id != member_id) {
+                for (topic, parts) in other.assigned.iter().chain(other.revoking.iter()) {
+                    for p in parts {
+                        add(&mut owned, topic, *p);
+                    }
+                }
+            }
+            owned
+        };
+        let assignment_epoch = self.assignment_epoch;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        let to_revoke = minus(&member.assigned, &target);
+        if !to_revoke.is_empty() {
+            for (topic, parts) in &to_revoke {
+                for p in parts {
+                    add(&mut member.revoking, topic, *p);
+                }
+            }
+            member.assigned = minus(&member.assigned, &to_revoke);
+            member.revoke_deadline_ms = Some(now_ms + i64::from(member.rebalance_timeout_ms));
+        }
+        if !member.revoking.is_empty() {
+            return;
+        }
+        for (topic, parts) in minus(&target, &member.assigned) {
+            for p in parts {
+                if !owned_elsewhere.get(&topic).is_some_and(|o| o.contains(&p)) {
+                    add(&mut member.assigned, &topic, p);
+                }
+            }
+        }
+        if member.member_epoch != assignment_epoch {
+            member.previous_epoch = member.member_epoch;
+            member.member_epoch = assignment_epoch;
+        }
+    }
+
+    /// Expires sessions and revocation deadlines; re-targets on partition count changes.
+    pub fn tick(&mut self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.session_deadline_ms <= now_ms || m.revoke_deadline_ms.is_some_and(|d| d <= now_ms)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        let mut changed = !expired.is_empty();
+        for member_id in expired {
+            tracing::info!(group = %self.group_id, member = %member_id, "consumer group member expired");
+            self.members.remove(&member_id);
+        }
+        if !changed && !self.members.is_empty() {
+            changed = self
+                .topic_counts
+                .iter()
+                .any(|(topic, count)| partition_count(topic) != Some(*count))
+                || self
+                    .members
+                    .values()
+                    .flat_map(|m| m.subscribed.iter())
+                    .any(|t| !self.topic_counts.contains_key(t) && partition_count(t).is_some());
+        }
+        if changed {
+            self.bump(partition_count, now_ms);
+        }
+    }
+
+    /// Generation checks for OffsetCommit and OffsetFetch v9 (the member epoch).
+    pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
+        if epoch < 0 && member_id.is_empty() {
+            if self.members.is_empty() {
+                return Ok(());
+            }
+            return Err(GroupError::UnknownMemberId(String::new()));
+        }
+        let Some(member) = self.members.get(member_id) else {
+            return Err(GroupError::UnknownMemberId(member_id.to_owned()));
+        };
+        if epoch > member.member_epoch {
+            return Err(GroupError::FencedMemberEpoch {
+                expected: member.member_epoch,
+                got: epoch,
+            });
+        }
+        if epoch < member.member_epoch && epoch != member.previous_epoch {
+            return Err(GroupError::StaleMemberEpoch {
+                expected: member.member_epoch,
+                got: epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Topics any member subscribes to.
+    pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .flat_map(|m| m.subscribed.iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(
+        member_id: &str,
+        epoch: i32,
+        topics: Option<&[&str]>,
+        owned: Option<Partitions>,
+    ) -> HeartbeatRequest {
+        HeartbeatRequest {
+            member_id: member_id.to_owned(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            client_id: "c".to_owned(),
+            client_host: "h".to_owned(),
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: topics.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
+            server_assignor: None,
+            owned,
+        }
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_revokes_it() {
+        let config = GroupConfig::default();
+        let counts = |t: &str| (t == "t").then_some(4);
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        let a = group
+            .heartbeat(hb("a", 0, Some(&["t"]), None), &counts, &config, 0)
+            .expect("join a");
+        let a_parts = a.assignment.expect("a assigned");
+        assert_eq!(a_parts["t"].len(), 4);
+        let b = group
+            .heartbeat(hb("b", 0, Some(&["t"]), None), &counts, &config, 1)
+            .expect("join b");
+        // a still owns everything: b gets nothing yet.
+        assert!(b.assignment.is_none_or(|p| p.is_empty()));
+        let a2 = group
+            .heartbeat(
+                hb("a", a.member_epoch, None, Some(a_parts.clone())),
+                &counts,
+                &config,
+                2,
+            )
+            .expect("a heartbeat");
+        let kept = a2.assignment.expect("a told to revoke");
+        assert_eq!(kept["t"].len(), 2);
+        assert_eq!(
+            a2.member_epoch, a.member_epoch,
+            "epoch held until revocation is acked"
+        );
+        let a3 = group
+            .heartbeat(
+                hb("a", a2.member_epoch, None, Some(kept.clone())),
+                &counts,
+                &config,
+                3,
+            )
+            .expect("a acks");
+        assert_eq!(a3.member_epoch, group.assignment_epoch);
+        let b2 = group
+            .heartbeat(
+                hb("b", b.member_epoch, None, Some(Partitions::new())),
+                &counts,
+                &config,
+                4,
+            )
+            .expect("b heartbeat");
+        let b_parts = b2.assignment.expect("b assigned");
+        assert_eq!(b_parts["t"].len(), 2);
+        assert!(!intersects(&b_parts, &kept));
+    }
+}

@@ -1,0 +1,704 @@
+//! The per-shard group coordinator: every group whose id maps to this shard, and this
+//! shard's offsets logs. Handlers call it synchronously; answers that must wait (a JoinGroup
+//! until the rebalance completes, a commit until it is durable) come back as futures.
+//!
+//! Concurrency contract: owned by one shard (`!Send`); all state is behind `RefCell`s that
+//! are never borrowed across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::classic_group::{
+    ClassicGroup, ClassicState, JoinRequest, JoinResult, Pending, SyncResult,
+};
+use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
+use super::offset_record::{CommittedOffset, OffsetRecord};
+use super::offset_store::{Durable, OffsetStore};
+use super::{coordinator_shard, GroupConfig, GroupError};
+
+/// How often offsets of empty groups are checked for expiry (Kafka:
+/// `offsets.retention.check.interval.ms`).
+const OFFSETS_EXPIRY_CHECK_MS: i64 = 60_000;
+
+pub enum Group {
+    Classic(Box<ClassicGroup>),
+    Consumer(Box<ConsumerGroup>),
+}
+
+impl Group {
+    fn has_members(&self) -> bool {
+        match self {
+            Group::Classic(g) => !g.is_empty(),
+            Group::Consumer(g) => !g.members.is_empty(),
+        }
+    }
+}
+
+/// One row of ListGroups.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    /// "classic" or "consumer".
+    pub group_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Classic groups: the member's protocol metadata and assignment as the client sent them.
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+    /// Consumer groups: the member's assignment, subscriptions and epoch.
+    pub partitions: Partitions,
+    pub target: Partitions,
+    pub subscribed: BTreeSet<String>,
+    pub member_epoch: i32,
+    pub rack_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub group_type: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Who commits or fetches, for the generation checks.
+#[derive(Debug, Clone)]
+pub struct CommitIdentity {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// The generation (classic) or member epoch (consumer); -1 outside the group protocol.
+    pub generation_or_epoch: i32,
+}
+
+pub struct GroupCoordinator {
+    shard_id: usize,
+    shard_count: usize,
+    config: GroupConfig,
+    groups: RefCell<HashMap<String, Group>>,
+    offsets: OffsetStore,
+    loaded: Cell<bool>,
+    next_expiry_check_ms: Cell<i64>,
+}
+
+impl GroupCoordinator {
+    pub fn new(data_dir: &Path, shard_id: usize, shard_count: usize, config: GroupConfig) -> Self {
+        let offsets = OffsetStore::new(
+            data_dir,
+            shard_id,
+            shard_count,
+            config.offsets_compact_bytes,
+        );
+        GroupCoordinator {
+            shard_id,
+            shard_count,
+            config,
+            groups: RefCell::new(HashMap::new()),
+            offsets,
+            loaded: Cell::new(false),
+            next_expiry_check_ms: Cell::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Replays this shard's offsets logs; requests are refused with LoadInProgress until then.
+    pub async fn load(&self) -> Result<(), GroupError> {
+        self.offsets.load().await?;
+        self.loaded.set(true);
+        Ok(())
+    }
+
+    /// Answers every parked request and closes the offsets logs.
+    pub async fn close(&self) {
+        self.loaded.set(false);
+        for group in self.groups.borrow_mut().values_mut() {
+            if let Group::Classic(group) = group {
+                group.shut_down();
+            }
+        }
+        self.offsets.close().await;
+    }
+
+    /// Whether this shard coordinates `group_id`.
+    pub fn is_coordinator(&self, group_id: &str) -> bool {
+        coordinator_shard(group_id, self.shard_count) == self.shard_id
+    }
+
+    fn check(&self, group_id: &str) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if !self.is_coordinator(group_id) {
+            return Err(GroupError::NotCoordinator(group_id.to_owned()));
+        }
+        if !self.loaded.get() {
+            return Err(GroupError::LoadInProgress);
+        }
+        Ok(())
+    }
+
+    // ---- classic protocol -------------------------------------------------------------
+
+    pub fn join(
+        &self,
+        group_id: &str,
+        request: JoinRequest,
+        now_ms: i64,
+    ) -> Result<Pending<JoinResult>, GroupError> {
+        self.check(group_id)?;
+        let config = &self.config;
+        if !(config.session_timeout_ms_min..=config.session_timeout_ms_max)
+            .contains(&request.session_timeout_ms)
+        {
+            return Err(GroupError::InvalidSessionTimeout {
+                got: request.session_timeout_ms,
+                min: config.session_timeout_ms_min,
+                max: config.session_timeout_ms_max,
+            });
+        }
+        let mut groups = self.groups.borrow_mut();
+        if !request.member_id.is_empty() && !groups.contains_key(group_id) {
+            return Err(GroupError::UnknownMemberId(request.member_id));
+        }
+        let group = groups.entry(group_id.to_owned()).or_insert_with(|| {
+            Group::Classic(Box::new(ClassicGroup::new(group_id.to_owned(), now_ms)))
+        });
+        if let Group::Consumer(consumer) = group {
+            if consumer.members.is_empty() {
+                *group = Group::Classic(Box::new(ClassicGroup::new(group_id.to_owned(), now_ms)));
+            } else {
+                return Err(GroupError::InconsistentGroupProtocol);
+            }
+        }
+        let Group::Classic(group) = group else {
+            unreachable!("replaced above")
+        };
+        group.join(request, config, now_ms)
+    }
+
+    fn with_classic<T>(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        f: impl FnOnce(&mut ClassicGroup) -> Result<T, GroupError>,
+    ) -> Result<T, GroupError> {
+        self.check(group_id)?;
+        let mut groups = self.groups.borrow_mut();
+        match groups.get_mut(group_id) {
+            Some(Group::Classic(group)) => f(group),
+            Some(Group::Consumer(_)) => Err(GroupError::InconsistentGroupProtocol),
+            None => Err(GroupError::UnknownMemberId(member_id.to_owned())),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, Bytes)>,
+        now_ms: i64,
+    ) -> Result<Pending<SyncResult>, GroupError> {
+        self.with_classic(group_id, member_id, |group| {
+            group.sync(
+                member_id,
+                instance_id,
+                generation_id,
+                protocol,
+                assignments,
+                now_ms,
+            )
+        })
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        self.with_classic(group_id, member_id, |group| {
+            group.heartbeat(member_id, instance_id, generation_id, now_ms)
+        })
+    }
+
+    /// LeaveGroup: one result per `(member id, instance id)`.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let member_id = members.first().map(|m| m.0.as_str()).unwrap_or_default();
+        self.with_classic(group_id, member_id, |group| {
+            Ok(members
+                .iter()
+                .map(|(member_id, instance)| {
+                    group.leave(member_id, instance.as_deref(), &self.config, now_ms)
+                })
+                .collect())
+        })
+    }
+
+    // ---- KIP-848 ----------------------------------------------------------------------
+
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: HeartbeatRequest,
+        partition_count: &dyn Fn(&str) -> Option<i32>,
+        now_ms: i64,
+    ) -> Result<HeartbeatResult, GroupError> {
+        self.check(group_id)?;
+        let mut groups = self.groups.borrow_mut();
+        if request.member_epoch != 0 && !groups.contains_key(group_id) {
+            return Err(GroupError::UnknownMemberId(request.member_id));
+        }
+        let group = groups.entry(group_id.to_owned()).or_insert_with(|| {
+            Group::Consumer(Box::new(ConsumerGroup::new(group_id.to_owned(), now_ms)))
+        });
+        if let Group::Classic(classic) = group {
+            if classic.is_empty() {
+                *group = Group::Consumer(Box::new(ConsumerGroup::new(group_id.to_owned(), now_ms)));
+            } else {
+                return Err(GroupError::GroupIdUsedByOtherProtocol(group_id.to_owned()));
+            }
+        }
+        let Group::Consumer(group) = group else {
+            unreachable!("replaced above")
+        };
+        group.heartbeat(request, partition_count, &self.config, now_ms)
+    }
+
+    // ---- offsets ----------------------------------------------------------------------
+
+    fn validate_identity(&self, group_id: &str, who: &CommitIdentity) -> Result<(), GroupError> {
+        let groups = self.groups.borrow();
+        match groups.get(group_id) {
+            None => {
+                if who.generation_or_epoch < 0 && who.member_id.is_empty() {
+                    Ok(())
+                } else {
+                    Err(GroupError::UnknownMemberId(who.member_id.clone()))
+                }
+            }
+            Some(Group::Classic(group)) => group.validate_commit(
+                &who.member_id,
+                who.group_instance_id.as_deref(),
+                who.generation_or_epoch,
+            ),
+            Some(Group::Consumer(group)) => {
+                group.validate_member_epoch(&who.member_id, who.generation_or_epoch)
+            }
+        }
+    }
+
+    /// OffsetCommit: checks the committer, appends the offsets and returns a future that
+    /// resolves once they are durable. Per-partition checks are the handler's.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        who: &CommitIdentity,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Durable, GroupError> {
+        self.check(group_id)?;
+        self.validate_identity(group_id, who)?;
+        if offsets.is_empty() {
+            return Ok(Box::pin(async { Ok(()) }));
+        }
+        let records = offsets
+            .into_iter()
+            .map(|(topic, partition, offset)| OffsetRecord::Commit {
+                group: group_id.to_owned(),
+                topic,
+                partition,
+                offset,
+            })
+            .collect();
+        self.offsets.append(group_id, records)
+    }
+
+    /// OffsetFetch v9 checks the member epoch of KIP-848 members when one is given.
+    pub fn check_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), GroupError> {
+        self.check(group_id)?;
+        let Some(member_id) = member_id else {
+            return Ok(());
+        };
+        if member_epoch < 0 {
+            return Ok(());
+        }
+        match self.groups.borrow().get(group_id) {
+            Some(Group::Consumer(group)) => group.validate_member_epoch(member_id, member_epoch),
+            Some(Group::Classic(_)) | None => {
+                Err(GroupError::UnknownMemberId(member_id.to_owned()))
+            }
+        }
+    }
+
+    /// Committed offsets of `group_id`: of the given partitions, or all when `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<(String, i32, Option<CommittedOffset>)>, GroupError> {
+        self.check(group_id)?;
+        Ok(match partitions {
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(topic, parts)| {
+                    parts.into_iter().map(move |p| {
+                        let committed = self.offsets.committed(group_id, &topic, p);
+                        (topic.clone(), p, committed)
+                    })
+                })
+                .collect(),
+            None => self
+                .offsets
+                .group_offsets(group_id)
+                .into_iter()
+                .map(|((topic, p), o)| (topic, p, Some(o)))
+                .collect(),
+        })
+    }
+
+    /// OffsetDelete: partitions of topics the group's members subscribe to are refused.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(Vec<Result<(), GroupError>>, Durable), GroupError> {
+        self.check(group_id)?;
+        let subscribed = self.subscribed_topics(group_id);
+        let exists =
+            self.groups.borrow().contains_key(group_id) || self.offsets.has_offsets(group_id);
+        if !exists {
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut records = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.contains(&topic) {
+                results.push(Err(GroupError::SubscribedToTopic(group_id.to_owned())));
+                continue;
+            }
+            if self
+                .offsets
+                .committed(group_id, &topic, partition)
+                .is_some()
+            {
+                records.push(OffsetRecord::Delete {
+                    group: group_id.to_owned(),
+                    topic,
+                    partition,
+                });
+            }
+            results.push(Ok(()));
+        }
+        let durable = if records.is_empty() {
+            Box::pin(async { Ok(()) })
+        } else {
+            self.offsets.append(group_id, records)?
+        };
+        Ok((results, durable))
+    }
+
+    /// Topics the group's active members subscribe to (classic "consumer" groups: decoded
+    /// from their subscription metadata).
+    fn subscribed_topics(&self, group_id: &str) -> BTreeSet<String> {
+        match self.groups.borrow().get(group_id) {
+            Some(Group::Consumer(group)) => group.subscribed_topics(),
+            Some(Group::Classic(group)) if group.protocol_type.as_deref() == Some("consumer") => {
+                let protocol = group.protocol_name.clone().unwrap_or_default();
+                group
+                    .members
+                    .values()
+                    .filter_map(|m| m.metadata(&protocol))
+                    .flat_map(|metadata| decode_subscription(metadata.clone()))
+                    .collect()
+            }
+            _ => BTreeSet::new(),
+        }
+    }
+
+    // ---- admin ------------------------------------------------------------------------
+
+    /// ListGroups: this shard's groups, including groups known only by their offsets.
+    pub fn list(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
+        let mut listed: BTreeMap<String, GroupListing> = BTreeMap::new();
+        for (id, group) in self.groups.borrow().iter() {
+            let listing = match group {
+                Group::Classic(g) => GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_else(|| {
+                        if self.offsets.has_offsets(id) {
+                            "consumer".to_owned()
+                        } else {
+                            String::new()
+                        }
+                    }),
+                    state: g.state.name().to_owned(),
+                    group_type: "classic".to_owned(),
+                },
+                Group::Consumer(g) => GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: "consumer".to_owned(),
+                    state: g.state_name().to_owned(),
+                    group_type: "consumer".to_owned(),
+                },
+            };
+            listed.insert(id.clone(), listing);
+        }
+        for id in self.offsets.groups() {
+            listed.entry(id.clone()).or_insert(GroupListing {
+                group_id: id,
+                protocol_type: "consumer".to_owned(),
+                state: "Empty".to_owned(),
+                group_type: "classic".to_owned(),
+            });
+        }
+        listed
+            .into_values()
+            .filter(|l| {
+                states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(&l.state))
+            })
+            .filter(|l| {
+                types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(&l.group_type))
+            })
+            .collect()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        self.check(group_id)?;
+        let groups = self.groups.borrow();
+        let description = match groups.get(group_id) {
+            Some(Group::Classic(g)) => {
+                let protocol = g.protocol_name.clone().unwrap_or_default();
+                GroupDescription {
+                    group_id: group_id.to_owned(),
+                    state: g.state.name().to_owned(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol_data: protocol.clone(),
+                    group_type: "classic".to_owned(),
+                    group_epoch: g.generation_id,
+                    assignment_epoch: g.generation_id,
+                    assignor: protocol.clone(),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| MemberDescription {
+                            member_id: m.member_id.clone(),
+                            group_instance_id: m.group_instance_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            metadata: m.metadata(&protocol).cloned().unwrap_or_default(),
+                            assignment: if g.state == ClassicState::Stable {
+                                m.assignment.clone()
+                            } else {
+                                Bytes::new()
+                            },
+                            partitions: Partitions::new(),
+                            target: Partitions::new(),
+                            subscribed: BTreeSet::new(),
+                            member_epoch: g.generation_id,
+                            rack_id: None,
+                        })
+                        .collect(),
+                }
+            }
+            Some(Group::Consumer(g)) => GroupDescription {
+                group_id: group_id.to_owned(),
+                state: g.state_name().to_owned(),
+                protocol_type: "consumer".to_owned(),
+                protocol_data: g.assignor_name(),
+                group_type: "consumer".to_owned(),
+                group_epoch: g.group_epoch,
+                assignment_epoch: g.assignment_epoch,
+                assignor: g.assignor_name(),
+                members: g
+                    .members
+                    .values()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                        partitions: m.assigned.clone(),
+                        target: g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                        subscribed: m.subscribed.clone(),
+                        member_epoch: m.member_epoch,
+                        rack_id: m.rack_id.clone(),
+                    })
+                    .collect(),
+            },
+            None if self.offsets.has_offsets(group_id) => GroupDescription {
+                group_id: group_id.to_owned(),
+                state: "Empty".to_owned(),
+                protocol_type: "consumer".to_owned(),
+                protocol_data: String::new(),
+                group_type: "classic".to_owned(),
+                group_epoch: 0,
+                assignment_epoch: 0,
+                assignor: String::new(),
+                members: Vec::new(),
+            },
+            None => {
+                // Kafka describes an unknown group as Dead with no members.
+                GroupDescription {
+                    group_id: group_id.to_owned(),
+                    state: "Dead".to_owned(),
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    group_type: "classic".to_owned(),
+                    group_epoch: 0,
+                    assignment_epoch: 0,
+                    assignor: String::new(),
+                    members: Vec::new(),
+                }
+            }
+        };
+        Ok(description)
+    }
+
+    /// DeleteGroups of one group: refused while it has members; its offsets are deleted
+    /// durably.
+    pub fn delete(&self, group_id: &str) -> Result<Durable, GroupError> {
+        self.check(group_id)?;
+        let known = {
+            let groups = self.groups.borrow();
+            if groups.get(group_id).is_some_and(Group::has_members) {
+                return Err(GroupError::NonEmptyGroup(group_id.to_owned()));
+            }
+            groups.contains_key(group_id)
+        };
+        let has_offsets = self.offsets.has_offsets(group_id);
+        if !known && !has_offsets {
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        self.groups.borrow_mut().remove(group_id);
+        if !has_offsets {
+            return Ok(Box::pin(async { Ok(()) }));
+        }
+        self.offsets.append(
+            group_id,
+            vec![OffsetRecord::GroupDeleted {
+                group: group_id.to_owned(),
+            }],
+        )
+    }
+
+    // ---- timers -----------------------------------------------------------------------
+
+    /// Expires sessions and rebalance deadlines, drops dead groups and (once a minute)
+    /// expires offsets of groups that have been empty longer than the retention.
+    pub fn tick(&self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+        if !self.loaded.get() {
+            return;
+        }
+        {
+            let mut groups = self.groups.borrow_mut();
+            for group in groups.values_mut() {
+                match group {
+                    Group::Classic(g) => g.tick(&self.config, now_ms),
+                    Group::Consumer(g) => g.tick(partition_count, now_ms),
+                }
+            }
+            // Empty groups without offsets are forgotten (Kafka's Dead state).
+            groups.retain(|id, g| g.has_members() || self.offsets.has_offsets(id));
+        }
+        if now_ms >= self.next_expiry_check_ms.get() {
+            self.next_expiry_check_ms
+                .set(now_ms + OFFSETS_EXPIRY_CHECK_MS);
+            self.expire_offsets(now_ms);
+        }
+    }
+
+    fn expire_offsets(&self, now_ms: i64) {
+        let retention = self.config.offsets_retention_ms;
+        let expired: Vec<String> = self
+            .offsets
+            .groups()
+            .into_iter()
+            .filter(|id| {
+                let groups = self.groups.borrow();
+                let (active, empty_since) = match groups.get(id) {
+                    Some(Group::Classic(g)) => (!g.is_empty(), g.state_since_ms),
+                    Some(Group::Consumer(g)) => (!g.members.is_empty(), g.state_since_ms),
+                    None => (false, 0),
+                };
+                let last_commit = self.offsets.last_commit_ms(id).unwrap_or(0);
+                !active && now_ms.saturating_sub(empty_since.max(last_commit)) > retention
+            })
+            .collect();
+        for group_id in expired {
+            tracing::info!(group = %group_id, "offsets expired");
+            let record = OffsetRecord::GroupDeleted {
+                group: group_id.clone(),
+            };
+            match self.offsets.append(&group_id, vec![record]) {
+                // Expiry needs no acknowledgement; a lost tombstone is re-written next check.
+                Ok(durable) => {
+                    crate::io::spawn(async move {
+                        if let Err(e) = durable.await {
+                            tracing::warn!(error = %e, "offsets expiry");
+                        }
+                    })
+                    .detach();
+                }
+                Err(e) => tracing::warn!(group = %group_id, error = %e, "offsets expiry"),
+            }
+            self.groups.borrow_mut().remove(&group_id);
+        }
+    }
+
+    /// Rewrites large offsets logs as snapshots (one at a time; called by the timers task).
+    pub async fn compact_offsets(&self) {
+        if let Err(e) = self.offsets.compact_if_large().await {
+            tracing::warn!(shard_id = self.shard_id, error = %e, "offsets compaction failed");
+        }
+    }
+}
+
+/// Topics of a classic consumer's subscription metadata (ConsumerProtocolSubscription).
+fn decode_subscription(mut metadata: Bytes) -> Vec<String> {
+    use bytes::Buf;
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if metadata.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = metadata.get_i16().clamp(0, 3);
+    match ConsumerProtocolSubscription::decode(&mut metadata, version) {
+        Ok(subscription) => subscription.topics.iter().map(|t| t.to_string()).collect(),
+        Err(_) => Vec::new(),
+    }
+}

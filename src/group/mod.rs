@@ -1,0 +1,126 @@
+//! Consumer groups: the coordinator of every group whose id hashes to this shard, with
+//! durable committed offsets.
+//!
+//! Placement: a group id hashes to one of [`OFFSETS_PARTITION_COUNT`] offsets partitions,
+//! and offsets partition `p` lives on shard `p % shard_count`. Every request about a group
+//! (join, sync, heartbeat, commit, fetch) is sent by clients to that shard's broker (the
+//! FindCoordinator answer), so a group's state is plain single-threaded state on one core.
+//! Fixing the partition count (as Kafka's `__consumer_offsets` does) means a restart with a
+//! different shard count moves whole offsets logs between shards instead of losing offsets.
+//!
+//! - [`group_coordinator`] — the per-shard entry point the handlers call.
+//! - [`classic_group`] — the JoinGroup/SyncGroup/Heartbeat state machine (KIP-394, KIP-345).
+//! - [`consumer_group`] — the KIP-848 ConsumerGroupHeartbeat state machine.
+//! - [`assignor`] — server-side `uniform` and `range` assignors for KIP-848.
+//! - [`offset_store`] — the durable offsets logs, replayed at start-up and compacted.
+//! - [`offset_record`] — the on-disk encoding of one offsets-log record.
+//! - [`group_timers`] — the per-shard task that expires sessions and rebalance deadlines.
+
+pub mod assignor;
+pub mod classic_group;
+pub mod consumer_group;
+mod error;
+pub mod group_coordinator;
+pub mod group_timers;
+pub mod offset_record;
+pub mod offset_store;
+
+pub use error::GroupError;
+pub use group_coordinator::GroupCoordinator;
+
+/// Number of offsets partitions; a group's partition is fixed by its id, whatever the shard
+/// count. More shards than this leaves the extra shards without groups.
+pub const OFFSETS_PARTITION_COUNT: u32 = 32;
+
+/// The offsets partition of `group_id`.
+pub fn offsets_partition(group_id: &str) -> u32 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(group_id.as_bytes());
+    (hasher.finish() % u64::from(OFFSETS_PARTITION_COUNT)) as u32
+}
+
+/// The shard that coordinates `group_id`.
+pub fn coordinator_shard(group_id: &str, shard_count: usize) -> usize {
+    offsets_partition(group_id) as usize % shard_count.max(1)
+}
+
+/// Tunables of the group coordinator (Kafka's `group.*` and `offsets.*` broker settings).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms` (Kafka: 6000; lower here so tests can fail over fast).
+    pub session_timeout_ms_min: i32,
+    /// `group.max.session.timeout.ms`.
+    pub session_timeout_ms_max: i32,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members.
+    pub initial_rebalance_delay_ms: i64,
+    /// `offsets.retention.minutes`, in ms: offsets of a group empty this long are deleted.
+    pub offsets_retention_ms: i64,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_bytes_max: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848).
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// An offsets log is rewritten as a snapshot once it holds this many bytes more than the
+    /// last snapshot did.
+    pub offsets_compact_bytes: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            session_timeout_ms_min: 1_000,
+            session_timeout_ms_max: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offset_metadata_bytes_max: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            offsets_compact_bytes: 64 << 20,
+        }
+    }
+}
+
+impl GroupConfig {
+    /// Defaults overridden by `SLUICE_GROUP_*` environment variables. A stopgap until these
+    /// settings are flags of `sluice serve`.
+    pub fn from_env() -> GroupConfig {
+        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+            std::env::var(name).ok()?.parse().ok()
+        }
+        let mut config = GroupConfig::default();
+        if let Some(v) = var("SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS") {
+            config.session_timeout_ms_min = v;
+        }
+        if let Some(v) = var("SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS") {
+            config.initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = var("SLUICE_OFFSETS_RETENTION_MS") {
+            config.offsets_retention_ms = v;
+        }
+        if let Some(v) = var("SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS") {
+            config.consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = var("SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS") {
+            config.consumer_heartbeat_interval_ms = v;
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_always_maps_to_the_same_shard() {
+        for shard_count in 1..8 {
+            let shard = coordinator_shard("orders", shard_count);
+            assert!(shard < shard_count);
+            assert_eq!(shard, coordinator_shard("orders", shard_count));
+            assert_eq!(shard, offsets_partition("orders") as usize % shard_count);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! ListGroups, DescribeGroups and DeleteGroups. Each broker (shard) lists the groups it
+//! coordinates; clients ask every broker, as they do with Kafka.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::{
+    ConsumerProtocolAssignment, TopicPartition,
+};
+use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+use kafka_protocol::messages::delete_groups_response::{
+    DeletableGroupResult, DeleteGroupsResponse,
+};
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
+use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+use kafka_protocol::messages::{GroupId, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+use super::group_errors::{error_code, group_error_code};
+use super::RequestContext;
+use crate::group::consumer_group::Partitions;
+use crate::group::GroupError;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::shard::Shard;
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+pub fn list_groups(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: ListGroupsRequest = ctx.decode(&mut body)?;
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_string()).collect();
+    let groups = shard
+        .groups()
+        .list(&states, &types)
+        .into_iter()
+        .map(|listing| {
+            let mut group = ListedGroup::default()
+                .with_group_id(GroupId(text(&listing.group_id)))
+                .with_protocol_type(text(&listing.protocol_type));
+            if ctx.version >= 4 {
+                group.group_state = text(&listing.state);
+            }
+            if ctx.version >= 5 {
+                group.group_type = text(&listing.group_type);
+            }
+            group
+        })
+        .collect();
+    ctx.reply(&ListGroupsResponse::default().with_groups(groups))
+}
+
+/// A KIP-848 member's partitions in the classic consumer assignment format, so that
+/// DescribeGroups shows consumer groups too.
+fn classic_assignment(partitions: &Partitions) -> Bytes {
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        partitions
+            .iter()
+            .map(|(topic, parts)| {
+                TopicPartition::default()
+                    .with_topic(TopicName(text(topic)))
+                    .with_partitions(parts.iter().copied().collect())
+            })
+            .collect(),
+    );
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&0i16.to_be_bytes());
+    if assignment.encode(&mut buf, 0).is_err() {
+        return Bytes::new();
+    }
+    buf.freeze()
+}
+
+pub fn describe_groups(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: DescribeGroupsRequest = ctx.decode(&mut body)?;
+    let version = ctx.version;
+    let groups = request
+        .groups
+        .iter()
+        .map(|group_id| {
+            let mut described = DescribedGroup::default().with_group_id(group_id.clone());
+            match shard.groups().describe(group_id) {
+                Err(error) => {
+                    described.error_code = group_error_code(&error);
+                    if version >= 6 {
+                        described.error_message = Some(text(&error.to_string()));
+                    }
+                }
+                Ok(description) => {
+                    if description.state == "Dead" && version >= 6 {
+                        described.error_code = code(ResponseError::GroupIdNotFound);
+                    }
+                    described.group_state = text(&description.state);
+                    described.protocol_type = text(&description.protocol_type);
+                    described.protocol_data = text(&description.protocol_data);
+                    let consumer = description.group_type == "consumer";
+                    described.members = description
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut member = DescribedGroupMember::default()
+                                .with_member_id(text(&m.member_id))
+                                .with_client_id(text(&m.client_id))
+                                .with_client_host(text(&m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(if consumer {
+                                    classic_assignment(&m.partitions)
+                                } else {
+                                    m.assignment
+                                });
+                            if version >= 4 {
+                                member.group_instance_id = m.group_instance_id.as_deref().map(text);
+                            }
+                            member
+                        })
+                        .collect();
+                }
+            }
+            described
+        })
+        .collect();
+    ctx.reply(&DescribeGroupsResponse::default().with_groups(groups))
+}
+
+pub fn delete_groups(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: DeleteGroupsRequest = ctx.decode(&mut body)?;
+    let pending: Vec<(GroupId, Result<_, GroupError>)> = request
+        .groups_names
+        .into_iter()
+        .map(|group_id| {
+            let outcome = shard.groups().delete(&group_id);
+            (group_id, outcome)
+        })
+        .collect();
+    Ok(Reply::Deferred(Box::pin(async move {
+        let mut results = Vec::with_capacity(pending.len());
+        for (group_id, outcome) in pending {
+            let error = match outcome {
+                Ok(durable) => durable.await.err(),
+                Err(error) => Some(error),
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(group_id)
+                    .with_error_code(error_code(error.as_ref())),
+            );
+        }
+        ctx.encode(&DeleteGroupsResponse::default().with_results(results))
+    })))
+}

@@ -1,0 +1,99 @@
+//! FindCoordinator: a group's coordinator is the shard its id hashes to (see `group`).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::shard::Shard;
+
+/// FindCoordinator key types.
+const KEY_TYPE_GROUP: i8 = 0;
+
+struct Found {
+    error: Option<(ResponseError, String)>,
+    node_id: i32,
+    host: String,
+    port: i32,
+}
+
+fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
+    let not_available = |reason: &str| Found {
+        error: Some((ResponseError::CoordinatorNotAvailable, reason.to_owned())),
+        node_id: -1,
+        host: String::new(),
+        port: -1,
+    };
+    if key_type != KEY_TYPE_GROUP {
+        return not_available("only group coordinators are served");
+    }
+    if key.is_empty() {
+        return Found {
+            error: Some((ResponseError::InvalidGroupId, "empty group id".to_owned())),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+        };
+    }
+    let shard_id = crate::group::coordinator_shard(key, shard.config.shard_count);
+    match shard.brokers.get(shard_id) {
+        Some(broker) => Found {
+            error: None,
+            node_id: broker.node_id,
+            host: broker.host.clone(),
+            port: i32::from(broker.port),
+        },
+        None => not_available("the coordinator shard is not serving"),
+    }
+}
+
+pub fn handle(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: FindCoordinatorRequest = ctx.decode(&mut body)?;
+    let key_type = if ctx.version >= 1 {
+        request.key_type
+    } else {
+        KEY_TYPE_GROUP
+    };
+    let mut response = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        response.coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let found = find(shard, key, key_type);
+                let mut coordinator = Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(BrokerId(found.node_id))
+                    .with_host(StrBytes::from_string(found.host))
+                    .with_port(found.port);
+                if let Some((error, message)) = found.error {
+                    coordinator.error_code = code(error);
+                    coordinator.error_message = Some(StrBytes::from_string(message));
+                }
+                coordinator
+            })
+            .collect();
+    } else {
+        let found = find(shard, &request.key, key_type);
+        response.node_id = BrokerId(found.node_id);
+        response.host = StrBytes::from_string(found.host);
+        response.port = found.port;
+        if let Some((error, message)) = found.error {
+            response.error_code = code(error);
+            if ctx.version >= 1 {
+                response.error_message = Some(StrBytes::from_string(message));
+            }
+        }
+    }
+    ctx.reply(&response)
+}
