@@ -15,6 +15,8 @@ use super::CliError;
 
 /// Longest a single fetch parks on the broker, so timeouts are checked often enough.
 const FETCH_WAIT_MS_MAX: u64 = 500;
+/// Pause between fetch attempts while the broker is unreachable.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -102,6 +104,7 @@ pub fn run(args: ConsumeArgs) -> Result<(), CliError> {
     let mut printed = 0u64;
     let mut last_data = Instant::now();
     let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut warned = false;
     loop {
         if args.max_messages.is_some_and(|max| printed >= max) {
             break;
@@ -109,7 +112,20 @@ pub fn run(args: ConsumeArgs) -> Result<(), CliError> {
         if timeout.is_some_and(|t| last_data.elapsed() >= t) {
             break;
         }
-        let records = consumer.poll()?;
+        let records = match consumer.poll() {
+            Ok(records) => records,
+            // Broker restarting or leader moving: keep trying, like kafka-console-consumer.
+            Err(e) if e.is_retriable() => {
+                if !warned {
+                    eprintln!("warning: {e}; retrying");
+                    warned = true;
+                }
+                std::thread::sleep(RETRY_BACKOFF);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        warned = false;
         if !records.is_empty() {
             last_data = Instant::now();
         }

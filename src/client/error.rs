@@ -135,7 +135,10 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         match self {
             ClientError::Broker { error, .. } => error.is_retriable(),
-            ClientError::NoLeader { .. } | ClientError::Io { .. } => true,
+            ClientError::NoLeader { .. }
+            | ClientError::Io { .. }
+            | ClientError::Connect { .. }
+            | ClientError::NoBrokerReachable { .. } => true,
             _ => false,
         }
     }
