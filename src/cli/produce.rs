@@ -21,6 +21,8 @@ use super::CliError;
 const BATCH_RECORDS_MAX: usize = 10_000;
 /// Most value+key bytes in one batch; under Kafka's default 1 MB message.max.bytes.
 const BATCH_BYTES_MAX: usize = 900 * 1024;
+/// Upper bound of a v2 record's framing (length, attributes, deltas, key/value lengths).
+const RECORD_OVERHEAD_BYTES: usize = 32;
 /// Lines buffered between the reader thread and the sender.
 const LINE_QUEUE_DEPTH: usize = 20_000;
 
@@ -94,6 +96,13 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
         .map(|(k, v)| (k.clone(), Some(Bytes::from(v.clone()))))
         .collect();
 
+    // Per-record bytes beyond the line itself: varint lengths, deltas and the headers, which
+    // every record repeats. An overestimate keeps batches under message.max.bytes.
+    let record_overhead_bytes = RECORD_OVERHEAD_BYTES
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len) + 10)
+            .sum::<usize>();
     let (tx, rx) = mpsc::sync_channel::<Line>(LINE_QUEUE_DEPTH);
     // The reader ends on EOF, on a read error, or when the sender hangs up after a failure.
     std::thread::spawn(move || read_lines(input, &tx));
@@ -105,7 +114,7 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
         while let Some(line) = next.take() {
             match line {
                 Line::Data { number, bytes } => {
-                    bytes_total += bytes.len();
+                    bytes_total += bytes.len() + record_overhead_bytes;
                     pending.push((number, bytes));
                 }
                 Line::Failed(source) => {
