@@ -41,8 +41,10 @@ pub struct ProduceArgs {
     /// Read lines from this file instead of stdin
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Acknowledgements to wait for: all (-1) after fsync, 1 after append, 0 none
     #[arg(long, value_enum, default_value = "all", allow_hyphen_values = true)]
     pub acks: AcksArg,
+    /// Batch compression codec
     #[arg(long, value_enum, default_value = "none")]
     pub compression: CompressionArg,
     #[command(flatten)]

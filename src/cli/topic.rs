@@ -49,6 +49,15 @@ pub enum TopicCommand {
         #[command(flatten)]
         bootstrap: BootstrapArgs,
     },
+    /// Grow a topic to COUNT partitions in total (CreatePartitions).
+    CreatePartitions {
+        name: String,
+        /// New total number of partitions
+        #[arg(long)]
+        count: i32,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+    },
     /// Set or delete topic configs (IncrementalAlterConfigs).
     AlterConfig {
         name: String,
@@ -148,6 +157,15 @@ pub fn run(args: TopicArgs) -> Result<(), CliError> {
             let mut admin = Admin::new(bootstrap.connect()?);
             admin.delete_topic(&name)?;
             writeln!(out, "Deleted topic {name}.").map_err(CliError::Output)?;
+        }
+        TopicCommand::CreatePartitions {
+            name,
+            count,
+            bootstrap,
+        } => {
+            let mut admin = Admin::new(bootstrap.connect()?);
+            admin.create_partitions(&name, count)?;
+            writeln!(out, "Topic {name} now has {count} partitions.").map_err(CliError::Output)?;
         }
         TopicCommand::AlterConfig {
             name,
