@@ -9,6 +9,28 @@
 //!
 //! Nothing here panics on broker responses: every field read from the wire is checked and
 //! every broker error code becomes a [`ClientError`].
+//!
+//! ```no_run
+//! use sluice::client::consumer::ConsumerConfig;
+//! use sluice::client::producer::ProducerConfig;
+//! use sluice::client::{Cluster, ConnectionConfig, Consumer, OffsetSpec, Producer, ProducerRecord};
+//!
+//! # fn main() -> Result<(), sluice::client::ClientError> {
+//! let cluster = Cluster::connect("127.0.0.1:9092", ConnectionConfig::default())?;
+//! let mut producer = Producer::new(cluster, ProducerConfig::default());
+//! let record = ProducerRecord { value: Some("hello".into()), ..ProducerRecord::default() };
+//! let base_offset = producer.send("logs", 0, &[record])?;
+//!
+//! let cluster = Cluster::connect("127.0.0.1:9092", ConnectionConfig::default())?;
+//! let mut consumer = Consumer::new(cluster, "logs", ConsumerConfig::default());
+//! consumer.assign(0, OffsetSpec::Earliest)?;
+//! for record in consumer.poll()? {
+//!     println!("{} {:?}", record.offset, record.value);
+//! }
+//! # let _ = base_offset;
+//! # Ok(())
+//! # }
+//! ```
 pub mod admin;
 pub mod cluster;
 pub mod connection;
