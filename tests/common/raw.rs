@@ -210,3 +210,87 @@ pub fn fetch_batch_headers(
     }
     (error_code, high_watermark, batches)
 }
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (zigzag & 0x7f) as u8;
+        zigzag >>= 7;
+        if zigzag == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// An uncompressed RecordBatch v2 of `values` (null keys, no headers), base offset 0, with a
+/// correct CRC32C unless `corrupt_crc`.
+pub fn record_batch(values: &[&[u8]], timestamp_ms: i64, corrupt_crc: bool) -> Vec<u8> {
+    let mut records = Vec::new();
+    for (delta, value) in values.iter().enumerate() {
+        let mut record = Vec::new();
+        record.push(0); // attributes
+        put_varint(&mut record, 0); // timestamp delta
+        put_varint(&mut record, delta as i64); // offset delta
+        put_varint(&mut record, -1); // key: null
+        put_varint(&mut record, value.len() as i64);
+        record.extend_from_slice(value);
+        put_varint(&mut record, 0); // headers count
+        put_varint(&mut records, record.len() as i64);
+        records.extend_from_slice(&record);
+    }
+    // attributes .. end: what the CRC covers.
+    let mut tail = Vec::new();
+    tail.extend_from_slice(&0i16.to_be_bytes()); // attributes: no compression, CreateTime
+    tail.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes()); // last offset delta
+    tail.extend_from_slice(&timestamp_ms.to_be_bytes()); // base timestamp
+    tail.extend_from_slice(&timestamp_ms.to_be_bytes()); // max timestamp
+    tail.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    tail.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    tail.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    tail.extend_from_slice(&(values.len() as i32).to_be_bytes());
+    tail.extend_from_slice(&records);
+    let mut crc = crc32c::crc32c(&tail);
+    if corrupt_crc {
+        crc ^= 0xdead_beef;
+    }
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    let batch_len = 4 + 1 + 4 + tail.len(); // leader epoch + magic + crc + tail
+    batch.extend_from_slice(&(batch_len as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&crc.to_be_bytes());
+    batch.extend_from_slice(&tail);
+    batch
+}
+
+/// A Produce v3 body for one partition.
+pub fn produce_v3_body(topic: &str, partition: i32, acks: i16, batch: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
+    body.extend_from_slice(&acks.to_be_bytes());
+    body.extend_from_slice(&10_000i32.to_be_bytes()); // timeout ms
+    body.extend_from_slice(&1i32.to_be_bytes()); // topics count
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes()); // partitions count
+    body.extend_from_slice(&partition.to_be_bytes());
+    body.extend_from_slice(&(batch.len() as i32).to_be_bytes());
+    body.extend_from_slice(batch);
+    body
+}
+
+/// Parses a Produce v3 response for one partition: (error code, base offset).
+pub fn parse_produce_v3_response(frame: &[u8], correlation_id: i32) -> (i16, i64) {
+    let mut cursor = Cursor::new(frame);
+    assert_eq!(cursor.i32(), correlation_id, "Produce correlation id");
+    assert_eq!(cursor.i32(), 1, "Produce response topics count");
+    let _topic = cursor.string();
+    assert_eq!(cursor.i32(), 1, "Produce response partitions count");
+    let _partition = cursor.i32();
+    let error_code = cursor.i16();
+    let base_offset = cursor.i64();
+    (error_code, base_offset)
+}
