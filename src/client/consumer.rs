@@ -19,6 +19,11 @@ use super::error::{check_error_code, ClientError};
 const BATCH_HEADER_BYTES: usize = 61;
 /// Bytes before the batch length field's end (base offset + length).
 const BATCH_LOG_OVERHEAD: usize = 12;
+/// Smallest possible v2 record: seven one-byte varints (length, attributes, deltas, key and
+/// value lengths, header count).
+const RECORD_BYTES_MIN: usize = 7;
+/// Most records believed in one compressed batch (compression hides the real bound).
+const COMPRESSED_RECORD_COUNT_MAX: usize = 4 * 1024 * 1024;
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +325,20 @@ pub fn decode_records(
         let attributes = i16::from_be_bytes(read_array(&batch, 21));
         let last_offset_delta = i32::from_be_bytes(read_array(&batch, 23));
         let is_control = attributes & (1 << 5) != 0;
+        // The decoder reserves space for `record_count` records up front, so bound it by what
+        // the batch could hold before trusting it.
+        let record_count = i32::from_be_bytes(read_array(&batch, 57));
+        let compressed = attributes & 0x7 != 0;
+        let record_count_max = if compressed {
+            COMPRESSED_RECORD_COUNT_MAX
+        } else {
+            (batch_bytes - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN
+        };
+        if usize::try_from(record_count).map_or(true, |n| n > record_count_max) {
+            return Err(corrupt(format!(
+                "record count {record_count} impossible for a {batch_bytes}-byte batch"
+            )));
+        }
         let batch_next = base_offset
             .checked_add(i64::from(last_offset_delta))
             .and_then(|o| o.checked_add(1))
@@ -420,6 +439,15 @@ mod tests {
         let (records, next) = decode_records("t", 0, 0, Bytes::from(data)).expect("decode");
         assert_eq!(records.len(), 2);
         assert_eq!(next, 2);
+    }
+
+    #[test]
+    fn rejects_impossible_record_count() {
+        let mut data = batch_at(0, &["a"], Compression::None);
+        data[57..61].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(decode_records("t", 0, 0, Bytes::from(data.clone())).is_err());
+        data[57..61].copy_from_slice(&1_000_000i32.to_be_bytes());
+        assert!(decode_records("t", 0, 0, Bytes::from(data)).is_err());
     }
 
     #[test]
