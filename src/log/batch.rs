@@ -174,6 +174,23 @@ pub(crate) fn assign_offset(batch: &mut [u8], base_offset: i64) {
     batch[OFFSET_EPOCH..OFFSET_EPOCH + 4].copy_from_slice(&0i32.to_be_bytes());
 }
 
+/// Base offset, last offset and max timestamp of each whole batch in `data` (stops at the
+/// first incomplete one). No CRC check: for data already validated.
+pub(crate) fn batch_offsets(data: &[u8]) -> Vec<(i64, i64, i64)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + HEADER_BYTES <= data.len() {
+        let size = match framed_size(&data[p..]) {
+            Some(size) if size > 0 && p + size <= data.len() => size,
+            _ => break,
+        };
+        let h = header(&data[p..], size);
+        out.push((h.base_offset, h.last_offset(), h.max_timestamp));
+        p += size;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

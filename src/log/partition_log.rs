@@ -272,8 +272,15 @@ impl PartitionLog {
                 if let Some(failure) = &st.failure {
                     return Err(failure.to_error());
                 }
-                if st.closed || offset >= st.log_end_offset {
+                if st.closed {
                     return Err(LogError::Closed);
+                }
+                if offset >= st.log_end_offset {
+                    return Err(LogError::OffsetOutOfRange {
+                        requested: offset,
+                        log_start: st.log_start_offset,
+                        log_end: st.log_end_offset,
+                    });
                 }
                 st.durable_event.listen()
             };
@@ -402,7 +409,7 @@ impl PartitionLog {
                 return Ok(None);
             }
             for chunk in &result.chunks {
-                for (base, last, max_ts) in super::testing::batch_offsets(chunk) {
+                for (base, last, max_ts) in batch::batch_offsets(chunk) {
                     if max_ts >= ts {
                         return Ok(Some((base, max_ts)));
                     }
@@ -839,9 +846,10 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
         .await
         .map_err(io_dir)?
         .to_vec();
-    file.pre_allocate(config.segment_bytes_clamped().max(end))
-        .await
-        .map_err(io_dir)?;
+    let step = config
+        .segment_bytes_clamped()
+        .min(segment_writer::PREALLOCATE_STEP_BYTES);
+    file.pre_allocate(step.max(end)).await.map_err(io_dir)?;
     file.fdatasync().await.map_err(io_dir)?;
     // Only now may a crash leave an unscanned active segment: drop the marker durably.
     dma_file::remove_file(&marker).map_err(io_dir)?;

@@ -28,6 +28,10 @@ const WRITE_BYTES_MAX: usize = 4 << 20;
 
 const BLOCK: u64 = DMA_ALIGNMENT as u64;
 
+/// Segments are preallocated (fallocate) in steps of this, up to `segment_bytes`, so that a
+/// partition costs disk space for what it holds, not for a whole empty segment.
+pub(crate) const PREALLOCATE_STEP_BYTES: u64 = 64 << 20;
+
 struct Writer {
     state: Rc<RefCell<LogState>>,
     /// Base offset and file of the segment being appended to.
@@ -35,6 +39,8 @@ struct Writer {
     file: Rc<DmaFile>,
     /// Bytes of the file's last partial block (`written_bytes % BLOCK` of them).
     tail: Vec<u8>,
+    /// File bytes reserved so far with fallocate (0 = unknown; checked on the next write).
+    allocated_bytes: u64,
     last_sync: Instant,
 }
 
@@ -55,6 +61,7 @@ pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
         segment_base,
         file,
         tail,
+        allocated_bytes: 0,
         last_sync: Instant::now(),
     };
     if let Err(error) = writer.run().await {
@@ -141,12 +148,14 @@ impl Writer {
     /// `advance_hw`) to everything written before it.
     async fn sync(&mut self, advance_hw: bool) -> Result<(), LogError> {
         let covered = self.state.borrow().written_offset;
+        let started = Instant::now();
         self.file
             .fdatasync()
             .await
             .map_err(|e| LogError::io(format!("fdatasync of segment {}", self.segment_base), e))?;
         self.last_sync = Instant::now();
         let mut st = self.state.borrow_mut();
+        crate::metrics::fsync_completed(self.last_sync - started, covered - st.durable_offset);
         if covered > st.durable_offset {
             st.durable_offset = covered;
             st.durable_event.notify(usize::MAX);
@@ -209,6 +218,17 @@ impl Writer {
             self.tail.extend_from_slice(&bytes[tail_start..used]);
             (buf, count, payload, last_offset)
         };
+        let write_end = aligned_start + buf.len() as u64;
+        if write_end > self.allocated_bytes {
+            let segment_bytes = self.state.borrow().config.segment_bytes_clamped();
+            let target = write_end
+                .max((write_end + PREALLOCATE_STEP_BYTES).min(segment_bytes.max(write_end)));
+            self.file
+                .pre_allocate(target)
+                .await
+                .map_err(|e| LogError::io(format!("preallocating segment {segment_base}"), e))?;
+            self.allocated_bytes = target;
+        }
         self.file
             .write_at(buf, aligned_start)
             .await
@@ -266,7 +286,8 @@ impl Writer {
         let path = segment::path(&dir, next_base, LOG_SUFFIX);
         let io = |e| LogError::io(format!("creating segment {next_base}"), e);
         let file = Rc::new(DmaFile::open_rw(&path, true).await.map_err(io)?);
-        file.pre_allocate(segment_bytes).await.map_err(io)?;
+        let allocated = segment_bytes.min(PREALLOCATE_STEP_BYTES);
+        file.pre_allocate(allocated).await.map_err(io)?;
         crate::io::dma_file::sync_dir(&dir).await.map_err(io)?;
         {
             let mut st = self.state.borrow_mut();
@@ -282,6 +303,7 @@ impl Writer {
         self.segment_base = next_base;
         self.file = file;
         self.tail.clear();
+        self.allocated_bytes = allocated;
         Ok(())
     }
 }

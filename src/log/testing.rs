@@ -32,16 +32,5 @@ pub fn make_batch(record_count: i32, payload_bytes: usize, timestamp: i64) -> Ve
 
 /// Base offset, last offset and max timestamp of each batch in `data` (whole batches).
 pub fn batch_offsets(data: &[u8]) -> Vec<(i64, i64, i64)> {
-    let mut out = Vec::new();
-    let mut p = 0;
-    while p + 61 <= data.len() {
-        let size = match super::batch::framed_size(&data[p..]) {
-            Some(size) if size > 0 && p + size <= data.len() => size,
-            _ => break,
-        };
-        let h = super::batch::header(&data[p..], size);
-        out.push((h.base_offset, h.last_offset(), h.max_timestamp));
-        p += size;
-    }
-    out
+    super::batch::batch_offsets(data)
 }
