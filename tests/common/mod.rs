@@ -49,6 +49,8 @@ pub struct BrokerOptions {
     pub fixed_ports: bool,
     /// Small, so tests roll segments and never preallocate gigabytes per partition.
     pub segment_bytes: u64,
+    /// Run in the temp dir without `--data-dir`, so the broker uses its default `./data`.
+    pub default_data_dir: bool,
     pub extra_args: Vec<String>,
 }
 
@@ -60,6 +62,7 @@ impl Default for BrokerOptions {
             auto_create_topics: true,
             fixed_ports: false,
             segment_bytes: 8 * 1024 * 1024,
+            default_data_dir: false,
             extra_args: Vec::new(),
         }
     }
@@ -283,10 +286,13 @@ impl Broker {
         let stderr_path = self.stderr_path(self.starts_count);
         let stderr_file = File::create(&stderr_path).expect("create stderr file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.arg("serve");
+        if self.options.default_data_dir {
+            command.current_dir(self.data_dir.path());
+        } else {
+            command.arg("--data-dir").arg(self.data_dir.path());
+        }
         command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.listen_port))
             .arg("--shards")
