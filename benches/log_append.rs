@@ -52,7 +52,9 @@ fn run(policy: FlushPolicy, batch: &Bytes, total: usize, iterations: u64) -> Dur
             while appended < total {
                 // Keep the queue bounded the way a server's in-flight limits would.
                 if log.log_end_offset() - log.high_watermark() > 64 * 1000 {
-                    log.wait_durable(log.high_watermark()).await.expect("durable");
+                    log.wait_durable(log.high_watermark())
+                        .await
+                        .expect("durable");
                 }
                 last = log.append(batch.clone(), 0).expect("append").last_offset;
                 appended += batch.len();
@@ -73,7 +75,13 @@ fn bench_append(c: &mut Criterion) {
     let small_records = Bytes::from(make_batch(1000, 1000 * 100, 0));
     let large_batch = Bytes::from(make_batch(1, (1 << 20) - 61, 0));
     let policies = [
-        ("group_commit", FlushPolicy::GroupCommit { delay_us: 0, bytes_max: 8 << 20 }),
+        (
+            "group_commit",
+            FlushPolicy::GroupCommit {
+                delay_us: 0,
+                bytes_max: 8 << 20,
+            },
+        ),
         ("interval_100ms", FlushPolicy::IntervalMs(100)),
         ("never", FlushPolicy::Never),
     ];
