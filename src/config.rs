@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     /// Defaults for topic-level settings (`segment.bytes`, `retention.ms`, flush policy, ...).
     pub log: LogConfig,
     pub cluster_id: String,
+    /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
+    pub admin_listen: SocketAddr,
 }
 
 /// The TOML file's shape. Every field is optional; absent ones keep their defaults.
@@ -64,6 +66,7 @@ pub struct ConfigFile {
     pub flush_policy: Option<String>,
     pub message_max_bytes: Option<u32>,
     pub cluster_id: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl ConfigFile {
@@ -117,6 +120,9 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy, ConfigError> {
         _ => Err(invalid("unknown policy")),
     }
 }
+
+/// Where the admin HTTP endpoint listens unless configured (Redpanda's admin port).
+pub const ADMIN_LISTEN_DEFAULT: ([u8; 4], u16) = ([127, 0, 0, 1], 9644);
 
 pub fn default_shard_count() -> usize {
     std::thread::available_parallelism()

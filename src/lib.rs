@@ -9,8 +9,12 @@
 //! - `log`      — per-partition segmented storage.
 //! - `protocol` — Kafka framing, API version table and error codes; knows nothing about storage.
 //! - `io`       — the runtime seam: glommio executors, DMA files, sockets.
+//!
+//! Beside them: `metrics` (per-shard counters, published once a second) and `admin_http`
+//! (the `/metrics`, `/health`, `/ready` endpoint on its own thread, off the data path).
 #![deny(unsafe_code)]
 
+pub mod admin_http;
 pub mod bench;
 pub mod cli;
 pub mod client;
@@ -19,6 +23,7 @@ pub mod constants;
 pub mod group;
 pub mod io;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod shard;

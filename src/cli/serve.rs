@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Largest RecordBatch accepted (Kafka's message.max.bytes)
     #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES")]
     pub message_max_bytes: Option<u32>,
+    /// Admin HTTP endpoint for /metrics, /health, /ready (port 0: ephemeral) [default: 127.0.0.1:9644]
+    #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// Log filter, e.g. info or sluice=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -168,5 +171,9 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         cluster_id: file
             .cluster_id
             .unwrap_or_else(|| "sluice-cluster".to_owned()),
+        admin_listen: args
+            .admin_listen
+            .or(file.admin_listen)
+            .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
     })
 }

@@ -19,6 +19,7 @@ use crate::constants::{
     CONNECTION_INFLIGHT_BYTES_MAX, FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX, SHARD_INFLIGHT_BYTES_MAX,
 };
 use crate::io::net::{TcpListener, TcpStream};
+use crate::metrics::RequestTimer;
 use crate::protocol::frame::{read_frame_body, read_frame_size};
 use crate::protocol::ProtocolError;
 use crate::shard::Shard;
@@ -42,6 +43,8 @@ pub enum Reply {
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open_connections = Rc::new(Cell::new(0usize));
     let shard_budget = ByteBudget::new(SHARD_INFLIGHT_BYTES_MAX);
+    let budget = Rc::clone(&shard_budget);
+    crate::metrics::track_inflight_bytes(SHARD_INFLIGHT_BYTES_MAX, move || budget.available());
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -53,6 +56,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         if open_connections.get() >= SHARD_CONNECTIONS_MAX {
             tracing::warn!(shard_id = shard.id, "connection limit reached; refusing");
+            crate::metrics::connection_refused();
             drop(stream);
             continue;
         }
@@ -61,6 +65,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         let open = Rc::clone(&open_connections);
         let shard_budget = Rc::clone(&shard_budget);
         crate::io::spawn(async move {
+            let _counted = crate::metrics::ConnectionGuard::open();
             serve_connection(shard, stream, shard_budget).await;
             open.set(open.get().saturating_sub(1));
         })
@@ -77,7 +82,8 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
         tracing::debug!(error = %e, "set_nodelay failed");
     }
     let (mut reader, writer) = futures_lite::io::split(stream);
-    let (replies, queued) = async_channel::bounded::<(Reply, Permits)>(PIPELINE_DEPTH_MAX);
+    let (replies, queued) =
+        async_channel::bounded::<(Reply, Permits, RequestTimer)>(PIPELINE_DEPTH_MAX);
     let writer_task = crate::io::spawn(write_replies(writer, queued));
     let connection_budget = ByteBudget::new(CONNECTION_INFLIGHT_BYTES_MAX);
     loop {
@@ -101,10 +107,11 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
                 break;
             }
         };
+        let timer = RequestTimer::start(&frame);
         match super::handlers::dispatch(&shard, frame) {
             Ok(Reply::None) => {}
             Ok(reply) => {
-                if replies.send((reply, permits)).await.is_err() {
+                if replies.send((reply, permits, timer)).await.is_err() {
                     break; // the writer failed: the socket is gone
                 }
             }
@@ -121,10 +128,11 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
 
 async fn write_replies(
     mut writer: futures_lite::io::WriteHalf<TcpStream>,
-    queued: async_channel::Receiver<(Reply, Permits)>,
+    queued: async_channel::Receiver<(Reply, Permits, RequestTimer)>,
 ) {
-    // The permits are dropped, returning their bytes, once the answer has been written.
-    while let Ok((reply, _permits)) = queued.recv().await {
+    // The permits are dropped, returning their bytes, once the answer has been written;
+    // the timer then records the request's latency.
+    while let Ok((reply, _permits, _timer)) = queued.recv().await {
         let answer = match reply {
             Reply::Ready(bytes) => Ok(vec![bytes]),
             Reply::Deferred(pending) => pending.await.map(|bytes| vec![bytes]),
@@ -143,6 +151,7 @@ async fn write_replies(
                 queued.close();
                 return;
             }
+            crate::metrics::bytes_sent(piece.len());
         }
     }
     queued.close();

@@ -52,16 +52,26 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let _lock = lock_data_dir(&data_dir)?;
     let catalog = Catalog::load(&data_dir)?;
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.display(),
         listen = %config.listen,
+        advertised_host = %config.advertised_host,
+        admin_listen = %config.admin_listen,
         shards = config.shard_count,
         cpus = ?config.cpus,
         num_partitions = config.num_partitions,
         auto_create_topics = config.auto_create_topics,
+        cluster_id = %config.cluster_id,
         log = ?config.log,
         topics = catalog.topics().count(),
         "starting sluice"
     );
+    let metrics = Arc::new(crate::metrics::MetricsRegistry::new(config.shard_count));
+    // Not fatal: a second broker on the host (or a test) must still serve Kafka clients.
+    let admin = crate::admin_http::start(config.admin_listen, Arc::clone(&metrics))
+        .inspect(|addr| tracing::info!(%addr, "admin endpoint: /metrics /health /ready"))
+        .inspect_err(|e| tracing::error!(error = %e, "admin endpoint disabled"))
+        .ok();
 
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -82,6 +92,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let cpus = config.cpus.clone();
     let shard_main = {
         let config = Arc::clone(&config);
+        let metrics = Arc::clone(&metrics);
         move |shard_id: usize| {
             let config = Arc::clone(&config);
             let catalog = catalog.clone();
@@ -91,6 +102,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             let inbox = shard_rxs[shard_id].clone();
             let brokers_rx = brokers_rxs[shard_id].clone();
             let startup_tx = startup_tx.clone();
+            let metrics = Arc::clone(&metrics);
             let exit_tx = exit_tx.clone();
             async move {
                 let setup = ShardSetup {
@@ -103,6 +115,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
                     inbox,
                     brokers_rx,
                     startup_tx,
+                    metrics,
                 };
                 shard_main(setup).await;
                 // The main thread may already be gone; a failed send changes nothing.
@@ -152,11 +165,13 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.port))
         .collect();
     println!(
-        "sluice ready bootstrap={}:{} brokers={}",
+        "sluice ready bootstrap={}:{} brokers={}{}",
         config.advertised_host,
         brokers.first().map_or(0, |b| b.port),
-        listing.join(",")
+        listing.join(","),
+        admin.map_or_else(String::new, |addr| format!(" admin={addr}"))
     );
+    metrics.set_ready(true);
     tracing::info!(brokers = %listing.join(","), "ready");
 
     // Run until a signal arrives or a shard stops on its own (which is a failure).
@@ -168,6 +183,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         }
     }
     tracing::info!("shutting down: flushing logs");
+    metrics.set_ready(false);
     let mut closed = Vec::with_capacity(shutdown_txs.len());
     for tx in &shutdown_txs {
         let (reply, done) = oneshot::channel();
@@ -200,6 +216,7 @@ struct ShardSetup {
     inbox: async_channel::Receiver<ShardMessage>,
     brokers_rx: async_channel::Receiver<Vec<BrokerAddress>>,
     startup_tx: mpsc::Sender<Startup>,
+    metrics: Arc<crate::metrics::MetricsRegistry>,
 }
 
 /// One shard's life: bind, open its partitions, serve until told to shut down.
@@ -214,6 +231,7 @@ async fn shard_main(setup: ShardSetup) {
         inbox,
         brokers_rx,
         startup_tx,
+        metrics,
     } = setup;
     let fail = |reason: String| {
         tracing::error!(shard_id, %reason, "shard failed to start");
@@ -270,6 +288,10 @@ async fn shard_main(setup: ShardSetup) {
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
     let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
+    let publisher = crate::io::spawn(crate::metrics::metrics_publisher::run(
+        Rc::clone(&shard),
+        metrics,
+    ));
     let group_timers = {
         let catalog = Rc::clone(&shard);
         let partition_count = move |topic: &str| catalog.topic(topic).map(|m| m.partition_count);
@@ -283,6 +305,7 @@ async fn shard_main(setup: ShardSetup) {
     // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
     drop(retention);
+    drop(publisher);
     drop(group_timers);
     shard.close_all().await;
     shard.groups().close().await;

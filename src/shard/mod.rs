@@ -121,6 +121,17 @@ impl Shard {
             .collect()
     }
 
+    /// Every log this shard owns with its topic and partition (for metrics).
+    pub fn named_logs(&self) -> Vec<(String, i32, PartitionLog)> {
+        let logs = self.logs.borrow();
+        let named = logs.iter().flat_map(|(topic, parts)| {
+            parts
+                .iter()
+                .map(|(p, log)| (topic.clone(), *p, log.clone()))
+        });
+        named.collect()
+    }
+
     pub fn topic_log_config(&self, meta: &TopicMeta) -> Result<LogConfig, AdminError> {
         topic_config::log_config(&self.config.log, &meta.overrides)
             .map_err(|e| AdminError::InvalidConfig(e.to_string()))

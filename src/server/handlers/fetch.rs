@@ -112,6 +112,10 @@ async fn fetch(
         let (partitions, total_bytes, any_error) = read_all(&targets, max_bytes).await;
         let now = Instant::now();
         if total_bytes >= min_bytes.max(1) || any_error || now >= deadline || targets.is_empty() {
+            for (target, data) in targets.iter().zip(&partitions) {
+                crate::metrics::error_code(ctx.api_key as i16, data.error_code);
+                crate::metrics::fetched(&target.topic, target.partition, &data.records);
+            }
             let response = build(&ctx, &targets, partitions);
             return fetch_response::encode(&response, ctx.version, ctx.correlation_id).map_err(
                 |e| ProtocolError::Encode {

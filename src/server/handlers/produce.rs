@@ -63,8 +63,10 @@ pub fn handle(
                 (None, PartitionLookup::NotHere) => Some(ResponseError::UnknownTopicOrPartition),
                 (None, PartitionLookup::Local(log)) => match data.records {
                     None => Some(ResponseError::CorruptMessage),
-                    Some(records) => match log.append(records, now) {
-                        Ok(info) => {
+                    Some(records) => match (records.len(), log.append(records, now)) {
+                        (bytes, Ok(info)) => {
+                            let count = info.last_offset - info.base_offset + 1;
+                            crate::metrics::produced(&topic.name.0, data.index, bytes, count);
                             answer.base_offset = info.base_offset;
                             if ctx.version >= 5 {
                                 answer.log_start_offset = info.log_start_offset;
@@ -79,7 +81,7 @@ pub fn handle(
                             }
                             None
                         }
-                        Err(e) => {
+                        (_, Err(e)) => {
                             tracing::debug!(topic = %topic.name.0, partition = data.index, error = %e, "append refused");
                             if ctx.version >= 8 {
                                 answer.error_message = Some(StrBytes::from_string(e.to_string()));
@@ -91,6 +93,7 @@ pub fn handle(
             };
             if let Some(error) = error {
                 answer.error_code = code(error);
+                crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
                 answer.base_offset = -1;
             }
             partitions.push(answer);
@@ -115,6 +118,7 @@ pub fn handle(
                         .and_then(|t| t.partition_responses.get_mut(partition_index))
                     {
                         answer.error_code = code(log_error(&e));
+                        crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
                         answer.base_offset = -1;
                     }
                 }

@@ -1,0 +1,220 @@
+//! `start`: binds the admin address and serves it from a std thread.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::prometheus_text::{self, ProcessGauges};
+use crate::metrics::MetricsRegistry;
+
+/// Largest request head read; anything longer is refused.
+const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// A client must send its request within this, and read the answer within twice this.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminHttpError {
+    #[error("cannot listen on admin address {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the admin thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Binds `addr` (port 0: an ephemeral port) and serves it until the process exits.
+/// Returns the bound address.
+pub fn start(
+    addr: SocketAddr,
+    registry: Arc<MetricsRegistry>,
+) -> Result<SocketAddr, AdminHttpError> {
+    let listener =
+        TcpListener::bind(addr).map_err(|source| AdminHttpError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| AdminHttpError::Bind { addr, source })?;
+    std::thread::Builder::new()
+        .name("sluice-admin".to_owned())
+        .spawn(move || serve(listener, registry))
+        .map_err(AdminHttpError::Thread)?;
+    Ok(bound)
+}
+
+fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                if let Err(e) = answer(stream, &registry) {
+                    tracing::debug!(error = %e, "admin request failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn answer(mut stream: TcpStream, registry: &MetricsRegistry) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT * 2))?;
+    let head = read_head(&mut stream)?;
+    let Some(head) = head else {
+        return respond(&mut stream, 400, "text/plain", b"bad request\n", false);
+    };
+    let mut parts = head.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        return respond(&mut stream, 405, "text/plain", b"GET only\n", false);
+    }
+    match path {
+        "/metrics" => {
+            let body = metrics_text(registry);
+            respond(
+                &mut stream,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body.as_bytes(),
+                head_only,
+            )
+        }
+        "/health" => {
+            let stalled = registry.stalled_shards();
+            if stalled.is_empty() {
+                respond(&mut stream, 200, "text/plain", b"ok\n", head_only)
+            } else {
+                let body = format!("stalled shards: {stalled:?}\n");
+                respond(&mut stream, 503, "text/plain", body.as_bytes(), head_only)
+            }
+        }
+        "/ready" => {
+            if registry.is_ready() {
+                respond(&mut stream, 200, "text/plain", b"ready\n", head_only)
+            } else {
+                respond(&mut stream, 503, "text/plain", b"not ready\n", head_only)
+            }
+        }
+        _ => respond(
+            &mut stream,
+            404,
+            "text/plain",
+            b"try /metrics, /health or /ready\n",
+            head_only,
+        ),
+    }
+}
+
+/// The request line of the head (`GET /metrics HTTP/1.1`), or `None` if it is malformed
+/// or longer than [`REQUEST_HEAD_BYTES_MAX`].
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > REQUEST_HEAD_BYTES_MAX {
+            return Ok(None);
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    Ok(text
+        .lines()
+        .next()
+        .filter(|l| l.ends_with("HTTP/1.1") || l.ends_with("HTTP/1.0"))
+        .map(str::to_owned))
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}
+
+fn metrics_text(registry: &MetricsRegistry) -> String {
+    let snapshots: Vec<_> = registry.snapshots().into_iter().flatten().collect();
+    let process = ProcessGauges {
+        resident_bytes: resident_bytes(),
+        memory_limit_bytes: cgroup_memory_limit(),
+        uptime_seconds: registry.uptime().as_secs_f64(),
+        ready: registry.is_ready(),
+    };
+    prometheus_text::render(&snapshots, &process)
+}
+
+/// VmRSS from /proc/self/status.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The cgroup v2 (or v1) memory limit, if one is set.
+fn cgroup_memory_limit() -> Option<u64> {
+    for path in [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            // "max" (v2) or a huge number (v1) mean no limit.
+            return text.trim().parse::<u64>().ok().filter(|&b| b < 1 << 62);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    }
+
+    #[test]
+    fn serves_ready_health_and_metrics() {
+        let registry = Arc::new(MetricsRegistry::new(1));
+        let addr = start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&registry))
+            .expect("admin server starts");
+        assert!(get(addr, "/ready").starts_with("HTTP/1.1 503"));
+        registry.set_ready(true);
+        assert!(get(addr, "/ready").starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/health").starts_with("HTTP/1.1 200"));
+        let metrics = get(addr, "/metrics");
+        assert!(metrics.contains("sluice_ready 1"), "{metrics}");
+        assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+    }
+}

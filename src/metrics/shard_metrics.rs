@@ -1,0 +1,342 @@
+//! `ShardMetrics`: one shard's counters and histograms, kept in a thread-local.
+//!
+//! Concurrency contract: each shard is one thread, so its metrics are plain `Cell`s and
+//! `RefCell`s that only that thread touches. Updates are a TLS lookup plus an add; nothing
+//! here allocates on the hot path except the first time a partition or an (api, error code)
+//! pair is seen. The publisher task copies them out once per second (see `metrics_publisher`).
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use fnv::FnvHashMap;
+use hdrhistogram::Histogram;
+
+/// API keys 0..API_SLOTS-1 are counted individually; anything larger lands in the last slot.
+pub(crate) const API_SLOTS: usize = 128;
+
+/// Kafka's API key numbers for the two APIs with latency histograms.
+pub(crate) const API_PRODUCE: i16 = 0;
+pub(crate) const API_FETCH: i16 = 1;
+
+/// Latencies are recorded in microseconds, up to a minute (longer ones saturate).
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Records per group commit, up to ten million.
+const BATCH_RECORDS_MAX: u64 = 10_000_000;
+/// Two significant figures: 1% precision, ~20 KiB per histogram.
+const HISTOGRAM_SIGFIGS: u8 = 2;
+
+/// A histogram plus the exact sum Prometheus wants (hdrhistogram only keeps the mean).
+pub(crate) struct Distribution {
+    pub histogram: Histogram<u64>,
+    pub sum: u64,
+}
+
+impl Distribution {
+    fn new(max: u64) -> Distribution {
+        Distribution {
+            histogram: Histogram::new_with_bounds(1, max, HISTOGRAM_SIGFIGS)
+                .expect("constant histogram bounds are valid"),
+            sum: 0,
+        }
+    }
+
+    fn record(&mut self, value: u64) {
+        self.histogram.saturating_record(value.max(1));
+        self.sum = self.sum.saturating_add(value);
+    }
+}
+
+/// Counters of one partition on this shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PartitionCounters {
+    pub bytes_in: u64,
+    pub messages_in: u64,
+    pub bytes_out: u64,
+    pub messages_out: u64,
+}
+
+/// Reports the shard's in-flight request bytes (the bound, and a probe for what is free).
+pub(crate) struct InflightProbe {
+    pub bytes_max: usize,
+    pub available: Box<dyn Fn() -> usize>,
+}
+
+pub(crate) struct ShardMetrics {
+    pub requests: [Cell<u64>; API_SLOTS],
+    /// (api key, error code) → count. Only non-zero codes are counted.
+    pub errors: RefCell<FnvHashMap<(i16, i16), u64>>,
+    pub network_bytes_in: Cell<u64>,
+    pub network_bytes_out: Cell<u64>,
+    pub connections_active: Cell<u64>,
+    pub connections_accepted: Cell<u64>,
+    pub connections_refused: Cell<u64>,
+    /// topic → counters indexed by partition number.
+    pub partitions: RefCell<FnvHashMap<String, Vec<PartitionCounters>>>,
+    pub produce_latency_us: RefCell<Distribution>,
+    pub fetch_latency_us: RefCell<Distribution>,
+    pub fsync_latency_us: RefCell<Distribution>,
+    pub group_commit_records: RefCell<Distribution>,
+    pub inflight: RefCell<Option<InflightProbe>>,
+}
+
+impl ShardMetrics {
+    fn new() -> ShardMetrics {
+        ShardMetrics {
+            requests: std::array::from_fn(|_| Cell::new(0)),
+            errors: RefCell::new(FnvHashMap::default()),
+            network_bytes_in: Cell::new(0),
+            network_bytes_out: Cell::new(0),
+            connections_active: Cell::new(0),
+            connections_accepted: Cell::new(0),
+            connections_refused: Cell::new(0),
+            partitions: RefCell::new(FnvHashMap::default()),
+            produce_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
+            fetch_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
+            fsync_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
+            group_commit_records: RefCell::new(Distribution::new(BATCH_RECORDS_MAX)),
+            inflight: RefCell::new(None),
+        }
+    }
+
+    fn partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut PartitionCounters)) {
+        let Ok(index) = usize::try_from(partition) else {
+            return;
+        };
+        let mut partitions = self.partitions.borrow_mut();
+        let counters = match partitions.get_mut(topic) {
+            Some(counters) => counters,
+            None => partitions.entry(topic.to_owned()).or_default(),
+        };
+        if counters.len() <= index {
+            counters.resize(index + 1, PartitionCounters::default());
+        }
+        update(&mut counters[index]);
+    }
+}
+
+thread_local! {
+    static METRICS: ShardMetrics = ShardMetrics::new();
+}
+
+/// Runs `f` on this thread's metrics.
+pub(crate) fn with<R>(f: impl FnOnce(&ShardMetrics) -> R) -> R {
+    METRICS.with(f)
+}
+
+fn add(cell: &Cell<u64>, n: u64) {
+    cell.set(cell.get().wrapping_add(n));
+}
+
+fn api_slot(api_key: i16) -> usize {
+    usize::try_from(api_key).map_or(API_SLOTS - 1, |k| k.min(API_SLOTS - 1))
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Times one request from the moment its frame was read until its answer was written
+/// (or it was dropped). Produce and fetch latencies go to their histograms on drop.
+#[must_use = "the latency is recorded when the timer is dropped"]
+pub struct RequestTimer {
+    api_key: i16,
+    started: Instant,
+}
+
+impl RequestTimer {
+    /// Counts a request (by the API key in its frame) and its bytes, and starts its timer.
+    /// `frame` is the request without its 4-byte size prefix.
+    pub fn start(frame: &[u8]) -> RequestTimer {
+        let api_key = match frame {
+            [high, low, ..] => i16::from_be_bytes([*high, *low]),
+            _ => -1,
+        };
+        with(|m| {
+            add(&m.requests[api_slot(api_key)], 1);
+            add(&m.network_bytes_in, frame.len() as u64 + 4);
+        });
+        RequestTimer {
+            api_key,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        if !matches!(self.api_key, API_PRODUCE | API_FETCH) {
+            return;
+        }
+        let elapsed_us = micros(self.started.elapsed());
+        with(|m| match self.api_key {
+            API_PRODUCE => m.produce_latency_us.borrow_mut().record(elapsed_us),
+            API_FETCH => m.fetch_latency_us.borrow_mut().record(elapsed_us),
+            _ => {}
+        });
+    }
+}
+
+/// Counts bytes written to a client socket.
+pub fn bytes_sent(bytes: usize) {
+    with(|m| add(&m.network_bytes_out, bytes as u64));
+}
+
+/// Keeps the shard's open-connection gauge up while alive.
+#[must_use = "the connection is counted as open while the guard lives"]
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    pub fn open() -> ConnectionGuard {
+        with(|m| {
+            add(&m.connections_active, 1);
+            add(&m.connections_accepted, 1);
+        });
+        ConnectionGuard(())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        with(|m| {
+            m.connections_active
+                .set(m.connections_active.get().saturating_sub(1))
+        });
+    }
+}
+
+/// A connection turned away at the shard's connection limit.
+pub fn connection_refused() {
+    with(|m| add(&m.connections_refused, 1));
+}
+
+/// Counts a non-zero Kafka error code answered for `api_key` (per partition, where the
+/// API answers per partition).
+pub fn error_code(api_key: i16, code: i16) {
+    if code != 0 {
+        with(|m| *m.errors.borrow_mut().entry((api_key, code)).or_insert(0) += 1);
+    }
+}
+
+/// A produce appended `bytes` of record batches holding `messages` records.
+pub fn produced(topic: &str, partition: i32, bytes: usize, messages: i64) {
+    let messages = u64::try_from(messages).unwrap_or(0);
+    with(|m| {
+        m.partition(topic, partition, |c| {
+            c.bytes_in = c.bytes_in.wrapping_add(bytes as u64);
+            c.messages_in = c.messages_in.wrapping_add(messages);
+        })
+    });
+}
+
+/// A fetch answered with these record-batch chunks (whole batches).
+pub fn fetched(topic: &str, partition: i32, chunks: &[bytes::Bytes]) {
+    if chunks.is_empty() {
+        return;
+    }
+    let (bytes, messages) = chunks.iter().fold((0u64, 0u64), |(b, n), chunk| {
+        (b + chunk.len() as u64, n + batch_record_count(chunk))
+    });
+    with(|m| {
+        m.partition(topic, partition, |c| {
+            c.bytes_out = c.bytes_out.wrapping_add(bytes);
+            c.messages_out = c.messages_out.wrapping_add(messages);
+        })
+    });
+}
+
+/// One fdatasync of a partition log took `elapsed` and made `records` records durable.
+pub fn fsync_completed(elapsed: Duration, records: i64) {
+    with(|m| {
+        m.fsync_latency_us.borrow_mut().record(micros(elapsed));
+        if let Ok(records) = u64::try_from(records) {
+            if records > 0 {
+                m.group_commit_records.borrow_mut().record(records);
+            }
+        }
+    });
+}
+
+/// Lets the snapshot report the shard's in-flight request bytes against their bound.
+pub fn track_inflight_bytes(bytes_max: usize, available: impl Fn() -> usize + 'static) {
+    with(|m| {
+        *m.inflight.borrow_mut() = Some(InflightProbe {
+            bytes_max,
+            available: Box::new(available),
+        })
+    });
+}
+
+/// Sums the record counts of the v2 RecordBatches in `chunk` (whole batches, as the log
+/// returns them). Reads only headers: baseOffset(8) batchLength(4) ... recordCount at 57.
+pub(crate) fn batch_record_count(chunk: &[u8]) -> u64 {
+    const LENGTH_AT: usize = 8;
+    const LOG_OVERHEAD: usize = 12;
+    const RECORD_COUNT_AT: usize = 57;
+    let mut records = 0u64;
+    let mut position = 0usize;
+    while let Some(header) = chunk.get(position..position + RECORD_COUNT_AT + 4) {
+        let length = i32::from_be_bytes([
+            header[LENGTH_AT],
+            header[LENGTH_AT + 1],
+            header[LENGTH_AT + 2],
+            header[LENGTH_AT + 3],
+        ]);
+        let count = i32::from_be_bytes([
+            header[RECORD_COUNT_AT],
+            header[RECORD_COUNT_AT + 1],
+            header[RECORD_COUNT_AT + 2],
+            header[RECORD_COUNT_AT + 3],
+        ]);
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
+        records += u64::try_from(count).unwrap_or(0);
+        position = position.saturating_add(LOG_OVERHEAD).saturating_add(length);
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(records: i32, payload: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 61 + payload];
+        let length = i32::try_from(b.len() - 12).expect("small");
+        b[8..12].copy_from_slice(&length.to_be_bytes());
+        b[57..61].copy_from_slice(&records.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn counts_records_across_batches() {
+        let mut chunk = batch(3, 10);
+        chunk.extend(batch(5, 0));
+        assert_eq!(batch_record_count(&chunk), 8);
+        assert_eq!(batch_record_count(&chunk[..20]), 0, "truncated header");
+    }
+
+    #[test]
+    fn counters_accumulate_per_partition() {
+        produced("t", 2, 100, 4);
+        produced("t", 2, 50, 1);
+        with(|m| {
+            let partitions = m.partitions.borrow();
+            let c = partitions.get("t").expect("topic counted")[2];
+            assert_eq!((c.bytes_in, c.messages_in), (150, 5));
+        });
+    }
+
+    #[test]
+    fn timer_records_latency_by_api() {
+        drop(RequestTimer::start(&[0, 0, 0, 9]));
+        drop(RequestTimer::start(&[0, 1, 0, 9]));
+        drop(RequestTimer::start(&[0, 3, 0, 9]));
+        with(|m| {
+            assert_eq!(m.requests[0].get(), 1);
+            assert_eq!(m.requests[3].get(), 1);
+            assert_eq!(m.produce_latency_us.borrow().histogram.len(), 1);
+            assert_eq!(m.fetch_latency_us.borrow().histogram.len(), 1);
+        });
+    }
+}

@@ -1,0 +1,229 @@
+//! Plain, `Send` copies of a shard's metrics, published once per second for the admin thread.
+
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::shard_metrics::{Distribution, PartitionCounters, ShardMetrics, API_SLOTS};
+
+/// Upper bounds of the latency buckets, in microseconds (exported in seconds).
+pub(crate) const LATENCY_BOUNDS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Upper bounds of the group-commit size buckets, in records.
+pub(crate) const BATCH_BOUNDS_RECORDS: &[u64] = &[
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
+];
+
+/// Quantiles reported for the most recent publish interval.
+pub(crate) const RECENT_QUANTILES: &[f64] = &[0.5, 0.99, 0.999, 1.0];
+
+/// A Prometheus histogram: cumulative counts per upper bound (same units as recorded).
+#[derive(Debug, Clone, Default)]
+pub struct HistogramSnapshot {
+    pub buckets: Vec<(u64, u64)>,
+    pub count: u64,
+    pub sum: u64,
+    /// (quantile, value) over the last publish interval; empty when nothing was recorded.
+    pub recent: Vec<(f64, u64)>,
+}
+
+impl HistogramSnapshot {
+    /// `previous` is the histogram as of the last publish, to compute recent quantiles.
+    pub(crate) fn of(
+        distribution: &Distribution,
+        bounds: &[u64],
+        previous: Option<&Histogram<u64>>,
+    ) -> HistogramSnapshot {
+        let histogram = &distribution.histogram;
+        let mut buckets: Vec<(u64, u64)> = bounds.iter().map(|&b| (b, 0)).collect();
+        for value in histogram.iter_recorded() {
+            let at = histogram.lowest_equivalent(value.value_iterated_to());
+            for (bound, count) in buckets.iter_mut() {
+                if at <= *bound {
+                    *count += value.count_at_value();
+                }
+            }
+        }
+        let mut recent = Vec::new();
+        let mut window = histogram.clone();
+        let subtracted = match previous {
+            Some(previous) => window.subtract(previous).is_ok(),
+            None => true,
+        };
+        if subtracted && !window.is_empty() {
+            recent = RECENT_QUANTILES
+                .iter()
+                .map(|&q| (q, window.value_at_quantile(q)))
+                .collect();
+        }
+        HistogramSnapshot {
+            buckets,
+            count: histogram.len(),
+            sum: distribution.sum,
+            recent,
+        }
+    }
+}
+
+/// The log's own gauges for one partition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogGauges {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    pub size_bytes: u64,
+    pub segment_count: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub bytes_in: u64,
+    pub messages_in: u64,
+    pub bytes_out: u64,
+    pub messages_out: u64,
+    pub log: LogGauges,
+}
+
+/// A committed consumer-group offset, from the group's coordinator shard.
+#[derive(Debug, Clone)]
+pub struct GroupOffsetSnapshot {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardSnapshot {
+    pub shard_id: usize,
+    pub taken_at: Instant,
+    /// (api key, requests), non-zero only.
+    pub requests: Vec<(i16, u64)>,
+    /// ((api key, error code), answers), non-zero only.
+    pub errors: Vec<((i16, i16), u64)>,
+    pub network_bytes_in: u64,
+    pub network_bytes_out: u64,
+    pub connections_active: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    /// (in use, bound) of the shard's in-flight request bytes.
+    pub inflight_bytes: Option<(u64, u64)>,
+    pub partitions: Vec<PartitionSnapshot>,
+    pub group_offsets: Vec<GroupOffsetSnapshot>,
+    pub produce_latency_us: HistogramSnapshot,
+    pub fetch_latency_us: HistogramSnapshot,
+    pub fsync_latency_us: HistogramSnapshot,
+    pub group_commit_records: HistogramSnapshot,
+}
+
+/// The histograms as of the previous publish, for recent quantiles.
+#[derive(Default)]
+pub(crate) struct PreviousHistograms {
+    produce: Option<Histogram<u64>>,
+    fetch: Option<Histogram<u64>>,
+    fsync: Option<Histogram<u64>>,
+    group_commit: Option<Histogram<u64>>,
+}
+
+impl ShardSnapshot {
+    /// Copies the counters out of `metrics`. `logs` are this shard's partitions with their
+    /// gauges; counters of partitions no longer here are dropped.
+    pub(crate) fn take(
+        shard_id: usize,
+        metrics: &ShardMetrics,
+        logs: Vec<(String, i32, LogGauges)>,
+        group_offsets: Vec<GroupOffsetSnapshot>,
+        previous: &mut PreviousHistograms,
+    ) -> ShardSnapshot {
+        let requests = (0..API_SLOTS)
+            .filter_map(|slot| {
+                let count = metrics.requests[slot].get();
+                let api_key = i16::try_from(slot).ok()?;
+                (count > 0).then_some((api_key, count))
+            })
+            .collect();
+        let mut errors: Vec<_> = metrics
+            .errors
+            .borrow()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        errors.sort_unstable();
+        let mut counters = metrics.partitions.borrow_mut();
+        counters.retain(|topic, _| logs.iter().any(|(t, _, _)| t == topic));
+        let partitions = logs
+            .into_iter()
+            .map(|(topic, partition, log)| {
+                let c = counters
+                    .get(&topic)
+                    .and_then(|parts| parts.get(usize::try_from(partition).ok()?))
+                    .copied()
+                    .unwrap_or_else(PartitionCounters::default);
+                PartitionSnapshot {
+                    topic,
+                    partition,
+                    bytes_in: c.bytes_in,
+                    messages_in: c.messages_in,
+                    bytes_out: c.bytes_out,
+                    messages_out: c.messages_out,
+                    log,
+                }
+            })
+            .collect();
+        drop(counters);
+        let inflight_bytes = metrics.inflight.borrow().as_ref().map(|probe| {
+            let available = (probe.available)();
+            (
+                probe.bytes_max.saturating_sub(available) as u64,
+                probe.bytes_max as u64,
+            )
+        });
+        let histogram = |d: &std::cell::RefCell<Distribution>,
+                         bounds: &[u64],
+                         prev: &mut Option<Histogram<u64>>| {
+            let d = d.borrow();
+            let snapshot = HistogramSnapshot::of(&d, bounds, prev.as_ref());
+            *prev = Some(d.histogram.clone());
+            snapshot
+        };
+        ShardSnapshot {
+            shard_id,
+            taken_at: Instant::now(),
+            requests,
+            errors,
+            network_bytes_in: metrics.network_bytes_in.get(),
+            network_bytes_out: metrics.network_bytes_out.get(),
+            connections_active: metrics.connections_active.get(),
+            connections_accepted: metrics.connections_accepted.get(),
+            connections_refused: metrics.connections_refused.get(),
+            inflight_bytes,
+            partitions,
+            group_offsets,
+            produce_latency_us: histogram(
+                &metrics.produce_latency_us,
+                LATENCY_BOUNDS_US,
+                &mut previous.produce,
+            ),
+            fetch_latency_us: histogram(
+                &metrics.fetch_latency_us,
+                LATENCY_BOUNDS_US,
+                &mut previous.fetch,
+            ),
+            fsync_latency_us: histogram(
+                &metrics.fsync_latency_us,
+                LATENCY_BOUNDS_US,
+                &mut previous.fsync,
+            ),
+            group_commit_records: histogram(
+                &metrics.group_commit_records,
+                BATCH_BOUNDS_RECORDS,
+                &mut previous.group_commit,
+            ),
+        }
+    }
+}
