@@ -176,7 +176,7 @@ impl Cluster {
         let response = match self.bootstrap_connection.send(&request) {
             Ok((response, _version)) => response,
             // The bootstrap broker went away (restart): reconnect once and ask again.
-            Err(ClientError::Io { .. }) => {
+            Err(ClientError::Io { .. } | ClientError::Timeout { .. }) => {
                 self.reconnect_bootstrap()?;
                 self.bootstrap_connection.send(&request)?.0
             }

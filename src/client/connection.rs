@@ -305,6 +305,15 @@ impl Connection {
     }
 
     fn io_err(&self, source: std::io::Error) -> ClientError {
+        // A read timeout surfaces as WouldBlock on Unix; name it for what it is.
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            return ClientError::Timeout {
+                addr: self.addr.clone(),
+            };
+        }
         ClientError::Io {
             addr: self.addr.clone(),
             source,

@@ -196,7 +196,7 @@ impl Consumer {
                 Err(e) if e.is_retriable() => {
                     // Leader moved or connection dropped: next poll uses fresh metadata.
                     self.cluster.invalidate_topic(&topic);
-                    if matches!(e, ClientError::Io { .. }) {
+                    if matches!(e, ClientError::Io { .. } | ClientError::Timeout { .. }) {
                         self.cluster.forget_connection(leader);
                     }
                     std::thread::sleep(Duration::from_millis(100));

@@ -25,6 +25,9 @@ pub enum ClientError {
         source: std::io::Error,
     },
 
+    #[error("timed out waiting for a response from {addr}")]
+    Timeout { addr: String },
+
     #[error("no bootstrap broker reachable ({bootstrap}): {source}")]
     NoBrokerReachable {
         bootstrap: String,
@@ -137,6 +140,7 @@ impl ClientError {
             ClientError::Broker { error, .. } => error.is_retriable(),
             ClientError::NoLeader { .. }
             | ClientError::Io { .. }
+            | ClientError::Timeout { .. }
             | ClientError::Connect { .. }
             | ClientError::NoBrokerReachable { .. } => true,
             _ => false,

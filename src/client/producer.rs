@@ -254,7 +254,7 @@ fn with_retries<T>(
             Err(e) if e.is_retriable() && attempt < PRODUCE_ATTEMPTS_MAX => {
                 attempt += 1;
                 cluster.invalidate_topic(topic);
-                if let ClientError::Io { addr, .. } = &e {
+                if let ClientError::Io { addr, .. } | ClientError::Timeout { addr } = &e {
                     let ids: Vec<i32> = cluster
                         .brokers()
                         .filter(|b| &b.addr() == addr)
