@@ -127,7 +127,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,
     /// Unacknowledged bytes per producer before generation pauses (Kafka's buffer.memory).
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = 32 << 20)]
     pub buffer_memory: u64,
     /// Largest produce request, in bytes of record batches.
     #[arg(long, default_value_t = 1 << 20)]

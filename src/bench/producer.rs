@@ -39,7 +39,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// A produce request on the wire, waiting for its answer.
 struct InFlight {
     correlation_id: i32,
-    batches: Vec<BatchMeta>,
+    /// Per partition, the batches the request carries.
+    batches: Vec<(i32, Vec<BatchMeta>)>,
 }
 
 /// State shared by the producer task and its connections' reader tasks.
@@ -131,6 +132,10 @@ async fn produce(
         .iter()
         .map(|k| (fnv_hash(k) % partition_count as u64) as usize)
         .collect();
+    // An upper bound on one record's encoded size: the batch is sealed once the next record
+    // might not fit, so batches stay within batch.size (and the broker's message.max.bytes).
+    let record_bytes_max =
+        workload.message_bytes + keys.iter().map(Vec::len).max().unwrap_or(0) + 32;
     let mut rng = Rng::new(producer_id as u64 * 7919 + 17);
     let mut sticky = producer_id % partition_count;
     let mut key_next = producer_id % keys.len();
@@ -184,7 +189,7 @@ async fn produce(
             shared
                 .buffered_bytes
                 .set(shared.buffered_bytes.get() + workload.message_bytes as u64);
-            if buffer.open_bytes() >= workload.batch_bytes {
+            if buffer.open_bytes() + record_bytes_max > workload.batch_bytes {
                 buffer.seal(workload.compression)?;
                 mark_ready(&mut conns, &mut queued, workload, partition);
                 if workload.keys == KeyDistribution::None {
@@ -323,7 +328,7 @@ async fn send(
                     .with_index(partition)
                     .with_records(Some(records)),
             );
-            metas.extend(batch_metas);
+            metas.push((partition, batch_metas));
         }
     }
     if partition_data.is_empty() {
@@ -337,7 +342,7 @@ async fn send(
             .with_partition_data(partition_data)]);
     {
         let mut r = recorder.borrow_mut();
-        for meta in &metas {
+        for meta in metas.iter().flat_map(|(_, m)| m) {
             r.counters.sent_msgs += u64::from(meta.record_count);
             r.counters.sent_bytes += meta.payload_bytes;
         }
@@ -364,7 +369,7 @@ async fn send(
             // acks=0: written is all the acknowledgement there is.
             let mut r = recorder.borrow_mut();
             let now = now_ns.max(1);
-            for meta in &metas {
+            for meta in metas.iter().flat_map(|(_, m)| m) {
                 r.record_ack(meta, now);
                 shared.buffered_bytes.set(
                     shared
@@ -396,9 +401,11 @@ async fn read_answers(
         let mut r = recorder.borrow_mut();
         match answer {
             Ok(response) => {
+                let mut failed = Vec::new();
                 for topic in &response.responses {
                     for partition in &topic.partition_responses {
                         if partition.error_code != 0 {
+                            failed.push(partition.index);
                             r.error(format!(
                                 "produce to {}-{} failed with error code {}",
                                 topic.name.0, partition.index, partition.error_code
@@ -406,8 +413,13 @@ async fn read_answers(
                         }
                     }
                 }
-                for meta in &request.batches {
-                    r.record_ack(meta, now);
+                for (partition, metas) in &request.batches {
+                    if failed.contains(partition) {
+                        continue;
+                    }
+                    for meta in metas {
+                        r.record_ack(meta, now);
+                    }
                 }
             }
             Err(e) => {
@@ -415,7 +427,12 @@ async fn read_answers(
                 shared.failed.set(true);
             }
         }
-        let payload: u64 = request.batches.iter().map(|m| m.payload_bytes).sum();
+        let payload: u64 = request
+            .batches
+            .iter()
+            .flat_map(|(_, m)| m)
+            .map(|m| m.payload_bytes)
+            .sum();
         shared
             .buffered_bytes
             .set(shared.buffered_bytes.get().saturating_sub(payload));
