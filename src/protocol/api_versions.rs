@@ -57,6 +57,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeCluster, 0, 1),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::SaslHandshake, 0, 1),
+    range(ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The served range for `api_key`, if any.

@@ -14,6 +14,7 @@ use crate::config::BrokerConfig;
 use crate::shard::catalog::{Catalog, CatalogError};
 use crate::shard::catalog_owner::CatalogOwner;
 use crate::shard::control::ShardMessage;
+use crate::shard::producer_ids::ProducerIdAllocator;
 use crate::shard::{control_loop, BrokerAddress, Shard};
 
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +248,13 @@ async fn shard_main(setup: ShardSetup) {
         Err(e) => return fail(format!("listener address: {e}")),
     };
     if shard_id == 0 {
+        let producer_ids = match ProducerIdAllocator::open(&config.data_dir) {
+            Ok(allocator) => allocator,
+            Err(e) => return fail(e.to_string()),
+        };
         let owner = CatalogOwner::new(
             catalog.clone(),
+            producer_ids,
             config.data_dir.clone(),
             config.log.clone(),
             shard_txs,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
 use super::control::{AdminError, AdminRequest, ConfigEdit, ConfigOp, NewTopic, ShardMessage};
+use super::producer_ids::ProducerIdAllocator;
 use super::topic_config;
 use crate::log::LogConfig;
 
@@ -17,6 +18,7 @@ const TOPIC_PARTITIONS_MAX: i32 = 100_000;
 
 pub struct CatalogOwner {
     catalog: Catalog,
+    producer_ids: ProducerIdAllocator,
     data_dir: PathBuf,
     log_defaults: LogConfig,
     shards: Vec<async_channel::Sender<ShardMessage>>,
@@ -25,12 +27,14 @@ pub struct CatalogOwner {
 impl CatalogOwner {
     pub fn new(
         catalog: Catalog,
+        producer_ids: ProducerIdAllocator,
         data_dir: PathBuf,
         log_defaults: LogConfig,
         shards: Vec<async_channel::Sender<ShardMessage>>,
     ) -> CatalogOwner {
         CatalogOwner {
             catalog,
+            producer_ids,
             data_dir,
             log_defaults,
             shards,
@@ -41,6 +45,13 @@ impl CatalogOwner {
         while let Ok(request) = inbox.recv().await {
             // Replies are dropped only when the requesting connection has gone away.
             match request {
+                AdminRequest::AllocateProducerId { reply } => {
+                    let id = self
+                        .producer_ids
+                        .allocate()
+                        .map_err(|e| AdminError::Storage(e.to_string()));
+                    let _ = reply.send(id);
+                }
                 AdminRequest::CreateTopics {
                     topics,
                     validate_only,

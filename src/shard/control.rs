@@ -47,6 +47,10 @@ pub enum ConfigOp {
 
 /// Requests to the catalog owner (shard 0).
 pub enum AdminRequest {
+    /// A fresh producer id for an idempotent producer (epoch 0).
+    AllocateProducerId {
+        reply: oneshot::Sender<Result<i64, AdminError>>,
+    },
     CreateTopics {
         topics: Vec<NewTopic>,
         validate_only: bool,

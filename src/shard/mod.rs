@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
+pub mod producer_ids;
 pub mod topic_config;
 
 use std::cell::RefCell;

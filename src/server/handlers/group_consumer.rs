@@ -34,7 +34,11 @@ pub fn heartbeat(
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupHeartbeatRequest = ctx.decode(&mut body)?;
     let mut response = ConsumerGroupHeartbeatResponse::default();
-    if request.subscribed_topic_regex.is_some() {
+    if request
+        .subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|regex| !regex.is_empty())
+    {
         response.error_code =
             group_error_code(&crate::group::GroupError::InvalidRequest(String::new()));
         response.error_message = Some(text("subscription by regular expression is not supported"));
@@ -76,6 +80,7 @@ pub fn heartbeat(
         now_ms(),
     ) {
         Err(error) => {
+            tracing::debug!(group = %request.group_id.0, %error, "ConsumerGroupHeartbeat refused");
             response.error_code = group_error_code(&error);
             response.error_message = Some(text(&error.to_string()));
         }

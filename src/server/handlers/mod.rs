@@ -13,6 +13,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer_id;
 mod topics;
 mod unsupported;
 
@@ -109,6 +110,7 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
+        ApiKey::InitProducerId => producer_id::handle(shard, ctx, frame),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -146,6 +148,7 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::InitProducerId => "InitProducerId",
         _ => "request",
     }
 }

@@ -514,7 +514,12 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // sluice patch: the count comes from the wire; see src/protocol/types.rs.
+        records.reserve(
+            usize::try_from(batch_decode_info.record_count)
+                .unwrap_or(0)
+                .min(bytes::Buf::remaining(buf)),
+        );
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
