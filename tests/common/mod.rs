@@ -303,6 +303,9 @@ impl Broker {
             .arg(self.options.auto_create_topics.to_string())
             .arg("--segment-bytes")
             .arg(self.options.segment_bytes.to_string())
+            // Parallel tests each run a broker; the admin endpoint's fixed default would collide.
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
