@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod args;
 pub mod cli_error;
+pub mod config_show;
 pub mod consume;
 pub mod produce;
 pub mod serve;
@@ -38,6 +39,8 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
+    /// Show the effective broker configuration and where each value came from.
+    Config(config_show::ConfigArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve::run(args),
         Command::Bench(args) => return crate::bench::main(args),
+        Command::Config(args) => return config_show::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
