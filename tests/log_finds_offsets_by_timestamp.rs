@@ -1,12 +1,13 @@
-//! ListOffsets by timestamp: the first batch whose max timestamp is at or after the target,
-//! across sealed segments, the active one, and memory; never past the high watermark.
+//! ListOffsets by timestamp: the first record whose timestamp is at or after the target (and
+//! that record's timestamp), also inside a multi-record batch, across sealed segments, the
+//! active one, and memory; never past the high watermark.
 
 use bytes::Bytes;
 use sluice::log::testing::make_batch;
 use sluice::log::{LogConfig, PartitionLog};
 
 #[test]
-fn finds_first_batch_at_or_after_timestamp() {
+fn finds_first_record_at_or_after_timestamp() {
     let base = tempfile::tempdir().expect("tempdir");
     let dir = base.path().join("p");
     sluice::io::block_on_local(async move {
@@ -32,20 +33,25 @@ fn finds_first_batch_at_or_after_timestamp() {
         let check = |log: PartitionLog| async move {
             assert_eq!(
                 log.offset_for_timestamp(-5).await.expect("ts"),
-                Some((0, 2))
+                Some((0, 0))
             );
-            assert_eq!(log.offset_for_timestamp(2).await.expect("ts"), Some((0, 2)));
+            assert_eq!(log.offset_for_timestamp(1).await.expect("ts"), Some((1, 1)));
+            assert_eq!(log.offset_for_timestamp(2).await.expect("ts"), Some((2, 2)));
             assert_eq!(
                 log.offset_for_timestamp(3).await.expect("ts"),
-                Some((3, 102))
+                Some((3, 100))
             );
             assert_eq!(
                 log.offset_for_timestamp(5050).await.expect("ts"),
-                Some((153, 5102))
+                Some((153, 5100))
+            );
+            assert_eq!(
+                log.offset_for_timestamp(5101).await.expect("ts"),
+                Some((154, 5101))
             );
             assert_eq!(
                 log.offset_for_timestamp(9902).await.expect("ts"),
-                Some((297, 9902))
+                Some((299, 9902))
             );
             assert_eq!(log.offset_for_timestamp(9903).await.expect("ts"), None);
         };

@@ -67,9 +67,13 @@ fn lost_and_corrupt_indexes_are_rebuilt() {
         // Batch i has timestamps i*10 .. i*10+1 and offsets 2i .. 2i+1.
         assert_eq!(
             log.offset_for_timestamp(1005).await.expect("ts"),
-            Some((202, 1011))
+            Some((202, 1010))
         );
-        assert_eq!(log.offset_for_timestamp(0).await.expect("ts"), Some((0, 1)));
+        assert_eq!(
+            log.offset_for_timestamp(1011).await.expect("ts"),
+            Some((203, 1011))
+        );
+        assert_eq!(log.offset_for_timestamp(0).await.expect("ts"), Some((0, 0)));
         assert_eq!(log.offset_for_timestamp(1_000_000).await.expect("ts"), None);
         log.close().await.expect("close");
         // Rebuilt indexes were written back.

@@ -15,8 +15,13 @@ const OFFSET_EPOCH: usize = 12;
 const OFFSET_MAGIC: usize = 16;
 const OFFSET_CRC: usize = 17;
 const OFFSET_CRC_START: usize = 21;
+const OFFSET_ATTRIBUTES: usize = 21;
 const OFFSET_LAST_OFFSET_DELTA: usize = 23;
+const OFFSET_BASE_TIMESTAMP: usize = 27;
 const OFFSET_MAX_TIMESTAMP: usize = 35;
+const OFFSET_PRODUCER_ID: usize = 43;
+const OFFSET_PRODUCER_EPOCH: usize = 51;
+const OFFSET_BASE_SEQUENCE: usize = 53;
 const OFFSET_RECORDS_COUNT: usize = 57;
 
 /// The header fields the log uses.
@@ -27,6 +32,13 @@ pub(crate) struct BatchHeader {
     pub size_bytes: usize,
     pub last_offset_delta: i32,
     pub max_timestamp: i64,
+    pub attributes: i16,
+    pub base_timestamp: i64,
+    pub records_count: i32,
+    /// -1 when the producer is not idempotent.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -39,6 +51,10 @@ fn i32_at(buf: &[u8], at: usize) -> i32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&buf[at..at + 4]);
     i32::from_be_bytes(b)
+}
+
+fn i16_at(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([buf[at], buf[at + 1]])
 }
 
 fn i64_at(buf: &[u8], at: usize) -> i64 {
@@ -68,7 +84,18 @@ pub(crate) fn header(buf: &[u8], size_bytes: usize) -> BatchHeader {
         size_bytes,
         last_offset_delta: i32_at(buf, OFFSET_LAST_OFFSET_DELTA),
         max_timestamp: i64_at(buf, OFFSET_MAX_TIMESTAMP),
+        attributes: i16_at(buf, OFFSET_ATTRIBUTES),
+        base_timestamp: i64_at(buf, OFFSET_BASE_TIMESTAMP),
+        records_count: i32_at(buf, OFFSET_RECORDS_COUNT),
+        producer_id: i64_at(buf, OFFSET_PRODUCER_ID),
+        producer_epoch: i16_at(buf, OFFSET_PRODUCER_EPOCH),
+        base_sequence: i32_at(buf, OFFSET_BASE_SEQUENCE),
     }
+}
+
+/// All header fields of the whole batch in `batch` (at least `HEADER_BYTES` long).
+pub(crate) fn header_fields(batch: &[u8]) -> BatchHeader {
+    header(batch, batch.len())
 }
 
 pub(crate) fn crc_matches(batch: &[u8]) -> bool {
@@ -120,7 +147,7 @@ pub(crate) fn validate(
             reason: "negative lastOffsetDelta",
         });
     }
-    if i32_at(batch, OFFSET_RECORDS_COUNT) < 0 {
+    if header.records_count < 0 {
         return Err(LogError::InvalidRecord {
             reason: "negative record count",
         });
@@ -168,7 +195,8 @@ pub(crate) fn scan(buf: &[u8], expected_offset: Option<i64>) -> Scan {
     Scan::Batch(header)
 }
 
-/// Sets baseOffset and partitionLeaderEpoch (outside the CRC's range).
+/// Sets baseOffset and partitionLeaderEpoch (outside the CRC's range) in the first
+/// `BROKER_FIELDS_END` bytes of a batch.
 pub(crate) fn assign_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
     batch[OFFSET_EPOCH..OFFSET_EPOCH + 4].copy_from_slice(&0i32.to_be_bytes());

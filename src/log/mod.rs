@@ -15,6 +15,7 @@
 //! background segment-writer task owns all writes and fsyncs (see `segment_writer`).
 
 mod batch;
+mod batch_records;
 mod config;
 mod error;
 mod partition_log;

@@ -13,6 +13,7 @@ use crate::io::dma_file::{self, DmaFile};
 use crate::io::Task;
 
 use super::batch;
+use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{Failure, LogError};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -388,8 +389,14 @@ impl PartitionLog {
         self.state.borrow().segments.len()
     }
 
-    /// First batch (below the high watermark) whose max timestamp is >= `ts`:
-    /// `(its base offset, its max timestamp)`, or `None`.
+    /// The first record (below the high watermark) whose timestamp is >= `ts`:
+    /// `(its offset, its timestamp)`, or `None` (Kafka's ListOffsets by timestamp).
+    ///
+    /// The time index and batch headers (maxTimestamp) find the first batch that can hold
+    /// such a record; only that batch's records are read (decompressed if need be). Example:
+    /// batches [0..=2] with timestamps 100, 101, 102 and [3..=5] with 200, 201, 202:
+    /// `offset_for_timestamp(101) == Some((1, 101))`, `(150) == Some((3, 200))`,
+    /// `(203) == None`.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         let mut offset = {
             let st = self.state.borrow();
@@ -408,12 +415,29 @@ impl PartitionLog {
             if result.chunks.is_empty() {
                 return Ok(None);
             }
-            for chunk in &result.chunks {
-                for (base, last, max_ts) in batch::batch_offsets(chunk) {
-                    if max_ts >= ts {
+            // Chunks may split a batch (in-memory reads); batches are whole once joined.
+            let data = join_chunks(&result.chunks);
+            let mut position = 0usize;
+            for (base, last, max_ts) in batch::batch_offsets(&data) {
+                let size = batch::framed_size(&data[position..]).unwrap_or(0);
+                let whole = data.slice(position..position + size);
+                position += size;
+                offset = last + 1;
+                if max_ts < ts {
+                    continue;
+                }
+                match batch_records::first_record_at_or_after(&whole, ts) {
+                    Ok(Some(found)) => return Ok(Some(found)),
+                    // maxTimestamp overstated the records; Kafka moves on too.
+                    Ok(None) => {}
+                    Err(reason) => {
+                        tracing::warn!(
+                            base,
+                            reason,
+                            "unreadable records; answering with the batch"
+                        );
                         return Ok(Some((base, max_ts)));
                     }
-                    offset = last + 1;
                 }
             }
         }
@@ -682,6 +706,20 @@ async fn read_segment(
         position += p as u64;
     }
     Ok(chunks)
+}
+
+/// One `Bytes` holding all of `chunks` (no copy when there is only one).
+fn join_chunks(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [one] => one.clone(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for chunk in chunks {
+                joined.extend_from_slice(chunk);
+            }
+            joined.freeze()
+        }
+    }
 }
 
 pub(crate) async fn write_index(

@@ -1,10 +1,39 @@
 //! Helpers for tests and benchmarks: synthetic RecordBatch v2 bytes. Not for production use.
 
-/// A CRC-valid RecordBatch v2 with `record_count` records (offset deltas `0..n`),
-/// `payload_bytes` of filler standing in for the records section, and timestamps
-/// `timestamp .. timestamp + record_count - 1`. The log never parses records, so the
-/// filler needs no record structure.
+/// A CRC-valid, uncompressed RecordBatch v2 with `record_count` records (offset deltas
+/// `0..n`, timestamps `timestamp .. timestamp + record_count - 1`) whose records section is
+/// exactly `payload_bytes` long: real records (null key unless a 1–3 byte key is needed to hit
+/// the size exactly, a filler value, no headers). When `payload_bytes` is too small to hold
+/// `record_count` records (about 7 bytes each), the section is unstructured filler instead;
+/// the log itself only looks inside records for ListOffsets by timestamp.
 pub fn make_batch(record_count: i32, payload_bytes: usize, timestamp: i64) -> Vec<u8> {
+    make_batch_with(record_count, payload_bytes, timestamp, ProducerFields::NONE)
+}
+
+/// The idempotent-producer fields of a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerFields {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl ProducerFields {
+    /// A batch from a producer without idempotence.
+    pub const NONE: ProducerFields = ProducerFields {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
+/// [`make_batch`] with the given producer id, epoch and base sequence.
+pub fn make_batch_with(
+    record_count: i32,
+    payload_bytes: usize,
+    timestamp: i64,
+    producer: ProducerFields,
+) -> Vec<u8> {
     let record_count = record_count.max(1);
     let size = 61 + payload_bytes;
     let mut b = Vec::with_capacity(size);
@@ -17,20 +46,121 @@ pub fn make_batch(record_count: i32, payload_bytes: usize, timestamp: i64) -> Ve
     b.extend_from_slice(&(record_count - 1).to_be_bytes()); // lastOffsetDelta
     b.extend_from_slice(&timestamp.to_be_bytes()); // baseTimestamp
     b.extend_from_slice(&(timestamp + i64::from(record_count) - 1).to_be_bytes()); // maxTimestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+    b.extend_from_slice(&producer.producer_id.to_be_bytes());
+    b.extend_from_slice(&producer.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&producer.base_sequence.to_be_bytes());
     b.extend_from_slice(&record_count.to_be_bytes()); // recordsCount
-    for i in 0..payload_bytes {
-        // Never all zeros, so zeroed preallocated space cannot look like a batch.
-        b.push((i as u8).wrapping_mul(31).wrapping_add(7) | 1);
+    match records(record_count, payload_bytes) {
+        Some(records) => b.extend_from_slice(&records),
+        None => {
+            for i in 0..payload_bytes {
+                // Never all zeros, so zeroed preallocated space cannot look like a batch.
+                b.push((i as u8).wrapping_mul(31).wrapping_add(7) | 1);
+            }
+        }
     }
+    debug_assert_eq!(b.len(), size);
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
 }
 
+/// `count` records of `total_bytes` together, or `None` if they cannot be that size.
+fn records(count: i32, total_bytes: usize) -> Option<Vec<u8>> {
+    let count_usize = usize::try_from(count).ok()?;
+    let each = total_bytes / count_usize;
+    let extra = total_bytes % count_usize;
+    let mut out = Vec::with_capacity(total_bytes);
+    for i in 0..count {
+        let target = each + usize::from((i as usize) < extra);
+        out.extend_from_slice(&record_of_size(i, target)?);
+    }
+    Some(out)
+}
+
+/// A record with offset and timestamp delta `delta` encoding to exactly `target` bytes.
+fn record_of_size(delta: i32, target: usize) -> Option<Vec<u8>> {
+    for key_len in [None, Some(1usize), Some(2), Some(3)] {
+        let low = target.saturating_sub(24);
+        for value_len in (low..=target).rev() {
+            if record_size(delta, key_len, value_len) == target {
+                return Some(encode_record(delta, key_len, value_len));
+            }
+        }
+    }
+    None
+}
+
+fn record_body_size(delta: i32, key_len: Option<usize>, value_len: usize) -> usize {
+    let key = key_len.map_or(varint_len(-1), |k| varint_len(k as i64) + k);
+    1 + varint_len(i64::from(delta))
+        + varint_len(i64::from(delta))
+        + key
+        + varint_len(value_len as i64)
+        + value_len
+        + varint_len(0)
+}
+
+fn record_size(delta: i32, key_len: Option<usize>, value_len: usize) -> usize {
+    let body = record_body_size(delta, key_len, value_len);
+    varint_len(body as i64) + body
+}
+
+fn encode_record(delta: i32, key_len: Option<usize>, value_len: usize) -> Vec<u8> {
+    let body = record_body_size(delta, key_len, value_len);
+    let mut r = Vec::with_capacity(body + 5);
+    put_varint(&mut r, body as i64);
+    r.push(0); // attributes
+    put_varint(&mut r, i64::from(delta)); // timestampDelta
+    put_varint(&mut r, i64::from(delta)); // offsetDelta
+    match key_len {
+        None => put_varint(&mut r, -1),
+        Some(k) => {
+            put_varint(&mut r, k as i64);
+            r.extend(std::iter::repeat_n(b'k', k));
+        }
+    }
+    put_varint(&mut r, value_len as i64);
+    for i in 0..value_len {
+        r.push((i as u8).wrapping_mul(31).wrapping_add(7) | 1);
+    }
+    put_varint(&mut r, 0); // headers
+    r
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn varint_len(v: i64) -> usize {
+    let mut z = zigzag(v);
+    let mut n = 1;
+    while z >= 0x80 {
+        z >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = zigzag(v);
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 /// Base offset, last offset and max timestamp of each batch in `data` (whole batches).
 pub fn batch_offsets(data: &[u8]) -> Vec<(i64, i64, i64)> {
     super::batch::batch_offsets(data)
+}
+
+/// Concatenates the chunks of a read: whole batches back to back.
+pub fn concat_chunks(chunks: &[bytes::Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chunks.iter().map(bytes::Bytes::len).sum());
+    for chunk in chunks {
+        out.extend_from_slice(chunk);
+    }
+    out
 }
