@@ -13,6 +13,7 @@ pub mod args;
 pub mod cli_error;
 pub mod config_show;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
@@ -37,6 +38,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Print messages of a topic, one value per line (like kafka-console-consumer).
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset offsets of and delete consumer groups.
+    Group(group::GroupArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group(args) => group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group_admin;
 pub mod producer;
 
 pub use admin::Admin;
