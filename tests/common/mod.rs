@@ -303,13 +303,19 @@ impl Broker {
             .arg(self.options.auto_create_topics.to_string())
             .arg("--segment-bytes")
             .arg(self.options.segment_bytes.to_string())
-            // Parallel tests each run a broker; the admin endpoint's fixed default would collide.
-            .arg("--admin-listen")
-            .arg("127.0.0.1:0")
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_file));
+        // Parallel tests each run a broker; the admin endpoint's fixed default would collide.
+        if !self
+            .options
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--admin-listen"))
+        {
+            command.arg("--admin-listen").arg("127.0.0.1:0");
+        }
         // The CI environment must not change what the tests start.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SLUICE_") {
