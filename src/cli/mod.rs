@@ -17,6 +17,7 @@ pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod tune;
 
 pub use cli_error::CliError;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
     Config(config_show::ConfigArgs),
+    /// Check (and with --apply set) host settings for the broker; --probe-disk measures the disk.
+    Tune(tune::TuneArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => return serve::run(args),
         Command::Bench(args) => return crate::bench::main(args),
         Command::Config(args) => return config_show::run(args),
+        Command::Tune(args) => return tune::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
