@@ -2,7 +2,7 @@
 //! shutdowns alike, and lookups by offset and timestamp still work.
 
 use bytes::Bytes;
-use sluice::log::testing::{batch_offsets, make_batch};
+use sluice::log::testing::{batch_offsets, concat_chunks, make_batch};
 use sluice::log::{LogConfig, PartitionLog};
 
 fn config() -> LogConfig {
@@ -58,7 +58,7 @@ fn lost_and_corrupt_indexes_are_rebuilt() {
         assert_eq!(log.log_end_offset(), leo);
         for offset in (0..leo).step_by(37) {
             let read = log.read(offset, 1).await.expect("read");
-            let first = batch_offsets(&read.chunks[0])[0];
+            let first = batch_offsets(&concat_chunks(&read.chunks))[0];
             assert!(
                 first.0 <= offset && offset <= first.1,
                 "batch holding {offset}"

@@ -1,10 +1,10 @@
 //! Appending random batches and reading them back (from memory, then cold from disk after a
 //! reopen) returns contiguous offsets and identical bytes, apart from the broker-set
-//! baseOffset and partitionLeaderEpoch.
+//! baseOffset and partitionLeaderEpoch; the producer's buffers are never modified.
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use sluice::log::testing::{batch_offsets, make_batch};
+use sluice::log::testing::{batch_offsets, concat_chunks, make_batch};
 use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
 
 fn config(segment_bytes: u64, flush: FlushPolicy) -> LogConfig {
@@ -68,8 +68,11 @@ fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_c
             .expect("open");
         let mut expected_offset = 0i64;
         let mut bounds = Vec::new();
+        let mut sent = Vec::new();
         for batch in &originals {
-            let info = log.append(Bytes::from(batch.clone()), 0).expect("append");
+            let bytes = Bytes::from(batch.clone());
+            sent.push(bytes.clone());
+            let info = log.append(bytes, 0).expect("append");
             assert_eq!(info.base_offset, expected_offset, "offsets are contiguous");
             bounds.push((info.base_offset, info.last_offset));
             expected_offset = info.last_offset + 1;
@@ -78,6 +81,13 @@ fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_c
             .await
             .expect("durable");
         assert_eq!(log.high_watermark(), expected_offset);
+        for (bytes, original) in sent.iter().zip(&originals) {
+            assert_eq!(
+                &bytes[..],
+                &original[..],
+                "append must not write into the producer's bytes"
+            );
+        }
         let verify = |data: &[u8]| {
             let got = batch_offsets(data);
             assert_eq!(got.len(), originals.len());
@@ -95,7 +105,7 @@ fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_c
             // Reads from the middle of a batch return that whole batch first.
             if let Some(&(base, last)) = bounds.get(bounds.len() / 2) {
                 let mid = log.read((base + last) / 2, 1).await.expect("read mid");
-                let first = batch_offsets(&mid.chunks[0])[0];
+                let first = batch_offsets(&concat_chunks(&mid.chunks))[0];
                 assert_eq!((first.0, first.1), (base, last));
             }
             if round == 0 {

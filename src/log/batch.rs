@@ -23,6 +23,9 @@ const OFFSET_PRODUCER_ID: usize = 43;
 const OFFSET_PRODUCER_EPOCH: usize = 51;
 const OFFSET_BASE_SEQUENCE: usize = 53;
 const OFFSET_RECORDS_COUNT: usize = 57;
+/// The broker-set fields (baseOffset, batchLength, partitionLeaderEpoch) end here. The CRC
+/// does not cover them, so the log patches copies of these bytes and never the producer's.
+pub(crate) const BROKER_FIELDS_END: usize = 16;
 
 /// The header fields the log uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

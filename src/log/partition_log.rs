@@ -38,7 +38,10 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
 }
 
-/// Whole batches; concatenating `chunks` gives the records field of a fetch response.
+/// Whole batches; concatenating `chunks` gives the records field of a fetch response. A
+/// chunk boundary may fall inside a batch (in-memory reads return each batch as a small
+/// chunk holding its broker-set header fields followed by the producer's bytes), so decode
+/// the concatenation, not chunk by chunk.
 #[derive(Debug, Clone, Default)]
 pub struct ReadResult {
     pub chunks: Vec<Bytes>,
@@ -59,6 +62,8 @@ pub(crate) struct PendingBatch {
     pub last_offset: i64,
     pub segment_base: i64,
     pub position: u64,
+    /// The batch as the producer sent it: baseOffset and partitionLeaderEpoch are still the
+    /// producer's; the writer sets them in its copy ([`batch::assign_offset`]).
     pub bytes: Bytes,
 }
 
@@ -66,6 +71,9 @@ pub(crate) struct PendingBatch {
 pub(crate) struct CachedBatch {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set.
+    pub prefix: Bytes,
+    /// The whole batch as the producer sent it (its first bytes superseded by `prefix`).
     pub bytes: Bytes,
 }
 
@@ -231,20 +239,25 @@ impl PartitionLog {
                     reason: "offset overflow",
                 })?;
         }
-        // Rewrite offsets in place when we hold the only reference; copy otherwise.
-        let mut buf = records
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        // The producer's bytes stay untouched (they are usually a slice of a request frame
+        // shared with other partitions): the assigned offsets go into small patched copies
+        // of each batch's first bytes, used for in-memory reads; the segment writer patches
+        // its aligned copy the same way.
+        let mut prefixes = BytesMut::with_capacity(headers.len() * batch::BROKER_FIELDS_END);
         let mut offset = first_offset;
         for (position, header) in &headers {
-            batch::assign_offset(&mut buf[*position..], offset);
+            let start = prefixes.len();
+            prefixes.extend_from_slice(&records[*position..*position + batch::BROKER_FIELDS_END]);
+            batch::assign_offset(&mut prefixes[start..], offset);
             offset += i64::from(header.last_offset_delta) + 1;
         }
-        let frozen = buf.freeze();
+        let prefixes = prefixes.freeze();
         let mut offset = first_offset;
-        for (position, header) in &headers {
-            let bytes = frozen.slice(*position..*position + header.size_bytes);
-            st.push_batch(bytes, offset, *header, now_ms);
+        for (i, (position, header)) in headers.iter().enumerate() {
+            let bytes = records.slice(*position..*position + header.size_bytes);
+            let at = i * batch::BROKER_FIELDS_END;
+            let prefix = prefixes.slice(at..at + batch::BROKER_FIELDS_END);
+            st.push_batch(bytes, prefix, offset, *header, now_ms);
             offset += i64::from(header.last_offset_delta) + 1;
         }
         if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
@@ -328,7 +341,10 @@ impl PartitionLog {
                         break;
                     }
                     total += len;
-                    result.chunks.push(cached.bytes.clone());
+                    result.chunks.push(cached.prefix.clone());
+                    result
+                        .chunks
+                        .push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
                 }
                 return Ok(result);
             }
@@ -586,6 +602,7 @@ impl LogState {
     fn push_batch(
         &mut self,
         bytes: Bytes,
+        prefix: Bytes,
         base_offset: i64,
         header: batch::BatchHeader,
         now_ms: i64,
@@ -636,6 +653,7 @@ impl LogState {
         self.cache.push_back(CachedBatch {
             base_offset,
             last_offset,
+            prefix,
             bytes,
         });
         self.cache_bytes += size;
@@ -934,6 +952,64 @@ mod tests {
                 log.append(Bytes::from(make_batch(1, 1, 1)), 0),
                 Err(LogError::Closed)
             ));
+        });
+    }
+
+    /// The producer's bytes are shared, not copied: in-memory reads return them (after a
+    /// small patched prefix), they are never written to, and the file gets the patched batch.
+    #[test]
+    fn append_keeps_the_producers_bytes() {
+        let tmp = dir();
+        let path = tmp.path().join("p");
+        crate::io::block_on_local(async move {
+            let config = LogConfig {
+                flush: FlushPolicy::Never,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(path.clone(), config.clone())
+                .await
+                .expect("open");
+            log.append(Bytes::from(make_batch(2, 50, 1)), 0)
+                .expect("append");
+            // A "frame" holding some other bytes, then two batches, shared with the caller.
+            let mut frame = b"topic-name".to_vec();
+            let a = make_batch(3, 5000, 10);
+            let b = make_batch(1, 100, 20);
+            frame.extend_from_slice(&a);
+            frame.extend_from_slice(&b);
+            let frame = Bytes::from(frame);
+            let records = frame.slice(10..);
+            let info = log.append(records.clone(), 0).expect("append");
+            assert_eq!((info.base_offset, info.last_offset), (2, 5));
+            assert_eq!(&frame[10..10 + a.len()], &a[..], "producer bytes untouched");
+            let read = log.read(2, 1 << 20).await.expect("read");
+            assert_eq!(read.chunks.len(), 4, "prefix and body per batch");
+            assert_eq!(read.chunks[0].len(), batch::BROKER_FIELDS_END);
+            assert_eq!(
+                read.chunks[1].as_ptr(),
+                records[batch::BROKER_FIELDS_END..].as_ptr(),
+                "in-memory reads share the producer's buffer"
+            );
+            let joined = join_chunks(&read.chunks);
+            assert_eq!(
+                batch::batch_offsets(&joined),
+                vec![(2, 4, 12), (5, 5, 20)],
+                "offsets patched in what readers see"
+            );
+            assert_eq!(
+                &joined[batch::BROKER_FIELDS_END..a.len()],
+                &a[batch::BROKER_FIELDS_END..]
+            );
+            log.wait_durable(5).await.expect("written");
+            log.close().await.expect("close");
+            let log = PartitionLog::open(path, config).await.expect("reopen");
+            let cold = log.read(2, 1 << 20).await.expect("cold read");
+            assert_eq!(
+                join_chunks(&cold.chunks),
+                joined,
+                "the file holds the patched batches"
+            );
+            log.close().await.expect("close");
         });
     }
 

@@ -17,6 +17,7 @@ use futures_lite::future;
 use crate::constants::DMA_ALIGNMENT;
 use crate::io::dma_file::DmaFile;
 
+use super::batch;
 use super::config::FlushPolicy;
 use super::error::LogError;
 use super::partition_log::{write_index, LogState};
@@ -210,6 +211,7 @@ impl Writer {
             let mut last_offset = 0;
             for pending in st.unwritten.iter().take(count) {
                 bytes[at..at + pending.bytes.len()].copy_from_slice(&pending.bytes);
+                batch::assign_offset(&mut bytes[at..], pending.base_offset);
                 at += pending.bytes.len();
                 last_offset = pending.last_offset;
             }
