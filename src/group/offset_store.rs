@@ -486,3 +486,113 @@ fn append_records(
     }
     Ok(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(group: &str, partition: i32, offset: i64) -> OffsetRecord {
+        OffsetRecord::Commit {
+            group: group.to_owned(),
+            topic: "t".to_owned(),
+            partition,
+            offset: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 1,
+            },
+        }
+    }
+
+    /// A group whose offsets partition is owned by shard 0 of 1: every group.
+    const GROUP: &str = "g";
+
+    #[test]
+    fn offsets_survive_reopen_and_compaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            let store = OffsetStore::new(&data_dir, 0, 1, 1);
+            store.load().await.expect("load");
+            for round in 0..50 {
+                let durable = store
+                    .append(
+                        GROUP,
+                        vec![commit(GROUP, 0, round), commit(GROUP, 1, round * 2)],
+                    )
+                    .expect("append");
+                durable.await.expect("durable");
+            }
+            store
+                .append("other", vec![commit("other", 0, 7)])
+                .expect("append")
+                .await
+                .expect("durable");
+            let partition = offsets_partition(GROUP);
+            store.compact(partition).await.expect("compact");
+            store
+                .append(GROUP, vec![commit(GROUP, 2, 5)])
+                .expect("append after compaction")
+                .await
+                .expect("durable");
+            // No close: reopening must work from what is durable, as after kill -9.
+            drop(store);
+            let reopened = OffsetStore::new(&data_dir, 0, 1, 1);
+            reopened.load().await.expect("reload");
+            assert_eq!(
+                reopened.committed(GROUP, "t", 0).map(|o| o.offset),
+                Some(49)
+            );
+            assert_eq!(
+                reopened.committed(GROUP, "t", 1).map(|o| o.offset),
+                Some(98)
+            );
+            assert_eq!(reopened.committed(GROUP, "t", 2).map(|o| o.offset), Some(5));
+            assert_eq!(
+                reopened.committed("other", "t", 0).map(|o| o.offset),
+                Some(7)
+            );
+            let generations =
+                dma_file::list_dir(&partition_dir(&data_dir.join(GROUPS_DIR), partition))
+                    .expect("list");
+            assert_eq!(
+                generations,
+                vec![format!("gen-{:012}", 1)],
+                "the old generation is removed"
+            );
+            reopened.close().await;
+        });
+    }
+
+    #[test]
+    fn an_incomplete_snapshot_is_discarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            let store = OffsetStore::new(&data_dir, 0, 1, 1);
+            store.load().await.expect("load");
+            store
+                .append(GROUP, vec![commit(GROUP, 0, 3)])
+                .expect("append")
+                .await
+                .expect("durable");
+            store.close().await;
+            // A compaction that crashed before writing its marker left generation 1 behind.
+            let partition = offsets_partition(GROUP);
+            let root = data_dir.join(GROUPS_DIR);
+            let torn = PartitionLog::open(generation_dir(&root, partition, 1), log_config())
+                .await
+                .expect("open torn generation");
+            let last = append_records(&torn, &[commit(GROUP, 0, 999)], 0).expect("append");
+            torn.wait_durable(last).await.expect("durable");
+            torn.close().await.expect("close");
+
+            let reopened = OffsetStore::new(&data_dir, 0, 1, 1);
+            reopened.load().await.expect("reload");
+            assert_eq!(reopened.committed(GROUP, "t", 0).map(|o| o.offset), Some(3));
+            assert!(!dma_file::exists(&generation_dir(&root, partition, 1)));
+            reopened.close().await;
+        });
+    }
+}
