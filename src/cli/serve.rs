@@ -153,11 +153,18 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         .advertised_host
         .or(file.advertised_host)
         .unwrap_or_else(|| listen.ip().to_string());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    // Absolute once, here: shards open files relative to it from their own threads, and
+    // logs and the ready line should name the real place.
+    let data_dir = std::path::absolute(&data_dir).map_err(|e| ConfigError::Invalid {
+        key: "data-dir",
+        reason: format!("{}: {e}", data_dir.display()),
+    })?;
     Ok(BrokerConfig {
-        data_dir: args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data")),
+        data_dir,
         listen,
         advertised_host,
         shard_count,

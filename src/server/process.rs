@@ -239,7 +239,7 @@ async fn shard_main(setup: ShardSetup) {
         let _ = startup_tx.send(Startup::Failed { shard_id, reason });
     };
     let listen = shard_listen_addr(config.listen, shard_id);
-    let listener = match crate::io::net::bind_exclusive(listen) {
+    let listener = match bind_with_retry(listen).await {
         Ok(listener) => listener,
         Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
     };
@@ -317,6 +317,27 @@ async fn shard_main(setup: ShardSetup) {
     shard.groups().close().await;
     if let Some(reply) = shutdown {
         let _ = reply.send(()); // the main thread may have given up waiting
+    }
+}
+
+/// How long a restarting broker keeps trying a port that is still in use.
+const BIND_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// Binds, retrying EADDRINUSE for a few seconds: after a kill -9 the kernel tears down the
+/// dead process's io_uring instances asynchronously, and until then its pending accepts keep
+/// the listening sockets open, so an immediate restart on the same ports would fail.
+async fn bind_with_retry(listen: SocketAddr) -> std::io::Result<crate::io::net::TcpListener> {
+    let started = std::time::Instant::now();
+    loop {
+        match crate::io::net::bind_exclusive(listen) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && started.elapsed() < BIND_RETRY_FOR =>
+            {
+                crate::io::sleep(Duration::from_millis(50)).await;
+            }
+            result => return result,
+        }
     }
 }
 
