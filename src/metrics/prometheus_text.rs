@@ -23,6 +23,21 @@ pub struct ProcessGauges {
     pub ready: bool,
 }
 
+/// (name, type, help, value) of a family with one series per shard.
+type ShardFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ShardSnapshot) -> u64,
+);
+/// (name, help, divisor from recorded units to exported units, histogram).
+type HistogramFamily = (
+    &'static str,
+    &'static str,
+    f64,
+    fn(&ShardSnapshot) -> &HistogramSnapshot,
+);
+
 pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
     let mut out = Text(String::with_capacity(16 * 1024));
     out.family(
@@ -64,7 +79,7 @@ pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
         out.sample("sluice_process_memory_limit_bytes", &[], bytes);
     }
 
-    let per_shard: [(&str, &str, &str, fn(&ShardSnapshot) -> u64); 6] = [
+    let per_shard: [ShardFamily; 6] = [
         (
             "sluice_network_received_bytes_total",
             "counter",
@@ -174,7 +189,7 @@ pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
         }
     }
 
-    let histograms: [(&str, &str, f64, fn(&ShardSnapshot) -> &HistogramSnapshot); 4] = [
+    let histograms: [HistogramFamily; 4] = [
         (
             "sluice_produce_latency_seconds",
             "Produce requests, from frame read to answer written (acks=all includes the fsync).",
