@@ -1,7 +1,7 @@
 //! Length-prefixed framing: a 4-byte big-endian size, then the request. The size is
 //! checked against the limit before the body buffer is allocated.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncReadExt};
 
 use super::ProtocolError;
@@ -53,7 +53,7 @@ pub async fn read_frame_body<R: AsyncRead + Unpin>(
     reader: &mut R,
     size: usize,
 ) -> Result<Bytes, ProtocolError> {
-    let mut body = BytesMut::zeroed(size);
-    reader.read_exact(&mut body).await?;
-    Ok(body.freeze())
+    let mut body = super::frame_pool::take(size);
+    reader.read_exact(&mut body[..size]).await?;
+    Ok(super::frame_pool::freeze(body, size))
 }

@@ -5,6 +5,7 @@
 pub mod api_versions;
 pub mod fetch_response;
 pub mod frame;
+pub mod frame_pool;
 pub mod request;
 pub mod response;
 
