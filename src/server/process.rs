@@ -165,6 +165,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .iter()
         .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.port))
         .collect();
+    // Ready before the line is out, so whoever waits for the line finds /ready up.
+    metrics.set_ready(true);
     println!(
         "sluice ready bootstrap={}:{} brokers={}{}",
         config.advertised_host,
@@ -172,7 +174,6 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         listing.join(","),
         admin.map_or_else(String::new, |addr| format!(" admin={addr}"))
     );
-    metrics.set_ready(true);
     tracing::info!(brokers = %listing.join(","), "ready");
 
     // Run until a signal arrives or a shard stops on its own (which is a failure).
