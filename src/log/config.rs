@@ -36,6 +36,9 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Largest accepted RecordBatch, in bytes.
     pub max_message_bytes: u32,
+    /// Forget an idempotent producer's sequence state after this long without an append
+    /// (Kafka's broker config `producer.id.expiration.ms`, default 1 day).
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Segments are addressed with u32 positions in the index.
@@ -54,6 +57,7 @@ impl Default for LogConfig {
             },
             index_interval_bytes: 4096,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -43,6 +43,25 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    /// An idempotent producer's batch does not continue its sequence (a gap, or a new epoch
+    /// not starting at 0). Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+    #[error("producer {producer_id} epoch {epoch}: sequence {sequence} is out of order (expected {expected})")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+        expected: i32,
+    },
+    /// An idempotent producer's batch carries an epoch older than the producer's latest.
+    /// Kafka: INVALID_PRODUCER_EPOCH (47).
+    #[error(
+        "producer {producer_id}: epoch {epoch} is older than its current epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
     /// The log was closed or deleted. Kafka: NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION.
     #[error("the partition log is closed")]
     Closed,

@@ -2,7 +2,8 @@
 //!
 //! One directory per partition holds segments named by their base offset:
 //! `00000000000000000000.log` (the Kafka RecordBatch v2 bytes exactly as produced, with
-//! baseOffset and partitionLeaderEpoch set by the broker), `.index` and `.timeindex`.
+//! baseOffset and partitionLeaderEpoch set by the broker), `.index` and `.timeindex`; plus
+//! `<offset>.snapshot` files of idempotent-producer state (see `producer_state`).
 //!
 //! Worked example: a log holding offsets 0..=9 in batches [0..=4], [5..=9] has
 //! `log_start_offset() == 0`, `log_end_offset() == 10`. `append` of a 3-record batch returns
@@ -19,6 +20,7 @@ mod batch_records;
 mod config;
 mod error;
 mod partition_log;
+mod producer_state;
 mod segment;
 mod segment_index;
 mod segment_writer;

@@ -16,6 +16,7 @@ use super::batch;
 use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{Failure, LogError};
+use super::producer_state::{self, ProducerStates, SequenceCheck};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 use super::segment_writer;
@@ -36,6 +37,10 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// -1: the log keeps producer (CreateTime) timestamps.
     pub log_append_time_ms: i64,
+    /// The record set was a retried batch of an idempotent producer that is already in the
+    /// log: nothing was appended, and the offsets are those of the original. Answer it like
+    /// any success; `wait_durable(last_offset)` then waits for the original's durability.
+    pub duplicate: bool,
 }
 
 /// Whole batches; concatenating `chunks` gives the records field of a fetch response. A
@@ -93,6 +98,8 @@ pub(crate) struct LogState {
     pub unwritten_bytes: u64,
     pub cache: VecDeque<CachedBatch>,
     pub cache_bytes: u64,
+    /// Idempotent-producer state as of `log_end_offset`.
+    pub producers: ProducerStates,
     pub failure: Option<Failure>,
     pub closing: bool,
     pub closed: bool,
@@ -178,6 +185,7 @@ impl PartitionLog {
             .await
             .map_err(|e| LogError::io(format!("preparing {dir:?}"), e))?;
         let recovered = recover(&dir, &config).await?;
+        let producers = recover_producers(&dir, &recovered.segments, wall_clock_ms()).await?;
         let active = recovered
             .segments
             .back()
@@ -197,6 +205,7 @@ impl PartitionLog {
             unwritten_bytes: 0,
             cache: VecDeque::new(),
             cache_bytes: 0,
+            producers,
             failure: None,
             closing: false,
             closed: false,
@@ -230,6 +239,24 @@ impl PartitionLog {
                 reason: "empty record set",
             });
         }
+        if headers.iter().any(|(_, h)| h.producer_id >= 0) {
+            // Kafka accepts exactly one batch per partition from Produce v3 on; one batch
+            // keeps "duplicate" a property of the whole record set.
+            let [(_, header)] = headers.as_slice() else {
+                return Err(LogError::InvalidRecord {
+                    reason: "an idempotent producer's record set must hold exactly one batch",
+                });
+            };
+            if let SequenceCheck::Duplicate(original) = st.producers.check(header)? {
+                return Ok(AppendInfo {
+                    base_offset: original.base_offset,
+                    last_offset: original.last_offset,
+                    log_start_offset: st.log_start_offset,
+                    log_append_time_ms: -1,
+                    duplicate: true,
+                });
+            }
+        }
         let first_offset = st.log_end_offset;
         let mut next = first_offset;
         for (_, header) in &headers {
@@ -258,6 +285,9 @@ impl PartitionLog {
             let at = i * batch::BROKER_FIELDS_END;
             let prefix = prefixes.slice(at..at + batch::BROKER_FIELDS_END);
             st.push_batch(bytes, prefix, offset, *header, now_ms);
+            if header.producer_id >= 0 {
+                st.producers.record(header, offset, now_ms);
+            }
             offset += i64::from(header.last_offset_delta) + 1;
         }
         if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
@@ -271,6 +301,7 @@ impl PartitionLog {
             last_offset: next - 1,
             log_start_offset: st.log_start_offset,
             log_append_time_ms: -1,
+            duplicate: false,
         })
     }
 
@@ -460,11 +491,17 @@ impl PartitionLog {
     }
 
     /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
-    /// `retention_bytes`, oldest first, and advances the log start offset.
+    /// `retention_bytes`, oldest first, and advances the log start offset. Also forgets
+    /// idempotent producers idle for `producer_id_expiration_ms`.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
         let (dir, removed) = {
             let mut st = self.state.borrow_mut();
             st.check_open()?;
+            let expiration_ms = st.config.producer_id_expiration_ms;
+            let expired = st.producers.expire(now_ms, expiration_ms);
+            if expired > 0 {
+                tracing::debug!(dir = ?st.dir, expired, "idle producers expired");
+            }
             let mut total: u64 = st.segments.iter().map(|s| s.assigned_bytes).sum();
             let mut removed = Vec::new();
             while st.segments.len() > 1 {
@@ -553,11 +590,12 @@ impl PartitionLog {
     }
 
     async fn finish_close(&self) -> Result<(), LogError> {
-        let (dir, base, file, footer, index) = {
+        let (dir, base, file, footer, index, snapshot) = {
             let st = self.state.borrow();
             if let Some(failure) = &st.failure {
                 return Err(failure.to_error());
             }
+            let snapshot = (st.log_end_offset, st.producers.encode(st.log_end_offset));
             let active = st.segments.back().expect("never empty");
             let footer = Footer {
                 segment_bytes: active.written_bytes,
@@ -570,6 +608,7 @@ impl PartitionLog {
                 active.file.clone(),
                 footer,
                 active.index.clone(),
+                snapshot,
             )
         };
         if let Some(file) = file {
@@ -578,6 +617,7 @@ impl PartitionLog {
             file.fdatasync().await.map_err(io)?;
         }
         write_index(&dir, base, &index, footer).await?;
+        producer_state::write_snapshot(&dir, snapshot.0, &snapshot.1).await?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         dma_file::write_file(&marker, b"clean")
             .await
@@ -628,6 +668,7 @@ impl LogState {
                 first_append_ms: None,
                 file: None,
                 sealed: false,
+                producer_snapshot: Some(self.producers.encode(base_offset)),
             });
         }
         let interval = self.config.index_interval_bytes;
@@ -761,6 +802,70 @@ pub(crate) async fn write_index(
     .map_err(io)
 }
 
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Rebuilds the idempotent-producer state as of the recovered log end: the newest snapshot
+/// at or below it, then the headers of every batch after the snapshot. Snapshots past the log
+/// end (from a tail that recovery truncated) are removed. Producers met only in the replayed
+/// headers count as active at `now_ms`, so none expires earlier than it would have.
+async fn recover_producers(
+    dir: &Path,
+    segments: &VecDeque<Segment>,
+    now_ms: i64,
+) -> Result<ProducerStates, LogError> {
+    let io_dir = |e| LogError::io(format!("recovering producer state in {dir:?}"), e);
+    let leo = segments.back().map_or(0, |s| s.next_offset);
+    let mut loaded = None;
+    for offset in producer_state::list_snapshots(dir).map_err(io_dir)? {
+        let path = producer_state::snapshot_path(dir, offset);
+        if offset > leo || loaded.is_some() {
+            if offset > leo {
+                dma_file::remove_file(&path).map_err(io_dir)?;
+            }
+            continue;
+        }
+        let data = dma_file::read_file(&path).await.map_err(io_dir)?;
+        match data.as_deref().and_then(ProducerStates::decode) {
+            Some((at, states)) if at == offset => loaded = Some((offset, states)),
+            _ => {
+                tracing::warn!(?path, "ignoring a corrupt producer-state snapshot");
+                dma_file::remove_file(&path).map_err(io_dir)?;
+            }
+        }
+    }
+    let (from, mut states) = loaded.unwrap_or_default();
+    let mut replayed = 0usize;
+    for segment in segments.iter().filter(|s| s.next_offset > from) {
+        let Some(file) = &segment.file else { continue };
+        let position = if from > segment.base_offset {
+            u64::from(segment.index.position_for(segment.relative(from)).1)
+        } else {
+            0
+        };
+        segment::for_each_header(file, position, segment.written_bytes, |header| {
+            if header.base_offset >= from && header.producer_id >= 0 {
+                states.record(header, header.base_offset, now_ms);
+                replayed += 1;
+            }
+        })
+        .await?;
+    }
+    if replayed > 0 {
+        tracing::info!(
+            ?dir,
+            from,
+            replayed,
+            "producer state rebuilt from batch headers"
+        );
+    }
+    Ok(states)
+}
+
 pub(crate) struct Recovered {
     pub segments: VecDeque<Segment>,
     /// Bytes of the active segment's last partial block, to be rewritten by the next write.
@@ -855,6 +960,7 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
             first_append_ms: None,
             file: Some(Rc::new(file)),
             sealed: !is_last,
+            producer_snapshot: None,
         });
         if truncated && !is_last {
             drop_from = Some(i + 1);
@@ -886,6 +992,7 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
             first_append_ms: None,
             file: Some(Rc::new(file)),
             sealed: false,
+            producer_snapshot: None,
         });
     }
     // The active segment's indexes will change; stale files must not be trusted later.

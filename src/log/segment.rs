@@ -51,6 +51,9 @@ pub(crate) struct Segment {
     /// `None` until the segment writer creates the file.
     pub file: Option<Rc<DmaFile>>,
     pub sealed: bool,
+    /// Producer-state snapshot as of `base_offset`, taken when `append` rolled to this
+    /// segment; the segment writer writes it once the previous segment is sealed.
+    pub producer_snapshot: Option<Vec<u8>>,
 }
 
 impl Segment {
@@ -70,6 +73,43 @@ pub(crate) struct ScanResult {
     pub valid_bytes: u64,
     pub next_offset: i64,
     pub index: SegmentIndex,
+}
+
+/// Calls `f` with the header of every batch in `file[position..end]`, which must hold whole,
+/// already validated batches (below the recovered log end). Reads only what it must: a
+/// large batch is skipped after its header.
+pub(crate) async fn for_each_header(
+    file: &DmaFile,
+    mut position: u64,
+    end: u64,
+    mut f: impl FnMut(&batch::BatchHeader),
+) -> Result<(), LogError> {
+    let corrupt = |position, reason| LogError::CorruptLog {
+        path: file.path().to_path_buf(),
+        position,
+        reason,
+    };
+    while position < end {
+        let len = SCAN_CHUNK_BYTES.min(usize::try_from(end - position).unwrap_or(usize::MAX));
+        let chunk = file
+            .read_at(position, len)
+            .await
+            .map_err(|e| LogError::io(format!("reading {:?}", file.path()), e))?;
+        let mut p = 0usize;
+        while p + batch::HEADER_BYTES <= chunk.len() {
+            let size = match batch::framed_size(&chunk[p..]) {
+                Some(size) if size >= batch::HEADER_BYTES => size,
+                _ => return Err(corrupt(position + p as u64, "bad batch length")),
+            };
+            f(&batch::header(&chunk[p..], size));
+            p += size;
+        }
+        if p == 0 {
+            return Err(corrupt(position, "truncated batch header"));
+        }
+        position += p as u64;
+    }
+    Ok(())
 }
 
 /// Scans `file` from position 0, checking framing, CRC and offset contiguity, and stops at

@@ -21,6 +21,7 @@ use super::batch;
 use super::config::FlushPolicy;
 use super::error::LogError;
 use super::partition_log::{write_index, LogState};
+use super::producer_state;
 use super::segment::{self, LOG_SUFFIX};
 use super::segment_index::Footer;
 
@@ -259,8 +260,13 @@ impl Writer {
 
     /// Seals the current segment and opens the segment starting at `next_base`.
     async fn roll(&mut self, next_base: i64) -> Result<(), LogError> {
-        let (dir, footer, index, segment_bytes) = {
-            let st = self.state.borrow();
+        let (dir, footer, index, segment_bytes, snapshot) = {
+            let mut st = self.state.borrow_mut();
+            let snapshot = st
+                .segments
+                .iter_mut()
+                .find(|s| s.base_offset == next_base)
+                .and_then(|s| s.producer_snapshot.take());
             let current = st
                 .segments
                 .iter()
@@ -276,6 +282,7 @@ impl Writer {
                 footer,
                 current.index.clone(),
                 st.config.segment_bytes_clamped(),
+                snapshot,
             )
         };
         let base = self.segment_base;
@@ -284,6 +291,10 @@ impl Writer {
         self.file.truncate(footer.segment_bytes).await.map_err(io)?;
         self.file.fdatasync().await.map_err(io)?;
         write_index(&dir, base, &index, footer).await?;
+        // Only now is everything below `next_base` durable, so the state as of it may be.
+        if let Some(snapshot) = snapshot {
+            producer_state::write_snapshot(&dir, next_base, &snapshot).await?;
+        }
 
         let path = segment::path(&dir, next_base, LOG_SUFFIX);
         let io = |e| LogError::io(format!("creating segment {next_base}"), e);
