@@ -91,37 +91,24 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let shutdown_txs = shard_txs.clone();
     let config = Arc::new(config);
     let cpus = config.cpus.clone();
-    let shard_main = {
-        let config = Arc::clone(&config);
-        let metrics = Arc::clone(&metrics);
-        move |shard_id: usize| {
-            let config = Arc::clone(&config);
-            let catalog = catalog.clone();
-            let admin_tx = admin_tx.clone();
-            let admin_rx = admin_rx.clone();
-            let shard_txs = shard_txs.clone();
-            let inbox = shard_rxs[shard_id].clone();
-            let brokers_rx = brokers_rxs[shard_id].clone();
-            let startup_tx = startup_tx.clone();
-            let metrics = Arc::clone(&metrics);
-            let exit_tx = exit_tx.clone();
-            async move {
-                let setup = ShardSetup {
-                    shard_id,
-                    config,
-                    catalog,
-                    admin_tx,
-                    admin_rx,
-                    shard_txs,
-                    inbox,
-                    brokers_rx,
-                    startup_tx,
-                    metrics,
-                };
-                shard_main(setup).await;
-                // The main thread may already be gone; a failed send changes nothing.
-                let _ = exit_tx.send(shard_id);
-            }
+    let wiring = ShardWiring {
+        config: Arc::clone(&config),
+        catalog,
+        admin_tx,
+        admin_rx,
+        shard_txs,
+        shard_rxs,
+        brokers_rxs,
+        startup_tx,
+        metrics: Arc::clone(&metrics),
+    };
+    let shard_main = move |shard_id: usize| {
+        let wiring = wiring.clone();
+        let exit_tx = exit_tx.clone();
+        async move {
+            shard_main(shard_id, wiring).await;
+            // The main thread may already be gone; a failed send changes nothing.
+            let _ = exit_tx.send(shard_id);
         }
     };
     let threads = crate::io::start_shards(
@@ -208,33 +195,35 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     }
 }
 
-struct ShardSetup {
-    shard_id: usize,
+/// Everything the shards are connected by; each shard takes its own ends by index.
+#[derive(Clone)]
+struct ShardWiring {
     config: Arc<BrokerConfig>,
     catalog: Catalog,
     admin_tx: async_channel::Sender<crate::shard::control::AdminRequest>,
     admin_rx: async_channel::Receiver<crate::shard::control::AdminRequest>,
     shard_txs: Vec<async_channel::Sender<ShardMessage>>,
-    inbox: async_channel::Receiver<ShardMessage>,
-    brokers_rx: async_channel::Receiver<Vec<BrokerAddress>>,
+    shard_rxs: Vec<async_channel::Receiver<ShardMessage>>,
+    brokers_rxs: Vec<async_channel::Receiver<Vec<BrokerAddress>>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
 }
 
 /// One shard's life: bind, open its partitions, serve until told to shut down.
-async fn shard_main(setup: ShardSetup) {
-    let ShardSetup {
-        shard_id,
+async fn shard_main(shard_id: usize, wiring: ShardWiring) {
+    let ShardWiring {
         config,
         catalog,
         admin_tx,
         admin_rx,
         shard_txs,
-        inbox,
-        brokers_rx,
+        shard_rxs,
+        brokers_rxs,
         startup_tx,
         metrics,
-    } = setup;
+    } = wiring;
+    let inbox = shard_rxs[shard_id].clone();
+    let brokers_rx = brokers_rxs[shard_id].clone();
     let fail = |reason: String| {
         tracing::error!(shard_id, %reason, "shard failed to start");
         let _ = startup_tx.send(Startup::Failed { shard_id, reason });
