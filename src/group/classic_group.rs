@@ -814,3 +814,170 @@ impl ClassicGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(member_id: &str, instance: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_owned(),
+            group_instance_id: instance.map(str::to_owned),
+            client_id: "c".to_owned(),
+            client_host: "h".to_owned(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".to_owned(),
+            protocols: vec![("range".to_owned(), Bytes::from_static(b"m"))],
+            require_known_member_id: true,
+        }
+    }
+
+    #[track_caller]
+    fn answer<T>(pending: Pending<T>) -> T {
+        match pending {
+            Pending::Now(value) => value,
+            Pending::Later(mut rx) => rx
+                .try_recv()
+                .expect("sender alive")
+                .expect("answered already"),
+        }
+    }
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        }
+    }
+
+    #[test]
+    fn join_sync_and_static_rejoin_without_rebalance() {
+        let config = config();
+        let mut group = ClassicGroup::new("g".into(), 0);
+        // KIP-394: the first join only hands out a member id.
+        let id = match group.join(request("", None), &config, 0) {
+            Err(GroupError::MemberIdRequired(id)) => id,
+            _ => panic!("expected MEMBER_ID_REQUIRED"),
+        };
+        let joined = answer(group.join(request(&id, None), &config, 1).expect("join"));
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.leader_id, id);
+        assert_eq!(joined.members.len(), 1);
+        let synced = answer(
+            group
+                .sync(
+                    &id,
+                    None,
+                    1,
+                    (None, None),
+                    vec![(id.clone(), Bytes::from_static(b"a"))],
+                    2,
+                )
+                .expect("sync"),
+        );
+        assert_eq!(synced.assignment, Bytes::from_static(b"a"));
+        assert_eq!(group.state, ClassicState::Stable);
+
+        // A static member joins: rebalance to generation 2 with both.
+        let static_join = group
+            .join(request("", Some("s")), &config, 3)
+            .expect("static join");
+        let leader_rejoin = group.join(request(&id, None), &config, 3).expect("rejoin");
+        let leader_view = answer(leader_rejoin);
+        let static_view = answer(static_join);
+        assert_eq!(leader_view.generation_id, 2);
+        assert_eq!(leader_view.members.len(), 2);
+        let static_id = static_view.member_id.clone();
+        let assignments = vec![
+            (id.clone(), Bytes::from_static(b"a")),
+            (static_id.clone(), Bytes::from_static(b"b")),
+        ];
+        let follower = group
+            .sync(&static_id, Some("s"), 2, (None, None), Vec::new(), 4)
+            .expect("follower sync");
+        answer(
+            group
+                .sync(&id, None, 2, (None, None), assignments, 4)
+                .expect("leader sync"),
+        );
+        assert_eq!(answer(follower).assignment, Bytes::from_static(b"b"));
+
+        // The static member restarts: new member id, same generation, same assignment.
+        let restarted = answer(
+            group
+                .join(request("", Some("s")), &config, 5)
+                .expect("static rejoin"),
+        );
+        assert_eq!(restarted.generation_id, 2);
+        assert_ne!(restarted.member_id, static_id);
+        assert_ne!(restarted.leader_id, restarted.member_id);
+        assert_eq!(group.state, ClassicState::Stable);
+        let resynced = answer(
+            group
+                .sync(
+                    &restarted.member_id,
+                    Some("s"),
+                    2,
+                    (None, None),
+                    Vec::new(),
+                    6,
+                )
+                .expect("resync"),
+        );
+        assert_eq!(resynced.assignment, Bytes::from_static(b"b"));
+        // The old incarnation is fenced.
+        assert_eq!(
+            group.heartbeat(&static_id, Some("s"), 2, 7),
+            Err(GroupError::FencedInstanceId("s".into()))
+        );
+        assert_eq!(group.heartbeat(&id, None, 2, 7), Ok(()));
+    }
+
+    #[test]
+    fn an_expired_member_is_removed_and_the_rest_rebalance() {
+        let config = config();
+        let mut group = ClassicGroup::new("g".into(), 0);
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let id = match group.join(request("", None), &config, 0) {
+                Err(GroupError::MemberIdRequired(id)) => id,
+                _ => panic!("expected MEMBER_ID_REQUIRED"),
+            };
+            ids.push(id);
+        }
+        let first = group
+            .join(request(&ids[0], None), &config, 0)
+            .expect("join");
+        let second = group
+            .join(request(&ids[1], None), &config, 0)
+            .expect("join");
+        let leader = answer(first);
+        answer(second);
+        let syncs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let assignments = if *id == leader.leader_id {
+                    ids.iter().map(|m| (m.clone(), Bytes::new())).collect()
+                } else {
+                    Vec::new()
+                };
+                group
+                    .sync(id, None, 1, (None, None), assignments, 0)
+                    .expect("sync")
+            })
+            .collect();
+        for sync in syncs {
+            answer(sync);
+        }
+        // Only the first member keeps heartbeating.
+        group.heartbeat(&ids[0], None, 1, 9_000).expect("heartbeat");
+        group.tick(&config, 10_001);
+        assert_eq!(group.state, ClassicState::PreparingRebalance);
+        assert!(!group.members.contains_key(&ids[1]));
+        assert_eq!(
+            group.heartbeat(&ids[0], None, 1, 10_002),
+            Err(GroupError::RebalanceInProgress)
+        );
+    }
+}

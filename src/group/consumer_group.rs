@@ -183,6 +183,22 @@ impl ConsumerGroup {
                 return Err(GroupError::UnsupportedAssignor(assignor_name.clone()));
             }
         }
+        if request.member_epoch == STATIC_LEAVE_EPOCH {
+            // A static member going away for a restart keeps its place (and its partitions)
+            // until its session expires; its next incarnation takes them over in `join`.
+            let Some(member) = self.members.get_mut(&request.member_id) else {
+                return Err(GroupError::UnknownMemberId(request.member_id));
+            };
+            if member.instance_id.is_some() {
+                member.session_deadline_ms = now_ms + i64::from(config.consumer_session_timeout_ms);
+                return Ok(HeartbeatResult {
+                    member_id: request.member_id,
+                    member_epoch: STATIC_LEAVE_EPOCH,
+                    heartbeat_interval_ms: 0,
+                    assignment: None,
+                });
+            }
+        }
         let leaving = matches!(request.member_epoch, LEAVE_EPOCH | STATIC_LEAVE_EPOCH);
         if leaving {
             if self.members.remove(&request.member_id).is_none() {

@@ -702,3 +702,50 @@ fn decode_subscription(mut metadata: Bytes) -> Vec<String> {
         Err(_) => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_of_an_empty_group_expire_after_the_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            let config = GroupConfig {
+                offsets_retention_ms: 1_000,
+                ..GroupConfig::default()
+            };
+            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, config);
+            coordinator.load().await.expect("load");
+            let simple = CommitIdentity {
+                member_id: String::new(),
+                group_instance_id: None,
+                generation_or_epoch: -1,
+            };
+            let offset = |commit_timestamp_ms| CommittedOffset {
+                offset: 5,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms,
+            };
+            for (group, committed_at) in [("old", 0), ("recent", 10_000)] {
+                coordinator
+                    .commit(
+                        group,
+                        &simple,
+                        vec![("t".to_owned(), 0, offset(committed_at))],
+                    )
+                    .expect("commit")
+                    .await
+                    .expect("durable");
+            }
+            let none = |_: &str| None;
+            coordinator.tick(&none, 10_500);
+            let fetched = |group| coordinator.fetch_offsets(group, None).expect("fetch").len();
+            assert_eq!(fetched("old"), 0, "expired");
+            assert_eq!(fetched("recent"), 1, "kept");
+            coordinator.close().await;
+        });
+    }
+}
