@@ -233,9 +233,8 @@ pub fn fetched(topic: &str, partition: i32, chunks: &[bytes::Bytes]) {
     if chunks.is_empty() {
         return;
     }
-    let (bytes, messages) = chunks.iter().fold((0u64, 0u64), |(b, n), chunk| {
-        (b + chunk.len() as u64, n + batch_record_count(chunk))
-    });
+    let bytes: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    let messages = batch_record_count(chunks);
     with(|m| {
         m.partition(topic, partition, |c| {
             c.bytes_out = c.bytes_out.wrapping_add(bytes);
@@ -266,27 +265,28 @@ pub fn track_inflight_bytes(bytes_max: usize, available: impl Fn() -> usize + 's
     });
 }
 
-/// Sums the record counts of the v2 RecordBatches in `chunk` (whole batches, as the log
-/// returns them). Reads only headers: baseOffset(8) batchLength(4) ... recordCount at 57.
-pub(crate) fn batch_record_count(chunk: &[u8]) -> u64 {
+/// Sums the record counts of the v2 RecordBatches in the concatenation of `chunks` (whole
+/// batches, as the log returns them; a chunk boundary may fall inside a batch header).
+/// Reads only headers: baseOffset(8) batchLength(4) ... recordCount at byte 57.
+pub(crate) fn batch_record_count<C: AsRef<[u8]>>(chunks: &[C]) -> u64 {
     const LENGTH_AT: usize = 8;
     const LOG_OVERHEAD: usize = 12;
     const RECORD_COUNT_AT: usize = 57;
+    let total: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+    let mut cursor = ChunkCursor {
+        chunks,
+        index: 0,
+        start: 0,
+    };
     let mut records = 0u64;
     let mut position = 0usize;
-    while let Some(header) = chunk.get(position..position + RECORD_COUNT_AT + 4) {
-        let length = i32::from_be_bytes([
-            header[LENGTH_AT],
-            header[LENGTH_AT + 1],
-            header[LENGTH_AT + 2],
-            header[LENGTH_AT + 3],
-        ]);
-        let count = i32::from_be_bytes([
-            header[RECORD_COUNT_AT],
-            header[RECORD_COUNT_AT + 1],
-            header[RECORD_COUNT_AT + 2],
-            header[RECORD_COUNT_AT + 3],
-        ]);
+    while position + RECORD_COUNT_AT + 4 <= total {
+        let (Some(length), Some(count)) = (
+            cursor.read_i32(position + LENGTH_AT),
+            cursor.read_i32(position + RECORD_COUNT_AT),
+        ) else {
+            break;
+        };
         let Ok(length) = usize::try_from(length) else {
             break;
         };
@@ -294,6 +294,36 @@ pub(crate) fn batch_record_count(chunk: &[u8]) -> u64 {
         position = position.saturating_add(LOG_OVERHEAD).saturating_add(length);
     }
     records
+}
+
+/// Reads bytes at increasing offsets of a chunk sequence without concatenating it.
+struct ChunkCursor<'a, C> {
+    chunks: &'a [C],
+    index: usize,
+    /// Offset of `chunks[index]` in the concatenation.
+    start: usize,
+}
+
+impl<C: AsRef<[u8]>> ChunkCursor<'_, C> {
+    fn byte(&mut self, at: usize) -> Option<u8> {
+        while let Some(chunk) = self.chunks.get(self.index) {
+            let chunk = chunk.as_ref();
+            if at < self.start + chunk.len() {
+                return chunk.get(at.checked_sub(self.start)?).copied();
+            }
+            self.start += chunk.len();
+            self.index += 1;
+        }
+        None
+    }
+
+    fn read_i32(&mut self, at: usize) -> Option<i32> {
+        let mut bytes = [0u8; 4];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = self.byte(at + i)?;
+        }
+        Some(i32::from_be_bytes(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -312,8 +342,11 @@ mod tests {
     fn counts_records_across_batches() {
         let mut chunk = batch(3, 10);
         chunk.extend(batch(5, 0));
-        assert_eq!(batch_record_count(&chunk), 8);
-        assert_eq!(batch_record_count(&chunk[..20]), 0, "truncated header");
+        assert_eq!(batch_record_count(&[&chunk[..]]), 8);
+        assert_eq!(batch_record_count(&[&chunk[..20]]), 0, "truncated header");
+        // Chunk boundaries inside headers (the log splits broker-set fields from the body).
+        let pieces = [&chunk[..16], &chunk[16..58], &chunk[58..90], &chunk[90..]];
+        assert_eq!(batch_record_count(&pieces), 8);
     }
 
     #[test]
