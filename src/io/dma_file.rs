@@ -39,7 +39,11 @@ pub async fn prepare_dir(dir: &Path) -> io::Result<()> {
     if PROBED_DEVICES.with(|set| set.borrow().contains(&dev)) {
         return Ok(());
     }
-    let probe_path = dir.join(PROBE_FILE_NAME);
+    // One name per thread: shards priming the same directory at once must not remove
+    // each other's sentinel.
+    let thread_id = format!("{:?}", std::thread::current().id());
+    let thread_id: String = thread_id.chars().filter(char::is_ascii_digit).collect();
+    let probe_path = dir.join(format!("{PROBE_FILE_NAME}-{}-{thread_id}", std::process::id()));
     // Buffered write: the probe must not be the first DMA open itself.
     std::fs::write(&probe_path, vec![0x5a_u8; DMA_ALIGNMENT])?;
     let file = glommio::io::DmaFile::open(&probe_path).await?;
