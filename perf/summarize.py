@@ -67,6 +67,19 @@ def cell_lat(reports, key, field="p99_ms"):
     return fmt_ms(med(values)), med(values)
 
 
+def cpu_cell(json_dir, prefix):
+    """Median cores used by broker / client over the runs (CPU seconds / wall seconds)."""
+    b, c = [], []
+    for path in sorted(glob.glob(os.path.join(json_dir, prefix + "*.json"))):
+        r = load(path)
+        if r and r.get("wall_s"):
+            b.append(r["broker_cpu_s"] / r["wall_s"])
+            c.append(r["client_cpu_s"] / r["wall_s"])
+    if not b:
+        return "–"
+    return f"{med(b):.2f} / {med(c):.2f}"
+
+
 def ratio(a, b):
     if a is None or not b:
         return "–"
@@ -100,9 +113,9 @@ def throughput_table(json_dir, size, partitions, acks_list, lim):
     lines = [
         f"### {size} B messages — maximum rate (2 producers, 1 consumer)",
         "",
-        "| partitions | acks | sluice msgs/s | sluice MB/s | ack p99 ms | consume msgs/s "
+        "| partitions | acks | sluice msgs/s | sluice MB/s | ack p99 ms | consume msgs/s | CPU broker/client "
         "| rdkafka→sluice msgs/s | Redis msgs/s (AOF) | NATS JS msgs/s | sluice/Redis | sluice/NATS | sluice/rdkafka |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for parts in partitions:
         for acks in acks_list:
@@ -118,8 +131,9 @@ def throughput_table(json_dir, size, partitions, acks_list, lim):
             k_cell, k_med = cell_rate(k)
             r_cell, r_med = cell_rate(r)
             n_cell, n_med = cell_rate(n)
+            cpu = cpu_cell(json_dir, f"cpu-sluice-s{size}-p{parts}-a{acks}-r")
             lines.append(
-                f"| {parts} | {acks} | {s_cell} | {s_mb} | {s_lat} | {s_cons} | {k_cell} "
+                f"| {parts} | {acks} | {s_cell} | {s_mb} | {s_lat} | {s_cons} | {cpu} | {k_cell} "
                 f"| {r_cell} ({fsync}) | {n_cell} | {ratio(s_med, r_med)} | {ratio(s_med, n_med)} | {ratio(s_med, k_med)} |"
             )
     if size >= 1000 and lim.get("loopback_mb_s"):
