@@ -90,10 +90,9 @@ mod tests {
         let frame = freeze(buffer, 100_000);
         let slice = frame.slice(10..20);
         drop(frame);
-        assert!(
-            take(100_000).as_ptr() != address,
-            "still referenced by `slice`"
-        );
+        let other = take(100_000);
+        assert!(other.as_ptr() != address, "still referenced by `slice`");
+        drop(other);
         drop(slice);
         let again = take(70_000);
         assert_eq!(
