@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     /// Defaults for topic-level settings (`segment.bytes`, `retention.ms`, flush policy, ...).
     pub log: LogConfig,
     pub cluster_id: String,
+    /// Group coordinator settings (Kafka's `group.*` and `offsets.*`).
+    pub group: crate::group::GroupConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
 }
@@ -66,6 +68,11 @@ pub struct ConfigFile {
     pub flush_policy: Option<String>,
     pub message_max_bytes: Option<u32>,
     pub cluster_id: Option<String>,
+    pub group_min_session_timeout_ms: Option<i32>,
+    pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub offsets_retention_ms: Option<i64>,
+    pub group_consumer_session_timeout_ms: Option<i32>,
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
     pub admin_listen: Option<SocketAddr>,
 }
 

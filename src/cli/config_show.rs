@@ -198,6 +198,51 @@ fn render(
             quoted(&config.cluster_id),
             source("-", file.cluster_id.is_some(), false),
         ),
+        (
+            "group-min-session-timeout-ms",
+            config.group.session_timeout_ms_min.to_string(),
+            source(
+                "group_min_session_timeout_ms",
+                file.group_min_session_timeout_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "group-initial-rebalance-delay-ms",
+            config.group.initial_rebalance_delay_ms.to_string(),
+            source(
+                "group_initial_rebalance_delay_ms",
+                file.group_initial_rebalance_delay_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "offsets-retention-ms",
+            config.group.offsets_retention_ms.to_string(),
+            source(
+                "offsets_retention_ms",
+                file.offsets_retention_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "group-consumer-session-timeout-ms",
+            config.group.consumer_session_timeout_ms.to_string(),
+            source(
+                "group_consumer_session_timeout_ms",
+                file.group_consumer_session_timeout_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "group-consumer-heartbeat-interval-ms",
+            config.group.consumer_heartbeat_interval_ms.to_string(),
+            source(
+                "group_consumer_heartbeat_interval_ms",
+                file.group_consumer_heartbeat_interval_ms.is_some(),
+                false,
+            ),
+        ),
     ];
     let mut out = String::from(
         "# Effective `sluice serve` configuration. Precedence: flag > env (SLUICE_*) > file > default.\n",

@@ -45,6 +45,21 @@ pub struct ServeArgs {
     /// Admin HTTP endpoint for /metrics, /health, /ready (port 0: ephemeral) [default: 127.0.0.1:9644]
     #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Kafka's group.min.session.timeout.ms [default: 1000]
+    #[arg(long, env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<i32>,
+    /// Kafka's group.initial.rebalance.delay.ms [default: 3000]
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<i64>,
+    /// Offsets of a group empty this long are deleted (Kafka's offsets.retention.minutes, in ms) [default: 7 days]
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MS")]
+    pub offsets_retention_ms: Option<i64>,
+    /// KIP-848 group.consumer.session.timeout.ms [default: 45000]
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<i32>,
+    /// KIP-848 group.consumer.heartbeat.interval.ms [default: 5000]
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
     /// Log filter, e.g. info or sluice=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -84,6 +99,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
+    let group = resolve_group(&args, &file)?;
     let cores = config::default_shard_count();
     let shard_count = args.shards.or(file.shards).unwrap_or(cores);
     if shard_count == 0 || shard_count > 1024 {
@@ -164,6 +180,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         reason: format!("{}: {e}", data_dir.display()),
     })?;
     Ok(BrokerConfig {
+        group,
         data_dir,
         listen,
         advertised_host,
@@ -183,4 +200,68 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
     })
+}
+
+/// Group coordinator settings: flags and env over the file over defaults.
+fn resolve_group(
+    args: &ServeArgs,
+    file: &ConfigFile,
+) -> Result<crate::group::GroupConfig, ConfigError> {
+    let positive = |key: &'static str, value: i64| {
+        if value > 0 {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                key,
+                reason: format!("{value} must be positive"),
+            })
+        }
+    };
+    let mut group = crate::group::GroupConfig::default();
+    if let Some(ms) = args
+        .group_min_session_timeout_ms
+        .or(file.group_min_session_timeout_ms)
+    {
+        positive("group-min-session-timeout-ms", i64::from(ms))?;
+        group.session_timeout_ms_min = ms;
+    }
+    if let Some(ms) = args
+        .group_initial_rebalance_delay_ms
+        .or(file.group_initial_rebalance_delay_ms)
+    {
+        if ms < 0 {
+            return Err(ConfigError::Invalid {
+                key: "group-initial-rebalance-delay-ms",
+                reason: format!("{ms} is negative"),
+            });
+        }
+        group.initial_rebalance_delay_ms = ms;
+    }
+    if let Some(ms) = args.offsets_retention_ms.or(file.offsets_retention_ms) {
+        group.offsets_retention_ms = positive("offsets-retention-ms", ms)?;
+    }
+    if let Some(ms) = args
+        .group_consumer_session_timeout_ms
+        .or(file.group_consumer_session_timeout_ms)
+    {
+        positive("group-consumer-session-timeout-ms", i64::from(ms))?;
+        group.consumer_session_timeout_ms = ms;
+    }
+    if let Some(ms) = args
+        .group_consumer_heartbeat_interval_ms
+        .or(file.group_consumer_heartbeat_interval_ms)
+    {
+        positive("group-consumer-heartbeat-interval-ms", i64::from(ms))?;
+        group.consumer_heartbeat_interval_ms = ms;
+    }
+    if group.consumer_heartbeat_interval_ms >= group.consumer_session_timeout_ms {
+        return Err(ConfigError::Invalid {
+            key: "group-consumer-heartbeat-interval-ms",
+            reason: format!(
+                "{} must be below the session timeout {}",
+                group.consumer_heartbeat_interval_ms, group.consumer_session_timeout_ms
+            ),
+        });
+    }
+    Ok(group)
 }

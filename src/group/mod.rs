@@ -83,33 +83,6 @@ impl Default for GroupConfig {
     }
 }
 
-impl GroupConfig {
-    /// Defaults overridden by `SLUICE_GROUP_*` environment variables. A stopgap until these
-    /// settings are flags of `sluice serve`.
-    pub fn from_env() -> GroupConfig {
-        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
-            std::env::var(name).ok()?.parse().ok()
-        }
-        let mut config = GroupConfig::default();
-        if let Some(v) = var("SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS") {
-            config.session_timeout_ms_min = v;
-        }
-        if let Some(v) = var("SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS") {
-            config.initial_rebalance_delay_ms = v;
-        }
-        if let Some(v) = var("SLUICE_OFFSETS_RETENTION_MS") {
-            config.offsets_retention_ms = v;
-        }
-        if let Some(v) = var("SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS") {
-            config.consumer_session_timeout_ms = v;
-        }
-        if let Some(v) = var("SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS") {
-            config.consumer_heartbeat_interval_ms = v;
-        }
-        config
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

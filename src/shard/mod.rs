@@ -60,7 +60,7 @@ impl Shard {
             &config.data_dir,
             id,
             config.shard_count,
-            crate::group::GroupConfig::from_env(),
+            config.group.clone(),
         );
         Shard {
             id,
