@@ -43,7 +43,10 @@ pub async fn prepare_dir(dir: &Path) -> io::Result<()> {
     // each other's sentinel.
     let thread_id = format!("{:?}", std::thread::current().id());
     let thread_id: String = thread_id.chars().filter(char::is_ascii_digit).collect();
-    let probe_path = dir.join(format!("{PROBE_FILE_NAME}-{}-{thread_id}", std::process::id()));
+    let probe_path = dir.join(format!(
+        "{PROBE_FILE_NAME}-{}-{thread_id}",
+        std::process::id()
+    ));
     // Buffered write: the probe must not be the first DMA open itself.
     std::fs::write(&probe_path, vec![0x5a_u8; DMA_ALIGNMENT])?;
     let file = glommio::io::DmaFile::open(&probe_path).await?;
@@ -150,6 +153,7 @@ impl DmaFile {
     /// Writes all of `buf` at `pos` (both aligned). Returns bytes written.
     pub async fn write_at(&self, buf: AlignedBuf, pos: u64) -> io::Result<usize> {
         let len = buf.len();
+        faults::before_write(&self.path, pos, len)?;
         let written = self.inner.write_at(buf.inner, pos).await?;
         if written != len {
             return Err(io::Error::new(
@@ -167,7 +171,9 @@ impl DmaFile {
     }
 
     pub async fn fdatasync(&self) -> io::Result<()> {
-        Ok(self.inner.fdatasync().await?)
+        self.inner.fdatasync().await?;
+        faults::after_sync(&self.path);
+        Ok(())
     }
 
     /// fallocate: reserves `[0, size)`; the file size becomes `size` (unwritten space reads
@@ -288,6 +294,128 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// Fault injection for crash tests: simulated power loss (dropping what was written but not
+/// yet fdatasynced) and failing writes. Off unless a test enables it on its executor thread;
+/// when off, each write and fsync costs one thread-local check.
+///
+/// Model: every O_DIRECT write made while enabled saves the bytes it overwrites (a pre-image,
+/// read back with buffered I/O); a successful `fdatasync` of the file discards its saved
+/// pre-images; [`faults::lose_unsynced`] writes the pre-images back, newest first, so each
+/// file holds exactly what its last fdatasync covered (bytes past the old end read as zeros,
+/// as preallocated space does). Directory operations (create, rename, remove) are not
+/// modelled.
+#[doc(hidden)]
+pub mod faults {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+    use std::path::{Path, PathBuf};
+
+    #[derive(Default)]
+    struct Faults {
+        /// Per file: (position, bytes before the write, write length), oldest first.
+        unsynced: HashMap<PathBuf, Vec<(u64, Vec<u8>, usize)>>,
+        /// Writes that may still succeed before every later one fails.
+        writes_left: Option<u64>,
+        /// The errno of injected write failures.
+        write_errno: i32,
+    }
+
+    thread_local! {
+        static FAULTS: RefCell<Option<Faults>> = const { RefCell::new(None) };
+    }
+
+    /// Starts tracking unsynced writes on this thread (forgetting any earlier state).
+    pub fn enable() {
+        FAULTS.with(|f| *f.borrow_mut() = Some(Faults::default()));
+    }
+
+    /// Stops tracking and failing on this thread.
+    pub fn disable() {
+        FAULTS.with(|f| *f.borrow_mut() = None);
+    }
+
+    /// After `writes` more successful writes, every write fails with `errno` (e.g.
+    /// `libc::EIO`, `libc::ENOSPC`) without touching the file. Needs [`enable`].
+    pub fn fail_writes_after(writes: u64, errno: i32) {
+        FAULTS.with(|f| {
+            if let Some(faults) = f.borrow_mut().as_mut() {
+                faults.writes_left = Some(writes);
+                faults.write_errno = errno;
+            }
+        });
+    }
+
+    /// Simulated power loss: restores every file to its content at its last fdatasync.
+    /// Call once the executor that wrote is gone. Returns the number of writes undone.
+    pub fn lose_unsynced() -> io::Result<usize> {
+        let unsynced = FAULTS.with(|f| {
+            f.borrow_mut()
+                .as_mut()
+                .map(|faults| std::mem::take(&mut faults.unsynced))
+                .unwrap_or_default()
+        });
+        let mut undone = 0;
+        for (path, writes) in unsynced {
+            let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(file) => file,
+                // Removed since (a deleted segment): nothing to restore.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for (pos, old, len) in writes.into_iter().rev() {
+                let mut image = old;
+                image.resize(len, 0);
+                file.write_all_at(&image, pos)?;
+                undone += 1;
+            }
+            file.sync_all()?;
+        }
+        Ok(undone)
+    }
+
+    pub(super) fn before_write(path: &Path, pos: u64, len: usize) -> io::Result<()> {
+        FAULTS.with(|f| {
+            let mut f = f.borrow_mut();
+            let Some(faults) = f.as_mut() else {
+                return Ok(());
+            };
+            if let Some(left) = faults.writes_left.as_mut() {
+                if *left == 0 {
+                    return Err(io::Error::from_raw_os_error(faults.write_errno));
+                }
+                *left -= 1;
+            }
+            let old = match std::fs::File::open(path) {
+                Ok(file) => {
+                    let size = file.metadata()?.len();
+                    let keep = size.saturating_sub(pos).min(len as u64) as usize;
+                    let mut old = vec![0u8; keep];
+                    file.read_exact_at(&mut old, pos)?;
+                    old
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            faults
+                .unsynced
+                .entry(path.to_path_buf())
+                .or_default()
+                .push((pos, old, len));
+            Ok(())
+        })
+    }
+
+    pub(super) fn after_sync(path: &Path) {
+        FAULTS.with(|f| {
+            if let Some(faults) = f.borrow_mut().as_mut() {
+                faults.unsynced.remove(path);
+            }
+        });
+    }
 }
 
 #[cfg(test)]
