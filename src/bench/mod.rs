@@ -589,6 +589,7 @@ fn collect(
         end_to_end_latency: LatencySummary::of(&measured.e2e_latency),
         errors: all.errors,
         last_error,
+        schedule_lag_ms_max: report::ms(c.schedule_lag_ns_max),
         series,
     })
 }

@@ -156,6 +156,11 @@ async fn produce(
         let mut progressed = false;
 
         // 1. Generate what is due.
+        if interval_ns.is_some() && !stopping {
+            let lag = now.saturating_sub(next_intended as u64);
+            let mut r = recorder.borrow_mut();
+            r.counters.schedule_lag_ns_max = r.counters.schedule_lag_ns_max.max(lag);
+        }
         let mut generated = 0;
         while !stopping
             && generated < GENERATE_CHUNK

@@ -109,6 +109,7 @@ pub struct IntervalPoint {
     pub e2e_p50_ms: f64,
     pub e2e_p99_ms: f64,
     pub errors: u64,
+    pub schedule_lag_ms_max: f64,
 }
 
 impl IntervalPoint {
@@ -126,6 +127,7 @@ impl IntervalPoint {
             e2e_p50_ms: ms(agg.e2e_latency.value_at_percentile(50.0)),
             e2e_p99_ms: ms(agg.e2e_latency.value_at_percentile(99.0)),
             errors: c.errors,
+            schedule_lag_ms_max: ms(c.schedule_lag_ns_max),
         }
     }
 
@@ -143,6 +145,8 @@ impl IntervalPoint {
             self.e2e_p99_ms,
             if self.errors > 0 {
                 format!(" | {} errors", self.errors)
+            } else if self.schedule_lag_ms_max >= 10.0 {
+                format!(" | client behind schedule by {:.0} ms", self.schedule_lag_ms_max)
             } else {
                 String::new()
             }
@@ -185,6 +189,8 @@ pub struct Report {
     pub end_to_end_latency: LatencySummary,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// Fixed rate: the worst lag of the producers' schedule in the measured window (ms).
+    pub schedule_lag_ms_max: f64,
     pub series: Vec<IntervalPoint>,
 }
 
@@ -237,6 +243,12 @@ impl Report {
                 out.push_str(&format!(" {v:>9.3}"));
             }
             out.push_str(&format!(" {:>10}\n", summary.count));
+        }
+        if self.schedule_lag_ms_max >= 10.0 {
+            out.push_str(&format!(
+                "\nwarning: the client fell up to {:.0} ms behind its send schedule; latency includes that\n",
+                self.schedule_lag_ms_max
+            ));
         }
         if self.errors > 0 {
             out.push_str(&format!(
