@@ -51,6 +51,9 @@ pub struct BrokerOptions {
     pub segment_bytes: u64,
     /// Run in the temp dir without `--data-dir`, so the broker uses its default `./data`.
     pub default_data_dir: bool,
+    /// Create the data dir under this directory instead of the system temp dir (e.g. a small
+    /// filesystem a full-disk test mounted).
+    pub data_parent: Option<PathBuf>,
     pub extra_args: Vec<String>,
 }
 
@@ -63,6 +66,7 @@ impl Default for BrokerOptions {
             fixed_ports: false,
             segment_bytes: 8 * 1024 * 1024,
             default_data_dir: false,
+            data_parent: None,
             extra_args: Vec::new(),
         }
     }
@@ -125,12 +129,16 @@ impl Broker {
         } else {
             0
         };
+        let mut data_dir = tempfile::Builder::new();
+        data_dir.prefix("sluice-data-");
+        let data_dir = match &options.data_parent {
+            Some(parent) => data_dir.tempdir_in(parent),
+            None => data_dir.tempdir(),
+        }
+        .expect("create temp data dir");
         let mut broker = Broker {
             options,
-            data_dir: tempfile::Builder::new()
-                .prefix("sluice-data-")
-                .tempdir()
-                .expect("create temp data dir"),
+            data_dir,
             log_dir: tempfile::Builder::new()
                 .prefix("sluice-log-")
                 .tempdir()
@@ -163,6 +171,24 @@ impl Broker {
 
     pub fn options(&self) -> &BrokerOptions {
         &self.options
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The broker's resident set size (VmRSS) in bytes, read from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.pid().expect("broker is not running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("read /proc/PID/status of the broker");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS line in /proc/PID/status");
+        kib * 1024
     }
 
     /// The stderr of the current (or last) broker process.
@@ -904,4 +930,134 @@ pub fn write_lines(lines: impl Iterator<Item = String>) -> tempfile::NamedTempFi
         writer.flush().expect("flush input");
     }
     file
+}
+
+/// The address of the shard leading `topic`/`partition`, from Metadata and the ready line.
+pub fn leader_address(broker: &Broker, topic: &str, partition: i32) -> String {
+    let probe = consumer(broker.bootstrap(), &[]);
+    let mut leaders = Err(String::new());
+    wait_until("the topic's leaders in Metadata", CLIENT_TIMEOUT, || {
+        leaders = topic_leaders(&probe, topic);
+        leaders.is_ok()
+    });
+    let leaders = leaders.expect("leaders");
+    let (_, leader) = leaders
+        .iter()
+        .find(|(p, _)| *p == partition)
+        .unwrap_or_else(|| panic!("partition {partition} missing from {leaders:?}"));
+    broker
+        .ready_line()
+        .brokers
+        .iter()
+        .find(|(id, _)| id == leader)
+        .map(|(_, address)| address.clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "leader {leader} is not a shard of {:?}",
+                broker.ready_line()
+            )
+        })
+}
+
+/// What a background well-behaved client saw while a test abused the broker.
+#[derive(Debug)]
+pub struct HealthyReport {
+    pub rounds_count: usize,
+    pub messages_count: usize,
+    pub round_max: Duration,
+    pub failures: Vec<String>,
+}
+
+/// An rdkafka producer on its own connections that produces small acks=all rounds to `topic`
+/// until stopped, timing each round; `finish` then reads everything back with a consumer and
+/// checks that exactly what was acknowledged is there. The proof that other clients "see no
+/// interruption": no failed delivery, no lost message, and every round within a bound.
+pub struct HealthyClient {
+    topic: String,
+    bootstrap: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<HealthyReport>>,
+}
+
+impl HealthyClient {
+    pub const ROUND_MESSAGES: usize = 20;
+
+    pub fn start(broker: &Broker) -> HealthyClient {
+        let topic = topic_name("healthy");
+        create_topic(broker.bootstrap(), &topic, 2);
+        let bootstrap = broker.bootstrap().to_string();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (topic, bootstrap, stop) = (topic.clone(), bootstrap.clone(), stop.clone());
+            thread::spawn(move || {
+                let producer = producer(&bootstrap, &[("message.timeout.ms", "30000")]);
+                let mut report = HealthyReport {
+                    rounds_count: 0,
+                    messages_count: 0,
+                    round_max: Duration::ZERO,
+                    failures: Vec::new(),
+                };
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let round = report.rounds_count;
+                    let records: Vec<TestRecord> = (0..Self::ROUND_MESSAGES)
+                        .map(|i| TestRecord::new(format!("r{round}"), format!("m{i}")))
+                        .collect();
+                    let started = Instant::now();
+                    let deliveries = try_produce_all(&producer, &topic, &records);
+                    report.round_max = report.round_max.max(started.elapsed());
+                    report.rounds_count += 1;
+                    report.messages_count += deliveries.len();
+                    report
+                        .failures
+                        .extend(deliveries.iter().filter_map(|d| d.error.clone()).take(3));
+                    thread::sleep(Duration::from_millis(20));
+                }
+                report
+            })
+        };
+        HealthyClient {
+            topic,
+            bootstrap,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops producing, reads the topic back, and asserts nothing failed, nothing was lost and
+    /// no round took longer than `round_bound`.
+    pub fn finish(mut self, round_bound: Duration) -> HealthyReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let report = self
+            .thread
+            .take()
+            .expect("started")
+            .join()
+            .expect("healthy client thread panicked");
+        assert!(
+            report.failures.is_empty(),
+            "the well-behaved client saw failed deliveries: {report:?}"
+        );
+        assert!(report.rounds_count > 0, "the well-behaved client never ran");
+        assert!(
+            report.round_max <= round_bound,
+            "a well-behaved produce round took {:?} (bound {round_bound:?}): {report:?}",
+            report.round_max
+        );
+        let consumer = consumer(&self.bootstrap, &[]);
+        assign(&consumer, &self.topic, &[(0, 0), (1, 0)]);
+        let consumed = consume_count(&consumer, report.messages_count, CLIENT_TIMEOUT);
+        assert_eq!(
+            consumed.len(),
+            report.messages_count,
+            "the well-behaved client's messages read back"
+        );
+        eprintln!("well-behaved client: {report:?}");
+        report
+    }
+}
+
+impl Drop for HealthyClient {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -294,3 +294,121 @@ pub fn parse_produce_v3_response(frame: &[u8], correlation_id: i32) -> (i16, i64
     let base_offset = cursor.i64();
     (error_code, base_offset)
 }
+
+/// Recomputes the CRC32C of a RecordBatch v2 after a test edited fields it covers.
+pub fn fix_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A nullable Kafka string (i16 length, -1 for null) as written by non-flexible versions.
+pub fn put_string(out: &mut Vec<u8>, value: &str) {
+    out.extend_from_slice(&(value.len() as i16).to_be_bytes());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// A CreateTopics v2 body creating `names`, each with `partitions` partitions and
+/// replication factor 1.
+pub fn create_topics_v2_body(names: &[&str], partitions: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(names.len() as i32).to_be_bytes());
+    for name in names {
+        put_string(&mut body, name);
+        body.extend_from_slice(&partitions.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
+        body.extend_from_slice(&0i32.to_be_bytes()); // assignments
+        body.extend_from_slice(&0i32.to_be_bytes()); // configs
+    }
+    body.extend_from_slice(&10_000i32.to_be_bytes()); // timeout ms
+    body.push(0); // validate_only
+    body
+}
+
+/// Parses a CreateTopics v2 response: (name, error code) per topic.
+pub fn parse_create_topics_v2_response(frame: &[u8], correlation_id: i32) -> Vec<(String, i16)> {
+    let mut cursor = Cursor::new(frame);
+    assert_eq!(cursor.i32(), correlation_id, "CreateTopics correlation id");
+    let _throttle_ms = cursor.i32();
+    let count = cursor.i32();
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let name = cursor.string();
+        let error_code = cursor.i16();
+        let message_len = cursor.i16();
+        if message_len > 0 {
+            cursor.take(message_len as usize);
+        }
+        out.push((name, error_code));
+    }
+    out
+}
+
+/// A Metadata v1 body asking for `names`.
+pub fn metadata_v1_body(names: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(names.len() as i32).to_be_bytes());
+    for name in names {
+        put_string(&mut body, name);
+    }
+    body
+}
+
+/// Parses a Metadata v1 response: (name, error code, partitions count) per topic.
+pub fn parse_metadata_v1_response(frame: &[u8], correlation_id: i32) -> Vec<(String, i16, i32)> {
+    let mut cursor = Cursor::new(frame);
+    assert_eq!(cursor.i32(), correlation_id, "Metadata correlation id");
+    let brokers_count = cursor.i32();
+    for _ in 0..brokers_count {
+        cursor.i32(); // node id
+        cursor.string(); // host
+        cursor.i32(); // port
+        let rack_len = cursor.i16();
+        if rack_len > 0 {
+            cursor.take(rack_len as usize);
+        }
+    }
+    let _controller_id = cursor.i32();
+    let topics_count = cursor.i32();
+    let mut out = Vec::new();
+    for _ in 0..topics_count {
+        let error_code = cursor.i16();
+        let name = cursor.string();
+        let _internal = cursor.i8();
+        let partitions_count = cursor.i32();
+        for _ in 0..partitions_count {
+            cursor.i16(); // error code
+            cursor.i32(); // index
+            cursor.i32(); // leader
+            let replicas = cursor.i32();
+            cursor.take(4 * replicas.max(0) as usize);
+            let isr = cursor.i32();
+            cursor.take(4 * isr.max(0) as usize);
+        }
+        out.push((name, error_code, partitions_count));
+    }
+    out
+}
+
+/// A deterministic pseudo-random byte source (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, bound: usize) -> usize {
+        (self.next_u64() % bound.max(1) as u64) as usize
+    }
+
+    pub fn bytes(&mut self, count: usize) -> Vec<u8> {
+        (0..count).map(|_| self.next_u64() as u8).collect()
+    }
+}
