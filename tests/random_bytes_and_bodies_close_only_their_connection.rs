@@ -21,7 +21,8 @@ use common::raw::{frame, read_reply, round_trip, Cursor, Reply, Rng};
 use common::{Broker, BrokerOptions, HealthyClient};
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-const SEEDS_PER_KIND: u64 = 12;
+const SEEDS_PER_KIND: u64 = 32;
+const SEEDS_PER_API_VERSION: u64 = 8;
 
 struct Case {
     name: String,
@@ -71,7 +72,7 @@ fn cases(apis: &[(i16, i16, i16)]) -> Vec<Case> {
     }
     for &(api_key, min, max) in apis {
         for version in [min, max] {
-            for seed in 0..3u64 {
+            for seed in 0..SEEDS_PER_API_VERSION {
                 let mut rng = Rng::new(
                     u64::from(api_key as u16) << 32 | u64::from(version as u16) << 8 | seed,
                 );
