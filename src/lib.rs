@@ -27,3 +27,4 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+pub mod share;

@@ -58,6 +58,11 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::SaslHandshake, 0, 1),
     range(ApiKey::InitProducerId, 0, 4),
+    // Share groups (src/share), at the versions librdkafka 2.16 uses.
+    range(ApiKey::ShareGroupHeartbeat, 1, 1),
+    range(ApiKey::ShareGroupDescribe, 1, 1),
+    range(ApiKey::ShareFetch, 1, 1),
+    range(ApiKey::ShareAcknowledge, 1, 1),
 ];
 
 /// The served range for `api_key`, if any.

@@ -85,6 +85,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (brokers_txs, brokers_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::bounded(1)).unzip();
+    let (share_txs, share_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
 
@@ -99,6 +101,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         shard_txs,
         shard_rxs,
         brokers_rxs,
+        share_txs,
+        share_rxs,
         startup_tx,
         metrics: Arc::clone(&metrics),
     };
@@ -205,6 +209,8 @@ struct ShardWiring {
     shard_txs: Vec<async_channel::Sender<ShardMessage>>,
     shard_rxs: Vec<async_channel::Receiver<ShardMessage>>,
     brokers_rxs: Vec<async_channel::Receiver<Vec<BrokerAddress>>>,
+    share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
+    share_rxs: Vec<async_channel::Receiver<crate::share::ShareMessage>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
 }
@@ -219,6 +225,8 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         shard_txs,
         shard_rxs,
         brokers_rxs,
+        share_txs,
+        share_rxs,
         startup_tx,
         metrics,
     } = wiring;
@@ -265,6 +273,14 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     if let Err(e) = shard.groups().load().await {
         return fail(format!("loading group offsets: {e}"));
     }
+    shard.share().connect(share_txs);
+    let owned_log = |topic: &str, partition: i32| match shard.partition(topic, partition) {
+        crate::shard::PartitionLookup::Local(log) => Some(log),
+        _ => None,
+    };
+    if let Err(e) = shard.share().load(owned_log).await {
+        return fail(format!("loading share-group state: {e}"));
+    }
     if startup_tx
         .send(Startup::Listening { shard_id, addr })
         .is_err()
@@ -296,6 +312,11 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
             Rc::new(partition_count),
         ))
     };
+    let share_inbox = crate::io::spawn(crate::share::share_inbox::run(
+        Rc::clone(&shard),
+        share_rxs[shard_id].clone(),
+    ));
+    let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(&shard)));
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
@@ -303,6 +324,9 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     drop(retention);
     drop(publisher);
     drop(group_timers);
+    drop(share_inbox);
+    drop(share_timers);
+    shard.share().close().await;
     shard.close_all().await;
     shard.groups().close().await;
     if let Some(reply) = shutdown {

@@ -46,6 +46,8 @@ pub struct Shard {
     admin: async_channel::Sender<AdminRequest>,
     /// Coordinator of the consumer groups that hash to this shard.
     groups: std::rc::Rc<crate::group::GroupCoordinator>,
+    /// Share groups: this shard's share-partitions and the share groups it coordinates.
+    share: std::rc::Rc<crate::share::ShareState>,
 }
 
 impl Shard {
@@ -62,6 +64,8 @@ impl Shard {
             config.shard_count,
             config.group.clone(),
         );
+        let share = crate::share::ShareState::new(&config.data_dir, id, config.shard_count);
+        let share = std::rc::Rc::new(share);
         Shard {
             id,
             config,
@@ -70,11 +74,16 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             admin,
             groups: std::rc::Rc::new(groups),
+            share,
         }
     }
 
     pub fn groups(&self) -> &std::rc::Rc<crate::group::GroupCoordinator> {
         &self.groups
+    }
+
+    pub fn share(&self) -> &std::rc::Rc<crate::share::ShareState> {
+        &self.share
     }
 
     pub fn node_id(&self) -> i32 {

@@ -28,6 +28,11 @@ use crate::shard::Shard;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// GROUP: 32 on the wire in Kafka 4; librdkafka sends its own enum value 3 for it.
+const RESOURCE_GROUP: i8 = 32;
+const RESOURCE_GROUP_LIBRDKAFKA: i8 = 3;
+/// DescribeConfigs source of a group config override (DYNAMIC_GROUP_CONFIG).
+const SOURCE_GROUP: i8 = 8;
 /// DescribeConfigs config sources.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
@@ -69,6 +74,24 @@ pub fn describe(
                         }
                     },
                 },
+                RESOURCE_GROUP | RESOURCE_GROUP_LIBRDKAFKA => {
+                    let group = resource.resource_name.as_str();
+                    let overrides = shard.share().group_overrides(group);
+                    shard
+                        .share()
+                        .group_config(group)
+                        .describe()
+                        .into_iter()
+                        .map(|(key, value)| {
+                            let source = if overrides.contains_key(key) {
+                                SOURCE_GROUP
+                            } else {
+                                SOURCE_DEFAULT
+                            };
+                            (key, value, source)
+                        })
+                        .collect()
+                }
                 RESOURCE_BROKER => {
                     let mut entries: Vec<_> = topic_config::describe(&shard.config.log)
                         .into_iter()
@@ -157,6 +180,56 @@ async fn alter_topic(
     }
 }
 
+/// A share group's configs live with its coordinator shard, which stores and spreads them.
+async fn alter_group(
+    shard: &Shard,
+    group: &str,
+    ops: Result<Vec<ConfigOp>, String>,
+    validate_only: bool,
+) -> Outcome {
+    let ops = match ops {
+        Ok(ops) => ops
+            .into_iter()
+            .map(|op| match op {
+                ConfigOp::Set(name, value) => (name, Some(value)),
+                ConfigOp::Delete(name) => (name, None),
+            })
+            .collect(),
+        Err(reason) => {
+            return (
+                code(ResponseError::InvalidRequest),
+                Some(StrBytes::from_string(reason)),
+            )
+        }
+    };
+    let share = shard.share();
+    let coordinator = crate::group::coordinator_shard(group, share.shard_count());
+    let result = if coordinator == shard.id {
+        share.alter_group_config(group, ops, validate_only).await
+    } else {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let message = crate::share::ShareMessage::AlterGroupConfig {
+            group: group.to_owned(),
+            ops,
+            validate_only,
+            reply,
+        };
+        match share.send(coordinator, message).await {
+            Ok(()) => answer
+                .await
+                .unwrap_or(Err(crate::share::ShareError::ShuttingDown)),
+            Err(e) => Err(e),
+        }
+    };
+    match result {
+        Ok(()) => (0, None),
+        Err(e) => (
+            code(super::share_errors::share_error(&e)),
+            Some(StrBytes::from_string(e.to_string())),
+        ),
+    }
+}
+
 fn failure(error: &AdminError) -> Outcome {
     (
         code(admin_error(error)),
@@ -226,14 +299,21 @@ pub fn incremental_alter(
                     )),
                 })
                 .collect();
-            let (error_code, error_message) = alter_topic(
-                &shard,
+            let (error_code, error_message) = if matches!(
                 resource.resource_type,
-                &resource.resource_name,
-                ops.map(ConfigEdit::Incremental),
-                request.validate_only,
-            )
-            .await;
+                RESOURCE_GROUP | RESOURCE_GROUP_LIBRDKAFKA
+            ) {
+                alter_group(&shard, &resource.resource_name, ops, request.validate_only).await
+            } else {
+                alter_topic(
+                    &shard,
+                    resource.resource_type,
+                    &resource.resource_name,
+                    ops.map(ConfigEdit::Incremental),
+                    request.validate_only,
+                )
+                .await
+            };
             responses.push(
                 IncrementalResult::default()
                     .with_resource_type(resource.resource_type)

@@ -14,6 +14,10 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod share_acknowledge;
+mod share_errors;
+mod share_fetch;
+mod share_group;
 mod topics;
 mod unsupported;
 
@@ -111,6 +115,10 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
         ApiKey::InitProducerId => producer_id::handle(shard, ctx, frame),
+        ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, frame),
+        ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
+        ApiKey::ShareFetch => share_fetch::handle(shard, ctx, frame),
+        ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, frame),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -149,6 +157,10 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::ShareGroupHeartbeat => "ShareGroupHeartbeat",
+        ApiKey::ShareGroupDescribe => "ShareGroupDescribe",
+        ApiKey::ShareFetch => "ShareFetch",
+        ApiKey::ShareAcknowledge => "ShareAcknowledge",
         _ => "request",
     }
 }

@@ -1,0 +1,428 @@
+//! ShareFetch (KIP-932), served by the shard that owns each partition: acknowledgements
+//! piggy-backed on the request are applied first, then records are acquired for the member
+//! from every partition of its share session, long-polling until some are available or
+//! `max_wait_ms` passes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::share_fetch_request::ShareFetchRequest;
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchResponse,
+    ShareFetchableTopicResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::share_errors::share_error_code;
+use super::RequestContext;
+use crate::constants::FETCH_WAIT_MS_MAX;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::server::connection::Reply;
+use crate::shard::{PartitionLookup, Shard};
+use crate::share::share_config::FETCH_RECORDS_DEFAULT;
+use crate::share::share_partition::{AckBatch, AckType};
+use crate::share::share_state::{wait_durable, PartitionShares};
+use crate::share::ShareError;
+
+/// Bytes read per partition when the request sets no limit.
+const PARTITION_BYTES_DEFAULT: usize = 1 << 20;
+
+/// A partition of the request or session, resolved to this shard's state or an error.
+pub(super) struct Target {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub shares: Result<Rc<PartitionShares>, ResponseError>,
+}
+
+/// Resolves a partition: its share state if this shard owns it, else the error to answer.
+pub(super) async fn resolve(shard: &Shard, topic_id: Uuid, partition: i32) -> Target {
+    let Some(meta) = shard.topic_by_id(topic_id) else {
+        return Target {
+            topic: String::new(),
+            topic_id,
+            partition,
+            shares: Err(ResponseError::UnknownTopicId),
+        };
+    };
+    let shares = match shard.partition(&meta.name, partition) {
+        PartitionLookup::Local(log) => shard
+            .share()
+            .partition_shares(&meta.name, partition, log)
+            .await
+            .map_err(|e| {
+                tracing::warn!(topic = %meta.name, partition, error = %e, "share state unavailable");
+                crate::server::handlers::share_errors::share_error(&e)
+            }),
+        PartitionLookup::NotHere if (0..meta.partition_count).contains(&partition) => {
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+        _ => Err(ResponseError::UnknownTopicOrPartition),
+    };
+    Target {
+        topic: meta.name,
+        topic_id,
+        partition,
+        shares,
+    }
+}
+
+/// Wire acknowledgement batches → typed ones.
+pub(super) fn ack_batches(
+    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
+) -> Result<Vec<AckBatch>, ShareError> {
+    batches
+        .map(|(first, last, types)| {
+            let types = types
+                .iter()
+                .map(|t| {
+                    AckType::from_wire(*t)
+                        .ok_or_else(|| ShareError::InvalidRequest(format!("acknowledge type {t}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if types.is_empty() {
+                return Err(ShareError::InvalidRequest("no acknowledge type".to_owned()));
+            }
+            Ok(AckBatch { first, last, types })
+        })
+        .collect()
+}
+
+/// Applies one partition's acknowledgements, waits until they are durable, and sends
+/// rejected and over-limit records to the dead-letter topic. Returns the error code.
+pub(super) async fn acknowledge(
+    shard: &Rc<Shard>,
+    group: &str,
+    member: &str,
+    shares: &Rc<PartitionShares>,
+    batches: Result<Vec<AckBatch>, ShareError>,
+) -> i16 {
+    let batches = match batches {
+        Ok(batches) if batches.is_empty() => return 0,
+        Ok(batches) => batches,
+        Err(e) => return share_error_code(&e),
+    };
+    let config = shard.share().group_config(group);
+    let (outcome, durable) = match shares.acknowledge(group, member, &batches, &config) {
+        Ok(Ok(applied)) => applied,
+        Ok(Err(refused)) => {
+            tracing::debug!(%group, %member, error = %refused, "acknowledgement refused");
+            return code(ResponseError::InvalidRecordState);
+        }
+        Err(e) => return share_error_code(&e),
+    };
+    if let Err(e) = wait_durable(durable).await {
+        return share_error_code(&e);
+    }
+    if !outcome.dead_letters.is_empty() {
+        crate::share::dead_letter::dead_letter_logged(
+            Rc::clone(shard),
+            Rc::clone(shares),
+            group.to_owned(),
+            outcome.dead_letters,
+        )
+        .await;
+    }
+    0
+}
+
+/// A closed session: releases the member's locks on these partitions.
+pub(super) async fn release_member(
+    shard: &Rc<Shard>,
+    group: &str,
+    member: &str,
+    targets: &[Target],
+) {
+    let shares: Vec<Rc<PartitionShares>> = targets
+        .iter()
+        .filter_map(|t| t.shares.as_ref().ok().cloned())
+        .collect();
+    for (shares, outcome) in shard.share().release_member(group, member, &shares) {
+        if outcome.released {
+            shares.notify_released();
+        }
+        if !outcome.dead_letters.is_empty() {
+            crate::share::dead_letter::dead_letter_logged(
+                Rc::clone(shard),
+                shares,
+                group.to_owned(),
+                outcome.dead_letters,
+            )
+            .await;
+        }
+    }
+}
+
+pub fn handle(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let request: ShareFetchRequest = ctx.decode(&mut body)?;
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let response = share_fetch(&shard, request).await;
+        ctx.encode(&response)
+    })))
+}
+
+struct PartitionOut {
+    error: i16,
+    ack_error: Option<i16>,
+    records: Bytes,
+    acquired: Vec<AcquiredRecords>,
+}
+
+async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetchResponse {
+    let mut response = ShareFetchResponse::default();
+    let group = request
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = request
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    if group.is_empty() || member.is_empty() {
+        response.error_code = code(ResponseError::InvalidRequest);
+        response.error_message = Some(StrBytes::from_static_str(
+            "group id and member id are required",
+        ));
+        return response;
+    }
+    let config = shard.share().group_config(&group);
+    response.acquisition_lock_timeout_ms =
+        i32::try_from(config.lock_duration_ms).unwrap_or(i32::MAX);
+    let name_of = |id: Uuid| shard.topic_by_id(id).map(|m| m.name);
+    let mut requested = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            requested.push((topic.topic_id, p));
+        }
+    }
+    let added: Vec<(String, i32)> = requested
+        .iter()
+        .filter_map(|(id, p)| Some((name_of(*id)?, p.partition_index)))
+        .collect();
+    let forgotten: Vec<(String, i32)> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+        .filter_map(|(id, p)| Some((name_of(id)?, p)))
+        .collect();
+    let epoch = request.share_session_epoch;
+    let session = match shard
+        .share()
+        .update_session(&group, &member, epoch, &added, &forgotten)
+    {
+        Ok(session) => session,
+        Err(e) => {
+            response.error_code = share_error_code(&e);
+            response.error_message = Some(StrBytes::from_string(e.to_string()));
+            return response;
+        }
+    };
+    // Every partition answered: the session's, plus any requested one that is not there
+    // (an unknown topic id is answered with its error).
+    let mut targets: Vec<Target> = Vec::new();
+    for (topic, partition) in &session {
+        if let Some(meta) = shard.topic(topic) {
+            targets.push(resolve(shard, meta.id, *partition).await);
+        }
+    }
+    for (id, p) in &requested {
+        if !targets
+            .iter()
+            .any(|t| t.topic_id == *id && t.partition == p.partition_index)
+        {
+            targets.push(resolve(shard, *id, p.partition_index).await);
+        }
+    }
+    let mut outs: Vec<PartitionOut> = targets
+        .iter()
+        .map(|t| PartitionOut {
+            error: t.shares.as_ref().err().map_or(0, |e| code(*e)),
+            ack_error: None,
+            records: Bytes::new(),
+            acquired: Vec::new(),
+        })
+        .collect();
+    // Acknowledgements first.
+    for (id, p) in &requested {
+        if p.acknowledgement_batches.is_empty() {
+            continue;
+        }
+        let Some(index) = targets
+            .iter()
+            .position(|t| t.topic_id == *id && t.partition == p.partition_index)
+        else {
+            continue;
+        };
+        let ack_error = match &targets[index].shares {
+            Err(e) => code(*e),
+            Ok(shares) => {
+                let batches = ack_batches(
+                    p.acknowledgement_batches
+                        .iter()
+                        .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
+                );
+                acknowledge(shard, &group, &member, shares, batches).await
+            }
+        };
+        outs[index].ack_error = Some(ack_error);
+    }
+    if epoch == -1 {
+        release_member(shard, &group, &member, &targets).await;
+    } else {
+        fetch_records(shard, &request, &group, &member, &targets, &mut outs).await;
+    }
+    let full = epoch == 0;
+    let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+    for (target, out) in targets.iter().zip(outs) {
+        let interesting =
+            full || out.error != 0 || out.ack_error.is_some() || !out.acquired.is_empty();
+        if !interesting {
+            continue;
+        }
+        let leader = if out.error == code(ResponseError::NotLeaderOrFollower) {
+            i32::try_from(shard.owner_of(&target.topic, target.partition)).unwrap_or(-1)
+        } else {
+            shard.node_id()
+        };
+        topics.entry(target.topic_id).or_default().push(
+            PartitionData::default()
+                .with_partition_index(target.partition)
+                .with_error_code(out.error)
+                .with_acknowledge_error_code(out.ack_error.unwrap_or(0))
+                .with_current_leader(
+                    LeaderIdAndEpoch::default()
+                        .with_leader_id(leader)
+                        .with_leader_epoch(0),
+                )
+                .with_records(Some(out.records))
+                .with_acquired_records(out.acquired),
+        );
+    }
+    response.responses = topics
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            ShareFetchableTopicResponse::default()
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    response
+}
+
+/// Acquires records from `targets`, waiting up to `max_wait_ms` for some to be available.
+async fn fetch_records(
+    shard: &Rc<Shard>,
+    request: &ShareFetchRequest,
+    group: &str,
+    member: &str,
+    targets: &[Target],
+    outs: &mut [PartitionOut],
+) {
+    let config = shard.share().group_config(group);
+    let member: Rc<str> = Rc::from(member);
+    let wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms)
+            .unwrap_or(0)
+            .min(FETCH_WAIT_MS_MAX),
+    );
+    let deadline = Instant::now() + wait;
+    let records_max = match usize::try_from(request.max_records) {
+        Ok(0) | Err(_) => FETCH_RECORDS_DEFAULT,
+        Ok(n) => n,
+    };
+    let bytes_max = match usize::try_from(request.max_bytes) {
+        Ok(0) | Err(_) => usize::MAX,
+        Ok(n) => n,
+    };
+    let partition_bytes = |target: &Target| {
+        request
+            .topics
+            .iter()
+            .filter(|t| t.topic_id == target.topic_id)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == target.partition)
+            .and_then(|p| usize::try_from(p.partition_max_bytes).ok())
+            .filter(|b| *b > 0)
+            .unwrap_or(PARTITION_BYTES_DEFAULT)
+    };
+    let answer_now = outs.iter().any(|o| o.ack_error.is_some() || o.error != 0);
+    loop {
+        let mut records_left = records_max;
+        let mut bytes_left = bytes_max;
+        let mut any = false;
+        for (target, out) in targets.iter().zip(outs.iter_mut()) {
+            let Ok(shares) = &target.shares else { continue };
+            if records_left == 0 || bytes_left == 0 {
+                break;
+            }
+            let bytes = partition_bytes(target).min(bytes_left);
+            match shares
+                .acquire(group, &member, &config, bytes, records_left)
+                .await
+            {
+                Ok(acquired) => {
+                    if acquired.ranges.is_empty() {
+                        continue;
+                    }
+                    any = true;
+                    let count: i64 = acquired.ranges.iter().map(|r| r.last - r.first + 1).sum();
+                    records_left =
+                        records_left.saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
+                    bytes_left = bytes_left.saturating_sub(acquired.records.len());
+                    out.records = acquired.records;
+                    out.acquired = acquired
+                        .ranges
+                        .iter()
+                        .map(|r| {
+                            AcquiredRecords::default()
+                                .with_first_offset(r.first)
+                                .with_last_offset(r.last)
+                                .with_delivery_count(r.delivery_count)
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %target.topic, partition = target.partition, error = %e, "share fetch failed");
+                    out.error = share_error_code(&e);
+                    any = true;
+                }
+            }
+        }
+        let now = Instant::now();
+        if any || answer_now || now >= deadline || targets.is_empty() {
+            return;
+        }
+        let waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = targets
+            .iter()
+            .filter_map(|t| t.shares.as_ref().ok())
+            .map(|shares| Box::pin(shares.changed()) as Pin<Box<dyn Future<Output = ()>>>)
+            .collect();
+        futures_lite::future::or(wait_any(waits), crate::io::sleep(deadline - now)).await;
+    }
+}
+
+/// Resolves when any of `waits` does; pends forever when there are none.
+async fn wait_any(mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
+    std::future::poll_fn(|cx| {
+        for wait in waits.iter_mut() {
+            if wait.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

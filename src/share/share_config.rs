@@ -1,0 +1,288 @@
+//! Share-group settings: broker defaults (Kafka's `group.share.*` broker configs) and
+//! per-group overrides set with IncrementalAlterConfigs on a GROUP resource.
+//!
+//! | group config                         | broker default (env override)                     |
+//! |--------------------------------------|---------------------------------------------------|
+//! | `share.record.lock.duration.ms`      | 30000 (`SLUICE_SHARE_RECORD_LOCK_DURATION_MS`)    |
+//! | `share.delivery.count.limit`         | 5 (`SLUICE_SHARE_DELIVERY_COUNT_LIMIT`)           |
+//! | `share.auto.offset.reset`            | latest                                            |
+//! | `share.session.timeout.ms`           | 45000 (`SLUICE_SHARE_SESSION_TIMEOUT_MS`)         |
+//! | `share.heartbeat.interval.ms`        | 5000 (`SLUICE_SHARE_HEARTBEAT_INTERVAL_MS`)       |
+//! | `errors.deadletterqueue.topic.name`  | none: rejected and over-limit records are dropped |
+//!
+//! The dead-letter setting follows KIP-1191's name. Overrides are stored one JSON file per
+//! group in `<data dir>/.share/groups/`, written by the group's coordinator shard, and read
+//! by every shard at start-up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::ShareError;
+
+pub const LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
+pub const DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
+pub const AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
+pub const SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
+pub const HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
+pub const DEAD_LETTER_TOPIC: &str = "errors.deadletterqueue.topic.name";
+
+/// Every group config sluice knows, in describe order.
+pub const GROUP_CONFIG_NAMES: &[&str] = &[
+    LOCK_DURATION_MS,
+    DELIVERY_COUNT_LIMIT,
+    AUTO_OFFSET_RESET,
+    SESSION_TIMEOUT_MS,
+    HEARTBEAT_INTERVAL_MS,
+    DEAD_LETTER_TOPIC,
+];
+
+/// Most records a share-partition keeps in flight (Kafka's
+/// `group.share.partition.max.record.locks`).
+pub const IN_FLIGHT_RECORDS_MAX: usize = 2_000;
+/// Most records one ShareFetch acquires from one partition when the client sets no limit.
+pub const FETCH_RECORDS_DEFAULT: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    Earliest,
+    Latest,
+}
+
+/// The effective settings of one share group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareGroupConfig {
+    pub lock_duration_ms: i64,
+    pub delivery_count_limit: i16,
+    pub auto_offset_reset: AutoOffsetReset,
+    pub session_timeout_ms: i64,
+    pub heartbeat_interval_ms: i32,
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for ShareGroupConfig {
+    fn default() -> ShareGroupConfig {
+        ShareGroupConfig {
+            lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            auto_offset_reset: AutoOffsetReset::Latest,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            dead_letter_topic: None,
+        }
+    }
+}
+
+/// A group's overrides, by config name.
+pub type GroupOverrides = BTreeMap<String, String>;
+
+impl ShareGroupConfig {
+    /// Defaults overridden by `SLUICE_SHARE_*` environment variables.
+    pub fn from_env() -> ShareGroupConfig {
+        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+            std::env::var(name).ok()?.parse().ok()
+        }
+        let mut config = ShareGroupConfig::default();
+        if let Some(v) = var("SLUICE_SHARE_RECORD_LOCK_DURATION_MS") {
+            config.lock_duration_ms = v;
+        }
+        if let Some(v) = var("SLUICE_SHARE_DELIVERY_COUNT_LIMIT") {
+            config.delivery_count_limit = v;
+        }
+        if let Some(v) = var("SLUICE_SHARE_SESSION_TIMEOUT_MS") {
+            config.session_timeout_ms = v;
+        }
+        if let Some(v) = var("SLUICE_SHARE_HEARTBEAT_INTERVAL_MS") {
+            config.heartbeat_interval_ms = v;
+        }
+        config
+    }
+
+    /// These defaults with a group's overrides applied (overrides were validated when set).
+    pub fn with_overrides(&self, overrides: &GroupOverrides) -> ShareGroupConfig {
+        let mut config = self.clone();
+        for (name, value) in overrides {
+            if let Err(e) = config.set(name, value) {
+                tracing::warn!(%name, %value, error = %e, "ignoring a stored group config");
+            }
+        }
+        config
+    }
+
+    /// Applies one setting, checking its value.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ShareError> {
+        let invalid = || ShareError::InvalidConfig(format!("{name}={value}"));
+        match name {
+            LOCK_DURATION_MS => {
+                let v: i64 = value.parse().map_err(|_| invalid())?;
+                if !(100..=3_600_000).contains(&v) {
+                    return Err(invalid());
+                }
+                self.lock_duration_ms = v;
+            }
+            DELIVERY_COUNT_LIMIT => {
+                let v: i16 = value.parse().map_err(|_| invalid())?;
+                if !(1..=100).contains(&v) {
+                    return Err(invalid());
+                }
+                self.delivery_count_limit = v;
+            }
+            AUTO_OFFSET_RESET => {
+                self.auto_offset_reset = match value {
+                    "earliest" => AutoOffsetReset::Earliest,
+                    "latest" => AutoOffsetReset::Latest,
+                    _ => return Err(invalid()),
+                };
+            }
+            SESSION_TIMEOUT_MS => {
+                let v: i64 = value.parse().map_err(|_| invalid())?;
+                if !(1_000..=3_600_000).contains(&v) {
+                    return Err(invalid());
+                }
+                self.session_timeout_ms = v;
+            }
+            HEARTBEAT_INTERVAL_MS => {
+                let v: i32 = value.parse().map_err(|_| invalid())?;
+                if !(100..=600_000).contains(&v) {
+                    return Err(invalid());
+                }
+                self.heartbeat_interval_ms = v;
+            }
+            DEAD_LETTER_TOPIC => {
+                self.dead_letter_topic = (!value.is_empty()).then(|| value.to_owned());
+            }
+            _ => {
+                return Err(ShareError::InvalidConfig(format!(
+                    "unknown group config {name}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// `(name, value)` of every setting, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (LOCK_DURATION_MS, self.lock_duration_ms.to_string()),
+            (DELIVERY_COUNT_LIMIT, self.delivery_count_limit.to_string()),
+            (
+                AUTO_OFFSET_RESET,
+                match self.auto_offset_reset {
+                    AutoOffsetReset::Earliest => "earliest",
+                    AutoOffsetReset::Latest => "latest",
+                }
+                .to_owned(),
+            ),
+            (SESSION_TIMEOUT_MS, self.session_timeout_ms.to_string()),
+            (
+                HEARTBEAT_INTERVAL_MS,
+                self.heartbeat_interval_ms.to_string(),
+            ),
+            (
+                DEAD_LETTER_TOPIC,
+                self.dead_letter_topic.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+}
+
+fn groups_dir(data_dir: &Path) -> PathBuf {
+    data_dir
+        .join(super::share_state_store::SHARE_DIR)
+        .join("groups")
+}
+
+/// File names are the hex of the group id, so any group id is a safe name.
+fn group_file(data_dir: &Path, group: &str) -> PathBuf {
+    let hex: String = group.bytes().map(|b| format!("{b:02x}")).collect();
+    groups_dir(data_dir).join(format!("{hex}.json"))
+}
+
+fn group_from_file_name(name: &str) -> Option<String> {
+    let hex = name.strip_suffix(".json")?;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Every group's stored overrides.
+pub fn load_overrides(data_dir: &Path) -> Result<BTreeMap<String, GroupOverrides>, ShareError> {
+    let dir = groups_dir(data_dir);
+    let names = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ShareError::Storage(format!("listing {dir:?}: {e}"))),
+    };
+    let mut all = BTreeMap::new();
+    for name in names {
+        let Some(group) = group_from_file_name(&name) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let text = std::fs::read(&path)
+            .map_err(|e| ShareError::Storage(format!("reading {path:?}: {e}")))?;
+        let overrides: GroupOverrides = serde_json::from_slice(&text)
+            .map_err(|e| ShareError::Storage(format!("parsing {path:?}: {e}")))?;
+        all.insert(group, overrides);
+    }
+    Ok(all)
+}
+
+/// Writes a group's overrides durably (temp file, fsync, rename, fsync dir); an empty map
+/// removes the file.
+pub fn store_overrides(
+    data_dir: &Path,
+    group: &str,
+    overrides: &GroupOverrides,
+) -> Result<(), ShareError> {
+    use std::io::Write;
+    let dir = groups_dir(data_dir);
+    let fail = |what: &str, e: std::io::Error| ShareError::Storage(format!("{what} {dir:?}: {e}"));
+    std::fs::create_dir_all(&dir).map_err(|e| fail("creating", e))?;
+    let path = group_file(data_dir, group);
+    if overrides.is_empty() {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("removing from", e)),
+        }
+    } else {
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_vec(overrides)
+            .map_err(|e| ShareError::Storage(format!("encoding group config: {e}")))?;
+        let mut file = std::fs::File::create(&tmp).map_err(|e| fail("writing into", e))?;
+        file.write_all(&text).map_err(|e| fail("writing into", e))?;
+        file.sync_all().map_err(|e| fail("syncing in", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail("renaming in", e))?;
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail("syncing", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_round_trip_through_file_names() {
+        for group in ["orders", "a/b", "ünï"] {
+            let path = group_file(Path::new("/x"), group);
+            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8");
+            assert_eq!(group_from_file_name(name).as_deref(), Some(group));
+        }
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let mut config = ShareGroupConfig::default();
+        assert!(config.set(LOCK_DURATION_MS, "2000").is_ok());
+        assert_eq!(config.lock_duration_ms, 2000);
+        assert!(config.set(LOCK_DURATION_MS, "x").is_err());
+        assert!(config.set(AUTO_OFFSET_RESET, "middle").is_err());
+        assert!(config.set("nope", "1").is_err());
+    }
+}

@@ -1,0 +1,769 @@
+//! A shard's share-group state: the share-partitions of the partitions it owns (with their
+//! state logs and the members' share sessions), and the membership of the share groups it
+//! coordinates. Other shards reach it only through [`ShareMessage`]s.
+//!
+//! Concurrency contract: owned by one shard (`!Send`); `RefCell`s are never borrowed
+//! across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use event_listener::Event;
+use futures_channel::oneshot;
+
+use super::share_config::{AutoOffsetReset, GroupOverrides, ShareGroupConfig};
+use super::share_group::{HeartbeatRequest, HeartbeatResult, ShareGroup};
+use super::share_partition::{
+    AckBatch, AckError, AcquiredRange, BatchSpan, Outcome, SharePartition, StateChange,
+};
+use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
+use super::ShareError;
+use crate::log::PartitionLog;
+
+/// Requests between shards about share groups.
+pub enum ShareMessage {
+    /// Append a dead-letter batch to a partition this shard owns; answer once durable.
+    AppendDeadLetter {
+        topic: String,
+        partition: i32,
+        batch: Bytes,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// To the group's coordinator: change its overrides (`None` deletes one).
+    AlterGroupConfig {
+        group: String,
+        ops: Vec<(String, Option<String>)>,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), ShareError>>,
+    },
+    /// From the coordinator to every shard: a group's new overrides.
+    SetGroupConfig {
+        group: String,
+        overrides: GroupOverrides,
+    },
+    /// A summary of a group's share-partitions on this shard.
+    DescribePartitions {
+        group: String,
+        reply: oneshot::Sender<Vec<PartitionSummary>>,
+    },
+    /// Move a group's start offset on this shard's partitions (of `topic`, or all).
+    ResetStart {
+        group: String,
+        topic: Option<String>,
+        to: ResetTarget,
+        reply: oneshot::Sender<Result<usize, ShareError>>,
+    },
+    /// Forget a group's share-partitions on this shard.
+    DeleteGroup {
+        group: String,
+        reply: oneshot::Sender<Result<(), ShareError>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    Earliest,
+    Latest,
+    Offset(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSummary {
+    pub topic: String,
+    pub partition: i32,
+    pub start_offset: i64,
+    pub high_watermark: i64,
+    pub in_flight: usize,
+    pub acquired: usize,
+}
+
+impl PartitionSummary {
+    /// Records not yet acknowledged or archived.
+    pub fn lag(&self) -> i64 {
+        (self.high_watermark - self.start_offset).max(0)
+    }
+}
+
+/// Every share group's state on one partition this shard owns.
+pub struct PartitionShares {
+    pub topic: String,
+    pub partition: i32,
+    pub log: PartitionLog,
+    store: ShareStateStore,
+    groups: RefCell<HashMap<String, SharePartition>>,
+    /// Notified when records become available again (wakes long-polling share fetches).
+    released: Event,
+}
+
+/// Records acquired by one ShareFetch from one partition.
+#[derive(Debug, Default)]
+pub struct Acquired {
+    /// Whole batches holding the acquired records.
+    pub records: Bytes,
+    pub ranges: Vec<AcquiredRange>,
+}
+
+/// A member's share session on this shard: the partitions its fetches cover.
+#[derive(Debug, Default)]
+struct ShareSession {
+    partitions: BTreeSet<(String, i32)>,
+}
+
+pub struct ShareState {
+    shard_id: usize,
+    shard_count: usize,
+    data_dir: PathBuf,
+    defaults: ShareGroupConfig,
+    overrides: RefCell<BTreeMap<String, GroupOverrides>>,
+    partitions: RefCell<HashMap<(String, i32), Rc<PartitionShares>>>,
+    /// Partitions whose state log is being opened, and the event that says it is done.
+    opening: RefCell<HashMap<(String, i32), Rc<Event>>>,
+    sessions: RefCell<HashMap<(String, String), ShareSession>>,
+    /// Share groups this shard coordinates.
+    groups: RefCell<HashMap<String, ShareGroup>>,
+    peers: RefCell<Vec<async_channel::Sender<ShareMessage>>>,
+    closed: Cell<bool>,
+}
+
+fn concat(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [one] => one.clone(),
+        _ => {
+            let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for chunk in chunks {
+                out.extend_from_slice(chunk);
+            }
+            Bytes::from(out)
+        }
+    }
+}
+
+/// Batch header fields: baseOffset (0..8), batchLength (8..12), attributes (21..23),
+/// lastOffsetDelta (23..27).
+const BATCH_HEADER_BYTES: usize = 27;
+const CONTROL_FLAG: u16 = 1 << 5;
+
+/// The batches of `data` with their byte ranges; stops at a truncated batch.
+fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
+    let mut spans = Vec::new();
+    let mut position = 0usize;
+    while let Some(header) = data.get(position..position + BATCH_HEADER_BYTES) {
+        let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or(&[]);
+        let base = i64::from_be_bytes(field(0..8).try_into().unwrap_or([0; 8]));
+        let length = i32::from_be_bytes(field(8..12).try_into().unwrap_or([0; 4]));
+        let attributes = u16::from_be_bytes(field(21..23).try_into().unwrap_or([0; 2]));
+        let delta = i32::from_be_bytes(field(23..27).try_into().unwrap_or([0; 4]));
+        let Some(end) = usize::try_from(length)
+            .ok()
+            .and_then(|l| (position + 12).checked_add(l))
+        else {
+            break;
+        };
+        if end > data.len() || length < 0 {
+            break;
+        }
+        spans.push((
+            BatchSpan {
+                base,
+                last: base + i64::from(delta),
+                control: attributes & CONTROL_FLAG != 0,
+            },
+            position..end,
+        ));
+        position = end;
+    }
+    spans
+}
+
+impl ShareState {
+    pub fn new(data_dir: &std::path::Path, shard_id: usize, shard_count: usize) -> ShareState {
+        ShareState {
+            shard_id,
+            shard_count: shard_count.max(1),
+            data_dir: data_dir.to_owned(),
+            defaults: ShareGroupConfig::from_env(),
+            overrides: RefCell::new(BTreeMap::new()),
+            partitions: RefCell::new(HashMap::new()),
+            opening: RefCell::new(HashMap::new()),
+            sessions: RefCell::new(HashMap::new()),
+            groups: RefCell::new(HashMap::new()),
+            peers: RefCell::new(Vec::new()),
+            closed: Cell::new(false),
+        }
+    }
+
+    pub fn shard_id(&self) -> usize {
+        self.shard_id
+    }
+
+    /// Connects this shard to every shard's share inbox (index = shard id).
+    pub fn connect(&self, peers: Vec<async_channel::Sender<ShareMessage>>) {
+        *self.peers.borrow_mut() = peers;
+    }
+
+    /// Sends `message` to shard `shard_id`.
+    pub async fn send(&self, shard_id: usize, message: ShareMessage) -> Result<(), ShareError> {
+        let peer = self.peers.borrow().get(shard_id).cloned();
+        match peer {
+            Some(peer) => peer
+                .send(message)
+                .await
+                .map_err(|_| ShareError::ShuttingDown),
+            None => Err(ShareError::ShuttingDown),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_count
+    }
+
+    /// Reads the stored group configs and opens the state logs of the partitions this
+    /// shard owns (`owns(topic, partition)`).
+    pub async fn load(
+        &self,
+        owns: impl Fn(&str, i32) -> Option<PartitionLog>,
+    ) -> Result<(), ShareError> {
+        *self.overrides.borrow_mut() = super::share_config::load_overrides(&self.data_dir)?;
+        let root = self.data_dir.join(SHARE_DIR);
+        let names: Vec<String> = match std::fs::read_dir(&root) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(ShareError::Storage(format!("listing {root:?}: {e}"))),
+        };
+        for name in names {
+            let Some((topic, partition)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(partition) = partition.parse::<i32>() else {
+                continue;
+            };
+            if let Some(log) = owns(topic, partition) {
+                self.partition_shares(topic, partition, log).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.closed.set(true);
+        let all: Vec<Rc<PartitionShares>> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for shares in all {
+            shares.store.close().await;
+        }
+    }
+
+    // ---- group configs ----------------------------------------------------------------
+
+    pub fn group_config(&self, group: &str) -> ShareGroupConfig {
+        match self.overrides.borrow().get(group) {
+            Some(overrides) => self.defaults.with_overrides(overrides),
+            None => self.defaults.clone(),
+        }
+    }
+
+    pub fn group_overrides(&self, group: &str) -> GroupOverrides {
+        self.overrides
+            .borrow()
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn is_coordinator(&self, group: &str) -> bool {
+        crate::group::coordinator_shard(group, self.shard_count) == self.shard_id
+    }
+
+    /// On the coordinator: validates and stores a group's config change, then tells every
+    /// shard.
+    pub async fn alter_group_config(
+        &self,
+        group: &str,
+        ops: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    ) -> Result<(), ShareError> {
+        if !self.is_coordinator(group) {
+            return Err(ShareError::NotCoordinator(group.to_owned()));
+        }
+        let mut overrides = self.group_overrides(group);
+        let mut check = self.defaults.clone();
+        for (name, value) in ops {
+            match value {
+                Some(value) => {
+                    check.set(&name, &value)?;
+                    overrides.insert(name, value);
+                }
+                None => {
+                    // Deleting an unknown name is refused like setting one.
+                    check.set(&name, &self.default_value(&name)?)?;
+                    overrides.remove(&name);
+                }
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        super::share_config::store_overrides(&self.data_dir, group, &overrides)?;
+        for shard_id in 0..self.shard_count {
+            let message = ShareMessage::SetGroupConfig {
+                group: group.to_owned(),
+                overrides: overrides.clone(),
+            };
+            if shard_id == self.shard_id {
+                self.set_group_config(group, overrides.clone());
+            } else {
+                self.send(shard_id, message).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn default_value(&self, name: &str) -> Result<String, ShareError> {
+        self.defaults
+            .describe()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| ShareError::InvalidConfig(format!("unknown group config {name}")))
+    }
+
+    pub fn set_group_config(&self, group: &str, overrides: GroupOverrides) {
+        let mut all = self.overrides.borrow_mut();
+        if overrides.is_empty() {
+            all.remove(group);
+        } else {
+            all.insert(group.to_owned(), overrides);
+        }
+    }
+
+    // ---- membership (coordinator) -----------------------------------------------------
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        request: HeartbeatRequest,
+        partition_count: &dyn Fn(&str) -> Option<i32>,
+        now_ms: i64,
+    ) -> Result<HeartbeatResult, ShareError> {
+        if group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
+        if !self.is_coordinator(group) {
+            return Err(ShareError::NotCoordinator(group.to_owned()));
+        }
+        let mut groups = self.groups.borrow_mut();
+        let share_group = groups.entry(group.to_owned()).or_default();
+        share_group.heartbeat(request, partition_count, now_ms)
+    }
+
+    pub fn describe_group(&self, group: &str) -> Result<ShareGroup, ShareError> {
+        if !self.is_coordinator(group) {
+            return Err(ShareError::NotCoordinator(group.to_owned()));
+        }
+        self.groups
+            .borrow()
+            .get(group)
+            .cloned()
+            .ok_or_else(|| ShareError::GroupIdNotFound(group.to_owned()))
+    }
+
+    /// Share groups this shard coordinates, with their state.
+    pub fn list_groups(&self) -> Vec<(String, &'static str)> {
+        self.groups
+            .borrow()
+            .iter()
+            .map(|(id, g)| (id.clone(), g.state()))
+            .collect()
+    }
+
+    /// On the coordinator: forgets an empty group's membership and config.
+    pub fn forget_group(&self, group: &str) -> Result<(), ShareError> {
+        if !self.is_coordinator(group) {
+            return Err(ShareError::NotCoordinator(group.to_owned()));
+        }
+        if let Some(g) = self.groups.borrow().get(group) {
+            if !g.members.is_empty() {
+                return Err(ShareError::NonEmptyGroup(group.to_owned()));
+            }
+        }
+        self.groups.borrow_mut().remove(group);
+        super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new())
+    }
+
+    /// Removes members whose session expired (timer task).
+    pub fn expire_members(&self, now_ms: i64) {
+        let ids: Vec<String> = self.groups.borrow().keys().cloned().collect();
+        for group in ids {
+            let timeout = self.group_config(&group).session_timeout_ms;
+            if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
+                for member in g.expire(timeout, now_ms) {
+                    tracing::info!(%group, %member, "share group member session expired");
+                }
+            }
+        }
+    }
+
+    // ---- share-partitions (partition leader) ------------------------------------------
+
+    /// The share state of a partition this shard owns, opening its state log on first use.
+    pub async fn partition_shares(
+        &self,
+        topic: &str,
+        partition: i32,
+        log: PartitionLog,
+    ) -> Result<Rc<PartitionShares>, ShareError> {
+        let key = (topic.to_owned(), partition);
+        loop {
+            if self.closed.get() {
+                return Err(ShareError::ShuttingDown);
+            }
+            if let Some(shares) = self.partitions.borrow().get(&key) {
+                return Ok(Rc::clone(shares));
+            }
+            let pending = self.opening.borrow().get(&key).cloned();
+            match pending {
+                Some(event) => {
+                    let listener = event.listen();
+                    if self.opening.borrow().contains_key(&key) {
+                        listener.await;
+                    }
+                }
+                None => break,
+            }
+        }
+        let event = Rc::new(Event::new());
+        self.opening
+            .borrow_mut()
+            .insert(key.clone(), Rc::clone(&event));
+        let opened = ShareStateStore::open(partition_dir(&self.data_dir, topic, partition)).await;
+        self.opening.borrow_mut().remove(&key);
+        event.notify(usize::MAX);
+        let (store, replayed) = opened?;
+        let groups = replayed
+            .iter()
+            .map(|(group, changes)| (group.clone(), SharePartition::replay(changes)))
+            .collect();
+        let shares = Rc::new(PartitionShares {
+            topic: topic.to_owned(),
+            partition,
+            log,
+            store,
+            groups: RefCell::new(groups),
+            released: Event::new(),
+        });
+        self.partitions.borrow_mut().insert(key, Rc::clone(&shares));
+        Ok(shares)
+    }
+
+    /// Every partition's share state on this shard.
+    pub fn all_partition_shares(&self) -> Vec<Rc<PartitionShares>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Opens, extends or closes a member's share session and returns the partitions it
+    /// covers. `epoch` 0 starts a new session, -1 ends it, others continue it.
+    pub fn update_session(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        added: &[(String, i32)],
+        forgotten: &[(String, i32)],
+    ) -> Result<Vec<(String, i32)>, ShareError> {
+        let key = (group.to_owned(), member.to_owned());
+        let mut sessions = self.sessions.borrow_mut();
+        if epoch == 0 {
+            sessions.insert(key.clone(), ShareSession::default());
+        }
+        let Some(session) = sessions.get_mut(&key) else {
+            if epoch == -1 {
+                return Ok(added.to_vec());
+            }
+            return Err(ShareError::ShareSessionNotFound);
+        };
+        session.partitions.extend(added.iter().cloned());
+        for p in forgotten {
+            session.partitions.remove(p);
+        }
+        let partitions = session.partitions.iter().cloned().collect();
+        if epoch == -1 {
+            sessions.remove(&key);
+        }
+        Ok(partitions)
+    }
+
+    /// A closed session: the member's locks on `partitions` are released.
+    pub fn release_member(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[Rc<PartitionShares>],
+    ) -> Vec<(Rc<PartitionShares>, Outcome)> {
+        let limit = self.group_config(group).delivery_count_limit;
+        let now_ms = crate::server::connection::now_ms();
+        partitions
+            .iter()
+            .filter_map(|shares| {
+                let outcome =
+                    shares.with_group(group, |sp| sp.release_locks(now_ms, Some(member), limit))?;
+                Some((Rc::clone(shares), outcome))
+            })
+            .collect()
+    }
+}
+
+impl PartitionShares {
+    /// Runs `f` on an existing group's share-partition.
+    pub fn with_group<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&mut SharePartition) -> T,
+    ) -> Option<T> {
+        let mut groups = self.groups.borrow_mut();
+        groups.get_mut(group).map(f)
+    }
+
+    /// Runs `f` on the group's share-partition, creating it at the configured reset
+    /// position on first use.
+    fn with_group_or_init<T>(
+        &self,
+        group: &str,
+        reset: AutoOffsetReset,
+        f: impl FnOnce(&mut SharePartition) -> T,
+    ) -> Result<T, ShareError> {
+        let mut groups = self.groups.borrow_mut();
+        if !groups.contains_key(group) {
+            let start = match reset {
+                AutoOffsetReset::Earliest => self.log.log_start_offset(),
+                AutoOffsetReset::Latest => self.log.high_watermark(),
+            };
+            self.store
+                .append_changes(group, &[StateChange::Start { offset: start }])?;
+            groups.insert(group.to_owned(), SharePartition::new(start));
+        }
+        let sp = groups
+            .get_mut(group)
+            .ok_or_else(|| ShareError::Storage("share-partition vanished".to_owned()))?;
+        sp.clamp_to_log(self.log.log_start_offset());
+        Ok(f(sp))
+    }
+
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.borrow().keys().cloned().collect()
+    }
+
+    /// Persists `changes` of `group`; the returned log and offset say when they are durable.
+    pub fn persist(
+        &self,
+        group: &str,
+        changes: &[StateChange],
+    ) -> Result<Option<(PartitionLog, i64)>, ShareError> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        self.store.append_changes(group, changes).map(Some)
+    }
+
+    pub fn notify_released(&self) {
+        self.released.notify(usize::MAX);
+    }
+
+    /// Resolves when records may have become available (released or newly written).
+    pub fn changed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let listener = self.released.listen();
+        let data = self.log.wait_for_data(self.log.high_watermark());
+        futures_lite::future::or(listener, data)
+    }
+
+    /// Acquires records for `member`: reads from the first candidate offset, then acquires
+    /// what is still available once the read returns.
+    pub async fn acquire(
+        &self,
+        group: &str,
+        member: &Rc<str>,
+        config: &ShareGroupConfig,
+        bytes_max: usize,
+        records_max: usize,
+    ) -> Result<Acquired, ShareError> {
+        let high_watermark = self.log.high_watermark();
+        let candidate = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
+            sp.next_candidate(high_watermark)
+        })?;
+        let Some(from) = candidate else {
+            return Ok(Acquired::default());
+        };
+        let read = self.log.read(from, bytes_max.max(1)).await.map_err(|e| {
+            ShareError::Storage(format!("reading {}-{}: {e}", self.topic, self.partition))
+        })?;
+        let data = concat(&read.chunks);
+        let spans = batch_spans(&data);
+        let batches: Vec<BatchSpan> = spans.iter().map(|(span, _)| *span).collect();
+        let deadline_ms =
+            crate::server::connection::now_ms().saturating_add(config.lock_duration_ms);
+        let (ranges, outcome) = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
+            sp.acquire(
+                &batches,
+                member,
+                deadline_ms,
+                records_max,
+                super::share_config::IN_FLIGHT_RECORDS_MAX,
+            )
+        })?;
+        if ranges.is_empty() {
+            return Ok(Acquired::default());
+        }
+        // Delivery counts need not be durable before the records go out (see the store).
+        self.persist(group, &outcome.changes)?;
+        let mut records = Vec::new();
+        for (span, bytes) in &spans {
+            if ranges
+                .iter()
+                .any(|r| r.first <= span.last && span.base <= r.last)
+            {
+                records.extend_from_slice(data.get(bytes.clone()).unwrap_or(&[]));
+            }
+        }
+        Ok(Acquired {
+            records: Bytes::from(records),
+            ranges,
+        })
+    }
+
+    /// Applies a member's acknowledgements; persists what changed.
+    pub fn acknowledge(
+        &self,
+        group: &str,
+        member: &str,
+        batches: &[AckBatch],
+        config: &ShareGroupConfig,
+    ) -> Result<Result<(Outcome, Option<(PartitionLog, i64)>), AckError>, ShareError> {
+        let now_ms = crate::server::connection::now_ms();
+        let applied = self.with_group(group, |sp| {
+            sp.acknowledge(
+                member,
+                batches,
+                config.lock_duration_ms,
+                now_ms,
+                config.delivery_count_limit,
+            )
+        });
+        let outcome = match applied {
+            None => {
+                return Ok(Err(AckError::InvalidRecordState(
+                    batches.first().map_or(-1, |b| b.first),
+                )))
+            }
+            Some(Err(e)) => return Ok(Err(e)),
+            Some(Ok(outcome)) => outcome,
+        };
+        if outcome.released {
+            self.notify_released();
+        }
+        let durable = self.persist(group, &outcome.changes)?;
+        Ok(Ok((outcome, durable)))
+    }
+
+    pub fn summary(&self, group: &str) -> Option<PartitionSummary> {
+        let high_watermark = self.log.high_watermark();
+        self.with_group(group, |sp| PartitionSummary {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            start_offset: sp.start_offset(),
+            high_watermark,
+            in_flight: sp.in_flight_count(),
+            acquired: sp.acquired_count(),
+        })
+    }
+
+    pub fn reset_start(
+        &self,
+        group: &str,
+        to: ResetTarget,
+    ) -> Result<Option<(PartitionLog, i64)>, ShareError> {
+        let offset = match to {
+            ResetTarget::Earliest => self.log.log_start_offset(),
+            ResetTarget::Latest => self.log.high_watermark(),
+            ResetTarget::Offset(o) => {
+                o.clamp(self.log.log_start_offset(), self.log.high_watermark())
+            }
+        };
+        {
+            let mut groups = self.groups.borrow_mut();
+            let sp = groups
+                .entry(group.to_owned())
+                .or_insert_with(|| SharePartition::new(offset));
+            *sp = SharePartition::new(offset);
+        }
+        self.notify_released();
+        self.persist(group, &[StateChange::Start { offset }])
+    }
+
+    pub fn delete_group(&self, group: &str) -> Result<Option<(PartitionLog, i64)>, ShareError> {
+        if self.groups.borrow_mut().remove(group).is_none() {
+            return Ok(None);
+        }
+        self.store
+            .append(group, &[StoredRecord::GroupDeleted])
+            .map(Some)
+    }
+
+    /// Compacts the state log when it grew past `threshold_bytes` since its last snapshot.
+    pub async fn compact_if_needed(&self, threshold_bytes: u64) -> Result<(), ShareError> {
+        if !self.store.needs_compaction(threshold_bytes) {
+            return Ok(());
+        }
+        self.store
+            .compact(|| {
+                self.groups
+                    .borrow()
+                    .iter()
+                    .map(|(group, sp)| (group.clone(), sp.snapshot()))
+                    .collect()
+            })
+            .await
+    }
+}
+
+/// Waits until `durable` (if any) is on disk.
+pub async fn wait_durable(durable: Option<(PartitionLog, i64)>) -> Result<(), ShareError> {
+    if let Some((log, offset)) = durable {
+        log.wait_durable(offset)
+            .await
+            .map_err(|e| ShareError::Storage(format!("persisting share state: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_spans_reads_headers_and_stops_at_truncation() {
+        let mut data = crate::log::testing::make_batch(3, 10, 0);
+        data[0..8].copy_from_slice(&5i64.to_be_bytes());
+        let len = data.len();
+        let mut two = data.clone();
+        two.extend_from_slice(&data[..len / 2]);
+        let spans = batch_spans(&two);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            spans[0].0,
+            BatchSpan {
+                base: 5,
+                last: 7,
+                control: false
+            }
+        );
+        assert_eq!(spans[0].1, 0..len);
+    }
+}
