@@ -150,12 +150,60 @@ pub(crate) fn validate(
             reason: "negative lastOffsetDelta",
         });
     }
-    if header.records_count < 0 {
+    // Producers always number a batch's records 0..count, so the last delta is count - 1.
+    // Anything else would let a batch claim offsets it does not hold.
+    if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
         return Err(LogError::InvalidRecord {
-            reason: "negative record count",
+            reason: "record count does not match lastOffsetDelta",
         });
     }
+    if header.attributes & COMPRESSION_MASK == 0 {
+        check_uncompressed_records(&batch[HEADER_BYTES..], header.records_count)
+            .map_err(|reason| LogError::InvalidRecord { reason })?;
+    }
     Ok(header)
+}
+
+/// Low bits of `attributes`: the compression codec (0 = none).
+const COMPRESSION_MASK: i16 = 0x07;
+
+/// Walks the records of an uncompressed batch: exactly `count` length-prefixed records
+/// that fill the batch, the i-th with offsetDelta i. Compressed batches are stored as sent
+/// and not inflated here; their header fields were checked above.
+fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), &'static str> {
+    for index in 0..count {
+        let length = read_varint(&mut records).ok_or("truncated record length")?;
+        let length = usize::try_from(length).map_err(|_| "negative record length")?;
+        if length > records.len() {
+            return Err("record length runs past the batch");
+        }
+        let (mut record, rest) = records.split_at(length);
+        records = rest;
+        // attributes (1 byte), timestampDelta (varlong), offsetDelta (varint)
+        record = record.get(1..).ok_or("truncated record")?;
+        read_varint(&mut record).ok_or("truncated record timestamp")?;
+        let offset_delta = read_varint(&mut record).ok_or("truncated record offset")?;
+        if offset_delta != i64::from(index) {
+            return Err("record offsetDelta out of sequence");
+        }
+    }
+    if !records.is_empty() {
+        return Err("bytes after the last record");
+    }
+    Ok(())
+}
+
+/// A zigzag varint/varlong (at most 10 bytes), advancing `buf`.
+fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *buf = &buf[i + 1..];
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
 }
 
 /// Outcome of looking for a stored batch during recovery or reads.

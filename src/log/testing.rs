@@ -4,8 +4,7 @@
 /// `0..n`, timestamps `timestamp .. timestamp + record_count - 1`) whose records section is
 /// exactly `payload_bytes` long: real records (null key unless a 1–3 byte key is needed to hit
 /// the size exactly, a filler value, no headers). When `payload_bytes` is too small to hold
-/// `record_count` records (about 7 bytes each), the section is unstructured filler instead;
-/// the log itself only looks inside records for ListOffsets by timestamp.
+/// `record_count` records (about 7 bytes each), the section is as small as they allow.
 pub fn make_batch(record_count: i32, payload_bytes: usize, timestamp: i64) -> Vec<u8> {
     make_batch_with(record_count, payload_bytes, timestamp, ProducerFields::NONE)
 }
@@ -35,6 +34,12 @@ pub fn make_batch_with(
     producer: ProducerFields,
 ) -> Vec<u8> {
     let record_count = record_count.max(1);
+    // The broker walks the records of uncompressed batches, so every batch made here must
+    // hold real records: a payload too small for `record_count` of them grows to the
+    // smallest size that fits.
+    let (payload_bytes, records) = (payload_bytes..)
+        .find_map(|bytes| records(record_count, bytes).map(|r| (bytes, r)))
+        .unwrap_or_default();
     let size = 61 + payload_bytes;
     let mut b = Vec::with_capacity(size);
     b.extend_from_slice(&0i64.to_be_bytes()); // baseOffset
@@ -50,15 +55,7 @@ pub fn make_batch_with(
     b.extend_from_slice(&producer.producer_epoch.to_be_bytes());
     b.extend_from_slice(&producer.base_sequence.to_be_bytes());
     b.extend_from_slice(&record_count.to_be_bytes()); // recordsCount
-    match records(record_count, payload_bytes) {
-        Some(records) => b.extend_from_slice(&records),
-        None => {
-            for i in 0..payload_bytes {
-                // Never all zeros, so zeroed preallocated space cannot look like a batch.
-                b.push((i as u8).wrapping_mul(31).wrapping_add(7) | 1);
-            }
-        }
-    }
+    b.extend_from_slice(&records);
     debug_assert_eq!(b.len(), size);
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
