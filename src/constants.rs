@@ -10,7 +10,7 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 pub const DMA_ALIGNMENT: usize = 4096;
 
 /// Per-connection bound on bytes of requests read but not yet answered.
-pub const CONNECTION_INFLIGHT_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub const CONNECTION_INFLIGHT_BYTES_MAX: usize = 128 * 1024 * 1024;
 
 /// Per-shard bound on request bytes read but not yet answered, across its connections.
 pub const SHARD_INFLIGHT_BYTES_MAX: usize = 512 * 1024 * 1024;
@@ -22,5 +22,6 @@ pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
 const _: () = assert!(FRAME_BYTES_MAX > MESSAGE_BYTES_MAX_DEFAULT as usize);
-const _: () = assert!(CONNECTION_INFLIGHT_BYTES_MAX >= FRAME_BYTES_MAX / 2);
+// A whole frame must fit in its connection's budget, which is reserved up front.
+const _: () = assert!(CONNECTION_INFLIGHT_BYTES_MAX >= FRAME_BYTES_MAX);
 const _: () = assert!(SHARD_INFLIGHT_BYTES_MAX >= CONNECTION_INFLIGHT_BYTES_MAX);

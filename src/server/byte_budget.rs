@@ -10,7 +10,8 @@ use event_listener::Event;
 
 pub struct ByteBudget {
     capacity: usize,
-    available: Cell<usize>,
+    /// May go below zero through `acquire_overcommit`; waiters then wait for it to recover.
+    available: Cell<isize>,
     released: Event,
 }
 
@@ -24,7 +25,7 @@ impl ByteBudget {
     pub fn new(capacity: usize) -> Rc<ByteBudget> {
         Rc::new(ByteBudget {
             capacity,
-            available: Cell::new(capacity),
+            available: Cell::new(isize::try_from(capacity).unwrap_or(isize::MAX)),
             released: Event::new(),
         })
     }
@@ -33,32 +34,57 @@ impl ByteBudget {
     /// whole budget, so it can still pass once the shard is otherwise idle.
     pub async fn acquire(self: &Rc<Self>, bytes: usize) -> BytePermit {
         let bytes = bytes.min(self.capacity);
+        let wanted = isize::try_from(bytes).unwrap_or(isize::MAX);
         loop {
-            if self.available.get() >= bytes {
-                self.available.set(self.available.get() - bytes);
-                return BytePermit {
-                    budget: Rc::clone(self),
-                    bytes,
-                };
+            if self.available.get() >= wanted {
+                return self.acquire_overcommit(bytes);
             }
             let listener = self.released.listen();
             // Re-check after registering, so a release in between is not missed.
-            if self.available.get() >= bytes {
+            if self.available.get() >= wanted {
                 continue;
             }
             listener.await;
         }
     }
 
-    pub fn available(&self) -> usize {
+    /// Takes `bytes` without waiting, even past the capacity. For the rest of a request
+    /// whose start was admitted by `acquire`: finishing it must never wait on other
+    /// connections' half-read requests, or they could all wait on each other.
+    pub fn acquire_overcommit(self: &Rc<Self>, bytes: usize) -> BytePermit {
+        let taken = isize::try_from(bytes).unwrap_or(isize::MAX);
+        self.available
+            .set(self.available.get().saturating_sub(taken));
+        BytePermit {
+            budget: Rc::clone(self),
+            bytes,
+        }
+    }
+
+    pub fn available(&self) -> isize {
         self.available.get()
+    }
+}
+
+impl BytePermit {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Merges `other` (from the same budget) into this permit.
+    pub fn absorb(&mut self, mut other: BytePermit) {
+        debug_assert!(Rc::ptr_eq(&self.budget, &other.budget));
+        self.bytes += std::mem::take(&mut other.bytes);
     }
 }
 
 impl Drop for BytePermit {
     fn drop(&mut self) {
         let budget = &self.budget;
-        budget.available.set(budget.available.get() + self.bytes);
+        let bytes = isize::try_from(self.bytes).unwrap_or(isize::MAX);
+        budget
+            .available
+            .set(budget.available.get().saturating_add(bytes));
         budget.released.notify(usize::MAX);
     }
 }

@@ -20,7 +20,8 @@ use crate::constants::{
 };
 use crate::io::net::{TcpListener, TcpStream};
 use crate::metrics::RequestTimer;
-use crate::protocol::frame::{read_frame_body, read_frame_size};
+use crate::protocol::frame::read_frame_size;
+use crate::protocol::frame_pool;
 use crate::protocol::ProtocolError;
 use crate::shard::Shard;
 
@@ -44,7 +45,9 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open_connections = Rc::new(Cell::new(0usize));
     let shard_budget = ByteBudget::new(SHARD_INFLIGHT_BYTES_MAX);
     let budget = Rc::clone(&shard_budget);
-    crate::metrics::track_inflight_bytes(SHARD_INFLIGHT_BYTES_MAX, move || budget.available());
+    crate::metrics::track_inflight_bytes(SHARD_INFLIGHT_BYTES_MAX, move || {
+        usize::try_from(budget.available()).unwrap_or(0)
+    });
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -95,18 +98,14 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
                 break;
             }
         };
-        // Reserve before allocating: connection first, then shard, always in that order.
-        let permits = (
-            connection_budget.acquire(size).await,
-            shard_budget.acquire(size).await,
-        );
-        let frame = match read_frame_body(&mut reader, size).await {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::debug!(?peer, error = %e, "closing connection");
-                break;
-            }
-        };
+        let (frame, permits) =
+            match read_body(&mut reader, size, &connection_budget, &shard_budget).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::debug!(?peer, error = %e, "closing connection");
+                    break;
+                }
+            };
         let timer = RequestTimer::start(&frame);
         match super::handlers::dispatch(&shard, frame) {
             Ok(Reply::None) => {}
@@ -124,6 +123,39 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
     // Answer what was already accepted, then close.
     replies.close();
     writer_task.await;
+}
+
+/// Bytes of a request body the shard budget admits at a time.
+const BODY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Reads a request body of `size` bytes, holding budget for it. The connection's own budget
+/// covers the whole frame up front. The shard's budget is taken chunk by chunk as the bytes
+/// arrive: the first chunk waits for room (so a busy shard stops starting new requests), the
+/// rest never waits. A client that announces a huge frame and stalls therefore holds one
+/// chunk of the shard's budget, not the size it announced.
+async fn read_body(
+    reader: &mut futures_lite::io::ReadHalf<TcpStream>,
+    size: usize,
+    connection_budget: &Rc<ByteBudget>,
+    shard_budget: &Rc<ByteBudget>,
+) -> Result<(Bytes, Permits), std::io::Error> {
+    use futures_lite::AsyncReadExt;
+    let connection_permit = connection_budget.acquire(size).await;
+    let mut shard_permit = shard_budget.acquire(size.min(BODY_CHUNK_BYTES)).await;
+    let mut body = frame_pool::take(size);
+    let mut filled = 0;
+    while filled < size {
+        let end = (filled + BODY_CHUNK_BYTES).min(size);
+        if end > shard_permit.bytes() {
+            shard_permit.absorb(shard_budget.acquire_overcommit(end - shard_permit.bytes()));
+        }
+        reader.read_exact(&mut body[filled..end]).await?;
+        filled = end;
+    }
+    Ok((
+        frame_pool::freeze(body, size),
+        (connection_permit, shard_permit),
+    ))
 }
 
 async fn write_replies(
