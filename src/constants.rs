@@ -15,6 +15,10 @@ pub const CONNECTION_INFLIGHT_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// Per-shard bound on request bytes read but not yet answered, across its connections.
 pub const SHARD_INFLIGHT_BYTES_MAX: usize = 512 * 1024 * 1024;
 
+/// Bytes a partition may hold appended but not yet written before its producers wait:
+/// enough to keep the disk busy with large writes, small enough to bound memory.
+pub const PARTITION_UNWRITTEN_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
 /// Per-shard bound on connections.
 pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 

@@ -110,6 +110,8 @@ pub(crate) struct LogState {
     pub durable_event: Event,
     /// Fires when the high watermark advances or the log closes.
     pub data_event: Event,
+    /// Fires when queued batches reach the segment file, or the log fails/closes.
+    pub written_event: Event,
 }
 
 impl LogState {
@@ -141,6 +143,7 @@ impl LogState {
         }
         self.durable_event.notify(usize::MAX);
         self.data_event.notify(usize::MAX);
+        self.written_event.notify(usize::MAX);
     }
 
     fn check_open(&self) -> Result<(), LogError> {
@@ -213,6 +216,7 @@ impl PartitionLog {
             work_event: Event::new(),
             durable_event: Event::new(),
             data_event: Event::new(),
+            written_event: Event::new(),
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
@@ -412,6 +416,27 @@ impl PartitionLog {
         }
     }
 
+    /// Bytes appended but not yet written to the segment file.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.state.borrow().unwritten_bytes
+    }
+
+    /// Resolves once fewer than `bytes` are waiting to be written, or the log has failed or
+    /// closed (later calls then report that). Producers that outrun the disk wait here, so
+    /// memory holds a bounded backlog rather than everything the network delivers.
+    pub async fn wait_unwritten_below(&self, bytes: u64) {
+        loop {
+            let listener = {
+                let st = self.state.borrow();
+                if st.unwritten_bytes < bytes || st.check_open().is_err() {
+                    return;
+                }
+                st.written_event.listen()
+            };
+            listener.await;
+        }
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.state.borrow().log_start_offset
     }
@@ -586,6 +611,7 @@ impl PartitionLog {
         st.closed = true;
         st.durable_event.notify(usize::MAX);
         st.data_event.notify(usize::MAX);
+        st.written_event.notify(usize::MAX);
         result
     }
 

@@ -246,6 +246,7 @@ impl Writer {
             st.unwritten_bytes -= done.bytes.len() as u64;
         }
         st.written_offset = last_offset + 1;
+        st.written_event.notify(usize::MAX);
         let active = st
             .segments
             .iter_mut()

@@ -39,6 +39,9 @@ pub enum Reply {
     DeferredPieces(Pin<Box<dyn Future<Output = Result<Vec<Bytes>, ProtocolError>>>>),
     /// acks=0 produce: the client expects no answer.
     None,
+    /// No answer either, but the request keeps its memory budget until this resolves
+    /// (an acks=0 produce waiting for its partitions' disk backlog to drain).
+    Silent(Pin<Box<dyn Future<Output = ()>>>),
 }
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
@@ -170,6 +173,10 @@ async fn write_replies(
             Reply::Deferred(pending) => pending.await.map(|bytes| vec![bytes]),
             Reply::DeferredPieces(pending) => pending.await,
             Reply::None => continue,
+            Reply::Silent(pending) => {
+                pending.await;
+                continue;
+            }
         };
         let pieces = match answer {
             Ok(pieces) => pieces,

@@ -14,6 +14,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
 use crate::log::PartitionLog;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::{now_ms, Reply};
@@ -30,6 +31,8 @@ pub fn handle(
     let now = now_ms();
     // Appended partitions whose answer waits for durability: (topic, partition) indexes.
     let mut durable_waits: Vec<(usize, usize, PartitionLog, i64)> = Vec::new();
+    // Partitions whose disk backlog this request filled up (see below).
+    let mut backlogged: Vec<PartitionLog> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -71,6 +74,9 @@ pub fn handle(
                             if ctx.version >= 5 {
                                 answer.log_start_offset = info.log_start_offset;
                             }
+                            if log.unwritten_bytes() >= PARTITION_UNWRITTEN_BYTES_MAX {
+                                backlogged.push(log.clone());
+                            }
                             if acks == -1 {
                                 durable_waits.push((
                                     topic_index,
@@ -105,8 +111,19 @@ pub fn handle(
         );
     }
     let response = ProduceResponse::default().with_responses(responses);
+    let no_backlog = backlogged.is_empty();
+    // A partition whose disk backlog is full holds this request's answer (and so its
+    // memory budget) until the writer catches up: producers that outrun the disk slow down
+    // instead of growing the backlog without bound. acks=-1 waits for more than that anyway.
+    let drained = async move {
+        for log in backlogged {
+            log.wait_unwritten_below(PARTITION_UNWRITTEN_BYTES_MAX)
+                .await;
+        }
+    };
     match acks {
-        0 => Ok(Reply::None),
+        0 if no_backlog => Ok(Reply::None),
+        0 => Ok(Reply::Silent(Box::pin(drained))),
         -1 if !durable_waits.is_empty() => Ok(Reply::Deferred(Box::pin(async move {
             let mut response = response;
             for (topic_index, partition_index, log, last_offset) in durable_waits {
@@ -125,6 +142,10 @@ pub fn handle(
             }
             ctx.encode(&response)
         }))),
-        _ => ctx.reply(&response),
+        _ if no_backlog => ctx.reply(&response),
+        _ => Ok(Reply::Deferred(Box::pin(async move {
+            drained.await;
+            ctx.encode(&response)
+        }))),
     }
 }
