@@ -98,6 +98,9 @@ pub struct PartitionShares {
     released: Event,
 }
 
+/// Where a persisted change can be awaited: the state log and the change's last offset.
+pub type Durable = Option<(PartitionLog, i64)>;
+
 /// Records acquired by one ShareFetch from one partition.
 #[derive(Debug, Default)]
 pub struct Acquired {
@@ -645,7 +648,7 @@ impl PartitionShares {
         member: &str,
         batches: &[AckBatch],
         config: &ShareGroupConfig,
-    ) -> Result<Result<(Outcome, Option<(PartitionLog, i64)>), AckError>, ShareError> {
+    ) -> Result<Result<(Outcome, Durable), AckError>, ShareError> {
         let now_ms = crate::server::connection::now_ms();
         let applied = self.with_group(group, |sp| {
             sp.acknowledge(

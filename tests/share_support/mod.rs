@@ -1,0 +1,60 @@
+//! Runs the share-group scenarios of tests/python/share_scenarios.py (pip confluent-kafka's
+//! ShareConsumer, librdkafka 2.16) against a broker started by the Rust test.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Longest a scenario may run.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/share_scenarios.py")
+}
+
+/// Whether python3 with confluent-kafka >= 2.16 (the ShareConsumer) is installed. In CI
+/// (`CI` set) a missing client fails the test; elsewhere the scenario is skipped.
+pub fn share_client_available() -> bool {
+    let probe = Command::new("python3")
+        .args(["-c", "from confluent_kafka import ShareConsumer"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let available = probe.is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with confluent-kafka 2.16 is required (pip install 'confluent-kafka==2.16.*')"
+        );
+        eprintln!("skipping: python3 with confluent-kafka 2.16 (ShareConsumer) is not installed");
+    }
+    available
+}
+
+/// Runs one scenario to completion and panics with its output if it fails.
+pub fn run_scenario(name: &str, bootstrap: &str, extra: &[&str]) {
+    let stdout = tempfile::NamedTempFile::new().expect("stdout file");
+    let stderr = tempfile::NamedTempFile::new().expect("stderr file");
+    let mut child = Command::new("python3")
+        .arg(script())
+        .arg(name)
+        .arg(bootstrap)
+        .args(extra)
+        .stdout(stdout.reopen().expect("reopen stdout"))
+        .stderr(stderr.reopen().expect("reopen stderr"))
+        .spawn()
+        .expect("start python3");
+    let status = crate::common::wait_child(&mut child, SCENARIO_TIMEOUT);
+    let out = std::fs::read_to_string(stdout.path()).unwrap_or_default();
+    let err = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+    match status {
+        Some(status) if status.success() => eprintln!("{out}"),
+        Some(status) => panic!("scenario {name} failed ({status}):\n{out}\n{err}"),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scenario {name} timed out:\n{out}\n{err}");
+        }
+    }
+}
