@@ -244,7 +244,11 @@ async fn replay(log: &PartitionLog, generation: u64) -> Result<(ReplayedGroups, 
         if read.chunks.is_empty() {
             break;
         }
-        let mut data = Bytes::from(crate::log::testing::concat_chunks(&read.chunks));
+        let mut joined = BytesMut::with_capacity(read.bytes_len());
+        for chunk in &read.chunks {
+            joined.extend_from_slice(chunk);
+        }
+        let mut data = joined.freeze();
         let sets = RecordBatchDecoder::decode_all(&mut data)
             .map_err(|e| storage("decoding a share state log", e))?;
         let before = position;
