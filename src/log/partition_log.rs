@@ -112,6 +112,9 @@ pub(crate) struct LogState {
     pub data_event: Event,
     /// Fires when queued batches reach the segment file, or the log fails/closes.
     pub written_event: Event,
+    /// The last write or preallocation found the disk full. The writer keeps the queued
+    /// batches and retries; producers are refused until a write succeeds again.
+    pub storage_full: bool,
 }
 
 impl LogState {
@@ -217,6 +220,7 @@ impl PartitionLog {
             durable_event: Event::new(),
             data_event: Event::new(),
             written_event: Event::new(),
+            storage_full: false,
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
@@ -226,7 +230,15 @@ impl PartitionLog {
     }
 
     /// Validates, assigns offsets to and queues the record set of one produce request (one
-    /// or more RecordBatch v2). All batches are accepted or none. Does no I/O.
+    /// or more RecordBatch v2). All batches are accepted or none. Does no I/O, and never
+    /// writes into `records` (it is usually a slice of the request frame).
+    ///
+    /// A batch with producerId >= 0 (idempotent producer) must come alone, and is checked
+    /// against the producer's sequence state: a retry of one of its last five batches returns
+    /// the original offsets with `duplicate: true` and appends nothing; a gap or a new epoch
+    /// not starting at sequence 0 is [`LogError::OutOfOrderSequence`]; an older epoch is
+    /// [`LogError::InvalidProducerEpoch`]. A producer id without state is accepted at any
+    /// sequence (as Kafka >= 2.5 does).
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut st = self.state.borrow_mut();
         st.check_open()?;
@@ -414,6 +426,12 @@ impl PartitionLog {
                 listener.await;
             }
         }
+    }
+
+    /// The disk was full at the last write attempt; appends should be refused (retriably)
+    /// until the writer gets through again.
+    pub fn is_storage_full(&self) -> bool {
+        self.state.borrow().storage_full
     }
 
     /// Bytes appended but not yet written to the segment file.
