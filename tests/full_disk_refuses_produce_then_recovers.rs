@@ -118,7 +118,11 @@ fn value(i: usize) -> Vec<u8> {
 /// Produces message `i` with acks=all: the error code and base offset.
 fn produce(stream: &mut TcpStream, topic: &str, i: usize) -> Result<(i16, i64), String> {
     let v = value(i);
-    let batch = record_batch(&[v.as_slice()], 1_700_000_000_000 + i as i64, false);
+    // Current timestamps: time retention (7 days) would delete 2023-stamped segments.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let batch = record_batch(&[v.as_slice()], now_ms, false);
     let correlation_id = i as i32;
     match round_trip(
         stream,

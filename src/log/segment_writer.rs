@@ -66,10 +66,31 @@ pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
         allocated_bytes: 0,
         last_sync: Instant::now(),
     };
-    if let Err(error) = writer.run().await {
-        state.borrow_mut().fail(&error);
+    loop {
+        match writer.run().await {
+            Ok(()) => return,
+            // A full disk is not the end of the partition: keep the queued batches (nothing
+            // was dequeued by the failed write), refuse new appends, and try again until an
+            // operator or retention frees space.
+            Err(LogError::StorageFull) => {
+                let newly_full = !std::mem::replace(&mut state.borrow_mut().storage_full, true);
+                // Producers waiting for durability get KAFKA_STORAGE_ERROR instead of a hang.
+                state.borrow().durable_event.notify(usize::MAX);
+                if newly_full {
+                    tracing::error!(dir = ?state.borrow().dir, "disk full; produce refused until space is freed");
+                }
+                crate::io::sleep(STORAGE_FULL_RETRY).await;
+            }
+            Err(error) => {
+                state.borrow_mut().fail(&error);
+                return;
+            }
+        }
     }
 }
+
+/// How often a partition whose disk is full retries its pending write.
+const STORAGE_FULL_RETRY: Duration = Duration::from_millis(500);
 
 impl Writer {
     async fn run(&mut self) -> Result<(), LogError> {
@@ -237,6 +258,9 @@ impl Writer {
             .await
             .map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
         let mut st = self.state.borrow_mut();
+        if std::mem::take(&mut st.storage_full) {
+            tracing::info!(dir = ?st.dir, "disk has room again; produce resumes");
+        }
         for _ in 0..count {
             let done = st.unwritten.pop_front().expect("counted above");
             assert!(

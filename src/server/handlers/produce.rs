@@ -66,6 +66,8 @@ pub fn handle(
                 (None, PartitionLookup::NotHere) => Some(ResponseError::UnknownTopicOrPartition),
                 (None, PartitionLookup::Local(log)) => match data.records {
                     None => Some(ResponseError::CorruptMessage),
+                    // Retriable: the client backs off and retries until the disk has room.
+                    Some(_) if log.is_storage_full() => Some(ResponseError::KafkaStorageError),
                     Some(records) => match (records.len(), log.append(records, now)) {
                         (bytes, Ok(info)) => {
                             let count = info.last_offset - info.base_offset + 1;
