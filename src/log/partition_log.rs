@@ -230,7 +230,15 @@ impl PartitionLog {
     }
 
     /// Validates, assigns offsets to and queues the record set of one produce request (one
-    /// or more RecordBatch v2). All batches are accepted or none. Does no I/O.
+    /// or more RecordBatch v2). All batches are accepted or none. Does no I/O, and never
+    /// writes into `records` (it is usually a slice of the request frame).
+    ///
+    /// A batch with producerId >= 0 (idempotent producer) must come alone, and is checked
+    /// against the producer's sequence state: a retry of one of its last five batches returns
+    /// the original offsets with `duplicate: true` and appends nothing; a gap or a new epoch
+    /// not starting at sequence 0 is [`LogError::OutOfOrderSequence`]; an older epoch is
+    /// [`LogError::InvalidProducerEpoch`]. A producer id without state is accepted at any
+    /// sequence (as Kafka >= 2.5 does).
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut st = self.state.borrow_mut();
         st.check_open()?;
