@@ -897,7 +897,12 @@ async fn recover_producers(
             0
         };
         segment::for_each_header(file, position, segment.written_bytes, |header| {
-            if header.base_offset >= from && header.producer_id >= 0 {
+            // Only what `append` would have accepted (a trusted segment is not rescanned,
+            // so a damaged header may reach this point).
+            let idempotent = header.producer_id >= 0
+                && header.base_sequence >= 0
+                && header.last_offset_delta >= 0;
+            if header.base_offset >= from && idempotent {
                 states.record(header, header.base_offset, now_ms);
                 replayed += 1;
             }

@@ -74,11 +74,14 @@ pub(crate) struct ProducerStates {
 }
 
 /// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
+/// Meant for `base_sequence >= 0` and `last_offset_delta >= 0`; other values (a damaged
+/// header met during replay) give a meaningless result, never a panic.
 pub(crate) fn last_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
-    if base_sequence > i32::MAX - last_offset_delta {
-        last_offset_delta - (i32::MAX - base_sequence) - 1
+    let sum = i64::from(base_sequence) + i64::from(last_offset_delta);
+    if sum > i64::from(i32::MAX) {
+        (sum - i64::from(i32::MAX) - 1) as i32
     } else {
-        base_sequence + last_offset_delta
+        sum as i32
     }
 }
 
@@ -163,7 +166,7 @@ impl ProducerStates {
             first_seq: header.base_sequence,
             last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
             base_offset,
-            last_offset: base_offset + i64::from(header.last_offset_delta),
+            last_offset: base_offset.saturating_add(i64::from(header.last_offset_delta)),
         });
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
     }
@@ -412,6 +415,10 @@ mod tests {
             Ok(SequenceCheck::Duplicate(_))
         ));
         assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(last_sequence(i32::MAX, i32::MAX), i32::MAX - 1);
+        // Garbage from a damaged header must not panic.
+        let _ = last_sequence(i32::MIN, i32::MIN);
+        let _ = last_sequence(i32::MAX, -5);
         let mut w = ProducerStates::default();
         w.record(&header(2, 0, i32::MAX - 1, 2), 0, 0);
         assert_eq!(
