@@ -10,6 +10,10 @@ pub fn log_error(error: &LogError) -> ResponseError {
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::InvalidRecord { .. } => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        // A partition closing under a topic deletion or shutdown: clients refresh metadata.
+        LogError::Closed => ResponseError::NotLeaderOrFollower,
         // Kafka clients treat KAFKA_STORAGE_ERROR as retriable: the right answer for a
         // full disk, which frees up once retention runs or an operator acts.
         _ => ResponseError::KafkaStorageError,
