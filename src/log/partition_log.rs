@@ -1065,7 +1065,7 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
         .to_vec();
     let step = config
         .segment_bytes_clamped()
-        .min(segment_writer::PREALLOCATE_STEP_BYTES);
+        .min(segment_writer::PREALLOCATE_INITIAL_BYTES);
     file.pre_allocate(step.max(end)).await.map_err(io_dir)?;
     file.fdatasync().await.map_err(io_dir)?;
     // Only now may a crash leave an unscanned active segment: drop the marker durably.

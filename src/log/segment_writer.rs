@@ -30,9 +30,19 @@ const WRITE_BYTES_MAX: usize = 4 << 20;
 
 const BLOCK: u64 = DMA_ALIGNMENT as u64;
 
-/// Segments are preallocated (fallocate) in steps of this, up to `segment_bytes`, so that a
-/// partition costs disk space for what it holds, not for a whole empty segment.
-pub(crate) const PREALLOCATE_STEP_BYTES: u64 = 64 << 20;
+/// Segments are preallocated (fallocate) ahead of the writes, up to `segment_bytes`, so that
+/// a partition costs disk space for what it holds, not for a whole empty segment. A new
+/// segment starts with `PREALLOCATE_INITIAL_BYTES`; each later step doubles what is
+/// allocated, up to `PREALLOCATE_STEP_BYTES_MAX` at a time, so busy partitions make few
+/// fallocate calls while thousands of idle ones (or internal logs) stay small.
+pub(crate) const PREALLOCATE_INITIAL_BYTES: u64 = 1 << 20;
+const PREALLOCATE_STEP_BYTES_MAX: u64 = 64 << 20;
+
+/// The size to preallocate so that a write ending at `write_end` fits.
+fn preallocation_target(allocated: u64, write_end: u64, segment_bytes: u64) -> u64 {
+    let step = allocated.clamp(PREALLOCATE_INITIAL_BYTES, PREALLOCATE_STEP_BYTES_MAX);
+    write_end.max((write_end + step).min(segment_bytes.max(write_end)))
+}
 
 struct Writer {
     state: Rc<RefCell<LogState>>,
@@ -210,7 +220,7 @@ impl Writer {
             self.tail.len(),
             "tail block out of step with the write position"
         );
-        let (buf, count, payload, last_offset) = {
+        let (buf, count, payload, last_offset, next_tail) = {
             let st = self.state.borrow();
             let mut count = 0usize;
             let mut payload = 0usize;
@@ -238,15 +248,15 @@ impl Writer {
                 last_offset = pending.last_offset;
             }
             let tail_start = used / DMA_ALIGNMENT * DMA_ALIGNMENT;
-            self.tail.clear();
-            self.tail.extend_from_slice(&bytes[tail_start..used]);
-            (buf, count, payload, last_offset)
+            // Becomes the tail only once the write succeeds: a write refused for a full disk
+            // is retried later from the same position with the same tail.
+            let next_tail = bytes[tail_start..used].to_vec();
+            (buf, count, payload, last_offset, next_tail)
         };
         let write_end = aligned_start + buf.len() as u64;
         if write_end > self.allocated_bytes {
             let segment_bytes = self.state.borrow().config.segment_bytes_clamped();
-            let target = write_end
-                .max((write_end + PREALLOCATE_STEP_BYTES).min(segment_bytes.max(write_end)));
+            let target = preallocation_target(self.allocated_bytes, write_end, segment_bytes);
             self.file
                 .pre_allocate(target)
                 .await
@@ -257,6 +267,7 @@ impl Writer {
             .write_at(buf, aligned_start)
             .await
             .map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
+        self.tail = next_tail;
         let mut st = self.state.borrow_mut();
         if std::mem::take(&mut st.storage_full) {
             tracing::info!(dir = ?st.dir, "disk has room again; produce resumes");
@@ -324,7 +335,7 @@ impl Writer {
         let path = segment::path(&dir, next_base, LOG_SUFFIX);
         let io = |e| LogError::io(format!("creating segment {next_base}"), e);
         let file = Rc::new(DmaFile::open_rw(&path, true).await.map_err(io)?);
-        let allocated = segment_bytes.min(PREALLOCATE_STEP_BYTES);
+        let allocated = segment_bytes.min(PREALLOCATE_INITIAL_BYTES);
         file.pre_allocate(allocated).await.map_err(io)?;
         crate::io::dma_file::sync_dir(&dir).await.map_err(io)?;
         {
@@ -343,5 +354,28 @@ impl Writer {
         self.tail.clear();
         self.allocated_bytes = allocated;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preallocation_starts_small_and_doubles_up_to_the_step_limit() {
+        let segment = 1 << 30;
+        let mib = 1 << 20;
+        assert_eq!(preallocation_target(mib, mib + 10, segment), 2 * mib + 10);
+        assert_eq!(
+            preallocation_target(8 * mib, 8 * mib + 1, segment),
+            16 * mib + 1
+        );
+        assert_eq!(
+            preallocation_target(512 * mib, 512 * mib + 1, segment),
+            576 * mib + 1
+        );
+        // Never past the segment size, unless one write is larger.
+        assert_eq!(preallocation_target(mib, mib + 10, 2 * mib), 2 * mib);
+        assert_eq!(preallocation_target(mib, 3 * mib, 2 * mib), 3 * mib);
     }
 }
