@@ -58,6 +58,8 @@ enum Source {
     Default,
     /// Computed from other values (e.g. the advertised host from the listen address).
     Derived,
+    /// Measured by `sluice tune --probe-disk` (`<data-dir>/io-properties.toml`).
+    Probe,
 }
 
 impl Source {
@@ -68,6 +70,7 @@ impl Source {
             Source::File => "file",
             Source::Default => "default",
             Source::Derived => "default (derived)",
+            Source::Probe => "probe (io-properties.toml)",
         }
     }
 }
@@ -197,6 +200,16 @@ fn render(
             "cluster-id",
             quoted(&config.cluster_id),
             source("-", file.cluster_id.is_some(), false),
+        ),
+        (
+            // Not a config key: only the disk probe sets it.
+            "# write-bytes-max",
+            log.write_bytes_max.to_string(),
+            if config.data_dir.join("io-properties.toml").exists() {
+                Source::Probe
+            } else {
+                Source::Default
+            },
         ),
         (
             "group-min-session-timeout-ms",

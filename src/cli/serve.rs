@@ -179,6 +179,9 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         key: "data-dir",
         reason: format!("{}: {e}", data_dir.display()),
     })?;
+    if let Some(write_bytes) = probed_write_bytes(&data_dir)? {
+        log.write_bytes_max = write_bytes;
+    }
     Ok(BrokerConfig {
         group,
         data_dir,
@@ -264,4 +267,33 @@ fn resolve_group(
         });
     }
     Ok(group)
+}
+
+/// The best O_DIRECT write size `sluice tune --probe-disk` measured for this data dir, if it
+/// has been run. A file that exists but cannot be read is an error, not a silent default.
+fn probed_write_bytes(data_dir: &std::path::Path) -> Result<Option<usize>, ConfigError> {
+    let path = data_dir.join("io-properties.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::Invalid {
+                key: "io-properties.toml",
+                reason: format!("{}: {e}", path.display()),
+            })
+        }
+    };
+    let properties: super::tune::disk_probe::IoProperties =
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            key: "io-properties.toml",
+            reason: format!("{}: {e}", path.display()),
+        })?;
+    // Below one block or above 64 MiB is not a measurement to trust.
+    if !(crate::constants::DMA_ALIGNMENT..=64 << 20).contains(&properties.write_bytes) {
+        return Err(ConfigError::Invalid {
+            key: "io-properties.toml",
+            reason: format!("write-bytes {} is out of range", properties.write_bytes),
+        });
+    }
+    Ok(Some(properties.write_bytes))
 }

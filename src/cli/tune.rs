@@ -7,7 +7,7 @@
 //! cache, per-process limits, NIC queue counts) are reported as advice, never applied.
 //! See tuning/README.md for each setting and how to make changes persistent.
 
-mod disk_probe;
+pub(crate) mod disk_probe;
 mod host_checks;
 mod tune_setting;
 

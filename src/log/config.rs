@@ -39,6 +39,9 @@ pub struct LogConfig {
     /// Forget an idempotent producer's sequence state after this long without an append
     /// (Kafka's broker config `producer.id.expiration.ms`, default 1 day).
     pub producer_id_expiration_ms: i64,
+    /// Largest single coalesced O_DIRECT write (default 4 MiB; `sluice tune --probe-disk`
+    /// measures the best value for a disk). A batch larger than this is written alone.
+    pub write_bytes_max: usize,
 }
 
 /// Segments are addressed with u32 positions in the index.
@@ -58,6 +61,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            write_bytes_max: 4 << 20,
         }
     }
 }

@@ -25,9 +25,6 @@ use super::producer_state;
 use super::segment::{self, LOG_SUFFIX};
 use super::segment_index::Footer;
 
-/// Largest single O_DIRECT write (a bigger batch is written alone).
-const WRITE_BYTES_MAX: usize = 4 << 20;
-
 const BLOCK: u64 = DMA_ALIGNMENT as u64;
 
 /// Segments are preallocated (fallocate) ahead of the writes, up to `segment_bytes`, so that
@@ -200,7 +197,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one run of queued batches (one segment, up to `WRITE_BYTES_MAX` unless a single
+    /// Writes one run of queued batches (one segment, up to `write_bytes_max` unless a single
     /// batch is larger). Returns the bytes of batches written (0 when the queue is empty).
     async fn write_some(&mut self) -> Result<u64, LogError> {
         let (segment_base, first_position) = {
@@ -222,12 +219,13 @@ impl Writer {
         );
         let (buf, count, payload, last_offset, next_tail) = {
             let st = self.state.borrow();
+            let write_bytes_max = st.config.write_bytes_max.max(DMA_ALIGNMENT);
             let mut count = 0usize;
             let mut payload = 0usize;
             for pending in st.unwritten.iter() {
                 if pending.segment_base != segment_base
                     || (count > 0
-                        && self.tail.len() + payload + pending.bytes.len() > WRITE_BYTES_MAX)
+                        && self.tail.len() + payload + pending.bytes.len() > write_bytes_max)
                 {
                     break;
                 }
