@@ -29,7 +29,7 @@ use kafka_protocol::records::{
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::{offsets_partition, GroupError, OFFSETS_PARTITION_COUNT};
 use crate::io::dma_file;
-use crate::log::{FlushPolicy, LogConfig, PartitionLog};
+use crate::log::{LogConfig, PartitionLog};
 
 const GROUPS_DIR: &str = ".groups";
 /// Records per batch when writing a snapshot (keeps each batch well under the batch limit).
@@ -60,17 +60,7 @@ pub struct OffsetStore {
 pub type Durable = std::pin::Pin<Box<dyn Future<Output = Result<(), GroupError>>>>;
 
 fn log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 16 << 20,
-        retention_ms: None,
-        retention_bytes: None,
-        flush: FlushPolicy::GroupCommit {
-            delay_us: 0,
-            bytes_max: 8 << 20,
-        },
-        max_message_bytes: 8 << 20,
-        ..LogConfig::default()
-    }
+    LogConfig::internal_state(16 << 20)
 }
 
 fn storage(context: &str, error: impl std::fmt::Display) -> GroupError {

@@ -67,6 +67,22 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// For the broker's own state logs (committed offsets, share-partition state): kept until
+    /// their owner compacts them, group-committed, and records up to 8 MiB.
+    pub fn internal_state(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            retention_ms: None,
+            retention_bytes: None,
+            flush: FlushPolicy::GroupCommit {
+                delay_us: 0,
+                bytes_max: 8 << 20,
+            },
+            max_message_bytes: 8 << 20,
+            ..LogConfig::default()
+        }
+    }
+
     pub(crate) fn segment_bytes_clamped(&self) -> u64 {
         self.segment_bytes.clamp(4096, SEGMENT_BYTES_MAX)
     }

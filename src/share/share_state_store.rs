@@ -30,7 +30,7 @@ use kafka_protocol::records::{
 use super::share_partition::StateChange;
 use super::ShareError;
 use crate::io::dma_file;
-use crate::log::{FlushPolicy, LogConfig, PartitionLog};
+use crate::log::{LogConfig, PartitionLog};
 
 pub const SHARE_DIR: &str = ".share";
 /// Records per batch (keeps each batch well under the batch size limit).
@@ -51,17 +51,7 @@ pub enum StoredRecord {
 pub type ReplayedGroups = HashMap<String, Vec<StateChange>>;
 
 fn log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 << 20,
-        retention_ms: None,
-        retention_bytes: None,
-        flush: FlushPolicy::GroupCommit {
-            delay_us: 0,
-            bytes_max: 8 << 20,
-        },
-        max_message_bytes: 8 << 20,
-        ..LogConfig::default()
-    }
+    LogConfig::internal_state(8 << 20)
 }
 
 fn storage(context: &str, error: impl std::fmt::Display) -> ShareError {
