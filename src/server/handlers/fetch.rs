@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::RequestContext;
 use crate::constants::FETCH_WAIT_MS_MAX;
-use crate::log::PartitionLog;
+use crate::log::{LogError, PartitionLog, ReadResult};
 use crate::protocol::fetch_response::{self, FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
@@ -141,12 +141,22 @@ async fn fetch(
 
 /// Reads each partition once; returns the per-partition answers, total record bytes, and
 /// whether any partition answered with an error (which ends the long poll).
+///
+/// Partitions take the response budget in request order, as if read one after another.
+/// A read served from the log's in-memory tail completes on its first poll and uses only
+/// what it returned. A read that has to go to disk reserves its whole partition budget and
+/// runs concurrently with the other cold reads of the round; what the round's reads leave
+/// unused goes to the next partitions in a further round. A consumer catching up on many
+/// partitions thus waits for a few rounds of parallel disk reads, not one read after
+/// another.
+///
+/// As in Kafka (KIP-74), only the first partition that returns data may exceed the limit
+/// (with its first batch); a later partition whose first batch is larger than what is left
+/// of the budget returns nothing this time.
 async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOut>, usize, bool) {
-    let mut remaining = max_bytes;
-    let mut total = 0usize;
-    let mut any_error = false;
     let mut out = Vec::with_capacity(targets.len());
-    for target in targets {
+    let mut readable = Vec::new();
+    for (slot, target) in targets.iter().enumerate() {
         let mut data = FetchPartitionOut {
             partition_index: target.partition,
             error_code: 0,
@@ -155,50 +165,136 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
             log_start_offset: -1,
             records: Vec::new(),
         };
-        let log = match &target.log {
-            Ok(log) => log,
-            Err(error) => {
-                data.error_code = code(*error);
-                any_error = true;
-                out.push(data);
-                continue;
-            }
-        };
-        let (start, high_watermark, end) = (
-            log.log_start_offset(),
-            log.high_watermark(),
-            log.log_end_offset(),
-        );
-        data.high_watermark = high_watermark;
-        data.last_stable_offset = high_watermark;
-        data.log_start_offset = start;
-        if target.offset < start || target.offset > end {
-            data.error_code = code(ResponseError::OffsetOutOfRange);
-            any_error = true;
-        } else if target.offset < high_watermark && remaining > 0 {
-            // Whole batches only; the first batch goes out even if larger than the limit (KIP-74).
-            match log
-                .read(target.offset, target.max_bytes.min(remaining))
-                .await
-            {
-                Ok(read) => {
-                    let len: usize = read.chunks.iter().map(Bytes::len).sum();
-                    remaining = remaining.saturating_sub(len);
-                    total += len;
-                    data.high_watermark = read.high_watermark;
-                    data.last_stable_offset = read.last_stable_offset;
-                    data.log_start_offset = read.log_start_offset;
-                    data.records = read.chunks;
-                }
-                Err(e) => {
-                    data.error_code = code(log_error(&e));
-                    any_error = true;
+        match &target.log {
+            Err(error) => data.error_code = code(*error),
+            Ok(log) => {
+                let (start, high_watermark, end) = (
+                    log.log_start_offset(),
+                    log.high_watermark(),
+                    log.log_end_offset(),
+                );
+                data.high_watermark = high_watermark;
+                data.last_stable_offset = high_watermark;
+                data.log_start_offset = start;
+                if target.offset < start || target.offset > end {
+                    data.error_code = code(ResponseError::OffsetOutOfRange);
+                } else if target.offset < high_watermark {
+                    readable.push((slot, log));
                 }
             }
         }
         out.push(data);
     }
+    let mut readable = readable.into_iter();
+    let mut remaining = max_bytes;
+    let mut answer = Answer::default();
+    while remaining > 0 {
+        // (slot, bytes of the budget held, partition budget, result if already in)
+        let mut round = Vec::new();
+        let mut cold_reads: Vec<PendingRead<'_>> = Vec::new();
+        while remaining > 0 {
+            let Some((slot, log)) = readable.next() else {
+                break;
+            };
+            let target = &targets[slot];
+            // Whole batches only; the first batch goes out even if larger than the limit (KIP-74).
+            let budget = target.max_bytes.min(remaining);
+            let mut read: PendingRead<'_> = Box::pin(log.read(target.offset, budget));
+            let ready = futures_lite::future::poll_once(&mut read).await;
+            let held = match &ready {
+                Some(result) => result_len(result).min(remaining),
+                None => {
+                    cold_reads.push(read);
+                    budget
+                }
+            };
+            remaining -= held;
+            round.push((slot, held, budget, ready));
+        }
+        if round.is_empty() {
+            break;
+        }
+        let mut cold_results = join_all(cold_reads).await.into_iter();
+        for (slot, held, budget, ready) in round {
+            let Some(result) = ready.or_else(|| cold_results.next()) else {
+                continue;
+            };
+            let len = answer.apply(&mut out[slot], result, budget);
+            remaining = (remaining + held).saturating_sub(len);
+        }
+    }
+    let total = out
+        .iter()
+        .flat_map(|data| &data.records)
+        .map(Bytes::len)
+        .sum();
+    let any_error = out.iter().any(|data| data.error_code != 0);
     (out, total, any_error)
+}
+
+type PendingRead<'a> = Pin<Box<dyn Future<Output = Result<ReadResult, LogError>> + 'a>>;
+
+fn result_len(result: &Result<ReadResult, LogError>) -> usize {
+    result.as_ref().map_or(0, ReadResult::bytes_len)
+}
+
+/// Read results applied in request order.
+#[derive(Default)]
+struct Answer {
+    has_data: bool,
+}
+
+impl Answer {
+    /// Fills `data` from a finished read of at most `budget` bytes; returns the record bytes
+    /// it holds.
+    fn apply(
+        &mut self,
+        data: &mut FetchPartitionOut,
+        result: Result<ReadResult, LogError>,
+        budget: usize,
+    ) -> usize {
+        match result {
+            Ok(read) => {
+                data.high_watermark = read.high_watermark;
+                data.last_stable_offset = read.last_stable_offset;
+                data.log_start_offset = read.log_start_offset;
+                let len = read.bytes_len();
+                if len > budget && self.has_data {
+                    return 0;
+                }
+                self.has_data |= len > 0;
+                data.records = read.chunks;
+                len
+            }
+            Err(e) => {
+                data.error_code = code(log_error(&e));
+                0
+            }
+        }
+    }
+}
+
+/// Runs `futures` concurrently; their outputs in the same order.
+async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 fn build(
