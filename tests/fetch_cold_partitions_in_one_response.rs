@@ -82,7 +82,11 @@ fn fetch_all(
                 batches.push((base_offset, batch.i32(), size));
                 position += size;
             }
-            assert_eq!(position, records.len(), "partition {partition}: stray bytes");
+            assert_eq!(
+                position,
+                records.len(),
+                "partition {partition}: stray bytes"
+            );
             PartitionAnswer {
                 partition,
                 error_code,
