@@ -7,10 +7,13 @@ use proptest::prelude::*;
 use sluice::log::testing::{batch_offsets, concat_chunks, make_batch};
 use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
 
-fn config(segment_bytes: u64, flush: FlushPolicy) -> LogConfig {
+fn config(segment_bytes: u64, write_bytes_max: usize, flush: FlushPolicy) -> LogConfig {
     LogConfig {
         segment_bytes,
         index_interval_bytes: 512,
+        // Small writes make one flush a chain of writes, each starting with the partial
+        // block the previous one ended with.
+        write_bytes_max,
         flush,
         ..LogConfig::default()
     }
@@ -46,7 +49,13 @@ fn strip_broker_fields(batch: &[u8]) -> Vec<u8> {
     b
 }
 
-fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_commit: bool) {
+fn check(
+    batches: &[(i32, usize)],
+    segment_bytes: u64,
+    write_bytes_max: usize,
+    max_bytes: usize,
+    group_commit: bool,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("topic-0");
     let flush = if group_commit {
@@ -63,7 +72,7 @@ fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_c
         .map(|(i, &(records, payload))| make_batch(records, payload, 1000 + i as i64))
         .collect();
     sluice::io::block_on_local(async move {
-        let log = PartitionLog::open(path.clone(), config(segment_bytes, flush))
+        let log = PartitionLog::open(path.clone(), config(segment_bytes, write_bytes_max, flush))
             .await
             .expect("open");
         let mut expected_offset = 0i64;
@@ -110,9 +119,10 @@ fn check(batches: &[(i32, usize)], segment_bytes: u64, max_bytes: usize, group_c
             }
             if round == 0 {
                 log.close().await.expect("close");
-                let reopened = PartitionLog::open(path.clone(), config(segment_bytes, flush))
-                    .await
-                    .expect("reopen");
+                let reopened =
+                    PartitionLog::open(path.clone(), config(segment_bytes, write_bytes_max, flush))
+                        .await
+                        .expect("reopen");
                 assert_eq!(reopened.log_end_offset(), expected_offset);
                 assert_eq!(reopened.high_watermark(), expected_offset);
                 // Cold: everything now comes from the segment files.
@@ -136,10 +146,11 @@ proptest! {
     fn appended_batches_read_back_identical(
         batches in prop::collection::vec((1i32..20, 0usize..3000), 1..40),
         segment_kib in 4u64..64,
+        write_kib in prop_oneof![Just(4usize), 5usize..40, Just(4096usize)],
         max_bytes in 1usize..20_000,
         group_commit in any::<bool>(),
     ) {
-        check(&batches, segment_kib * 1024, max_bytes, group_commit);
+        check(&batches, segment_kib * 1024, write_kib * 1024, max_bytes, group_commit);
     }
 }
 
@@ -148,6 +159,7 @@ fn large_batches_round_trip() {
     check(
         &[(1000, 200_000), (1, 0), (5, 1_000_000), (3, 70_000)],
         1 << 20,
+        64 << 10,
         100,
         true,
     );

@@ -150,6 +150,17 @@ impl DmaFile {
         AlignedBuf { inner }
     }
 
+    /// Allocates an aligned buffer of `size` bytes whose start `fill` writes; `fill` returns
+    /// how many bytes it wrote and the rest is zeroed. Unlike [`DmaFile::alloc`] it does not
+    /// zero what is about to be overwritten (a whole write buffer, per write).
+    pub fn alloc_filled(&self, size: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> AlignedBuf {
+        let mut inner = self.inner.alloc_dma_buffer(size);
+        let bytes = inner.as_bytes_mut();
+        let filled = fill(bytes).min(size);
+        bytes[filled..].fill(0);
+        AlignedBuf { inner }
+    }
+
     /// Writes all of `buf` at `pos` (both aligned). Returns bytes written.
     pub async fn write_at(&self, buf: AlignedBuf, pos: u64) -> io::Result<usize> {
         let len = buf.len();

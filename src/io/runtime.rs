@@ -99,3 +99,11 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await
 }
+
+/// Resolves after the executor has been through its reactor, which is where glommio hands
+/// queued I/O to the kernel: I/O started before this call is then under way. Yielding
+/// alone would not do: the executor keeps running ready tasks until its preemption timer
+/// fires before it polls the rings, but a (tiny) timer is only fired from the reactor.
+pub async fn yield_to_reactor() {
+    glommio::timer::sleep(Duration::from_micros(1)).await
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 
 use crate::constants::DMA_ALIGNMENT;
-use crate::io::dma_file::DmaFile;
+use crate::io::dma_file::{AlignedBuf, DmaFile};
 
 use super::batch;
 use super::config::FlushPolicy;
@@ -51,6 +51,32 @@ struct Writer {
     /// File bytes reserved so far with fallocate (0 = unknown; checked on the next write).
     allocated_bytes: u64,
     last_sync: Instant,
+}
+
+/// An aligned write buffer and what it holds.
+struct PreparedWrite {
+    buf: AlignedBuf,
+    run: WriteRun,
+}
+
+impl PreparedWrite {
+    fn end(&self) -> u64 {
+        self.run.aligned_start + self.buf.len() as u64
+    }
+}
+
+/// What one write holds: `count` batches from the front of the queue, preceded by the
+/// partial block the previous write ended with.
+struct WriteRun {
+    aligned_start: u64,
+    /// File position of the first batch.
+    first_position: u64,
+    count: usize,
+    /// Bytes of the batches.
+    payload: u64,
+    last_offset: i64,
+    /// The partial last block, which the next write starts with.
+    next_tail: Vec<u8>,
 }
 
 pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
@@ -147,7 +173,7 @@ impl Writer {
             };
             let mut written: u64 = 0;
             while written < bytes_max {
-                let n = self.write_some().await?;
+                let n = self.write_run(bytes_max - written).await?;
                 if n == 0 {
                     break;
                 }
@@ -197,80 +223,131 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one run of queued batches (one segment, up to `write_bytes_max` unless a single
-    /// batch is larger). Returns the bytes of batches written (0 when the queue is empty).
-    async fn write_some(&mut self) -> Result<u64, LogError> {
-        let (segment_base, first_position) = {
-            let st = self.state.borrow();
-            match st.unwritten.front() {
-                None => return Ok(0),
-                Some(first) => (first.segment_base, first.position),
-            }
+    /// Writes queued batches of the current segment (rolling to the segment of the first
+    /// queued batch first) in aligned writes of up to `write_bytes_max`, until about
+    /// `bytes_max` bytes of batches are written or the run reaches another segment. Returns
+    /// the bytes of batches written (0 when the queue is empty).
+    ///
+    /// One write is in flight at a time (consecutive writes share the partial last block),
+    /// but the next write's buffer is built while the current one is at the disk, so copying
+    /// the batches does not add to the disk's time.
+    async fn write_run(&mut self, bytes_max: u64) -> Result<u64, LogError> {
+        let segment_base = match self.state.borrow().unwritten.front() {
+            None => return Ok(0),
+            Some(first) => first.segment_base,
         };
         if segment_base != self.segment_base {
             self.roll(segment_base).await?;
         }
-        // Gather the run and build the aligned buffer without holding the borrow over I/O.
+        let mut written = 0u64;
+        let mut next = self.prepare(0, &self.tail);
+        while let Some(write) = next.take() {
+            self.preallocate(write.end()).await?;
+            let PreparedWrite { buf, run } = write;
+            let more = written + run.payload < bytes_max;
+            let file = self.file.clone();
+            let build_next = async {
+                if !more {
+                    return None;
+                }
+                crate::io::runtime::yield_to_reactor().await;
+                self.prepare(run.count, &run.next_tail)
+            };
+            let (result, prepared) =
+                future::zip(file.write_at(buf, run.aligned_start), build_next).await;
+            result.map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
+            written += run.payload;
+            self.complete(run);
+            next = prepared;
+        }
+        Ok(written)
+    }
+
+    /// Builds the aligned buffer of the next write: `tail` (the partial block the previous
+    /// write ended with) followed by the queued batches after the first `skip`, as many as
+    /// fit in `write_bytes_max` (at least one), all in the current segment. `None` when
+    /// there is nothing to write in this segment.
+    fn prepare(&self, skip: usize, tail: &[u8]) -> Option<PreparedWrite> {
+        let st = self.state.borrow();
+        let first = st.unwritten.get(skip)?;
+        if first.segment_base != self.segment_base {
+            return None;
+        }
+        let first_position = first.position;
         let aligned_start = first_position / BLOCK * BLOCK;
         assert_eq!(
             (first_position - aligned_start) as usize,
-            self.tail.len(),
+            tail.len(),
             "tail block out of step with the write position"
         );
-        let (buf, count, payload, last_offset, next_tail) = {
-            let st = self.state.borrow();
-            let write_bytes_max = st.config.write_bytes_max.max(DMA_ALIGNMENT);
-            let mut count = 0usize;
-            let mut payload = 0usize;
-            for pending in st.unwritten.iter() {
-                if pending.segment_base != segment_base
-                    || (count > 0
-                        && self.tail.len() + payload + pending.bytes.len() > write_bytes_max)
-                {
-                    break;
-                }
-                count += 1;
-                payload += pending.bytes.len();
+        let write_bytes_max = st.config.write_bytes_max.max(DMA_ALIGNMENT);
+        let mut count = 0usize;
+        let mut payload = 0usize;
+        for pending in st.unwritten.iter().skip(skip) {
+            if pending.segment_base != self.segment_base
+                || (count > 0 && tail.len() + payload + pending.bytes.len() > write_bytes_max)
+            {
+                break;
             }
-            let used = self.tail.len() + payload;
-            let padded = used.div_ceil(DMA_ALIGNMENT) * DMA_ALIGNMENT;
-            let mut buf = self.file.alloc(padded);
-            let bytes = buf.as_bytes_mut();
-            bytes[..self.tail.len()].copy_from_slice(&self.tail);
-            let mut at = self.tail.len();
-            let mut last_offset = 0;
-            for pending in st.unwritten.iter().take(count) {
+            count += 1;
+            payload += pending.bytes.len();
+        }
+        let used = tail.len() + payload;
+        let padded = used.div_ceil(DMA_ALIGNMENT) * DMA_ALIGNMENT;
+        let mut last_offset = 0;
+        let buf = self.file.alloc_filled(padded, |bytes| {
+            bytes[..tail.len()].copy_from_slice(tail);
+            let mut at = tail.len();
+            for pending in st.unwritten.iter().skip(skip).take(count) {
                 bytes[at..at + pending.bytes.len()].copy_from_slice(&pending.bytes);
                 batch::assign_offset(&mut bytes[at..], pending.base_offset);
                 at += pending.bytes.len();
                 last_offset = pending.last_offset;
             }
-            let tail_start = used / DMA_ALIGNMENT * DMA_ALIGNMENT;
-            // Becomes the tail only once the write succeeds: a write refused for a full disk
-            // is retried later from the same position with the same tail.
-            let next_tail = bytes[tail_start..used].to_vec();
-            (buf, count, payload, last_offset, next_tail)
-        };
-        let write_end = aligned_start + buf.len() as u64;
-        if write_end > self.allocated_bytes {
-            let segment_bytes = self.state.borrow().config.segment_bytes_clamped();
-            let target = preallocation_target(self.allocated_bytes, write_end, segment_bytes);
-            self.file
-                .pre_allocate(target)
-                .await
-                .map_err(|e| LogError::io(format!("preallocating segment {segment_base}"), e))?;
-            self.allocated_bytes = target;
+            at
+        });
+        let tail_start = used / DMA_ALIGNMENT * DMA_ALIGNMENT;
+        // Becomes the tail only once the write succeeds: a write refused for a full disk is
+        // retried later from the same position with the same tail.
+        let next_tail = buf.as_bytes()[tail_start..used].to_vec();
+        Some(PreparedWrite {
+            buf,
+            run: WriteRun {
+                aligned_start,
+                first_position,
+                count,
+                payload: payload as u64,
+                last_offset,
+                next_tail,
+            },
+        })
+    }
+
+    /// Reserves file space (fallocate, in growing steps) so that a write ending at
+    /// `write_end` fits.
+    async fn preallocate(&mut self, write_end: u64) -> Result<(), LogError> {
+        if write_end <= self.allocated_bytes {
+            return Ok(());
         }
+        let segment_bytes = self.state.borrow().config.segment_bytes_clamped();
+        let target = preallocation_target(self.allocated_bytes, write_end, segment_bytes);
+        let segment_base = self.segment_base;
         self.file
-            .write_at(buf, aligned_start)
+            .pre_allocate(target)
             .await
-            .map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
-        self.tail = next_tail;
+            .map_err(|e| LogError::io(format!("preallocating segment {segment_base}"), e))?;
+        self.allocated_bytes = target;
+        Ok(())
+    }
+
+    /// Records a finished write: its batches leave the queue and count as written.
+    fn complete(&mut self, run: WriteRun) {
+        self.tail = run.next_tail;
         let mut st = self.state.borrow_mut();
         if std::mem::take(&mut st.storage_full) {
             tracing::info!(dir = ?st.dir, "disk has room again; produce resumes");
         }
-        for _ in 0..count {
+        for _ in 0..run.count {
             let done = st.unwritten.pop_front().expect("counted above");
             assert!(
                 done.base_offset >= st.written_offset,
@@ -278,18 +355,18 @@ impl Writer {
             );
             st.unwritten_bytes -= done.bytes.len() as u64;
         }
-        st.written_offset = last_offset + 1;
+        st.written_offset = run.last_offset + 1;
         st.written_event.notify(usize::MAX);
+        let segment_base = self.segment_base;
         let active = st
             .segments
             .iter_mut()
             .rev()
             .find(|s| s.base_offset == segment_base)
             .expect("segment being written exists");
-        active.written_bytes = first_position + payload as u64;
+        active.written_bytes = run.first_position + run.payload;
         st.trim_cache();
         st.assert_offsets();
-        Ok(payload as u64)
     }
 
     /// Seals the current segment and opens the segment starting at `next_base`.
