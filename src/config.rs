@@ -46,6 +46,8 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (Kafka's `group.*` and `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// Share-group settings (Kafka's `group.share.*`).
+    pub share: crate::share::share_config::ShareBrokerConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
 }
@@ -73,6 +75,12 @@ pub struct ConfigFile {
     pub offsets_retention_ms: Option<i64>,
     pub group_consumer_session_timeout_ms: Option<i32>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    pub share_record_lock_duration_ms: Option<i64>,
+    pub share_delivery_count_limit: Option<i16>,
+    pub share_session_timeout_ms: Option<i64>,
+    pub share_heartbeat_interval_ms: Option<i32>,
+    pub share_partition_max_record_locks: Option<usize>,
+    pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
 }
 

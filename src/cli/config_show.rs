@@ -118,6 +118,7 @@ fn render(
     };
     let quoted = |s: &str| format!("{s:?}");
     let log = &config.log;
+    let share = &config.share;
     let rows: Vec<(&str, String, Source)> = vec![
         (
             "data-dir",
@@ -256,6 +257,60 @@ fn render(
                 false,
             ),
         ),
+        (
+            "share-record-lock-duration-ms",
+            share.group_defaults.lock_duration_ms.to_string(),
+            source(
+                "share_record_lock_duration_ms",
+                file.share_record_lock_duration_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "share-delivery-count-limit",
+            share.group_defaults.delivery_count_limit.to_string(),
+            source(
+                "share_delivery_count_limit",
+                file.share_delivery_count_limit.is_some(),
+                false,
+            ),
+        ),
+        (
+            "share-session-timeout-ms",
+            share.group_defaults.session_timeout_ms.to_string(),
+            source(
+                "share_session_timeout_ms",
+                file.share_session_timeout_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "share-heartbeat-interval-ms",
+            share.group_defaults.heartbeat_interval_ms.to_string(),
+            source(
+                "share_heartbeat_interval_ms",
+                file.share_heartbeat_interval_ms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "share-partition-max-record-locks",
+            share.partition_record_locks_max.to_string(),
+            source(
+                "share_partition_max_record_locks",
+                file.share_partition_max_record_locks.is_some(),
+                false,
+            ),
+        ),
+        (
+            "share-max-share-sessions",
+            share.sessions_max.to_string(),
+            source(
+                "share_max_share_sessions",
+                file.share_max_share_sessions.is_some(),
+                false,
+            ),
+        ),
     ];
     let mut out = String::from(
         "# Effective `sluice serve` configuration. Precedence: flag > env (SLUICE_*) > file > default.\n",
@@ -329,6 +384,10 @@ mod tests {
             "3",
             "--shards",
             "1",
+            "--share-session-timeout-ms",
+            "2000",
+            "--share-heartbeat-interval-ms",
+            "500",
         ]);
         // A flag beats the file; the file beats the default.
         let partitions = line(&text, "num-partitions");
@@ -339,6 +398,9 @@ mod tests {
         assert!(line(&text, "segment-bytes").ends_with("# default"));
         assert!(line(&text, "advertised-host").contains("\"127.0.0.1\""));
         assert!(line(&text, "advertised-host").ends_with("# default (derived)"));
+        assert!(line(&text, "share-session-timeout-ms").contains("= 2000"));
+        assert!(line(&text, "share-session-timeout-ms").ends_with("# flag"));
+        assert!(line(&text, "share-max-share-sessions").ends_with("# default"));
         // The output is itself a valid config file.
         let body: String = text
             .lines()

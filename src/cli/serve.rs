@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::config::{self, BrokerConfig, ConfigError, ConfigFile};
 use crate::log::LogConfig;
+use crate::share::share_config::{self, ShareBrokerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -60,6 +61,24 @@ pub struct ServeArgs {
     /// KIP-848 group.consumer.heartbeat.interval.ms [default: 5000]
     #[arg(long, env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// Share groups: default share.record.lock.duration.ms, how long an acquired record stays locked (Kafka's group.share.record.lock.duration.ms) [default: 30000]
+    #[arg(long, env = "SLUICE_SHARE_RECORD_LOCK_DURATION_MS")]
+    pub share_record_lock_duration_ms: Option<i64>,
+    /// Share groups: default share.delivery.count.limit, deliveries before a record is archived (Kafka's group.share.delivery.count.limit) [default: 5]
+    #[arg(long, env = "SLUICE_SHARE_DELIVERY_COUNT_LIMIT")]
+    pub share_delivery_count_limit: Option<i16>,
+    /// Share groups: default share.session.timeout.ms, a member silent this long is removed (Kafka's group.share.session.timeout.ms) [default: 45000]
+    #[arg(long, env = "SLUICE_SHARE_SESSION_TIMEOUT_MS")]
+    pub share_session_timeout_ms: Option<i64>,
+    /// Share groups: default share.heartbeat.interval.ms (Kafka's group.share.heartbeat.interval.ms) [default: 5000]
+    #[arg(long, env = "SLUICE_SHARE_HEARTBEAT_INTERVAL_MS")]
+    pub share_heartbeat_interval_ms: Option<i32>,
+    /// Share groups: most records in flight per share-partition (Kafka's group.share.partition.max.record.locks) [default: 2000]
+    #[arg(long, env = "SLUICE_SHARE_PARTITION_MAX_RECORD_LOCKS")]
+    pub share_partition_max_record_locks: Option<usize>,
+    /// Share groups: most share sessions per shard (Kafka's group.share.max.share.sessions, per broker) [default: 2000]
+    #[arg(long, env = "SLUICE_SHARE_MAX_SHARE_SESSIONS")]
+    pub share_max_share_sessions: Option<usize>,
     /// Log filter, e.g. info or sluice=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -100,6 +119,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         None => ConfigFile::default(),
     };
     let group = resolve_group(&args, &file)?;
+    let share = resolve_share(&args, &file)?;
     let cores = config::default_shard_count();
     let shard_count = args.shards.or(file.shards).unwrap_or(cores);
     if shard_count == 0 || shard_count > 1024 {
@@ -184,6 +204,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     }
     Ok(BrokerConfig {
         group,
+        share,
         data_dir,
         listen,
         advertised_host,
@@ -267,6 +288,83 @@ fn resolve_group(
         });
     }
     Ok(group)
+}
+
+/// Share-group settings: flags and env over the file over defaults. Group defaults are
+/// checked against the same ranges as a group's own overrides.
+fn resolve_share(args: &ServeArgs, file: &ConfigFile) -> Result<ShareBrokerConfig, ConfigError> {
+    let mut share = ShareBrokerConfig::default();
+    let defaults = &mut share.group_defaults;
+    let mut set = |key: &'static str, name: &str, value: Option<String>| match value {
+        Some(value) => defaults
+            .set(name, &value)
+            .map_err(|e| ConfigError::Invalid {
+                key,
+                reason: e.to_string(),
+            }),
+        None => Ok(()),
+    };
+    set(
+        "share-record-lock-duration-ms",
+        share_config::LOCK_DURATION_MS,
+        args.share_record_lock_duration_ms
+            .or(file.share_record_lock_duration_ms)
+            .map(|v| v.to_string()),
+    )?;
+    set(
+        "share-delivery-count-limit",
+        share_config::DELIVERY_COUNT_LIMIT,
+        args.share_delivery_count_limit
+            .or(file.share_delivery_count_limit)
+            .map(|v| v.to_string()),
+    )?;
+    set(
+        "share-session-timeout-ms",
+        share_config::SESSION_TIMEOUT_MS,
+        args.share_session_timeout_ms
+            .or(file.share_session_timeout_ms)
+            .map(|v| v.to_string()),
+    )?;
+    set(
+        "share-heartbeat-interval-ms",
+        share_config::HEARTBEAT_INTERVAL_MS,
+        args.share_heartbeat_interval_ms
+            .or(file.share_heartbeat_interval_ms)
+            .map(|v| v.to_string()),
+    )?;
+    if i64::from(defaults.heartbeat_interval_ms) >= defaults.session_timeout_ms {
+        return Err(ConfigError::Invalid {
+            key: "share-heartbeat-interval-ms",
+            reason: format!(
+                "{} must be below the session timeout {}",
+                defaults.heartbeat_interval_ms, defaults.session_timeout_ms
+            ),
+        });
+    }
+    let in_range = |key: &'static str, value: usize, max: usize| {
+        if (1..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                key,
+                reason: format!("{value} is not between 1 and {max}"),
+            })
+        }
+    };
+    if let Some(locks) = args
+        .share_partition_max_record_locks
+        .or(file.share_partition_max_record_locks)
+    {
+        share.partition_record_locks_max =
+            in_range("share-partition-max-record-locks", locks, 100_000)?;
+    }
+    if let Some(sessions) = args
+        .share_max_share_sessions
+        .or(file.share_max_share_sessions)
+    {
+        share.sessions_max = in_range("share-max-share-sessions", sessions, 1_000_000)?;
+    }
+    Ok(share)
 }
 
 /// The best O_DIRECT write size `sluice tune --probe-disk` measured for this data dir, if it

@@ -64,7 +64,8 @@ impl Shard {
             config.shard_count,
             config.group.clone(),
         );
-        let share = crate::share::ShareState::new(&config.data_dir, id, config.shard_count);
+        let share =
+            crate::share::ShareState::new(&config.data_dir, id, config.shard_count, &config.share);
         let share = std::rc::Rc::new(share);
         Shard {
             id,

@@ -14,6 +14,7 @@
 //! - [`share_partition`] — one share-partition's record states (pure).
 //! - [`share_state_store`] — the durable state log of a partition's share-partitions.
 //! - [`share_state`] — a shard's share state and the messages between shards.
+//! - [`share_session`] — the members' share sessions on a shard (session epochs).
 //! - [`share_group`] — membership and assignment on the coordinator.
 //! - [`share_config`] — broker defaults and per-group configs.
 //! - [`dead_letter`] — the dead-letter topic.
@@ -25,6 +26,7 @@ mod share_error;
 pub mod share_group;
 pub mod share_inbox;
 pub mod share_partition;
+pub mod share_session;
 pub mod share_state;
 pub mod share_state_store;
 pub mod share_timers;

@@ -1,14 +1,20 @@
-//! Share-group settings: broker defaults (Kafka's `group.share.*` broker configs) and
-//! per-group overrides set with IncrementalAlterConfigs on a GROUP resource.
+//! Share-group settings: broker defaults (Kafka's `group.share.*` broker configs, set with
+//! `sluice serve` flags) and per-group overrides set with IncrementalAlterConfigs on a GROUP
+//! resource.
 //!
-//! | group config                         | broker default (env override)                     |
-//! |--------------------------------------|---------------------------------------------------|
-//! | `share.record.lock.duration.ms`      | 30000 (`SLUICE_SHARE_RECORD_LOCK_DURATION_MS`)    |
-//! | `share.delivery.count.limit`         | 5 (`SLUICE_SHARE_DELIVERY_COUNT_LIMIT`)           |
-//! | `share.auto.offset.reset`            | latest                                            |
-//! | `share.session.timeout.ms`           | 45000 (`SLUICE_SHARE_SESSION_TIMEOUT_MS`)         |
-//! | `share.heartbeat.interval.ms`        | 5000 (`SLUICE_SHARE_HEARTBEAT_INTERVAL_MS`)       |
-//! | `errors.deadletterqueue.topic.name`  | none: rejected and over-limit records are dropped |
+//! | group config                         | broker default (`sluice serve` flag)                 |
+//! |--------------------------------------|------------------------------------------------------|
+//! | `share.record.lock.duration.ms`      | 30000 (`--share-record-lock-duration-ms`)            |
+//! | `share.delivery.count.limit`         | 5 (`--share-delivery-count-limit`)                   |
+//! | `share.auto.offset.reset`            | latest                                               |
+//! | `share.session.timeout.ms`           | 45000 (`--share-session-timeout-ms`)                 |
+//! | `share.heartbeat.interval.ms`        | 5000 (`--share-heartbeat-interval-ms`)               |
+//! | `errors.deadletterqueue.topic.name`  | none: rejected and over-limit records are dropped    |
+//!
+//! Two limits are broker-wide only ([`ShareBrokerConfig`]): records in flight per
+//! share-partition (`--share-partition-max-record-locks`, Kafka's
+//! `group.share.partition.max.record.locks`) and share sessions per shard
+//! (`--share-max-share-sessions`, Kafka's `group.share.max.share.sessions`, per broker).
 //!
 //! The dead-letter setting follows KIP-1191's name. Overrides are stored one JSON file per
 //! group in `<data dir>/.share/groups/`, written by the group's coordinator shard, and read
@@ -36,9 +42,12 @@ pub const GROUP_CONFIG_NAMES: &[&str] = &[
     DEAD_LETTER_TOPIC,
 ];
 
-/// Most records a share-partition keeps in flight (Kafka's
+/// Default of the most records a share-partition keeps in flight (Kafka's
 /// `group.share.partition.max.record.locks`).
-pub const IN_FLIGHT_RECORDS_MAX: usize = 2_000;
+pub const PARTITION_RECORD_LOCKS_DEFAULT: usize = 2_000;
+/// Default of the most share sessions one shard holds (Kafka's
+/// `group.share.max.share.sessions`; each shard is a broker).
+pub const SHARE_SESSIONS_DEFAULT: usize = 2_000;
 /// Most records one ShareFetch acquires from one partition when the client sets no limit.
 pub const FETCH_RECORDS_DEFAULT: usize = 500;
 
@@ -75,28 +84,28 @@ impl Default for ShareGroupConfig {
 /// A group's overrides, by config name.
 pub type GroupOverrides = BTreeMap<String, String>;
 
-impl ShareGroupConfig {
-    /// Defaults overridden by `SLUICE_SHARE_*` environment variables.
-    pub fn from_env() -> ShareGroupConfig {
-        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
-            std::env::var(name).ok()?.parse().ok()
-        }
-        let mut config = ShareGroupConfig::default();
-        if let Some(v) = var("SLUICE_SHARE_RECORD_LOCK_DURATION_MS") {
-            config.lock_duration_ms = v;
-        }
-        if let Some(v) = var("SLUICE_SHARE_DELIVERY_COUNT_LIMIT") {
-            config.delivery_count_limit = v;
-        }
-        if let Some(v) = var("SLUICE_SHARE_SESSION_TIMEOUT_MS") {
-            config.session_timeout_ms = v;
-        }
-        if let Some(v) = var("SLUICE_SHARE_HEARTBEAT_INTERVAL_MS") {
-            config.heartbeat_interval_ms = v;
-        }
-        config
-    }
+/// Broker-wide share settings, from `sluice serve` flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareBrokerConfig {
+    /// Every group's settings unless the group overrides them.
+    pub group_defaults: ShareGroupConfig,
+    /// Most records a share-partition keeps in flight.
+    pub partition_record_locks_max: usize,
+    /// Most share sessions one shard holds.
+    pub sessions_max: usize,
+}
 
+impl Default for ShareBrokerConfig {
+    fn default() -> ShareBrokerConfig {
+        ShareBrokerConfig {
+            group_defaults: ShareGroupConfig::default(),
+            partition_record_locks_max: PARTITION_RECORD_LOCKS_DEFAULT,
+            sessions_max: SHARE_SESSIONS_DEFAULT,
+        }
+    }
+}
+
+impl ShareGroupConfig {
     /// These defaults with a group's overrides applied (overrides were validated when set).
     pub fn with_overrides(&self, overrides: &GroupOverrides) -> ShareGroupConfig {
         let mut config = self.clone();

@@ -24,6 +24,10 @@ pub enum ShareError {
     InvalidConfig(String),
     #[error("share session not found")]
     ShareSessionNotFound,
+    #[error("share session epoch {got} is invalid (expected {expected:?})")]
+    InvalidShareSessionEpoch { expected: Option<i32>, got: i32 },
+    #[error("this broker holds as many share sessions as it may")]
+    ShareSessionLimitReached,
     #[error("share state storage: {0}")]
     Storage(String),
     #[error("the broker is shutting down")]

@@ -38,6 +38,9 @@ async fn handle(shard: Rc<Shard>, message: ShareMessage) {
                 .await;
             let _ = reply.send(result);
         }
+        ShareMessage::DropSessions { group, members } => {
+            shard.share().drop_sessions(&group, &members);
+        }
         ShareMessage::SetGroupConfig { group, overrides } => {
             shard.share().set_group_config(&group, overrides);
         }

@@ -6,7 +6,7 @@
 //! across an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -14,11 +14,12 @@ use bytes::Bytes;
 use event_listener::Event;
 use futures_channel::oneshot;
 
-use super::share_config::{AutoOffsetReset, GroupOverrides, ShareGroupConfig};
+use super::share_config::{AutoOffsetReset, GroupOverrides, ShareBrokerConfig, ShareGroupConfig};
 use super::share_group::{HeartbeatRequest, HeartbeatResult, ShareGroup};
 use super::share_partition::{
     AckBatch, AckError, AcquiredRange, BatchSpan, Outcome, SharePartition, StateChange,
 };
+use super::share_session::{FetchSessionRequest, ShareSessionCache, TopicPartition};
 use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
@@ -32,6 +33,9 @@ pub enum ShareMessage {
         batch: Bytes,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// From a group's coordinator to every shard: `members` were removed from the group
+    /// (their heartbeats stopped), so their share sessions go too.
+    DropSessions { group: String, members: Vec<String> },
     /// To the group's coordinator: change its overrides (`None` deletes one).
     AlterGroupConfig {
         group: String,
@@ -94,6 +98,8 @@ pub struct PartitionShares {
     pub log: PartitionLog,
     store: ShareStateStore,
     groups: RefCell<HashMap<String, SharePartition>>,
+    /// Most records in flight per share group on this partition.
+    record_locks_max: usize,
     /// Notified when records become available again (wakes long-polling share fetches).
     released: Event,
 }
@@ -109,22 +115,18 @@ pub struct Acquired {
     pub ranges: Vec<AcquiredRange>,
 }
 
-/// A member's share session on this shard: the partitions its fetches cover.
-#[derive(Debug, Default)]
-struct ShareSession {
-    partitions: BTreeSet<(String, i32)>,
-}
-
 pub struct ShareState {
     shard_id: usize,
     shard_count: usize,
     data_dir: PathBuf,
     defaults: ShareGroupConfig,
+    record_locks_max: usize,
     overrides: RefCell<BTreeMap<String, GroupOverrides>>,
     partitions: RefCell<HashMap<(String, i32), Rc<PartitionShares>>>,
     /// Partitions whose state log is being opened, and the event that says it is done.
     opening: RefCell<HashMap<(String, i32), Rc<Event>>>,
-    sessions: RefCell<HashMap<(String, String), ShareSession>>,
+    /// Share sessions of the members fetching from this shard's partitions.
+    sessions: RefCell<ShareSessionCache>,
     /// Share groups this shard coordinates.
     groups: RefCell<HashMap<String, ShareGroup>>,
     peers: RefCell<Vec<async_channel::Sender<ShareMessage>>>,
@@ -182,16 +184,22 @@ fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
 }
 
 impl ShareState {
-    pub fn new(data_dir: &std::path::Path, shard_id: usize, shard_count: usize) -> ShareState {
+    pub fn new(
+        data_dir: &std::path::Path,
+        shard_id: usize,
+        shard_count: usize,
+        config: &ShareBrokerConfig,
+    ) -> ShareState {
         ShareState {
             shard_id,
             shard_count: shard_count.max(1),
             data_dir: data_dir.to_owned(),
-            defaults: ShareGroupConfig::from_env(),
+            defaults: config.group_defaults.clone(),
+            record_locks_max: config.partition_record_locks_max,
             overrides: RefCell::new(BTreeMap::new()),
             partitions: RefCell::new(HashMap::new()),
             opening: RefCell::new(HashMap::new()),
-            sessions: RefCell::new(HashMap::new()),
+            sessions: RefCell::new(ShareSessionCache::new(config.sessions_max)),
             groups: RefCell::new(HashMap::new()),
             peers: RefCell::new(Vec::new()),
             closed: Cell::new(false),
@@ -402,16 +410,52 @@ impl ShareState {
         super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new())
     }
 
-    /// Removes members whose session expired (timer task).
-    pub fn expire_members(&self, now_ms: i64) {
+    /// Removes members whose heartbeats stopped for the group's session timeout (timer
+    /// task); returns them by group, for [`ShareState::drop_sessions_everywhere`].
+    pub fn expire_members(&self, now_ms: i64) -> Vec<(String, Vec<String>)> {
         let ids: Vec<String> = self.groups.borrow().keys().cloned().collect();
+        let mut expired = Vec::new();
         for group in ids {
             let timeout = self.group_config(&group).session_timeout_ms;
-            if let Some(g) = self.groups.borrow_mut().get_mut(&group) {
-                for member in g.expire(timeout, now_ms) {
-                    tracing::info!(%group, %member, "share group member session expired");
-                }
+            let members = match self.groups.borrow_mut().get_mut(&group) {
+                Some(g) => g.expire(timeout, now_ms),
+                None => continue,
+            };
+            for member in &members {
+                tracing::info!(%group, %member, "share group member session expired");
             }
+            if !members.is_empty() {
+                expired.push((group, members));
+            }
+        }
+        expired
+    }
+
+    /// Drops the share sessions of expired `members` on every shard, this one included, so
+    /// no shard keeps sessions of members that are gone. Their acquired records are not
+    /// released: like Kafka, whose coordinator does not tell share-partition leaders about
+    /// fenced members, they come back when their locks expire.
+    pub async fn drop_sessions_everywhere(&self, group: &str, members: &[String]) {
+        for shard_id in 0..self.shard_count {
+            if shard_id == self.shard_id {
+                self.drop_sessions(group, members);
+                continue;
+            }
+            let message = ShareMessage::DropSessions {
+                group: group.to_owned(),
+                members: members.to_vec(),
+            };
+            if let Err(e) = self.send(shard_id, message).await {
+                tracing::debug!(%group, shard_id, error = %e, "share sessions not dropped");
+            }
+        }
+    }
+
+    /// Drops `members`' share sessions on this shard.
+    pub fn drop_sessions(&self, group: &str, members: &[String]) {
+        let dropped = self.sessions.borrow_mut().drop_members(group, members);
+        if dropped > 0 {
+            tracing::debug!(%group, dropped, "dropped the share sessions of expired members");
         }
     }
 
@@ -461,6 +505,7 @@ impl ShareState {
             log,
             store,
             groups: RefCell::new(groups),
+            record_locks_max: self.record_locks_max,
             released: Event::new(),
         });
         self.partitions.borrow_mut().insert(key, Rc::clone(&shares));
@@ -472,36 +517,26 @@ impl ShareState {
         self.partitions.borrow().values().cloned().collect()
     }
 
-    /// Opens, extends or closes a member's share session and returns the partitions it
-    /// covers. `epoch` 0 starts a new session, -1 ends it, others continue it.
-    pub fn update_session(
+    /// Applies a ShareFetch to the member's share session (see [`ShareSessionCache::fetch`])
+    /// and returns the partitions the fetch covers.
+    pub fn fetch_session(
+        &self,
+        group: &str,
+        member: &str,
+        request: FetchSessionRequest<'_>,
+    ) -> Result<Vec<TopicPartition>, ShareError> {
+        self.sessions.borrow_mut().fetch(group, member, request)
+    }
+
+    /// Applies a ShareAcknowledge to the member's share session (see
+    /// [`ShareSessionCache::acknowledge`]); returns the partitions of a session it closes.
+    pub fn acknowledge_session(
         &self,
         group: &str,
         member: &str,
         epoch: i32,
-        added: &[(String, i32)],
-        forgotten: &[(String, i32)],
-    ) -> Result<Vec<(String, i32)>, ShareError> {
-        let key = (group.to_owned(), member.to_owned());
-        let mut sessions = self.sessions.borrow_mut();
-        if epoch == 0 {
-            sessions.insert(key.clone(), ShareSession::default());
-        }
-        let Some(session) = sessions.get_mut(&key) else {
-            if epoch == -1 {
-                return Ok(added.to_vec());
-            }
-            return Err(ShareError::ShareSessionNotFound);
-        };
-        session.partitions.extend(added.iter().cloned());
-        for p in forgotten {
-            session.partitions.remove(p);
-        }
-        let partitions = session.partitions.iter().cloned().collect();
-        if epoch == -1 {
-            sessions.remove(&key);
-        }
-        Ok(partitions)
+    ) -> Result<Vec<TopicPartition>, ShareError> {
+        self.sessions.borrow_mut().acknowledge(group, member, epoch)
     }
 
     /// A closed session: the member's locks on `partitions` are released.
@@ -618,7 +653,7 @@ impl PartitionShares {
                 member,
                 deadline_ms,
                 records_max,
-                super::share_config::IN_FLIGHT_RECORDS_MAX,
+                self.record_locks_max,
             )
         })?;
         if ranges.is_empty() {

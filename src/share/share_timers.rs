@@ -1,5 +1,6 @@
 //! The per-shard share timers task: member session expiry for the share groups this shard
-//! coordinates, record lock expiry on its share-partitions, and state-log compaction.
+//! coordinates (dropping the expired members' share sessions on every shard), record lock
+//! expiry on its share-partitions, and state-log compaction.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,7 +20,17 @@ pub async fn run(shard: Rc<Shard>) {
         crate::io::sleep(SHARE_TICK).await;
         let now_ms = crate::server::connection::now_ms();
         let share = shard.share();
-        share.expire_members(now_ms);
+        for (group, members) in share.expire_members(now_ms) {
+            // Telling the other shards awaits their inboxes; the ticks go on meanwhile.
+            let shard = Rc::clone(&shard);
+            crate::io::spawn(async move {
+                shard
+                    .share()
+                    .drop_sessions_everywhere(&group, &members)
+                    .await;
+            })
+            .detach();
+        }
         for shares in share.all_partition_shares() {
             for group in shares.group_ids() {
                 let limit = share.group_config(&group).delivery_count_limit;

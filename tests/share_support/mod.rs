@@ -2,6 +2,8 @@
 //! ShareConsumer, librdkafka 2.16) against a broker started by the Rust test.
 #![allow(dead_code)]
 
+pub mod share_protocol;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;

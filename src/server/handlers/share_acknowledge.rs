@@ -1,5 +1,6 @@
 //! ShareAcknowledge (KIP-932): acknowledgements without a fetch, served by the shard that
-//! owns each partition. Session epoch -1 also closes the member's share session, releasing
+//! owns each partition. The share session epoch is checked first (0 is refused: only a
+//! ShareFetch opens a session); epoch -1 also closes the member's share session, releasing
 //! the records it still holds.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use super::RequestContext;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::shard::Shard;
+use crate::share::share_session::FINAL_EPOCH;
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -56,17 +58,12 @@ async fn share_acknowledge(
         return response;
     }
     let epoch = request.share_session_epoch;
-    if epoch == 0 {
-        response.error_code = code(ResponseError::InvalidShareSessionEpoch);
-        return response;
-    }
-    let session = match shard
-        .share()
-        .update_session(&group, &member, epoch, &[], &[])
-    {
-        Ok(session) => session,
+    let closed = match shard.share().acknowledge_session(&group, &member, epoch) {
+        Ok(closed) => closed,
         Err(e) => {
+            tracing::debug!(%group, %member, epoch, error = %e, "ShareAcknowledge session refused");
             response.error_code = share_error_code(&e);
+            response.error_message = Some(StrBytes::from_string(e.to_string()));
             return response;
         }
     };
@@ -104,9 +101,9 @@ async fn share_acknowledge(
             acked.push(target);
         }
     }
-    if epoch == -1 {
+    if epoch == FINAL_EPOCH {
         let mut targets = acked;
-        for (topic, partition) in &session {
+        for (topic, partition) in &closed {
             if let Some(meta) = shard.topic(topic) {
                 targets.push(resolve(shard, meta.id, *partition).await);
             }

@@ -15,6 +15,8 @@ pub fn share_error(error: &ShareError) -> ResponseError {
         ShareError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ShareError::InvalidConfig(_) => ResponseError::InvalidConfig,
         ShareError::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
+        ShareError::InvalidShareSessionEpoch { .. } => ResponseError::InvalidShareSessionEpoch,
+        ShareError::ShareSessionLimitReached => ResponseError::ShareSessionLimitReached,
         ShareError::Storage(_) => ResponseError::KafkaStorageError,
         ShareError::ShuttingDown => ResponseError::CoordinatorNotAvailable,
     }

@@ -1,7 +1,9 @@
-//! ShareFetch (KIP-932), served by the shard that owns each partition: acknowledgements
-//! piggy-backed on the request are applied first, then records are acquired for the member
-//! from every partition of its share session, long-polling until some are available or
-//! `max_wait_ms` passes.
+//! ShareFetch (KIP-932), served by the shard that owns each partition: the share session
+//! epoch is checked first (`share/share_session.rs`), then acknowledgements piggy-backed on
+//! the request are applied, then records are acquired for the member from every partition
+//! of its share session, long-polling until some are available or `max_wait_ms` passes. A
+//! request with epoch -1 closes the session instead of fetching, releasing the member's
+//! records.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,6 +29,7 @@ use crate::server::connection::Reply;
 use crate::shard::{PartitionLookup, Shard};
 use crate::share::share_config::FETCH_RECORDS_DEFAULT;
 use crate::share::share_partition::{AckBatch, AckType};
+use crate::share::share_session::{FetchSessionRequest, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::share_state::{wait_durable, PartitionShares};
 use crate::share::ShareError;
 
@@ -201,7 +204,14 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
     let config = shard.share().group_config(&group);
     response.acquisition_lock_timeout_ms =
         i32::try_from(config.lock_duration_ms).unwrap_or(i32::MAX);
-    let name_of = |id: Uuid| shard.topic_by_id(id).map(|m| m.name);
+    // Only partitions that exist enter a session, so a client cannot grow one without
+    // bound; the others are answered with their error below.
+    let existing = |id: Uuid, partition: i32| {
+        let meta = shard.topic_by_id(id)?;
+        (0..meta.partition_count)
+            .contains(&partition)
+            .then_some((meta.name, partition))
+    };
     let mut requested = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
@@ -210,21 +220,30 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
     }
     let added: Vec<(String, i32)> = requested
         .iter()
-        .filter_map(|(id, p)| Some((name_of(*id)?, p.partition_index)))
+        .filter_map(|(id, p)| existing(*id, p.partition_index))
         .collect();
     let forgotten: Vec<(String, i32)> = request
         .forgotten_topics_data
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
-        .filter_map(|(id, p)| Some((name_of(id)?, p)))
+        .filter_map(|(id, p)| existing(id, p))
         .collect();
     let epoch = request.share_session_epoch;
+    let session_request = FetchSessionRequest {
+        epoch,
+        added: &added,
+        forgotten: &forgotten,
+        has_acknowledgements: requested
+            .iter()
+            .any(|(_, p)| !p.acknowledgement_batches.is_empty()),
+    };
     let session = match shard
         .share()
-        .update_session(&group, &member, epoch, &added, &forgotten)
+        .fetch_session(&group, &member, session_request)
     {
         Ok(session) => session,
         Err(e) => {
+            tracing::debug!(%group, %member, epoch, error = %e, "ShareFetch session refused");
             response.error_code = share_error_code(&e);
             response.error_message = Some(StrBytes::from_string(e.to_string()));
             return response;
@@ -279,12 +298,12 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
         };
         outs[index].ack_error = Some(ack_error);
     }
-    if epoch == -1 {
+    if epoch == FINAL_EPOCH {
         release_member(shard, &group, &member, &targets).await;
     } else {
         fetch_records(shard, &request, &group, &member, &targets, &mut outs).await;
     }
-    let full = epoch == 0;
+    let full = epoch == INITIAL_EPOCH;
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
     for (target, out) in targets.iter().zip(outs) {
         let interesting =
