@@ -4,31 +4,13 @@
 mod common;
 mod group_support;
 
-use std::process::{Command, Output};
-
 use rdkafka::consumer::{CommitMode, Consumer};
 
+use common::cli::{sluice, stdout};
 use common::{create_topic, produce_all, producer, topic_name, Broker, TestRecord, CLIENT_TIMEOUT};
 use group_support::{committed_offsets, group_consumer, poll_until};
 
 const PARTITIONS_COUNT: i32 = 2;
-
-fn sluice(args: &[&str], bootstrap: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .args(["--bootstrap", bootstrap])
-        .output()
-        .expect("run sluice")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "sluice failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 #[test]
 fn group_cli_describes_resets_and_deletes() {

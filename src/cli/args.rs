@@ -4,6 +4,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use kafka_protocol::records::Compression;
 
+use crate::client::group_admin::ResetSpec;
 use crate::client::{Acks, Cluster, ConnectionConfig};
 
 use super::CliError;
@@ -23,6 +24,41 @@ impl BootstrapArgs {
             ..ConnectionConfig::default()
         };
         Ok(Cluster::connect(&self.bootstrap, config)?)
+    }
+}
+
+/// Where `group reset-offsets` and `share-group reset` move offsets: one of these.
+#[derive(Debug, Clone, Args)]
+#[group(id = "to", multiple = false)]
+pub struct ResetToArgs {
+    #[arg(long)]
+    pub to_earliest: bool,
+    #[arg(long)]
+    pub to_latest: bool,
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// Milliseconds since the epoch: the first offset at or after it
+    #[arg(long, value_name = "TIMESTAMP_MS")]
+    pub to_timestamp: Option<i64>,
+}
+
+impl ResetToArgs {
+    pub fn spec(&self) -> Result<ResetSpec, CliError> {
+        match (
+            self.to_earliest,
+            self.to_latest,
+            self.to_offset,
+            self.to_timestamp,
+        ) {
+            (true, _, _, _) => Ok(ResetSpec::Earliest),
+            (_, true, _, _) => Ok(ResetSpec::Latest),
+            (_, _, Some(offset), _) => Ok(ResetSpec::Offset(offset)),
+            (_, _, _, Some(timestamp_ms)) => Ok(ResetSpec::Timestamp(timestamp_ms)),
+            _ => Err(CliError::Usage(
+                "one of --to-earliest, --to-latest, --to-offset or --to-timestamp is required"
+                    .to_owned(),
+            )),
+        }
     }
 }
 

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 
-use crate::client::group_admin::{GroupAdmin, ResetSpec};
+use crate::client::group_admin::GroupAdmin;
 
-use super::args::BootstrapArgs;
+use super::args::{BootstrapArgs, ResetToArgs};
 use super::CliError;
 
 #[derive(Debug, Args)]
@@ -34,15 +34,8 @@ pub enum GroupCommand {
         /// Topic whose offsets to reset (repeatable) [default: every topic with offsets]
         #[arg(long = "topic")]
         topics: Vec<String>,
-        #[arg(long, group = "to")]
-        to_earliest: bool,
-        #[arg(long, group = "to")]
-        to_latest: bool,
-        #[arg(long, value_name = "OFFSET", group = "to")]
-        to_offset: Option<i64>,
-        /// Milliseconds since the epoch: the first offset at or after it
-        #[arg(long, value_name = "TIMESTAMP_MS", group = "to")]
-        to_timestamp: Option<i64>,
+        #[command(flatten)]
+        to: ResetToArgs,
         /// Show the new offsets without committing them
         #[arg(long)]
         dry_run: bool,
@@ -149,23 +142,11 @@ pub fn run(args: GroupArgs) -> Result<(), CliError> {
         GroupCommand::ResetOffsets {
             group,
             topics,
-            to_earliest,
-            to_latest,
-            to_offset,
-            to_timestamp,
+            to,
             dry_run,
             bootstrap,
         } => {
-            let spec = match (to_earliest, to_latest, to_offset, to_timestamp) {
-                (true, _, _, _) => ResetSpec::Earliest,
-                (_, true, _, _) => ResetSpec::Latest,
-                (_, _, Some(o), _) => ResetSpec::Offset(o),
-                (_, _, _, Some(ts)) => ResetSpec::Timestamp(ts),
-                _ => return Err(CliError::Usage(
-                    "one of --to-earliest, --to-latest, --to-offset or --to-timestamp is required"
-                        .to_owned(),
-                )),
-            };
+            let spec = to.spec()?;
             let mut admin = GroupAdmin::new(bootstrap.connect()?);
             let description = admin.describe_group(&group)?;
             if description.is_active() {
@@ -194,16 +175,7 @@ pub fn run(args: GroupArgs) -> Result<(), CliError> {
             let mut targets = Vec::new();
             for topic in &topics {
                 for partition in admin.partitions(topic)? {
-                    let offset = match spec {
-                        ResetSpec::Earliest => admin.list_offset(topic, partition, -2)?,
-                        ResetSpec::Latest => admin.list_offset(topic, partition, -1)?,
-                        ResetSpec::Timestamp(ts) => admin.list_offset(topic, partition, ts)?,
-                        ResetSpec::Offset(o) => {
-                            let start = admin.list_offset(topic, partition, -2)?;
-                            let end = admin.list_offset(topic, partition, -1)?;
-                            o.clamp(start, end)
-                        }
-                    };
+                    let offset = admin.reset_target(topic, partition, spec)?;
                     targets.push((topic.clone(), partition, offset));
                 }
             }

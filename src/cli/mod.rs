@@ -3,6 +3,7 @@
 //! - `serve` — run the broker ([`serve`], owned by the broker side).
 //! - `topic create|list|describe|delete|alter-config` — topic admin over the Kafka protocol.
 //! - `produce` / `consume` — console tools like kafka-console-producer/-consumer.
+//! - `group` / `share-group` — consumer-group and share-group administration.
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod serve;
+pub mod share_group;
 pub mod topic;
 pub mod tune;
 
@@ -41,6 +43,8 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe, reset offsets of and delete consumer groups.
     Group(group::GroupArgs),
+    /// List, describe, reset start offsets of and delete share groups.
+    ShareGroup(share_group::ShareGroupArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
+        Command::ShareGroup(args) => share_group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

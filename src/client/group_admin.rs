@@ -96,6 +96,18 @@ fn decode_assignment(mut bytes: Bytes) -> BTreeMap<String, Vec<i32>> {
     out
 }
 
+/// `(topic, partition, offset)` triples grouped by topic, in topic order.
+pub(super) fn offsets_by_topic(offsets: &[(String, i32, i64)]) -> BTreeMap<&str, Vec<(i32, i64)>> {
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        by_topic
+            .entry(topic.as_str())
+            .or_default()
+            .push((*partition, *offset));
+    }
+    by_topic
+}
+
 impl GroupAdmin {
     pub fn new(cluster: Cluster) -> Self {
         Self { cluster }
@@ -146,7 +158,8 @@ impl GroupAdmin {
         Ok(())
     }
 
-    fn coordinator(&mut self, group: &str) -> Result<(i32, &mut Connection), ClientError> {
+    /// The coordinator of `group`: its broker id and a connection to it.
+    pub fn coordinator(&mut self, group: &str) -> Result<(i32, &mut Connection), ClientError> {
         let node_id = self.find_coordinator(group)?;
         if self.cluster.broker_connection(node_id).is_err() {
             self.cluster.refresh_metadata(Some(&[]), false)?;
@@ -309,6 +322,26 @@ impl GroupAdmin {
         Ok(p.offset)
     }
 
+    /// The offset `spec` resolves to on one partition; explicit offsets are clamped into the
+    /// log.
+    pub fn reset_target(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        spec: ResetSpec,
+    ) -> Result<i64, ClientError> {
+        match spec {
+            ResetSpec::Earliest => self.list_offset(topic, partition, -2),
+            ResetSpec::Latest => self.list_offset(topic, partition, -1),
+            ResetSpec::Timestamp(timestamp_ms) => self.list_offset(topic, partition, timestamp_ms),
+            ResetSpec::Offset(offset) => {
+                let start = self.list_offset(topic, partition, -2)?;
+                let end = self.list_offset(topic, partition, -1)?;
+                Ok(offset.clamp(start, end))
+            }
+        }
+    }
+
     /// Partition indexes of `topic`.
     pub fn partitions(&mut self, topic: &str) -> Result<Vec<i32>, ClientError> {
         Ok(self
@@ -327,20 +360,23 @@ impl GroupAdmin {
         group: &str,
         offsets: &[(String, i32, i64)],
     ) -> Result<(), ClientError> {
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for (topic, partition, offset) in offsets {
-            let entry = OffsetCommitRequestPartition::default()
-                .with_partition_index(*partition)
-                .with_committed_offset(*offset);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
-                Some(t) => t.partitions.push(entry),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(text(topic)))
-                        .with_partitions(vec![entry]),
-                ),
-            }
-        }
+        let topics = offsets_by_topic(offsets)
+            .into_iter()
+            .map(|(topic, partitions)| {
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(text(topic)))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(partition, offset)| {
+                                OffsetCommitRequestPartition::default()
+                                    .with_partition_index(partition)
+                                    .with_committed_offset(offset)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(text(group)))
             .with_generation_id_or_member_epoch(-1)

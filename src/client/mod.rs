@@ -6,6 +6,7 @@
 //! - [`admin`] — topic create/list/describe/delete, configs, partitions.
 //! - [`producer`] — record batch building and Produce.
 //! - [`consumer`] — ListOffsets and a sessionless Fetch loop.
+//! - [`group_admin`] / [`share_admin`] — consumer-group and share-group administration.
 //!
 //! Nothing here panics on broker responses: every field read from the wire is checked and
 //! every broker error code becomes a [`ClientError`].
@@ -38,6 +39,7 @@ pub mod consumer;
 pub mod error;
 pub mod group_admin;
 pub mod producer;
+pub mod share_admin;
 
 pub use admin::Admin;
 pub use cluster::Cluster;

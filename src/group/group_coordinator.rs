@@ -43,8 +43,19 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: String,
-    /// "classic" or "consumer".
+    /// "classic" or "consumer" ("share" for the share groups listed beside them).
     pub group_type: String,
+}
+
+impl GroupListing {
+    /// ListGroups' filters: an empty filter lets every group through; names compare
+    /// case-insensitively, as in Kafka.
+    pub fn matches(&self, states: &[String], types: &[String]) -> bool {
+        let any = |filter: &[String], value: &str| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+        };
+        any(states, &self.state) && any(types, &self.group_type)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -486,12 +497,7 @@ impl GroupCoordinator {
         }
         listed
             .into_values()
-            .filter(|l| {
-                states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(&l.state))
-            })
-            .filter(|l| {
-                types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(&l.group_type))
-            })
+            .filter(|l| l.matches(states, types))
             .collect()
     }
 
@@ -706,6 +712,21 @@ fn decode_subscription(mut metadata: Bytes) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_filters_compare_names_case_insensitively() {
+        let listing = GroupListing {
+            group_id: "g".to_owned(),
+            protocol_type: "share".to_owned(),
+            state: "Empty".to_owned(),
+            group_type: "share".to_owned(),
+        };
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(listing.matches(&[], &[]));
+        assert!(listing.matches(&names(&["EMPTY"]), &names(&["Share"])));
+        assert!(!listing.matches(&names(&["Stable"]), &[]));
+        assert!(!listing.matches(&[], &names(&["consumer", "classic"])));
+    }
 
     #[test]
     fn offsets_of_an_empty_group_expire_after_the_retention() {

@@ -63,6 +63,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::ShareGroupDescribe, 1, 1),
     range(ApiKey::ShareFetch, 1, 1),
     range(ApiKey::ShareAcknowledge, 1, 1),
+    // Share-group administration, at the versions Kafka 4.2 defines (v1 adds the lag).
+    range(ApiKey::DescribeShareGroupOffsets, 0, 1),
+    range(ApiKey::AlterShareGroupOffsets, 0, 0),
+    range(ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// The served range for `api_key`, if any.

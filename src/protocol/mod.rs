@@ -8,6 +8,7 @@ pub mod frame;
 pub mod frame_pool;
 pub mod request;
 pub mod response;
+pub mod share_extensions;
 
 pub use kafka_protocol::error::ResponseError;
 

@@ -16,11 +16,13 @@
 //! - [`share_state`] — a shard's share state and the messages between shards.
 //! - [`share_session`] — the members' share sessions on a shard (session epochs).
 //! - [`share_group`] — membership and assignment on the coordinator.
+//! - [`share_admin`] — describe, reset and delete a group's start offsets, delete a group.
 //! - [`share_config`] — broker defaults and per-group configs.
 //! - [`dead_letter`] — the dead-letter topic.
 //! - [`share_timers`] / [`share_inbox`] — the per-shard background tasks.
 
 pub mod dead_letter;
+pub mod share_admin;
 pub mod share_config;
 mod share_error;
 pub mod share_group;

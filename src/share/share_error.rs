@@ -17,6 +17,8 @@ pub enum ShareError {
     #[error("share group '{0}' has active members")]
     NonEmptyGroup(String),
     #[error("{0}")]
+    UnknownTopicOrPartition(String),
+    #[error("{0}")]
     InvalidRecordState(String),
     #[error("{0}")]
     InvalidRequest(String),

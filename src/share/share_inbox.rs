@@ -1,11 +1,12 @@
 //! The per-shard task that answers other shards' [`ShareMessage`]s. Each message runs as
 //! its own task, so a slow one (a dead-letter append waiting for its fsync) holds up none.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use super::share_state::{wait_durable, PartitionSummary, ShareMessage};
+use super::share_state::{wait_durable, PartitionStart, PartitionSummary, ShareMessage};
 use super::ShareError;
-use crate::shard::Shard;
+use crate::shard::{PartitionLookup, Shard};
 
 pub async fn run(shard: Rc<Shard>, inbox: async_channel::Receiver<ShareMessage>) {
     while let Ok(message) = inbox.recv().await {
@@ -49,15 +50,23 @@ async fn handle(shard: Rc<Shard>, message: ShareMessage) {
         }
         ShareMessage::ResetStart {
             group,
-            topic,
-            to,
+            starts,
             reply,
         } => {
-            let _ = reply.send(reset_start(&shard, &group, topic.as_deref(), to).await);
+            let mut results = Vec::with_capacity(starts.len());
+            for start in starts {
+                results.push(reset_start(&shard, &group, start).await);
+            }
+            let _ = reply.send(results);
         }
-        ShareMessage::DeleteGroup { group, reply } => {
-            let _ = reply.send(delete_group(&shard, &group).await);
+        ShareMessage::DeleteGroup {
+            group,
+            topics,
+            reply,
+        } => {
+            let _ = reply.send(delete_group(&shard, &group, topics.as_ref()).await);
         }
+        ShareMessage::KnownGroups { groups } => shard.share().register_groups(groups),
     }
 }
 
@@ -72,29 +81,38 @@ fn describe_partitions(shard: &Shard, group: &str) -> Vec<PartitionSummary> {
     out
 }
 
-async fn reset_start(
-    shard: &Shard,
-    group: &str,
-    topic: Option<&str>,
-    to: super::share_state::ResetTarget,
-) -> Result<usize, ShareError> {
-    let mut count = 0;
-    for shares in shard.share().all_partition_shares() {
-        if topic.is_some_and(|t| t != shares.topic) {
-            continue;
-        }
-        if shares.summary(group).is_none() && topic.is_none() {
-            continue;
-        }
-        wait_durable(shares.reset_start(group, to)?).await?;
-        count += 1;
-    }
-    Ok(count)
+/// Moves the start offset of one partition this shard owns, opening its share state (and
+/// creating the group's share-partition) if need be.
+async fn reset_start(shard: &Shard, group: &str, start: PartitionStart) -> Result<(), ShareError> {
+    let PartitionLookup::Local(log) = shard.partition(&start.topic, start.partition) else {
+        return Err(ShareError::UnknownTopicOrPartition(format!(
+            "{}-{} is not a partition of this broker",
+            start.topic, start.partition
+        )));
+    };
+    let shares = shard
+        .share()
+        .partition_shares(&start.topic, start.partition, log)
+        .await?;
+    wait_durable(shares.reset_start(group, start.to)?).await
 }
 
-async fn delete_group(shard: &Shard, group: &str) -> Result<(), ShareError> {
+/// Forgets the group's share-partitions of `topics` (all when `None`); returns the topics
+/// whose state it forgot.
+async fn delete_group(
+    shard: &Shard,
+    group: &str,
+    topics: Option<&BTreeSet<String>>,
+) -> Result<BTreeSet<String>, ShareError> {
+    let mut deleted = BTreeSet::new();
     for shares in shard.share().all_partition_shares() {
-        wait_durable(shares.delete_group(group)?).await?;
+        if topics.is_some_and(|t| !t.contains(&shares.topic)) {
+            continue;
+        }
+        if let Some(durable) = shares.delete_group(group)? {
+            wait_durable(Some(durable)).await?;
+            deleted.insert(shares.topic.clone());
+        }
     }
-    Ok(())
+    Ok(deleted)
 }

@@ -73,7 +73,10 @@ pub enum StateChange {
         first: i64,
         last: i64,
     },
-    /// Every offset below `offset` is done (initialisation and admin resets).
+    /// The share-partition (re)starts at `offset` with nothing in flight: every offset below
+    /// it is done and every offset from it on is yet to be delivered. Written on
+    /// initialisation, by admin resets (which may move it backwards) and at the head of a
+    /// compaction snapshot.
     Start {
         offset: i64,
     },
@@ -176,7 +179,9 @@ impl SharePartition {
         for change in changes {
             match *change {
                 StateChange::Start { offset } => {
-                    partition.reset_start(offset);
+                    // A reset forgets what was delivered before it, as it does in memory
+                    // (`PartitionShares::reset_start`), also when it moves backwards.
+                    partition = SharePartition::new(offset);
                     started = true;
                 }
                 StateChange::Delivered { first, last, count } => {
@@ -231,6 +236,24 @@ impl SharePartition {
     /// Records acquired, available for redelivery, or done but not yet below the start offset.
     pub fn in_flight_count(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Records in flight that are not yet done: acquired by a member, or released and
+    /// waiting for redelivery.
+    pub fn pending_count(&self) -> usize {
+        self.in_flight
+            .values()
+            .filter(|r| !r.state.is_terminal())
+            .count()
+    }
+
+    /// Records at or above the start offset that are already acknowledged or archived
+    /// (their lower neighbours are not, so the start offset cannot pass them yet).
+    pub fn done_count(&self) -> usize {
+        self.in_flight
+            .values()
+            .filter(|r| r.state.is_terminal())
+            .count()
     }
 
     pub fn acquired_count(&self) -> usize {
@@ -695,6 +718,24 @@ mod tests {
         let (ranges, _) = sp.acquire(&batches(&[(10, 19)]), &m, 0, 100, 100);
         let offsets: Vec<(i64, i64)> = ranges.iter().map(|r| (r.first, r.last)).collect();
         assert_eq!(offsets, vec![(12, 12), (14, 14), (15, 19)]);
+    }
+
+    #[test]
+    fn replay_of_a_backward_reset_delivers_everything_again() {
+        let changes = vec![
+            StateChange::Start { offset: 0 },
+            StateChange::Delivered {
+                first: 0,
+                last: 9,
+                count: 1,
+            },
+            StateChange::Acknowledged { first: 0, last: 9 },
+            StateChange::Start { offset: 4 },
+        ];
+        let sp = SharePartition::replay(&changes);
+        assert_eq!((sp.start_offset(), sp.end_offset()), (4, 4));
+        assert_eq!(sp.next_candidate(10), Some(4));
+        assert_eq!((sp.pending_count(), sp.done_count()), (0, 0));
     }
 
     #[test]

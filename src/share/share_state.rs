@@ -6,7 +6,7 @@
 //! across an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -53,18 +53,32 @@ pub enum ShareMessage {
         group: String,
         reply: oneshot::Sender<Vec<PartitionSummary>>,
     },
-    /// Move a group's start offset on this shard's partitions (of `topic`, or all).
+    /// Move a group's start offset on partitions this shard owns, creating the group's
+    /// share-partition where it has none yet; one answer per entry of `starts`.
     ResetStart {
         group: String,
-        topic: Option<String>,
-        to: ResetTarget,
-        reply: oneshot::Sender<Result<usize, ShareError>>,
+        starts: Vec<PartitionStart>,
+        reply: oneshot::Sender<Vec<Result<(), ShareError>>>,
     },
-    /// Forget a group's share-partitions on this shard.
+    /// Forget a group's share-partitions on this shard (of `topics`, or all); answers the
+    /// topics it had state for.
     DeleteGroup {
         group: String,
-        reply: oneshot::Sender<Result<(), ShareError>>,
+        topics: Option<BTreeSet<String>>,
+        reply: oneshot::Sender<Result<BTreeSet<String>, ShareError>>,
     },
+    /// To a coordinator at start-up: groups with share-partition state on the sender.
+    /// Membership is not persisted, so without this a group whose members all left before
+    /// a restart could be neither listed, described nor deleted.
+    KnownGroups { groups: Vec<String> },
+}
+
+/// Where one partition's start offset goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStart {
+    pub topic: String,
+    pub partition: i32,
+    pub to: ResetTarget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +94,20 @@ pub struct PartitionSummary {
     pub partition: i32,
     pub start_offset: i64,
     pub high_watermark: i64,
+    /// Records acquired by a member, or released and waiting for redelivery.
     pub in_flight: usize,
-    pub acquired: usize,
+    /// Records above the start offset that are already acknowledged or archived.
+    pub done: usize,
 }
 
 impl PartitionSummary {
-    /// Records not yet acknowledged or archived.
+    /// Records below the high watermark not yet acknowledged or archived (the lag of
+    /// KIP-1226).
     pub fn lag(&self) -> i64 {
-        (self.high_watermark - self.start_offset).max(0)
+        let done = i64::try_from(self.done).unwrap_or(i64::MAX);
+        (self.high_watermark - self.start_offset)
+            .saturating_sub(done)
+            .max(0)
     }
 }
 
@@ -257,6 +277,28 @@ impl ShareState {
                 self.partition_shares(topic, partition, log).await?;
             }
         }
+        self.announce_known_groups().await
+    }
+
+    /// Tells each group's coordinator that the group has state here. The messages wait in
+    /// the coordinators' inboxes until those start serving, right after start-up.
+    async fn announce_known_groups(&self) -> Result<(), ShareError> {
+        let mut by_coordinator: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+        for shares in self.all_partition_shares() {
+            for group in shares.group_ids() {
+                let coordinator = crate::group::coordinator_shard(&group, self.shard_count);
+                by_coordinator.entry(coordinator).or_default().insert(group);
+            }
+        }
+        for (shard_id, groups) in by_coordinator {
+            let groups: Vec<String> = groups.into_iter().collect();
+            if shard_id == self.shard_id {
+                self.register_groups(groups);
+            } else {
+                self.send(shard_id, ShareMessage::KnownGroups { groups })
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -387,6 +429,44 @@ impl ShareState {
             .ok_or_else(|| ShareError::GroupIdNotFound(group.to_owned()))
     }
 
+    /// On the coordinator: groups another shard found state for at start-up.
+    pub fn register_groups(&self, groups: Vec<String>) {
+        let mut known = self.groups.borrow_mut();
+        for group in groups {
+            if self.is_coordinator(&group) {
+                known.entry(group).or_default();
+            }
+        }
+    }
+
+    /// Whether `group` is a share group this shard coordinates.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.borrow().contains_key(group)
+    }
+
+    /// On the coordinator: checks that `group` exists (or creates it, with `create`) and
+    /// has no members, as changing its start offsets requires.
+    pub fn check_empty_group(&self, group: &str, create: bool) -> Result<(), ShareError> {
+        if group.is_empty() {
+            return Err(ShareError::InvalidGroupId);
+        }
+        if !self.is_coordinator(group) {
+            return Err(ShareError::NotCoordinator(group.to_owned()));
+        }
+        let members_count = self.groups.borrow().get(group).map(|g| g.members.len());
+        match members_count {
+            Some(0) => Ok(()),
+            Some(_) => Err(ShareError::NonEmptyGroup(group.to_owned())),
+            None if create => {
+                self.groups
+                    .borrow_mut()
+                    .insert(group.to_owned(), ShareGroup::default());
+                Ok(())
+            }
+            None => Err(ShareError::GroupIdNotFound(group.to_owned())),
+        }
+    }
+
     /// Share groups this shard coordinates, with their state.
     pub fn list_groups(&self) -> Vec<(String, &'static str)> {
         self.groups
@@ -398,14 +478,7 @@ impl ShareState {
 
     /// On the coordinator: forgets an empty group's membership and config.
     pub fn forget_group(&self, group: &str) -> Result<(), ShareError> {
-        if !self.is_coordinator(group) {
-            return Err(ShareError::NotCoordinator(group.to_owned()));
-        }
-        if let Some(g) = self.groups.borrow().get(group) {
-            if !g.members.is_empty() {
-                return Err(ShareError::NonEmptyGroup(group.to_owned()));
-            }
-        }
+        self.check_empty_group(group, false)?;
         self.groups.borrow_mut().remove(group);
         super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new())
     }
@@ -717,8 +790,8 @@ impl PartitionShares {
             partition: self.partition,
             start_offset: sp.start_offset(),
             high_watermark,
-            in_flight: sp.in_flight_count(),
-            acquired: sp.acquired_count(),
+            in_flight: sp.pending_count(),
+            done: sp.done_count(),
         })
     }
 

@@ -7,6 +7,7 @@
 //! Each test binary uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod raw;
 
 use std::fs::File;

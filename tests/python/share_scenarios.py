@@ -327,6 +327,59 @@ def crash_after(bootstrap, state_path):
     assert len(again) == len(set(again)), "a record was delivered twice after the restart"
 
 
+# ---- administration (share_group_cli_describes_resets_and_deletes.rs) ------------------
+
+def admin_consume(bootstrap, topic, group, count, result_path):
+    """Accepts records until `count` distinct ones arrived, then leaves the group. Writes every
+    delivery as [partition, offset]; the Rust test checks them."""
+    set_group_configs(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    consumer = share_consumer(bootstrap, group, topic)
+    deliveries = []
+    deadline = time.time() + 60
+    while len(set(deliveries)) < int(count) and time.time() < deadline:
+        for m in records(consumer.poll(0.5)):
+            deliveries.append((m.partition(), m.offset()))
+            consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        consumer.commit_sync()
+    consumer.close()
+    with open(result_path, "w") as f:
+        json.dump(sorted(deliveries), f)
+    log(f"accepted {len(deliveries)} deliveries")
+
+
+def admin_hold(bootstrap, topic, group, ready_path, stop_path):
+    """Joins the group and holds the records it acquires, unacknowledged, until `stop_path`
+    exists; then closes, which releases them."""
+    consumer = share_consumer(bootstrap, group, topic)
+    held = []
+    deadline = time.time() + 60
+    while not held and time.time() < deadline:
+        held = [(m.partition(), m.offset()) for m in records(consumer.poll(0.5))]
+    assert held, "acquired nothing"
+    with open(ready_path + ".tmp", "w") as f:
+        json.dump(held, f)
+    os.rename(ready_path + ".tmp", ready_path)
+    log("holding", held)
+    deadline = time.time() + 120
+    while not os.path.exists(stop_path) and time.time() < deadline:
+        time.sleep(0.1)
+    consumer.close()
+
+
+def admin_list(bootstrap, group):
+    """ListGroups through AdminClient. list_groups() lists the (empty) share group;
+    list_consumer_groups() leaves it out, as librdkafka keeps only groups of the consumer
+    protocol type there (Kafka's Admin.listConsumerGroups does the same), which also shows
+    that ListGroups gave a protocol type other than "consumer" or empty."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    listed = {g.id: g for g in admin.list_groups(timeout=30)}
+    assert group in listed, f"{group} not in {sorted(listed)}"
+    log("list_groups:", group, listed[group].state, listed[group].error)
+    consumer_groups = admin.list_consumer_groups(request_timeout=30).result(30)
+    assert not consumer_groups.errors, consumer_groups.errors
+    assert group not in [g.group_id for g in consumer_groups.valid], "listed as a consumer group"
+
+
 SCENARIOS = {
     "split": split,
     "lock-timeout": lock_timeout,
@@ -334,6 +387,9 @@ SCENARIOS = {
     "dlq-poison": dlq_poison,
     "crash-before": crash_before,
     "crash-after": crash_after,
+    "admin-consume": admin_consume,
+    "admin-hold": admin_hold,
+    "admin-list": admin_list,
 }
 
 if __name__ == "__main__":

@@ -36,9 +36,22 @@ pub fn share_client_available() -> bool {
 
 /// Runs one scenario to completion and panics with its output if it fails.
 pub fn run_scenario(name: &str, bootstrap: &str, extra: &[&str]) {
+    spawn_scenario(name, bootstrap, extra).finish();
+}
+
+/// A scenario running in the background while the test does something else.
+pub struct RunningScenario {
+    name: String,
+    child: std::process::Child,
+    stdout: tempfile::NamedTempFile,
+    stderr: tempfile::NamedTempFile,
+}
+
+/// Starts one scenario; [`RunningScenario::finish`] waits for it.
+pub fn spawn_scenario(name: &str, bootstrap: &str, extra: &[&str]) -> RunningScenario {
     let stdout = tempfile::NamedTempFile::new().expect("stdout file");
     let stderr = tempfile::NamedTempFile::new().expect("stderr file");
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .arg(script())
         .arg(name)
         .arg(bootstrap)
@@ -47,16 +60,29 @@ pub fn run_scenario(name: &str, bootstrap: &str, extra: &[&str]) {
         .stderr(stderr.reopen().expect("reopen stderr"))
         .spawn()
         .expect("start python3");
-    let status = crate::common::wait_child(&mut child, SCENARIO_TIMEOUT);
-    let out = std::fs::read_to_string(stdout.path()).unwrap_or_default();
-    let err = std::fs::read_to_string(stderr.path()).unwrap_or_default();
-    match status {
-        Some(status) if status.success() => eprintln!("{out}"),
-        Some(status) => panic!("scenario {name} failed ({status}):\n{out}\n{err}"),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("scenario {name} timed out:\n{out}\n{err}");
+    RunningScenario {
+        name: name.to_owned(),
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl RunningScenario {
+    /// Waits for the scenario to exit and panics with its output if it failed.
+    pub fn finish(mut self) {
+        let status = crate::common::wait_child(&mut self.child, SCENARIO_TIMEOUT);
+        let out = std::fs::read_to_string(self.stdout.path()).unwrap_or_default();
+        let err = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        let name = &self.name;
+        match status {
+            Some(status) if status.success() => eprintln!("{out}"),
+            Some(status) => panic!("scenario {name} failed ({status}):\n{out}\n{err}"),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("scenario {name} timed out:\n{out}\n{err}");
+            }
         }
     }
 }

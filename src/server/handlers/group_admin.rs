@@ -1,5 +1,10 @@
 //! ListGroups, DescribeGroups and DeleteGroups. Each broker (shard) lists the groups it
 //! coordinates; clients ask every broker, as they do with Kafka.
+//!
+//! Share groups are listed beside consumer groups (type and protocol type `share`) and
+//! deleted by DeleteGroups like them; DescribeGroups answers for a share group as Kafka
+//! does for any group that is not a classic group (`Dead`, and GROUP_ID_NOT_FOUND from
+//! version 6), since ShareGroupDescribe is the API that describes it.
 
 use std::rc::Rc;
 
@@ -21,12 +26,18 @@ use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::group_errors::{error_code, group_error_code};
+use super::share_errors::share_error_code;
 use super::RequestContext;
 use crate::group::consumer_group::Partitions;
+use crate::group::group_coordinator::GroupListing;
 use crate::group::GroupError;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::shard::Shard;
+use crate::share::share_admin;
+
+/// ListGroups' group type and protocol type of a share group (Kafka's `ShareGroup`).
+const SHARE_GROUP_TYPE: &str = "share";
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -44,9 +55,22 @@ pub fn list_groups(
         .map(|s| s.to_string())
         .collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_string()).collect();
-    let groups = shard
-        .groups()
-        .list(&states, &types)
+    let mut listings = shard.groups().list(&states, &types);
+    listings.extend(
+        shard
+            .share()
+            .list_groups()
+            .into_iter()
+            .map(|(group_id, state)| GroupListing {
+                group_id,
+                protocol_type: SHARE_GROUP_TYPE.to_owned(),
+                state: state.to_owned(),
+                group_type: SHARE_GROUP_TYPE.to_owned(),
+            })
+            .filter(|listing| listing.matches(&states, &types)),
+    );
+    listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    let groups = listings
         .into_iter()
         .map(|listing| {
             let mut group = ListedGroup::default()
@@ -104,6 +128,18 @@ pub fn describe_groups(
                         described.error_message = Some(text(&error.to_string()));
                     }
                 }
+                Ok(description)
+                    if description.state == "Dead" && shard.share().has_group(group_id) =>
+                {
+                    described.group_state = text("Dead");
+                    if version >= 6 {
+                        described.error_code = code(ResponseError::GroupIdNotFound);
+                        described.error_message = Some(text(&format!(
+                            "Group {} is not a classic group.",
+                            group_id.as_str()
+                        )));
+                    }
+                }
                 Ok(description) => {
                     if description.state == "Dead" && version >= 6 {
                         described.error_code = code(ResponseError::GroupIdNotFound);
@@ -146,25 +182,33 @@ pub fn delete_groups(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DeleteGroupsRequest = ctx.decode(&mut body)?;
-    let pending: Vec<(GroupId, Result<_, GroupError>)> = request
+    // Consumer groups are deleted at once (durably later); share groups need their
+    // shards, so their deletion runs in the deferred answer.
+    let pending: Vec<(GroupId, Option<Result<_, GroupError>>)> = request
         .groups_names
         .into_iter()
         .map(|group_id| {
-            let outcome = shard.groups().delete(&group_id);
+            let outcome =
+                (!shard.share().has_group(&group_id)).then(|| shard.groups().delete(&group_id));
             (group_id, outcome)
         })
         .collect();
+    let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut results = Vec::with_capacity(pending.len());
         for (group_id, outcome) in pending {
-            let error = match outcome {
-                Ok(durable) => durable.await.err(),
-                Err(error) => Some(error),
+            let result_code = match outcome {
+                Some(Ok(durable)) => error_code(durable.await.err().as_ref()),
+                Some(Err(error)) => group_error_code(&error),
+                None => share_admin::delete_group(&shard, &group_id)
+                    .await
+                    .err()
+                    .map_or(0, |error| share_error_code(&error)),
             };
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(group_id)
-                    .with_error_code(error_code(error.as_ref())),
+                    .with_error_code(result_code),
             );
         }
         ctx.encode(&DeleteGroupsResponse::default().with_results(results))

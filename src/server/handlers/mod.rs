@@ -18,6 +18,7 @@ mod share_acknowledge;
 mod share_errors;
 mod share_fetch;
 mod share_group;
+mod share_group_offsets;
 mod topics;
 mod unsupported;
 
@@ -119,6 +120,9 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
         ApiKey::ShareFetch => share_fetch::handle(shard, ctx, frame),
         ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, frame),
+        ApiKey::DescribeShareGroupOffsets => share_group_offsets::describe(shard, ctx, frame),
+        ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, frame),
+        ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, frame),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -161,6 +165,9 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::ShareGroupDescribe => "ShareGroupDescribe",
         ApiKey::ShareFetch => "ShareFetch",
         ApiKey::ShareAcknowledge => "ShareAcknowledge",
+        ApiKey::DescribeShareGroupOffsets => "DescribeShareGroupOffsets",
+        ApiKey::AlterShareGroupOffsets => "AlterShareGroupOffsets",
+        ApiKey::DeleteShareGroupOffsets => "DeleteShareGroupOffsets",
         _ => "request",
     }
 }

@@ -11,6 +11,7 @@ pub fn share_error(error: &ShareError) -> ResponseError {
         ShareError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
         ShareError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
         ShareError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
+        ShareError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
         ShareError::InvalidRecordState(_) => ResponseError::InvalidRecordState,
         ShareError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ShareError::InvalidConfig(_) => ResponseError::InvalidConfig,
