@@ -24,7 +24,8 @@ fn group_cli_describes_resets_and_deletes() {
         .collect();
     produce_all(&producer(&bootstrap, &[]), &topic, &records[..10]);
 
-    let (consumer, _) = group_consumer(&bootstrap, &group, &topic, &[]);
+    let (consumer, _) =
+        group_consumer(&bootstrap, &group, &topic, &[("client.id", "cli-test-app")]);
     let mut received = vec![Vec::new()];
     poll_until(
         &[&consumer],
@@ -47,6 +48,11 @@ fn group_cli_describes_resets_and_deletes() {
     );
     let described = stdout(&sluice(&["group", "describe", &group], &bootstrap));
     assert!(described.contains("Members: 1"), "{described}");
+    // Members show who they are, as Kafka's DescribeGroups reports them.
+    assert!(
+        described.contains("Client: cli-test-app /127.0.0.1"),
+        "client id and host in\n{described}"
+    );
     for p in 0..PARTITIONS_COUNT {
         let row = format!("{topic}\t{p}\t5\t10\t5\t");
         assert!(described.contains(&row), "lag row {row:?} in\n{described}");

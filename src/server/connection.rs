@@ -110,7 +110,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
                 }
             };
         let timer = RequestTimer::start(&frame);
-        match super::handlers::dispatch(&shard, frame) {
+        match super::handlers::dispatch(&shard, frame, peer.map(|p| p.ip())) {
             Ok(Reply::None) => {}
             Ok(reply) => {
                 if replies.send((reply, permits, timer)).await.is_err() {

@@ -18,6 +18,8 @@ pub struct ShareMember {
     pub member_id: String,
     pub member_epoch: i32,
     pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
     pub subscribed: BTreeSet<String>,
     pub assignment: Assignment,
     pub last_heartbeat_ms: i64,
@@ -33,6 +35,8 @@ pub struct HeartbeatRequest {
     pub member_id: String,
     pub member_epoch: i32,
     pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
     pub subscribed_topic_names: Option<Vec<String>>,
 }
 
@@ -98,11 +102,15 @@ impl ShareGroup {
                 member_id: member_id.clone(),
                 member_epoch: group_epoch,
                 rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
                 subscribed: BTreeSet::new(),
                 assignment: Assignment::new(),
                 last_heartbeat_ms: now_ms,
             });
         member.last_heartbeat_ms = now_ms;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
         if request.rack_id.is_some() {
             member.rack_id = request.rack_id;
         }
@@ -160,6 +168,8 @@ mod tests {
                     member_id: id.to_owned(),
                     member_epoch: 0,
                     rack_id: None,
+                    client_id: "c".to_owned(),
+                    client_host: "/127.0.0.1".to_owned(),
                     subscribed_topic_names: Some(vec!["t".to_owned()]),
                 },
                 &|_| Some(1),

@@ -17,7 +17,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::group_error_code;
-use super::RequestContext;
+use super::{ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
 use crate::protocol::ProtocolError;
 use crate::server::connection::{now_ms, Reply};
@@ -30,6 +30,7 @@ fn text(s: &str) -> StrBytes {
 pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    client: ClientIdentity,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupHeartbeatRequest = ctx.decode(&mut body)?;
@@ -62,8 +63,8 @@ pub fn heartbeat(
         member_epoch: request.member_epoch,
         instance_id: request.instance_id.as_ref().map(|s| s.to_string()),
         rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
-        client_id: String::new(),
-        client_host: String::new(),
+        client_id: client.client_id,
+        client_host: client.client_host,
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         subscribed_topic_names: request
             .subscribed_topic_names

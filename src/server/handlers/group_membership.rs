@@ -16,7 +16,7 @@ use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::{error_code, group_error_code};
-use super::RequestContext;
+use super::{ClientIdentity, RequestContext};
 use crate::group::classic_group::{JoinRequest, JoinResult, Pending, SyncResult};
 use crate::group::GroupError;
 use crate::protocol::ProtocolError;
@@ -65,6 +65,7 @@ fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
 pub fn join_group(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    client: ClientIdentity,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: JoinGroupRequest = ctx.decode(&mut body)?;
@@ -73,8 +74,8 @@ pub fn join_group(
     let join = JoinRequest {
         member_id: member_id.clone(),
         group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: String::new(),
-        client_host: String::new(),
+        client_id: client.client_id,
+        client_host: client.client_host,
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             request.rebalance_timeout_ms

@@ -22,6 +22,7 @@ mod share_group_offsets;
 mod topics;
 mod unsupported;
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -56,9 +57,34 @@ impl RequestContext {
     }
 }
 
-/// Routes one request frame. An `Err` closes the connection: it is returned only when the
-/// request cannot be answered in a form the client would understand.
-pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolError> {
+/// Who sent a request, as group descriptions report members (Kafka's client id and host).
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity {
+    pub client_id: String,
+    /// The peer's address the way Kafka prints it: `/127.0.0.1`.
+    pub client_host: String,
+}
+
+impl ClientIdentity {
+    fn new(header: &RequestHeader, peer: Option<IpAddr>) -> ClientIdentity {
+        ClientIdentity {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            client_host: peer.map(|ip| format!("/{ip}")).unwrap_or_default(),
+        }
+    }
+}
+
+/// Routes one request frame from a client at `peer`. An `Err` closes the connection: it is
+/// returned only when the request cannot be answered in a form the client would understand.
+pub fn dispatch(
+    shard: &Rc<Shard>,
+    mut frame: Bytes,
+    peer: Option<IpAddr>,
+) -> Result<Reply, ProtocolError> {
     let prefix = HeaderPrefix::parse(&frame)?;
     let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| ProtocolError::UnknownApiKey {
         api_key: prefix.api_key,
@@ -86,7 +112,8 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         return unsupported::answer(ctx, frame).unwrap_or_else(|| Err(refused()));
     }
     // The full header (client id, tagged fields) is parsed to reach the body.
-    let _header: RequestHeader = decode_header(api_key, prefix.api_version, &mut frame)?;
+    let header: RequestHeader = decode_header(api_key, prefix.api_version, &mut frame)?;
+    let client = || ClientIdentity::new(&header, peer);
     match api_key {
         ApiKey::ApiVersions => api_versions::handle(ctx),
         ApiKey::Metadata => metadata::handle(shard, ctx, frame),
@@ -100,7 +127,7 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
         ApiKey::FindCoordinator => group_find_coordinator::handle(shard, ctx, frame),
-        ApiKey::JoinGroup => group_membership::join_group(shard, ctx, frame),
+        ApiKey::JoinGroup => group_membership::join_group(shard, ctx, client(), frame),
         ApiKey::SyncGroup => group_membership::sync_group(shard, ctx, frame),
         ApiKey::Heartbeat => group_membership::heartbeat(shard, ctx, frame),
         ApiKey::LeaveGroup => group_membership::leave_group(shard, ctx, frame),
@@ -110,13 +137,13 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Reply, ProtocolEr
         ApiKey::ListGroups => group_admin::list_groups(shard, ctx, frame),
         ApiKey::DescribeGroups => group_admin::describe_groups(shard, ctx, frame),
         ApiKey::DeleteGroups => group_admin::delete_groups(shard, ctx, frame),
-        ApiKey::ConsumerGroupHeartbeat => group_consumer::heartbeat(shard, ctx, frame),
+        ApiKey::ConsumerGroupHeartbeat => group_consumer::heartbeat(shard, ctx, client(), frame),
         ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, frame),
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
         ApiKey::InitProducerId => producer_id::handle(shard, ctx, frame),
-        ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, frame),
+        ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), frame),
         ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
         ApiKey::ShareFetch => share_fetch::handle(shard, ctx, frame),
         ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, frame),

@@ -16,7 +16,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::share_errors::share_error_code;
-use super::RequestContext;
+use super::{ClientIdentity, RequestContext};
 use crate::protocol::ProtocolError;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
@@ -29,6 +29,7 @@ fn text(s: &str) -> StrBytes {
 pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    client: ClientIdentity,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ShareGroupHeartbeatRequest = ctx.decode(&mut body)?;
@@ -37,6 +38,8 @@ pub fn heartbeat(
         member_id: request.member_id.to_string(),
         member_epoch: request.member_epoch,
         rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
+        client_id: client.client_id,
+        client_host: client.client_host,
         subscribed_topic_names: request
             .subscribed_topic_names
             .as_ref()
@@ -124,6 +127,8 @@ pub fn describe(
                             describe::Member::default()
                                 .with_member_id(text(&m.member_id))
                                 .with_rack_id(m.rack_id.as_deref().map(text))
+                                .with_client_id(text(&m.client_id))
+                                .with_client_host(text(&m.client_host))
                                 .with_member_epoch(m.member_epoch)
                                 .with_subscribed_topic_names(
                                     m.subscribed.iter().map(|t| TopicName(text(t))).collect(),
