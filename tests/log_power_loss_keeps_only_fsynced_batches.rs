@@ -44,12 +44,17 @@ fn reopen_and_check(dir: &Path, originals: &[Vec<u8>], acked: usize) -> usize {
         let log = PartitionLog::open(dir, config(group_commit()))
             .await
             .expect("reopen");
-        let leo = log.log_end_offset();
-        let data = if leo > 0 {
-            concat_chunks(&log.read(0, usize::MAX).await.expect("read").chunks)
-        } else {
-            Vec::new()
-        };
+        // One read stops at the end of a segment: read on until the high watermark.
+        let mut data = Vec::new();
+        let mut next = 0;
+        while next < log.high_watermark() {
+            let chunk = concat_chunks(&log.read(next, usize::MAX).await.expect("read").chunks);
+            let Some(&(_, last, _)) = batch_offsets(&chunk).last() else {
+                panic!("an empty read at offset {next} below the high watermark");
+            };
+            data.extend_from_slice(&chunk);
+            next = last + 1;
+        }
         let held = batch_offsets(&data).len();
         assert!(
             held >= acked,
