@@ -19,6 +19,7 @@ mod share_errors;
 mod share_fetch;
 mod share_group;
 mod share_group_offsets;
+mod share_partitions;
 mod topics;
 mod unsupported;
 

@@ -11,13 +11,13 @@ use kafka_protocol::messages::share_acknowledge_request::ShareAcknowledgeRequest
 use kafka_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch, PartitionData, ShareAcknowledgeResponse, ShareAcknowledgeTopicResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::share_errors::share_error_code;
-use super::share_fetch::{ack_batches, acknowledge, release_member, resolve, Target};
+use super::share_partitions::{
+    acknowledge_target, group_and_member, leader_hint, release_member, resolve, Refusal, Target,
+};
 use super::RequestContext;
-use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::protocol::ProtocolError;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 use crate::share::share_session::FINAL_EPOCH;
@@ -30,7 +30,13 @@ pub fn handle(
     let request: ShareAcknowledgeRequest = ctx.decode(&mut body)?;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
-        let response = share_acknowledge(&shard, request).await;
+        let response = share_acknowledge(&shard, request)
+            .await
+            .unwrap_or_else(|refusal| {
+                ShareAcknowledgeResponse::default()
+                    .with_error_code(refusal.error_code)
+                    .with_error_message(Some(refusal.error_message))
+            });
         ctx.encode(&response)
     })))
 }
@@ -38,33 +44,15 @@ pub fn handle(
 async fn share_acknowledge(
     shard: &Rc<Shard>,
     request: ShareAcknowledgeRequest,
-) -> ShareAcknowledgeResponse {
+) -> Result<ShareAcknowledgeResponse, Refusal> {
     let mut response = ShareAcknowledgeResponse::default();
-    let group = request
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        response.error_code = code(ResponseError::InvalidRequest);
-        response.error_message = Some(StrBytes::from_static_str(
-            "group id and member id are required",
-        ));
-        return response;
-    }
+    let (group, member) = group_and_member(request.group_id.as_ref(), request.member_id.as_ref())?;
     let epoch = request.share_session_epoch;
     let closed = match shard.share().acknowledge_session(&group, &member, epoch) {
         Ok(closed) => closed,
         Err(e) => {
             tracing::debug!(%group, %member, epoch, error = %e, "ShareAcknowledge session refused");
-            response.error_code = share_error_code(&e);
-            response.error_message = Some(StrBytes::from_string(e.to_string()));
-            return response;
+            return Err(Refusal::from_share_error(&e));
         }
     };
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
@@ -72,22 +60,12 @@ async fn share_acknowledge(
     for topic in &request.topics {
         for p in &topic.partitions {
             let target = resolve(shard, topic.topic_id, p.partition_index).await;
-            let error = match &target.shares {
-                Err(e) => code(*e),
-                Ok(shares) => {
-                    let batches = ack_batches(
-                        p.acknowledgement_batches
-                            .iter()
-                            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
-                    );
-                    acknowledge(shard, &group, &member, shares, batches).await
-                }
-            };
-            let leader = if error == code(ResponseError::NotLeaderOrFollower) {
-                i32::try_from(shard.owner_of(&target.topic, target.partition)).unwrap_or(-1)
-            } else {
-                shard.node_id()
-            };
+            let batches = p
+                .acknowledgement_batches
+                .iter()
+                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()));
+            let error = acknowledge_target(shard, &group, &member, &target, batches).await;
+            let leader = leader_hint(shard, error, &target);
             topics.entry(topic.topic_id).or_default().push(
                 PartitionData::default()
                     .with_partition_index(p.partition_index)
@@ -118,5 +96,5 @@ async fn share_acknowledge(
                 .with_partitions(partitions)
         })
         .collect();
-    response
+    Ok(response)
 }

@@ -18,149 +18,22 @@ use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchResponse,
     ShareFetchableTopicResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::share_errors::share_error_code;
+use super::share_partitions::{
+    acknowledge_target, group_and_member, leader_hint, release_member, resolve, Refusal, Target,
+};
 use super::RequestContext;
 use crate::constants::FETCH_WAIT_MS_MAX;
-use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::protocol::{code, ProtocolError};
 use crate::server::connection::Reply;
-use crate::shard::{PartitionLookup, Shard};
+use crate::shard::Shard;
 use crate::share::share_config::FETCH_RECORDS_DEFAULT;
-use crate::share::share_partition::{AckBatch, AckType};
 use crate::share::share_session::{FetchSessionRequest, FINAL_EPOCH, INITIAL_EPOCH};
-use crate::share::share_state::{wait_durable, PartitionShares};
-use crate::share::ShareError;
 
 /// Bytes read per partition when the request sets no limit.
 const PARTITION_BYTES_DEFAULT: usize = 1 << 20;
-
-/// A partition of the request or session, resolved to this shard's state or an error.
-pub(super) struct Target {
-    pub topic: String,
-    pub topic_id: Uuid,
-    pub partition: i32,
-    pub shares: Result<Rc<PartitionShares>, ResponseError>,
-}
-
-/// Resolves a partition: its share state if this shard owns it, else the error to answer.
-pub(super) async fn resolve(shard: &Shard, topic_id: Uuid, partition: i32) -> Target {
-    let Some(meta) = shard.topic_by_id(topic_id) else {
-        return Target {
-            topic: String::new(),
-            topic_id,
-            partition,
-            shares: Err(ResponseError::UnknownTopicId),
-        };
-    };
-    let shares = match shard.partition(&meta.name, partition) {
-        PartitionLookup::Local(log) => shard
-            .share()
-            .partition_shares(&meta.name, partition, log)
-            .await
-            .map_err(|e| {
-                tracing::warn!(topic = %meta.name, partition, error = %e, "share state unavailable");
-                crate::server::handlers::share_errors::share_error(&e)
-            }),
-        PartitionLookup::NotHere if (0..meta.partition_count).contains(&partition) => {
-            Err(ResponseError::NotLeaderOrFollower)
-        }
-        _ => Err(ResponseError::UnknownTopicOrPartition),
-    };
-    Target {
-        topic: meta.name,
-        topic_id,
-        partition,
-        shares,
-    }
-}
-
-/// Wire acknowledgement batches → typed ones.
-pub(super) fn ack_batches(
-    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
-) -> Result<Vec<AckBatch>, ShareError> {
-    batches
-        .map(|(first, last, types)| {
-            let types = types
-                .iter()
-                .map(|t| {
-                    AckType::from_wire(*t)
-                        .ok_or_else(|| ShareError::InvalidRequest(format!("acknowledge type {t}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if types.is_empty() {
-                return Err(ShareError::InvalidRequest("no acknowledge type".to_owned()));
-            }
-            Ok(AckBatch { first, last, types })
-        })
-        .collect()
-}
-
-/// Applies one partition's acknowledgements, waits until they are durable, and sends
-/// rejected and over-limit records to the dead-letter topic. Returns the error code.
-pub(super) async fn acknowledge(
-    shard: &Rc<Shard>,
-    group: &str,
-    member: &str,
-    shares: &Rc<PartitionShares>,
-    batches: Result<Vec<AckBatch>, ShareError>,
-) -> i16 {
-    let batches = match batches {
-        Ok(batches) if batches.is_empty() => return 0,
-        Ok(batches) => batches,
-        Err(e) => return share_error_code(&e),
-    };
-    let config = shard.share().group_config(group);
-    let (outcome, durable) = match shares.acknowledge(group, member, &batches, &config) {
-        Ok(Ok(applied)) => applied,
-        Ok(Err(refused)) => {
-            tracing::debug!(%group, %member, error = %refused, "acknowledgement refused");
-            return code(ResponseError::InvalidRecordState);
-        }
-        Err(e) => return share_error_code(&e),
-    };
-    if let Err(e) = wait_durable(durable).await {
-        return share_error_code(&e);
-    }
-    if !outcome.dead_letters.is_empty() {
-        crate::share::dead_letter::dead_letter_logged(
-            Rc::clone(shard),
-            Rc::clone(shares),
-            group.to_owned(),
-            outcome.dead_letters,
-        )
-        .await;
-    }
-    0
-}
-
-/// A closed session: releases the member's locks on these partitions.
-pub(super) async fn release_member(
-    shard: &Rc<Shard>,
-    group: &str,
-    member: &str,
-    targets: &[Target],
-) {
-    let shares: Vec<Rc<PartitionShares>> = targets
-        .iter()
-        .filter_map(|t| t.shares.as_ref().ok().cloned())
-        .collect();
-    for (shares, outcome) in shard.share().release_member(group, member, &shares) {
-        if outcome.released {
-            shares.notify_released();
-        }
-        if !outcome.dead_letters.is_empty() {
-            crate::share::dead_letter::dead_letter_logged(
-                Rc::clone(shard),
-                shares,
-                group.to_owned(),
-                outcome.dead_letters,
-            )
-            .await;
-        }
-    }
-}
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -170,7 +43,13 @@ pub fn handle(
     let request: ShareFetchRequest = ctx.decode(&mut body)?;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
-        let response = share_fetch(&shard, request).await;
+        let response = share_fetch(&shard, request)
+            .await
+            .unwrap_or_else(|refusal| {
+                ShareFetchResponse::default()
+                    .with_error_code(refusal.error_code)
+                    .with_error_message(Some(refusal.error_message))
+            });
         ctx.encode(&response)
     })))
 }
@@ -182,25 +61,12 @@ struct PartitionOut {
     acquired: Vec<AcquiredRecords>,
 }
 
-async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetchResponse {
+async fn share_fetch(
+    shard: &Rc<Shard>,
+    request: ShareFetchRequest,
+) -> Result<ShareFetchResponse, Refusal> {
     let mut response = ShareFetchResponse::default();
-    let group = request
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        response.error_code = code(ResponseError::InvalidRequest);
-        response.error_message = Some(StrBytes::from_static_str(
-            "group id and member id are required",
-        ));
-        return response;
-    }
+    let (group, member) = group_and_member(request.group_id.as_ref(), request.member_id.as_ref())?;
     let config = shard.share().group_config(&group);
     response.acquisition_lock_timeout_ms =
         i32::try_from(config.lock_duration_ms).unwrap_or(i32::MAX);
@@ -244,9 +110,7 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
         Ok(session) => session,
         Err(e) => {
             tracing::debug!(%group, %member, epoch, error = %e, "ShareFetch session refused");
-            response.error_code = share_error_code(&e);
-            response.error_message = Some(StrBytes::from_string(e.to_string()));
-            return response;
+            return Err(Refusal::from_share_error(&e));
         }
     };
     // Every partition answered: the session's, plus any requested one that is not there
@@ -285,17 +149,11 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
         else {
             continue;
         };
-        let ack_error = match &targets[index].shares {
-            Err(e) => code(*e),
-            Ok(shares) => {
-                let batches = ack_batches(
-                    p.acknowledgement_batches
-                        .iter()
-                        .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
-                );
-                acknowledge(shard, &group, &member, shares, batches).await
-            }
-        };
+        let batches = p
+            .acknowledgement_batches
+            .iter()
+            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()));
+        let ack_error = acknowledge_target(shard, &group, &member, &targets[index], batches).await;
         outs[index].ack_error = Some(ack_error);
     }
     if epoch == FINAL_EPOCH {
@@ -311,11 +169,7 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
         if !interesting {
             continue;
         }
-        let leader = if out.error == code(ResponseError::NotLeaderOrFollower) {
-            i32::try_from(shard.owner_of(&target.topic, target.partition)).unwrap_or(-1)
-        } else {
-            shard.node_id()
-        };
+        let leader = leader_hint(shard, out.error, target);
         topics.entry(target.topic_id).or_default().push(
             PartitionData::default()
                 .with_partition_index(target.partition)
@@ -338,7 +192,7 @@ async fn share_fetch(shard: &Rc<Shard>, request: ShareFetchRequest) -> ShareFetc
                 .with_partitions(partitions)
         })
         .collect();
-    response
+    Ok(response)
 }
 
 /// Acquires records from `targets`, waiting up to `max_wait_ms` for some to be available.
