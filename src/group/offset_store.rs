@@ -1,16 +1,10 @@
 //! Durable committed offsets: one offsets log per offsets partition owned by this shard.
 //!
-//! Layout: `<data dir>/.groups/offsets-<p>/gen-<g>/` is a [`PartitionLog`] of
-//! [`OffsetRecord`]s. Generation `g` starts with a snapshot of every live offset of partition
-//! `p` followed by a `SnapshotComplete { g }` marker; later records are commits and deletions
-//! applied in log order. (Topic directories are always `<topic>-<n>`, so `.groups` never
-//! collides with one.)
-//!
-//! Recovery opens the newest generation whose snapshot marker is present, deletes every other
-//! generation, and replays it. Compaction opens generation `g + 1`, writes the snapshot and
-//! marker and switches appends to it in one synchronous step, and deletes generation `g`
-//! only once the marker is durable: a crash at any point leaves one complete generation
-//! holding every acknowledged commit.
+//! Layout: `<data dir>/.groups/offsets-<p>/` is a [`StateLog`] of [`OffsetRecord`]s (see
+//! [`crate::log::state_log`] for generations, recovery and compaction). A snapshot holds a
+//! `Commit` for every live offset of the groups of partition `p`; later records are commits
+//! and deletions.
+//! (Topic directories are always `<topic>-<n>`, so `.groups` never collides with one.)
 //!
 //! Concurrency contract: owned by one shard; `append` is synchronous (so records reach the
 //! log in the order they were accepted) and the in-memory view is updated at append time;
@@ -20,106 +14,71 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::{offsets_partition, GroupError, OFFSETS_PARTITION_COUNT};
-use crate::io::dma_file;
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::state_log::{CodecError, StateLog, StateLogConfig, StateLogError, StateRecord};
 
 const GROUPS_DIR: &str = ".groups";
-/// Records per batch when writing a snapshot (keeps each batch well under the batch limit).
-const SNAPSHOT_BATCH_RECORDS: usize = 2_000;
-/// Bytes read per call while replaying.
-const REPLAY_READ_BYTES: usize = 1 << 20;
+
+const LOG_CONFIG: StateLogConfig = StateLogConfig {
+    segment_bytes: 16 << 20,
+    batch_record_count_max: 2_000,
+};
 
 /// `(topic, partition)` → committed offset.
 pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
-struct OffsetsLog {
-    log: PartitionLog,
-    generation: u64,
-    /// Log size right after the last snapshot; compaction triggers on growth beyond it.
-    snapshot_bytes: u64,
-}
+/// Every group's offsets (of one offsets partition while replaying, of all of them after).
+type Offsets = HashMap<String, GroupOffsets>;
 
 pub struct OffsetStore {
     root: PathBuf,
     shard_id: usize,
     shard_count: usize,
     compact_bytes: u64,
-    logs: RefCell<BTreeMap<u32, OffsetsLog>>,
-    offsets: RefCell<HashMap<String, GroupOffsets>>,
+    /// Shared with compactions in progress, which hold a log across awaits.
+    logs: RefCell<BTreeMap<u32, Rc<StateLog<OffsetRecord>>>>,
+    offsets: RefCell<Offsets>,
 }
 
 /// Resolves once an append is durable.
 pub type Durable = std::pin::Pin<Box<dyn Future<Output = Result<(), GroupError>>>>;
 
-fn log_config() -> LogConfig {
-    LogConfig::internal_state(16 << 20)
-}
-
-fn storage(context: &str, error: impl std::fmt::Display) -> GroupError {
-    GroupError::Storage(format!("{context}: {error}"))
+fn storage(error: StateLogError) -> GroupError {
+    GroupError::Storage(error.to_string())
 }
 
 fn partition_dir(root: &Path, partition: u32) -> PathBuf {
     root.join(format!("offsets-{partition:02}"))
 }
 
-fn generation_dir(root: &Path, partition: u32, generation: u64) -> PathBuf {
-    partition_dir(root, partition).join(format!("gen-{generation:012}"))
-}
-
-/// Encodes `records` as record batches of at most `SNAPSHOT_BATCH_RECORDS` each.
-fn encode_batches(records: &[OffsetRecord], now_ms: i64) -> Result<Vec<Bytes>, GroupError> {
-    let mut batches = Vec::new();
-    for chunk in records.chunks(SNAPSHOT_BATCH_RECORDS) {
-        let kafka_records: Vec<Record> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, record)| {
-                let (key, value) = record.encode();
-                let offset = i as i64;
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset,
-                    // Constant `offset - sequence` keeps the encoder to one batch.
-                    sequence: (offset as i32).wrapping_sub(1),
-                    timestamp: now_ms,
-                    key: Some(key),
-                    value,
-                    headers: Default::default(),
-                }
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            kafka_records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| storage("encoding offsets records", e))?;
-        batches.push(buf.freeze());
+impl StateRecord for OffsetRecord {
+    fn encode(&self) -> Result<(Bytes, Option<Bytes>), CodecError> {
+        Ok(OffsetRecord::encode(self))
     }
-    Ok(batches)
+
+    fn decode(key: Option<Bytes>, value: Option<Bytes>) -> Result<Option<Self>, CodecError> {
+        Ok(Some(OffsetRecord::decode(key, value)?))
+    }
+
+    fn snapshot_complete(generation: u64) -> Self {
+        OffsetRecord::SnapshotComplete { generation }
+    }
+
+    fn completed_generation(&self) -> Option<u64> {
+        match self {
+            OffsetRecord::SnapshotComplete { generation } => Some(*generation),
+            _ => None,
+        }
+    }
 }
 
 /// Applies one record to `offsets`.
-fn apply(offsets: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
+fn apply(offsets: &mut Offsets, record: OffsetRecord) {
     match record {
         OffsetRecord::Commit {
             group,
@@ -151,48 +110,6 @@ fn apply(offsets: &mut HashMap<String, GroupOffsets>, record: OffsetRecord) {
     }
 }
 
-/// What replaying one generation found.
-struct Replayed {
-    offsets: HashMap<String, GroupOffsets>,
-    complete: bool,
-}
-
-async fn replay(log: &PartitionLog, generation: u64) -> Result<Replayed, GroupError> {
-    let mut offsets = HashMap::new();
-    let mut complete = false;
-    let mut position = log.log_start_offset();
-    let end = log.high_watermark();
-    while position < end {
-        let read = log
-            .read(position, REPLAY_READ_BYTES)
-            .await
-            .map_err(|e| storage("reading an offsets log", e))?;
-        if read.chunks.is_empty() {
-            break;
-        }
-        for chunk in read.chunks {
-            let mut data = chunk;
-            let sets = RecordBatchDecoder::decode_all(&mut data)
-                .map_err(|e| storage("decoding an offsets log", e))?;
-            for set in sets {
-                for record in set.records {
-                    position = position.max(record.offset + 1);
-                    if record.offset < log.log_start_offset() {
-                        continue;
-                    }
-                    let decoded = OffsetRecord::decode(record.key, record.value)
-                        .map_err(|e| storage("decoding an offsets record", e))?;
-                    if decoded == (OffsetRecord::SnapshotComplete { generation }) {
-                        complete = true;
-                    }
-                    apply(&mut offsets, decoded);
-                }
-            }
-        }
-    }
-    Ok(Replayed { offsets, complete })
-}
-
 impl OffsetStore {
     pub fn new(data_dir: &Path, shard_id: usize, shard_count: usize, compact_bytes: u64) -> Self {
         OffsetStore {
@@ -211,108 +128,36 @@ impl OffsetStore {
 
     /// Opens (or creates) and replays the offsets log of every partition this shard owns.
     pub async fn load(&self) -> Result<(), GroupError> {
-        // Each shard prepares only its own partition dirs: `prepare_dir` probes with a file
-        // in the directory it is given, which two shards must not share.
+        // Each shard opens only its own partition dirs: creating one probes with a file in
+        // it, which two shards must not share.
         let partitions: Vec<u32> = self.owned_partitions().collect();
         for partition in partitions {
-            self.load_partition(partition).await?;
+            let (log, offsets) = StateLog::open(
+                partition_dir(&self.root, partition),
+                LOG_CONFIG,
+                crate::server::connection::now_ms(),
+                apply,
+            )
+            .await
+            .map_err(storage)?;
+            self.offsets.borrow_mut().extend(offsets);
+            self.logs.borrow_mut().insert(partition, Rc::new(log));
         }
         let groups = self.offsets.borrow().len();
         tracing::info!(shard_id = self.shard_id, groups, "group offsets loaded");
         Ok(())
     }
 
-    async fn load_partition(&self, partition: u32) -> Result<(), GroupError> {
-        let dir = partition_dir(&self.root, partition);
-        let mut generations: Vec<u64> = match dma_file::list_dir(&dir) {
-            Ok(names) => names
-                .iter()
-                .filter_map(|n| n.strip_prefix("gen-")?.parse().ok())
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(storage("listing offsets generations", e)),
-        };
-        generations.sort_unstable_by(|a, b| b.cmp(a));
-        let mut chosen = None;
-        for generation in &generations {
-            let path = generation_dir(&self.root, partition, *generation);
-            if chosen.is_some() {
-                // Older than the generation in use: superseded by its snapshot.
-                dma_file::remove_dir_all(&path).map_err(|e| storage("removing", e))?;
-                continue;
-            }
-            let log = PartitionLog::open(path.clone(), log_config())
-                .await
-                .map_err(|e| storage("opening an offsets log", e))?;
-            let replayed = replay(&log, *generation).await?;
-            if replayed.complete {
-                chosen = Some((*generation, log, replayed.offsets));
-            } else {
-                // A compaction that crashed before its snapshot was durable.
-                tracing::warn!(?path, "discarding an incomplete offsets snapshot");
-                log.delete()
-                    .await
-                    .map_err(|e| storage("deleting an incomplete snapshot", e))?;
-            }
-        }
-        let (generation, log, offsets) = match chosen {
-            Some(chosen) => chosen,
-            None => {
-                let log = self.create_generation(partition, 0, &[]).await?;
-                (0, log, HashMap::new())
-            }
-        };
-        let snapshot_bytes = log.size_bytes();
-        self.offsets.borrow_mut().extend(offsets);
-        self.logs.borrow_mut().insert(
-            partition,
-            OffsetsLog {
-                log,
-                generation,
-                snapshot_bytes,
-            },
-        );
-        if !generations.is_empty() {
-            dma_file::sync_dir(&dir)
-                .await
-                .map_err(|e| storage("syncing offsets dir", e))?;
-        }
-        Ok(())
-    }
-
-    /// Opens generation `generation` and writes `snapshot` and its marker; returns the log
-    /// once the marker is durable.
-    async fn create_generation(
-        &self,
-        partition: u32,
-        generation: u64,
-        snapshot: &[OffsetRecord],
-    ) -> Result<PartitionLog, GroupError> {
-        let path = generation_dir(&self.root, partition, generation);
-        dma_file::prepare_dir(&partition_dir(&self.root, partition))
-            .await
-            .map_err(|e| storage("preparing an offsets dir", e))?;
-        let log = PartitionLog::open(path, log_config())
-            .await
-            .map_err(|e| storage("creating an offsets log", e))?;
-        let mut records = snapshot.to_vec();
-        records.push(OffsetRecord::SnapshotComplete { generation });
-        let last = append_records(&log, &records, crate::server::connection::now_ms())?;
-        log.wait_durable(last)
-            .await
-            .map_err(|e| storage("writing an offsets snapshot", e))?;
-        Ok(log)
-    }
-
     /// Appends `records` for groups of `partition` and applies them to the in-memory view.
     /// The returned future resolves once they are durable.
     pub fn append(&self, group: &str, records: Vec<OffsetRecord>) -> Result<Durable, GroupError> {
         let partition = offsets_partition(group);
-        let log = match self.logs.borrow().get(&partition) {
-            Some(entry) => entry.log.clone(),
-            None => return Err(GroupError::NotCoordinator(group.to_owned())),
+        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+            return Err(GroupError::NotCoordinator(group.to_owned()));
         };
-        let last = append_records(&log, &records, crate::server::connection::now_ms())?;
+        let appended = log
+            .append(&records, crate::server::connection::now_ms())
+            .map_err(storage)?;
         {
             let mut offsets = self.offsets.borrow_mut();
             for record in records {
@@ -320,9 +165,7 @@ impl OffsetStore {
             }
         }
         Ok(Box::pin(async move {
-            log.wait_durable(last)
-                .await
-                .map_err(|e| storage("making offsets durable", e))
+            appended.wait_durable().await.map_err(storage)
         }))
     }
 
@@ -369,7 +212,7 @@ impl OffsetStore {
             .logs
             .borrow()
             .iter()
-            .filter(|(_, l)| l.log.size_bytes() > l.snapshot_bytes + self.compact_bytes)
+            .filter(|(_, log)| log.needs_compaction(self.compact_bytes))
             .map(|(p, _)| *p)
             .collect();
         for partition in due {
@@ -380,56 +223,26 @@ impl OffsetStore {
 
     /// Writes a snapshot of `partition` as a new generation and removes the old one.
     pub async fn compact(&self, partition: u32) -> Result<(), GroupError> {
-        let Some(generation) = self.logs.borrow().get(&partition).map(|l| l.generation) else {
+        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
             return Ok(());
         };
-        let next = generation + 1;
-        let path = generation_dir(&self.root, partition, next);
-        let new_log = PartitionLog::open(path, log_config())
+        let generation = log
+            .compact(crate::server::connection::now_ms(), || {
+                self.snapshot_records(partition)
+            })
             .await
-            .map_err(|e| storage("creating an offsets log", e))?;
-        // From here to the swap nothing awaits, so no commit slips between snapshot and swap.
-        let snapshot = self.snapshot_records(partition, next);
-        let last = match append_records(&new_log, &snapshot, crate::server::connection::now_ms()) {
-            Ok(last) => last,
-            Err(e) => {
-                if let Err(close) = new_log.delete().await {
-                    tracing::warn!(error = %close, "removing a failed snapshot");
-                }
-                return Err(e);
-            }
-        };
-        let old = {
-            let mut logs = self.logs.borrow_mut();
-            let entry = logs
-                .get_mut(&partition)
-                .expect("partition present: checked above without an await since");
-            let old = std::mem::replace(&mut entry.log, new_log.clone());
-            entry.generation = next;
-            entry.snapshot_bytes = new_log.size_bytes();
-            old
-        };
-        new_log
-            .wait_durable(last)
-            .await
-            .map_err(|e| storage("writing an offsets snapshot", e))?;
-        // Commits still in flight on the old log finish as it closes; then it is redundant.
-        old.delete()
-            .await
-            .map_err(|e| storage("removing a compacted offsets log", e))?;
-        dma_file::sync_dir(&partition_dir(&self.root, partition))
-            .await
-            .map_err(|e| storage("syncing offsets dir", e))?;
+            .map_err(storage)?;
         tracing::info!(
             shard_id = self.shard_id,
             partition,
-            generation = next,
+            generation,
             "offsets log compacted"
         );
         Ok(())
     }
 
-    fn snapshot_records(&self, partition: u32, generation: u64) -> Vec<OffsetRecord> {
+    /// A `Commit` for every live offset of the groups of `partition`.
+    fn snapshot_records(&self, partition: u32) -> Vec<OffsetRecord> {
         let mut records = Vec::new();
         for (group, offsets) in self.offsets.borrow().iter() {
             if offsets_partition(group) != partition {
@@ -444,42 +257,27 @@ impl OffsetStore {
                 });
             }
         }
-        records.push(OffsetRecord::SnapshotComplete { generation });
         records
     }
 
     /// Flushes and closes every offsets log.
     pub async fn close(&self) {
-        let logs: Vec<(u32, OffsetsLog)> = std::mem::take(&mut *self.logs.borrow_mut())
-            .into_iter()
-            .collect();
-        for (partition, entry) in logs {
-            if let Err(e) = entry.log.close().await {
+        let logs: Vec<(u32, Rc<StateLog<OffsetRecord>>)> =
+            std::mem::take(&mut *self.logs.borrow_mut())
+                .into_iter()
+                .collect();
+        for (partition, log) in logs {
+            if let Err(e) = log.close().await {
                 tracing::error!(partition, error = %e, "closing an offsets log failed");
             }
         }
     }
 }
 
-/// Appends `records` to `log`; returns the offset of the last one.
-fn append_records(
-    log: &PartitionLog,
-    records: &[OffsetRecord],
-    now_ms: i64,
-) -> Result<i64, GroupError> {
-    let mut last = -1;
-    for batch in encode_batches(records, now_ms)? {
-        let info = log
-            .append(batch, now_ms)
-            .map_err(|e| storage("appending to an offsets log", e))?;
-        last = info.last_offset;
-    }
-    Ok(last)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::dma_file;
 
     fn commit(group: &str, partition: i32, offset: i64) -> OffsetRecord {
         OffsetRecord::Commit {
@@ -571,17 +369,20 @@ mod tests {
             // A compaction that crashed before writing its marker left generation 1 behind.
             let partition = offsets_partition(GROUP);
             let root = data_dir.join(GROUPS_DIR);
-            let torn = PartitionLog::open(generation_dir(&root, partition, 1), log_config())
-                .await
-                .expect("open torn generation");
-            let last = append_records(&torn, &[commit(GROUP, 0, 999)], 0).expect("append");
-            torn.wait_durable(last).await.expect("durable");
-            torn.close().await.expect("close");
+            crate::log::state_log::testing::write_generation(
+                &partition_dir(&root, partition),
+                LOG_CONFIG,
+                1,
+                &[commit(GROUP, 0, 999)],
+            )
+            .await;
 
             let reopened = OffsetStore::new(&data_dir, 0, 1, 1);
             reopened.load().await.expect("reload");
             assert_eq!(reopened.committed(GROUP, "t", 0).map(|o| o.offset), Some(3));
-            assert!(!dma_file::exists(&generation_dir(&root, partition, 1)));
+            assert!(!dma_file::exists(
+                &partition_dir(&root, partition).join(format!("gen-{:012}", 1))
+            ));
             reopened.close().await;
         });
     }

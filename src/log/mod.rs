@@ -14,6 +14,9 @@
 //! Concurrency contract: a [`PartitionLog`] belongs to one shard (`!Send`); any number of tasks
 //! on that shard may call it. `append` is synchronous, so appends never interleave. A
 //! background segment-writer task owns all writes and fsyncs (see `segment_writer`).
+//!
+//! On top of it, [`state_log`] keeps a shard's small durable state (group offsets,
+//! share-partition state) as a compacted log of changes.
 
 mod batch;
 mod batch_records;
@@ -24,6 +27,7 @@ mod producer_state;
 mod segment;
 mod segment_index;
 mod segment_writer;
+pub mod state_log;
 #[doc(hidden)]
 pub mod testing;
 
