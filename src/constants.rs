@@ -22,6 +22,13 @@ pub const PARTITION_UNWRITTEN_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// Per-shard bound on connections.
 pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 
+/// Largest Fetch response, whatever the client asks for (Kafka's broker `fetch.max.bytes`
+/// default, 55 MiB): bounds what one request can make the broker read and hold.
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
+
+/// Cold (on-disk) partition reads one Fetch runs at once; the rest wait for the next round.
+pub const FETCH_COLD_READS_MAX: usize = 32;
+
 /// Longest a fetch may park waiting for data, whatever the client asks for.
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 

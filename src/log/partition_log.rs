@@ -799,12 +799,24 @@ async fn read_segment(
             .read_at(position, len)
             .await
             .map_err(|e| LogError::io(format!("reading {:?}", file.path()), e))?;
+        if data.len() < len {
+            // A file shorter than what the log says was written: reading on would loop.
+            return Err(corrupt(
+                position + data.len() as u64,
+                "segment file ends before its written size",
+            ));
+        }
         let data = Bytes::copy_from_slice(&data);
         let mut p = 0usize;
         let mut first = None;
         let mut done = false;
         loop {
             let Some(size) = batch::framed_size(&data[p..]) else {
+                // Not even a batch header left before the end: the file does not hold
+                // whole batches up to where the log says it was written.
+                if p < data.len() && position + data.len() as u64 >= end {
+                    return Err(corrupt(position + p as u64, "truncated batch header"));
+                }
                 want = READ_WINDOW_BYTES_MIN;
                 break;
             };
@@ -1178,6 +1190,42 @@ mod tests {
             assert!(open_files_under(&watched) > 0);
             log.close().await.expect("close");
             assert_eq!(open_files_under(&watched), 0, "files left open after close");
+        });
+    }
+
+    /// A segment that does not hold whole batches up to the size the log recorded (damaged
+    /// outside the broker) reads as corrupt instead of being re-read forever.
+    #[test]
+    fn damaged_segment_bytes_read_as_corrupt_not_forever() {
+        let tmp = dir();
+        let path = tmp.path().join("segment.log");
+        let mut batches = make_batch(2, 300, 1);
+        batches.extend_from_slice(&make_batch(3, 500, 2));
+        let whole = batches.len() as u64;
+        // Five stray bytes after the last batch: less than a batch header.
+        let mut stray = batches.clone();
+        stray.extend_from_slice(&[0, 0, 0, 0, 9]);
+        std::fs::write(&path, &stray).expect("write");
+        crate::io::block_on_local(async move {
+            let file = DmaFile::open_read(&path).await.expect("open");
+            let intact = read_segment(&file, 0, whole, 0, i64::MAX, 1 << 20).await;
+            assert_eq!(
+                intact
+                    .expect("intact")
+                    .iter()
+                    .map(Bytes::len)
+                    .sum::<usize>() as u64,
+                whole
+            );
+            let tail = read_segment(&file, 0, whole + 5, 0, i64::MAX, 1 << 20).await;
+            assert!(matches!(tail, Err(LogError::CorruptLog { .. })), "{tail:?}");
+            // The log claims more than the file holds.
+            let short = read_segment(&file, 0, whole + 5000, 0, i64::MAX, 1 << 20).await;
+            assert!(
+                matches!(short, Err(LogError::CorruptLog { .. })),
+                "{short:?}"
+            );
+            file.close().await.expect("close");
         });
     }
 

@@ -14,7 +14,7 @@ use kafka_protocol::messages::fetch_response::FetchResponse;
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::constants::FETCH_WAIT_MS_MAX;
+use crate::constants::{FETCH_COLD_READS_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::log::{LogError, PartitionLog, ReadResult};
 use crate::protocol::fetch_response::{self, FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::{code, ProtocolError, ResponseError};
@@ -104,9 +104,10 @@ async fn fetch(
     );
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    // Fetch v0-2 carry no response limit (0 here); Kafka then applies its own cap too.
     let max_bytes = match usize::try_from(request.max_bytes) {
-        Ok(0) | Err(_) => usize::MAX,
-        Ok(bytes) => bytes,
+        Ok(0) | Err(_) => FETCH_RESPONSE_BYTES_MAX,
+        Ok(bytes) => bytes.min(FETCH_RESPONSE_BYTES_MAX),
     };
     loop {
         let (partitions, total_bytes, any_error) = read_all(&targets, max_bytes).await;
@@ -145,14 +146,15 @@ async fn fetch(
 /// Partitions take the response budget in request order, as if read one after another.
 /// A read served from the log's in-memory tail completes on its first poll and uses only
 /// what it returned. A read that has to go to disk reserves its whole partition budget and
-/// runs concurrently with the other cold reads of the round; what the round's reads leave
-/// unused goes to the next partitions in a further round. A consumer catching up on many
-/// partitions thus waits for a few rounds of parallel disk reads, not one read after
-/// another.
+/// runs concurrently with the other cold reads of the round (at most
+/// `FETCH_COLD_READS_MAX`); what the round's reads leave unused goes to the next partitions
+/// in a further round. A consumer catching up on many partitions thus waits for a few
+/// rounds of parallel disk reads, not one read after another.
 ///
-/// As in Kafka (KIP-74), only the first partition that returns data may exceed the limit
-/// (with its first batch); a later partition whose first batch is larger than what is left
-/// of the budget returns nothing this time.
+/// As in Kafka (KIP-74), only the first partition that returns data may exceed the limits
+/// (with its first batch); a later partition whose data does not fit in its partition
+/// budget or in what is left of the response limit returns nothing this time. Results are
+/// applied in request order, so this holds however the round's reads finish.
 async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOut>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut readable = Vec::new();
@@ -187,12 +189,15 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
     }
     let mut readable = readable.into_iter();
     let mut remaining = max_bytes;
-    let mut answer = Answer::default();
+    let mut answer = Answer {
+        has_data: false,
+        used: 0,
+        limit: max_bytes,
+    };
     while remaining > 0 {
-        // (slot, bytes of the budget held, partition budget, result if already in)
-        let mut round = Vec::new();
+        let mut round: Vec<RoundRead> = Vec::new();
         let mut cold_reads: Vec<PendingRead<'_>> = Vec::new();
-        while remaining > 0 {
+        while remaining > 0 && cold_reads.len() < FETCH_COLD_READS_MAX {
             let Some((slot, log)) = readable.next() else {
                 break;
             };
@@ -209,18 +214,23 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
                 }
             };
             remaining -= held;
-            round.push((slot, held, budget, ready));
+            round.push(RoundRead {
+                slot,
+                held,
+                budget,
+                ready,
+            });
         }
         if round.is_empty() {
             break;
         }
         let mut cold_results = join_all(cold_reads).await.into_iter();
-        for (slot, held, budget, ready) in round {
-            let Some(result) = ready.or_else(|| cold_results.next()) else {
+        for read in round {
+            let Some(result) = read.ready.or_else(|| cold_results.next()) else {
                 continue;
             };
-            let len = answer.apply(&mut out[slot], result, budget);
-            remaining = (remaining + held).saturating_sub(len);
+            let len = answer.apply(&mut out[read.slot], result, read.budget);
+            remaining = (remaining + read.held).saturating_sub(len);
         }
     }
     let total = out
@@ -232,6 +242,18 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
     (out, total, any_error)
 }
 
+/// One partition read of a round.
+struct RoundRead {
+    /// Index of the partition in the request.
+    slot: usize,
+    /// Bytes of the response budget it holds until its result is applied.
+    held: usize,
+    /// Its partition budget.
+    budget: usize,
+    /// The result, if the read completed on its first poll (a memory read).
+    ready: Option<Result<ReadResult, LogError>>,
+}
+
 type PendingRead<'a> = Pin<Box<dyn Future<Output = Result<ReadResult, LogError>> + 'a>>;
 
 fn result_len(result: &Result<ReadResult, LogError>) -> usize {
@@ -239,9 +261,13 @@ fn result_len(result: &Result<ReadResult, LogError>) -> usize {
 }
 
 /// Read results applied in request order.
-#[derive(Default)]
 struct Answer {
+    /// Some partition before this one returned data.
     has_data: bool,
+    /// Record bytes in the answer so far.
+    used: usize,
+    /// The response limit.
+    limit: usize,
 }
 
 impl Answer {
@@ -259,10 +285,12 @@ impl Answer {
                 data.last_stable_offset = read.last_stable_offset;
                 data.log_start_offset = read.log_start_offset;
                 let len = read.bytes_len();
-                if len > budget && self.has_data {
+                let fits = len <= budget && self.used + len <= self.limit;
+                if self.has_data && !fits {
                     return 0;
                 }
                 self.has_data |= len > 0;
+                self.used += len;
                 data.records = read.chunks;
                 len
             }
