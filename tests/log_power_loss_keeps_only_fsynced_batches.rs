@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice::io::dma_file::faults;
 use sluice::log::testing::{batch_offsets, concat_chunks, make_batch};
-use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
+use sluice::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 
 fn config(flush: FlushPolicy) -> LogConfig {
     LogConfig {
@@ -193,4 +193,65 @@ fn failing_write_fails_the_log_and_loses_nothing_acknowledged() {
     faults::disable();
     assert!(acked > 0);
     assert_eq!(reopen_and_check(&dir, &batches, acked), acked);
+}
+
+/// A full disk in the middle of a chain of small writes (earlier writes done, a later one
+/// refused with ENOSPC): the writer keeps the queued batches and retries, and once there is
+/// room again everything is written in order and survives a power loss after its fsync.
+#[test]
+fn a_full_disk_mid_chain_is_retried_and_loses_nothing() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("p");
+    let batches = originals(40);
+    let work = dir.clone();
+    let sent = batches.clone();
+    faults::enable();
+    sluice::io::block_on_local(async move {
+        let config = LogConfig {
+            // Many writes per flush, so the failure lands inside a chain.
+            write_bytes_max: 4096,
+            ..config(group_commit())
+        };
+        let log = PartitionLog::open(work, config).await.expect("open");
+        faults::fail_writes_after(3, libc::ENOSPC);
+        let mut last = 0;
+        for batch in &sent {
+            last = log
+                .append(Bytes::from(batch.clone()), 0)
+                .expect("append")
+                .last_offset;
+        }
+        for _ in 0..400 {
+            if log.is_storage_full() {
+                break;
+            }
+            sluice::io::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(log.is_storage_full(), "the injected ENOSPC was hit");
+        assert!(
+            matches!(log.wait_durable(last).await, Err(LogError::StorageFull)),
+            "nothing is acknowledged as durable while the disk is full"
+        );
+        // Room again: the writer's retry picks up where the refused write was.
+        faults::fail_writes_after(u64::MAX, libc::ENOSPC);
+        let mut attempts = 0;
+        loop {
+            match log.wait_durable(last).await {
+                Ok(()) => break,
+                Err(LogError::StorageFull) if attempts < 400 => {
+                    attempts += 1;
+                    sluice::io::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("durability after the disk had room again: {e:?}"),
+            }
+        }
+        assert!(!log.is_storage_full());
+        // Power loss: the executor stops without closing the log.
+    });
+    faults::lose_unsynced().expect("power loss");
+    faults::disable();
+    assert_eq!(
+        reopen_and_check(&dir, &batches, batches.len()),
+        batches.len()
+    );
 }
