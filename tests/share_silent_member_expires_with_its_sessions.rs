@@ -16,6 +16,10 @@ use share_support::share_protocol::{
 };
 
 const PARTITIONS_COUNT: i32 = 4;
+/// The share session timeout. Long enough that the member that keeps heartbeating (every
+/// 200 ms) survives a stall of several seconds on a loaded CI machine, short enough that
+/// the silent member's expiry is seen quickly.
+const SESSION_TIMEOUT_MS: &str = "5000";
 /// Generous: only turns a hang into a failure.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -24,7 +28,7 @@ fn share_silent_member_expires_with_its_sessions() {
     let broker = common::Broker::start_with(BrokerOptions {
         extra_args: vec![
             "--share-session-timeout-ms".into(),
-            "1000".into(),
+            SESSION_TIMEOUT_MS.into(),
             "--share-heartbeat-interval-ms".into(),
             "200".into(),
         ],

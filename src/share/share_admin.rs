@@ -13,17 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_channel::oneshot;
 
+pub use super::share_state::StartMoved;
 use super::share_state::{PartitionStart, PartitionSummary, ShareMessage, ShareState};
 use super::ShareError;
 use crate::shard::Shard;
-
-/// The outcome of moving one partition's start offset.
-#[derive(Debug)]
-pub struct StartMoved {
-    pub topic: String,
-    pub partition: i32,
-    pub result: Result<(), ShareError>,
-}
 
 /// Sends a request to shard `shard_id`; its answer arrives on the returned receiver.
 async fn ask<T>(
@@ -112,32 +105,19 @@ pub async fn alter_start_offsets(
     }
     let mut pending = Vec::with_capacity(by_owner.len());
     for (owner, starts) in by_owner {
-        let keys: Vec<(String, i32)> = starts
-            .iter()
-            .map(|s| (s.topic.clone(), s.partition))
-            .collect();
-        let receiver = ask(share, owner, |reply| ShareMessage::ResetStart {
-            group: group.to_owned(),
-            starts,
-            reply,
-        })
-        .await?;
-        pending.push((keys, receiver));
-    }
-    let mut moved = Vec::new();
-    for (keys, receiver) in pending {
-        let results = answer(receiver).await?;
-        // The shard answers each entry in order (share_inbox), so the two line up.
-        debug_assert_eq!(keys.len(), results.len(), "one answer per partition");
-        moved.extend(
-            keys.into_iter()
-                .zip(results)
-                .map(|((topic, partition), result)| StartMoved {
-                    topic,
-                    partition,
-                    result,
-                }),
+        pending.push(
+            ask(share, owner, |reply| ShareMessage::ResetStart {
+                group: group.to_owned(),
+                starts,
+                reply,
+            })
+            .await?,
         );
+    }
+    // Each answer names its partition, so answers need no lining up with the requests.
+    let mut moved = Vec::new();
+    for receiver in pending {
+        moved.extend(answer(receiver).await?);
     }
     Ok(moved)
 }

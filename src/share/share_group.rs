@@ -64,6 +64,8 @@ impl ShareGroup {
         now_ms: i64,
     ) -> Result<HeartbeatResult, ShareError> {
         if request.member_epoch == -1 {
+            // The member's share sessions stay: its client's final ShareAcknowledge (epoch
+            // -1) may reach a partition's shard after this leave (see `share_session`).
             if self.members.remove(&request.member_id).is_some() {
                 self.group_epoch += 1;
             }

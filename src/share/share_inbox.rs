@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use super::share_state::{wait_durable, PartitionStart, PartitionSummary, ShareMessage};
+use super::share_state::{
+    wait_durable, PartitionStart, PartitionSummary, ShareMessage, StartMoved,
+};
 use super::ShareError;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -53,11 +55,17 @@ async fn handle(shard: Rc<Shard>, message: ShareMessage) {
             starts,
             reply,
         } => {
-            let mut results = Vec::with_capacity(starts.len());
+            let mut moved = Vec::with_capacity(starts.len());
             for start in starts {
-                results.push(reset_start(&shard, &group, start).await);
+                let (topic, partition) = (start.topic.clone(), start.partition);
+                let result = reset_start(&shard, &group, start).await;
+                moved.push(StartMoved {
+                    topic,
+                    partition,
+                    result,
+                });
             }
-            let _ = reply.send(results);
+            let _ = reply.send(moved);
         }
         ShareMessage::DeleteGroup {
             group,

@@ -19,7 +19,7 @@ use super::share_group::{HeartbeatRequest, HeartbeatResult, ShareGroup};
 use super::share_partition::{
     AckBatch, AckError, AcquiredRange, BatchSpan, Outcome, SharePartition, StateChange,
 };
-use super::share_session::{FetchSessionRequest, ShareSessionCache, TopicPartition};
+use super::share_session::{FetchSessionRequest, SessionClock, ShareSessionCache, TopicPartition};
 use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
@@ -54,11 +54,11 @@ pub enum ShareMessage {
         reply: oneshot::Sender<Vec<PartitionSummary>>,
     },
     /// Move a group's start offset on partitions this shard owns, creating the group's
-    /// share-partition where it has none yet; one answer per entry of `starts`.
+    /// share-partition where it has none yet; each answer names its partition.
     ResetStart {
         group: String,
         starts: Vec<PartitionStart>,
-        reply: oneshot::Sender<Vec<Result<(), ShareError>>>,
+        reply: oneshot::Sender<Vec<StartMoved>>,
     },
     /// Forget a group's share-partitions on this shard (of `topics`, or all); answers the
     /// topics it had state for.
@@ -79,6 +79,15 @@ pub struct PartitionStart {
     pub topic: String,
     pub partition: i32,
     pub to: ResetTarget,
+}
+
+/// The outcome of moving one partition's start offset. It carries its partition so that
+/// an answer can never be matched to the wrong request.
+#[derive(Debug)]
+pub struct StartMoved {
+    pub topic: String,
+    pub partition: i32,
+    pub result: Result<(), ShareError>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -598,7 +607,13 @@ impl ShareState {
         member: &str,
         request: FetchSessionRequest<'_>,
     ) -> Result<Vec<TopicPartition>, ShareError> {
-        self.sessions.borrow_mut().fetch(group, member, request)
+        let clock = SessionClock {
+            now_ms: crate::server::connection::now_ms(),
+            idle_ms_max: self.group_config(group).session_timeout_ms,
+        };
+        self.sessions
+            .borrow_mut()
+            .fetch(group, member, request, clock)
     }
 
     /// Applies a ShareAcknowledge to the member's share session (see
@@ -609,7 +624,10 @@ impl ShareState {
         member: &str,
         epoch: i32,
     ) -> Result<Vec<TopicPartition>, ShareError> {
-        self.sessions.borrow_mut().acknowledge(group, member, epoch)
+        let now_ms = crate::server::connection::now_ms();
+        self.sessions
+            .borrow_mut()
+            .acknowledge(group, member, epoch, now_ms)
     }
 
     /// A closed session: the member's locks on `partitions` are released.
