@@ -14,6 +14,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sluice::log::testing::make_batch;
 use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
 
+// The broker's allocator (src/main.rs), so the benches measure what it does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Appends timed per round before the writer is allowed to drain.
 const ROUND: u64 = 32;
 

@@ -21,6 +21,10 @@ use sluice::protocol::fetch_response::{
     encode, FetchPartitionOut, FetchResponseOut, FetchTopicOut,
 };
 
+// The broker's allocator (src/main.rs), so the benches measure what it does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const VERSION: i16 = 12;
 
 fn large() -> bool {

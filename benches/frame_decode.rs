@@ -20,6 +20,10 @@ use sluice::log::testing::make_batch;
 use sluice::protocol::frame::read_frame;
 use sluice::protocol::request::{decode_body, decode_header, HeaderPrefix};
 
+// The broker's allocator (src/main.rs), so the benches measure what it does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 

@@ -13,6 +13,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use sluice::log::testing::make_batch;
 use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
 
+// The broker's allocator (src/main.rs), so the benches measure what it does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 struct Size {
     bytes_per_iteration: usize,
 }

@@ -4,9 +4,7 @@
 //! - `runtime`: pinned executors (one per shard), local spawning, timers.
 //! - `net`: TCP listener and streams bound to the current executor.
 //! - `dma_file`: O_DIRECT files driven by io_uring, with aligned buffers.
-//! - `allocator`: the global allocator the DMA buffers come from.
 
-mod allocator;
 pub mod dma_file;
 pub mod net;
 pub mod runtime;
