@@ -15,8 +15,12 @@
 //! later changes D, E go there, and `gen-000000000000/` is deleted. Reopening replays S, D, E.
 //!
 //! Recovery ([`StateLog::open`]) replays generations newest first and uses the newest one whose
-//! marker is present. A newer one without its marker is a compaction that crashed before its
-//! snapshot was durable: it is deleted. Older ones are superseded by the snapshot and deleted.
+//! replay reaches its marker. Only once that one is found is anything deleted: a newer one
+//! without its marker is a compaction that crashed before its snapshot was durable, older ones
+//! are superseded by the snapshot. A replay that cannot read to the end of its log is an error,
+//! not a missing marker. Generations with none complete are an error too (the broker refuses to
+//! start rather than forget state), except a lone empty generation 0: its creation crashed
+//! before the marker, and it gets the marker now. A directory with no generations is new.
 //!
 //! Compaction ([`StateLog::compact`]) opens generation `g + 1`, writes the snapshot and marker
 //! and switches appends to it in one synchronous step (so no change slips between snapshot and
@@ -107,6 +111,22 @@ pub enum StateLogError {
         #[source]
         source: CodecError,
     },
+    #[error(
+        "replaying the state log in {dir:?} stopped at offset {offset} of {end_offset}: {reason}"
+    )]
+    ReplayStalled {
+        dir: PathBuf,
+        offset: i64,
+        end_offset: i64,
+        reason: &'static str,
+    },
+    /// Generations exist but none holds its snapshot marker: starting empty would silently
+    /// forget their state, so the owner must look at the directory.
+    #[error(
+        "no complete generation in the state log {dir:?} (generations {generations:?} lack \
+         their snapshot marker); refusing to start from empty state"
+    )]
+    NoCompleteGeneration { dir: PathBuf, generations: Vec<u64> },
 }
 
 fn log_error<'a>(
@@ -166,6 +186,11 @@ impl<R: StateRecord> StateLog<R> {
     /// Opens (or creates) the state log in `dir` and replays its newest complete generation
     /// into `S::default()` with `apply` (markers are not applied). `now_ms` stamps the marker
     /// of a new generation 0.
+    ///
+    /// Nothing is deleted until a complete generation has been replayed to its marker: only
+    /// then are newer (incomplete) and older (superseded) generations removed. Generations
+    /// that exist with none complete are [`StateLogError::NoCompleteGeneration`], except a
+    /// lone empty generation 0, which is a creation that crashed before its marker.
     pub async fn open<S: Default>(
         dir: PathBuf,
         config: StateLogConfig,
@@ -181,51 +206,97 @@ impl<R: StateRecord> StateLog<R> {
             Err(e) => return Err(io_error("listing generations in", &dir)(e)),
         };
         generations.sort_unstable_by(|a, b| b.cmp(a));
+        if generations.is_empty() {
+            // A new directory (or one whose creation crashed before generation 0 existed).
+            let log = create_first_generation::<R>(&dir, config, now_ms).await?;
+            return Ok((StateLog::new(dir, config, log, 0), S::default()));
+        }
+
+        // Replay newest first, deleting nothing yet: a generation is only known to be
+        // disposable once a complete one has been found.
+        let mut incomplete: Vec<(u64, PartitionLog)> = Vec::new();
         let mut chosen = None;
-        for generation in &generations {
+        for (index, generation) in generations.iter().enumerate() {
             let path = generation_dir(&dir, *generation);
-            if chosen.is_some() {
-                // Older than the generation in use: superseded by its snapshot.
-                dma_file::remove_dir_all(&path).map_err(io_error("removing", &path))?;
-                continue;
-            }
-            let log = PartitionLog::open(path.clone(), config.log_config())
-                .await
-                .map_err(log_error("opening", &path))?;
+            let log = match PartitionLog::open(path.clone(), config.log_config()).await {
+                Ok(log) => log,
+                Err(e) => {
+                    close_all(&incomplete).await;
+                    return Err(log_error("opening", &path)(e));
+                }
+            };
             let mut state = S::default();
-            if replay(&log, &path, *generation, &mut state, &mut apply).await? {
-                chosen = Some((*generation, log, state));
-            } else {
-                // A compaction that crashed before its snapshot was durable.
-                tracing::warn!(?path, "discarding an incomplete state log snapshot");
-                log.delete()
-                    .await
-                    .map_err(log_error("deleting an incomplete snapshot of", &path))?;
+            match replay(&log, &path, *generation, &mut state, &mut apply).await {
+                Ok(true) => {
+                    chosen = Some((index, *generation, log, state));
+                    break;
+                }
+                Ok(false) => incomplete.push((*generation, log)),
+                Err(e) => {
+                    close_all(&incomplete).await;
+                    close_all(&[(*generation, log)]).await;
+                    return Err(e);
+                }
             }
         }
-        let (generation, log, state) = match chosen {
-            Some(chosen) => chosen,
-            None => (
-                0,
-                create_first_generation::<R>(&dir, config, now_ms).await?,
-                S::default(),
-            ),
+
+        let Some((index, generation, log, state)) = chosen else {
+            return match incomplete.as_slice() {
+                // Generation 0 is created empty and gets its marker before anything else is
+                // appended, so an empty unmarked generation 0 alone holds no state: a creation
+                // that crashed before its marker was durable. Finish it.
+                [(0, log)] if log.log_end_offset() == 0 => {
+                    tracing::warn!(
+                        ?dir,
+                        "completing a state log whose creation was interrupted"
+                    );
+                    let log = log.clone();
+                    write_first_marker::<R>(&log, &dir, config, now_ms).await?;
+                    Ok((StateLog::new(dir, config, log, 0), S::default()))
+                }
+                // Every other shape once held acknowledged state that no generation can be
+                // shown to have superseded: refuse rather than start from nothing.
+                _ => {
+                    close_all(&incomplete).await;
+                    Err(StateLogError::NoCompleteGeneration { dir, generations })
+                }
+            };
         };
-        if !generations.is_empty() {
+
+        // Newer than the chosen generation: compactions that crashed before their marker was
+        // durable. The chosen one holds every change acknowledged before them, and appends
+        // only went to a new generation after its marker was durable.
+        for (newer, incomplete_log) in incomplete {
+            let path = generation_dir(&dir, newer);
+            tracing::warn!(?path, "discarding an incomplete state log snapshot");
+            incomplete_log
+                .delete()
+                .await
+                .map_err(log_error("deleting an incomplete snapshot of", &path))?;
+        }
+        // Older than the chosen generation: superseded by its snapshot.
+        for older in generations.iter().skip(index + 1) {
+            let path = generation_dir(&dir, *older);
+            dma_file::remove_dir_all(&path).map_err(io_error("removing", &path))?;
+        }
+        if generations.len() > 1 {
             // Make the removals durable, so no removed generation reappears after a crash.
             dma_file::sync_dir(&dir)
                 .await
                 .map_err(io_error("syncing", &dir))?;
         }
-        let state_log = StateLog {
+        Ok((StateLog::new(dir, config, log, generation), state))
+    }
+
+    fn new(dir: PathBuf, config: StateLogConfig, log: PartitionLog, generation: u64) -> Self {
+        StateLog {
             snapshot_bytes: Cell::new(log.size_bytes()),
             dir,
             config,
             log: RefCell::new(log),
             generation: Cell::new(generation),
             records: PhantomData,
-        };
-        Ok((state_log, state))
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -324,15 +395,38 @@ async fn create_first_generation<R: StateRecord>(
     let log = PartitionLog::open(path.clone(), config.log_config())
         .await
         .map_err(log_error("creating", &path))?;
-    let last = append_records(&log, dir, config, &[R::snapshot_complete(0)], now_ms)?;
-    log.wait_durable(last)
-        .await
-        .map_err(log_error("writing a snapshot to", &path))?;
+    write_first_marker::<R>(&log, dir, config, now_ms).await?;
     Ok(log)
 }
 
+/// Appends the marker of generation 0 to its empty `log` and waits until it is durable; until
+/// then the generation holds nothing and nothing may be appended to it.
+async fn write_first_marker<R: StateRecord>(
+    log: &PartitionLog,
+    dir: &Path,
+    config: StateLogConfig,
+    now_ms: i64,
+) -> Result<(), StateLogError> {
+    let path = generation_dir(dir, 0);
+    let last = append_records(log, dir, config, &[R::snapshot_complete(0)], now_ms)?;
+    log.wait_durable(last)
+        .await
+        .map_err(log_error("writing a snapshot to", &path))
+}
+
+/// Closes `logs` opened while looking for a complete generation, on the way out of a failed
+/// open; a failure to close loses nothing (no state was changed), so it is only reported.
+async fn close_all(logs: &[(u64, PartitionLog)]) {
+    for (generation, log) in logs {
+        if let Err(error) = log.close().await {
+            tracing::warn!(generation, %error, "closing a state log generation failed");
+        }
+    }
+}
+
 /// Applies every record of `log` (generation `generation`) to `state`; returns whether the
-/// generation's marker was found.
+/// generation's marker was found. Every record up to the high watermark is read, or the
+/// replay fails: "no marker" must mean the generation has none, never that reading stopped.
 async fn replay<R: StateRecord, S>(
     log: &PartitionLog,
     path: &Path,
@@ -349,7 +443,14 @@ async fn replay<R: StateRecord, S>(
             .await
             .map_err(log_error("reading", path))?;
         if read.chunks.is_empty() {
-            break;
+            // The log says records up to `end` exist: stopping here would look like a
+            // generation without its marker, and recovery would discard it.
+            return Err(StateLogError::ReplayStalled {
+                dir: path.to_owned(),
+                offset: position,
+                end_offset: end,
+                reason: "a read returned no data",
+            });
         }
         // A read may split one batch over several chunks (header and body).
         let mut joined = BytesMut::with_capacity(read.bytes_len());
@@ -381,8 +482,14 @@ async fn replay<R: StateRecord, S>(
             }
         }
         if position == before {
-            // Nothing decodable at `position`: stop rather than read it again forever.
-            break;
+            // Nothing decodable at `position`: reading it again would loop forever, and
+            // stopping would look like a generation without its marker.
+            return Err(StateLogError::ReplayStalled {
+                dir: path.to_owned(),
+                offset: position,
+                end_offset: end,
+                reason: "a read decoded no record past this offset",
+            });
         }
     }
     Ok(complete)
@@ -643,7 +750,7 @@ mod tests {
         with_dir(|dir| async move {
             write_and_close(&dir, vec![set("a", 3)]).await;
             // Generation 1 without a marker, and generation 2 with the marker of another
-            // generation: neither is complete.
+            // generation: neither is complete, and only because generation 0 is may they go.
             testing::write_generation(&dir, CONFIG, 1, &[set("a", 999)]).await;
             testing::write_generation(
                 &dir,
@@ -684,6 +791,91 @@ mod tests {
             assert_eq!(replayed, expected);
             assert_eq!(reopened.generation(), 1);
             assert_generations(&dir, &[1]);
+            reopened.close().await.expect("close");
+        });
+    }
+
+    /// Opening `dir` fails with [`StateLogError::NoCompleteGeneration`].
+    async fn assert_no_complete_generation(dir: &Path) {
+        match StateLog::<TestRecord>::open(dir.to_owned(), CONFIG, 0, apply).await {
+            Err(StateLogError::NoCompleteGeneration { dir: named, .. }) => assert_eq!(named, dir),
+            Err(other) => panic!("expected NoCompleteGeneration, got {other}"),
+            Ok(_) => panic!("opened a state log with no complete generation"),
+        }
+    }
+
+    /// How many records generation `generation` in `dir` still holds.
+    async fn record_count(dir: &Path, generation: u64) -> i64 {
+        let log = PartitionLog::open(generation_dir(dir, generation), CONFIG.log_config())
+            .await
+            .expect("open generation");
+        let count = log.log_end_offset() - log.log_start_offset();
+        log.close().await.expect("close");
+        count
+    }
+
+    #[test]
+    fn generations_without_a_marker_are_an_error_and_are_kept() {
+        with_dir(|dir| async move {
+            // Records but no marker, in generation 0 alone: whatever dropped the marker, the
+            // records are all that is left of the state, so nothing may be deleted.
+            testing::write_generation(&dir, CONFIG, 0, &[set("a", 1), set("b", 2)]).await;
+            assert_no_complete_generation(&dir).await;
+            assert_generations(&dir, &[0]);
+            assert_eq!(record_count(&dir, 0).await, 2);
+
+            // Two generations, neither complete: both kept.
+            testing::write_generation(&dir, CONFIG, 1, &[set("a", 10)]).await;
+            assert_no_complete_generation(&dir).await;
+            assert_generations(&dir, &[0, 1]);
+            assert_eq!(record_count(&dir, 0).await, 2);
+            assert_eq!(record_count(&dir, 1).await, 1);
+        });
+    }
+
+    #[test]
+    fn a_lone_empty_generation_other_than_0_is_an_error() {
+        with_dir(|dir| async move {
+            // Generation 1 only exists beside a complete generation 0 until its own marker is
+            // durable, so alone and empty it means state was lost, not a crash.
+            testing::write_generation::<TestRecord>(&dir, CONFIG, 1, &[]).await;
+            assert_no_complete_generation(&dir).await;
+            assert_generations(&dir, &[1]);
+        });
+    }
+
+    #[test]
+    fn a_new_directory_gets_a_complete_generation_0() {
+        with_dir(|dir| async move {
+            let (log, state) = open(&dir).await;
+            assert!(state.is_empty());
+            assert_eq!(log.generation(), 0);
+            drop(log);
+            assert_generations(&dir, &[0]);
+            // Its marker is durable before `open` returns: reopening finds it complete.
+            let (reopened, state) = open(&dir).await;
+            assert!(state.is_empty());
+            assert_eq!(reopened.generation(), 0);
+            reopened.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn a_crash_while_creating_generation_0_is_completed() {
+        with_dir(|dir| async move {
+            // What a crash between creating generation 0 and its marker being durable leaves.
+            testing::write_generation::<TestRecord>(&dir, CONFIG, 0, &[]).await;
+
+            let (log, mut state) = open(&dir).await;
+            assert!(state.is_empty());
+            assert_eq!(log.generation(), 0);
+            append(&log, &mut state, vec![set("a", 5)]).await;
+            drop(log);
+
+            let (reopened, replayed) = open(&dir).await;
+            assert_eq!(replayed, state);
+            assert_eq!(reopened.generation(), 0);
+            assert_generations(&dir, &[0]);
             reopened.close().await.expect("close");
         });
     }
