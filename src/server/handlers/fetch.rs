@@ -13,7 +13,7 @@ use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::FetchResponse;
 use uuid::Uuid;
 
-use super::RequestContext;
+use super::{long_poll, RequestContext};
 use crate::constants::{FETCH_COLD_READS_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::log::{LogError, PartitionLog, ReadResult};
 use crate::protocol::fetch_response::{self, FetchPartitionOut, FetchResponseOut, FetchTopicOut};
@@ -136,7 +136,7 @@ async fn fetch(
             })
             .collect();
         let timer = crate::io::sleep(deadline - now);
-        futures_lite::future::or(wait_any(waits), timer).await;
+        futures_lite::future::or(long_poll::wait_any(waits), timer).await;
     }
 }
 
@@ -355,17 +355,4 @@ fn build(
         session_id: 0,
         topics,
     }
-}
-
-/// Resolves when any of `waits` does; pends forever when there are none.
-async fn wait_any(mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
-    std::future::poll_fn(|cx| {
-        for wait in waits.iter_mut() {
-            if wait.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-        }
-        Poll::Pending
-    })
-    .await
 }

@@ -10,6 +10,7 @@ mod group_errors;
 mod group_find_coordinator;
 mod group_membership;
 mod list_offsets;
+mod long_poll;
 mod metadata;
 mod offsets;
 mod produce;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +23,7 @@ use super::share_errors::share_error_code;
 use super::share_partitions::{
     acknowledge_target, group_and_member, leader_hint, release_member, resolve, Refusal, Target,
 };
-use super::RequestContext;
+use super::{long_poll, RequestContext};
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::protocol::{code, ProtocolError};
 use crate::server::connection::Reply;
@@ -283,19 +282,7 @@ async fn fetch_records(
             .filter_map(|t| t.shares.as_ref().ok())
             .map(|shares| Box::pin(shares.changed()) as Pin<Box<dyn Future<Output = ()>>>)
             .collect();
-        futures_lite::future::or(wait_any(waits), crate::io::sleep(deadline - now)).await;
+        futures_lite::future::or(long_poll::wait_any(waits), crate::io::sleep(deadline - now))
+            .await;
     }
-}
-
-/// Resolves when any of `waits` does; pends forever when there are none.
-async fn wait_any(mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
-    std::future::poll_fn(|cx| {
-        for wait in waits.iter_mut() {
-            if wait.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-        }
-        Poll::Pending
-    })
-    .await
 }
