@@ -5,18 +5,15 @@
 //! partitioner (murmur2 of the key), so keys land where Java and librdkafka clients put them.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
-use indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
-};
+use kafka_protocol::records::Compression;
 
 use super::cluster::Cluster;
 use super::error::{check_error_code, ClientError};
+use crate::protocol::record_batch;
 
 /// How many times a produce is retried after a retriable error (leader moved, topic being
 /// created, connection dropped). Retries can duplicate records, as in any non-idempotent client.
@@ -63,17 +60,7 @@ impl Default for ProducerConfig {
     }
 }
 
-/// One record to produce.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProducerRecord {
-    pub key: Option<Bytes>,
-    pub value: Option<Bytes>,
-    /// Headers in order. Duplicate header keys are collapsed to the last value (a limit of
-    /// kafka-protocol's record type).
-    pub headers: Vec<(String, Option<Bytes>)>,
-    /// Create time; `None` means now.
-    pub timestamp_ms: Option<i64>,
-}
+pub use crate::protocol::record_batch::ProducerRecord;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -88,48 +75,8 @@ pub fn encode_batch(
     compression: Compression,
     now_ms: i64,
 ) -> Result<Bytes, ClientError> {
-    let mut kafka_records = Vec::with_capacity(records.len());
-    for (i, record) in records.iter().enumerate() {
-        let offset = i64::try_from(i).map_err(|_| {
-            ClientError::InvalidArgument(format!(
-                "too many records in one batch: {}",
-                records.len()
-            ))
-        })?;
-        let headers: IndexMap<StrBytes, Option<Bytes>> = record
-            .headers
-            .iter()
-            .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-            .collect();
-        kafka_records.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The encoder starts a new batch whenever `offset - sequence` changes; keeping it
-            // constant gives one batch, with base sequence -1 (no idempotence).
-            sequence: (offset as i32).wrapping_sub(1),
-            timestamp: record.timestamp_ms.unwrap_or(now_ms),
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers,
-        });
-    }
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        kafka_records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(|e| ClientError::RecordEncode { source: e.into() })?;
-    Ok(buf.freeze())
+    record_batch::encode(records, compression, now_ms)
+        .map_err(|e| ClientError::RecordEncode { source: e.into() })
 }
 
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`).
@@ -390,7 +337,7 @@ mod tests {
                 assert_eq!(d.key, r.key);
                 assert_eq!(d.value, r.value);
                 assert_eq!(d.timestamp, r.timestamp_ms.unwrap_or(0));
-                assert_eq!(d.producer_id, NO_PRODUCER_ID);
+                assert_eq!(d.producer_id, kafka_protocol::records::NO_PRODUCER_ID);
                 assert_eq!(
                     d.headers.get("h".as_bytes()).cloned().flatten(),
                     r.headers[0].1

@@ -36,12 +36,11 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::{LogConfig, LogError, PartitionLog};
 use crate::io::dma_file;
+use crate::protocol::record_batch::{self, ProducerRecord};
 
 /// Bytes read per call while replaying.
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -531,38 +530,22 @@ fn encode_batches<R: StateRecord>(
     let mut batches = Vec::new();
     // `chunks(0)` panics; a zero limit means one record per batch.
     for chunk in records.chunks(config.batch_record_count_max.max(1)) {
-        let mut kafka_records = Vec::with_capacity(chunk.len());
-        for (i, record) in chunk.iter().enumerate() {
-            let (key, value) = record.encode().map_err(encode_error)?;
-            let offset = i as i64;
-            kafka_records.push(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset,
-                // Constant `offset - sequence` keeps the encoder to one batch.
-                sequence: (offset as i32).wrapping_sub(1),
-                timestamp: now_ms,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            });
-        }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            kafka_records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| encode_error(e.into()))?;
-        batches.push(buf.freeze());
+        let records = chunk
+            .iter()
+            .map(|record| {
+                let (key, value) = record.encode()?;
+                Ok(ProducerRecord {
+                    key: Some(key),
+                    value,
+                    headers: Vec::new(),
+                    timestamp_ms: Some(now_ms),
+                })
+            })
+            .collect::<Result<Vec<_>, CodecError>>()
+            .map_err(encode_error)?;
+        let batch = record_batch::encode(&records, Compression::None, now_ms)
+            .map_err(|e| encode_error(e.into()))?;
+        batches.push(batch);
     }
     Ok(batches)
 }

@@ -6,6 +6,7 @@ pub mod api_versions;
 pub mod fetch_response;
 pub mod frame;
 pub mod frame_pool;
+pub mod record_batch;
 pub mod request;
 pub mod response;
 pub mod share_extensions;

@@ -22,14 +22,13 @@
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 
 use super::share_partition::{DeadLetterJob, StateChange};
 use super::share_state::{wait_durable, PartitionShares, ShareMessage};
 use super::ShareError;
+use crate::protocol::record_batch::{self, ProducerRecord};
+use crate::server::connection::now_ms;
 use crate::shard::control::{AdminRequest, NewTopic};
 use crate::shard::{PartitionLookup, Shard};
 
@@ -87,11 +86,11 @@ async fn build_batch(
 ) -> Result<Option<Bytes>, ShareError> {
     let mut records = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let Some(mut record) = read_record(shares, job.offset).await? else {
+        let Some(record) = read_record(shares, job.offset).await? else {
             tracing::warn!(topic = %shares.topic, offset = job.offset, "dead letter no longer in the log");
             continue;
         };
-        let headers = [
+        let dead_letter_headers = [
             (HEADER_TOPIC, shares.topic.clone()),
             (HEADER_PARTITION, shares.partition.to_string()),
             (HEADER_OFFSET, job.offset.to_string()),
@@ -99,35 +98,30 @@ async fn build_batch(
             (HEADER_DELIVERY_COUNT, job.delivery_count.to_string()),
             (HEADER_REASON, job.reason.as_str().to_owned()),
         ];
-        for (name, value) in headers {
-            record
-                .headers
-                .insert(StrBytes::from_static_str(name), Some(Bytes::from(value)));
-        }
-        let offset = records.len() as i64;
-        record.offset = offset;
-        record.sequence = (offset as i32).wrapping_sub(1);
-        record.producer_id = -1;
-        record.producer_epoch = -1;
-        record.transactional = false;
-        record.partition_leader_epoch = -1;
-        record.timestamp_type = TimestampType::Creation;
-        records.push(record);
+        // The record's own headers first; a header of the same name as ours takes our value.
+        let headers = record
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .chain(
+                dead_letter_headers
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), Some(Bytes::from(value)))),
+            )
+            .collect();
+        records.push(ProducerRecord {
+            key: record.key,
+            value: record.value,
+            headers,
+            timestamp_ms: Some(record.timestamp),
+        });
     }
     if records.is_empty() {
         return Ok(None);
     }
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| ShareError::Storage(format!("encoding dead letters: {e}")))?;
-    Ok(Some(buf.freeze()))
+    record_batch::encode(&records, Compression::None, now_ms())
+        .map(Some)
+        .map_err(|e| ShareError::Storage(format!("encoding dead letters: {e}")))
 }
 
 async fn read_record(shares: &PartitionShares, offset: i64) -> Result<Option<Record>, ShareError> {
