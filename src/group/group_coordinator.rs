@@ -17,7 +17,7 @@ use super::classic_group::{
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::offset_store::{Durable, OffsetStore};
-use super::{coordinator_shard, GroupConfig, GroupError};
+use super::{coordinator_shard, GroupConfig, GroupError, GROUP_ID_BYTES_MAX};
 
 /// How often offsets of empty groups are checked for expiry (Kafka:
 /// `offsets.retention.check.interval.ms`).
@@ -154,7 +154,7 @@ impl GroupCoordinator {
     }
 
     fn check(&self, group_id: &str) -> Result<(), GroupError> {
-        if group_id.is_empty() {
+        if group_id.is_empty() || group_id.len() > GROUP_ID_BYTES_MAX {
             return Err(GroupError::InvalidGroupId);
         }
         if !self.is_coordinator(group_id) {

@@ -32,6 +32,12 @@ pub use group_coordinator::GroupCoordinator;
 /// count. More shards than this leaves the extra shards without groups.
 pub const OFFSETS_PARTITION_COUNT: u32 = 32;
 
+/// Longest group id served. Kafka's own offsets records hold the group id as an int16-length
+/// string, so Kafka cannot store a longer one either; refusing it up front answers
+/// INVALID_GROUP_ID rather than failing at the log.
+pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
+const _: () = assert!(GROUP_ID_BYTES_MAX <= offset_record::RECORD_STRING_BYTES_MAX);
+
 /// The offsets partition of `group_id`.
 pub fn offsets_partition(group_id: &str) -> u32 {
     use std::hash::Hasher;

@@ -50,11 +50,23 @@ pub enum OffsetRecord {
 #[error("malformed offsets record: {0}")]
 pub struct RecordDecodeError(&'static str);
 
-fn put_str(buf: &mut BytesMut, text: &str) {
-    // Group ids, topics and metadata are bounded far below 64 KiB by the handlers.
-    let len = u16::try_from(text.len()).expect("string fits u16 (checked by the caller)");
+/// A string too long for the record format. The handlers refuse such input with a Kafka
+/// error first; this keeps anything they miss from reaching the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("offsets record {field} of {len_bytes} bytes exceeds {RECORD_STRING_BYTES_MAX}")]
+pub struct RecordEncodeError {
+    pub field: &'static str,
+    pub len_bytes: usize,
+}
+
+fn put_str(buf: &mut BytesMut, field: &'static str, text: &str) -> Result<(), RecordEncodeError> {
+    let len = u16::try_from(text.len()).map_err(|_| RecordEncodeError {
+        field,
+        len_bytes: text.len(),
+    })?;
     buf.put_u16(len);
     buf.put_slice(text.as_bytes());
+    Ok(())
 }
 
 fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
@@ -88,7 +100,7 @@ pub const RECORD_STRING_BYTES_MAX: usize = u16::MAX as usize;
 
 impl OffsetRecord {
     /// `(key, value)`; a `None` value is a deletion.
-    pub fn encode(&self) -> (Bytes, Option<Bytes>) {
+    pub fn encode(&self) -> Result<(Bytes, Option<Bytes>), RecordEncodeError> {
         let mut key = BytesMut::new();
         match self {
             OffsetRecord::Commit {
@@ -98,16 +110,16 @@ impl OffsetRecord {
                 offset,
             } => {
                 key.put_u8(KIND_OFFSET);
-                put_str(&mut key, group);
-                put_str(&mut key, topic);
+                put_str(&mut key, "group", group)?;
+                put_str(&mut key, "topic", topic)?;
                 key.put_i32(*partition);
                 let mut value = BytesMut::new();
                 value.put_u8(OFFSET_VALUE_V1);
                 value.put_i64(offset.offset);
                 value.put_i32(offset.leader_epoch);
-                put_str(&mut value, &offset.metadata);
+                put_str(&mut value, "metadata", &offset.metadata)?;
                 value.put_i64(offset.commit_timestamp_ms);
-                (key.freeze(), Some(value.freeze()))
+                Ok((key.freeze(), Some(value.freeze())))
             }
             OffsetRecord::Delete {
                 group,
@@ -115,21 +127,21 @@ impl OffsetRecord {
                 partition,
             } => {
                 key.put_u8(KIND_OFFSET);
-                put_str(&mut key, group);
-                put_str(&mut key, topic);
+                put_str(&mut key, "group", group)?;
+                put_str(&mut key, "topic", topic)?;
                 key.put_i32(*partition);
-                (key.freeze(), None)
+                Ok((key.freeze(), None))
             }
             OffsetRecord::GroupDeleted { group } => {
                 key.put_u8(KIND_GROUP_DELETED);
-                put_str(&mut key, group);
-                (key.freeze(), None)
+                put_str(&mut key, "group", group)?;
+                Ok((key.freeze(), None))
             }
             OffsetRecord::SnapshotComplete { generation } => {
                 key.put_u8(KIND_SNAPSHOT_COMPLETE);
                 let mut value = BytesMut::new();
                 value.put_u64(*generation);
-                (key.freeze(), Some(value.freeze()))
+                Ok((key.freeze(), Some(value.freeze())))
             }
         }
     }
@@ -214,9 +226,23 @@ mod tests {
             OffsetRecord::SnapshotComplete { generation: 9 },
         ];
         for record in records {
-            let (key, value) = record.encode();
+            let (key, value) = record.encode().expect("encodable");
             assert_eq!(OffsetRecord::decode(Some(key), value), Ok(record));
         }
+    }
+
+    #[test]
+    fn a_string_too_long_for_the_format_is_an_error() {
+        let record = OffsetRecord::GroupDeleted {
+            group: "g".repeat(RECORD_STRING_BYTES_MAX + 1),
+        };
+        assert_eq!(
+            record.encode(),
+            Err(RecordEncodeError {
+                field: "group",
+                len_bytes: RECORD_STRING_BYTES_MAX + 1
+            })
+        );
     }
 
     #[test]
@@ -232,7 +258,8 @@ mod tests {
                 commit_timestamp_ms: 0,
             },
         }
-        .encode();
+        .encode()
+        .expect("encodable");
         for cut in 0..key.len() {
             assert!(OffsetRecord::decode(Some(key.slice(..cut)), value.clone()).is_err());
         }

@@ -58,7 +58,7 @@ fn partition_dir(root: &Path, partition: u32) -> PathBuf {
 
 impl StateRecord for OffsetRecord {
     fn encode(&self) -> Result<(Bytes, Option<Bytes>), CodecError> {
-        Ok(OffsetRecord::encode(self))
+        Ok(OffsetRecord::encode(self)?)
     }
 
     fn decode(key: Option<Bytes>, value: Option<Bytes>) -> Result<Option<Self>, CodecError> {
