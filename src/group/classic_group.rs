@@ -769,29 +769,29 @@ impl ClassicGroup {
         }
     }
 
-    /// Generation and member checks for OffsetCommit. `generation_id < 0` with an empty
-    /// member id is a commit from outside the group protocol (manual assignment).
+    /// Generation and member checks for OffsetCommit, as Kafka's `ClassicGroup`: a negative
+    /// generation commits from outside the group protocol (a manually assigned consumer or an
+    /// admin tool), which an empty group accepts whatever member id comes with it.
     pub fn validate_commit(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
         generation_id: i32,
     ) -> Result<(), GroupError> {
-        if generation_id < 0 && member_id.is_empty() {
-            if self.members.is_empty() {
-                return Ok(());
+        if generation_id < 0 && self.state == ClassicState::Empty {
+            return Ok(());
+        }
+        if generation_id >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.check_member(member_id, instance_id)?;
+            if generation_id != self.generation_id {
+                return Err(GroupError::IllegalGeneration {
+                    expected: self.generation_id,
+                    got: generation_id,
+                });
             }
+        } else {
+            // No member id and no generation while the group has members.
             return Err(GroupError::UnknownMemberId(String::new()));
-        }
-        if self.state == ClassicState::Empty && self.members.is_empty() {
-            return Err(GroupError::UnknownMemberId(member_id.to_owned()));
-        }
-        self.check_member(member_id, instance_id)?;
-        if generation_id != self.generation_id {
-            return Err(GroupError::IllegalGeneration {
-                expected: self.generation_id,
-                got: generation_id,
-            });
         }
         if self.state == ClassicState::CompletingRebalance {
             return Err(GroupError::RebalanceInProgress);
@@ -932,6 +932,48 @@ mod tests {
             Err(GroupError::FencedInstanceId("s".into()))
         );
         assert_eq!(group.heartbeat(&id, None, 2, 7), Ok(()));
+    }
+
+    #[test]
+    fn commits_from_outside_the_group_need_an_empty_group() {
+        let config = config();
+        let mut group = ClassicGroup::new("g".into(), 0);
+        // Empty: a negative generation commits, whatever member id comes with it.
+        assert_eq!(group.validate_commit("", None, -1), Ok(()));
+        assert_eq!(group.validate_commit("assigned-1", None, -1), Ok(()));
+        assert_eq!(
+            group.validate_commit("assigned-1", None, 0),
+            Err(GroupError::UnknownMemberId("assigned-1".into()))
+        );
+        let id = match group.join(request("", None), &config, 0) {
+            Err(GroupError::MemberIdRequired(id)) => id,
+            _ => panic!("expected MEMBER_ID_REQUIRED"),
+        };
+        answer(group.join(request(&id, None), &config, 1).expect("join"));
+        assert_eq!(group.state, ClassicState::CompletingRebalance);
+        assert_eq!(
+            group.validate_commit("", None, -1),
+            Err(GroupError::UnknownMemberId(String::new()))
+        );
+        assert_eq!(
+            group.validate_commit("stranger", None, -1),
+            Err(GroupError::UnknownMemberId("stranger".into()))
+        );
+        assert_eq!(
+            group.validate_commit(&id, None, -1),
+            Err(GroupError::IllegalGeneration {
+                expected: 1,
+                got: -1
+            })
+        );
+        assert_eq!(
+            group.validate_commit(&id, None, 1),
+            Err(GroupError::RebalanceInProgress)
+        );
+        assert_eq!(
+            group.validate_commit(&id, Some("unknown-instance"), 1),
+            Err(GroupError::UnknownMemberId(id.clone()))
+        );
     }
 
     #[test]

@@ -46,6 +46,20 @@ pub struct ConsumerMember {
     last_sent: Option<Partitions>,
 }
 
+impl ConsumerMember {
+    /// OffsetCommit and OffsetFetch must name the member's current epoch exactly.
+    fn check_epoch(&self, epoch: i32) -> Result<(), GroupError> {
+        if epoch == self.member_epoch {
+            Ok(())
+        } else {
+            Err(GroupError::StaleMemberEpoch {
+                expected: self.member_epoch,
+                got: epoch,
+            })
+        }
+    }
+}
+
 pub struct ConsumerGroup {
     pub group_id: String,
     pub group_epoch: i32,
@@ -421,30 +435,41 @@ impl ConsumerGroup {
         }
     }
 
-    /// Generation checks for OffsetCommit and OffsetFetch v9 (the member epoch).
-    pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
-        if epoch < 0 && member_id.is_empty() {
-            if self.members.is_empty() {
-                return Ok(());
-            }
-            return Err(GroupError::UnknownMemberId(String::new()));
+    /// Member checks for OffsetCommit, as Kafka 4.0-4.1's `ConsumerGroup`: a negative epoch
+    /// commits from outside the group protocol, which an empty group accepts whatever member
+    /// id comes with it. `member_epochs`: the request version carries member epochs (v9+).
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        member_epochs: bool,
+    ) -> Result<(), GroupError> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
         }
-        let Some(member) = self.members.get(member_id) else {
-            return Err(GroupError::UnknownMemberId(member_id.to_owned()));
-        };
-        if epoch > member.member_epoch {
-            return Err(GroupError::FencedMemberEpoch {
-                expected: member.member_epoch,
-                got: epoch,
-            });
+        let member = self.member(member_id)?;
+        if !member_epochs {
+            return Err(GroupError::UnsupportedVersion(
+                "a consumer-protocol member must commit with OffsetCommit v9 or later",
+            ));
         }
-        if epoch < member.member_epoch && epoch != member.previous_epoch {
-            return Err(GroupError::StaleMemberEpoch {
-                expected: member.member_epoch,
-                got: epoch,
-            });
+        member.check_epoch(epoch)
+    }
+
+    /// Member checks for OffsetFetch v9: only a request naming neither a member nor an
+    /// epoch is served without them.
+    pub fn validate_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), GroupError> {
+        if member_id.is_none() && epoch < 0 {
+            return Ok(());
         }
-        Ok(())
+        self.member(member_id.unwrap_or_default())?
+            .check_epoch(epoch)
+    }
+
+    fn member(&self, member_id: &str) -> Result<&ConsumerMember, GroupError> {
+        self.members
+            .get(member_id)
+            .ok_or_else(|| GroupError::UnknownMemberId(member_id.to_owned()))
     }
 
     /// Topics any member subscribes to.
@@ -478,6 +503,43 @@ mod tests {
             server_assignor: None,
             owned,
         }
+    }
+
+    #[test]
+    fn commits_check_the_member_and_its_exact_epoch() {
+        let config = GroupConfig::default();
+        let counts = |t: &str| (t == "t").then_some(2);
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        // Empty: a negative epoch commits, whatever member id comes with it.
+        assert_eq!(group.validate_commit("assigned-1", -1, true), Ok(()));
+        let a = group
+            .heartbeat(hb("a", 0, Some(&["t"]), None), &counts, &config, 0)
+            .expect("join a");
+        let epoch = a.member_epoch;
+        assert_eq!(group.validate_commit("a", epoch, true), Ok(()));
+        assert_eq!(
+            group.validate_commit("assigned-1", -1, true),
+            Err(GroupError::UnknownMemberId("assigned-1".into()))
+        );
+        for stale in [epoch - 1, epoch + 1, -1] {
+            assert_eq!(
+                group.validate_commit("a", stale, true),
+                Err(GroupError::StaleMemberEpoch {
+                    expected: epoch,
+                    got: stale
+                })
+            );
+        }
+        assert!(matches!(
+            group.validate_commit("a", epoch, false),
+            Err(GroupError::UnsupportedVersion(_))
+        ));
+        assert_eq!(group.validate_fetch(None, -1), Ok(()));
+        assert_eq!(group.validate_fetch(Some("a"), epoch), Ok(()));
+        assert_eq!(
+            group.validate_fetch(Some("b"), epoch),
+            Err(GroupError::UnknownMemberId("b".into()))
+        );
     }
 
     #[test]

@@ -88,13 +88,15 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
-/// Who commits or fetches, for the generation checks.
+/// Who commits, for the generation checks.
 #[derive(Debug, Clone)]
 pub struct CommitIdentity {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     /// The generation (classic) or member epoch (consumer); -1 outside the group protocol.
     pub generation_or_epoch: i32,
+    /// The request version carries KIP-848 member epochs (OffsetCommit v9+).
+    pub member_epochs: bool,
 }
 
 pub struct GroupCoordinator {
@@ -306,24 +308,31 @@ impl GroupCoordinator {
 
     // ---- offsets ----------------------------------------------------------------------
 
-    fn validate_identity(&self, group_id: &str, who: &CommitIdentity) -> Result<(), GroupError> {
+    /// OffsetCommit's group and member checks, as Kafka's `OffsetMetadataManager`.
+    fn validate_commit(&self, group_id: &str, who: &CommitIdentity) -> Result<(), GroupError> {
         let groups = self.groups.borrow();
         match groups.get(group_id) {
-            None => {
-                if who.generation_or_epoch < 0 && who.member_id.is_empty() {
-                    Ok(())
-                } else {
-                    Err(GroupError::UnknownMemberId(who.member_id.clone()))
-                }
-            }
             Some(Group::Classic(group)) => group.validate_commit(
                 &who.member_id,
                 who.group_instance_id.as_deref(),
                 who.generation_or_epoch,
             ),
             Some(Group::Consumer(group)) => {
-                group.validate_member_epoch(&who.member_id, who.generation_or_epoch)
+                group.validate_commit(&who.member_id, who.generation_or_epoch, who.member_epochs)
             }
+            // Kafka creates an empty "simple" group for a commit from outside the group
+            // protocol; an empty group accepts such commits, with or without a member id.
+            None if who.generation_or_epoch < 0 => Ok(()),
+            // A group known only by its offsets is that empty simple group: no members.
+            None if self.offsets.has_offsets(group_id) => {
+                Err(GroupError::UnknownMemberId(who.member_id.clone()))
+            }
+            None if who.member_epochs => Err(GroupError::GroupIdNotFound(group_id.to_owned())),
+            // Before v9, Kafka answers ILLEGAL_GENERATION for a group it does not know.
+            None => Err(GroupError::IllegalGeneration {
+                expected: -1,
+                got: who.generation_or_epoch,
+            }),
         }
     }
 
@@ -336,7 +345,7 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Durable, GroupError> {
         self.check(group_id)?;
-        self.validate_identity(group_id, who)?;
+        self.validate_commit(group_id, who)?;
         if offsets.is_empty() {
             return Ok(Box::pin(async { Ok(()) }));
         }
@@ -352,7 +361,8 @@ impl GroupCoordinator {
         self.offsets.append(group_id, records)
     }
 
-    /// OffsetFetch v9 checks the member epoch of KIP-848 members when one is given.
+    /// OffsetFetch v9's member checks: only KIP-848 groups check them (Kafka's
+    /// `validateOffsetFetch`); an unknown group simply has no offsets.
     pub fn check_fetch_member(
         &self,
         group_id: &str,
@@ -360,17 +370,9 @@ impl GroupCoordinator {
         member_epoch: i32,
     ) -> Result<(), GroupError> {
         self.check(group_id)?;
-        let Some(member_id) = member_id else {
-            return Ok(());
-        };
-        if member_epoch < 0 {
-            return Ok(());
-        }
         match self.groups.borrow().get(group_id) {
-            Some(Group::Consumer(group)) => group.validate_member_epoch(member_id, member_epoch),
-            Some(Group::Classic(_)) | None => {
-                Err(GroupError::UnknownMemberId(member_id.to_owned()))
-            }
+            Some(Group::Consumer(group)) => group.validate_fetch(member_id, member_epoch),
+            Some(Group::Classic(_)) | None => Ok(()),
         }
     }
 
@@ -743,6 +745,7 @@ mod tests {
                 member_id: String::new(),
                 group_instance_id: None,
                 generation_or_epoch: -1,
+                member_epochs: true,
             };
             let offset = |commit_timestamp_ms| CommittedOffset {
                 offset: 5,

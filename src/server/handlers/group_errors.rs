@@ -26,6 +26,7 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
         GroupError::GroupIdUsedByOtherProtocol(_) => ResponseError::GroupIdNotFound,
         GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        GroupError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
         // Retriable: the client finds the coordinator again and retries.
         GroupError::Storage(_) | GroupError::ShuttingDown => ResponseError::CoordinatorNotAvailable,
     }

@@ -94,6 +94,7 @@ pub fn offset_commit(
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
         generation_or_epoch: request.generation_id_or_member_epoch,
+        member_epochs: ctx.version >= 9,
     };
     let durable = shard.groups().commit(&group_id, &who, accepted);
     let build = move |group_outcome: Option<GroupError>| {
@@ -103,7 +104,12 @@ pub fn offset_commit(
                 let partitions = partitions
                     .into_iter()
                     .map(|(index, refusal)| {
-                        let error = refusal.or_else(|| group_outcome.clone());
+                        // As in Kafka, unknown partitions are refused before the group is
+                        // looked at; any other partition gets the group's refusal first.
+                        let error = match refusal {
+                            Some(GroupError::UnknownTopicOrPartition) => refusal,
+                            _ => group_outcome.clone().or(refusal),
+                        };
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(index)
                             .with_error_code(error_code(error.as_ref()))
