@@ -84,6 +84,27 @@ pub struct HeartbeatRequest {
     pub owned: Option<Partitions>,
 }
 
+impl HeartbeatRequest {
+    /// The checks Kafka makes before looking at the group: INVALID_REQUEST.
+    pub fn validate(&self) -> Result<(), GroupError> {
+        let invalid = |reason: &str| Err(GroupError::InvalidRequest(reason.to_owned()));
+        if self.instance_id.as_deref() == Some("") {
+            return invalid("InstanceId can't be empty.");
+        }
+        if self.member_epoch == STATIC_LEAVE_EPOCH && self.instance_id.is_none() {
+            return invalid("InstanceId can't be null.");
+        }
+        if self.member_epoch < STATIC_LEAVE_EPOCH {
+            return invalid("MemberEpoch is invalid.");
+        }
+        if (self.member_epoch > 0 || self.member_epoch == LEAVE_EPOCH) && self.member_id.is_empty()
+        {
+            return invalid("MemberId can't be empty.");
+        }
+        Ok(())
+    }
+}
+
 pub struct HeartbeatResult {
     pub member_id: String,
     pub member_epoch: i32,
@@ -197,42 +218,14 @@ impl ConsumerGroup {
                 return Err(GroupError::UnsupportedAssignor(assignor_name.clone()));
             }
         }
-        if request.member_epoch == STATIC_LEAVE_EPOCH {
-            // A static member going away for a restart keeps its place (and its partitions)
-            // until its session expires; its next incarnation takes them over in `join`.
-            let Some(member) = self.members.get_mut(&request.member_id) else {
-                return Err(GroupError::UnknownMemberId(request.member_id));
-            };
-            if member.instance_id.is_some() {
-                member.session_deadline_ms = now_ms + i64::from(config.consumer_session_timeout_ms);
-                return Ok(HeartbeatResult {
-                    member_id: request.member_id,
-                    member_epoch: STATIC_LEAVE_EPOCH,
-                    heartbeat_interval_ms: 0,
-                    assignment: None,
-                });
-            }
-        }
-        let leaving = matches!(request.member_epoch, LEAVE_EPOCH | STATIC_LEAVE_EPOCH);
-        if leaving {
-            if self.members.remove(&request.member_id).is_none() {
-                return Err(GroupError::UnknownMemberId(request.member_id));
-            }
-            tracing::info!(group = %self.group_id, member = %request.member_id, "consumer group member left");
-            self.bump(partition_count, now_ms);
-            return Ok(HeartbeatResult {
-                member_id: request.member_id,
-                member_epoch: request.member_epoch,
-                heartbeat_interval_ms: 0,
-                assignment: None,
-            });
+        if matches!(request.member_epoch, LEAVE_EPOCH | STATIC_LEAVE_EPOCH) {
+            return self.leave(request, partition_count, config, now_ms);
         }
         let member_id = if request.member_epoch == JOIN_EPOCH {
             self.join(&request, partition_count, now_ms)?
         } else {
-            let Some(member) = self.members.get(&request.member_id) else {
-                return Err(GroupError::UnknownMemberId(request.member_id));
-            };
+            let member =
+                self.existing_member(&request.member_id, request.instance_id.as_deref())?;
             if request.member_epoch != member.member_epoch
                 && request.member_epoch != member.previous_epoch
             {
@@ -293,6 +286,68 @@ impl ConsumerGroup {
         })
     }
 
+    /// A member leaving (epoch -1), or a static member leaving for a restart (-2): that one
+    /// keeps its place and its partitions until its session expires, so that its next
+    /// incarnation takes them over in `join`.
+    fn leave(
+        &mut self,
+        request: HeartbeatRequest,
+        partition_count: &dyn Fn(&str) -> Option<i32>,
+        config: &GroupConfig,
+        now_ms: i64,
+    ) -> Result<HeartbeatResult, GroupError> {
+        let member_id = self
+            .existing_member(&request.member_id, request.instance_id.as_deref())?
+            .member_id
+            .clone();
+        if request.member_epoch == STATIC_LEAVE_EPOCH {
+            if let Some(member) = self.members.get_mut(&member_id) {
+                member.member_epoch = STATIC_LEAVE_EPOCH;
+                // As in Kafka, what it was revoking is released at once.
+                member.revoking.clear();
+                member.revoke_deadline_ms = None;
+                member.session_deadline_ms = now_ms + i64::from(config.consumer_session_timeout_ms);
+            }
+            tracing::info!(group = %self.group_id, member = %member_id, "static member left temporarily");
+        } else {
+            self.members.remove(&member_id);
+            tracing::info!(group = %self.group_id, member = %member_id, "consumer group member left");
+            self.bump(partition_count, now_ms);
+        }
+        Ok(HeartbeatResult {
+            member_id,
+            member_epoch: request.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        })
+    }
+
+    /// The member a heartbeat names. A static member is found by its instance id, as in
+    /// Kafka: UNKNOWN_MEMBER_ID when no member holds it, FENCED_INSTANCE_ID when another
+    /// member id does.
+    fn existing_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<&ConsumerMember, GroupError> {
+        let Some(instance_id) = instance_id else {
+            return self.member(member_id);
+        };
+        let holder = self
+            .static_member(instance_id)
+            .ok_or_else(|| GroupError::UnknownMemberId(member_id.to_owned()))?;
+        if holder.member_id != member_id {
+            return Err(GroupError::FencedInstanceId(instance_id.to_owned()));
+        }
+        Ok(holder)
+    }
+
+    fn static_member(&self, instance_id: &str) -> Option<&ConsumerMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+    }
+
     fn join(
         &mut self,
         request: &HeartbeatRequest,
@@ -309,16 +364,17 @@ impl ConsumerGroup {
         } else {
             request.member_id.clone()
         };
-        // A static member coming back replaces its previous incarnation.
+        // A static member coming back replaces its previous incarnation, but only once that
+        // one has left with epoch -2; while it is active, its instance id is not released
+        // (Kafka's UNRELEASED_INSTANCE_ID, whatever member id the newcomer brings).
         let mut previous = None;
-        if let Some(instance) = &request.instance_id {
-            let old = self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != member_id)
-                .map(|m| m.member_id.clone());
-            if let Some(old) = old {
-                previous = self.members.remove(&old);
+        if let Some(instance_id) = &request.instance_id {
+            if let Some(holder) = self.static_member(instance_id) {
+                if holder.member_epoch != STATIC_LEAVE_EPOCH {
+                    return Err(GroupError::UnreleasedInstanceId(instance_id.clone()));
+                }
+                let holder_id = holder.member_id.clone();
+                previous = self.members.remove(&holder_id);
             }
         }
         let subscribed: BTreeSet<String> = names.iter().cloned().collect();
@@ -503,6 +559,85 @@ mod tests {
             server_assignor: None,
             owned,
         }
+    }
+
+    #[test]
+    fn a_static_instance_id_is_taken_over_only_once_released() {
+        let config = GroupConfig::default();
+        let counts = |t: &str| (t == "t").then_some(2);
+        let with_instance = |request: HeartbeatRequest| HeartbeatRequest {
+            instance_id: Some("s".to_owned()),
+            ..request
+        };
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        let a = group
+            .heartbeat(
+                with_instance(hb("a", 0, Some(&["t"]), None)),
+                &counts,
+                &config,
+                0,
+            )
+            .expect("a joins");
+        let a_parts = a.assignment.expect("a assigned");
+        assert_eq!(
+            group
+                .heartbeat(
+                    with_instance(hb("b", 0, Some(&["t"]), None)),
+                    &counts,
+                    &config,
+                    1
+                )
+                .err(),
+            Some(GroupError::UnreleasedInstanceId("s".into()))
+        );
+        assert_eq!(
+            group
+                .heartbeat(with_instance(hb("b", 1, None, None)), &counts, &config, 1)
+                .err(),
+            Some(GroupError::FencedInstanceId("s".into()))
+        );
+        let a_again = group
+            .heartbeat(
+                with_instance(hb("a", a.member_epoch, None, Some(a_parts.clone()))),
+                &counts,
+                &config,
+                2,
+            )
+            .expect("a is still the member");
+        assert_eq!(a_again.member_epoch, a.member_epoch);
+
+        let left = group
+            .heartbeat(
+                with_instance(hb("a", STATIC_LEAVE_EPOCH, None, None)),
+                &counts,
+                &config,
+                3,
+            )
+            .expect("a leaves for a restart");
+        assert_eq!(left.member_epoch, STATIC_LEAVE_EPOCH);
+        assert_eq!(group.members["a"].assigned, a_parts, "kept while away");
+        let b = group
+            .heartbeat(
+                with_instance(hb("b", 0, Some(&["t"]), None)),
+                &counts,
+                &config,
+                4,
+            )
+            .expect("b takes over the released instance id");
+        assert_eq!(b.assignment, Some(a_parts));
+        assert!(!group.members.contains_key("a"));
+        assert_eq!(
+            group
+                .heartbeat(
+                    with_instance(hb("a", a.member_epoch, None, None)),
+                    &counts,
+                    &config,
+                    5
+                )
+                .err(),
+            Some(GroupError::FencedInstanceId("s".into()))
+        );
+        assert!(hb("a", STATIC_LEAVE_EPOCH, None, None).validate().is_err());
     }
 
     #[test]

@@ -286,6 +286,7 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
         self.check(group_id)?;
+        request.validate()?;
         let mut groups = self.groups.borrow_mut();
         if request.member_epoch != 0 && !groups.contains_key(group_id) {
             return Err(GroupError::UnknownMemberId(request.member_id));
