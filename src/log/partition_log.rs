@@ -544,6 +544,27 @@ impl PartitionLog {
         }
     }
 
+    /// The record with the largest timestamp below the high watermark (ListOffsets
+    /// MAX_TIMESTAMP, KIP-734): `(its offset, its timestamp)`, the first one if several share
+    /// it, or `None` when the log holds no record. It is the first record at or after the
+    /// largest batch maxTimestamp any segment holds, so only the batch holding it is read.
+    /// Example: batches [0..=2] with timestamps 100, 300, 200 and [3..=4] with 250, 300:
+    /// `Some((1, 300))`.
+    pub async fn offset_for_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let max_timestamp = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.next_offset > s.base_offset.max(st.log_start_offset))
+                .map(|s| s.index.max_timestamp)
+                .max()
+        };
+        match max_timestamp {
+            Some(ts) => self.offset_for_timestamp(ts).await,
+            None => Ok(None),
+        }
+    }
+
     /// Deletes sealed segments past `retention_ms` (by their newest timestamp), beyond
     /// `retention_bytes`, or wholly below the log start offset (moved by DeleteRecords),
     /// oldest first, and advances the log start offset. Also forgets idempotent producers

@@ -31,7 +31,7 @@ pub const SUPPORTED: &[ApiRange] = &[
         max: 12,
     },
     range(ApiKey::Fetch, 4, 16),
-    range(ApiKey::ListOffsets, 1, 8),
+    range(ApiKey::ListOffsets, 1, 10),
     range(ApiKey::Metadata, 0, 12),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
