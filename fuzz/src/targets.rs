@@ -71,6 +71,7 @@ pub fn decode_served_body(api_key: ApiKey, version: i16, body: Bytes) {
         ApiKey::CreateTopics => d::<CreateTopicsRequest>(version, body),
         ApiKey::DeleteTopics => d::<DeleteTopicsRequest>(version, body),
         ApiKey::CreatePartitions => d::<CreatePartitionsRequest>(version, body),
+        ApiKey::DeleteRecords => d::<DeleteRecordsRequest>(version, body),
         ApiKey::DescribeConfigs => d::<DescribeConfigsRequest>(version, body),
         ApiKey::AlterConfigs => d::<AlterConfigsRequest>(version, body),
         ApiKey::IncrementalAlterConfigs => d::<IncrementalAlterConfigsRequest>(version, body),

@@ -58,6 +58,18 @@ pub enum TopicCommand {
         #[command(flatten)]
         bootstrap: BootstrapArgs,
     },
+    /// Delete the records of a partition below an offset (DeleteRecords): its log start
+    /// offset moves there.
+    DeleteRecords {
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        /// First offset to keep; -1 deletes everything below the high watermark
+        #[arg(long, allow_negative_numbers = true)]
+        before: i64,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+    },
     /// Set or delete topic configs (IncrementalAlterConfigs).
     AlterConfig {
         name: String,
@@ -166,6 +178,20 @@ pub fn run(args: TopicArgs) -> Result<(), CliError> {
             let mut admin = Admin::new(bootstrap.connect()?);
             admin.create_partitions(&name, count)?;
             writeln!(out, "Topic {name} now has {count} partitions.").map_err(CliError::Output)?;
+        }
+        TopicCommand::DeleteRecords {
+            name,
+            partition,
+            before,
+            bootstrap,
+        } => {
+            let mut admin = Admin::new(bootstrap.connect()?);
+            let start = admin.delete_records(&name, partition, before)?;
+            writeln!(
+                out,
+                "Partition {partition} of topic {name} now starts at offset {start}."
+            )
+            .map_err(CliError::Output)?;
         }
         TopicCommand::AlterConfig {
             name,

@@ -1,14 +1,17 @@
 //! Topic administration: create, list, describe, delete, configs, partitions.
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -287,6 +290,37 @@ impl Admin {
             name,
             || format!("cannot create partitions for topic '{name}'"),
         )
+    }
+}
+
+impl Admin {
+    /// Deletes the records of `name`-`partition` below `offset` (-1: below the high
+    /// watermark) by moving its log start offset; returns the new log start offset.
+    pub fn delete_records(
+        &mut self,
+        name: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, ClientError> {
+        let request = DeleteRecordsRequest::default()
+            .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(name))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])]);
+        // Only the partition's leader can move its start.
+        let (_, connection) = self.cluster.leader_connection(name, partition)?;
+        let (response, _) = connection.send(&request)?;
+        let result = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| missing(connection.addr(), name))?;
+        topic_error(result.error_code, None, name, || {
+            format!("cannot delete records of {name}-{partition} before offset {offset}")
+        })?;
+        Ok(result.low_watermark)
     }
 }
 

@@ -16,12 +16,14 @@ const ATTRIBUTES_COMPRESSION_MASK: i16 = 0x07;
 const ATTRIBUTES_LOG_APPEND_TIME: i16 = 1 << 3;
 
 /// The first record of `batch` (one whole stored batch, base offset set) whose timestamp is
-/// `>= ts`: `Ok(Some((offset, timestamp)))`, or `Ok(None)` if it has none. `Err` when the
-/// records cannot be read (bad compression, garbage framing) — content the CRC vouched for
-/// but the log never validated record by record.
+/// `>= ts` and whose offset is `>= offset_min` (the log start offset, which DeleteRecords may
+/// put inside a batch): `Ok(Some((offset, timestamp)))`, or `Ok(None)` if it has none. `Err`
+/// when the records cannot be read (bad compression, garbage framing) — content the CRC
+/// vouched for but the log never validated record by record.
 pub(crate) fn first_record_at_or_after(
     batch: &Bytes,
     ts: i64,
+    offset_min: i64,
 ) -> Result<Option<(i64, i64)>, &'static str> {
     if batch.len() < HEADER_BYTES {
         return Err("batch shorter than its header");
@@ -29,9 +31,9 @@ pub(crate) fn first_record_at_or_after(
     let fields = batch::header_fields(batch);
     if fields.attributes & ATTRIBUTES_LOG_APPEND_TIME != 0 {
         // Every record carries the batch's maxTimestamp.
-        return Ok(
-            (fields.max_timestamp >= ts).then_some((fields.base_offset, fields.max_timestamp))
-        );
+        let first = fields.base_offset.max(offset_min);
+        let found = fields.max_timestamp >= ts && first <= fields.last_offset();
+        return Ok(found.then_some((first, fields.max_timestamp)));
     }
     let records = batch.slice(HEADER_BYTES..);
     let scan = |data: &[u8]| {
@@ -41,6 +43,7 @@ pub(crate) fn first_record_at_or_after(
             fields.base_offset,
             fields.base_timestamp,
             ts,
+            offset_min,
         )
     };
     match fields.attributes & ATTRIBUTES_COMPRESSION_MASK {
@@ -75,6 +78,7 @@ fn scan_records(
     base_offset: i64,
     base_timestamp: i64,
     ts: i64,
+    offset_min: i64,
 ) -> Result<Option<(i64, i64)>, &'static str> {
     for _ in 0..records_count {
         let length = read_varint(&mut data)?;
@@ -91,9 +95,10 @@ fn scan_records(
         let timestamp_delta = read_varint(&mut record)?;
         let offset_delta = read_varint(&mut record)?;
         let timestamp = base_timestamp.wrapping_add(timestamp_delta);
-        if timestamp >= ts {
-            let offset_delta = i32::try_from(offset_delta).map_err(|_| "offset delta overflow")?;
-            return Ok(Some((base_offset + i64::from(offset_delta), timestamp)));
+        let offset_delta = i32::try_from(offset_delta).map_err(|_| "offset delta overflow")?;
+        let offset = base_offset + i64::from(offset_delta);
+        if timestamp >= ts && offset >= offset_min {
+            return Ok(Some((offset, timestamp)));
         }
     }
     Ok(None)
@@ -164,26 +169,32 @@ mod tests {
         ] {
             // Timestamps need not rise: the first record at or after wins (Kafka).
             let batch = encoded(compression, &[100, 300, 200, 400], 50);
-            let find = |ts| first_record_at_or_after(&batch, ts).expect("readable");
+            let find = |ts| first_record_at_or_after(&batch, ts, 0).expect("readable");
             assert_eq!(find(0), Some((50, 100)), "{compression:?}");
             assert_eq!(find(101), Some((51, 300)), "{compression:?}");
             assert_eq!(find(300), Some((51, 300)), "{compression:?}");
             assert_eq!(find(301), Some((53, 400)), "{compression:?}");
             assert_eq!(find(401), None, "{compression:?}");
+            // Records below the log start offset are gone, even inside a kept batch.
+            let from_52 = first_record_at_or_after(&batch, 101, 52).expect("readable");
+            assert_eq!(from_52, Some((52, 200)), "{compression:?}");
         }
     }
 
     #[test]
     fn synthetic_batches_have_real_records_and_garbage_is_an_error() {
         let batch = Bytes::from(make_batch(3, 100, 1000));
-        assert_eq!(first_record_at_or_after(&batch, 1001), Ok(Some((1, 1001))));
+        assert_eq!(
+            first_record_at_or_after(&batch, 1001, 0),
+            Ok(Some((1, 1001)))
+        );
         let mut filler = make_batch(3, 30, 1000);
         filler[61..].fill(0xff); // varints that never end
         let filler = Bytes::from(filler);
-        assert!(first_record_at_or_after(&filler, 1001).is_err());
+        assert!(first_record_at_or_after(&filler, 1001, 0).is_err());
         let mut gz = encoded(Compression::Gzip, &[1, 2], 0).to_vec();
         let n = gz.len();
         gz[n - 20..].fill(0x55);
-        assert!(first_record_at_or_after(&Bytes::from(gz), 2).is_err());
+        assert!(first_record_at_or_after(&Bytes::from(gz), 2, 0).is_err());
     }
 }

@@ -22,6 +22,7 @@ mod batch;
 mod batch_records;
 mod config;
 mod error;
+mod log_start;
 mod partition_log;
 mod producer_state;
 mod segment;

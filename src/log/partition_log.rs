@@ -16,6 +16,7 @@ use super::batch;
 use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{Failure, LogError};
+use super::log_start::{self, LogStartCheckpoint};
 use super::producer_state::{self, ProducerStates, SequenceCheck};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
@@ -115,6 +116,8 @@ pub(crate) struct LogState {
     /// The last write or preallocation found the disk full. The writer keeps the queued
     /// batches and retries; producers are refused until a write succeeds again.
     pub storage_full: bool,
+    /// The log start offset as the checkpoint file last made it durable (see `log_start`).
+    pub log_start_checkpoint: LogStartCheckpoint,
 }
 
 impl LogState {
@@ -149,7 +152,7 @@ impl LogState {
         self.written_event.notify(usize::MAX);
     }
 
-    fn check_open(&self) -> Result<(), LogError> {
+    pub(crate) fn check_open(&self) -> Result<(), LogError> {
         if let Some(failure) = &self.failure {
             return Err(failure.to_error());
         }
@@ -181,7 +184,7 @@ impl LogState {
 /// Handle to one partition's log. Cheap to clone; all clones share the log. `!Send`.
 #[derive(Clone)]
 pub struct PartitionLog {
-    state: Rc<RefCell<LogState>>,
+    pub(super) state: Rc<RefCell<LogState>>,
 }
 
 impl PartitionLog {
@@ -197,7 +200,9 @@ impl PartitionLog {
             .back()
             .expect("recovery always leaves an active segment");
         let leo = active.next_offset;
-        let start = recovered.segments.front().map_or(0, |s| s.base_offset);
+        let first_base = recovered.segments.front().map_or(0, |s| s.base_offset);
+        let checkpoint = log_start::read_checkpoint(&dir).await?;
+        let start = log_start::recovered_start(&dir, first_base, checkpoint, leo);
         let state = LogState {
             dir,
             config,
@@ -221,6 +226,7 @@ impl PartitionLog {
             data_event: Event::new(),
             written_event: Event::new(),
             storage_full: false,
+            log_start_checkpoint: LogStartCheckpoint::new(checkpoint.unwrap_or(start)),
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
@@ -521,7 +527,7 @@ impl PartitionLog {
                 if max_ts < ts {
                     continue;
                 }
-                match batch_records::first_record_at_or_after(&whole, ts) {
+                match batch_records::first_record_at_or_after(&whole, ts, start) {
                     Ok(Some(found)) => return Ok(Some(found)),
                     // maxTimestamp overstated the records; Kafka moves on too.
                     Ok(None) => {}
@@ -538,9 +544,31 @@ impl PartitionLog {
         }
     }
 
-    /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
-    /// `retention_bytes`, oldest first, and advances the log start offset. Also forgets
-    /// idempotent producers idle for `producer_id_expiration_ms`.
+    /// The record with the largest timestamp below the high watermark (ListOffsets
+    /// MAX_TIMESTAMP, KIP-734): `(its offset, its timestamp)`, the first one if several share
+    /// it, or `None` when the log holds no record. It is the first record at or after the
+    /// largest batch maxTimestamp any segment holds, so only the batch holding it is read.
+    /// Example: batches [0..=2] with timestamps 100, 300, 200 and [3..=4] with 250, 300:
+    /// `Some((1, 300))`.
+    pub async fn offset_for_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let max_timestamp = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.next_offset > s.base_offset.max(st.log_start_offset))
+                .map(|s| s.index.max_timestamp)
+                .max()
+        };
+        match max_timestamp {
+            Some(ts) => self.offset_for_timestamp(ts).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes sealed segments past `retention_ms` (by their newest timestamp), beyond
+    /// `retention_bytes`, or wholly below the log start offset (moved by DeleteRecords),
+    /// oldest first, and advances the log start offset. Also forgets idempotent producers
+    /// idle for `producer_id_expiration_ms`.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
         let (dir, removed) = {
             let mut st = self.state.borrow_mut();
@@ -565,7 +593,8 @@ impl PartitionLog {
                     .config
                     .retention_bytes
                     .is_some_and(|max| total - front.assigned_bytes >= max);
-                if !expired && !oversized {
+                let below_start = front.next_offset <= st.log_start_offset;
+                if !expired && !oversized && !below_start {
                     break;
                 }
                 total -= front.assigned_bytes;
@@ -575,9 +604,10 @@ impl PartitionLog {
             if removed.is_empty() {
                 return Ok(());
             }
-            let start = st.segments[0].base_offset;
+            // DeleteRecords may have put the start past the first kept segment's base.
+            let start = st.segments[0].base_offset.max(st.log_start_offset);
             st.log_start_offset = start;
-            while st.cache.front().is_some_and(|b| b.base_offset < start) {
+            while st.cache.front().is_some_and(|b| b.last_offset < start) {
                 let dropped = st.cache.pop_front().expect("checked");
                 st.cache_bytes -= dropped.bytes.len() as u64;
             }

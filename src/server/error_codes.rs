@@ -27,6 +27,8 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        AdminError::InvalidRequest(_) => ResponseError::InvalidRequest,
         AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
         AdminError::Storage(_) => ResponseError::KafkaStorageError,
         _ => ResponseError::UnknownServerError,

@@ -34,6 +34,22 @@ pub struct TopicMeta {
     pub id: Uuid,
     pub partition_count: i32,
     pub overrides: TopicOverrides,
+    /// The shard of each partition named by a manual replica assignment, by partition
+    /// index; -1 (or past the end): placed by [`owner_shard`].
+    pub placement: Vec<i32>,
+}
+
+impl TopicMeta {
+    /// The shard that owns `partition`: the one its assignment names, if that shard exists
+    /// (a restart with fewer shards falls back to the hash), else by hash.
+    pub fn owner(&self, partition: i32, shard_count: usize) -> usize {
+        let assigned = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.placement.get(p))
+            .and_then(|&shard| usize::try_from(shard).ok())
+            .filter(|&shard| shard < shard_count);
+        assigned.unwrap_or_else(|| owner_shard(&self.name, partition, shard_count))
+    }
 }
 
 /// One change to the catalog, as shard 0 broadcasts it.
@@ -100,6 +116,7 @@ impl Catalog {
                     id,
                     partition_count: entry.partitions,
                     overrides: entry.config,
+                    placement: entry.placement,
                 },
             );
         }
@@ -116,6 +133,7 @@ impl Catalog {
                     name: t.name.clone(),
                     id: t.id.to_string(),
                     partitions: t.partition_count,
+                    placement: t.placement.clone(),
                     config: t.overrides.clone(),
                 })
                 .collect(),
@@ -152,6 +170,8 @@ struct TopicEntry {
     name: String,
     id: String,
     partitions: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    placement: Vec<i32>,
     #[serde(default)]
     config: TopicOverrides,
 }
@@ -205,6 +225,7 @@ mod tests {
             id: Uuid::new_v4(),
             partition_count: 4,
             overrides: TopicOverrides::from([("retention.ms".into(), "1000".into())]),
+            placement: vec![1, -1, 0],
         }));
         catalog.persist(dir.path()).expect("persist");
         let loaded = Catalog::load(dir.path()).expect("load");

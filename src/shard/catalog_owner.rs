@@ -8,7 +8,10 @@ use futures_channel::oneshot;
 use uuid::Uuid;
 
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
-use super::control::{AdminError, AdminRequest, ConfigEdit, ConfigOp, NewTopic, ShardMessage};
+use super::control::{
+    AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ShardMessage,
+};
+use super::placement;
 use super::producer_ids::ProducerIdAllocator;
 use super::topic_config;
 use crate::log::LogConfig;
@@ -76,8 +79,8 @@ impl CatalogOwner {
                     reply,
                 } => {
                     let mut results = Vec::with_capacity(topics.len());
-                    for (name, count) in topics {
-                        results.push(self.create_partitions(name, count, validate_only).await);
+                    for topic in topics {
+                        results.push(self.create_partitions(topic, validate_only).await);
                     }
                     let _ = reply.send(results);
                 }
@@ -115,6 +118,7 @@ impl CatalogOwner {
             id: Uuid::new_v4(),
             partition_count: topic.partition_count,
             overrides: topic.overrides,
+            placement: topic.placement,
         };
         if !validate_only {
             self.commit(CatalogChange::Upsert(meta.clone())).await?;
@@ -131,20 +135,41 @@ impl CatalogOwner {
 
     async fn create_partitions(
         &mut self,
-        name: String,
-        count: i32,
+        topic: NewPartitions,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        let NewPartitions {
+            name,
+            count,
+            assignments,
+        } = topic;
         let Some(current) = self.catalog.get(&name) else {
             return Err(AdminError::UnknownTopic(name));
         };
-        if count <= current.partition_count || count > TOPIC_PARTITIONS_MAX {
+        // Kafka's messages for a count that does not grow.
+        if count == current.partition_count {
             return Err(AdminError::InvalidPartitions(format!(
-                "topic '{name}' has {} partitions; the new count must be larger and at most {TOPIC_PARTITIONS_MAX}, got {count}",
+                "Topic already has {count} partition(s)."
+            )));
+        }
+        if count < current.partition_count || count > TOPIC_PARTITIONS_MAX {
+            return Err(AdminError::InvalidPartitions(format!(
+                "The topic {name} currently has {} partition(s); {count} would not be an increase (at most {TOPIC_PARTITIONS_MAX}).",
                 current.partition_count
             )));
         }
         let mut meta = current.clone();
+        if let Some(assignments) = assignments {
+            // Each shard is a broker; every partition has one replica (see `placement`).
+            let placed = placement::check_new_partitions(
+                count - meta.partition_count,
+                &assignments,
+                self.shards.len(),
+            )?;
+            let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
+            meta.placement.resize(first_new, -1);
+            meta.placement.extend(placed);
+        }
         meta.partition_count = count;
         if validate_only {
             return Ok(());

@@ -18,8 +18,12 @@ pub enum AdminError {
     InvalidTopicName(String),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
-    #[error("invalid replication factor {0}: sluice keeps one replica")]
-    InvalidReplicationFactor(i16),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("invalid config {0}")]
     InvalidConfig(String),
     #[error("storage: {0}")]
@@ -32,6 +36,16 @@ pub struct NewTopic {
     pub name: String,
     pub partition_count: i32,
     pub overrides: TopicOverrides,
+    /// The shard (broker id) of each partition, from a manual assignment; empty: by hash.
+    pub placement: Vec<i32>,
+}
+
+/// CreatePartitions of one topic: its new total, and a manual assignment of the new
+/// partitions (a list of broker ids each), if the request had one.
+pub struct NewPartitions {
+    pub name: String,
+    pub count: i32,
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// How AlterConfigs (replace all) and IncrementalAlterConfigs (edit some) change overrides.
@@ -61,7 +75,7 @@ pub enum AdminRequest {
         reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
     },
     CreatePartitions {
-        topics: Vec<(String, i32)>,
+        topics: Vec<NewPartitions>,
         validate_only: bool,
         reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
     },

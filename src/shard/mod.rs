@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
+pub mod placement;
 pub mod producer_ids;
 pub mod topic_config;
 
@@ -92,7 +93,11 @@ impl Shard {
     }
 
     pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
-        owner_shard(topic, partition, self.config.shard_count)
+        let shard_count = self.config.shard_count;
+        match self.catalog.borrow().get(topic) {
+            Some(meta) => meta.owner(partition, shard_count),
+            None => owner_shard(topic, partition, shard_count),
+        }
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicMeta> {
@@ -163,7 +168,7 @@ impl Shard {
     async fn open_partitions(&self, meta: &TopicMeta) -> Result<(), AdminError> {
         let log_config = self.topic_log_config(meta)?;
         for partition in 0..meta.partition_count {
-            if self.owner_of(&meta.name, partition) != self.id {
+            if meta.owner(partition, self.config.shard_count) != self.id {
                 continue;
             }
             let existing = self

@@ -1,4 +1,8 @@
-//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after a timestamp.
+//! ListOffsets: the first offset at or after a timestamp, or a special position: latest
+//! (-1), earliest (-2), the record with the largest timestamp (-3, v7+), the earliest local
+//! offset (-4, v8+; the log start, as there is no tiered storage) or the latest tiered offset
+//! (-5, v9+; none, so -1 as Kafka answers without tiered storage). A special position asked
+//! at a version below its own is UNSUPPORTED_VERSION for that partition, as in Kafka.
 
 use std::rc::Rc;
 
@@ -8,14 +12,28 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
 
-use super::RequestContext;
+use super::{local_partition, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::log_error;
-use crate::shard::{PartitionLookup, Shard};
+use crate::shard::Shard;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// The first ListOffsets version that may ask for a special (negative) timestamp.
+fn first_version_for(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(0),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        _ => None,
+    }
+}
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -29,43 +47,46 @@ pub fn handle(
         for topic in request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for wanted in topic.partitions {
+                // Kafka's answer for an error or no such record: no timestamp, offset or epoch.
                 let mut answer = ListOffsetsPartitionResponse::default()
                     .with_partition_index(wanted.partition_index)
                     .with_timestamp(-1)
-                    .with_offset(-1);
-                if ctx.version >= 4 {
-                    answer.leader_epoch = 0;
+                    .with_offset(-1)
+                    .with_leader_epoch(-1);
+                let served = wanted.timestamp >= 0
+                    || first_version_for(wanted.timestamp).is_some_and(|v| ctx.version >= v);
+                if !served {
+                    answer.error_code = code(ResponseError::UnsupportedVersion);
+                    partitions.push(answer);
+                    continue;
                 }
-                let log = match shard.partition(&topic.name, wanted.partition_index) {
-                    PartitionLookup::Local(log) => log,
-                    PartitionLookup::NotHere
-                        if shard.topic(&topic.name).is_some_and(|m| {
-                            (0..m.partition_count).contains(&wanted.partition_index)
-                        }) =>
-                    {
-                        answer.error_code = code(ResponseError::NotLeaderOrFollower);
-                        partitions.push(answer);
-                        continue;
-                    }
-                    _ => {
-                        answer.error_code = code(ResponseError::UnknownTopicOrPartition);
+                let log = match local_partition(&shard, &topic.name, wanted.partition_index) {
+                    Ok(log) => log,
+                    Err(error) => {
+                        answer.error_code = code(error);
                         partitions.push(answer);
                         continue;
                     }
                 };
-                match wanted.timestamp {
-                    LATEST => answer.offset = log.high_watermark(),
-                    EARLIEST => answer.offset = log.log_start_offset(),
-                    ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
-                        Ok(Some((offset, timestamp))) => {
-                            answer.offset = offset;
-                            answer.timestamp = timestamp;
+                let found = match wanted.timestamp {
+                    LATEST => Ok(Some((log.high_watermark(), -1))),
+                    EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                    // Nothing is tiered: Kafka answers offset -1 with epoch -1.
+                    LATEST_TIERED => Ok(None),
+                    MAX_TIMESTAMP => log.offset_for_max_timestamp().await,
+                    ts => log.offset_for_timestamp(ts).await,
+                };
+                match found {
+                    Ok(Some((offset, timestamp))) => {
+                        answer.offset = offset;
+                        answer.timestamp = timestamp;
+                        if ctx.version >= 4 {
+                            // sluice's only leader epoch (see Metadata).
+                            answer.leader_epoch = 0;
                         }
-                        Ok(None) => {}
-                        Err(e) => answer.error_code = code(log_error(&e)),
-                    },
-                    // -3 (max timestamp, KIP-734) and beyond need versions we do not serve.
-                    _ => answer.error_code = code(ResponseError::InvalidRequest),
+                    }
+                    Ok(None) => {}
+                    Err(e) => answer.error_code = code(log_error(&e)),
                 }
                 partitions.push(answer);
             }

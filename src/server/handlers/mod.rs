@@ -3,6 +3,7 @@
 mod api_versions;
 mod cluster;
 mod configs;
+mod delete_records;
 mod fetch;
 mod group_admin;
 mod group_consumer;
@@ -32,10 +33,12 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::connection::Reply;
+use crate::log::PartitionLog;
 use crate::protocol::api_versions::is_served;
 use crate::protocol::request::{decode_body, decode_header, HeaderPrefix};
+use crate::protocol::ResponseError;
 use crate::protocol::{response, ProtocolError};
-use crate::shard::Shard;
+use crate::shard::{PartitionLookup, Shard};
 
 /// What a handler needs to know about the request besides its body.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +80,27 @@ impl ClientIdentity {
                 .unwrap_or_default(),
             client_host: peer.map(|ip| format!("/{ip}")).unwrap_or_default(),
         }
+    }
+}
+
+/// The log of a partition this shard owns, or what Kafka answers a client that sent a
+/// partition request to this broker: NOT_LEADER_OR_FOLLOWER for a partition of the topic
+/// that another shard leads, UNKNOWN_TOPIC_OR_PARTITION otherwise.
+fn local_partition(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+) -> Result<PartitionLog, ResponseError> {
+    match shard.partition(topic, partition) {
+        PartitionLookup::Local(log) => Ok(log),
+        PartitionLookup::NotHere
+            if shard
+                .topic(topic)
+                .is_some_and(|m| (0..m.partition_count).contains(&partition)) =>
+        {
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+        _ => Err(ResponseError::UnknownTopicOrPartition),
     }
 }
 
@@ -125,6 +149,7 @@ pub fn dispatch(
         ApiKey::CreateTopics => topics::create_topics(shard, ctx, frame),
         ApiKey::DeleteTopics => topics::delete_topics(shard, ctx, frame),
         ApiKey::CreatePartitions => topics::create_partitions(shard, ctx, frame),
+        ApiKey::DeleteRecords => delete_records::handle(shard, ctx, frame),
         ApiKey::DescribeConfigs => configs::describe(shard, ctx, frame),
         ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
@@ -170,6 +195,7 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
         ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",

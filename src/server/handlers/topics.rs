@@ -23,7 +23,8 @@ use super::RequestContext;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
-use crate::shard::control::{AdminError, AdminRequest, NewTopic};
+use crate::shard::control::{AdminError, AdminRequest, NewPartitions, NewTopic};
+use crate::shard::placement::{self, TopicLayout};
 use crate::shard::topic_config::TopicOverrides;
 use crate::shard::Shard;
 
@@ -39,27 +40,40 @@ pub fn create_topics(
     let request: CreateTopicsRequest = ctx.decode(&mut body)?;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
-        // Requests the owner never sees: replication and manual assignments.
+        // Requests the owner never sees: bad replication factors and assignments.
         let mut precheck: Vec<Option<AdminError>> = Vec::new();
         let mut new_topics = Vec::new();
         let mut names = Vec::new();
         for topic in &request.topics {
             names.push(topic.name.clone());
-            let partition_count = if topic.num_partitions == -1 {
-                shard.config.num_partitions
-            } else {
-                topic.num_partitions
-            };
-            let refusal = if !matches!(topic.replication_factor, -1 | 1) {
-                Some(AdminError::InvalidReplicationFactor(
-                    topic.replication_factor,
-                ))
-            } else if !topic.assignments.is_empty() {
-                Some(AdminError::InvalidPartitions(
-                    "manual replica assignment is not supported".to_owned(),
-                ))
-            } else {
-                None
+            let assignments: Vec<(i32, Vec<i32>)> = topic
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect();
+            let layout = placement::check_new_topic(
+                topic.num_partitions,
+                topic.replication_factor,
+                &assignments,
+                shard.config.shard_count,
+            );
+            let (partition_count, placement, refusal) = match layout {
+                Ok(TopicLayout::Default { partition_count }) => (
+                    partition_count.unwrap_or(shard.config.num_partitions),
+                    Vec::new(),
+                    None,
+                ),
+                Ok(TopicLayout::Assigned(shards)) => (
+                    i32::try_from(shards.len()).unwrap_or(i32::MAX),
+                    shards,
+                    None,
+                ),
+                Err(error) => (0, Vec::new(), Some(error)),
             };
             let mut overrides = TopicOverrides::new();
             for config in &topic.configs {
@@ -72,6 +86,7 @@ pub fn create_topics(
                     name: topic.name.0.to_string(),
                     partition_count,
                     overrides,
+                    placement,
                 });
             }
             precheck.push(refusal);
@@ -184,10 +199,19 @@ pub fn create_partitions(
     let request: CreatePartitionsRequest = ctx.decode(&mut body)?;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
-        let topics: Vec<(String, i32)> = request
+        let topics: Vec<NewPartitions> = request
             .topics
             .iter()
-            .map(|t| (t.name.0.to_string(), t.count))
+            .map(|t| NewPartitions {
+                name: t.name.0.to_string(),
+                count: t.count,
+                assignments: t.assignments.as_ref().map(|assignments| {
+                    assignments
+                        .iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                }),
+            })
             .collect();
         let count = topics.len();
         let validate_only = request.validate_only;

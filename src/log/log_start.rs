@@ -1,0 +1,213 @@
+//! The log start offset beyond the first segment's base, and DeleteRecords which moves it.
+//!
+//! Retention deletes whole segments, so after it the log start is simply the first segment's
+//! base offset. DeleteRecords (Kafka's `maybeIncrementLogStartOffset`) may put the start
+//! inside a segment, so that offset is kept in a small checkpoint file beside the segments,
+//! `log-start-offset`: magic, the offset, CRC32C; replaced atomically (temporary file, fsync,
+//! rename, directory fsync). A per-partition file rather than a record in a shard's state
+//! log because the value belongs to the partition directory: it is deleted with the topic's
+//! directory, recovery of one partition reads only its own directory, and it changes only on
+//! an admin request, so a 16-byte file write per change costs nothing that matters.
+//!
+//! Worked example: segments [0..100), [100..200) and the active [200..250), high watermark
+//! 250. `delete_records_before(150)` sets the log start to 150, makes it durable, then
+//! deletes segment 0 (all of it is below 150) and keeps segment 100 (it holds 150..=199).
+//! A fetch at 120 is now out of range; a fetch at 150 returns the batch holding 150 (which
+//! may begin before it, as in Kafka). After a restart the log start is
+//! `max(checkpoint 150, first segment base 100) = 150`.
+
+use std::path::{Path, PathBuf};
+
+use event_listener::Event;
+
+use crate::io::dma_file;
+
+use super::error::LogError;
+use super::partition_log::PartitionLog;
+
+const CHECKPOINT_FILE: &str = "log-start-offset";
+const CHECKPOINT_MAGIC: u32 = 0x534c_4c53; // "SLLS"
+const CHECKPOINT_BYTES: usize = 4 + 8 + 4;
+
+/// The checkpoint's durable value and the one write allowed at a time (writes share the
+/// temporary file). Owned by the log's state; `!Send` like the rest of it.
+pub(crate) struct LogStartCheckpoint {
+    /// What the checkpoint file holds (or the recovered start, when there is no file).
+    durable: i64,
+    writing: bool,
+    written: Event,
+}
+
+impl LogStartCheckpoint {
+    pub(crate) fn new(durable: i64) -> LogStartCheckpoint {
+        LogStartCheckpoint {
+            durable,
+            writing: false,
+            written: Event::new(),
+        }
+    }
+}
+
+fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join(CHECKPOINT_FILE)
+}
+
+fn encode(offset: i64) -> [u8; CHECKPOINT_BYTES] {
+    let mut out = [0u8; CHECKPOINT_BYTES];
+    out[..4].copy_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
+    out[4..12].copy_from_slice(&offset.to_be_bytes());
+    let crc = crc32c::crc32c(&out[..12]);
+    out[12..].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode(data: &[u8]) -> Option<i64> {
+    let data: &[u8; CHECKPOINT_BYTES] = data.try_into().ok()?;
+    let magic = u32::from_be_bytes(data[..4].try_into().ok()?);
+    let offset = i64::from_be_bytes(data[4..12].try_into().ok()?);
+    let crc = u32::from_be_bytes(data[12..].try_into().ok()?);
+    (magic == CHECKPOINT_MAGIC && crc == crc32c::crc32c(&data[..12]) && offset >= 0)
+        .then_some(offset)
+}
+
+/// The checkpointed log start of the partition in `dir`, if DeleteRecords ever set one.
+pub(crate) async fn read_checkpoint(dir: &Path) -> Result<Option<i64>, LogError> {
+    let path = checkpoint_path(dir);
+    let data = dma_file::read_file(&path)
+        .await
+        .map_err(|e| LogError::io(format!("reading {path:?}"), e))?;
+    let Some(data) = data else {
+        return Ok(None);
+    };
+    match decode(&data) {
+        Some(offset) => Ok(Some(offset)),
+        None => {
+            // Written only by atomic rename, so this is damage from outside the broker:
+            // the segments still bound what may be served.
+            tracing::warn!(?path, "ignoring a corrupt log start checkpoint");
+            Ok(None)
+        }
+    }
+}
+
+/// The log start after recovery: the checkpoint where it is past the first segment's base,
+/// but never past the recovered log end.
+pub(crate) fn recovered_start(
+    dir: &Path,
+    first_base: i64,
+    checkpoint: Option<i64>,
+    log_end: i64,
+) -> i64 {
+    let start = checkpoint.map_or(first_base, |offset| offset.max(first_base));
+    if start > log_end {
+        // DeleteRecords waits for durability up to its offset, so only a flush policy that
+        // gives up durability (`never`) can get here after a power loss.
+        tracing::warn!(
+            ?dir,
+            start,
+            log_end,
+            "log start checkpoint is past the recovered log end; starting at the end"
+        );
+        return log_end;
+    }
+    start
+}
+
+impl PartitionLog {
+    /// Kafka's DeleteRecords on one partition: makes `offset` the log start offset if it is
+    /// above the current one (a lower one changes nothing), durably, then deletes the
+    /// segments wholly below it. Returns the log start offset afterwards (the response's low
+    /// watermark). `offset` must be in `0..=high_watermark()`, else
+    /// [`LogError::OffsetOutOfRange`].
+    ///
+    /// Readers see the new start at once; a crash before the checkpoint is durable (before
+    /// this returns) may bring the old start back, as an unanswered request may.
+    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
+        let start = {
+            let mut st = self.state.borrow_mut();
+            st.check_open()?;
+            if offset < 0 || offset > st.high_watermark {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: st.log_start_offset,
+                    log_end: st.high_watermark,
+                });
+            }
+            if offset > st.log_start_offset {
+                st.log_start_offset = offset;
+                st.assert_offsets();
+            }
+            st.log_start_offset
+        };
+        if start > 0 {
+            // The checkpoint must never name an offset a crash could take back out of the
+            // log (only possible under a flush policy whose high watermark runs ahead of
+            // the fsync).
+            self.wait_durable(start - 1).await?;
+        }
+        self.persist_log_start(start).await?;
+        self.enforce_retention(now_ms).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Resolves once the checkpoint file holds `start` or more.
+    async fn persist_log_start(&self, start: i64) -> Result<(), LogError> {
+        loop {
+            let turn = {
+                let mut st = self.state.borrow_mut();
+                if st.log_start_checkpoint.durable >= start {
+                    return Ok(());
+                }
+                if st.log_start_checkpoint.writing {
+                    Err(st.log_start_checkpoint.written.listen())
+                } else {
+                    st.log_start_checkpoint.writing = true;
+                    // The newest start, which may be past `start` by now.
+                    Ok((st.dir.clone(), st.log_start_offset))
+                }
+            };
+            let (dir, value) = match turn {
+                Ok(write) => write,
+                Err(listener) => {
+                    listener.await;
+                    continue;
+                }
+            };
+            let path = checkpoint_path(&dir);
+            let written = dma_file::write_file_atomic(&path, &encode(value))
+                .await
+                .map_err(|e| LogError::io(format!("writing {path:?}"), e));
+            let mut st = self.state.borrow_mut();
+            st.log_start_checkpoint.writing = false;
+            st.log_start_checkpoint.written.notify(usize::MAX);
+            written?;
+            st.log_start_checkpoint.durable = st.log_start_checkpoint.durable.max(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_damage() {
+        let bytes = encode(150);
+        assert_eq!(decode(&bytes), Some(150));
+        for i in 0..CHECKPOINT_BYTES {
+            let mut damaged = bytes;
+            damaged[i] ^= 0x10;
+            assert_eq!(decode(&damaged), None, "byte {i}");
+        }
+        assert_eq!(decode(&bytes[..CHECKPOINT_BYTES - 1]), None);
+    }
+
+    #[test]
+    fn recovered_start_is_the_later_of_checkpoint_and_first_segment_within_the_log() {
+        let dir = Path::new("p");
+        assert_eq!(recovered_start(dir, 100, None, 250), 100);
+        assert_eq!(recovered_start(dir, 100, Some(150), 250), 150);
+        assert_eq!(recovered_start(dir, 200, Some(150), 250), 200);
+        assert_eq!(recovered_start(dir, 0, Some(300), 250), 250);
+    }
+}

@@ -1,0 +1,256 @@
+//! Replication factors and manual replica assignments (CreateTopics and CreatePartitions
+//! `assignments`), checked in the order and with the errors of Kafka's controller
+//! (`ReplicationControlManager`), then turned into shard placement.
+//!
+//! Each shard is advertised as its own broker (broker id = shard index), so an assignment
+//! that names one broker per partition is honoured: the partition lives on that shard
+//! (clients that place partitions expect to find them where they put them). sluice keeps one
+//! replica per partition, so a replication factor above 1, or an otherwise valid assignment
+//! with several brokers per partition, is refused with INVALID_REPLICATION_FACTOR rather
+//! than stored with less redundancy than was asked for.
+//!
+//! Example with 2 shards: `assignments = [(0, [1]), (1, [0])]` places partition 0 on shard 1
+//! and partition 1 on shard 0; `[(0, [2])]` is INVALID_REPLICA_ASSIGNMENT (no broker 2);
+//! replication factor 3 is INVALID_REPLICATION_FACTOR (only 2 brokers).
+
+use std::collections::BTreeMap;
+
+use super::control::AdminError;
+
+/// What a valid CreateTopics entry asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicLayout {
+    /// `partition_count` partitions placed by hash (`num_partitions` -1: the broker default).
+    Default { partition_count: Option<i32> },
+    /// One broker (shard) per partition, by partition index.
+    Assigned(Vec<i32>),
+}
+
+/// Checks a CreateTopics entry: `assignments` are (partition index, broker ids).
+pub fn check_new_topic(
+    num_partitions: i32,
+    replication_factor: i16,
+    assignments: &[(i32, Vec<i32>)],
+    broker_count: usize,
+) -> Result<TopicLayout, AdminError> {
+    if assignments.is_empty() {
+        if replication_factor < -1 || replication_factor == 0 {
+            return Err(AdminError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0, or -1 to use the default value."
+                    .to_owned(),
+            ));
+        }
+        if num_partitions < -1 || num_partitions == 0 {
+            return Err(AdminError::InvalidPartitions(
+                "Number of partitions was set to an invalid non-positive value.".to_owned(),
+            ));
+        }
+        check_replication_factor(replication_factor.max(1), broker_count)?;
+        return Ok(TopicLayout::Default {
+            partition_count: (num_partitions != -1).then_some(num_partitions),
+        });
+    }
+    if replication_factor != -1 {
+        return Err(AdminError::InvalidRequest(
+            "A manual partition assignment was specified, but replication factor was not set to -1."
+                .to_owned(),
+        ));
+    }
+    if num_partitions != -1 {
+        return Err(AdminError::InvalidRequest(
+            "A manual partition assignment was specified, but numPartitions was not set to -1."
+                .to_owned(),
+        ));
+    }
+    let mut brokers: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut replicas_per_partition = None;
+    for (partition, broker_ids) in assignments {
+        if brokers.contains_key(partition) {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "Found multiple manual partition assignments for partition {partition}"
+            )));
+        }
+        check_assignment(broker_ids, replicas_per_partition, broker_count)?;
+        replicas_per_partition = Some(broker_ids.len());
+        brokers.insert(*partition, broker_ids[0]);
+    }
+    // Consecutive from 0: the keys are then exactly 0..len.
+    let consecutive = brokers
+        .keys()
+        .enumerate()
+        .all(|(i, &partition)| i64::try_from(i).is_ok_and(|i| i == i64::from(partition)));
+    if !consecutive {
+        return Err(AdminError::InvalidReplicaAssignment(
+            "partitions should be a consecutive 0-based integer sequence".to_owned(),
+        ));
+    }
+    let replicas = replicas_per_partition.unwrap_or(1);
+    check_replication_factor(i16::try_from(replicas).unwrap_or(i16::MAX), broker_count)?;
+    Ok(TopicLayout::Assigned(brokers.into_values().collect()))
+}
+
+/// Checks the assignments of CreatePartitions for `additional` new partitions of a topic
+/// with one replica per partition; returns the broker (shard) of each new partition.
+pub fn check_new_partitions(
+    additional: i32,
+    assignments: &[Vec<i32>],
+    broker_count: usize,
+) -> Result<Vec<i32>, AdminError> {
+    if usize::try_from(additional).ok() != Some(assignments.len()) {
+        return Err(AdminError::InvalidReplicaAssignment(format!(
+            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+            assignments.len()
+        )));
+    }
+    let mut brokers = Vec::with_capacity(assignments.len());
+    for broker_ids in assignments {
+        check_assignment(broker_ids, Some(1), broker_count)?;
+        brokers.push(broker_ids[0]);
+    }
+    Ok(brokers)
+}
+
+/// Kafka's `validateManualPartitionAssignment`: known brokers, none twice, and as many as
+/// the partitions before (`replicas`).
+fn check_assignment(
+    broker_ids: &[i32],
+    replicas: Option<usize>,
+    broker_count: usize,
+) -> Result<(), AdminError> {
+    if broker_ids.is_empty() {
+        return Err(AdminError::InvalidReplicaAssignment(
+            "The manual partition assignment includes an empty replica list.".to_owned(),
+        ));
+    }
+    let mut sorted = broker_ids.to_vec();
+    sorted.sort_unstable();
+    for (i, &broker) in sorted.iter().enumerate() {
+        if usize::try_from(broker).map_or(true, |b| b >= broker_count) {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker is registered."
+            )));
+        }
+        if i > 0 && sorted[i - 1] == broker {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            )));
+        }
+    }
+    if let Some(replicas) = replicas {
+        if sorted.len() != replicas {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {replicas} replica(s).",
+                sorted.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_replication_factor(replicas: i16, broker_count: usize) -> Result<(), AdminError> {
+    if usize::try_from(replicas).map_or(true, |r| r > broker_count) {
+        return Err(AdminError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replicas} time(s): The target replication factor of {replicas} cannot be reached because only {broker_count} broker(s) are registered."
+        )));
+    }
+    if replicas > 1 {
+        return Err(AdminError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replicas} time(s): sluice keeps one replica of each partition."
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(result: Result<TopicLayout, AdminError>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(AdminError::InvalidRequest(_)) => "request",
+            Err(AdminError::InvalidReplicaAssignment(_)) => "assignment",
+            Err(AdminError::InvalidReplicationFactor(_)) => "factor",
+            Err(AdminError::InvalidPartitions(_)) => "partitions",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn topics_without_assignments_check_factor_then_count() {
+        assert_eq!(
+            check_new_topic(-1, -1, &[], 2).ok(),
+            Some(TopicLayout::Default {
+                partition_count: None
+            })
+        );
+        assert_eq!(
+            check_new_topic(3, 1, &[], 2).ok(),
+            Some(TopicLayout::Default {
+                partition_count: Some(3)
+            })
+        );
+        assert_eq!(kind(check_new_topic(0, 0, &[], 2)), "factor");
+        assert_eq!(kind(check_new_topic(0, 1, &[], 2)), "partitions");
+        assert_eq!(kind(check_new_topic(1, 3, &[], 2)), "factor");
+        assert_eq!(kind(check_new_topic(1, 2, &[], 2)), "factor");
+    }
+
+    #[test]
+    fn assignments_are_checked_as_kafka_does_and_single_replicas_honoured() {
+        let one = |p: i32, b: i32| (p, vec![b]);
+        assert_eq!(
+            check_new_topic(-1, -1, &[one(1, 0), one(0, 1)], 2).ok(),
+            Some(TopicLayout::Assigned(vec![1, 0]))
+        );
+        assert_eq!(kind(check_new_topic(2, -1, &[one(0, 0)], 2)), "request");
+        assert_eq!(kind(check_new_topic(-1, 1, &[one(0, 0)], 2)), "request");
+        assert_eq!(kind(check_new_topic(-1, -1, &[one(0, 2)], 2)), "assignment");
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, -1)], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[(0, vec![])], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[(0, vec![1, 1])], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 0), one(0, 1)], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 0), (1, vec![0, 1])], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 0), one(2, 1)], 2)),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[(0, vec![0, 1])], 2)),
+            "factor"
+        );
+    }
+
+    #[test]
+    fn new_partitions_need_one_known_broker_each() {
+        assert_eq!(
+            check_new_partitions(2, &[vec![1], vec![0]], 2).ok(),
+            Some(vec![1, 0])
+        );
+        for bad in [
+            check_new_partitions(2, &[vec![1]], 2),
+            check_new_partitions(1, &[vec![2]], 2),
+            check_new_partitions(1, &[vec![0, 1]], 2),
+        ] {
+            assert!(
+                matches!(bad, Err(AdminError::InvalidReplicaAssignment(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
