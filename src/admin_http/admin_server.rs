@@ -85,6 +85,13 @@ fn answer(mut stream: TcpStream, registry: &MetricsRegistry) -> std::io::Result<
                 head_only,
             )
         }
+        "/health" if registry.panicked() => respond(
+            &mut stream,
+            503,
+            "text/plain",
+            b"panicked: exiting\n",
+            head_only,
+        ),
         "/health" => {
             let stalled = registry.stalled_shards();
             if stalled.is_empty() {
@@ -216,5 +223,7 @@ mod tests {
         let metrics = get(addr, "/metrics");
         assert!(metrics.contains("sluice_ready 1"), "{metrics}");
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+        registry.set_panicked();
+        assert!(get(addr, "/health").starts_with("HTTP/1.1 503"));
     }
 }

@@ -86,6 +86,7 @@ pub fn show_text(matches: &ArgMatches) -> Result<String, ConfigError> {
         None => ConfigFile::default(),
     };
     let log_level = args.log_level.clone();
+    let log_format = args.log_format;
     let config_path = args.config.clone();
     let config = serve::resolve(args)?;
     Ok(render(
@@ -94,6 +95,7 @@ pub fn show_text(matches: &ArgMatches) -> Result<String, ConfigError> {
         config_path.as_deref(),
         &config,
         &log_level,
+        log_format,
     ))
 }
 
@@ -103,6 +105,7 @@ fn render(
     config_path: Option<&std::path::Path>,
     config: &BrokerConfig,
     log_level: &str,
+    log_format: serve::LogFormat,
 ) -> String {
     let source = |id: &str, in_file: bool, derived_default: bool| match matches
         .try_get_raw(id)
@@ -328,15 +331,23 @@ fn render(
         let line = format!("{key} = {value}");
         out.push_str(&format!("{line:<width$}  # {}\n", source.name()));
     }
-    // Not a config-file key: the log filter is a flag or SLUICE_LOG_LEVEL only.
-    let level_source = match matches.value_source("log_level") {
+    // Not config-file keys: the log filter and format are flags or SLUICE_* only.
+    let flag_or_env_source = |id: &str| match matches.value_source(id) {
         Some(ValueSource::CommandLine) => Source::Flag,
         Some(ValueSource::EnvVariable) => Source::Env,
         _ => Source::Default,
     };
     out.push_str(&format!(
         "# log-level = {log_level:?}  ({}; flag or env only)\n",
-        level_source.name()
+        flag_or_env_source("log_level").name()
+    ));
+    let log_format = match log_format {
+        serve::LogFormat::Text => "text",
+        serve::LogFormat::Json => "json",
+    };
+    out.push_str(&format!(
+        "# log-format = {log_format:?}  ({}; flag or env only)\n",
+        flag_or_env_source("log_format").name()
     ));
     out
 }
@@ -401,6 +412,7 @@ mod tests {
         assert!(line(&text, "share-session-timeout-ms").contains("= 2000"));
         assert!(line(&text, "share-session-timeout-ms").ends_with("# flag"));
         assert!(line(&text, "share-max-share-sessions").ends_with("# default"));
+        assert!(text.contains("# log-format = \"text\"  (default; flag or env only)"));
         // The output is itself a valid config file.
         let body: String = text
             .lines()

@@ -82,34 +82,63 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sluice=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Log lines on stderr: text (coloured only on a terminal) or json (one object per line)
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal and NO_COLOR is unset.
+    Text,
+    /// One JSON object per line (tracing-subscriber's format), for log shippers.
+    Json,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_logging(&args.log_level);
+    init_logging(&args.log_level, args.log_format);
+    // Errors go through the logger too, so that with --log-format json every stderr line
+    // is JSON.
     let config = match resolve(args) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("error: {e}");
             return ExitCode::from(2);
         }
     };
     match crate::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ crate::server::ServerError::Panicked) => {
+            tracing::error!("error: {e}");
+            ExitCode::from(crate::server::panic_policy::PANIC_EXIT_CODE)
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr; stdout carries only the machine-readable ready line.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            // Colour codes are noise in a file or journald; https://no-color.org says a
+            // non-empty NO_COLOR turns them off even on a terminal.
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .try_init()
+        }
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Merges flags/env over the file over defaults, and validates the result.

@@ -15,6 +15,8 @@ pub const SNAPSHOT_STALE_AFTER: Duration = Duration::from_secs(10);
 pub struct MetricsRegistry {
     shards: Mutex<Vec<Option<ShardSnapshot>>>,
     ready: AtomicBool,
+    /// Set by the panic hook: the process is on its way out (see `server::panic_policy`).
+    panicked: AtomicBool,
     /// When the broker first became ready.
     ready_at: OnceLock<Instant>,
     started_at: Instant,
@@ -25,6 +27,7 @@ impl MetricsRegistry {
         MetricsRegistry {
             shards: Mutex::new(vec![None; shard_count]),
             ready: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
             ready_at: OnceLock::new(),
             started_at: Instant::now(),
         }
@@ -56,6 +59,15 @@ impl MetricsRegistry {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the process as failing for good: `/health` answers 503 until it exits.
+    pub fn set_panicked(&self) {
+        self.panicked.store(true, Ordering::Release);
+    }
+
+    pub fn panicked(&self) -> bool {
+        self.panicked.load(Ordering::Acquire)
     }
 
     pub fn uptime(&self) -> Duration {

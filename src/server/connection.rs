@@ -66,6 +66,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             drop(stream);
             continue;
         }
+        #[cfg(debug_assertions)]
+        super::panic_policy::debug_panic_on_accept(shard.id);
         open_connections.set(open_connections.get() + 1);
         let shard = Rc::clone(&shard);
         let open = Rc::clone(&open_connections);

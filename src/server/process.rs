@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 
+use super::panic_policy::PanicWatch;
 use crate::config::BrokerConfig;
 use crate::shard::catalog::{Catalog, CatalogError};
 use crate::shard::catalog_owner::CatalogOwner;
@@ -36,6 +37,9 @@ pub enum ServerError {
     Runtime(#[from] crate::io::runtime::RuntimeError),
     #[error("signal handler: {0}")]
     Signals(std::io::Error),
+    /// A thread panicked; the process exits with `panic_policy::PANIC_EXIT_CODE`.
+    #[error("a thread panicked (see the log); exiting")]
+    Panicked,
 }
 
 /// What a shard reports to the main thread while starting.
@@ -68,6 +72,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         "starting sluice"
     );
     let metrics = Arc::new(crate::metrics::MetricsRegistry::new(config.shard_count));
+    let panic_watch = PanicWatch::install(Arc::clone(&metrics), config.shard_count);
     // Not fatal: a second broker on the host (or a test) must still serve Kafka clients.
     let admin = crate::admin_http::start(config.admin_listen, Arc::clone(&metrics))
         .inspect(|addr| tracing::info!(%addr, "admin endpoint: /metrics /health /ready"))
@@ -110,6 +115,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         let wiring = wiring.clone();
         let exit_tx = exit_tx.clone();
         async move {
+            PanicWatch::enter_shard(shard_id);
             shard_main(shard_id, wiring).await;
             // The main thread may already be gone; a failed send changes nothing.
             let _ = exit_tx.send(shard_id);
@@ -123,16 +129,21 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
 
     // Gather every shard's address, then tell all shards the full broker list.
     let mut addrs = vec![None; shard_count];
+    let startup_deadline = Instant::now() + SHARD_STARTUP_TIMEOUT;
     while addrs.iter().any(Option::is_none) {
-        match startup_rx.recv_timeout(Duration::from_secs(120)) {
+        if panic_watch.panicked() {
+            return Err(ServerError::Panicked);
+        }
+        match startup_rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Startup::Listening { shard_id, addr }) => addrs[shard_id] = Some(addr),
             Ok(Startup::Failed { shard_id, reason }) => {
                 return Err(ServerError::Shard { shard_id, reason })
             }
+            Err(_) if Instant::now() < startup_deadline => {}
             Err(_) => {
                 return Err(ServerError::Shard {
                     shard_id: addrs.iter().position(Option::is_none).unwrap_or(0),
-                    reason: "did not start within 120 s".to_owned(),
+                    reason: format!("did not start within {SHARD_STARTUP_TIMEOUT:?}"),
                 })
             }
         }
@@ -167,28 +178,44 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     );
     tracing::info!(brokers = %listing.join(","), "ready");
 
-    // Run until a signal arrives or a shard stops on its own (which is a failure).
-    let mut failed_shard = None;
-    while !shutdown.load(Ordering::Relaxed) {
+    // Run until a signal arrives, a thread panics, or a shard stops on its own (a failure).
+    let mut exited = vec![false; shard_count];
+    while !shutdown.load(Ordering::Relaxed) && !panic_watch.panicked() {
         if let Ok(shard_id) = exit_rx.recv_timeout(Duration::from_millis(100)) {
-            failed_shard = Some(shard_id);
+            exited[shard_id] = true;
             break;
         }
     }
+    let failed_shard = exited.iter().position(|&e| e);
     tracing::info!("shutting down: flushing logs");
     metrics.set_ready(false);
-    let mut closed = Vec::with_capacity(shutdown_txs.len());
-    for tx in &shutdown_txs {
+    let mut closing = Vec::with_capacity(shutdown_txs.len());
+    for (shard_id, tx) in shutdown_txs.iter().enumerate() {
         let (reply, done) = oneshot::channel();
         if tx.send_blocking(ShardMessage::Shutdown { reply }).is_ok() {
-            closed.push(done);
+            closing.push((shard_id, done));
         }
     }
-    for done in closed {
-        // A shard that died drops its reply; join() below reports it.
-        let _ = futures_lite::future::block_on(done);
+    // A shard that stopped or panicked never answers (its inbox outlives it in the other
+    // shards' wiring), so stop waiting for it once it is known to be gone.
+    while !closing.is_empty() {
+        while let Ok(shard_id) = exit_rx.try_recv() {
+            exited[shard_id] = true;
+        }
+        closing.retain_mut(|(shard_id, done)| {
+            !exited[*shard_id]
+                && !panic_watch.shard_panicked(*shard_id)
+                && matches!(done.try_recv(), Ok(None))
+        });
+        if !closing.is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    threads.join()?;
+    let joined = threads.join();
+    if panic_watch.panicked() {
+        return Err(ServerError::Panicked);
+    }
+    joined?;
     tracing::info!("stopped");
     match failed_shard {
         Some(shard_id) => Err(ServerError::Shard {
@@ -198,6 +225,9 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         None => Ok(()),
     }
 }
+
+/// How long every shard together may take to open its partitions and listen.
+const SHARD_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Everything the shards are connected by; each shard takes its own ends by index.
 #[derive(Clone)]
@@ -246,41 +276,15 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         Err(e) => return fail(format!("listener address: {e}")),
     };
     if shard_id == 0 {
-        let producer_ids = match ProducerIdAllocator::open(&config.data_dir) {
-            Ok(allocator) => allocator,
-            Err(e) => return fail(e.to_string()),
-        };
-        let owner = CatalogOwner::new(
-            catalog.clone(),
-            producer_ids,
-            config.data_dir.clone(),
-            config.log.clone(),
-            shard_txs,
-        );
-        crate::io::spawn(owner.run(admin_rx)).detach();
+        if let Err(reason) = start_catalog_owner(&config, catalog.clone(), shard_txs, admin_rx) {
+            return fail(reason);
+        }
     }
-    let startup_brokers = Vec::new();
-    let shard = Rc::new(Shard::new(
-        shard_id,
-        Arc::clone(&config),
-        startup_brokers,
-        catalog,
-        admin_tx,
-    ));
-    if let Err(e) = shard.open_owned_partitions().await {
-        return fail(e.to_string());
-    }
-    if let Err(e) = shard.groups().load().await {
-        return fail(format!("loading group offsets: {e}"));
-    }
-    shard.share().connect(share_txs);
-    let owned_log = |topic: &str, partition: i32| match shard.partition(topic, partition) {
-        crate::shard::PartitionLookup::Local(log) => Some(log),
-        _ => None,
+    let shard = match open_shard(shard_id, Arc::clone(&config), catalog, admin_tx, share_txs).await
+    {
+        Ok(shard) => shard,
+        Err(reason) => return fail(reason),
     };
-    if let Err(e) = shard.share().load(owned_log).await {
-        return fail(format!("loading share-group state: {e}"));
-    }
     if startup_tx
         .send(Startup::Listening { shard_id, addr })
         .is_err()
@@ -290,48 +294,114 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     let Ok(brokers) = brokers_rx.recv().await else {
         return;
     };
-    let shard = match Rc::try_unwrap(shard) {
-        Ok(mut shard) => {
-            shard.brokers = brokers;
-            Rc::new(shard)
-        }
-        Err(_) => return fail("shard state still shared at start-up".to_owned()),
-    };
+    let mut shard = shard;
+    shard.brokers = brokers;
+    let shard = Rc::new(shard);
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
-    let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
     let publisher = crate::io::spawn(crate::metrics::metrics_publisher::run(
         Rc::clone(&shard),
         metrics,
     ));
-    let group_timers = {
-        let catalog = Rc::clone(&shard);
-        let partition_count = move |topic: &str| catalog.topic(topic).map(|m| m.partition_count);
-        crate::io::spawn(crate::group::group_timers::run(
-            Rc::clone(shard.groups()),
-            Rc::new(partition_count),
-        ))
-    };
-    let share_inbox = crate::io::spawn(crate::share::share_inbox::run(
-        Rc::clone(&shard),
-        share_rxs[shard_id].clone(),
-    ));
-    let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(&shard)));
+    let tasks = ShardTasks::spawn(&shard, share_rxs[shard_id].clone());
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
-    drop(retention);
     drop(publisher);
-    drop(group_timers);
-    drop(share_inbox);
-    drop(share_timers);
-    shard.share().close().await;
-    shard.close_all().await;
-    shard.groups().close().await;
+    drop(tasks);
+    close_shard(&shard).await;
     if let Some(reply) = shutdown {
         let _ = reply.send(()); // the main thread may have given up waiting
     }
+}
+
+/// Shard 0's catalog authority, spawned on the current executor.
+pub(super) fn start_catalog_owner(
+    config: &BrokerConfig,
+    catalog: Catalog,
+    shard_txs: Vec<async_channel::Sender<ShardMessage>>,
+    admin_rx: async_channel::Receiver<crate::shard::control::AdminRequest>,
+) -> Result<(), String> {
+    let producer_ids = ProducerIdAllocator::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let owner = CatalogOwner::new(
+        catalog,
+        producer_ids,
+        config.data_dir.clone(),
+        config.log.clone(),
+        shard_txs,
+    );
+    crate::io::spawn(owner.run(admin_rx)).detach();
+    Ok(())
+}
+
+/// A shard with its partitions, group offsets and share-group state loaded, not yet serving
+/// (its broker list is still empty).
+pub(super) async fn open_shard(
+    shard_id: usize,
+    config: Arc<BrokerConfig>,
+    catalog: Catalog,
+    admin_tx: async_channel::Sender<crate::shard::control::AdminRequest>,
+    share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
+) -> Result<Shard, String> {
+    let shard = Shard::new(shard_id, config, Vec::new(), catalog, admin_tx);
+    shard
+        .open_owned_partitions()
+        .await
+        .map_err(|e| e.to_string())?;
+    shard
+        .groups()
+        .load()
+        .await
+        .map_err(|e| format!("loading group offsets: {e}"))?;
+    shard.share().connect(share_txs);
+    let owned_log = |topic: &str, partition: i32| match shard.partition(topic, partition) {
+        crate::shard::PartitionLookup::Local(log) => Some(log),
+        _ => None,
+    };
+    shard
+        .share()
+        .load(owned_log)
+        .await
+        .map_err(|e| format!("loading share-group state: {e}"))?;
+    Ok(shard)
+}
+
+/// A serving shard's background work: retention, group and share timers, the share inbox.
+/// Dropping it cancels them all.
+pub(super) struct ShardTasks {
+    _tasks: Vec<crate::io::Task<()>>,
+}
+
+impl ShardTasks {
+    pub(super) fn spawn(
+        shard: &Rc<Shard>,
+        share_rx: async_channel::Receiver<crate::share::ShareMessage>,
+    ) -> ShardTasks {
+        let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(shard)));
+        let group_timers = {
+            let catalog = Rc::clone(shard);
+            let partition_count =
+                move |topic: &str| catalog.topic(topic).map(|m| m.partition_count);
+            crate::io::spawn(crate::group::group_timers::run(
+                Rc::clone(shard.groups()),
+                Rc::new(partition_count),
+            ))
+        };
+        let share_inbox =
+            crate::io::spawn(crate::share::share_inbox::run(Rc::clone(shard), share_rx));
+        let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(shard)));
+        ShardTasks {
+            _tasks: vec![retention, group_timers, share_inbox, share_timers],
+        }
+    }
+}
+
+/// Flushes and closes what a shard owns: share-group state, partition logs, group offsets.
+pub(super) async fn close_shard(shard: &Shard) {
+    shard.share().close().await;
+    shard.close_all().await;
+    shard.groups().close().await;
 }
 
 /// How long a restarting broker keeps trying a port that is still in use.

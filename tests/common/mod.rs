@@ -56,6 +56,9 @@ pub struct BrokerOptions {
     /// filesystem a full-disk test mounted).
     pub data_parent: Option<PathBuf>,
     pub extra_args: Vec<String>,
+    /// Environment variables set for the broker, after the harness's own (`NO_COLOR`,
+    /// `RUST_LOG`); an empty value removes the variable.
+    pub envs: Vec<(String, String)>,
 }
 
 impl Default for BrokerOptions {
@@ -69,6 +72,7 @@ impl Default for BrokerOptions {
             default_data_dir: false,
             data_parent: None,
             extra_args: Vec::new(),
+            envs: Vec::new(),
         }
     }
 }
@@ -230,6 +234,19 @@ impl Broker {
         Some(format!("broker exited with {status}; stderr:\n{shown}"))
     }
 
+    /// Waits up to `timeout` for the broker to exit on its own; its exit status, if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = wait_child(self.child.as_mut()?, timeout)?;
+        self.child = None;
+        self.ready = None;
+        Some(status)
+    }
+
+    /// The stderr file of the current (or last) broker process.
+    pub fn stderr_file(&self) -> PathBuf {
+        self.stderr_path(self.starts_count)
+    }
+
     /// SIGTERM, then wait for a clean exit. Panics on a non-zero exit or a hang.
     pub fn stop_graceful(&mut self) {
         self.stop_with_signal("TERM");
@@ -352,6 +369,13 @@ impl Broker {
         command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
+        }
+        for (key, value) in &self.options.envs {
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn().expect("spawn sluice binary");
         let stdout = child.stdout.take().expect("broker stdout");
