@@ -16,6 +16,7 @@ use super::batch;
 use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{Failure, LogError};
+use super::log_cleaner::{self, CleanerCheckpoint};
 use super::producer_state::{self, ProducerStates, SequenceCheck};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
@@ -115,6 +116,8 @@ pub(crate) struct LogState {
     /// The last write or preallocation found the disk full. The writer keeps the queued
     /// batches and retries; producers are refused until a write succeeds again.
     pub storage_full: bool,
+    /// What the log cleaner has done to this log (compacted topics only).
+    pub cleaner: CleanerCheckpoint,
 }
 
 impl LogState {
@@ -181,7 +184,7 @@ impl LogState {
 /// Handle to one partition's log. Cheap to clone; all clones share the log. `!Send`.
 #[derive(Clone)]
 pub struct PartitionLog {
-    state: Rc<RefCell<LogState>>,
+    pub(super) state: Rc<RefCell<LogState>>,
 }
 
 impl PartitionLog {
@@ -221,6 +224,7 @@ impl PartitionLog {
             data_event: Event::new(),
             written_event: Event::new(),
             storage_full: false,
+            cleaner: CleanerCheckpoint::default(),
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
@@ -254,6 +258,9 @@ impl PartitionLog {
             return Err(LogError::InvalidRecord {
                 reason: "empty record set",
             });
+        }
+        if st.config.cleanup.compact {
+            batch_records::refuse_keyless(&records, &headers)?;
         }
         if headers.iter().any(|(_, h)| h.producer_id >= 0) {
             // Kafka accepts exactly one batch per partition from Produce v3 on; one batch
@@ -557,14 +564,18 @@ impl PartitionLog {
                 if !front.sealed || front.next_offset > st.high_watermark {
                     break;
                 }
-                let expired = st
-                    .config
-                    .retention_ms
-                    .is_some_and(|ms| front.index.max_timestamp < now_ms.saturating_sub(ms));
-                let oversized = st
-                    .config
-                    .retention_bytes
-                    .is_some_and(|max| total - front.assigned_bytes >= max);
+                // A compact-only log keeps its segments; the cleaner shrinks them instead.
+                let deletes = st.config.cleanup.delete;
+                let expired = deletes
+                    && st
+                        .config
+                        .retention_ms
+                        .is_some_and(|ms| front.index.max_timestamp < now_ms.saturating_sub(ms));
+                let oversized = deletes
+                    && st
+                        .config
+                        .retention_bytes
+                        .is_some_and(|max| total - front.assigned_bytes >= max);
                 if !expired && !oversized {
                     break;
                 }
@@ -971,8 +982,15 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
     let io_dir = |e| LogError::io(format!("recovering {dir:?}"), e);
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = dma_file::exists(&marker);
-    let mut bases: Vec<i64> = dma_file::list_dir(dir)
-        .map_err(io_dir)?
+    let names = dma_file::list_dir(dir).map_err(io_dir)?;
+    // A cleaner's output that was never swapped in: the segment it was for is intact.
+    for name in names
+        .iter()
+        .filter(|n| n.ends_with(log_cleaner::CLEANED_SUFFIX))
+    {
+        dma_file::remove_file(&dir.join(name)).map_err(io_dir)?;
+    }
+    let mut bases: Vec<i64> = names
         .iter()
         .filter_map(|name| segment::parse_log_name(name))
         .collect();
@@ -1012,8 +1030,14 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
                 (index, file_bytes, next, false)
             }
             None => {
-                let scanned =
-                    segment::scan(&file, base, file_bytes, config.index_interval_bytes).await?;
+                let scanned = segment::scan(
+                    &file,
+                    base,
+                    file_bytes,
+                    config.index_interval_bytes,
+                    !is_last,
+                )
+                .await?;
                 if scanned.valid_bytes < file_bytes && !is_last {
                     tracing::warn!(
                         ?dir,

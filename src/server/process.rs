@@ -300,6 +300,11 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
     let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(&shard)));
+    let log_cleaner = crate::io::spawn_background(
+        "log-cleaner",
+        crate::constants::LOG_CLEANER_SHARES,
+        crate::shard::log_cleaner_task::run(Rc::clone(&shard)),
+    );
     let publisher = crate::io::spawn(crate::metrics::metrics_publisher::run(
         Rc::clone(&shard),
         metrics,
@@ -322,6 +327,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
     drop(retention);
+    drop(log_cleaner);
     drop(publisher);
     drop(group_timers);
     drop(share_inbox);
