@@ -3,12 +3,13 @@
 //! timestamps and offsets survive, and a cleaned log reopens intact after a crash between
 //! the swap and the index write, with a stray `.cleaned` file removed.
 
+mod common;
+mod compaction_support;
+
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use sluice::log::{CleanupPolicy, LogConfig, OffsetMap, PartitionLog};
 
 const CODECS: [Compression; 5] = [
@@ -23,36 +24,9 @@ const CODECS: [Compression; 5] = [
 type Contents = BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>, i64)>;
 
 fn batch(compression: Compression, records: &[(&str, Option<&str>)], timestamp: i64) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: timestamp + i as i64,
-            key: Some(Bytes::from(key.to_string())),
-            value: value.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
+    let records: Vec<(Option<&str>, Option<&str>)> =
+        records.iter().map(|(k, v)| (Some(*k), *v)).collect();
+    compaction_support::batch(compression, &records, timestamp)
 }
 
 /// Every record, read as a consumer would: batch after batch (a read returns one

@@ -6,6 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use rdkafka::error::KafkaError;
 
 use crate::common::{self, Consumed, Delivery, TestRecord, CLIENT_TIMEOUT};
@@ -99,4 +103,43 @@ pub fn check_against_acknowledged(consumed: &[Consumed], acked: &Acknowledged) -
         "the newest record of some key is missing"
     );
     superseded
+}
+
+/// One RecordBatch v2 of `records` as (key, value), `None` meaning null, the i-th record
+/// stamped `timestamp + i`, encoded by the kafka-protocol crate as a producer would.
+pub fn batch(
+    compression: Compression,
+    records: &[(Option<&str>, Option<&str>)],
+    timestamp: i64,
+) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: key.map(|k| Bytes::from(k.to_owned())),
+            value: value.map(|v| Bytes::from(v.to_owned())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
 }

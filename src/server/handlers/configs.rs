@@ -62,13 +62,11 @@ pub fn describe(
                     Some(meta) => match shard.topic_log_config(&meta) {
                         Ok(config) => topic_config::describe(&config)
                             .into_iter()
-                            .map(|(key, value)| {
-                                let source = if meta.overrides.contains_key(key) {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                (key, value, source)
+                            // An override reads back as it was set (Kafka keeps a list
+                            // config's order, e.g. `delete,compact`).
+                            .map(|(key, value)| match meta.overrides.get(key) {
+                                Some(set) => (key, set.clone(), SOURCE_TOPIC),
+                                None => (key, value, SOURCE_DEFAULT),
                             })
                             .collect(),
                         Err(e) => {
