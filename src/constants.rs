@@ -36,3 +36,28 @@ const _: () = assert!(FRAME_BYTES_MAX > MESSAGE_BYTES_MAX_DEFAULT as usize);
 // A whole frame must fit in its connection's budget, which is reserved up front.
 const _: () = assert!(CONNECTION_INFLIGHT_BYTES_MAX >= FRAME_BYTES_MAX);
 const _: () = assert!(SHARD_INFLIGHT_BYTES_MAX >= CONNECTION_INFLIGHT_BYTES_MAX);
+
+/// Memory of each shard's log-cleaner key index (Kafka's `log.cleaner.dedupe.buffer.size`,
+/// split per core): 24 bytes per distinct key, filled to 90%, so about 630 000 keys per
+/// cleaning pass; a log with more distinct keys in its dirty part is cleaned over several
+/// passes. Allocated when the shard first cleans a compacted log.
+pub const LOG_CLEANER_OFFSET_MAP_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes of a segment the log cleaner reads per I/O (a larger batch is read whole).
+pub const LOG_CLEANER_READ_BYTES: usize = 1024 * 1024;
+
+/// Bytes of cleaned output the log cleaner buffers before writing them.
+pub const LOG_CLEANER_WRITE_BYTES: usize = 1024 * 1024;
+
+/// How often each shard's log cleaner looks for compacted logs worth cleaning.
+pub const LOG_CLEANER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CPU shares of the log cleaner's task queue against the request path's 1000: when both
+/// have work, appends and fetches get about 10 times the cleaner's time.
+pub const LOG_CLEANER_SHARES: usize = 100;
+
+/// A log is cleaned once this percentage of its cleanable bytes is dirty (not cleaned since
+/// the broker started), as Kafka's `min.cleanable.dirty.ratio` default of 0.5.
+pub const LOG_CLEANER_DIRTY_PERCENT_MIN: u64 = 50;
+
+const _: () = assert!(LOG_CLEANER_OFFSET_MAP_BYTES >= 24 * 1024);

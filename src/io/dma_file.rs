@@ -137,6 +137,14 @@ impl DmaFile {
         &self.path
     }
 
+    /// Renames the file to `to` (atomically replacing what was there) and keeps this
+    /// handle, now under its new name. Make it durable with [`sync_dir`].
+    pub fn rename_to(&mut self, to: &Path) -> io::Result<()> {
+        rename(&self.path, to)?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     /// O_DIRECT alignment of this file's device (positions and lengths of writes).
     pub fn alignment(&self) -> u64 {
         self.inner.alignment()

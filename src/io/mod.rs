@@ -9,4 +9,7 @@ pub mod dma_file;
 pub mod net;
 pub mod runtime;
 
-pub use runtime::{block_on_local, sleep, spawn, start_shards, ShardThreads, Task};
+pub use runtime::{
+    block_on_local, sleep, spawn, spawn_background, start_shards, yield_if_needed, ShardThreads,
+    Task,
+};

@@ -96,6 +96,28 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
     glommio::spawn_local(future)
 }
 
+/// Spawns `future` on the current shard's executor in its own task queue named `name`,
+/// with `shares` of CPU against the default queue's 1000 when both have work: background
+/// work (the log cleaner) gets what the request path leaves.
+pub fn spawn_background<T: 'static>(
+    name: &str,
+    shares: usize,
+    future: impl Future<Output = T> + 'static,
+) -> Task<T> {
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(shares),
+        glommio::Latency::NotImportant,
+        name,
+    );
+    glommio::spawn_local_into(future, queue).expect("a task queue just created exists")
+}
+
+/// Yields if the executor's preemption timer has fired (other tasks or queues are due).
+/// Long-running background loops call it between bounded steps.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await
+}
+
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await
 }

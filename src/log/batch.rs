@@ -165,7 +165,39 @@ pub(crate) fn validate(
 }
 
 /// Low bits of `attributes`: the compression codec (0 = none).
-const COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const COMPRESSION_MASK: i16 = 0x07;
+/// `attributes` bit of a control batch (a transaction marker).
+pub(crate) const ATTRIBUTE_CONTROL: i16 = 1 << 5;
+/// `attributes` bit saying baseTimestamp holds the batch's delete horizon (KIP-534): the
+/// time after which the log cleaner may remove its tombstones.
+pub(crate) const ATTRIBUTE_DELETE_HORIZON: i16 = 1 << 6;
+
+/// A batch with the header of `original` (base offset, lastOffsetDelta, maxTimestamp and
+/// producer fields kept) but the given attributes, baseTimestamp and records, with its
+/// length and CRC recomputed. `records` is the records section as stored (compressed if the
+/// attributes say so).
+pub(crate) fn rebuild(
+    original: &[u8],
+    attributes: i16,
+    base_timestamp: i64,
+    records_count: i32,
+    records: &[u8],
+) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(HEADER_BYTES + records.len());
+    out.extend_from_slice(&original[..HEADER_BYTES]);
+    out.extend_from_slice(records);
+    let length =
+        i32::try_from(out.len() - LOG_OVERHEAD).expect("a rebuilt batch is smaller than 2 GiB");
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8]
+        .copy_from_slice(&base_timestamp.to_be_bytes());
+    out[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4]
+        .copy_from_slice(&records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[OFFSET_CRC_START..]);
+    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(out)
+}
 
 /// Walks the records of an uncompressed batch: exactly `count` length-prefixed records
 /// that fill the batch, the i-th with offsetDelta i. Compressed batches are stored as sent

@@ -8,9 +8,11 @@
 //! varint, then key, value and headers (skipped via the length).
 
 use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::BytesMut;
+use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{self, HEADER_BYTES};
+use super::error::LogError;
 
 const ATTRIBUTES_COMPRESSION_MASK: i16 = 0x07;
 const ATTRIBUTES_LOG_APPEND_TIME: i16 = 1 << 3;
@@ -35,8 +37,7 @@ pub(crate) fn first_record_at_or_after(
         let found = fields.max_timestamp >= ts && first <= fields.last_offset();
         return Ok(found.then_some((first, fields.max_timestamp)));
     }
-    let records = batch.slice(HEADER_BYTES..);
-    let scan = |data: &[u8]| {
+    with_records(batch, |data| {
         scan_records(
             data,
             fields.records_count,
@@ -45,20 +46,165 @@ pub(crate) fn first_record_at_or_after(
             ts,
             offset_min,
         )
-    };
-    match fields.attributes & ATTRIBUTES_COMPRESSION_MASK {
-        0 => scan(&records),
-        codec => decompress_and(codec, records, scan),
+    })
+}
+
+/// Calls `f` with the records section of `batch` (one whole batch of at least
+/// `HEADER_BYTES`), decompressed if the batch is compressed.
+pub(crate) fn with_records<T>(
+    batch: &Bytes,
+    f: impl FnOnce(&[u8]) -> Result<T, &'static str>,
+) -> Result<T, &'static str> {
+    let records = batch.slice(HEADER_BYTES..);
+    match batch::header_fields(batch).attributes & ATTRIBUTES_COMPRESSION_MASK {
+        0 => f(&records),
+        codec => decompress_and(codec, records, f),
     }
 }
 
-fn decompress_and<F>(
-    codec: i16,
-    mut records: Bytes,
-    scan: F,
-) -> Result<Option<(i64, i64)>, &'static str>
+/// One stored record, borrowed from its (decompressed) records section.
+pub(crate) struct RecordView<'a> {
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    /// `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// A null value: a tombstone in a compacted topic.
+    pub value_is_null: bool,
+    /// The whole record, length prefix included.
+    pub raw: &'a [u8],
+    /// The record from its key length on (key, value, headers).
+    pub body: &'a [u8],
+    pub attributes: u8,
+}
+
+/// Parses every record of a records section. The count is the batch header's, so it is
+/// not trusted for allocation: the records are collected as they parse.
+pub(crate) fn parse_records(
+    mut data: &[u8],
+    count: i32,
+) -> Result<Vec<RecordView<'_>>, &'static str> {
+    let mut records = Vec::new();
+    for _ in 0..count {
+        let before = data;
+        let length = read_varint(&mut data)?;
+        let length = usize::try_from(length).map_err(|_| "negative record length")?;
+        if length > data.len() {
+            return Err("record length past the batch");
+        }
+        let prefix_len = before.len() - data.len();
+        let raw = &before[..prefix_len + length];
+        let (mut record, rest) = data.split_at(length);
+        data = rest;
+        let Some((&attributes, tail)) = record.split_first() else {
+            return Err("empty record");
+        };
+        record = tail;
+        let timestamp_delta = read_varint(&mut record)?;
+        let offset_delta =
+            i32::try_from(read_varint(&mut record)?).map_err(|_| "offset delta overflow")?;
+        let body = record;
+        let key = read_bytes(&mut record)?;
+        let value = read_bytes(&mut record)?;
+        records.push(RecordView {
+            timestamp_delta,
+            offset_delta,
+            key,
+            value_is_null: value.is_none(),
+            raw,
+            body,
+            attributes,
+        });
+    }
+    if !data.is_empty() {
+        return Err("bytes after the last record");
+    }
+    Ok(records)
+}
+
+/// A varint-length-prefixed byte string; length -1 is null.
+fn read_bytes<'a>(data: &mut &'a [u8]) -> Result<Option<&'a [u8]>, &'static str> {
+    let length = read_varint(data)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    let length = usize::try_from(length).map_err(|_| "field length overflow")?;
+    if length > data.len() {
+        return Err("field length past the record");
+    }
+    let (field, rest) = data.split_at(length);
+    *data = rest;
+    Ok(Some(field))
+}
+
+/// Indexes (within the batch) of the records of `batch` that have no key: a compacted
+/// topic cannot hold them (Kafka's LogValidator refuses them with INVALID_RECORD).
+pub(crate) fn keyless_records(batch: &Bytes) -> Result<Vec<i32>, &'static str> {
+    let count = batch::header_fields(batch).records_count;
+    with_records(batch, |data| {
+        Ok(parse_records(data, count)?
+            .iter()
+            .zip(0..)
+            .filter(|(record, _)| record.key.is_none())
+            .map(|(_, index)| index)
+            .collect())
+    })
+}
+
+/// Refuses a record set holding records without a key, for a compacted log: every keyless
+/// record's index within the record set is reported.
+pub(crate) fn refuse_keyless(
+    records: &Bytes,
+    headers: &[(usize, batch::BatchHeader)],
+) -> Result<(), LogError> {
+    let mut keyless = Vec::new();
+    let mut first_index = 0i32;
+    for (position, header) in headers {
+        let whole = records.slice(*position..*position + header.size_bytes);
+        let found = keyless_records(&whole).map_err(|reason| LogError::InvalidRecord { reason })?;
+        keyless.extend(found.into_iter().map(|i| first_index.saturating_add(i)));
+        first_index = first_index.saturating_add(header.records_count);
+    }
+    if keyless.is_empty() {
+        Ok(())
+    } else {
+        Err(LogError::KeylessRecords {
+            record_indexes: keyless,
+        })
+    }
+}
+
+/// `records` (an uncompressed records section) compressed with `codec` (attributes bits),
+/// as a producer using that codec would have sent them.
+pub(crate) fn compress(codec: i16, records: &[u8]) -> Result<BytesMut, &'static str> {
+    let mut out = BytesMut::new();
+    let fill = |buf: &mut BytesMut| {
+        buf.extend_from_slice(records);
+        Ok(())
+    };
+    let outcome = match codec {
+        1 => <Gzip as Compressor<BytesMut>>::compress(&mut out, fill),
+        2 => <Snappy as Compressor<BytesMut>>::compress(&mut out, fill),
+        3 => <Lz4 as Compressor<BytesMut>>::compress(&mut out, fill),
+        4 => <Zstd as Compressor<BytesMut>>::compress(&mut out, fill),
+        _ => return Err("unknown compression codec"),
+    };
+    outcome.map_err(|_| "records do not compress")?;
+    Ok(out)
+}
+
+/// Appends `value` as a zigzag varint (records' lengths and deltas).
+pub(crate) fn write_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
+}
+
+fn decompress_and<T, F>(codec: i16, mut records: Bytes, scan: F) -> Result<T, &'static str>
 where
-    F: FnOnce(&[u8]) -> Result<Option<(i64, i64)>, &'static str>,
+    F: FnOnce(&[u8]) -> Result<T, &'static str>,
 {
     // The codec crate's closures return its own error type; carry our result through `Ok`.
     let inner = |buf: &mut Bytes| Ok(scan(&buf[..]));

@@ -42,6 +42,28 @@ pub struct LogConfig {
     /// Largest single coalesced O_DIRECT write (default 4 MiB; `sluice tune --probe-disk`
     /// measures the best value for a disk). A batch larger than this is written alone.
     pub write_bytes_max: usize,
+    /// Kafka's `cleanup.policy`: what happens to sealed segments.
+    pub cleanup: CleanupPolicy,
+    /// How long the log cleaner keeps a tombstone (a record with a null value) after it first
+    /// cleans it (Kafka's `delete.retention.ms`, default 1 day).
+    pub delete_retention_ms: i64,
+    /// Records younger than this are never compacted (Kafka's `min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+}
+
+/// Kafka's `cleanup.policy` list: `delete` drops sealed segments past retention, `compact`
+/// keeps only the newest record of each key (see `log_cleaner`); both may be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
 }
 
 /// Segments are addressed with u32 positions in the index.
@@ -62,6 +84,9 @@ impl Default for LogConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             write_bytes_max: 4 << 20,
+            cleanup: CleanupPolicy::DELETE,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
         }
     }
 }

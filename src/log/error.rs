@@ -19,6 +19,10 @@ pub enum LogError {
     /// empty record set). Kafka: INVALID_RECORD (or UNSUPPORTED_VERSION for magic).
     #[error("invalid record batch: {reason}")]
     InvalidRecord { reason: &'static str },
+    /// Records without a key sent to a compacted log, by index within the record set.
+    /// Kafka: INVALID_RECORD, with one record error each (KIP-467).
+    #[error("a compacted topic cannot accept records without a key ({} refused)", record_indexes.len())]
+    KeylessRecords { record_indexes: Vec<i32> },
     /// Kafka: OFFSET_OUT_OF_RANGE.
     #[error("offset {requested} is outside [{log_start}, {log_end}]")]
     OffsetOutOfRange {

@@ -22,7 +22,9 @@ mod batch;
 mod batch_records;
 mod config;
 mod error;
+mod log_cleaner;
 mod log_start;
+mod offset_map;
 mod partition_log;
 mod producer_state;
 mod segment;
@@ -32,6 +34,8 @@ pub mod state_log;
 #[doc(hidden)]
 pub mod testing;
 
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::LogError;
+pub use log_cleaner::CleanSummary;
+pub use offset_map::OffsetMap;
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult};

@@ -16,6 +16,7 @@ use super::batch;
 use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{Failure, LogError};
+use super::log_cleaner::{self, CleanerCheckpoint};
 use super::log_start::{self, LogStartCheckpoint};
 use super::producer_state::{self, ProducerStates, SequenceCheck};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -118,6 +119,8 @@ pub(crate) struct LogState {
     pub storage_full: bool,
     /// The log start offset as the checkpoint file last made it durable (see `log_start`).
     pub log_start_checkpoint: LogStartCheckpoint,
+    /// What the log cleaner has done to this log (compacted topics only).
+    pub cleaner: CleanerCheckpoint,
 }
 
 impl LogState {
@@ -227,6 +230,7 @@ impl PartitionLog {
             written_event: Event::new(),
             storage_full: false,
             log_start_checkpoint: LogStartCheckpoint::new(checkpoint.unwrap_or(start)),
+            cleaner: CleanerCheckpoint::default(),
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
@@ -260,6 +264,9 @@ impl PartitionLog {
             return Err(LogError::InvalidRecord {
                 reason: "empty record set",
             });
+        }
+        if st.config.cleanup.compact {
+            batch_records::refuse_keyless(&records, &headers)?;
         }
         if headers.iter().any(|(_, h)| h.producer_id >= 0) {
             // Kafka accepts exactly one batch per partition from Produce v3 on; one batch
@@ -585,14 +592,19 @@ impl PartitionLog {
                 if !front.sealed || front.next_offset > st.high_watermark {
                     break;
                 }
-                let expired = st
-                    .config
-                    .retention_ms
-                    .is_some_and(|ms| front.index.max_timestamp < now_ms.saturating_sub(ms));
-                let oversized = st
-                    .config
-                    .retention_bytes
-                    .is_some_and(|max| total - front.assigned_bytes >= max);
+                // A compact-only log keeps its segments; the cleaner shrinks them instead.
+                // DeleteRecords moves the log start whatever the policy.
+                let deletes = st.config.cleanup.delete;
+                let expired = deletes
+                    && st
+                        .config
+                        .retention_ms
+                        .is_some_and(|ms| front.index.max_timestamp < now_ms.saturating_sub(ms));
+                let oversized = deletes
+                    && st
+                        .config
+                        .retention_bytes
+                        .is_some_and(|max| total - front.assigned_bytes >= max);
                 let below_start = front.next_offset <= st.log_start_offset;
                 if !expired && !oversized && !below_start {
                     break;
@@ -1001,8 +1013,15 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
     let io_dir = |e| LogError::io(format!("recovering {dir:?}"), e);
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = dma_file::exists(&marker);
-    let mut bases: Vec<i64> = dma_file::list_dir(dir)
-        .map_err(io_dir)?
+    let names = dma_file::list_dir(dir).map_err(io_dir)?;
+    // A cleaner's output that was never swapped in: the segment it was for is intact.
+    for name in names
+        .iter()
+        .filter(|n| n.ends_with(log_cleaner::CLEANED_SUFFIX))
+    {
+        dma_file::remove_file(&dir.join(name)).map_err(io_dir)?;
+    }
+    let mut bases: Vec<i64> = names
         .iter()
         .filter_map(|name| segment::parse_log_name(name))
         .collect();
@@ -1042,8 +1061,14 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
                 (index, file_bytes, next, false)
             }
             None => {
-                let scanned =
-                    segment::scan(&file, base, file_bytes, config.index_interval_bytes).await?;
+                let scanned = segment::scan(
+                    &file,
+                    base,
+                    file_bytes,
+                    config.index_interval_bytes,
+                    !is_last,
+                )
+                .await?;
                 if scanned.valid_bytes < file_bytes && !is_last {
                     tracing::warn!(
                         ?dir,

@@ -113,13 +113,17 @@ pub(crate) async fn for_each_header(
 }
 
 /// Scans `file` from position 0, checking framing, CRC and offset contiguity, and stops at
-/// the first invalid or zeroed batch. Rebuilds the indexes on the way.
+/// the first invalid or zeroed batch. Rebuilds the indexes on the way. With `gaps_allowed`
+/// (sealed segments, which the log cleaner may have rewritten) offsets need only increase:
+/// a compacted segment keeps its batches' offsets, with gaps where batches were removed.
 pub(crate) async fn scan(
     file: &DmaFile,
     base_offset: i64,
     file_bytes: u64,
     index_interval_bytes: u32,
+    gaps_allowed: bool,
 ) -> Result<ScanResult, LogError> {
+    let strict = !gaps_allowed;
     let mut index = SegmentIndex::new();
     let mut position: u64 = 0;
     let mut valid_bytes: u64 = 0;
@@ -133,7 +137,9 @@ pub(crate) async fn scan(
             .map_err(|e| LogError::io(format!("scanning {:?}", file.path()), e))?;
         let mut p = 0usize;
         loop {
-            match batch::scan(&chunk[p..], Some(next_offset)) {
+            match batch::scan(&chunk[p..], strict.then_some(next_offset)) {
+                // Offsets never go back, gaps or not.
+                Scan::Batch(h) if h.base_offset < next_offset => break 'chunks,
                 Scan::Batch(h) => {
                     let rel = h.base_offset - base_offset;
                     let (Ok(rel), Ok(pos)) =

@@ -8,7 +8,9 @@ pub fn log_error(error: &LogError) -> ResponseError {
     match error {
         LogError::CorruptMessage { .. } => ResponseError::CorruptMessage,
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        LogError::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        LogError::InvalidRecord { .. } | LogError::KeylessRecords { .. } => {
+            ResponseError::InvalidRecord
+        }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

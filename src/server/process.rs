@@ -367,7 +367,8 @@ pub(super) async fn open_shard(
     Ok(shard)
 }
 
-/// A serving shard's background work: retention, group and share timers, the share inbox.
+/// A serving shard's background work: retention, the log cleaner, group and share timers,
+/// the share inbox.
 /// Dropping it cancels them all.
 pub(super) struct ShardTasks {
     _tasks: Vec<crate::io::Task<()>>,
@@ -391,8 +392,13 @@ impl ShardTasks {
         let share_inbox =
             crate::io::spawn(crate::share::share_inbox::run(Rc::clone(shard), share_rx));
         let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(shard)));
+        let log_cleaner = crate::io::spawn_background(
+            "log-cleaner",
+            crate::constants::LOG_CLEANER_SHARES,
+            crate::shard::log_cleaner_task::run(Rc::clone(shard)),
+        );
         ShardTasks {
-            _tasks: vec![retention, group_timers, share_inbox, share_timers],
+            _tasks: vec![retention, log_cleaner, group_timers, share_inbox, share_timers],
         }
     }
 }

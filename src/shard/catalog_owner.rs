@@ -191,12 +191,23 @@ impl CatalogOwner {
             ConfigEdit::Replace(overrides) => meta.overrides = overrides,
             ConfigEdit::Incremental(ops) => {
                 for op in ops {
-                    match op {
+                    match &op {
                         ConfigOp::Set(key, value) => {
-                            meta.overrides.insert(key, value);
+                            meta.overrides.insert(key.clone(), value.clone());
                         }
                         ConfigOp::Delete(key) => {
-                            meta.overrides.remove(&key);
+                            meta.overrides.remove(key);
+                        }
+                        ConfigOp::Append(key, items) | ConfigOp::Subtract(key, items) => {
+                            let append = matches!(op, ConfigOp::Append(..));
+                            let current = topic_config::effective_value(
+                                &self.log_defaults,
+                                &meta.overrides,
+                                key,
+                            );
+                            let value = topic_config::edit_list(key, &current, items, append)
+                                .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+                            meta.overrides.insert(key.clone(), value);
                         }
                     }
                 }

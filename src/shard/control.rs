@@ -57,6 +57,10 @@ pub enum ConfigEdit {
 pub enum ConfigOp {
     Set(String, String),
     Delete(String),
+    /// Adds comma-separated items to a list config (IncrementalAlterConfigs APPEND).
+    Append(String, String),
+    /// Removes comma-separated items from a list config (IncrementalAlterConfigs SUBTRACT).
+    Subtract(String, String),
 }
 
 /// Requests to the catalog owner (shard 0).

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::log::{FlushPolicy, LogConfig};
+use crate::log::{CleanupPolicy, FlushPolicy, LogConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]
@@ -21,8 +21,72 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "segment.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "compression.type",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
     "flush.policy",
 ];
+
+/// Topic configs whose value is a comma-separated list, the only ones IncrementalAlterConfigs
+/// may APPEND to or SUBTRACT from (as in Kafka).
+const LIST_CONFIG_KEYS: &[&str] = &["cleanup.policy"];
+
+/// Parses a `cleanup.policy` list: `delete`, `compact` or both, in any order.
+fn parse_cleanup_policy(value: &str) -> Option<CleanupPolicy> {
+    let mut policy = CleanupPolicy {
+        delete: false,
+        compact: false,
+    };
+    for item in value.split(',').map(str::trim) {
+        match item {
+            "delete" => policy.delete = true,
+            "compact" => policy.compact = true,
+            _ => return None,
+        }
+    }
+    (policy.delete || policy.compact).then_some(policy)
+}
+
+fn cleanup_policy_value(policy: CleanupPolicy) -> &'static str {
+    match (policy.compact, policy.delete) {
+        (true, true) => "compact,delete",
+        (true, false) => "compact",
+        _ => "delete",
+    }
+}
+
+/// IncrementalAlterConfigs APPEND (`append = true`) or SUBTRACT of the comma-separated
+/// `items` to the list config `key`, whose value is now `current` (the override, or the
+/// broker default). Returns the new value. Kafka refuses both on configs that are not lists.
+pub fn edit_list(
+    key: &str,
+    current: &str,
+    items: &str,
+    append: bool,
+) -> Result<String, InvalidTopicConfig> {
+    if !LIST_CONFIG_KEYS.contains(&key) {
+        let verb = if append { "append" } else { "subtract" };
+        return Err(InvalidTopicConfig {
+            key: key.to_owned(),
+            reason: format!("config value {verb} is not allowed: {key} is not a list"),
+        });
+    }
+    let mut list: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect();
+    for item in items.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if append {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        } else {
+            list.retain(|kept| *kept != item);
+        }
+    }
+    Ok(list.join(","))
+}
 
 /// A topic's explicit overrides, by Kafka config name. Absent keys take the broker defaults.
 pub type TopicOverrides = BTreeMap<String, String>;
@@ -46,8 +110,27 @@ pub fn log_config(
         };
         match key.as_str() {
             "cleanup.policy" => {
-                if value != "delete" {
-                    return Err(invalid("only cleanup.policy=delete is supported"));
+                config.cleanup = parse_cleanup_policy(value)
+                    .ok_or_else(|| invalid("must be a list of delete and compact"))?;
+            }
+            "delete.retention.ms" => {
+                config.delete_retention_ms = Some(int()?)
+                    .filter(|&ms| ms >= 0)
+                    .ok_or_else(|| invalid("must not be negative"))?;
+            }
+            "min.compaction.lag.ms" => {
+                config.min_compaction_lag_ms = Some(int()?)
+                    .filter(|&ms| ms >= 0)
+                    .ok_or_else(|| invalid("must not be negative"))?;
+            }
+            "compression.type" => {
+                // Batches are stored as the producer sent them (the append path never
+                // decompresses); recompressing each one on the shard's core would cost
+                // every producer of that core, so a fixed codec is refused, not ignored.
+                if value != "producer" {
+                    return Err(invalid(
+                        "only compression.type=producer is supported (batches are stored as sent)",
+                    ));
                 }
             }
             "retention.ms" => {
@@ -97,6 +180,19 @@ pub fn log_config(
     Ok(config)
 }
 
+/// The value `key` has on a topic with `overrides`: its override, else the broker default
+/// (empty for a key sluice does not know, which `log_config` then refuses).
+pub fn effective_value(defaults: &LogConfig, overrides: &TopicOverrides, key: &str) -> String {
+    if let Some(value) = overrides.get(key) {
+        return value.clone();
+    }
+    describe(defaults)
+        .into_iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, value)| value)
+        .unwrap_or_default()
+}
+
 /// The effective value of every topic config, for DescribeConfigs.
 pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
     let flush = match config.flush {
@@ -105,7 +201,10 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         FlushPolicy::Never => "never".to_owned(),
     };
     vec![
-        ("cleanup.policy", "delete".to_owned()),
+        (
+            "cleanup.policy",
+            cleanup_policy_value(config.cleanup).to_owned(),
+        ),
         (
             "retention.ms",
             config.retention_ms.unwrap_or(-1).to_string(),
@@ -122,6 +221,15 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         ("segment.ms", config.segment_ms.to_string()),
         ("max.message.bytes", config.max_message_bytes.to_string()),
         ("message.timestamp.type", "CreateTime".to_owned()),
+        ("compression.type", "producer".to_owned()),
+        (
+            "delete.retention.ms",
+            config.delete_retention_ms.to_string(),
+        ),
+        (
+            "min.compaction.lag.ms",
+            config.min_compaction_lag_ms.to_string(),
+        ),
         ("flush.policy", flush),
     ]
 }
@@ -148,5 +256,42 @@ mod tests {
             let overrides = TopicOverrides::from([(key.to_owned(), value.to_owned())]);
             assert!(log_config(&defaults, &overrides).is_err(), "{key}={value}");
         }
+    }
+
+    #[test]
+    fn cleanup_policy_lists_parse_and_edit() {
+        let defaults = LogConfig::default();
+        for (value, compact, delete) in [
+            ("compact", true, false),
+            ("compact,delete", true, true),
+            ("delete, compact", true, true),
+            ("delete", false, true),
+        ] {
+            let overrides = TopicOverrides::from([("cleanup.policy".into(), value.into())]);
+            let config = log_config(&defaults, &overrides).expect(value);
+            assert_eq!(
+                (config.cleanup.compact, config.cleanup.delete),
+                (compact, delete),
+                "{value}"
+            );
+        }
+        for bad in ["", "compacted", "delete,,x"] {
+            let overrides = TopicOverrides::from([("cleanup.policy".into(), bad.into())]);
+            assert!(log_config(&defaults, &overrides).is_err(), "{bad:?}");
+        }
+        let edit = |current, items, append| edit_list("cleanup.policy", current, items, append);
+        assert_eq!(
+            edit("delete", "compact", true).as_deref(),
+            Ok("delete,compact")
+        );
+        assert_eq!(
+            edit("delete,compact", "compact", true).as_deref(),
+            Ok("delete,compact")
+        );
+        assert_eq!(
+            edit("delete,compact", "delete", false).as_deref(),
+            Ok("compact")
+        );
+        assert!(edit_list("retention.ms", "1", "2", true).is_err());
     }
 }

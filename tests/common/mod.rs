@@ -860,11 +860,24 @@ pub fn assert_partition_contents(consumed: &[Consumed], expected: &[(i32, i64, &
 
 /// Creates a topic through the Kafka CreateTopics API.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions_count: i32) {
+    create_topic_with_configs(bootstrap, topic, partitions_count, &[]);
+}
+
+/// Creates a topic with topic configs (e.g. `cleanup.policy`) through CreateTopics.
+pub fn create_topic_with_configs(
+    bootstrap: &str,
+    topic: &str,
+    partitions_count: i32,
+    configs: &[(&str, &str)],
+) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("create admin client");
-    let new_topic = NewTopic::new(topic, partitions_count, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions_count, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(CLIENT_TIMEOUT));
     let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
         .expect("CreateTopics request");

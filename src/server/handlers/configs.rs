@@ -36,6 +36,9 @@ const SOURCE_GROUP: i8 = 8;
 /// DescribeConfigs config sources.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
+/// IncrementalAlterConfigs operations on list configs.
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 pub fn describe(
     shard: &Rc<Shard>,
@@ -59,13 +62,11 @@ pub fn describe(
                     Some(meta) => match shard.topic_log_config(&meta) {
                         Ok(config) => topic_config::describe(&config)
                             .into_iter()
-                            .map(|(key, value)| {
-                                let source = if meta.overrides.contains_key(key) {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                (key, value, source)
+                            // An override reads back as it was set (Kafka keeps a list
+                            // config's order, e.g. `delete,compact`).
+                            .map(|(key, value)| match meta.overrides.get(key) {
+                                Some(set) => (key, set.clone(), SOURCE_TOPIC),
+                                None => (key, value, SOURCE_DEFAULT),
                             })
                             .collect(),
                         Err(e) => {
@@ -187,14 +188,27 @@ async fn alter_group(
     ops: Result<Vec<ConfigOp>, String>,
     validate_only: bool,
 ) -> Outcome {
-    let ops = match ops {
-        Ok(ops) => ops
+    let ops = match ops.map(|ops| ops.into_iter()) {
+        Ok(ops) => match ops
             .into_iter()
             .map(|op| match op {
-                ConfigOp::Set(name, value) => (name, Some(value)),
-                ConfigOp::Delete(name) => (name, None),
+                ConfigOp::Set(name, value) => Ok((name, Some(value))),
+                ConfigOp::Delete(name) => Ok((name, None)),
+                // No share-group config is a list.
+                ConfigOp::Append(name, _) | ConfigOp::Subtract(name, _) => Err(name),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, String>>()
+        {
+            Ok(ops) => ops,
+            Err(name) => {
+                return (
+                    code(ResponseError::InvalidConfig),
+                    Some(StrBytes::from_string(format!(
+                        "{name}: config value append or subtract is not allowed: not a list"
+                    ))),
+                )
+            }
+        },
         Err(reason) => {
             return (
                 code(ResponseError::InvalidRequest),
@@ -293,6 +307,16 @@ pub fn incremental_alter(
                     (0, Some(value)) => Ok(ConfigOp::Set(c.name.to_string(), value.to_string())),
                     (0, None) => Err(format!("SET of {} needs a value", c.name.as_str())),
                     (1, _) => Ok(ConfigOp::Delete(c.name.to_string())),
+                    (OP_APPEND, Some(value)) => {
+                        Ok(ConfigOp::Append(c.name.to_string(), value.to_string()))
+                    }
+                    (OP_SUBTRACT, Some(value)) => {
+                        Ok(ConfigOp::Subtract(c.name.to_string(), value.to_string()))
+                    }
+                    (OP_APPEND | OP_SUBTRACT, None) => Err(format!(
+                        "APPEND or SUBTRACT of {} needs a value",
+                        c.name.as_str()
+                    )),
                     (op, _) => Err(format!(
                         "operation {op} is not supported on {}",
                         c.name.as_str()

@@ -9,13 +9,13 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
-use crate::log::PartitionLog;
+use crate::log::{LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::{now_ms, Reply};
 use crate::server::error_codes::log_error;
@@ -93,6 +93,14 @@ pub fn handle(
                             tracing::debug!(topic = %topic.name.0, partition = data.index, error = %e, "append refused");
                             if ctx.version >= 8 {
                                 answer.error_message = Some(StrBytes::from_string(e.to_string()));
+                                if let LogError::KeylessRecords { record_indexes } = &e {
+                                    keyless_record_errors(
+                                        &mut answer,
+                                        &topic.name.0,
+                                        data.index,
+                                        record_indexes,
+                                    );
+                                }
                             }
                             Some(log_error(&e))
                         }
@@ -150,4 +158,29 @@ pub fn handle(
             ctx.encode(&response)
         }))),
     }
+}
+
+/// KIP-467 per-record errors for records refused by a compacted topic, worded as Kafka's
+/// LogValidator words them.
+fn keyless_record_errors(
+    answer: &mut PartitionProduceResponse,
+    topic: &str,
+    partition: i32,
+    record_indexes: &[i32],
+) {
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    );
+    answer.record_errors = record_indexes
+        .iter()
+        .map(|&index| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+        })
+        .collect();
+    answer.error_message = Some(StrBytes::from_string(format!(
+        "One or more records have been rejected due to {} record errors in total: {message}",
+        record_indexes.len()
+    )));
 }

@@ -1,0 +1,145 @@
+//! Helpers for the compacted-topic tests: create a topic with configs, read a partition to
+//! its end, and the records a compacted log must keep.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use rdkafka::error::KafkaError;
+
+use crate::common::{self, Consumed, Delivery, TestRecord, CLIENT_TIMEOUT};
+
+/// What was acknowledged at each offset: (key, value).
+pub type Acknowledged = BTreeMap<i64, (Option<Vec<u8>>, Option<Vec<u8>>)>;
+
+/// Creates a one-partition topic with `configs`.
+pub fn create_topic_with_configs(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) {
+    common::create_topic_with_configs(bootstrap, topic, 1, configs);
+}
+
+/// Every record of partition 0 from offset 0 to the high watermark, as librdkafka
+/// delivers them (it skips offset gaps and empty batches itself).
+pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    let consumer = common::consumer(bootstrap, &[("enable.partition.eof", "true")]);
+    common::assign(&consumer, topic, &[(0, 0)]);
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut out = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} to its end timed out"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => out.push(Consumed::from_message(&message)),
+            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(error)) => panic!("consuming {topic}: {error}"),
+            None => {}
+        }
+    }
+}
+
+/// What was acknowledged at each offset: (key, value).
+pub fn acknowledged(records: &[TestRecord], deliveries: &[Delivery]) -> Acknowledged {
+    deliveries
+        .iter()
+        .map(|d| {
+            assert!(d.error.is_none(), "delivery {} failed: {:?}", d.id, d.error);
+            let record = &records[d.id];
+            (d.offset, (record.key.clone(), record.value.clone()))
+        })
+        .collect()
+}
+
+/// The newest acknowledged offset of every key.
+pub fn newest_per_key(acked: &Acknowledged) -> BTreeMap<Vec<u8>, i64> {
+    let mut newest = BTreeMap::new();
+    for (offset, (key, _)) in acked {
+        if let Some(key) = key {
+            newest.insert(key.clone(), *offset);
+        }
+    }
+    newest
+}
+
+/// Checks what a consumer read against what was acknowledged: offsets increase, every
+/// record is the one acknowledged at its offset, and every key's newest record is there.
+/// Returns how many records of a key are older than its newest (0 once fully compacted).
+pub fn check_against_acknowledged(consumed: &[Consumed], acked: &Acknowledged) -> usize {
+    let newest = newest_per_key(acked);
+    let mut previous = -1;
+    let mut superseded = 0;
+    let mut seen_newest = 0;
+    for message in consumed {
+        assert!(
+            message.offset > previous,
+            "offset {} after {previous}",
+            message.offset
+        );
+        previous = message.offset;
+        let Some((key, value)) = acked.get(&message.offset) else {
+            panic!("offset {} was never acknowledged", message.offset);
+        };
+        assert_eq!(
+            (&message.key, &message.value),
+            (key, value),
+            "offset {}: record differs from the acknowledged one",
+            message.offset
+        );
+        let key = key.as_ref().expect("every test record has a key");
+        if newest[key] == message.offset {
+            seen_newest += 1;
+        } else {
+            superseded += 1;
+        }
+    }
+    assert_eq!(
+        seen_newest,
+        newest.len(),
+        "the newest record of some key is missing"
+    );
+    superseded
+}
+
+/// One RecordBatch v2 of `records` as (key, value), `None` meaning null, the i-th record
+/// stamped `timestamp + i`, encoded by the kafka-protocol crate as a producer would.
+pub fn batch(
+    compression: Compression,
+    records: &[(Option<&str>, Option<&str>)],
+    timestamp: i64,
+) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: key.map(|k| Bytes::from(k.to_owned())),
+            value: value.map(|v| Bytes::from(v.to_owned())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
+}
