@@ -15,6 +15,7 @@ use crate::shard::Shard;
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 struct Found {
     error: Option<(ResponseError, String)>,
@@ -30,6 +31,20 @@ fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
         host: String::new(),
         port: -1,
     };
+    if key_type == KEY_TYPE_TRANSACTION {
+        // librdkafka's coordinator lookup retries every error but the two authorization
+        // failures, and the Java client treats this one as fatal too: a transactional
+        // producer must fail at once rather than wait for a coordinator that never comes.
+        return Found {
+            error: Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "transactions are not supported".to_owned(),
+            )),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+        };
+    }
     if key_type != KEY_TYPE_GROUP {
         return not_available("only group coordinators are served");
     }
