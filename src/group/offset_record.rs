@@ -50,14 +50,14 @@ pub enum OffsetRecord {
 #[error("malformed offsets record: {0}")]
 pub struct RecordDecodeError(&'static str);
 
-fn put_str(buf: &mut BytesMut, text: &str) {
+pub(crate) fn put_str(buf: &mut BytesMut, text: &str) {
     // Group ids, topics and metadata are bounded far below 64 KiB by the handlers.
     let len = u16::try_from(text.len()).expect("string fits u16 (checked by the caller)");
     buf.put_u16(len);
     buf.put_slice(text.as_bytes());
 }
 
-fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
+pub(crate) fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
     if buf.remaining() < 2 {
         return Err(RecordDecodeError("truncated string length"));
     }
@@ -69,14 +69,14 @@ fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| RecordDecodeError("string is not UTF-8"))
 }
 
-fn get_i32(buf: &mut Bytes) -> Result<i32, RecordDecodeError> {
+pub(crate) fn get_i32(buf: &mut Bytes) -> Result<i32, RecordDecodeError> {
     if buf.remaining() < 4 {
         return Err(RecordDecodeError("truncated i32"));
     }
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut Bytes) -> Result<i64, RecordDecodeError> {
+pub(crate) fn get_i64(buf: &mut Bytes) -> Result<i64, RecordDecodeError> {
     if buf.remaining() < 8 {
         return Err(RecordDecodeError("truncated i64"));
     }

@@ -30,7 +30,9 @@ mod segment_writer;
 pub mod state_log;
 #[doc(hidden)]
 pub mod testing;
+mod txn_index;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult};
+pub use txn_index::AbortedTxn;

@@ -87,6 +87,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::bounded(1)).unzip();
     let (share_txs, share_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
+    let (txn_txs, txn_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
 
@@ -103,6 +105,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         brokers_rxs,
         share_txs,
         share_rxs,
+        txn_txs,
+        txn_rxs,
         startup_tx,
         metrics: Arc::clone(&metrics),
     };
@@ -211,6 +215,8 @@ struct ShardWiring {
     brokers_rxs: Vec<async_channel::Receiver<Vec<BrokerAddress>>>,
     share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
     share_rxs: Vec<async_channel::Receiver<crate::share::ShareMessage>>,
+    txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
+    txn_rxs: Vec<async_channel::Receiver<crate::txn::TxnMessage>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
 }
@@ -227,6 +233,8 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         brokers_rxs,
         share_txs,
         share_rxs,
+        txn_txs,
+        txn_rxs,
         startup_tx,
         metrics,
     } = wiring;
@@ -281,6 +289,10 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     if let Err(e) = shard.share().load(owned_log).await {
         return fail(format!("loading share-group state: {e}"));
     }
+    shard.txn().connect(txn_txs);
+    if let Err(e) = shard.txn().load().await {
+        return fail(format!("loading transaction state: {e}"));
+    }
     if startup_tx
         .send(Startup::Listening { shard_id, addr })
         .is_err()
@@ -317,6 +329,11 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         share_rxs[shard_id].clone(),
     ));
     let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(&shard)));
+    let txn_inbox = crate::io::spawn(crate::txn::txn_inbox::run(
+        Rc::clone(&shard),
+        txn_rxs[shard_id].clone(),
+    ));
+    let txn_timers = crate::io::spawn(crate::txn::txn_timers::run(Rc::clone(&shard)));
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
@@ -326,9 +343,12 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     drop(group_timers);
     drop(share_inbox);
     drop(share_timers);
+    drop(txn_inbox);
+    drop(txn_timers);
     shard.share().close().await;
     shard.close_all().await;
     shard.groups().close().await;
+    shard.txn().close().await;
     if let Some(reply) = shutdown {
         let _ = reply.send(()); // the main thread may have given up waiting
     }

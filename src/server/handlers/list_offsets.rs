@@ -1,4 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), or the first offset at or after a timestamp.
+//! Latest is the last stable offset for a read_committed consumer (isolation level 1, v2+),
+//! the high watermark otherwise.
 
 use std::rc::Rc;
 
@@ -16,6 +18,7 @@ use crate::shard::{PartitionLookup, Shard};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -23,6 +26,7 @@ pub fn handle(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ListOffsetsRequest = ctx.decode(&mut body)?;
+    let committed = ctx.version >= 2 && request.isolation_level == READ_COMMITTED;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut topics = Vec::with_capacity(request.topics.len());
@@ -54,6 +58,7 @@ pub fn handle(
                     }
                 };
                 match wanted.timestamp {
+                    LATEST if committed => answer.offset = log.last_stable_offset(),
                     LATEST => answer.offset = log.high_watermark(),
                     EARLIEST => answer.offset = log.log_start_offset(),
                     ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
