@@ -232,9 +232,8 @@ impl TxnMetadata {
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 Err(TxnError::ConcurrentTransactions)
             }
-            // librdkafka aborts a transaction that never got a partition: nothing to do.
-            (TxnState::Empty, false) => Ok(false),
-            (TxnState::Empty, true) => Err(TxnError::InvalidTxnState("no transaction to commit")),
+            // Clients send no EndTxn for a transaction that never got a partition.
+            (TxnState::Empty, _) => Err(TxnError::InvalidTxnState("no transaction to end")),
             _ => Err(TxnError::InvalidTxnState(
                 "the transaction is being completed the other way",
             )),
