@@ -221,6 +221,66 @@ pub(crate) fn marker_is_commit(data: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::testing::{make_batch_with, ProducerFields};
+    use crate::log::{AbortedTxn, LogConfig, PartitionLog};
+
+    /// A transactional batch of `records` records from `producer_id` at sequence `seq`.
+    fn transactional(producer_id: i64, seq: i32, records: i32) -> bytes::Bytes {
+        let fields = ProducerFields {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: seq,
+        };
+        let mut b = make_batch_with(records, 20 * records as usize, 1, fields);
+        b[21..23].copy_from_slice(&ATTRIBUTE_TRANSACTIONAL.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        bytes::Bytes::from(b)
+    }
+
+    #[test]
+    fn the_index_is_rebuilt_after_a_crash_and_a_clean_restart() {
+        for clean in [false, true] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let path = tmp.path().join("p");
+            crate::io::block_on_local(async move {
+                let log = PartitionLog::open(path.clone(), LogConfig::default())
+                    .await
+                    .expect("open");
+                // Producer 7 aborts 0..=1 (marker at 2), 8 commits 3 (marker at 4), 9 stays
+                // open from 5.
+                log.append(transactional(7, 0, 2), 1).expect("append");
+                assert_eq!(log.append_marker(7, 0, false, 0, 1).expect("abort"), 2);
+                log.append(transactional(8, 0, 1), 1).expect("append");
+                assert_eq!(log.append_marker(8, 0, true, 0, 1).expect("commit"), 4);
+                log.append(transactional(9, 0, 1), 1).expect("append");
+                log.wait_durable(5).await.expect("durable");
+                let aborted = vec![AbortedTxn {
+                    producer_id: 7,
+                    first_offset: 0,
+                    last_offset: 2,
+                }];
+                assert_eq!(log.last_stable_offset(), 5);
+                assert_eq!(log.aborted_txns(0, 6), aborted);
+                let read = log.read_isolated(0, 1 << 20, true).await.expect("read");
+                assert_eq!(read.last_stable_offset, 5);
+                assert_eq!(read.aborted, aborted);
+                // A marker of an epoch older than the producer's is refused.
+                assert!(log.append_marker(9, -1, false, 0, 1).is_err());
+                if clean {
+                    log.close().await.expect("close");
+                } else {
+                    drop(log); // as after kill -9: recovery replays the batches
+                }
+                let reopened = PartitionLog::open(path, LogConfig::default())
+                    .await
+                    .expect("reopen");
+                assert_eq!(reopened.last_stable_offset(), 5, "clean: {clean}");
+                assert_eq!(reopened.aborted_txns(0, 6), aborted, "clean: {clean}");
+                reopened.close().await.expect("close");
+            });
+        }
+    }
 
     #[test]
     fn a_marker_is_a_valid_control_batch_of_its_type() {
