@@ -45,6 +45,7 @@ fn response(partitions: i32, chunks: &[Bytes]) -> FetchResponseOut {
                     high_watermark: 1_000_000,
                     last_stable_offset: 1_000_000,
                     log_start_offset: 0,
+                    aborted_transactions: None,
                     records: chunks.to_vec(),
                 })
                 .collect(),
@@ -156,6 +157,7 @@ fn bench_read_and_encode(c: &mut Criterion) {
                             high_watermark: read.high_watermark,
                             last_stable_offset: read.last_stable_offset,
                             log_start_offset: read.log_start_offset,
+                            aborted_transactions: None,
                             records: read.chunks,
                         }],
                     }],

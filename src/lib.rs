@@ -28,3 +28,4 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod share;
+pub mod txn;

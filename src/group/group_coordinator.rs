@@ -347,6 +347,36 @@ impl GroupCoordinator {
     ) -> Result<Durable, GroupError> {
         self.check(group_id)?;
         self.validate_commit(group_id, who)?;
+        self.append_commits(group_id, offsets)
+    }
+
+    /// TxnOffsetCommit (KIP-447): checks the committer as OffsetCommit does. The offsets are
+    /// committed only when the transaction commits ([`Self::commit_transaction_offsets`]).
+    pub fn check_transaction_commit(
+        &self,
+        group_id: &str,
+        who: &CommitIdentity,
+    ) -> Result<(), GroupError> {
+        self.check(group_id)?;
+        self.validate_commit(group_id, who)
+    }
+
+    /// Commits the offsets of a committed transaction; its committer was checked when the
+    /// offsets were sent, and the group may have rebalanced since.
+    pub fn commit_transaction_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Durable, GroupError> {
+        self.check(group_id)?;
+        self.append_commits(group_id, offsets)
+    }
+
+    fn append_commits(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Durable, GroupError> {
         if offsets.is_empty() {
             return Ok(Box::pin(async { Ok(()) }));
         }

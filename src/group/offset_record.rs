@@ -59,7 +59,11 @@ pub struct RecordEncodeError {
     pub len_bytes: usize,
 }
 
-fn put_str(buf: &mut BytesMut, field: &'static str, text: &str) -> Result<(), RecordEncodeError> {
+pub(crate) fn put_str(
+    buf: &mut BytesMut,
+    field: &'static str,
+    text: &str,
+) -> Result<(), RecordEncodeError> {
     let len = u16::try_from(text.len()).map_err(|_| RecordEncodeError {
         field,
         len_bytes: text.len(),
@@ -69,7 +73,7 @@ fn put_str(buf: &mut BytesMut, field: &'static str, text: &str) -> Result<(), Re
     Ok(())
 }
 
-fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
+pub(crate) fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
     if buf.remaining() < 2 {
         return Err(RecordDecodeError("truncated string length"));
     }
@@ -81,14 +85,14 @@ fn get_str(buf: &mut Bytes) -> Result<String, RecordDecodeError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| RecordDecodeError("string is not UTF-8"))
 }
 
-fn get_i32(buf: &mut Bytes) -> Result<i32, RecordDecodeError> {
+pub(crate) fn get_i32(buf: &mut Bytes) -> Result<i32, RecordDecodeError> {
     if buf.remaining() < 4 {
         return Err(RecordDecodeError("truncated i32"));
     }
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut Bytes) -> Result<i64, RecordDecodeError> {
+pub(crate) fn get_i64(buf: &mut Bytes) -> Result<i64, RecordDecodeError> {
     if buf.remaining() < 8 {
         return Err(RecordDecodeError("truncated i64"));
     }

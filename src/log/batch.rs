@@ -226,7 +226,7 @@ fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), &'st
 }
 
 /// A zigzag varint/varlong (at most 10 bytes), advancing `buf`.
-fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+pub(crate) fn read_varint(buf: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);

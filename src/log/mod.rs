@@ -33,9 +33,11 @@ mod segment_writer;
 pub mod state_log;
 #[doc(hidden)]
 pub mod testing;
+mod txn_index;
 
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use log_cleaner::CleanSummary;
 pub use offset_map::OffsetMap;
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult};
+pub use txn_index::AbortedTxn;

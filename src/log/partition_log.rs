@@ -22,6 +22,7 @@ use super::producer_state::{self, ProducerStates, SequenceCheck};
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 use super::segment_writer;
+use super::txn_index::{self, AbortedTxn};
 
 /// Written (empty) on clean close; its presence at open means no segment needs a rescan.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -55,6 +56,9 @@ pub struct ReadResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub last_stable_offset: i64,
+    /// For a read_committed read: the aborted transactions from the read offset up to the
+    /// last stable offset, which the client skips.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ReadResult {
@@ -265,6 +269,11 @@ impl PartitionLog {
                 reason: "empty record set",
             });
         }
+        if headers.iter().any(|(_, h)| txn_index::is_control(h)) {
+            return Err(LogError::InvalidRecord {
+                reason: "control batches are written by the broker only",
+            });
+        }
         if st.config.cleanup.compact {
             batch_records::refuse_keyless(&records, &headers)?;
         }
@@ -317,6 +326,9 @@ impl PartitionLog {
             if header.producer_id >= 0 {
                 st.producers.record(header, offset, now_ms);
             }
+            if txn_index::is_transactional_data(header) {
+                st.producers.txns.on_data(header.producer_id, offset);
+            }
             offset += i64::from(header.last_offset_delta) + 1;
         }
         if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
@@ -332,6 +344,69 @@ impl PartitionLog {
             log_append_time_ms: -1,
             duplicate: false,
         })
+    }
+
+    /// Appends the marker ending `producer_id`'s transaction (a commit or an abort), as the
+    /// transaction coordinator asks; returns its offset. An abort adds the transaction to the
+    /// aborted index; either way the producer's open transaction no longer holds the last
+    /// stable offset. A marker older than the producer's epoch is
+    /// [`LogError::InvalidProducerEpoch`].
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, LogError> {
+        let mut bytes = txn_index::marker_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        );
+        let mut st = self.state.borrow_mut();
+        st.check_open()?;
+        if let Some(current_epoch) = st.producers.epoch(producer_id) {
+            if producer_epoch < current_epoch {
+                return Err(LogError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch: producer_epoch,
+                    current_epoch,
+                });
+            }
+        }
+        let offset = st.log_end_offset;
+        batch::assign_offset(&mut bytes, offset);
+        let header = batch::header_fields(&bytes);
+        let bytes = Bytes::from(bytes);
+        let prefix = bytes.slice(..batch::BROKER_FIELDS_END);
+        st.push_batch(bytes, prefix, offset, header, now_ms);
+        st.producers
+            .record_marker(producer_id, producer_epoch, commit, offset, now_ms);
+        if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
+            let leo = st.log_end_offset;
+            st.set_high_watermark(leo);
+        }
+        st.assert_offsets();
+        st.work_event.notify(1);
+        Ok(offset)
+    }
+
+    /// The last stable offset (KIP-98): the first offset of the oldest open transaction, or
+    /// the high watermark. read_committed consumers read below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        let st = self.state.borrow();
+        st.producers
+            .txns
+            .first_unstable_offset()
+            .map_or(st.high_watermark, |first| first.min(st.high_watermark))
+    }
+
+    /// The aborted transactions with records in `from..to`, oldest marker first.
+    pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.state.borrow().producers.txns.aborted_between(from, to)
     }
 
     /// Resolves once everything up to and including `offset` is durable under the flush
@@ -371,7 +446,18 @@ impl PartitionLog {
     /// the first batch is always returned whole (KIP-74); never past the high watermark.
     /// `offset == high_watermark()` returns no chunks.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let (file, position, end, hw, start) = {
+        self.read_isolated(offset, max_bytes, false).await
+    }
+
+    /// [`PartitionLog::read`], and with `committed` (a read_committed consumer) never past
+    /// the last stable offset, with the aborted transactions from `offset` up to it.
+    pub async fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Result<ReadResult, LogError> {
+        let (file, position, end, bound, hw, start, lso, aborted) = {
             let st = self.state.borrow();
             if st.closed {
                 return Err(LogError::Closed);
@@ -385,20 +471,32 @@ impl PartitionLog {
                     log_end: hw,
                 });
             }
+            let lso = st
+                .producers
+                .txns
+                .first_unstable_offset()
+                .map_or(hw, |first| first.min(hw));
+            let bound = if committed { lso } else { hw };
+            let aborted = if committed {
+                st.producers.txns.aborted_between(offset, bound)
+            } else {
+                Vec::new()
+            };
             let mut result = ReadResult {
                 chunks: Vec::new(),
                 high_watermark: hw,
                 log_start_offset: start,
-                last_stable_offset: hw,
+                last_stable_offset: lso,
+                aborted: aborted.clone(),
             };
-            if offset == hw {
+            if offset >= bound {
                 return Ok(result);
             }
             if st.cache.front().is_some_and(|b| b.base_offset <= offset) {
                 let first = st.cache.partition_point(|b| b.last_offset < offset);
                 let mut total = 0usize;
                 for cached in st.cache.range(first..) {
-                    if cached.base_offset >= hw {
+                    if cached.base_offset >= bound {
                         break;
                     }
                     let len = cached.bytes.len();
@@ -418,14 +516,25 @@ impl PartitionLog {
                 return Ok(result);
             };
             let (_, position) = segment.index.position_for(segment.relative(offset));
-            (file, u64::from(position), segment.written_bytes, hw, start)
+            let end = segment.written_bytes;
+            (
+                file,
+                u64::from(position),
+                end,
+                bound,
+                hw,
+                start,
+                lso,
+                aborted,
+            )
         };
-        let chunks = read_segment(&file, position, end, offset, hw, max_bytes).await?;
+        let chunks = read_segment(&file, position, end, offset, bound, max_bytes).await?;
         Ok(ReadResult {
             chunks,
             high_watermark: hw,
             log_start_offset: start,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
+            aborted,
         })
     }
 
@@ -582,6 +691,8 @@ impl PartitionLog {
             st.check_open()?;
             let expiration_ms = st.config.producer_id_expiration_ms;
             let expired = st.producers.expire(now_ms, expiration_ms);
+            let log_start_offset = st.log_start_offset;
+            st.producers.txns.trim_below(log_start_offset);
             if expired > 0 {
                 tracing::debug!(dir = ?st.dir, expired, "idle producers expired");
             }
@@ -977,14 +1088,26 @@ async fn recover_producers(
         } else {
             0
         };
-        segment::for_each_header(file, position, segment.written_bytes, |header| {
+        segment::for_each_header(file, position, segment.written_bytes, |header, bytes| {
+            if header.base_offset < from || header.producer_id < 0 {
+                return;
+            }
+            if txn_index::is_control(header) {
+                if let Some(commit) = txn_index::marker_is_commit(bytes) {
+                    let (id, epoch) = (header.producer_id, header.producer_epoch);
+                    states.record_marker(id, epoch, commit, header.base_offset, now_ms);
+                    replayed += 1;
+                }
+                return;
+            }
             // Only what `append` would have accepted (a trusted segment is not rescanned,
             // so a damaged header may reach this point).
-            let idempotent = header.producer_id >= 0
-                && header.base_sequence >= 0
-                && header.last_offset_delta >= 0;
-            if header.base_offset >= from && idempotent {
+            let idempotent = header.base_sequence >= 0 && header.last_offset_delta >= 0;
+            if idempotent {
                 states.record(header, header.base_offset, now_ms);
+                if txn_index::is_transactional_data(header) {
+                    states.txns.on_data(header.producer_id, header.base_offset);
+                }
                 replayed += 1;
             }
         })

@@ -24,7 +24,8 @@
 //!
 //! Snapshot format (big-endian): magic "SLPS", version u8, offset i64, producer count u32,
 //! then per producer: id i64, epoch i16, last append ms i64, batch count u8, batches as
-//! (firstSeq i32, lastSeq i32, baseOffset i64, lastOffset i64); then CRC32C of all before it.
+//! (firstSeq i32, lastSeq i32, baseOffset i64, lastOffset i64); from version 2 the
+//! transaction index ([`super::txn_index`]); then CRC32C of all before it.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use fnv::FnvHashMap;
 
 use super::batch::BatchHeader;
 use super::error::LogError;
+use super::txn_index::TxnIndex;
 
 /// Batches remembered per producer (Kafka: 5, the most a producer may have in flight).
 pub(crate) const BATCHES_RETAINED: usize = 5;
@@ -40,7 +42,9 @@ pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// Snapshots kept on disk (the newest ones).
 const SNAPSHOTS_RETAINED: usize = 2;
 const SNAPSHOT_MAGIC: u32 = 0x534c_5053; // "SLPS"
-const SNAPSHOT_VERSION: u8 = 1;
+/// Version 2 appends the transaction index ([`TxnIndex::encode_into`]); version 1 is read
+/// as having no transactions.
+const SNAPSHOT_VERSION: u8 = 2;
 const NO_EPOCH: i16 = -1;
 
 /// Sequence range and offsets of one appended batch.
@@ -71,6 +75,8 @@ pub(crate) enum SequenceCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProducerStates {
     producers: FnvHashMap<i64, ProducerEntry>,
+    /// Open and aborted transactions.
+    pub(crate) txns: TxnIndex,
 }
 
 /// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
@@ -93,6 +99,11 @@ impl ProducerStates {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// The current epoch of `producer_id`, if it has state here.
+    pub(crate) fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|entry| entry.epoch)
     }
 
     /// Checks an idempotent batch (`header.producer_id >= 0`) against the producer's state.
@@ -171,11 +182,41 @@ impl ProducerStates {
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
     }
 
-    /// Forgets producers whose last append is at least `expiration_ms` old. Returns how many.
+    /// Records a transaction marker of `producer_id` at `offset`. The coordinator writes it
+    /// with the producer's current epoch, which may be newer than any batch here (a fenced
+    /// producer's transaction aborted): batches of older epochs are refused from then on.
+    pub(crate) fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: i64,
+        now_ms: i64,
+    ) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::with_capacity(BATCHES_RETAINED),
+                last_append_ms: now_ms,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        self.txns.on_marker(producer_id, commit, offset);
+    }
+
+    /// Forgets producers whose last append is at least `expiration_ms` old, except those
+    /// with an open transaction (which hold the last stable offset). Returns how many.
     pub(crate) fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_append_ms) < expiration_ms);
+        let txns = &self.txns;
+        self.producers.retain(|id, entry| {
+            now_ms.saturating_sub(entry.last_append_ms) < expiration_ms || txns.has_open(*id)
+        });
         before - self.producers.len()
     }
 
@@ -201,6 +242,7 @@ impl ProducerStates {
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
             }
         }
+        self.txns.encode_into(&mut out);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -214,7 +256,11 @@ impl ProducerStates {
             return None;
         }
         let mut r = Reader(body);
-        if r.u32()? != SNAPSHOT_MAGIC || r.u8()? != SNAPSHOT_VERSION {
+        if r.u32()? != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let version = r.u8()?;
+        if version != 1 && version != SNAPSHOT_VERSION {
             return None;
         }
         let offset = r.i64()?;
@@ -245,6 +291,11 @@ impl ProducerStates {
                     last_append_ms,
                 },
             );
+        }
+        if version >= 2 {
+            let (txns, rest) = TxnIndex::decode(r.0)?;
+            states.txns = txns;
+            r.0 = rest;
         }
         r.0.is_empty().then_some((offset, states))
     }

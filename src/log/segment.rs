@@ -75,14 +75,15 @@ pub(crate) struct ScanResult {
     pub index: SegmentIndex,
 }
 
-/// Calls `f` with the header of every batch in `file[position..end]`, which must hold whole,
-/// already validated batches (below the recovered log end). Reads only what it must: a
-/// large batch is skipped after its header.
+/// Calls `f` with the header and bytes of every batch in `file[position..end]`, which must
+/// hold whole, already validated batches (below the recovered log end). Reads only what it
+/// must: a batch larger than a read chunk is skipped after its header, and `f` gets only
+/// its first chunk of bytes.
 pub(crate) async fn for_each_header(
     file: &DmaFile,
     mut position: u64,
     end: u64,
-    mut f: impl FnMut(&batch::BatchHeader),
+    mut f: impl FnMut(&batch::BatchHeader, &[u8]),
 ) -> Result<(), LogError> {
     let corrupt = |position, reason| LogError::CorruptLog {
         path: file.path().to_path_buf(),
@@ -101,7 +102,15 @@ pub(crate) async fn for_each_header(
                 Some(size) if size >= batch::HEADER_BYTES => size,
                 _ => return Err(corrupt(position + p as u64, "bad batch length")),
             };
-            f(&batch::header(&chunk[p..], size));
+            if p > 0 && p + size > chunk.len() {
+                // Read again from its start, so that `f` sees every batch that fits a chunk
+                // whole (transaction markers are read for their type).
+                break;
+            }
+            f(
+                &batch::header(&chunk[p..], size),
+                &chunk[p..(p + size).min(chunk.len())],
+            );
             p += size;
         }
         if p == 0 {

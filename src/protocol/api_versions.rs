@@ -59,6 +59,11 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::SaslHandshake, 0, 1),
     range(ApiKey::InitProducerId, 0, 4),
+    // Transactions (src/txn), without KIP-890 part 2 (EndTxn v5, TxnOffsetCommit v5).
+    range(ApiKey::AddPartitionsToTxn, 0, 5),
+    range(ApiKey::AddOffsetsToTxn, 0, 4),
+    range(ApiKey::EndTxn, 0, 4),
+    range(ApiKey::TxnOffsetCommit, 0, 4),
     // Share groups (src/share), at the versions librdkafka 2.16 uses.
     range(ApiKey::ShareGroupHeartbeat, 1, 1),
     range(ApiKey::ShareGroupDescribe, 1, 1),

@@ -25,6 +25,9 @@ pub struct FetchPartitionOut {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// `(producer id, first offset)` of the aborted transactions a read_committed consumer
+    /// skips; `None` (null) for read_uncommitted.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Whole record batches, back to back once concatenated.
     pub records: Vec<Bytes>,
 }
@@ -164,11 +167,17 @@ fn write_body(out: &mut impl Out, response: &FetchResponseOut, version: i16, cor
             if version >= 5 {
                 out.put(&partition.log_start_offset.to_be_bytes());
             }
-            // aborted_transactions: null (no transactions are ever aborted here).
-            if flexible {
-                put_varint(out, 0);
-            } else {
-                out.put(&(-1i32).to_be_bytes());
+            match &partition.aborted_transactions {
+                None if flexible => put_varint(out, 0),
+                None => out.put(&(-1i32).to_be_bytes()),
+                Some(aborted) => {
+                    put_len(out, flexible, aborted.len());
+                    for (producer_id, first_offset) in aborted {
+                        out.put(&producer_id.to_be_bytes());
+                        out.put(&first_offset.to_be_bytes());
+                        put_tags(out, flexible);
+                    }
+                }
             }
             if version >= 11 {
                 out.put(&(-1i32).to_be_bytes()); // preferred_read_replica
@@ -200,9 +209,9 @@ fn put_len_string(out: &mut impl Out, flexible: bool, text: &str) {
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{
-        FetchResponse, FetchableTopicResponse, PartitionData,
+        AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
     };
-    use kafka_protocol::messages::{ApiKey, TopicName};
+    use kafka_protocol::messages::{ApiKey, ProducerId, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     fn sample(big: bool) -> FetchResponseOut {
@@ -226,6 +235,7 @@ mod tests {
                             high_watermark: 10,
                             last_stable_offset: 10,
                             log_start_offset: 0,
+                            aborted_transactions: Some(vec![(7, 3), (8, 5)]),
                             records: vec![chunk(size, 1), chunk(33, 2)],
                         },
                         FetchPartitionOut {
@@ -234,6 +244,7 @@ mod tests {
                             high_watermark: -1,
                             last_stable_offset: -1,
                             log_start_offset: -1,
+                            aborted_transactions: None,
                             records: vec![],
                         },
                     ],
@@ -268,7 +279,18 @@ mod tests {
                             .with_error_code(p.error_code)
                             .with_high_watermark(p.high_watermark)
                             .with_last_stable_offset(p.last_stable_offset)
-                            .with_aborted_transactions(None)
+                            .with_aborted_transactions(p.aborted_transactions.as_ref().map(
+                                |aborted| {
+                                    aborted
+                                        .iter()
+                                        .map(|(producer_id, first_offset)| {
+                                            AbortedTransaction::default()
+                                                .with_producer_id(ProducerId(*producer_id))
+                                                .with_first_offset(*first_offset)
+                                        })
+                                        .collect()
+                                },
+                            ))
                             .with_records(Some(p.records.concat().into()));
                         if version >= 5 {
                             data.log_start_offset = p.log_start_offset;

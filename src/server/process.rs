@@ -92,6 +92,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::bounded(1)).unzip();
     let (share_txs, share_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
+    let (txn_txs, txn_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
 
@@ -108,6 +110,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         brokers_rxs,
         share_txs,
         share_rxs,
+        txn_txs,
+        txn_rxs,
         startup_tx,
         metrics: Arc::clone(&metrics),
     };
@@ -241,6 +245,8 @@ struct ShardWiring {
     brokers_rxs: Vec<async_channel::Receiver<Vec<BrokerAddress>>>,
     share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
     share_rxs: Vec<async_channel::Receiver<crate::share::ShareMessage>>,
+    txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
+    txn_rxs: Vec<async_channel::Receiver<crate::txn::TxnMessage>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
 }
@@ -257,6 +263,8 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         brokers_rxs,
         share_txs,
         share_rxs,
+        txn_txs,
+        txn_rxs,
         startup_tx,
         metrics,
     } = wiring;
@@ -280,7 +288,15 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
             return fail(reason);
         }
     }
-    let shard = match open_shard(shard_id, Arc::clone(&config), catalog, admin_tx, share_txs).await
+    let shard = match open_shard(
+        shard_id,
+        Arc::clone(&config),
+        catalog,
+        admin_tx,
+        share_txs,
+        txn_txs,
+    )
+    .await
     {
         Ok(shard) => shard,
         Err(reason) => return fail(reason),
@@ -303,7 +319,11 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         Rc::clone(&shard),
         metrics,
     ));
-    let tasks = ShardTasks::spawn(&shard, share_rxs[shard_id].clone());
+    let tasks = ShardTasks::spawn(
+        &shard,
+        share_rxs[shard_id].clone(),
+        txn_rxs[shard_id].clone(),
+    );
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
@@ -335,7 +355,7 @@ pub(super) fn start_catalog_owner(
     Ok(())
 }
 
-/// A shard with its partitions, group offsets and share-group state loaded, not yet serving
+/// A shard with its partitions, group offsets, share-group and transaction state loaded, not yet serving
 /// (its broker list is still empty).
 pub(super) async fn open_shard(
     shard_id: usize,
@@ -343,6 +363,7 @@ pub(super) async fn open_shard(
     catalog: Catalog,
     admin_tx: async_channel::Sender<crate::shard::control::AdminRequest>,
     share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
+    txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
 ) -> Result<Shard, String> {
     let shard = Shard::new(shard_id, config, Vec::new(), catalog, admin_tx);
     shard
@@ -364,12 +385,17 @@ pub(super) async fn open_shard(
         .load(owned_log)
         .await
         .map_err(|e| format!("loading share-group state: {e}"))?;
+    shard.txn().connect(txn_txs);
+    shard
+        .txn()
+        .load()
+        .await
+        .map_err(|e| format!("loading transaction state: {e}"))?;
     Ok(shard)
 }
 
-/// A serving shard's background work: retention, the log cleaner, group and share timers,
-/// the share inbox.
-/// Dropping it cancels them all.
+/// A serving shard's background work: retention, the log cleaner, group, share and
+/// transaction timers, the share and transaction inboxes. Dropping it cancels them all.
 pub(super) struct ShardTasks {
     _tasks: Vec<crate::io::Task<()>>,
 }
@@ -378,6 +404,7 @@ impl ShardTasks {
     pub(super) fn spawn(
         shard: &Rc<Shard>,
         share_rx: async_channel::Receiver<crate::share::ShareMessage>,
+        txn_rx: async_channel::Receiver<crate::txn::TxnMessage>,
     ) -> ShardTasks {
         let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(shard)));
         let group_timers = {
@@ -397,17 +424,29 @@ impl ShardTasks {
             crate::constants::LOG_CLEANER_SHARES,
             crate::shard::log_cleaner_task::run(Rc::clone(shard)),
         );
+        let txn_inbox = crate::io::spawn(crate::txn::txn_inbox::run(Rc::clone(shard), txn_rx));
+        let txn_timers = crate::io::spawn(crate::txn::txn_timers::run(Rc::clone(shard)));
         ShardTasks {
-            _tasks: vec![retention, log_cleaner, group_timers, share_inbox, share_timers],
+            _tasks: vec![
+                retention,
+                log_cleaner,
+                group_timers,
+                share_inbox,
+                share_timers,
+                txn_inbox,
+                txn_timers,
+            ],
         }
     }
 }
 
-/// Flushes and closes what a shard owns: share-group state, partition logs, group offsets.
+/// Flushes and closes what a shard owns: share-group state, partition logs, group offsets,
+/// transaction state.
 pub(super) async fn close_shard(shard: &Shard) {
     shard.share().close().await;
     shard.close_all().await;
     shard.groups().close().await;
+    shard.txn().close().await;
 }
 
 /// How long a restarting broker keeps trying a port that is still in use.

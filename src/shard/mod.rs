@@ -50,6 +50,8 @@ pub struct Shard {
     groups: std::rc::Rc<crate::group::GroupCoordinator>,
     /// Share groups: this shard's share-partitions and the share groups it coordinates.
     share: std::rc::Rc<crate::share::ShareState>,
+    /// Coordinator of the transactional ids that hash to this shard.
+    txn: crate::txn::TxnCoordinator,
 }
 
 impl Shard {
@@ -69,6 +71,7 @@ impl Shard {
         let share =
             crate::share::ShareState::new(&config.data_dir, id, config.shard_count, &config.share);
         let share = std::rc::Rc::new(share);
+        let txn = crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count);
         Shard {
             id,
             config,
@@ -78,7 +81,12 @@ impl Shard {
             admin,
             groups: std::rc::Rc::new(groups),
             share,
+            txn,
         }
+    }
+
+    pub fn txn(&self) -> &crate::txn::TxnCoordinator {
+        &self.txn
     }
 
     pub fn groups(&self) -> &std::rc::Rc<crate::group::GroupCoordinator> {

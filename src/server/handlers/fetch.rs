@@ -32,7 +32,12 @@ struct Target {
     offset: i64,
     max_bytes: usize,
     log: Result<PartitionLog, ResponseError>,
+    /// A read_committed fetch: records below the last stable offset only.
+    committed: bool,
 }
+
+/// Fetch isolation_level (v4+): 1 is read_committed.
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -86,6 +91,7 @@ fn resolve(shard: &Shard, ctx: &RequestContext, request: &FetchRequest) -> Vec<T
                 offset: partition.fetch_offset,
                 max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
                 log,
+                committed: request.isolation_level == READ_COMMITTED,
             });
         }
     }
@@ -165,6 +171,7 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            aborted_transactions: None,
             records: Vec::new(),
         };
         match &target.log {
@@ -176,7 +183,7 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
                     log.log_end_offset(),
                 );
                 data.high_watermark = high_watermark;
-                data.last_stable_offset = high_watermark;
+                data.last_stable_offset = log.last_stable_offset();
                 data.log_start_offset = start;
                 if target.offset < start || target.offset > end {
                     data.error_code = code(ResponseError::OffsetOutOfRange);
@@ -204,7 +211,8 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
             let target = &targets[slot];
             // Whole batches only; the first batch goes out even if larger than the limit (KIP-74).
             let budget = target.max_bytes.min(remaining);
-            let mut read: PendingRead<'_> = Box::pin(log.read(target.offset, budget));
+            let mut read: PendingRead<'_> =
+                Box::pin(log.read_isolated(target.offset, budget, target.committed));
             let ready = futures_lite::future::poll_once(&mut read).await;
             let held = match &ready {
                 Some(result) => result_len(result).min(remaining),
@@ -229,7 +237,8 @@ async fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<FetchPartitionOu
             let Some(result) = read.ready.or_else(|| cold_results.next()) else {
                 continue;
             };
-            let len = answer.apply(&mut out[read.slot], result, read.budget);
+            let committed = targets[read.slot].committed;
+            let len = answer.apply(&mut out[read.slot], result, read.budget, committed);
             remaining = (remaining + read.held).saturating_sub(len);
         }
     }
@@ -278,6 +287,7 @@ impl Answer {
         data: &mut FetchPartitionOut,
         result: Result<ReadResult, LogError>,
         budget: usize,
+        committed: bool,
     ) -> usize {
         match result {
             Ok(read) => {
@@ -292,6 +302,14 @@ impl Answer {
                 self.has_data |= len > 0;
                 self.used += len;
                 data.records = read.chunks;
+                if committed {
+                    data.aborted_transactions = Some(
+                        read.aborted
+                            .iter()
+                            .map(|t| (t.producer_id, t.first_offset))
+                            .collect(),
+                    );
+                }
                 len
             }
             Err(e) => {

@@ -1,4 +1,5 @@
-//! FindCoordinator: a group's coordinator is the shard its id hashes to (see `group`).
+//! FindCoordinator: a group's or a transactional id's coordinator is the shard its id hashes
+//! to (see `group` and `txn`).
 
 use std::rc::Rc;
 
@@ -15,6 +16,7 @@ use crate::shard::Shard;
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 struct Found {
     error: Option<(ResponseError, String)>,
@@ -30,17 +32,31 @@ fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
         host: String::new(),
         port: -1,
     };
-    if key_type != KEY_TYPE_GROUP {
-        return not_available("only group coordinators are served");
-    }
-    if key.is_empty() {
+    if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
         return Found {
-            error: Some((ResponseError::InvalidGroupId, "empty group id".to_owned())),
+            error: Some((
+                ResponseError::InvalidRequest,
+                format!("unknown key type {key_type}"),
+            )),
             node_id: -1,
             host: String::new(),
             port: -1,
         };
     }
+    if key.is_empty() {
+        let error = if key_type == KEY_TYPE_TRANSACTION {
+            ResponseError::InvalidRequest
+        } else {
+            ResponseError::InvalidGroupId
+        };
+        return Found {
+            error: Some((error, "empty key".to_owned())),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+        };
+    }
+    // Transactional ids are placed like group ids (see `txn`).
     let shard_id = crate::group::coordinator_shard(key, shard.config.shard_count);
     match shard.brokers.get(shard_id) {
         Some(broker) => Found {

@@ -3,6 +3,8 @@
 //! offset (-4, v8+; the log start, as there is no tiered storage) or the latest tiered offset
 //! (-5, v9+; none, so -1 as Kafka answers without tiered storage). A special position asked
 //! at a version below its own is UNSUPPORTED_VERSION for that partition, as in Kafka.
+//! Latest is the last stable offset for a read_committed consumer (isolation level 1, v2+),
+//! the high watermark otherwise.
 
 use std::rc::Rc;
 
@@ -34,6 +36,7 @@ fn first_version_for(timestamp: i64) -> Option<i16> {
         _ => None,
     }
 }
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(
     shard: &Rc<Shard>,
@@ -41,6 +44,7 @@ pub fn handle(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ListOffsetsRequest = ctx.decode(&mut body)?;
+    let committed = ctx.version >= 2 && request.isolation_level == READ_COMMITTED;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut topics = Vec::with_capacity(request.topics.len());
@@ -69,6 +73,7 @@ pub fn handle(
                     }
                 };
                 let found = match wanted.timestamp {
+                    LATEST if committed => Ok(Some((log.last_stable_offset(), -1))),
                     LATEST => Ok(Some((log.high_watermark(), -1))),
                     EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                     // Nothing is tiered: Kafka answers offset -1 with epoch -1.

@@ -23,6 +23,9 @@ mod share_group;
 mod share_group_offsets;
 mod share_partitions;
 mod topics;
+mod txn_coordinator_apis;
+mod txn_errors;
+mod txn_offset_commit;
 mod unsupported;
 
 use std::net::IpAddr;
@@ -177,6 +180,12 @@ pub fn dispatch(
         ApiKey::DescribeShareGroupOffsets => share_group_offsets::describe(shard, ctx, frame),
         ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, frame),
         ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, frame),
+        ApiKey::AddPartitionsToTxn => {
+            txn_coordinator_apis::add_partitions_to_txn(shard, ctx, frame)
+        }
+        ApiKey::AddOffsetsToTxn => txn_coordinator_apis::add_offsets_to_txn(shard, ctx, frame),
+        ApiKey::EndTxn => txn_coordinator_apis::end_txn(shard, ctx, frame),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::txn_offset_commit(shard, ctx, frame),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -223,6 +232,10 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeShareGroupOffsets => "DescribeShareGroupOffsets",
         ApiKey::AlterShareGroupOffsets => "AlterShareGroupOffsets",
         ApiKey::DeleteShareGroupOffsets => "DeleteShareGroupOffsets",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
         _ => "request",
     }
 }

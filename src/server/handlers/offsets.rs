@@ -30,7 +30,7 @@ use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
 /// Whether `topic` exists with at least `partition + 1` partitions.
-fn partition_exists(shard: &Shard, topic: &str, partition: i32) -> bool {
+pub(super) fn partition_exists(shard: &Shard, topic: &str, partition: i32) -> bool {
     shard
         .topic(topic)
         .is_some_and(|meta| (0..meta.partition_count).contains(&partition))

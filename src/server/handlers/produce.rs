@@ -44,10 +44,6 @@ pub fn handle(
                 .with_log_start_offset(-1);
             let refusal = if !matches!(acks, -1..=1) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else if request.transactional_id.is_some() {
-                // Transactions are not implemented yet; refuse clearly rather than store
-                // batches whose markers would never come.
-                Some(ResponseError::TransactionalIdAuthorizationFailed)
             } else {
                 None
             };

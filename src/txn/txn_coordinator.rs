@@ -1,0 +1,554 @@
+//! The per-shard transaction coordinator: the state of every transactional id this shard
+//! coordinates, the requests of their producers, and the completion of their transactions
+//! (markers into every partition, offsets into every group).
+//!
+//! Concurrency contract: owned by one shard (`!Send`); `RefCell`s are never borrowed across
+//! an `.await`. Each state change is applied in memory and appended to the state log in one
+//! synchronous step, then answered once durable. One task at a time completes a given
+//! transaction (`completing`); anyone else asking is told CONCURRENT_TRANSACTIONS, which
+//! clients retry.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+
+use super::txn_inbox::TxnMessage;
+use super::txn_metadata::{InitStep, PendingOffset, TxnMetadata, TxnState};
+use super::txn_store::{TxnRecord, TxnStore};
+use super::{coordinator_shard, TxnError, TRANSACTION_TIMEOUT_MS_MAX};
+use crate::group::offset_record::CommittedOffset;
+use crate::group::offsets_partition;
+use crate::log::LogError;
+use crate::server::connection::now_ms;
+use crate::shard::control::AdminRequest;
+use crate::shard::{PartitionLookup, Shard};
+
+/// Coordinator epoch written into markers. sluice keeps one replica, so it never changes.
+const COORDINATOR_EPOCH: i32 = 0;
+
+/// One partition's answer to AddPartitionsToTxn's verify-only path (KIP-890).
+pub type Verified = Vec<((String, i32), Result<(), TxnError>)>;
+
+pub struct TxnCoordinator {
+    shard_id: usize,
+    shard_count: usize,
+    store: TxnStore,
+    txns: RefCell<HashMap<String, TxnMetadata>>,
+    /// Transactional ids whose markers a task is writing now.
+    completing: RefCell<HashSet<String>>,
+    loaded: Cell<bool>,
+    peers: RefCell<Vec<async_channel::Sender<TxnMessage>>>,
+}
+
+/// Removes a transactional id from `completing` however its completion ends.
+struct Completing<'a> {
+    coordinator: &'a TxnCoordinator,
+    transactional_id: String,
+}
+
+impl Drop for Completing<'_> {
+    fn drop(&mut self) {
+        self.coordinator
+            .completing
+            .borrow_mut()
+            .remove(&self.transactional_id);
+    }
+}
+
+impl TxnCoordinator {
+    pub fn new(data_dir: &std::path::Path, shard_id: usize, shard_count: usize) -> Self {
+        TxnCoordinator {
+            shard_id,
+            shard_count: shard_count.max(1),
+            store: TxnStore::new(data_dir, shard_id, shard_count),
+            txns: RefCell::new(HashMap::new()),
+            completing: RefCell::new(HashSet::new()),
+            loaded: Cell::new(false),
+            peers: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Connects this shard to every shard's transaction inbox (index = shard id).
+    pub fn connect(&self, peers: Vec<async_channel::Sender<TxnMessage>>) {
+        *self.peers.borrow_mut() = peers;
+    }
+
+    /// Replays the state logs. Transactions found in a `Prepare*` state are completed by the
+    /// timers task once the shard serves.
+    pub async fn load(&self) -> Result<(), TxnError> {
+        let txns = self.store.load().await?;
+        let count = txns.len();
+        *self.txns.borrow_mut() = txns;
+        self.loaded.set(true);
+        tracing::info!(shard_id = self.shard_id, count, "transaction state loaded");
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.loaded.set(false);
+        self.store.close().await;
+    }
+
+    pub fn is_coordinator(&self, transactional_id: &str) -> bool {
+        coordinator_shard(transactional_id, self.shard_count) == self.shard_id
+    }
+
+    fn check(&self, transactional_id: &str) -> Result<(), TxnError> {
+        if transactional_id.is_empty() {
+            return Err(TxnError::InvalidTransactionalId);
+        }
+        if !self.is_coordinator(transactional_id) {
+            return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
+        }
+        if !self.loaded.get() {
+            return Err(TxnError::LoadInProgress);
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the metadata of `transactional_id` and, when it says so, persists
+    /// the result; the outcome of `change` is returned once the state is durable.
+    async fn update<T>(
+        &self,
+        transactional_id: &str,
+        change: impl FnOnce(&mut TxnMetadata) -> Result<(T, bool), TxnError>,
+    ) -> Result<T, TxnError> {
+        let (value, durable) = {
+            let mut txns = self.txns.borrow_mut();
+            let metadata = txns.get_mut(transactional_id).ok_or_else(|| {
+                TxnError::InvalidProducerIdMapping {
+                    transactional_id: transactional_id.to_owned(),
+                    got: -1,
+                }
+            })?;
+            let (value, changed) = change(metadata)?;
+            let durable = if changed {
+                Some(self.store.persist(transactional_id, metadata)?)
+            } else {
+                None
+            };
+            (value, durable)
+        };
+        if let Some(durable) = durable {
+            durable.await?;
+        }
+        Ok(value)
+    }
+
+    /// InitProducerId with a transactional id: the producer id and epoch the new producer
+    /// instance uses. An open transaction of an older instance is aborted first, which fences
+    /// that instance (its epoch is now old).
+    pub async fn init_producer_id(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: (i64, i16),
+    ) -> Result<(i64, i16), TxnError> {
+        self.check(transactional_id)?;
+        if !(1..=TRANSACTION_TIMEOUT_MS_MAX).contains(&timeout_ms) {
+            return Err(TxnError::InvalidTransactionTimeout {
+                got: timeout_ms,
+                max: TRANSACTION_TIMEOUT_MS_MAX,
+            });
+        }
+        // Each pass moves the transaction at least one step towards `Ready`.
+        loop {
+            let known = self.txns.borrow().contains_key(transactional_id);
+            if !known {
+                let producer_id = allocate_producer_id(shard).await?;
+                let durable = {
+                    let mut txns = self.txns.borrow_mut();
+                    if txns.contains_key(transactional_id) {
+                        None // another request created it meanwhile: start over
+                    } else {
+                        let metadata = TxnMetadata::new(producer_id, timeout_ms);
+                        let durable = self.store.persist(transactional_id, &metadata)?;
+                        txns.insert(transactional_id.to_owned(), metadata);
+                        Some(durable)
+                    }
+                };
+                match durable {
+                    Some(durable) => {
+                        durable.await?;
+                        return Ok((producer_id, 0));
+                    }
+                    None => continue,
+                }
+            }
+            let step = self.update(transactional_id, |m| {
+                let step = m.init(timeout_ms, expected)?;
+                match step {
+                    InitStep::Ready => Ok(((step, m.producer_id, m.epoch), true)),
+                    InitStep::AbortFirst => {
+                        m.fence_and_abort();
+                        Ok(((step, m.producer_id, m.epoch), true))
+                    }
+                    _ => Ok(((step, m.producer_id, m.epoch), false)),
+                }
+            });
+            match step.await? {
+                (InitStep::Ready, producer_id, epoch) => return Ok((producer_id, epoch)),
+                (InitStep::AbortFirst | InitStep::CompleteFirst, _, _) => {
+                    self.complete(shard, transactional_id).await?;
+                }
+                (InitStep::NeedProducerId, _, _) => {
+                    let producer_id = allocate_producer_id(shard).await?;
+                    return self
+                        .update(transactional_id, |m| {
+                            m.restart_with(producer_id, timeout_ms);
+                            Ok(((m.producer_id, m.epoch), true))
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// AddPartitionsToTxn and AddOffsetsToTxn (which adds the group's offsets).
+    pub async fn add(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        partitions: &[(String, i32)],
+        group: Option<&str>,
+    ) -> Result<(), TxnError> {
+        self.check(transactional_id)?;
+        let now = now_ms();
+        self.update(transactional_id, |m| {
+            m.check_producer(transactional_id, producer.0, producer.1)?;
+            Ok(((), m.add(partitions, group, now)?))
+        })
+        .await
+    }
+
+    /// AddPartitionsToTxn's verify-only path (KIP-890): whether each partition is part of
+    /// the producer's ongoing transaction.
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Verified, TxnError> {
+        self.check(transactional_id)?;
+        let txns = self.txns.borrow();
+        let metadata =
+            txns.get(transactional_id)
+                .ok_or_else(|| TxnError::InvalidProducerIdMapping {
+                    transactional_id: transactional_id.to_owned(),
+                    got: producer.0,
+                })?;
+        metadata.check_producer(transactional_id, producer.0, producer.1)?;
+        Ok(partitions
+            .into_iter()
+            .map(|p| {
+                let added = metadata.state == TxnState::Ongoing && metadata.partitions.contains(&p);
+                let result = if added {
+                    Ok(())
+                } else {
+                    Err(TxnError::InvalidTxnState(
+                        "the partition is not in the transaction",
+                    ))
+                };
+                (p, result)
+            })
+            .collect())
+    }
+
+    /// TxnOffsetCommit, forwarded by the group's coordinator: offsets committed when the
+    /// transaction commits.
+    pub async fn stage_offsets(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), TxnError> {
+        self.check(transactional_id)?;
+        self.update(transactional_id, |m| {
+            m.check_producer(transactional_id, producer.0, producer.1)?;
+            m.stage_offsets(offsets)?;
+            Ok(((), true))
+        })
+        .await
+    }
+
+    /// EndTxn: prepares the commit or abort durably, then completes it.
+    pub async fn end_txn(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        self.check(transactional_id)?;
+        let prepared = self
+            .update(transactional_id, |m| {
+                m.check_producer(transactional_id, producer.0, producer.1)?;
+                let prepared = m.end(commit)?;
+                Ok((prepared, prepared))
+            })
+            .await?;
+        if prepared {
+            self.complete(shard, transactional_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the markers (and, for a commit, the offsets) of a transaction in a `Prepare*`
+    /// state, then records it complete.
+    pub async fn complete(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+    ) -> Result<(), TxnError> {
+        if !self
+            .completing
+            .borrow_mut()
+            .insert(transactional_id.to_owned())
+        {
+            return Err(TxnError::ConcurrentTransactions);
+        }
+        let _completing = Completing {
+            coordinator: self,
+            transactional_id: transactional_id.to_owned(),
+        };
+        let Some(metadata) = self.txns.borrow().get(transactional_id).cloned() else {
+            return Ok(());
+        };
+        let commit = match metadata.state {
+            TxnState::PrepareCommit => true,
+            TxnState::PrepareAbort => false,
+            _ => return Ok(()),
+        };
+        let mut partitions: Vec<(String, i32)> = metadata.partitions.iter().cloned().collect();
+        partitions.sort();
+        self.write_markers(
+            shard,
+            metadata.producer_id,
+            metadata.epoch,
+            commit,
+            partitions,
+        )
+        .await?;
+        if commit {
+            self.commit_offsets(shard, &metadata.offsets).await?;
+        }
+        self.update(transactional_id, |m| {
+            m.complete();
+            Ok(((), true))
+        })
+        .await?;
+        tracing::debug!(%transactional_id, commit, "transaction completed");
+        Ok(())
+    }
+
+    /// Sends each partition's marker to the shard that owns it and waits for all.
+    async fn write_markers(
+        &self,
+        shard: &Rc<Shard>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        let mut by_shard: BTreeMap<usize, Vec<(String, i32)>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            let owner = shard.owner_of(&topic, partition);
+            by_shard.entry(owner).or_default().push((topic, partition));
+        }
+        let local = by_shard.remove(&self.shard_id);
+        let mut answers = Vec::new();
+        for (owner, partitions) in by_shard {
+            let (reply, answer) = oneshot::channel();
+            self.send(
+                owner,
+                TxnMessage::WriteMarkers {
+                    producer_id,
+                    epoch,
+                    commit,
+                    partitions,
+                    reply,
+                },
+            )
+            .await?;
+            answers.push(answer);
+        }
+        if let Some(partitions) = local {
+            write_local_markers(shard, producer_id, epoch, commit, partitions).await?;
+        }
+        for answer in answers {
+            answer.await.map_err(|_| TxnError::ShuttingDown)??;
+        }
+        Ok(())
+    }
+
+    /// Commits a committed transaction's offsets in each group's coordinator.
+    async fn commit_offsets(
+        &self,
+        shard: &Rc<Shard>,
+        offsets: &[PendingOffset],
+    ) -> Result<(), TxnError> {
+        let mut by_group: BTreeMap<&str, Vec<(String, i32, CommittedOffset)>> = BTreeMap::new();
+        for o in offsets {
+            by_group.entry(&o.group).or_default().push((
+                o.topic.clone(),
+                o.partition,
+                o.offset.clone(),
+            ));
+        }
+        for (group, offsets) in by_group {
+            let owner = crate::group::coordinator_shard(group, self.shard_count);
+            if owner == self.shard_id {
+                commit_local_offsets(shard, group, offsets).await?;
+            } else {
+                let (reply, answer) = oneshot::channel();
+                self.send(
+                    owner,
+                    TxnMessage::CommitOffsets {
+                        group: group.to_owned(),
+                        offsets,
+                        reply,
+                    },
+                )
+                .await?;
+                answer.await.map_err(|_| TxnError::ShuttingDown)??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to shard `shard_id`'s transaction inbox.
+    pub async fn send(&self, shard_id: usize, message: TxnMessage) -> Result<(), TxnError> {
+        let peer = self.peers.borrow().get(shard_id).cloned();
+        match peer {
+            Some(peer) => peer.send(message).await.map_err(|_| TxnError::ShuttingDown),
+            None => Err(TxnError::ShuttingDown),
+        }
+    }
+
+    /// Transactional ids whose transaction must be aborted (timed out at `now_ms`) or
+    /// completed (a `Prepare*` state nobody is completing, e.g. after a restart).
+    pub fn due(&self, now_ms: i64) -> (Vec<String>, Vec<String>) {
+        let txns = self.txns.borrow();
+        let completing = self.completing.borrow();
+        let timed_out = txns
+            .iter()
+            .filter(|(_, m)| m.timed_out(now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let unfinished = txns
+            .iter()
+            .filter(|(id, m)| {
+                matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                    && !completing.contains(*id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        (timed_out, unfinished)
+    }
+
+    /// Aborts a transaction that outlived its timeout, bumping the epoch so that its producer
+    /// is fenced (Kafka does the same).
+    pub async fn abort_timed_out(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+    ) -> Result<(), TxnError> {
+        let now = now_ms();
+        let aborting = self
+            .update(transactional_id, |m| {
+                if !m.timed_out(now) {
+                    return Ok((false, false));
+                }
+                m.fence_and_abort();
+                Ok((true, true))
+            })
+            .await?;
+        if aborting {
+            tracing::info!(%transactional_id, "aborting a transaction past its timeout");
+            self.complete(shard, transactional_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Compacts the state logs that grew large.
+    pub async fn compact_if_large(&self) -> Result<(), TxnError> {
+        self.store
+            .compact_if_large(|partition| {
+                self.txns
+                    .borrow()
+                    .iter()
+                    .filter(|(id, _)| offsets_partition(id) == partition)
+                    .map(|(id, m)| TxnRecord::Txn {
+                        transactional_id: id.clone(),
+                        metadata: m.clone(),
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, TxnError> {
+    shard
+        .admin(|reply| AdminRequest::AllocateProducerId { reply })
+        .await
+        .and_then(|id| id)
+        .map_err(|e| TxnError::ProducerIds(e.to_string()))
+}
+
+/// Appends the marker to each of `partitions` (owned by this shard) and waits until all are
+/// durable. A partition whose topic is gone needs no marker.
+pub async fn write_local_markers(
+    shard: &Shard,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    partitions: Vec<(String, i32)>,
+) -> Result<(), TxnError> {
+    let now = now_ms();
+    let mut appended = Vec::with_capacity(partitions.len());
+    for (topic, partition) in partitions {
+        let log = match shard.partition(&topic, partition) {
+            PartitionLookup::Local(log) => log,
+            PartitionLookup::UnknownTopic => continue,
+            PartitionLookup::NotHere => {
+                if shard.owner_of(&topic, partition) == shard.id {
+                    continue; // a partition index the topic does not have
+                }
+                return Err(TxnError::Markers(format!(
+                    "{topic}-{partition} is not on shard {}",
+                    shard.id
+                )));
+            }
+        };
+        match log.append_marker(producer_id, epoch, commit, COORDINATOR_EPOCH, now) {
+            Ok(offset) => appended.push((log, offset)),
+            // A newer epoch already ended this producer's transaction here.
+            Err(LogError::InvalidProducerEpoch { .. }) => {}
+            Err(e) => return Err(TxnError::Markers(format!("{topic}-{partition}: {e}"))),
+        }
+    }
+    for (log, offset) in appended {
+        log.wait_durable(offset)
+            .await
+            .map_err(|e| TxnError::Markers(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Commits a committed transaction's offsets of `group`, which this shard coordinates.
+pub async fn commit_local_offsets(
+    shard: &Shard,
+    group: &str,
+    offsets: Vec<(String, i32, CommittedOffset)>,
+) -> Result<(), TxnError> {
+    shard
+        .groups()
+        .commit_transaction_offsets(group, offsets)
+        .map_err(|e| TxnError::Storage(e.to_string()))?
+        .await
+        .map_err(|e| TxnError::Storage(e.to_string()))
+}
