@@ -17,7 +17,7 @@ use super::classic_group::{
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::offset_store::{Durable, OffsetStore};
-use super::{coordinator_shard, GroupConfig, GroupError, GROUP_ID_BYTES_MAX};
+use super::{coordinator_shard, GroupConfig, GroupError, TopicCatalog, GROUP_ID_BYTES_MAX};
 
 /// How often offsets of empty groups are checked for expiry (Kafka:
 /// `offsets.retention.check.interval.ms`).
@@ -71,6 +71,7 @@ pub struct MemberDescription {
     pub partitions: Partitions,
     pub target: Partitions,
     pub subscribed: BTreeSet<String>,
+    pub subscribed_regex: Option<String>,
     pub member_epoch: i32,
     pub rack_id: Option<String>,
 }
@@ -282,7 +283,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topics: &dyn TopicCatalog,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
         self.check(group_id)?;
@@ -304,7 +305,7 @@ impl GroupCoordinator {
         let Group::Consumer(group) = group else {
             unreachable!("replaced above")
         };
-        group.heartbeat(request, partition_count, &self.config, now_ms)
+        group.heartbeat(request, topics, &self.config, now_ms)
     }
 
     // ---- offsets ----------------------------------------------------------------------
@@ -536,6 +537,7 @@ impl GroupCoordinator {
                             partitions: Partitions::new(),
                             target: Partitions::new(),
                             subscribed: BTreeSet::new(),
+                            subscribed_regex: None,
                             member_epoch: g.generation_id,
                             rack_id: None,
                         })
@@ -564,6 +566,7 @@ impl GroupCoordinator {
                         partitions: m.assigned.clone(),
                         target: g.target.get(&m.member_id).cloned().unwrap_or_default(),
                         subscribed: m.subscribed.clone(),
+                        subscribed_regex: m.subscribed_regex.clone(),
                         member_epoch: m.member_epoch,
                         rack_id: m.rack_id.clone(),
                     })
@@ -629,7 +632,7 @@ impl GroupCoordinator {
 
     /// Expires sessions and rebalance deadlines, drops dead groups and (once a minute)
     /// expires offsets of groups that have been empty longer than the retention.
-    pub fn tick(&self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+    pub fn tick(&self, topics: &dyn TopicCatalog, now_ms: i64) {
         if !self.loaded.get() {
             return;
         }
@@ -638,7 +641,7 @@ impl GroupCoordinator {
             for group in groups.values_mut() {
                 match group {
                     Group::Classic(g) => g.tick(&self.config, now_ms),
-                    Group::Consumer(g) => g.tick(partition_count, now_ms),
+                    Group::Consumer(g) => g.tick(topics, now_ms),
                 }
             }
             // Empty groups without offsets are forgotten (Kafka's Dead state).
@@ -765,8 +768,7 @@ mod tests {
                     .await
                     .expect("durable");
             }
-            let none = |_: &str| None;
-            coordinator.tick(&none, 10_500);
+            coordinator.tick(&BTreeMap::new(), 10_500);
             let fetched = |group| coordinator.fetch_offsets(group, None).expect("fetch").len();
             assert_eq!(fetched("old"), 0, "expired");
             assert_eq!(fetched("recent"), 1, "kept");
