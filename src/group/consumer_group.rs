@@ -786,6 +786,12 @@ mod tests {
         );
         assert!(group.subscribed_topics().contains("regex-test-b"));
 
+        // A matching topic is deleted: it leaves the subscription at the next refresh.
+        catalog.remove("regex-test-b");
+        group.tick(&catalog, 2 * REGEX_REFRESH_INTERVAL_MS);
+        assert!(!group.subscribed_topics().contains("regex-test-b"));
+        assert!(!group.target["a"].contains_key("regex-test-b"));
+
         // The member drops its regex ("" as librdkafka sends it): nothing is left.
         let a3 = group
             .heartbeat(
