@@ -30,8 +30,8 @@ pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
 /// How often a group's regex subscriptions are matched against the catalog again, so that
-/// topics created or deleted since join or leave them. Kafka batches these refreshes every
-/// 10 s; matching is cheap here, so a new topic is picked up sooner.
+/// topics created or deleted since then join or leave the subscription. Kafka batches these
+/// refreshes every 10 s; matching is cheap here, so a new topic is picked up sooner.
 const REGEX_REFRESH_INTERVAL_MS: i64 = 1_000;
 
 pub struct ConsumerMember {
@@ -423,9 +423,6 @@ impl ConsumerGroup {
             .cloned()
             .collect();
         let subscribed_regex = request.regex().flatten();
-        if let Some(pattern) = &subscribed_regex {
-            self.add_regex(pattern, topics)?;
-        }
         let member_id = if request.member_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
@@ -434,16 +431,19 @@ impl ConsumerGroup {
         // A static member coming back replaces its previous incarnation, but only once that
         // one has left with epoch -2; while it is active, its instance id is not released
         // (Kafka's UNRELEASED_INSTANCE_ID, whatever member id the newcomer brings).
-        let mut previous = None;
+        let mut released = None;
         if let Some(instance_id) = &request.instance_id {
             if let Some(holder) = self.static_member(instance_id) {
                 if holder.member_epoch != STATIC_LEAVE_EPOCH {
                     return Err(GroupError::UnreleasedInstanceId(instance_id.clone()));
                 }
-                let holder_id = holder.member_id.clone();
-                previous = self.members.remove(&holder_id);
+                released = Some(holder.member_id.clone());
             }
         }
+        if let Some(pattern) = &subscribed_regex {
+            self.add_regex(pattern, topics)?;
+        }
+        let previous = released.and_then(|holder_id| self.members.remove(&holder_id));
         let same_subscription = |m: &ConsumerMember| {
             m.subscribed == subscribed && m.subscribed_regex == subscribed_regex
         };
