@@ -735,6 +735,64 @@ mod tests {
     }
 
     #[test]
+    fn commits_to_a_group_without_members_follow_kafka() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, GroupConfig::default());
+            coordinator.load().await.expect("load");
+            let who = |member_id: &str, generation_or_epoch, member_epochs| CommitIdentity {
+                member_id: member_id.to_owned(),
+                group_instance_id: None,
+                generation_or_epoch,
+                member_epochs,
+            };
+            let offset = vec![(
+                "t".to_owned(),
+                0,
+                CommittedOffset {
+                    offset: 1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 0,
+                },
+            )];
+            let refusal = |group: &str, who: CommitIdentity| {
+                coordinator.commit(group, &who, Vec::new()).err()
+            };
+            assert_eq!(
+                refusal("unknown", who("m", 3, true)),
+                Some(GroupError::GroupIdNotFound("unknown".into()))
+            );
+            assert!(matches!(
+                refusal("unknown", who("m", 3, false)),
+                Some(GroupError::IllegalGeneration { got: 3, .. })
+            ));
+            // A member id set by the client, epoch -1: Kafka's simple group.
+            coordinator
+                .commit("simple", &who("client-made-id", -1, true), offset)
+                .expect("commit")
+                .await
+                .expect("durable");
+            assert_eq!(
+                refusal("simple", who("client-made-id", 0, true)),
+                Some(GroupError::UnknownMemberId("client-made-id".into()))
+            );
+            assert_eq!(
+                coordinator
+                    .commit(
+                        "x".repeat(GROUP_ID_BYTES_MAX + 1).as_str(),
+                        &who("", -1, true),
+                        Vec::new()
+                    )
+                    .err(),
+                Some(GroupError::InvalidGroupId)
+            );
+            coordinator.close().await;
+        });
+    }
+
+    #[test]
     fn offsets_of_an_empty_group_expire_after_the_retention() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_owned();
