@@ -274,11 +274,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         return fail(format!("loading group offsets: {e}"));
     }
     shard.share().connect(share_txs);
-    let owned_log = |topic: &str, partition: i32| match shard.partition(topic, partition) {
-        crate::shard::PartitionLookup::Local(log) => Some(log),
-        _ => None,
-    };
-    if let Err(e) = shard.share().load(owned_log).await {
+    if let Err(e) = shard.share().load(&shard).await {
         return fail(format!("loading share-group state: {e}"));
     }
     if startup_tx

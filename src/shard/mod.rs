@@ -193,6 +193,10 @@ impl Shard {
 
     /// Applies a catalog change broadcast by shard 0: opens, reconfigures or deletes logs.
     pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
+        let deleted = match &change {
+            CatalogChange::Delete { name } => self.topic(name),
+            CatalogChange::Upsert(_) => None,
+        };
         self.catalog.borrow_mut().apply(&change);
         match change {
             CatalogChange::Upsert(meta) => self.open_partitions(&meta).await,
@@ -201,6 +205,11 @@ impl Shard {
                 for (partition, log) in removed.into_iter().flatten() {
                     log.delete().await.map_err(|e| {
                         AdminError::Storage(format!("deleting {name}-{partition}: {e}"))
+                    })?;
+                }
+                if let Some(meta) = deleted {
+                    self.share.drop_topic(&meta).await.map_err(|e| {
+                        AdminError::Storage(format!("deleting the share state of {name}: {e}"))
                     })?;
                 }
                 Ok(())

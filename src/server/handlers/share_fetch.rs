@@ -29,7 +29,9 @@ use crate::protocol::{code, ProtocolError};
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 use crate::share::share_config::FETCH_RECORDS_DEFAULT;
-use crate::share::share_session::{FetchSessionRequest, FINAL_EPOCH, INITIAL_EPOCH};
+use crate::share::share_session::{
+    FetchSessionRequest, TopicPartition, FINAL_EPOCH, INITIAL_EPOCH,
+};
 
 /// Bytes read per partition when the request sets no limit.
 const PARTITION_BYTES_DEFAULT: usize = 1 << 20;
@@ -71,11 +73,10 @@ async fn share_fetch(
         i32::try_from(config.lock_duration_ms).unwrap_or(i32::MAX);
     // Only partitions that exist enter a session, so a client cannot grow one without
     // bound; the others are answered with their error below.
-    let existing = |id: Uuid, partition: i32| {
-        let meta = shard.topic_by_id(id)?;
-        (0..meta.partition_count)
-            .contains(&partition)
-            .then_some((meta.name, partition))
+    let exists = |id: Uuid, partition: i32| {
+        shard
+            .topic_by_id(id)
+            .is_some_and(|meta| (0..meta.partition_count).contains(&partition))
     };
     let mut requested = Vec::new();
     for topic in &request.topics {
@@ -83,15 +84,15 @@ async fn share_fetch(
             requested.push((topic.topic_id, p));
         }
     }
-    let added: Vec<(String, i32)> = requested
+    let added: Vec<TopicPartition> = requested
         .iter()
-        .filter_map(|(id, p)| existing(*id, p.partition_index))
+        .map(|(id, p)| (*id, p.partition_index))
+        .filter(|(id, partition)| exists(*id, *partition))
         .collect();
-    let forgotten: Vec<(String, i32)> = request
+    let forgotten: Vec<TopicPartition> = request
         .forgotten_topics_data
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
-        .filter_map(|(id, p)| existing(id, p))
         .collect();
     let epoch = request.share_session_epoch;
     let session_request = FetchSessionRequest {
@@ -115,10 +116,8 @@ async fn share_fetch(
     // Every partition answered: the session's, plus any requested one that is not there
     // (an unknown topic id is answered with its error).
     let mut targets: Vec<Target> = Vec::new();
-    for (topic, partition) in &session {
-        if let Some(meta) = shard.topic(topic) {
-            targets.push(resolve(shard, meta.id, *partition).await);
-        }
+    for (topic_id, partition) in &session {
+        targets.push(resolve(shard, *topic_id, *partition).await);
     }
     for (id, p) in &requested {
         if !targets

@@ -1,0 +1,67 @@
+//! A topic deleted while a member's share session covers it, over the raw protocol: the
+//! deleted topic's partition leaves the session (an incremental ShareFetch does not answer
+//! UNKNOWN_TOPIC_ID for it, which a client that keeps fetching would spin on), and the topic
+//! created again under the same name is a new partition: its records, at offsets 0.., are
+//! acquired afresh, although the deleted topic's share state had its records held past them.
+
+mod common;
+mod share_support;
+
+use share_support::share_protocol::{
+    acquired_offsets, cluster, partition_errors, set_group_config, FetchPart, ShareMember, NONE,
+};
+use sluice::client::Admin;
+
+/// Long enough that nothing in this test is released by a lock timeout.
+const LOCK_MS: &str = "3600000";
+
+#[test]
+fn share_deleted_topic_leaves_open_sessions() {
+    let broker = common::Broker::start_with(common::BrokerOptions {
+        extra_args: vec!["--share-record-lock-duration-ms".into(), LOCK_MS.into()],
+        // Nothing may bring the deleted topic back but the test's own CreateTopics.
+        auto_create_topics: false,
+        ..common::BrokerOptions::default()
+    });
+    let topic = common::topic_name("share-deleted");
+    common::create_topic(broker.bootstrap(), &topic, 1);
+    share_support::produce_to_partition_0(broker.bootstrap(), &topic, 3);
+
+    let mut cluster = cluster(broker.bootstrap());
+    let old_id = cluster.topic(&topic).expect("topic metadata").topic_id;
+    let group = common::topic_name("deleted");
+    set_group_config(
+        cluster.any_connection(),
+        &group,
+        "share.auto.offset.reset",
+        "earliest",
+    );
+    let member = ShareMember::new(&group, "member-a");
+    let (leader_id, leader) = cluster.leader_connection(&topic, 0).expect("leader");
+    let response = member.fetch(leader, 0, &[FetchPart::new(old_id, 0)], 5_000);
+    assert_eq!(response.error_code, NONE, "{response:?}");
+    assert_eq!(acquired_offsets(&response), vec![(0, 1), (1, 1), (2, 1)]);
+
+    Admin::new(share_support::share_protocol::cluster(broker.bootstrap()))
+        .delete_topic(&topic)
+        .expect("DeleteTopics");
+
+    // The session goes on without the deleted partition: nothing to answer for it.
+    let leader = cluster.broker_connection(leader_id).expect("leader");
+    let response = member.fetch(leader, 1, &[], 0);
+    assert_eq!(response.error_code, NONE, "{response:?}");
+    assert_eq!(partition_errors(&response), vec![], "{response:?}");
+
+    common::create_topic(broker.bootstrap(), &topic, 1);
+    share_support::produce_to_partition_0(broker.bootstrap(), &topic, 2);
+    cluster.invalidate_topic(&topic);
+    let new_id = cluster.topic(&topic).expect("topic metadata").topic_id;
+    assert_ne!(new_id, old_id);
+    let (new_leader_id, leader) = cluster.leader_connection(&topic, 0).expect("leader");
+    // Partitions are placed by topic name, so the same shard leads the new topic.
+    assert_eq!(new_leader_id, leader_id);
+    let response = member.fetch(leader, 2, &[FetchPart::new(new_id, 0)], 5_000);
+    assert_eq!(response.error_code, NONE, "{response:?}");
+    assert_eq!(partition_errors(&response), vec![(0, NONE, NONE)]);
+    assert_eq!(acquired_offsets(&response), vec![(0, 1), (1, 1)]);
+}
