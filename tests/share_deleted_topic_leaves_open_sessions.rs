@@ -8,7 +8,7 @@ mod common;
 mod share_support;
 
 use share_support::share_protocol::{
-    acquired_offsets, cluster, partition_errors, set_group_config, FetchPart, ShareMember, NONE,
+    acquired_offsets, cluster, group_from_earliest, partition_errors, FetchPart, ShareMember, NONE,
 };
 use sluice::client::Admin;
 
@@ -29,13 +29,7 @@ fn share_deleted_topic_leaves_open_sessions() {
 
     let mut cluster = cluster(broker.bootstrap());
     let old_id = cluster.topic(&topic).expect("topic metadata").topic_id;
-    let group = common::topic_name("deleted");
-    set_group_config(
-        cluster.any_connection(),
-        &group,
-        "share.auto.offset.reset",
-        "earliest",
-    );
+    let group = group_from_earliest(cluster.any_connection(), "deleted");
     let member = ShareMember::new(&group, "member-a");
     let (leader_id, leader) = cluster.leader_connection(&topic, 0).expect("leader");
     let response = member.fetch(leader, 0, &[FetchPart::new(old_id, 0)], 5_000);

@@ -28,7 +28,6 @@ use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::protocol::{code, ProtocolError};
 use crate::server::connection::Reply;
 use crate::shard::Shard;
-use crate::share::share_config::FETCH_RECORDS_DEFAULT;
 use crate::share::share_session::{
     FetchSessionRequest, TopicPartition, FINAL_EPOCH, INITIAL_EPOCH,
 };
@@ -210,14 +209,13 @@ async fn fetch_records(
             .min(FETCH_WAIT_MS_MAX),
     );
     let deadline = Instant::now() + wait;
-    let records_max = match usize::try_from(request.max_records) {
-        Ok(0) | Err(_) => FETCH_RECORDS_DEFAULT,
-        Ok(n) => n,
-    };
-    let bytes_max = match usize::try_from(request.max_bytes) {
-        Ok(0) | Err(_) => usize::MAX,
-        Ok(n) => n,
-    };
+    // Limits of 0 (or less) acquire nothing, as in Kafka: its SharePartition.acquire takes
+    // no record for MaxRecords <= 0, and MaxBytes <= 0 leaves no room for one. The fetch
+    // still waits as any other that finds nothing to acquire. BatchSize only shapes how
+    // Kafka groups acquired records into in-flight batches; sluice keeps each record's state
+    // and reports contiguous ranges, which clients acknowledge alike, so it is not needed.
+    let records_max = usize::try_from(request.max_records).unwrap_or(0);
+    let bytes_max = usize::try_from(request.max_bytes).unwrap_or(0);
     let partition_bytes = |target: &Target| {
         request
             .topics
