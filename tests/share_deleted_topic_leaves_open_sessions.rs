@@ -1,16 +1,21 @@
 //! A topic deleted while a member's share session covers it, over the raw protocol: the
 //! deleted topic's partition leaves the session (an incremental ShareFetch does not answer
-//! UNKNOWN_TOPIC_ID for it, which a client that keeps fetching would spin on), and the topic
-//! created again under the same name is a new partition: its records, at offsets 0.., are
-//! acquired afresh, although the deleted topic's share state had its records held past them.
+//! UNKNOWN_TOPIC_ID for it, which a client that keeps fetching would spin on) and the
+//! member's described assignment, and the topic created again under the same name is a new
+//! partition: the member's next heartbeat assigns it under its new id, and its records, at
+//! offsets 0.., are acquired afresh, although the deleted topic's share state had its records
+//! held past them.
 
 mod common;
 mod share_support;
 
+use kafka_protocol::messages::ShareGroupHeartbeatResponse;
 use share_support::share_protocol::{
-    acquired_offsets, cluster, group_from_earliest, partition_errors, FetchPart, ShareMember, NONE,
+    acquired_offsets, cluster, describe, group_from_earliest, join_on_coordinator,
+    partition_errors, FetchPart, ShareMember, NONE,
 };
 use sluice::client::Admin;
+use uuid::Uuid;
 
 /// Long enough that nothing in this test is released by a lock timeout.
 const LOCK_MS: &str = "3600000";
@@ -31,6 +36,14 @@ fn share_deleted_topic_leaves_open_sessions() {
     let old_id = cluster.topic(&topic).expect("topic metadata").topic_id;
     let group = group_from_earliest(cluster.any_connection(), "deleted");
     let member = ShareMember::new(&group, "member-a");
+    let (coordinator_id, joined) = join_on_coordinator(&mut cluster, &member, &[&topic]);
+    let assigned = |response: &ShareGroupHeartbeatResponse| -> Vec<Uuid> {
+        let assignment = response.assignment.as_ref();
+        assignment.map_or_else(Vec::new, |a| {
+            a.topic_partitions.iter().map(|t| t.topic_id).collect()
+        })
+    };
+    assert_eq!(assigned(&joined), [old_id]);
     let (leader_id, leader) = cluster.leader_connection(&topic, 0).expect("leader");
     let response = member.fetch(leader, 0, &[FetchPart::new(old_id, 0)], 5_000);
     assert_eq!(response.error_code, NONE, "{response:?}");
@@ -45,12 +58,28 @@ fn share_deleted_topic_leaves_open_sessions() {
     let response = member.fetch(leader, 1, &[], 0);
     assert_eq!(response.error_code, NONE, "{response:?}");
     assert_eq!(partition_errors(&response), vec![], "{response:?}");
+    let coordinator = cluster
+        .broker_connection(coordinator_id)
+        .expect("coordinator");
+    let described = describe(coordinator, &group);
+    let described_topics: Vec<_> = described
+        .members
+        .iter()
+        .flat_map(|m| m.assignment.topic_partitions.iter())
+        .collect();
+    assert!(described_topics.is_empty(), "{described:?}");
 
     common::create_topic(broker.bootstrap(), &topic, 1);
     share_support::produce_to_partition_0(broker.bootstrap(), &topic, 2);
     cluster.invalidate_topic(&topic);
     let new_id = cluster.topic(&topic).expect("topic metadata").topic_id;
     assert_ne!(new_id, old_id);
+    let coordinator = cluster
+        .broker_connection(coordinator_id)
+        .expect("coordinator");
+    let heartbeat = member.heartbeat(coordinator, joined.member_epoch, &[]);
+    assert_eq!(heartbeat.error_code, NONE, "{heartbeat:?}");
+    assert_eq!(assigned(&heartbeat), [new_id], "{heartbeat:?}");
     let (new_leader_id, leader) = cluster.leader_connection(&topic, 0).expect("leader");
     // Partitions are placed by topic name, so the same shard leads the new topic.
     assert_eq!(new_leader_id, leader_id);

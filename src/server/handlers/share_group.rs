@@ -105,6 +105,11 @@ pub fn describe(
                             let assignment = describe::Assignment::default().with_topic_partitions(
                                 m.assignment
                                     .iter()
+                                    // A topic deleted since the member's last heartbeat is
+                                    // no longer described, as before ids were kept.
+                                    .filter(|(name, topic)| {
+                                        shard.topic(name).is_some_and(|m| m.id == topic.id)
+                                    })
                                     .map(|(name, topic)| {
                                         describe::TopicPartitions::default()
                                             .with_topic_id(topic.id)
