@@ -135,7 +135,8 @@ pub struct PartitionShares {
     record_locks_max: usize,
     /// Notified when records become available again (wakes long-polling share fetches).
     released: Event,
-    /// The topic was deleted: a fetch that still holds this partition acquires nothing.
+    /// The topic was deleted: a fetch that still holds this partition acquires nothing, and
+    /// the timers no longer compact its state log.
     deleted: Cell<bool>,
 }
 
@@ -920,7 +921,9 @@ impl PartitionShares {
 
     /// Compacts the state log when it grew past `threshold_bytes` since its last snapshot.
     pub async fn compact_if_needed(&self, threshold_bytes: u64) -> Result<(), ShareError> {
-        if !self.store.needs_compaction(threshold_bytes) {
+        // A deleted topic's log is closed and its directory going; a new generation would
+        // only bring the directory back.
+        if self.deleted.get() || !self.store.needs_compaction(threshold_bytes) {
             return Ok(());
         }
         self.store
