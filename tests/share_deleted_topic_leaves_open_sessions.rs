@@ -1,8 +1,9 @@
 //! A topic deleted while a member's share session covers it, over the raw protocol: the
 //! deleted topic's partition leaves the session (an incremental ShareFetch does not answer
 //! UNKNOWN_TOPIC_ID for it, which a client that keeps fetching would spin on) and the
-//! member's described assignment, and the topic created again under the same name is a new
-//! partition: the member's next heartbeat assigns it under its new id, and its records, at
+//! member's described assignment; DescribeShareGroupOffsets leaves the deleted topic out,
+//! or answers UNKNOWN_TOPIC_OR_PARTITION when asked for it, as Kafka does; and the topic
+//! created again under the same name is a new partition: the member's next heartbeat assigns it under its new id, and its records, at
 //! offsets 0.., are acquired afresh, although the deleted topic's share state had its records
 //! held past them.
 
@@ -11,11 +12,13 @@ mod share_support;
 
 use kafka_protocol::messages::ShareGroupHeartbeatResponse;
 use share_support::share_protocol::{
-    acquired_offsets, cluster, describe, group_from_earliest, join_on_coordinator,
-    partition_errors, FetchPart, ShareMember, NONE,
+    acquired_offsets, cluster, describe, describe_offsets, group_from_earliest,
+    join_on_coordinator, partition_errors, FetchPart, ShareMember, NONE,
 };
 use sluice::client::Admin;
 use uuid::Uuid;
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// Long enough that nothing in this test is released by a lock timeout.
 const LOCK_MS: &str = "3600000";
@@ -68,6 +71,17 @@ fn share_deleted_topic_leaves_open_sessions() {
         .flat_map(|m| m.assignment.topic_partitions.iter())
         .collect();
     assert!(described_topics.is_empty(), "{described:?}");
+    let all = describe_offsets(coordinator, &group, None);
+    assert_eq!(all.error_code, NONE, "{all:?}");
+    assert!(all.topics.is_empty(), "{all:?}");
+    let named = describe_offsets(coordinator, &group, Some(&[(topic.as_str(), &[0])]));
+    let errors: Vec<(i32, i16)> = named
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(errors, [(0, UNKNOWN_TOPIC_OR_PARTITION)], "{named:?}");
 
     common::create_topic(broker.bootstrap(), &topic, 1);
     share_support::produce_to_partition_0(broker.bootstrap(), &topic, 2);
@@ -87,4 +101,19 @@ fn share_deleted_topic_leaves_open_sessions() {
     assert_eq!(response.error_code, NONE, "{response:?}");
     assert_eq!(partition_errors(&response), vec![(0, NONE, NONE)]);
     assert_eq!(acquired_offsets(&response), vec![(0, 1), (1, 1)]);
+    let coordinator = cluster
+        .broker_connection(coordinator_id)
+        .expect("coordinator");
+    let all = describe_offsets(coordinator, &group, None);
+    let starts: Vec<(String, i32, i64)> = all
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.topic_name.0.to_string();
+            t.partitions
+                .iter()
+                .map(move |p| (name.clone(), p.partition_index, p.start_offset))
+        })
+        .collect();
+    assert_eq!(starts, [(topic.clone(), 0, 0)], "{all:?}");
 }

@@ -4,6 +4,11 @@
 
 use std::time::Duration;
 
+use kafka_protocol::messages::describe_share_group_offsets_request::{
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequestGroup,
+    DescribeShareGroupOffsetsRequestTopic,
+};
+use kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -270,6 +275,38 @@ pub fn describe(connection: &mut Connection, group: &str) -> DescribedGroup {
     let response = connection
         .send_version(&request, 1, Duration::ZERO)
         .expect("ShareGroupDescribe round trip");
+    response
+        .groups
+        .into_iter()
+        .next()
+        .expect("one described group")
+}
+
+/// DescribeShareGroupOffsets (v0) of one group on its coordinator: of `topics` (name,
+/// partitions), or of every partition with state when `None`.
+pub fn describe_offsets(
+    connection: &mut Connection,
+    group: &str,
+    topics: Option<&[(&str, &[i32])]>,
+) -> DescribeShareGroupOffsetsResponseGroup {
+    let topics = topics.map(|topics| {
+        topics
+            .iter()
+            .map(|(name, partitions)| {
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(text(name)))
+                    .with_partitions(partitions.to_vec())
+            })
+            .collect()
+    });
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(text(group)))
+            .with_topics(topics),
+    ]);
+    let response = connection
+        .send_version(&request, 0, Duration::ZERO)
+        .expect("DescribeShareGroupOffsets round trip");
     response
         .groups
         .into_iter()
