@@ -376,13 +376,9 @@ pub(super) async fn open_shard(
         .await
         .map_err(|e| format!("loading group offsets: {e}"))?;
     shard.share().connect(share_txs);
-    let owned_log = |topic: &str, partition: i32| match shard.partition(topic, partition) {
-        crate::shard::PartitionLookup::Local(log) => Some(log),
-        _ => None,
-    };
     shard
         .share()
-        .load(owned_log)
+        .load(&shard)
         .await
         .map_err(|e| format!("loading share-group state: {e}"))?;
     shard.txn().connect(txn_txs);

@@ -205,16 +205,60 @@ impl Shard {
         Ok(())
     }
 
+    /// A new topic (a new id) has no data yet, so a directory of one of its partitions is a
+    /// deleted topic's of the same name that outlived it: DeleteTopics persists the catalog
+    /// before the shards remove the logs, and a crash in between (or a removal the crash
+    /// undid) leaves the directory. Opening it would hand the old records to the new topic.
+    async fn remove_leftover_partitions(&self, meta: &TopicMeta) -> Result<(), AdminError> {
+        for partition in 0..meta.partition_count {
+            if self.owner_of(&meta.name, partition) != self.id {
+                continue;
+            }
+            let dir = self.partition_dir(&meta.name, partition);
+            if !crate::io::dma_file::exists(&dir) {
+                continue;
+            }
+            tracing::warn!(
+                ?dir,
+                "removing a deleted topic's partition directory left behind"
+            );
+            let failed = |e| AdminError::Storage(format!("removing {dir:?}: {e}"));
+            crate::io::dma_file::remove_dir_all(&dir).map_err(failed)?;
+            crate::io::dma_file::sync_dir(&self.config.data_dir)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Applies a catalog change broadcast by shard 0: opens, reconfigures or deletes logs.
     pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
+        let deleted = match &change {
+            CatalogChange::Delete { name } => self.topic(name),
+            CatalogChange::Upsert(_) => None,
+        };
+        let created = match &change {
+            CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
+            CatalogChange::Delete { .. } => false,
+        };
         self.catalog.borrow_mut().apply(&change);
         match change {
-            CatalogChange::Upsert(meta) => self.open_partitions(&meta).await,
+            CatalogChange::Upsert(meta) => {
+                if created {
+                    self.remove_leftover_partitions(&meta).await?;
+                }
+                self.open_partitions(&meta).await
+            }
             CatalogChange::Delete { name } => {
                 let removed = self.logs.borrow_mut().remove(&name);
                 for (partition, log) in removed.into_iter().flatten() {
                     log.delete().await.map_err(|e| {
                         AdminError::Storage(format!("deleting {name}-{partition}: {e}"))
+                    })?;
+                }
+                if let Some(meta) = deleted {
+                    self.share.drop_topic(&meta).await.map_err(|e| {
+                        AdminError::Storage(format!("deleting the share state of {name}: {e}"))
                     })?;
                 }
                 Ok(())

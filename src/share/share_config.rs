@@ -48,8 +48,6 @@ pub const PARTITION_RECORD_LOCKS_DEFAULT: usize = 2_000;
 /// Default of the most share sessions one shard holds (Kafka's
 /// `group.share.max.share.sessions`; each shard is a broker).
 pub const SHARE_SESSIONS_DEFAULT: usize = 2_000;
-/// Most records one ShareFetch acquires from one partition when the client sets no limit.
-pub const FETCH_RECORDS_DEFAULT: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoOffsetReset {

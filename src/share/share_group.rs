@@ -8,10 +8,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use uuid::Uuid;
+
 use super::ShareError;
 
-/// Topic name → partitions.
-pub type Assignment = BTreeMap<String, BTreeSet<i32>>;
+/// Topic name → the topic's id and partitions.
+pub type Assignment = BTreeMap<String, AssignedTopic>;
+
+/// One topic of an assignment. The id belongs to it so that a topic deleted and created
+/// again under its name (a new id) changes the assignment, and the member learns the new id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedTopic {
+    pub id: Uuid,
+    pub partitions: BTreeSet<i32>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ShareMember {
@@ -60,7 +70,7 @@ impl ShareGroup {
     pub fn heartbeat(
         &mut self,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topic: &dyn Fn(&str) -> Option<(Uuid, i32)>,
         now_ms: i64,
     ) -> Result<HeartbeatResult, ShareError> {
         if request.member_epoch == -1 {
@@ -122,9 +132,10 @@ impl ShareGroup {
         let target: Assignment = member
             .subscribed
             .iter()
-            .filter_map(|topic| {
-                let count = partition_count(topic)?;
-                Some((topic.clone(), (0..count).collect()))
+            .filter_map(|name| {
+                let (id, count) = topic(name)?;
+                let partitions = (0..count).collect();
+                Some((name.clone(), AssignedTopic { id, partitions }))
             })
             .collect();
         let changed = target != member.assignment;
@@ -174,7 +185,7 @@ mod tests {
                     client_host: "/127.0.0.1".to_owned(),
                     subscribed_topic_names: Some(vec!["t".to_owned()]),
                 },
-                &|_| Some(1),
+                &|_| Some((Uuid::from_u128(1), 1)),
                 now_ms,
             )
             .expect("join")
@@ -187,7 +198,7 @@ mod tests {
         let b = join(&mut group, "b", 0);
         for result in [&a, &b] {
             let assignment = result.assignment.as_ref().expect("sent on join");
-            assert_eq!(assignment.get("t").map(|p| p.len()), Some(1));
+            assert_eq!(assignment.get("t").map(|t| t.partitions.len()), Some(1));
         }
         assert_eq!(group.expire(1000, 500), Vec::<String>::new());
         assert_eq!(group.expire(1000, 5000).len(), 2);

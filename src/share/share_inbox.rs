@@ -92,7 +92,11 @@ fn describe_partitions(shard: &Shard, group: &str) -> Vec<PartitionSummary> {
 /// Moves the start offset of one partition this shard owns, opening its share state (and
 /// creating the group's share-partition) if need be.
 async fn reset_start(shard: &Shard, group: &str, start: PartitionStart) -> Result<(), ShareError> {
-    let PartitionLookup::Local(log) = shard.partition(&start.topic, start.partition) else {
+    let lookup = (
+        shard.partition(&start.topic, start.partition),
+        shard.topic(&start.topic),
+    );
+    let (PartitionLookup::Local(log), Some(meta)) = lookup else {
         return Err(ShareError::UnknownTopicOrPartition(format!(
             "{}-{} is not a partition of this broker",
             start.topic, start.partition
@@ -100,7 +104,7 @@ async fn reset_start(shard: &Shard, group: &str, start: PartitionStart) -> Resul
     };
     let shares = shard
         .share()
-        .partition_shares(&start.topic, start.partition, log)
+        .partition_shares(&start.topic, meta.id, start.partition, log)
         .await?;
     wait_durable(shares.reset_start(group, start.to)?).await
 }

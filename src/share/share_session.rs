@@ -63,6 +63,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use uuid::Uuid;
+
 use super::ShareError;
 
 /// The epoch that opens a share session (Kafka's `ShareRequestMetadata.INITIAL_EPOCH`).
@@ -70,8 +72,9 @@ pub const INITIAL_EPOCH: i32 = 0;
 /// The epoch that closes a share session (Kafka's `ShareRequestMetadata.FINAL_EPOCH`).
 pub const FINAL_EPOCH: i32 = -1;
 
-/// A topic partition by name.
-pub type TopicPartition = (String, i32);
+/// A topic partition by topic id, as share requests name it (a topic deleted and created
+/// again under its name is another partition).
+pub type TopicPartition = (Uuid, i32);
 
 /// What a ShareFetch asks of its session.
 #[derive(Debug, Clone, Copy)]
@@ -176,8 +179,8 @@ impl ShareSessionCache {
                 if self.sessions.len() >= self.sessions_max {
                     return Err(ShareError::ShareSessionLimitReached);
                 }
-                let partitions: BTreeSet<TopicPartition> = request.added.iter().cloned().collect();
-                let covered = partitions.iter().cloned().collect();
+                let partitions: BTreeSet<TopicPartition> = request.added.iter().copied().collect();
+                let covered = partitions.iter().copied().collect();
                 self.sessions.insert(
                     key,
                     ShareSession {
@@ -195,16 +198,16 @@ impl ShareSessionCache {
                     .remove(&key)
                     .ok_or(ShareError::ShareSessionNotFound)?;
                 let mut covered = session.partitions;
-                covered.extend(request.added.iter().cloned());
+                covered.extend(request.added.iter().copied());
                 Ok(covered.into_iter().collect())
             }
             epoch => {
                 let session = self.next(&key, epoch, clock.now_ms)?;
-                session.partitions.extend(request.added.iter().cloned());
+                session.partitions.extend(request.added.iter().copied());
                 for partition in request.forgotten {
                     session.partitions.remove(partition);
                 }
-                Ok(session.partitions.iter().cloned().collect())
+                Ok(session.partitions.iter().copied().collect())
             }
         }
     }
@@ -230,6 +233,16 @@ impl ShareSessionCache {
                 .map(|session| session.partitions.into_iter().collect())
                 .ok_or(ShareError::ShareSessionNotFound),
             epoch => self.next(&key, epoch, now_ms).map(|_| Vec::new()),
+        }
+    }
+
+    /// A deleted topic: its partitions leave every session. Its members learn of the deletion
+    /// from their assignment; until their clients forget the partitions, an incremental
+    /// ShareFetch would otherwise answer UNKNOWN_TOPIC_ID for them at once, every time, and
+    /// a client that keeps fetching spins on that answer.
+    pub fn forget_topic(&mut self, topic_id: Uuid) {
+        for session in self.sessions.values_mut() {
+            session.partitions.retain(|(id, _)| *id != topic_id);
         }
     }
 
@@ -299,7 +312,7 @@ mod tests {
     };
 
     fn tp(partition: i32) -> TopicPartition {
-        ("t".to_owned(), partition)
+        (Uuid::from_u128(1), partition)
     }
 
     fn fetch<'a>(
@@ -487,6 +500,24 @@ mod tests {
             Err(ShareError::ShareSessionNotFound)
         );
         assert_eq!(cache.acknowledge("g", "b", 2, 75_001), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_deleted_topic_leaves_every_session() {
+        let mut cache = ShareSessionCache::new(10);
+        let other = (Uuid::from_u128(2), 0);
+        cache
+            .fetch("g", "a", fetch(0, &[tp(0), tp(1), other], &[]), AT)
+            .expect("a opens");
+        cache
+            .fetch("g", "b", fetch(0, &[tp(0)], &[]), AT)
+            .expect("b opens");
+        cache.forget_topic(tp(0).0);
+        assert_eq!(
+            cache.fetch("g", "a", fetch(1, &[], &[]), AT),
+            Ok(vec![other])
+        );
+        assert_eq!(cache.fetch("g", "b", fetch(1, &[], &[]), AT), Ok(vec![]));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use event_listener::Event;
 use futures_channel::oneshot;
+use uuid::Uuid;
 
 use super::share_config::{AutoOffsetReset, GroupOverrides, ShareBrokerConfig, ShareGroupConfig};
 use super::share_group::{HeartbeatRequest, HeartbeatResult, ShareGroup};
@@ -23,6 +24,8 @@ use super::share_session::{FetchSessionRequest, SessionClock, ShareSessionCache,
 use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
+use crate::shard::catalog::TopicMeta;
+use crate::shard::{PartitionLookup, Shard};
 
 /// Requests between shards about share groups.
 pub enum ShareMessage {
@@ -123,6 +126,7 @@ impl PartitionSummary {
 /// Every share group's state on one partition this shard owns.
 pub struct PartitionShares {
     pub topic: String,
+    pub topic_id: Uuid,
     pub partition: i32,
     pub log: PartitionLog,
     store: ShareStateStore,
@@ -131,6 +135,9 @@ pub struct PartitionShares {
     record_locks_max: usize,
     /// Notified when records become available again (wakes long-polling share fetches).
     released: Event,
+    /// The topic was deleted: a fetch that still holds this partition acquires nothing, and
+    /// the timers no longer compact its state log.
+    deleted: Cell<bool>,
 }
 
 /// Where a persisted change can be awaited: the state log and the change's last offset.
@@ -151,9 +158,10 @@ pub struct ShareState {
     defaults: ShareGroupConfig,
     record_locks_max: usize,
     overrides: RefCell<BTreeMap<String, GroupOverrides>>,
-    partitions: RefCell<HashMap<(String, i32), Rc<PartitionShares>>>,
+    /// By topic id, so that a topic deleted and created again under its name starts afresh.
+    partitions: RefCell<HashMap<(Uuid, i32), Rc<PartitionShares>>>,
     /// Partitions whose state log is being opened, and the event that says it is done.
-    opening: RefCell<HashMap<(String, i32), Rc<Event>>>,
+    opening: RefCell<HashMap<(Uuid, i32), Rc<Event>>>,
     /// Share sessions of the members fetching from this shard's partitions.
     sessions: RefCell<ShareSessionCache>,
     /// Share groups this shard coordinates.
@@ -261,11 +269,10 @@ impl ShareState {
     }
 
     /// Reads the stored group configs and opens the state logs of the partitions this
-    /// shard owns (`owns(topic, partition)`).
-    pub async fn load(
-        &self,
-        owns: impl Fn(&str, i32) -> Option<PartitionLog>,
-    ) -> Result<(), ShareError> {
+    /// shard owns. State left behind by a deleted topic (by a crash during the deletion, or
+    /// by a broker from before topic ids were recorded) is removed by the shard that would
+    /// own its partition.
+    pub async fn load(&self, shard: &Shard) -> Result<(), ShareError> {
         *self.overrides.borrow_mut() = super::share_config::load_overrides(&self.data_dir)?;
         let root = self.data_dir.join(SHARE_DIR);
         let names: Vec<String> = match std::fs::read_dir(&root) {
@@ -282,8 +289,18 @@ impl ShareState {
             let Ok(partition) = partition.parse::<i32>() else {
                 continue;
             };
-            if let Some(log) = owns(topic, partition) {
-                self.partition_shares(topic, partition, log).await?;
+            match (shard.partition(topic, partition), shard.topic(topic)) {
+                (PartitionLookup::Local(log), Some(meta)) => {
+                    self.partition_shares(topic, meta.id, partition, log)
+                        .await?;
+                }
+                (PartitionLookup::UnknownTopic, _)
+                    if shard.owner_of(topic, partition) == self.shard_id =>
+                {
+                    tracing::info!(%topic, partition, "removing the share state of a deleted topic");
+                    super::share_state_store::remove_dir(&root.join(&name)).await?;
+                }
+                _ => {}
             }
         }
         self.announce_known_groups().await
@@ -413,7 +430,7 @@ impl ShareState {
         &self,
         group: &str,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topic: &dyn Fn(&str) -> Option<(Uuid, i32)>,
         now_ms: i64,
     ) -> Result<HeartbeatResult, ShareError> {
         if group.is_empty() {
@@ -424,7 +441,7 @@ impl ShareState {
         }
         let mut groups = self.groups.borrow_mut();
         let share_group = groups.entry(group.to_owned()).or_default();
-        share_group.heartbeat(request, partition_count, now_ms)
+        share_group.heartbeat(request, topic, now_ms)
     }
 
     pub fn describe_group(&self, group: &str) -> Result<ShareGroup, ShareError> {
@@ -547,10 +564,11 @@ impl ShareState {
     pub async fn partition_shares(
         &self,
         topic: &str,
+        topic_id: Uuid,
         partition: i32,
         log: PartitionLog,
     ) -> Result<Rc<PartitionShares>, ShareError> {
-        let key = (topic.to_owned(), partition);
+        let key = (topic_id, partition);
         loop {
             if self.closed.get() {
                 return Err(ShareError::ShuttingDown);
@@ -570,10 +588,9 @@ impl ShareState {
             }
         }
         let event = Rc::new(Event::new());
-        self.opening
-            .borrow_mut()
-            .insert(key.clone(), Rc::clone(&event));
-        let opened = ShareStateStore::open(partition_dir(&self.data_dir, topic, partition)).await;
+        self.opening.borrow_mut().insert(key, Rc::clone(&event));
+        let opened =
+            ShareStateStore::open(partition_dir(&self.data_dir, topic, partition), topic_id).await;
         self.opening.borrow_mut().remove(&key);
         event.notify(usize::MAX);
         let (store, replayed) = opened?;
@@ -583,15 +600,69 @@ impl ShareState {
             .collect();
         let shares = Rc::new(PartitionShares {
             topic: topic.to_owned(),
+            topic_id,
             partition,
             log,
             store,
             groups: RefCell::new(groups),
             record_locks_max: self.record_locks_max,
             released: Event::new(),
+            deleted: Cell::new(false),
         });
         self.partitions.borrow_mut().insert(key, Rc::clone(&shares));
         Ok(shares)
+    }
+
+    /// A deleted topic: forgets its share-partitions on this shard and removes their state
+    /// logs durably, so that a topic created again under its name starts with no state, and
+    /// takes its partitions out of the share sessions. Runs after the catalog dropped the
+    /// topic, so no new share-partition of it can be opened; those being opened are waited
+    /// for. Requests that hold one already fail on its closed logs.
+    pub async fn drop_topic(&self, meta: &TopicMeta) -> Result<(), ShareError> {
+        loop {
+            let opening = self
+                .opening
+                .borrow()
+                .iter()
+                .find(|((id, _), _)| *id == meta.id)
+                .map(|(_, event)| Rc::clone(event));
+            let Some(event) = opening else { break };
+            let listener = event.listen();
+            let still_opening = self
+                .opening
+                .borrow()
+                .values()
+                .any(|e| Rc::ptr_eq(e, &event));
+            if still_opening {
+                listener.await;
+            }
+        }
+        let dropped: Vec<Rc<PartitionShares>> = {
+            let mut partitions = self.partitions.borrow_mut();
+            let keys: Vec<(Uuid, i32)> = partitions
+                .keys()
+                .filter(|(id, _)| *id == meta.id)
+                .copied()
+                .collect();
+            keys.iter()
+                .filter_map(|key| partitions.remove(key))
+                .collect()
+        };
+        self.sessions.borrow_mut().forget_topic(meta.id);
+        for shares in &dropped {
+            shares.deleted.set(true);
+            shares.store.delete().await?;
+        }
+        // Partitions whose state was never opened since start-up may still have a directory.
+        for partition in 0..meta.partition_count {
+            if crate::shard::catalog::owner_shard(&meta.name, partition, self.shard_count)
+                == self.shard_id
+            {
+                let dir = partition_dir(&self.data_dir, &meta.name, partition);
+                super::share_state_store::remove_dir(&dir).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Every partition's share state on this shard.
@@ -723,6 +794,9 @@ impl PartitionShares {
         bytes_max: usize,
         records_max: usize,
     ) -> Result<Acquired, ShareError> {
+        if self.deleted.get() {
+            return Ok(Acquired::default());
+        }
         let high_watermark = self.log.high_watermark();
         let candidate = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
             sp.next_candidate(high_watermark)
@@ -847,7 +921,9 @@ impl PartitionShares {
 
     /// Compacts the state log when it grew past `threshold_bytes` since its last snapshot.
     pub async fn compact_if_needed(&self, threshold_bytes: u64) -> Result<(), ShareError> {
-        if !self.store.needs_compaction(threshold_bytes) {
+        // A deleted topic's log is closed and its directory going; a new generation would
+        // only bring the directory back.
+        if self.deleted.get() || !self.store.needs_compaction(threshold_bytes) {
             return Ok(());
         }
         self.store

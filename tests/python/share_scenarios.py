@@ -380,6 +380,71 @@ def admin_list(bootstrap, group):
     assert group not in [g.group_id for g in consumer_groups.valid], "listed as a consumer group"
 
 
+# ---- a topic deleted and created again (share_recreated_topic_starts_fresh.rs) --------
+
+def delete_topic(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic]).values():
+        future.result(30)
+
+
+def poll_values(consumers, want, timeout_s=60):
+    """Polls `consumers` in turn, accepting every record, until `want` distinct values arrived
+    (or the time is up); returns every value delivered."""
+    got = []
+    deadline = time.time() + timeout_s
+    while len(set(got)) < want and time.time() < deadline:
+        for consumer in consumers:
+            for m in records(consumer.poll(0.5)):
+                got.append(m.value().decode())
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+            consumer.commit_sync()
+    return got
+
+
+def recreate_before(bootstrap, state_path):
+    """A share consumer reads topic T; T is deleted and created again while the consumer
+    stays subscribed; it gets exactly the new topic's records, none of the old ones."""
+    topic = unique("share-recreate")
+    create_topic(bootstrap, topic)
+    group = base_group(bootstrap, "recreate")
+    produce(bootstrap, topic, [f"old-{i}".encode() for i in range(10)])
+    survivor = share_consumer(bootstrap, group, topic)
+    old = poll_values([survivor], 10)
+    assert sorted(old) == sorted(f"old-{i}" for i in range(10)), old
+    delete_topic(bootstrap, topic)
+    create_topic(bootstrap, topic)
+    # Five records, at offsets 0..4: below where the deleted topic's share state started.
+    produce(bootstrap, topic, [f"new-{i}".encode() for i in range(5)])
+    # The member that stayed subscribed, and one that opens its share sessions now.
+    newcomer = share_consumer(bootstrap, group, topic)
+    consumers = [survivor, newcomer]
+    new = poll_values(consumers, 5)
+    time.sleep(2)  # anything delivered twice, or an old record, would show up now
+    new += poll_values(consumers, 1, timeout_s=1)
+    for consumer in consumers:
+        consumer.close()
+    log("after the topic was created again:", new)
+    assert sorted(new) == [f"new-{i}" for i in range(5)], new
+    with open(state_path, "w") as f:
+        json.dump({"topic": topic, "group": group}, f)
+
+
+def recreate_after(bootstrap, state_path):
+    """After a broker kill -9 and restart: the new topic's acknowledged records stay
+    acknowledged, and the next ones are delivered once."""
+    with open(state_path) as f:
+        state = json.load(f)
+    produce(bootstrap, state["topic"], [f"new-{i}".encode() for i in range(5, 10)])
+    consumer = share_consumer(bootstrap, state["group"], state["topic"])
+    got = poll_values([consumer], 5)
+    time.sleep(2)
+    got += poll_values([consumer], 1, timeout_s=1)
+    consumer.close()
+    log("after the restart:", got)
+    assert sorted(got) == [f"new-{i}" for i in range(5, 10)], got
+
+
 SCENARIOS = {
     "split": split,
     "lock-timeout": lock_timeout,
@@ -390,6 +455,8 @@ SCENARIOS = {
     "admin-consume": admin_consume,
     "admin-hold": admin_hold,
     "admin-list": admin_list,
+    "recreate-before": recreate_before,
+    "recreate-after": recreate_after,
 }
 
 if __name__ == "__main__":

@@ -34,6 +34,16 @@ pub fn share_client_available() -> bool {
     available
 }
 
+/// Produces `count` records (keys `k0..`, values `v0..`) to partition 0 of `topic` and waits
+/// for their acknowledgements, so they sit at offsets 0.. of an empty partition.
+pub fn produce_to_partition_0(bootstrap: &str, topic: &str, count: i64) {
+    let producer = crate::common::producer(bootstrap, &[]);
+    let records: Vec<crate::common::TestRecord> = (0..count)
+        .map(|i| crate::common::TestRecord::new(format!("k{i}"), format!("v{i}")).partition(0))
+        .collect();
+    crate::common::produce_all(&producer, topic, &records);
+}
+
 /// Runs one scenario to completion and panics with its output if it fails.
 pub fn run_scenario(name: &str, bootstrap: &str, extra: &[&str]) {
     spawn_scenario(name, bootstrap, extra).finish();

@@ -4,6 +4,11 @@
 
 use std::time::Duration;
 
+use kafka_protocol::messages::describe_share_group_offsets_request::{
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequestGroup,
+    DescribeShareGroupOffsetsRequestTopic,
+};
+use kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -75,6 +80,13 @@ impl FetchPart {
     }
 }
 
+/// The MaxBytes and MaxRecords of a ShareFetch.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchLimits {
+    pub max_bytes: i32,
+    pub max_records: i32,
+}
+
 impl ShareMember {
     pub fn new(group: &str, member_id: &str) -> ShareMember {
         ShareMember {
@@ -90,6 +102,22 @@ impl ShareMember {
         epoch: i32,
         parts: &[FetchPart],
         max_wait_ms: i32,
+    ) -> ShareFetchResponse {
+        let limits = FetchLimits {
+            max_bytes: 1 << 20,
+            max_records: 100,
+        };
+        self.fetch_limited(connection, epoch, parts, max_wait_ms, limits)
+    }
+
+    /// [`ShareMember::fetch`] with the request's MaxBytes and MaxRecords chosen.
+    pub fn fetch_limited(
+        &self,
+        connection: &mut Connection,
+        epoch: i32,
+        parts: &[FetchPart],
+        max_wait_ms: i32,
+        limits: FetchLimits,
     ) -> ShareFetchResponse {
         let mut topics: Vec<FetchTopic> = Vec::new();
         for part in parts {
@@ -121,8 +149,8 @@ impl ShareMember {
             .with_share_session_epoch(epoch)
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_max_records(100)
+            .with_max_bytes(limits.max_bytes)
+            .with_max_records(limits.max_records)
             .with_batch_size(100)
             .with_topics(topics);
         let wait = Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0));
@@ -254,6 +282,38 @@ pub fn describe(connection: &mut Connection, group: &str) -> DescribedGroup {
         .expect("one described group")
 }
 
+/// DescribeShareGroupOffsets (v0) of one group on its coordinator: of `topics` (name,
+/// partitions), or of every partition with state when `None`.
+pub fn describe_offsets(
+    connection: &mut Connection,
+    group: &str,
+    topics: Option<&[(&str, &[i32])]>,
+) -> DescribeShareGroupOffsetsResponseGroup {
+    let topics = topics.map(|topics| {
+        topics
+            .iter()
+            .map(|(name, partitions)| {
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(text(name)))
+                    .with_partitions(partitions.to_vec())
+            })
+            .collect()
+    });
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(text(group)))
+            .with_topics(topics),
+    ]);
+    let response = connection
+        .send_version(&request, 0, Duration::ZERO)
+        .expect("DescribeShareGroupOffsets round trip");
+    response
+        .groups
+        .into_iter()
+        .next()
+        .expect("one described group")
+}
+
 /// Sets one group config with IncrementalAlterConfigs (any broker forwards it).
 pub fn set_group_config(connection: &mut Connection, group: &str, name: &str, value: &str) {
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
@@ -275,6 +335,13 @@ pub fn set_group_config(connection: &mut Connection, group: &str, name: &str, va
             resource.error_message
         );
     }
+}
+
+/// A new share group (named from `prefix`) that starts from the earliest offset.
+pub fn group_from_earliest(connection: &mut Connection, prefix: &str) -> String {
+    let group = crate::common::topic_name(prefix);
+    set_group_config(connection, &group, "share.auto.offset.reset", "earliest");
+    group
 }
 
 /// The node id of the shard coordinating `group`: the broker whose heartbeat is not

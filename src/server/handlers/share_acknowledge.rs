@@ -81,10 +81,8 @@ async fn share_acknowledge(
     }
     if epoch == FINAL_EPOCH {
         let mut targets = acked;
-        for (topic, partition) in &closed {
-            if let Some(meta) = shard.topic(topic) {
-                targets.push(resolve(shard, meta.id, *partition).await);
-            }
+        for (topic_id, partition) in &closed {
+            targets.push(resolve(shard, *topic_id, *partition).await);
         }
         release_member(shard, &group, &member, &targets).await;
     }

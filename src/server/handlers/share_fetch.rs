@@ -28,8 +28,9 @@ use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::protocol::{code, ProtocolError};
 use crate::server::connection::Reply;
 use crate::shard::Shard;
-use crate::share::share_config::FETCH_RECORDS_DEFAULT;
-use crate::share::share_session::{FetchSessionRequest, FINAL_EPOCH, INITIAL_EPOCH};
+use crate::share::share_session::{
+    FetchSessionRequest, TopicPartition, FINAL_EPOCH, INITIAL_EPOCH,
+};
 
 /// Bytes read per partition when the request sets no limit.
 const PARTITION_BYTES_DEFAULT: usize = 1 << 20;
@@ -71,11 +72,10 @@ async fn share_fetch(
         i32::try_from(config.lock_duration_ms).unwrap_or(i32::MAX);
     // Only partitions that exist enter a session, so a client cannot grow one without
     // bound; the others are answered with their error below.
-    let existing = |id: Uuid, partition: i32| {
-        let meta = shard.topic_by_id(id)?;
-        (0..meta.partition_count)
-            .contains(&partition)
-            .then_some((meta.name, partition))
+    let exists = |id: Uuid, partition: i32| {
+        shard
+            .topic_by_id(id)
+            .is_some_and(|meta| (0..meta.partition_count).contains(&partition))
     };
     let mut requested = Vec::new();
     for topic in &request.topics {
@@ -83,15 +83,15 @@ async fn share_fetch(
             requested.push((topic.topic_id, p));
         }
     }
-    let added: Vec<(String, i32)> = requested
+    let added: Vec<TopicPartition> = requested
         .iter()
-        .filter_map(|(id, p)| existing(*id, p.partition_index))
+        .map(|(id, p)| (*id, p.partition_index))
+        .filter(|(id, partition)| exists(*id, *partition))
         .collect();
-    let forgotten: Vec<(String, i32)> = request
+    let forgotten: Vec<TopicPartition> = request
         .forgotten_topics_data
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
-        .filter_map(|(id, p)| existing(id, p))
         .collect();
     let epoch = request.share_session_epoch;
     let session_request = FetchSessionRequest {
@@ -115,10 +115,8 @@ async fn share_fetch(
     // Every partition answered: the session's, plus any requested one that is not there
     // (an unknown topic id is answered with its error).
     let mut targets: Vec<Target> = Vec::new();
-    for (topic, partition) in &session {
-        if let Some(meta) = shard.topic(topic) {
-            targets.push(resolve(shard, meta.id, *partition).await);
-        }
+    for (topic_id, partition) in &session {
+        targets.push(resolve(shard, *topic_id, *partition).await);
     }
     for (id, p) in &requested {
         if !targets
@@ -211,14 +209,13 @@ async fn fetch_records(
             .min(FETCH_WAIT_MS_MAX),
     );
     let deadline = Instant::now() + wait;
-    let records_max = match usize::try_from(request.max_records) {
-        Ok(0) | Err(_) => FETCH_RECORDS_DEFAULT,
-        Ok(n) => n,
-    };
-    let bytes_max = match usize::try_from(request.max_bytes) {
-        Ok(0) | Err(_) => usize::MAX,
-        Ok(n) => n,
-    };
+    // Limits of 0 (or less) acquire nothing, as in Kafka: its SharePartition.acquire takes
+    // no record for MaxRecords <= 0, and MaxBytes <= 0 leaves no room for one. The fetch
+    // still waits as any other that finds nothing to acquire. BatchSize only shapes how
+    // Kafka groups acquired records into in-flight batches; sluice keeps each record's state
+    // and reports contiguous ranges, which clients acknowledge alike, so it is not needed.
+    let records_max = usize::try_from(request.max_records).unwrap_or(0);
+    let bytes_max = usize::try_from(request.max_bytes).unwrap_or(0);
     let partition_bytes = |target: &Target| {
         request
             .topics

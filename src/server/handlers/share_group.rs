@@ -45,12 +45,9 @@ pub fn heartbeat(
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
     };
-    let partition_count = |topic: &str| shard.topic(topic).map(|m| m.partition_count);
+    let topic = |name: &str| shard.topic(name).map(|m| (m.id, m.partition_count));
     let mut response = ShareGroupHeartbeatResponse::default();
-    match shard
-        .share()
-        .heartbeat(&group, heartbeat, &partition_count, now_ms())
-    {
+    match shard.share().heartbeat(&group, heartbeat, &topic, now_ms()) {
         Err(error) => {
             tracing::debug!(%group, %error, "ShareGroupHeartbeat refused");
             response.error_code = share_error_code(&error);
@@ -64,14 +61,11 @@ pub fn heartbeat(
             response.assignment = result.assignment.map(|assignment| {
                 Assignment::default().with_topic_partitions(
                     assignment
-                        .into_iter()
-                        .filter_map(|(topic, partitions)| {
-                            let meta = shard.topic(&topic)?;
-                            Some(
-                                TopicPartitions::default()
-                                    .with_topic_id(meta.id)
-                                    .with_partitions(partitions.into_iter().collect()),
-                            )
+                        .into_values()
+                        .map(|topic| {
+                            TopicPartitions::default()
+                                .with_topic_id(topic.id)
+                                .with_partitions(topic.partitions.into_iter().collect())
                         })
                         .collect(),
                 )
@@ -111,16 +105,18 @@ pub fn describe(
                             let assignment = describe::Assignment::default().with_topic_partitions(
                                 m.assignment
                                     .iter()
-                                    .filter_map(|(topic, partitions)| {
-                                        let meta = shard.topic(topic)?;
-                                        Some(
-                                            describe::TopicPartitions::default()
-                                                .with_topic_id(meta.id)
-                                                .with_topic_name(TopicName(text(topic)))
-                                                .with_partitions(
-                                                    partitions.iter().copied().collect(),
-                                                ),
-                                        )
+                                    // A topic deleted since the member's last heartbeat is
+                                    // no longer described, as before ids were kept.
+                                    .filter(|(name, topic)| {
+                                        shard.topic(name).is_some_and(|m| m.id == topic.id)
+                                    })
+                                    .map(|(name, topic)| {
+                                        describe::TopicPartitions::default()
+                                            .with_topic_id(topic.id)
+                                            .with_topic_name(TopicName(text(name)))
+                                            .with_partitions(
+                                                topic.partitions.iter().copied().collect(),
+                                            )
                                     })
                                     .collect(),
                             );

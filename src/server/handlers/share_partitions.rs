@@ -68,7 +68,7 @@ pub(super) async fn resolve(shard: &Shard, topic_id: Uuid, partition: i32) -> Ta
     let shares = match shard.partition(&meta.name, partition) {
         PartitionLookup::Local(log) => shard
             .share()
-            .partition_shares(&meta.name, partition, log)
+            .partition_shares(&meta.name, meta.id, partition, log)
             .await
             .map_err(|e| {
                 tracing::warn!(topic = %meta.name, partition, error = %e, "share state unavailable");
