@@ -76,7 +76,7 @@ pub fn handle(
                 name,
                 partition_count: num_partitions,
                 overrides: Default::default(),
-                placement: Vec::new(),
+                placement: Default::default(),
             })
             .collect();
         let failures: Vec<(String, AdminError)> = match shard
