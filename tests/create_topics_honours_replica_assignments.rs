@@ -7,7 +7,8 @@
 //! or repeated broker, an empty or inconsistent replica list, partitions not numbered from 0
 //! (INVALID_REPLICA_ASSIGNMENT); a replication factor above the broker count
 //! (INVALID_REPLICATION_FACTOR), each with a message. A factor up to the broker count is
-//! accepted, as Kafka accepts it (sluice keeps one copy).
+//! accepted, as Kafka accepts it; sluice keeps one copy, so Metadata lists the assigned
+//! replicas with only the leader in sync.
 
 mod common;
 
@@ -237,6 +238,23 @@ fn create_topics_honours_replica_assignments() {
     }
     assert_eq!(create(connection, 1, 2, &[]).0, NONE);
     assert_eq!(create(connection, 0, 1, &[]).0, INVALID_PARTITIONS);
+
+    // Metadata lists the replicas as assigned, with only the leader's copy in sync.
+    let described = cluster.topic(&replicated).expect("metadata");
+    let mut replicas: Vec<(i32, Vec<i32>, Vec<i32>)> = described
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.replica_ids.clone(), p.isr_ids.clone()))
+        .collect();
+    replicas.sort();
+    assert_eq!(
+        replicas,
+        vec![
+            (0, vec![1, 0], vec![1]),
+            (1, vec![1, 0], vec![1]),
+            (2, vec![0, 1], vec![0])
+        ]
+    );
 
     // The placement is part of the catalog: a restart keeps it.
     drop((producer, consumer, cluster, admin));

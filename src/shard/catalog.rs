@@ -111,7 +111,7 @@ impl Catalog {
                     overrides: entry.config,
                     placement: Placement {
                         replication_factor: entry.replication_factor.unwrap_or(1),
-                        shards: entry.placement,
+                        replicas: entry.placement,
                     },
                 },
             );
@@ -131,7 +131,7 @@ impl Catalog {
                     partitions: t.partition_count,
                     replication_factor: (t.placement.replication_factor != 1)
                         .then_some(t.placement.replication_factor),
-                    placement: t.placement.shards.clone(),
+                    placement: t.placement.replicas.clone(),
                     config: t.overrides.clone(),
                 })
                 .collect(),
@@ -171,9 +171,9 @@ struct TopicEntry {
     /// The replication factor asked for, when not 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replication_factor: Option<i16>,
-    /// Shards of manually placed partitions (see `Placement`).
+    /// Replicas of manually placed partitions (see `Placement`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    placement: Vec<i32>,
+    placement: Vec<Vec<i32>>,
     #[serde(default)]
     config: TopicOverrides,
 }
@@ -229,7 +229,7 @@ mod tests {
             overrides: TopicOverrides::from([("retention.ms".into(), "1000".into())]),
             placement: Placement {
                 replication_factor: 2,
-                shards: vec![1, -1, 0],
+                replicas: vec![vec![1, 0], vec![], vec![0, 1]],
             },
         }));
         catalog.persist(dir.path()).expect("persist");

@@ -168,8 +168,8 @@ impl CatalogOwner {
                 meta.placement.replication_factor,
             )?;
             let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
-            meta.placement.shards.resize(first_new, -1);
-            meta.placement.shards.extend(placed);
+            meta.placement.replicas.resize(first_new, Vec::new());
+            meta.placement.replicas.extend(placed);
         }
         meta.partition_count = count;
         if validate_only {

@@ -9,7 +9,8 @@
 //! remembered (CreatePartitions checks new assignments against it), but sluice keeps one
 //! copy of each partition: its "brokers" are threads of one process writing to one disk, so
 //! more in-process copies would add no protection against losing that disk or host. Metadata
-//! reports the one replica that exists.
+//! lists an assigned partition's replicas as assigned (clients such as librdkafka's admin
+//! tests check them) with only the leader in sync, which is the truth.
 //!
 //! Example with 2 shards: `assignments = [(0, [1]), (1, [0, 1])]` is INVALID_REPLICA_ASSIGNMENT
 //! (one replica, then two); `[(0, [1, 0]), (1, [0, 1])]` places partition 0 on shard 1 and
@@ -27,16 +28,16 @@ use super::control::AdminError;
 pub struct Placement {
     /// Replicas per partition asked for (1 by default); one copy is kept either way.
     pub replication_factor: i16,
-    /// The shard of each partition a manual assignment placed, by partition index; -1 (or
-    /// past the end): placed by hash.
-    pub shards: Vec<i32>,
+    /// The brokers a manual assignment gave each partition, by partition index, the leader
+    /// first; empty (or past the end): placed by hash.
+    pub replicas: Vec<Vec<i32>>,
 }
 
 impl Default for Placement {
     fn default() -> Placement {
         Placement {
             replication_factor: 1,
-            shards: Vec::new(),
+            replicas: Vec::new(),
         }
     }
 }
@@ -45,12 +46,25 @@ impl Placement {
     /// The shard that owns `partition` of `topic`: the one its assignment names, if that
     /// shard exists (a restart with fewer shards falls back to the hash), else by hash.
     pub fn owner(&self, topic: &str, partition: i32, shard_count: usize) -> usize {
-        let assigned = usize::try_from(partition)
-            .ok()
-            .and_then(|p| self.shards.get(p))
-            .and_then(|&shard| usize::try_from(shard).ok())
+        let assigned = self
+            .assigned(partition)
+            .and_then(|brokers| usize::try_from(brokers[0]).ok())
             .filter(|&shard| shard < shard_count);
         assigned.unwrap_or_else(|| owner_shard(topic, partition, shard_count))
+    }
+
+    /// The replicas Metadata lists for `partition` led by `leader`: its assignment when that
+    /// placed it, else the leader alone.
+    pub fn replica_ids(&self, partition: i32, leader: i32) -> Vec<i32> {
+        match self.assigned(partition) {
+            Some(brokers) if brokers[0] == leader => brokers.to_vec(),
+            _ => vec![leader],
+        }
+    }
+
+    fn assigned(&self, partition: i32) -> Option<&[i32]> {
+        let brokers = self.replicas.get(usize::try_from(partition).ok()?)?;
+        (!brokers.is_empty()).then_some(brokers.as_slice())
     }
 }
 
@@ -88,7 +102,7 @@ pub fn check_new_topic(
             partition_count: (num_partitions != -1).then_some(num_partitions),
             placement: Placement {
                 replication_factor,
-                shards: Vec::new(),
+                replicas: Vec::new(),
             },
         });
     }
@@ -104,7 +118,7 @@ pub fn check_new_topic(
                 .to_owned(),
         ));
     }
-    let mut brokers: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut brokers: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     let mut replicas_per_partition = None;
     for (partition, broker_ids) in assignments {
         if brokers.contains_key(partition) {
@@ -114,7 +128,7 @@ pub fn check_new_topic(
         }
         check_assignment(broker_ids, replicas_per_partition, broker_count)?;
         replicas_per_partition = Some(broker_ids.len());
-        brokers.insert(*partition, broker_ids[0]);
+        brokers.insert(*partition, broker_ids.clone());
     }
     // Consecutive from 0: the keys are then exactly 0..len.
     let consecutive = brokers
@@ -129,24 +143,24 @@ pub fn check_new_topic(
     // Distinct known brokers: never more than the broker count, so no factor check.
     let replication_factor =
         replicas_per_partition.map_or(1, |r| i16::try_from(r).unwrap_or(i16::MAX));
-    let shards: Vec<i32> = brokers.into_values().collect();
+    let replicas: Vec<Vec<i32>> = brokers.into_values().collect();
     Ok(TopicLayout {
-        partition_count: i32::try_from(shards.len()).ok(),
+        partition_count: i32::try_from(replicas.len()).ok(),
         placement: Placement {
             replication_factor,
-            shards,
+            replicas,
         },
     })
 }
 
 /// Checks the assignments of CreatePartitions for `additional` new partitions of a topic
-/// created with `replication_factor`; returns the shard of each new partition.
+/// created with `replication_factor`; returns their replicas, the leader first.
 pub fn check_new_partitions(
     additional: i32,
     assignments: &[Vec<i32>],
     broker_count: usize,
     replication_factor: i16,
-) -> Result<Vec<i32>, AdminError> {
+) -> Result<Vec<Vec<i32>>, AdminError> {
     if usize::try_from(additional).ok() != Some(assignments.len()) {
         return Err(AdminError::InvalidReplicaAssignment(format!(
             "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
@@ -157,7 +171,7 @@ pub fn check_new_partitions(
     for broker_ids in assignments {
         let replicas = usize::try_from(replication_factor).unwrap_or(1);
         check_assignment(broker_ids, Some(replicas), broker_count)?;
-        brokers.push(broker_ids[0]);
+        brokers.push(broker_ids.clone());
     }
     Ok(brokers)
 }
@@ -229,7 +243,7 @@ mod tests {
             partition_count,
             placement: Placement {
                 replication_factor,
-                shards: Vec::new(),
+                replicas: Vec::new(),
             },
         };
         assert_eq!(check_new_topic(-1, -1, &[], 2).ok(), Some(layout(None, 1)));
@@ -248,7 +262,7 @@ mod tests {
                 .map(|l| l.placement),
             Some(Placement {
                 replication_factor: 1,
-                shards: vec![1, 0]
+                replicas: vec![vec![1], vec![0]]
             })
         );
         // The first broker listed (the preferred leader) gets the partition.
@@ -258,7 +272,7 @@ mod tests {
                 .map(|l| l.placement),
             Some(Placement {
                 replication_factor: 2,
-                shards: vec![1]
+                replicas: vec![vec![1, 0]]
             })
         );
         assert_eq!(kind(check_new_topic(2, -1, &[one(0, 0)], 2)), "request");
@@ -294,11 +308,11 @@ mod tests {
     fn new_partitions_need_known_brokers_as_many_as_the_topic_has() {
         assert_eq!(
             check_new_partitions(2, &[vec![1], vec![0]], 2, 1).ok(),
-            Some(vec![1, 0])
+            Some(vec![vec![1], vec![0]])
         );
         assert_eq!(
             check_new_partitions(1, &[vec![1, 0]], 2, 2).ok(),
-            Some(vec![1])
+            Some(vec![vec![1, 0]])
         );
         for bad in [
             check_new_partitions(2, &[vec![1]], 2, 1),
