@@ -5,8 +5,8 @@
 //! consumers start there, and the segments wholly below it are gone from the disk. Requests
 //! Kafka refuses get Kafka's errors: an offset past the high watermark or below -1
 //! (OFFSET_OUT_OF_RANGE), an unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION), a
-//! partition sent to a shard that does not lead it (NOT_LEADER_OR_FOLLOWER); an offset below
-//! the current start changes nothing.
+//! partition sent to a shard that does not lead it (NOT_LEADER_OR_FOLLOWER), a compacted
+//! topic (POLICY_VIOLATION); an offset below the current start changes nothing.
 
 mod common;
 
@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -37,6 +37,7 @@ const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const POLICY_VIOLATION: i16 = 44;
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
@@ -253,6 +254,20 @@ fn delete_records_moves_log_start_offset() {
     assert_eq!(
         delete_records(connection, &topic, 0, 60),
         (NOT_LEADER_OR_FOLLOWER, -1)
+    );
+
+    // A compacted topic keeps the newest record of every key: no deleting below an offset.
+    let compacted = topic_name("compacted");
+    let new_topic =
+        NewTopic::new(&compacted, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let created = block_on(admin.create_topics([&new_topic], &options)).expect("CreateTopics");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let (_, connection) = cluster
+        .leader_connection(&compacted, 0)
+        .expect("leader of the compacted topic");
+    assert_eq!(
+        delete_records(connection, &compacted, 0, 0),
+        (POLICY_VIOLATION, -1)
     );
 
     // A consumer reads on from the start.

@@ -141,6 +141,18 @@ impl LogState {
         assert!(self.written_offset <= self.log_end_offset);
     }
 
+    /// See [`PartitionLog::last_stable_offset`]. Never below the log start (as in Kafka): a
+    /// transaction whose first records DeleteRecords removed holds the start, not an offset
+    /// no consumer can fetch.
+    pub(crate) fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .txns
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| {
+                first.max(self.log_start_offset).min(self.high_watermark)
+            })
+    }
+
     pub(crate) fn set_high_watermark(&mut self, hw: i64) {
         if hw > self.high_watermark {
             self.high_watermark = hw;
@@ -397,11 +409,7 @@ impl PartitionLog {
     /// The last stable offset (KIP-98): the first offset of the oldest open transaction, or
     /// the high watermark. read_committed consumers read below it only.
     pub fn last_stable_offset(&self) -> i64 {
-        let st = self.state.borrow();
-        st.producers
-            .txns
-            .first_unstable_offset()
-            .map_or(st.high_watermark, |first| first.min(st.high_watermark))
+        self.state.borrow().last_stable_offset()
     }
 
     /// The aborted transactions with records in `from..to`, oldest marker first.
@@ -471,11 +479,7 @@ impl PartitionLog {
                     log_end: hw,
                 });
             }
-            let lso = st
-                .producers
-                .txns
-                .first_unstable_offset()
-                .map_or(hw, |first| first.min(hw));
+            let lso = st.last_stable_offset();
             let bound = if committed { lso } else { hw };
             let aborted = if committed {
                 st.producers.txns.aborted_between(offset, bound)

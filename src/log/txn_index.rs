@@ -238,6 +238,35 @@ mod tests {
         bytes::Bytes::from(b)
     }
 
+    /// An open transaction whose first records DeleteRecords removed: the last stable offset
+    /// is the log start, not an offset no consumer can fetch (Kafka clamps it too).
+    #[test]
+    fn the_last_stable_offset_never_falls_below_the_log_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("p");
+        crate::io::block_on_local(async move {
+            let log = PartitionLog::open(path, LogConfig::default())
+                .await
+                .expect("open");
+            log.append(transactional(7, 0, 2), 0)
+                .expect("open txn at 0..=1");
+            let last = log
+                .append(
+                    bytes::Bytes::from(crate::log::testing::make_batch(3, 10, 1)),
+                    0,
+                )
+                .expect("plain 2..=4")
+                .last_offset;
+            log.wait_durable(last).await.expect("durable");
+            assert_eq!(log.last_stable_offset(), 0);
+            assert_eq!(log.delete_records_before(3, 0).await.expect("delete"), 3);
+            assert_eq!(log.last_stable_offset(), 3);
+            let read = log.read_isolated(3, 1 << 20, true).await.expect("read");
+            assert_eq!(read.last_stable_offset, 3);
+            log.close().await.expect("close");
+        });
+    }
+
     #[test]
     fn the_index_is_rebuilt_after_a_crash_and_a_clean_restart() {
         for clean in [false, true] {

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::placement::Placement;
 use super::topic_config::TopicOverrides;
 
 const CATALOG_FILE: &str = "catalog.toml";
@@ -34,21 +35,13 @@ pub struct TopicMeta {
     pub id: Uuid,
     pub partition_count: i32,
     pub overrides: TopicOverrides,
-    /// The shard of each partition named by a manual replica assignment, by partition
-    /// index; -1 (or past the end): placed by [`owner_shard`].
-    pub placement: Vec<i32>,
+    pub placement: Placement,
 }
 
 impl TopicMeta {
-    /// The shard that owns `partition`: the one its assignment names, if that shard exists
-    /// (a restart with fewer shards falls back to the hash), else by hash.
+    /// The shard that owns `partition` (see [`Placement::owner`]).
     pub fn owner(&self, partition: i32, shard_count: usize) -> usize {
-        let assigned = usize::try_from(partition)
-            .ok()
-            .and_then(|p| self.placement.get(p))
-            .and_then(|&shard| usize::try_from(shard).ok())
-            .filter(|&shard| shard < shard_count);
-        assigned.unwrap_or_else(|| owner_shard(&self.name, partition, shard_count))
+        self.placement.owner(&self.name, partition, shard_count)
     }
 }
 
@@ -116,7 +109,10 @@ impl Catalog {
                     id,
                     partition_count: entry.partitions,
                     overrides: entry.config,
-                    placement: entry.placement,
+                    placement: Placement {
+                        replication_factor: entry.replication_factor.unwrap_or(1),
+                        replicas: entry.placement,
+                    },
                 },
             );
         }
@@ -133,7 +129,9 @@ impl Catalog {
                     name: t.name.clone(),
                     id: t.id.to_string(),
                     partitions: t.partition_count,
-                    placement: t.placement.clone(),
+                    replication_factor: (t.placement.replication_factor != 1)
+                        .then_some(t.placement.replication_factor),
+                    placement: t.placement.replicas.clone(),
                     config: t.overrides.clone(),
                 })
                 .collect(),
@@ -170,8 +168,12 @@ struct TopicEntry {
     name: String,
     id: String,
     partitions: i32,
+    /// The replication factor asked for, when not 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replication_factor: Option<i16>,
+    /// Replicas of manually placed partitions (see `Placement`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    placement: Vec<i32>,
+    placement: Vec<Vec<i32>>,
     #[serde(default)]
     config: TopicOverrides,
 }
@@ -225,7 +227,10 @@ mod tests {
             id: Uuid::new_v4(),
             partition_count: 4,
             overrides: TopicOverrides::from([("retention.ms".into(), "1000".into())]),
-            placement: vec![1, -1, 0],
+            placement: Placement {
+                replication_factor: 2,
+                replicas: vec![vec![1, 0], vec![], vec![0, 1]],
+            },
         }));
         catalog.persist(dir.path()).expect("persist");
         let loaded = Catalog::load(dir.path()).expect("load");

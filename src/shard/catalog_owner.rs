@@ -160,15 +160,16 @@ impl CatalogOwner {
         }
         let mut meta = current.clone();
         if let Some(assignments) = assignments {
-            // Each shard is a broker; every partition has one replica (see `placement`).
+            // Each shard is a broker (see `placement`).
             let placed = placement::check_new_partitions(
                 count - meta.partition_count,
                 &assignments,
                 self.shards.len(),
+                meta.placement.replication_factor,
             )?;
             let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
-            meta.placement.resize(first_new, -1);
-            meta.placement.extend(placed);
+            meta.placement.replicas.resize(first_new, Vec::new());
+            meta.placement.replicas.extend(placed);
         }
         meta.partition_count = count;
         if validate_only {

@@ -36,8 +36,7 @@ pub struct NewTopic {
     pub name: String,
     pub partition_count: i32,
     pub overrides: TopicOverrides,
-    /// The shard (broker id) of each partition, from a manual assignment; empty: by hash.
-    pub placement: Vec<i32>,
+    pub placement: super::placement::Placement,
 }
 
 /// CreatePartitions of one topic: its new total, and a manual assignment of the new

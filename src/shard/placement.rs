@@ -2,28 +2,78 @@
 //! `assignments`), checked in the order and with the errors of Kafka's controller
 //! (`ReplicationControlManager`), then turned into shard placement.
 //!
-//! Each shard is advertised as its own broker (broker id = shard index), so an assignment
-//! that names one broker per partition is honoured: the partition lives on that shard
-//! (clients that place partitions expect to find them where they put them). sluice keeps one
-//! replica per partition, so a replication factor above 1, or an otherwise valid assignment
-//! with several brokers per partition, is refused with INVALID_REPLICATION_FACTOR rather
-//! than stored with less redundancy than was asked for.
+//! Each shard is advertised as its own broker (broker id = shard index), so an assignment is
+//! honoured: each partition lives on the first broker its assignment lists (Kafka's
+//! preferred leader); clients that place partitions expect to find them where they put them.
+//! A replication factor up to the broker count is accepted, as Kafka accepts it, and
+//! remembered (CreatePartitions checks new assignments against it), but sluice keeps one
+//! copy of each partition: its "brokers" are threads of one process writing to one disk, so
+//! more in-process copies would add no protection against losing that disk or host. Metadata
+//! lists an assigned partition's replicas as assigned (clients such as librdkafka's admin
+//! tests check them) with only the leader in sync, which is the truth.
 //!
-//! Example with 2 shards: `assignments = [(0, [1]), (1, [0])]` places partition 0 on shard 1
-//! and partition 1 on shard 0; `[(0, [2])]` is INVALID_REPLICA_ASSIGNMENT (no broker 2);
-//! replication factor 3 is INVALID_REPLICATION_FACTOR (only 2 brokers).
+//! Example with 2 shards: `assignments = [(0, [1]), (1, [0, 1])]` is INVALID_REPLICA_ASSIGNMENT
+//! (one replica, then two); `[(0, [1, 0]), (1, [0, 1])]` places partition 0 on shard 1 and
+//! partition 1 on shard 0 with replication factor 2; `[(0, [2])]` is
+//! INVALID_REPLICA_ASSIGNMENT (no broker 2); replication factor 3 is
+//! INVALID_REPLICATION_FACTOR (only 2 brokers).
 
 use std::collections::BTreeMap;
 
+use super::catalog::owner_shard;
 use super::control::AdminError;
+
+/// Where a topic's partitions live, and the replication factor its creator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Replicas per partition asked for (1 by default); one copy is kept either way.
+    pub replication_factor: i16,
+    /// The brokers a manual assignment gave each partition, by partition index, the leader
+    /// first; empty (or past the end): placed by hash.
+    pub replicas: Vec<Vec<i32>>,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            replication_factor: 1,
+            replicas: Vec::new(),
+        }
+    }
+}
+
+impl Placement {
+    /// The shard that owns `partition` of `topic`: the one its assignment names, if that
+    /// shard exists (a restart with fewer shards falls back to the hash), else by hash.
+    pub fn owner(&self, topic: &str, partition: i32, shard_count: usize) -> usize {
+        let assigned = self
+            .assigned(partition)
+            .and_then(|brokers| usize::try_from(brokers[0]).ok())
+            .filter(|&shard| shard < shard_count);
+        assigned.unwrap_or_else(|| owner_shard(topic, partition, shard_count))
+    }
+
+    /// The replicas Metadata lists for `partition` led by `leader`: its assignment when that
+    /// placed it, else the leader alone.
+    pub fn replica_ids(&self, partition: i32, leader: i32) -> Vec<i32> {
+        match self.assigned(partition) {
+            Some(brokers) if brokers[0] == leader => brokers.to_vec(),
+            _ => vec![leader],
+        }
+    }
+
+    fn assigned(&self, partition: i32) -> Option<&[i32]> {
+        let brokers = self.replicas.get(usize::try_from(partition).ok()?)?;
+        (!brokers.is_empty()).then_some(brokers.as_slice())
+    }
+}
 
 /// What a valid CreateTopics entry asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicLayout {
-    /// `partition_count` partitions placed by hash (`num_partitions` -1: the broker default).
-    Default { partition_count: Option<i32> },
-    /// One broker (shard) per partition, by partition index.
-    Assigned(Vec<i32>),
+pub struct TopicLayout {
+    /// `None`: the broker's default partition count (`num_partitions` -1).
+    pub partition_count: Option<i32>,
+    pub placement: Placement,
 }
 
 /// Checks a CreateTopics entry: `assignments` are (partition index, broker ids).
@@ -45,9 +95,15 @@ pub fn check_new_topic(
                 "Number of partitions was set to an invalid non-positive value.".to_owned(),
             ));
         }
-        check_replication_factor(replication_factor.max(1), broker_count)?;
-        return Ok(TopicLayout::Default {
+        // Kafka's default.replication.factor is 1.
+        let replication_factor = replication_factor.max(1);
+        check_replication_factor(replication_factor, broker_count)?;
+        return Ok(TopicLayout {
             partition_count: (num_partitions != -1).then_some(num_partitions),
+            placement: Placement {
+                replication_factor,
+                replicas: Vec::new(),
+            },
         });
     }
     if replication_factor != -1 {
@@ -62,7 +118,7 @@ pub fn check_new_topic(
                 .to_owned(),
         ));
     }
-    let mut brokers: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut brokers: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     let mut replicas_per_partition = None;
     for (partition, broker_ids) in assignments {
         if brokers.contains_key(partition) {
@@ -72,7 +128,7 @@ pub fn check_new_topic(
         }
         check_assignment(broker_ids, replicas_per_partition, broker_count)?;
         replicas_per_partition = Some(broker_ids.len());
-        brokers.insert(*partition, broker_ids[0]);
+        brokers.insert(*partition, broker_ids.clone());
     }
     // Consecutive from 0: the keys are then exactly 0..len.
     let consecutive = brokers
@@ -84,18 +140,27 @@ pub fn check_new_topic(
             "partitions should be a consecutive 0-based integer sequence".to_owned(),
         ));
     }
-    let replicas = replicas_per_partition.unwrap_or(1);
-    check_replication_factor(i16::try_from(replicas).unwrap_or(i16::MAX), broker_count)?;
-    Ok(TopicLayout::Assigned(brokers.into_values().collect()))
+    // Distinct known brokers: never more than the broker count, so no factor check.
+    let replication_factor =
+        replicas_per_partition.map_or(1, |r| i16::try_from(r).unwrap_or(i16::MAX));
+    let replicas: Vec<Vec<i32>> = brokers.into_values().collect();
+    Ok(TopicLayout {
+        partition_count: i32::try_from(replicas.len()).ok(),
+        placement: Placement {
+            replication_factor,
+            replicas,
+        },
+    })
 }
 
 /// Checks the assignments of CreatePartitions for `additional` new partitions of a topic
-/// with one replica per partition; returns the broker (shard) of each new partition.
+/// created with `replication_factor`; returns their replicas, the leader first.
 pub fn check_new_partitions(
     additional: i32,
     assignments: &[Vec<i32>],
     broker_count: usize,
-) -> Result<Vec<i32>, AdminError> {
+    replication_factor: i16,
+) -> Result<Vec<Vec<i32>>, AdminError> {
     if usize::try_from(additional).ok() != Some(assignments.len()) {
         return Err(AdminError::InvalidReplicaAssignment(format!(
             "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
@@ -104,8 +169,9 @@ pub fn check_new_partitions(
     }
     let mut brokers = Vec::with_capacity(assignments.len());
     for broker_ids in assignments {
-        check_assignment(broker_ids, Some(1), broker_count)?;
-        brokers.push(broker_ids[0]);
+        let replicas = usize::try_from(replication_factor).unwrap_or(1);
+        check_assignment(broker_ids, Some(replicas), broker_count)?;
+        brokers.push(broker_ids.clone());
     }
     Ok(brokers)
 }
@@ -153,11 +219,6 @@ fn check_replication_factor(replicas: i16, broker_count: usize) -> Result<(), Ad
             "Unable to replicate the partition {replicas} time(s): The target replication factor of {replicas} cannot be reached because only {broker_count} broker(s) are registered."
         )));
     }
-    if replicas > 1 {
-        return Err(AdminError::InvalidReplicationFactor(format!(
-            "Unable to replicate the partition {replicas} time(s): sluice keeps one replica of each partition."
-        )));
-    }
     Ok(())
 }
 
@@ -178,30 +239,41 @@ mod tests {
 
     #[test]
     fn topics_without_assignments_check_factor_then_count() {
-        assert_eq!(
-            check_new_topic(-1, -1, &[], 2).ok(),
-            Some(TopicLayout::Default {
-                partition_count: None
-            })
-        );
-        assert_eq!(
-            check_new_topic(3, 1, &[], 2).ok(),
-            Some(TopicLayout::Default {
-                partition_count: Some(3)
-            })
-        );
+        let layout = |partition_count, replication_factor| TopicLayout {
+            partition_count,
+            placement: Placement {
+                replication_factor,
+                replicas: Vec::new(),
+            },
+        };
+        assert_eq!(check_new_topic(-1, -1, &[], 2).ok(), Some(layout(None, 1)));
+        assert_eq!(check_new_topic(3, 2, &[], 2).ok(), Some(layout(Some(3), 2)));
         assert_eq!(kind(check_new_topic(0, 0, &[], 2)), "factor");
         assert_eq!(kind(check_new_topic(0, 1, &[], 2)), "partitions");
         assert_eq!(kind(check_new_topic(1, 3, &[], 2)), "factor");
-        assert_eq!(kind(check_new_topic(1, 2, &[], 2)), "factor");
     }
 
     #[test]
     fn assignments_are_checked_as_kafka_does_and_single_replicas_honoured() {
         let one = |p: i32, b: i32| (p, vec![b]);
         assert_eq!(
-            check_new_topic(-1, -1, &[one(1, 0), one(0, 1)], 2).ok(),
-            Some(TopicLayout::Assigned(vec![1, 0]))
+            check_new_topic(-1, -1, &[one(1, 0), one(0, 1)], 2)
+                .ok()
+                .map(|l| l.placement),
+            Some(Placement {
+                replication_factor: 1,
+                replicas: vec![vec![1], vec![0]]
+            })
+        );
+        // The first broker listed (the preferred leader) gets the partition.
+        assert_eq!(
+            check_new_topic(-1, -1, &[(0, vec![1, 0])], 2)
+                .ok()
+                .map(|l| l.placement),
+            Some(Placement {
+                replication_factor: 2,
+                replicas: vec![vec![1, 0]]
+            })
         );
         assert_eq!(kind(check_new_topic(2, -1, &[one(0, 0)], 2)), "request");
         assert_eq!(kind(check_new_topic(-1, 1, &[one(0, 0)], 2)), "request");
@@ -230,22 +302,23 @@ mod tests {
             kind(check_new_topic(-1, -1, &[one(0, 0), one(2, 1)], 2)),
             "assignment"
         );
-        assert_eq!(
-            kind(check_new_topic(-1, -1, &[(0, vec![0, 1])], 2)),
-            "factor"
-        );
     }
 
     #[test]
-    fn new_partitions_need_one_known_broker_each() {
+    fn new_partitions_need_known_brokers_as_many_as_the_topic_has() {
         assert_eq!(
-            check_new_partitions(2, &[vec![1], vec![0]], 2).ok(),
-            Some(vec![1, 0])
+            check_new_partitions(2, &[vec![1], vec![0]], 2, 1).ok(),
+            Some(vec![vec![1], vec![0]])
+        );
+        assert_eq!(
+            check_new_partitions(1, &[vec![1, 0]], 2, 2).ok(),
+            Some(vec![vec![1, 0]])
         );
         for bad in [
-            check_new_partitions(2, &[vec![1]], 2),
-            check_new_partitions(1, &[vec![2]], 2),
-            check_new_partitions(1, &[vec![0, 1]], 2),
+            check_new_partitions(2, &[vec![1]], 2, 1),
+            check_new_partitions(1, &[vec![2]], 2, 1),
+            check_new_partitions(1, &[vec![0, 1]], 2, 1),
+            check_new_partitions(1, &[vec![0]], 2, 2),
         ] {
             assert!(
                 matches!(bad, Err(AdminError::InvalidReplicaAssignment(_))),

@@ -161,7 +161,7 @@ async fn append(
                         name: topic.to_owned(),
                         partition_count: 1,
                         overrides: Default::default(),
-                        placement: Vec::new(),
+                        placement: Default::default(),
                     }],
                     validate_only: false,
                     reply,

@@ -63,11 +63,10 @@ pub fn handle(
 /// Kafka refuses DeleteRecords on a topic whose `cleanup.policy` lacks `delete`
 /// (POLICY_VIOLATION): a compacted topic keeps the latest record of every key.
 fn deletion_allowed(shard: &Shard, topic: &str) -> bool {
-    shard.topic(topic).is_none_or(|meta| {
-        meta.overrides
-            .get("cleanup.policy")
-            .is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"))
-    })
+    shard
+        .topic(topic)
+        .and_then(|meta| shard.topic_log_config(&meta).ok())
+        .is_none_or(|config| config.cleanup.delete)
 }
 
 async fn delete_before(log: &PartitionLog, offset: i64) -> Result<i64, ResponseError> {

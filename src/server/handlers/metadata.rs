@@ -76,7 +76,7 @@ pub fn handle(
                 name,
                 partition_count: num_partitions,
                 overrides: Default::default(),
-                placement: Vec::new(),
+                placement: Default::default(),
             })
             .collect();
         let failures: Vec<(String, AdminError)> = match shard
@@ -171,13 +171,15 @@ fn describe(shard: &Shard, meta: &TopicMeta, version: i16) -> MetadataResponseTo
     let leader_epoch = if version >= 7 { 0 } else { -1 };
     let partitions = (0..meta.partition_count)
         .map(|p| {
-            let leader = BrokerId(i32::try_from(shard.owner_of(&meta.name, p)).unwrap_or(0));
+            let leader = i32::try_from(shard.owner_of(&meta.name, p)).unwrap_or(0);
+            // Only the leader's copy exists (see shard::placement): the one in sync.
+            let replicas = meta.placement.replica_ids(p, leader);
             MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(leader)
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(leader_epoch)
-                .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+                .with_replica_nodes(replicas.into_iter().map(BrokerId).collect())
+                .with_isr_nodes(vec![BrokerId(leader)])
         })
         .collect();
     MetadataResponseTopic::default()

@@ -24,7 +24,7 @@ use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::control::{AdminError, AdminRequest, NewPartitions, NewTopic};
-use crate::shard::placement::{self, TopicLayout};
+use crate::shard::placement::{self, Placement, TopicLayout};
 use crate::shard::topic_config::TopicOverrides;
 use crate::shard::Shard;
 
@@ -63,17 +63,15 @@ pub fn create_topics(
                 shard.config.shard_count,
             );
             let (partition_count, placement, refusal) = match layout {
-                Ok(TopicLayout::Default { partition_count }) => (
+                Ok(TopicLayout {
+                    partition_count,
+                    placement,
+                }) => (
                     partition_count.unwrap_or(shard.config.num_partitions),
-                    Vec::new(),
+                    placement,
                     None,
                 ),
-                Ok(TopicLayout::Assigned(shards)) => (
-                    i32::try_from(shards.len()).unwrap_or(i32::MAX),
-                    shards,
-                    None,
-                ),
-                Err(error) => (0, Vec::new(), Some(error)),
+                Err(error) => (0, Placement::default(), Some(error)),
             };
             let mut overrides = TopicOverrides::new();
             for config in &topic.configs {
@@ -118,7 +116,7 @@ pub fn create_topics(
                     }
                     if ctx.version >= 5 {
                         result.num_partitions = meta.partition_count;
-                        result.replication_factor = 1;
+                        result.replication_factor = meta.placement.replication_factor;
                     }
                 }
                 Err(error) => {

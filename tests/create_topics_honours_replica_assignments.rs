@@ -1,12 +1,14 @@
-//! Manual replica assignments are honoured where sluice can, and refused as Kafka refuses
-//! them otherwise. Each shard is a broker, so an assignment of one broker per partition
-//! places each partition on that shard: Metadata names it leader, produce and fetch work
-//! there, CreatePartitions can place new partitions too, and the placement survives a
-//! restart. Kafka's checks answer Kafka's errors: an assignment together with a partition
-//! count or replication factor other than -1 (INVALID_REQUEST), an unknown or repeated
-//! broker, an empty or inconsistent replica list, partitions not numbered from 0
-//! (INVALID_REPLICA_ASSIGNMENT); a replication factor above the broker count, or any above
-//! 1 since sluice keeps one replica (INVALID_REPLICATION_FACTOR), each with a message.
+//! Manual replica assignments are honoured, and refused as Kafka refuses them. Each shard is
+//! a broker, so each partition goes to the first broker its assignment lists (the preferred
+//! leader): Metadata names it leader, produce and fetch work there, CreatePartitions places
+//! new partitions too (with as many replicas as the topic was created with), and the
+//! placement survives a restart. Kafka's checks answer Kafka's errors: an assignment together
+//! with a partition count or replication factor other than -1 (INVALID_REQUEST), an unknown
+//! or repeated broker, an empty or inconsistent replica list, partitions not numbered from 0
+//! (INVALID_REPLICA_ASSIGNMENT); a replication factor above the broker count
+//! (INVALID_REPLICATION_FACTOR), each with a message. A factor up to the broker count is
+//! accepted, as Kafka accepts it; sluice keeps one copy, so Metadata lists the assigned
+//! replicas with only the leader in sync.
 
 mod common;
 
@@ -109,7 +111,7 @@ fn add_partitions(
 }
 
 #[test]
-fn create_topics_honours_single_replica_assignments() {
+fn create_topics_honours_replica_assignments() {
     let mut broker = Broker::start_with(BrokerOptions {
         fixed_ports: true,
         ..BrokerOptions::default()
@@ -160,6 +162,27 @@ fn create_topics_honours_single_replica_assignments() {
         vec![(0, 1), (1, 1), (2, 0), (3, 0)]
     );
 
+    // Two replicas on two brokers, as librdkafka's admin test asks: the partitions go to the
+    // first broker of each list; new partitions need two replicas too.
+    let replicated = topic_name("replicated");
+    let assignment: &[&[i32]] = &[&[1, 0], &[1, 0]];
+    let new_topic = NewTopic::new(&replicated, 2, TopicReplication::Variable(assignment));
+    let created = block_on(admin.create_topics([&new_topic], &options)).expect("CreateTopics");
+    assert!(
+        created.iter().all(Result::is_ok),
+        "CreateTopics: {created:?}"
+    );
+    assert_eq!(
+        add_partitions(connection, &replicated, 3, &[&[0, 1]]),
+        (NONE, String::new())
+    );
+    let (code, message) = add_partitions(connection, &replicated, 4, &[&[0]]);
+    assert_eq!(code, INVALID_REPLICA_ASSIGNMENT, "{message}");
+    assert_eq!(
+        topic_leaders(&consumer, &replicated).expect("metadata"),
+        vec![(0, 1), (1, 1), (2, 0)]
+    );
+
     // Data goes where Metadata says.
     let producer = producer(broker.bootstrap(), &[]);
     let records: Vec<TestRecord> = (0..4)
@@ -169,7 +192,7 @@ fn create_topics_honours_single_replica_assignments() {
     assert!(deliveries.iter().all(|d| d.offset == 0), "{deliveries:?}");
 
     // Refusals, in Kafka's order of checks.
-    let cases: [(i32, i16, Assignments<'_>, i16, &str); 11] = [
+    let cases: [(i32, i16, Assignments<'_>, i16, &str); 10] = [
         (2, -1, &[(0, &[0])], INVALID_REQUEST, "numPartitions"),
         (-1, 1, &[(0, &[0])], INVALID_REQUEST, "replication factor"),
         (-1, -1, &[(0, &[2])], INVALID_REPLICA_ASSIGNMENT, "broker 2"),
@@ -202,13 +225,6 @@ fn create_topics_honours_single_replica_assignments() {
             INVALID_REPLICA_ASSIGNMENT,
             "consecutive",
         ),
-        (
-            -1,
-            -1,
-            &[(0, &[0, 1])],
-            INVALID_REPLICATION_FACTOR,
-            "one replica",
-        ),
         (1, 3, &[], INVALID_REPLICATION_FACTOR, "only 2 broker(s)"),
         (1, 0, &[], INVALID_REPLICATION_FACTOR, "larger than 0"),
     ];
@@ -220,8 +236,25 @@ fn create_topics_honours_single_replica_assignments() {
         );
         assert!(message.contains(words), "{message:?} lacks {words:?}");
     }
-    assert_eq!(create(connection, 1, 2, &[]).0, INVALID_REPLICATION_FACTOR);
+    assert_eq!(create(connection, 1, 2, &[]).0, NONE);
     assert_eq!(create(connection, 0, 1, &[]).0, INVALID_PARTITIONS);
+
+    // Metadata lists the replicas as assigned, with only the leader's copy in sync.
+    let described = cluster.topic(&replicated).expect("metadata");
+    let mut replicas: Vec<(i32, Vec<i32>, Vec<i32>)> = described
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.replica_ids.clone(), p.isr_ids.clone()))
+        .collect();
+    replicas.sort();
+    assert_eq!(
+        replicas,
+        vec![
+            (0, vec![1, 0], vec![1]),
+            (1, vec![1, 0], vec![1]),
+            (2, vec![0, 1], vec![0])
+        ]
+    );
 
     // The placement is part of the catalog: a restart keeps it.
     drop((producer, consumer, cluster, admin));
@@ -231,6 +264,10 @@ fn create_topics_honours_single_replica_assignments() {
     assert_eq!(
         topic_leaders(&consumer, &topic).expect("metadata after restart"),
         vec![(0, 1), (1, 1), (2, 0), (3, 0)]
+    );
+    assert_eq!(
+        topic_leaders(&consumer, &replicated).expect("metadata after restart"),
+        vec![(0, 1), (1, 1), (2, 0)]
     );
     assign(&consumer, &topic, &[(0, 0), (1, 0), (2, 0), (3, 0)]);
     let consumed = consume_count(&consumer, 4, CLIENT_TIMEOUT);
