@@ -9,7 +9,7 @@
 //! clients retry.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use futures_channel::oneshot;
@@ -28,6 +28,9 @@ use crate::shard::{PartitionLookup, Shard};
 /// Coordinator epoch written into markers. sluice keeps one replica, so it never changes.
 const COORDINATOR_EPOCH: i32 = 0;
 
+/// Transactional id → partitions whose offsets it commits to one group.
+type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
+
 /// One partition's answer to AddPartitionsToTxn's verify-only path (KIP-890).
 pub type Verified = Vec<((String, i32), Result<(), TxnError>)>;
 
@@ -40,6 +43,10 @@ pub struct TxnCoordinator {
     completing: RefCell<HashSet<String>>,
     loaded: Cell<bool>,
     peers: RefCell<Vec<async_channel::Sender<TxnMessage>>>,
+    /// For the groups this shard coordinates: the partitions each open transaction commits
+    /// offsets for (KIP-447). An OffsetFetch requiring stable offsets is told
+    /// UNSTABLE_OFFSET_COMMIT for them until the transaction ends.
+    pending_offsets: RefCell<HashMap<String, PendingByTxn>>,
 }
 
 /// Removes a transactional id from `completing` however its completion ends.
@@ -67,6 +74,7 @@ impl TxnCoordinator {
             completing: RefCell::new(HashSet::new()),
             loaded: Cell::new(false),
             peers: RefCell::new(Vec::new()),
+            pending_offsets: RefCell::new(HashMap::new()),
         }
     }
 
@@ -83,7 +91,93 @@ impl TxnCoordinator {
         *self.txns.borrow_mut() = txns;
         self.loaded.set(true);
         tracing::info!(shard_id = self.shard_id, count, "transaction state loaded");
+        self.announce_pending_offsets().await
+    }
+
+    /// Tells each group's coordinator which offsets the loaded open transactions commit.
+    /// The messages wait in the inboxes until those start serving, right after start-up.
+    async fn announce_pending_offsets(&self) -> Result<(), TxnError> {
+        let mut pending = Vec::new();
+        for (transactional_id, m) in self.txns.borrow().iter() {
+            if !matches!(m.state, TxnState::Ongoing | TxnState::PrepareCommit) {
+                continue;
+            }
+            let mut by_group: BTreeMap<&str, Vec<(String, i32)>> = BTreeMap::new();
+            for o in &m.offsets {
+                by_group
+                    .entry(&o.group)
+                    .or_default()
+                    .push((o.topic.clone(), o.partition));
+            }
+            for (group, partitions) in by_group {
+                pending.push((group.to_owned(), transactional_id.clone(), partitions));
+            }
+        }
+        for (group, transactional_id, partitions) in pending {
+            self.announce_pending_offsets_to(group, &transactional_id, partitions)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Notes in `group`'s coordinator that `transactional_id` commits offsets of `partitions`.
+    async fn announce_pending_offsets_to(
+        &self,
+        group: String,
+        transactional_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        let owner = crate::group::coordinator_shard(&group, self.shard_count);
+        if owner == self.shard_id {
+            self.note_pending_offsets(&group, transactional_id, partitions);
+            return Ok(());
+        }
+        let message = TxnMessage::PendingOffsets {
+            group,
+            transactional_id: transactional_id.to_owned(),
+            partitions,
+        };
+        self.send(owner, message).await
+    }
+
+    /// On a group's coordinator: `transactional_id` commits offsets of `partitions` to
+    /// `group` if it commits.
+    pub fn note_pending_offsets(
+        &self,
+        group: &str,
+        transactional_id: &str,
+        partitions: impl IntoIterator<Item = (String, i32)>,
+    ) {
+        self.pending_offsets
+            .borrow_mut()
+            .entry(group.to_owned())
+            .or_default()
+            .entry(transactional_id.to_owned())
+            .or_default()
+            .extend(partitions);
+    }
+
+    /// On a group's coordinator: `transactional_id` ended; its offsets are settled.
+    pub fn clear_pending_offsets(&self, group: &str, transactional_id: &str) {
+        let mut pending = self.pending_offsets.borrow_mut();
+        if let Some(by_txn) = pending.get_mut(group) {
+            by_txn.remove(transactional_id);
+            if by_txn.is_empty() {
+                pending.remove(group);
+            }
+        }
+    }
+
+    /// Whether an open transaction commits an offset of `topic`-`partition` to `group`.
+    pub fn is_offset_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_offsets
+            .borrow()
+            .get(group)
+            .is_some_and(|by_txn| {
+                by_txn
+                    .values()
+                    .any(|parts| parts.contains(&(topic.to_owned(), partition)))
+            })
     }
 
     pub async fn close(&self) {
@@ -266,12 +360,26 @@ impl TxnCoordinator {
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TxnError> {
         self.check(transactional_id)?;
+        let mut by_group: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+        for o in &offsets {
+            by_group
+                .entry(o.group.clone())
+                .or_default()
+                .push((o.topic.clone(), o.partition));
+        }
         self.update(transactional_id, |m| {
             m.check_producer(transactional_id, producer.0, producer.1)?;
             m.stage_offsets(offsets)?;
             Ok(((), true))
         })
-        .await
+        .await?;
+        // Sent before any SettleOffsets of this transaction can be, so the group's
+        // coordinator never keeps a note of a transaction that already ended.
+        for (group, partitions) in by_group {
+            self.announce_pending_offsets_to(group, transactional_id, partitions)
+                .await?;
+        }
+        Ok(())
     }
 
     /// EndTxn: prepares the commit or abort durably, then completes it.
@@ -332,9 +440,8 @@ impl TxnCoordinator {
             partitions,
         )
         .await?;
-        if commit {
-            self.commit_offsets(shard, &metadata.offsets).await?;
-        }
+        self.settle_offsets(shard, transactional_id, &metadata, commit)
+            .await?;
         self.update(transactional_id, |m| {
             m.complete();
             Ok(((), true))
@@ -384,30 +491,40 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Commits a committed transaction's offsets in each group's coordinator.
-    async fn commit_offsets(
+    /// In each group's coordinator, commits a committed transaction's offsets, or drops an
+    /// aborted one's; either way they are no longer pending there.
+    async fn settle_offsets(
         &self,
         shard: &Rc<Shard>,
-        offsets: &[PendingOffset],
+        transactional_id: &str,
+        metadata: &TxnMetadata,
+        commit: bool,
     ) -> Result<(), TxnError> {
         let mut by_group: BTreeMap<&str, Vec<(String, i32, CommittedOffset)>> = BTreeMap::new();
-        for o in offsets {
+        for group in &metadata.groups {
+            by_group.entry(group).or_default();
+        }
+        for o in &metadata.offsets {
             by_group.entry(&o.group).or_default().push((
                 o.topic.clone(),
                 o.partition,
                 o.offset.clone(),
             ));
         }
-        for (group, offsets) in by_group {
+        for (group, mut offsets) in by_group {
+            if !commit {
+                offsets.clear();
+            }
             let owner = crate::group::coordinator_shard(group, self.shard_count);
             if owner == self.shard_id {
-                commit_local_offsets(shard, group, offsets).await?;
+                commit_local_offsets(shard, group, transactional_id, offsets).await?;
             } else {
                 let (reply, answer) = oneshot::channel();
                 self.send(
                     owner,
-                    TxnMessage::CommitOffsets {
+                    TxnMessage::SettleOffsets {
                         group: group.to_owned(),
+                        transactional_id: transactional_id.to_owned(),
                         offsets,
                         reply,
                     },
@@ -539,10 +656,12 @@ pub async fn write_local_markers(
     Ok(())
 }
 
-/// Commits a committed transaction's offsets of `group`, which this shard coordinates.
+/// Commits `offsets` of `transactional_id` (none when it aborted) to `group`, which this
+/// shard coordinates; then they are no longer pending.
 pub async fn commit_local_offsets(
     shard: &Shard,
     group: &str,
+    transactional_id: &str,
     offsets: Vec<(String, i32, CommittedOffset)>,
 ) -> Result<(), TxnError> {
     shard
@@ -550,5 +669,7 @@ pub async fn commit_local_offsets(
         .commit_transaction_offsets(group, offsets)
         .map_err(|e| TxnError::Storage(e.to_string()))?
         .await
-        .map_err(|e| TxnError::Storage(e.to_string()))
+        .map_err(|e| TxnError::Storage(e.to_string()))?;
+    shard.txn().clear_pending_offsets(group, transactional_id);
+    Ok(())
 }

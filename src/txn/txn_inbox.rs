@@ -22,11 +22,20 @@ pub enum TxnMessage {
         partitions: Vec<(String, i32)>,
         reply: oneshot::Sender<Result<(), TxnError>>,
     },
-    /// From a coordinator to a group's coordinator: commit a committed transaction's offsets.
-    CommitOffsets {
+    /// From a coordinator to a group's coordinator: the transaction ended; commit its
+    /// offsets (none when it aborted).
+    SettleOffsets {
         group: String,
+        transactional_id: String,
         offsets: Vec<(String, i32, CommittedOffset)>,
         reply: oneshot::Sender<Result<(), TxnError>>,
+    },
+    /// From a coordinator at start-up to a group's coordinator: an open transaction commits
+    /// offsets of these partitions.
+    PendingOffsets {
+        group: String,
+        transactional_id: String,
+        partitions: Vec<(String, i32)>,
     },
     /// From a group's coordinator (TxnOffsetCommit) to the transaction's coordinator.
     StageOffsets {
@@ -58,12 +67,23 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             let result = write_local_markers(&shard, producer_id, epoch, commit, partitions).await;
             let _ = reply.send(result);
         }
-        TxnMessage::CommitOffsets {
+        TxnMessage::SettleOffsets {
             group,
+            transactional_id,
             offsets,
             reply,
         } => {
-            let _ = reply.send(commit_local_offsets(&shard, &group, offsets).await);
+            let result = commit_local_offsets(&shard, &group, &transactional_id, offsets).await;
+            let _ = reply.send(result);
+        }
+        TxnMessage::PendingOffsets {
+            group,
+            transactional_id,
+            partitions,
+        } => {
+            shard
+                .txn()
+                .note_pending_offsets(&group, &transactional_id, partitions);
         }
         TxnMessage::StageOffsets {
             transactional_id,
