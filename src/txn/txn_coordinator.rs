@@ -275,20 +275,24 @@ impl TxnCoordinator {
             let step = self.update(transactional_id, |m| {
                 let step = m.init(timeout_ms, expected)?;
                 match step {
-                    InitStep::Ready => Ok(((step, m.producer_id, m.epoch), true)),
+                    InitStep::Ready => Ok(((step, m.producer_id, m.epoch, None), true)),
                     InitStep::AbortFirst => {
+                        let claim = self.claim(transactional_id)?;
                         m.fence_and_abort();
-                        Ok(((step, m.producer_id, m.epoch), true))
+                        Ok(((step, m.producer_id, m.epoch, Some(claim)), true))
                     }
-                    _ => Ok(((step, m.producer_id, m.epoch), false)),
+                    _ => Ok(((step, m.producer_id, m.epoch, None), false)),
                 }
             });
             match step.await? {
-                (InitStep::Ready, producer_id, epoch) => return Ok((producer_id, epoch)),
-                (InitStep::AbortFirst | InitStep::CompleteFirst, _, _) => {
+                (InitStep::Ready, producer_id, epoch, _) => return Ok((producer_id, epoch)),
+                (InitStep::AbortFirst, _, _, Some(claim)) => {
+                    self.finish(shard, transactional_id, claim).await?;
+                }
+                (InitStep::AbortFirst | InitStep::CompleteFirst, _, _, _) => {
                     self.complete(shard, transactional_id).await?;
                 }
-                (InitStep::NeedProducerId, _, _) => {
+                (InitStep::NeedProducerId, _, _, _) => {
                     let producer_id = allocate_producer_id(shard).await?;
                     return self
                         .update(transactional_id, |m| {
@@ -391,17 +395,19 @@ impl TxnCoordinator {
         commit: bool,
     ) -> Result<(), TxnError> {
         self.check(transactional_id)?;
-        let prepared = self
+        let claim = self
             .update(transactional_id, |m| {
                 m.check_producer(transactional_id, producer.0, producer.1)?;
-                let prepared = m.end(commit)?;
-                Ok((prepared, prepared))
+                if !m.end(commit)? {
+                    return Ok((None, false));
+                }
+                Ok((Some(self.claim(transactional_id)?), true))
             })
             .await?;
-        if prepared {
-            self.complete(shard, transactional_id).await?;
+        match claim {
+            Some(claim) => self.finish(shard, transactional_id, claim).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the markers (and, for a commit, the offsets) of a transaction in a `Prepare*`
@@ -411,6 +417,14 @@ impl TxnCoordinator {
         shard: &Rc<Shard>,
         transactional_id: &str,
     ) -> Result<(), TxnError> {
+        let claim = self.claim(transactional_id)?;
+        self.finish(shard, transactional_id, claim).await
+    }
+
+    /// Makes the caller the one task completing `transactional_id`'s transaction. Claimed in
+    /// the same step as the `Prepare*` state is set, so the timers task never takes over a
+    /// transaction whose EndTxn is still waiting for its state to be durable.
+    fn claim(&self, transactional_id: &str) -> Result<Completing<'_>, TxnError> {
         if !self
             .completing
             .borrow_mut()
@@ -418,10 +432,19 @@ impl TxnCoordinator {
         {
             return Err(TxnError::ConcurrentTransactions);
         }
-        let _completing = Completing {
+        Ok(Completing {
             coordinator: self,
             transactional_id: transactional_id.to_owned(),
-        };
+        })
+    }
+
+    /// [`TxnCoordinator::complete`] for a claimed transaction.
+    async fn finish(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        _claim: Completing<'_>,
+    ) -> Result<(), TxnError> {
         let Some(metadata) = self.txns.borrow().get(transactional_id).cloned() else {
             return Ok(());
         };
@@ -574,20 +597,23 @@ impl TxnCoordinator {
         transactional_id: &str,
     ) -> Result<(), TxnError> {
         let now = now_ms();
-        let aborting = self
+        let claim = self
             .update(transactional_id, |m| {
                 if !m.timed_out(now) {
-                    return Ok((false, false));
+                    return Ok((None, false));
                 }
+                let claim = self.claim(transactional_id)?;
                 m.fence_and_abort();
-                Ok((true, true))
+                Ok((Some(claim), true))
             })
             .await?;
-        if aborting {
-            tracing::info!(%transactional_id, "aborting a transaction past its timeout");
-            self.complete(shard, transactional_id).await?;
+        match claim {
+            Some(claim) => {
+                tracing::info!(%transactional_id, "aborting a transaction past its timeout");
+                self.finish(shard, transactional_id, claim).await
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Compacts the state logs that grew large.
