@@ -339,18 +339,24 @@ impl TxnCoordinator {
                     got: producer.0,
                 })?;
         metadata.check_producer(transactional_id, producer.0, producer.1)?;
+        if matches!(
+            metadata.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(TxnError::ConcurrentTransactions);
+        }
         Ok(partitions
             .into_iter()
             .map(|p| {
                 let added = metadata.state == TxnState::Ongoing && metadata.partitions.contains(&p);
-                let result = if added {
-                    Ok(())
-                } else {
-                    Err(TxnError::InvalidTxnState(
-                        "the partition is not in the transaction",
-                    ))
-                };
-                (p, result)
+                (
+                    p,
+                    if added {
+                        Ok(())
+                    } else {
+                        Err(TxnError::TransactionAbortable)
+                    },
+                )
             })
             .collect())
     }

@@ -63,6 +63,9 @@ pub struct PendingOffset {
 pub struct TxnMetadata {
     pub producer_id: i64,
     pub epoch: i16,
+    /// The epoch before the last bump (-1: none), so that a retried InitProducerId whose
+    /// answer was lost gets the current epoch rather than being fenced (KIP-360).
+    pub last_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
     /// When the current transaction became `Ongoing` (for the timeout).
@@ -93,6 +96,7 @@ impl TxnMetadata {
         TxnMetadata {
             producer_id,
             epoch: 0,
+            last_epoch: -1,
             timeout_ms,
             state: TxnState::Empty,
             start_ms: 0,
@@ -105,29 +109,33 @@ impl TxnMetadata {
     /// InitProducerId for an existing transactional id. `expected` is the producer id and
     /// epoch a v3+ client sends when it re-initializes itself (KIP-360), `(-1, -1)` otherwise.
     pub fn init(&mut self, timeout_ms: i32, expected: (i64, i16)) -> Result<InitStep, TxnError> {
+        let (expected_id, expected_epoch) = expected;
+        let fenced = TxnError::ProducerFenced {
+            got: expected_epoch,
+            current: self.epoch,
+        };
+        // Checked first: a fenced instance must not abort the current one's transaction.
+        if expected_id >= 0 && expected_id != self.producer_id {
+            return Err(fenced);
+        }
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => return Ok(InitStep::CompleteFirst),
             TxnState::Ongoing => return Ok(InitStep::AbortFirst),
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {}
         }
-        let (expected_id, expected_epoch) = expected;
         if expected_id >= 0 {
-            if expected_id != self.producer_id {
-                return Err(TxnError::ProducerFenced {
-                    got: expected_epoch,
-                    current: self.epoch,
-                });
+            if expected_epoch >= 0 && expected_epoch == self.last_epoch {
+                // A retry of a bump already made: answer the current epoch again.
+                return Ok(InitStep::Ready);
             }
             if expected_epoch != self.epoch {
-                return Err(TxnError::ProducerFenced {
-                    got: expected_epoch,
-                    current: self.epoch,
-                });
+                return Err(fenced);
             }
         }
         if self.epoch >= EPOCH_MAX {
             return Ok(InitStep::NeedProducerId);
         }
+        self.last_epoch = self.epoch;
         self.epoch += 1;
         self.reset(timeout_ms);
         Ok(InitStep::Ready)
@@ -137,6 +145,7 @@ impl TxnMetadata {
     pub fn restart_with(&mut self, producer_id: i64, timeout_ms: i32) {
         self.producer_id = producer_id;
         self.epoch = 0;
+        self.last_epoch = -1;
         self.reset(timeout_ms);
     }
 
@@ -246,6 +255,7 @@ impl TxnMetadata {
     pub fn fence_and_abort(&mut self) -> bool {
         let bumped = self.epoch < EPOCH_MAX;
         if bumped {
+            self.last_epoch = self.epoch;
             self.epoch += 1;
         }
         self.state = TxnState::PrepareAbort;
@@ -319,11 +329,32 @@ mod tests {
             txn.check_producer("id", 8, 2),
             Err(TxnError::InvalidProducerIdMapping { .. })
         ));
-        // KIP-360: a client re-initializing with a stale epoch is fenced too.
+        // KIP-360: a client re-initializing with a stale epoch is fenced too (epoch 1, the
+        // one before the last bump, would be a retry of that bump).
         assert!(matches!(
-            txn.init(60_000, (7, 1)),
+            txn.init(60_000, (7, 0)),
             Err(TxnError::ProducerFenced { .. })
         ));
+    }
+
+    #[test]
+    fn a_retried_bump_gets_the_same_epoch_and_a_stale_id_aborts_nothing() {
+        let mut txn = TxnMetadata::new(7, 60_000);
+        assert_eq!(txn.init(60_000, (7, 0)), Ok(InitStep::Ready));
+        assert_eq!(txn.epoch, 1);
+        // The answer was lost; the client asks again with the epoch it had.
+        assert_eq!(txn.init(60_000, (7, 0)), Ok(InitStep::Ready));
+        assert_eq!(txn.epoch, 1);
+        txn.add(&[partition(0)], None, 0).expect("add");
+        assert!(matches!(
+            txn.init(60_000, (6, 0)),
+            Err(TxnError::ProducerFenced { .. })
+        ));
+        assert_eq!(
+            txn.state,
+            TxnState::Ongoing,
+            "the open transaction is untouched"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! | kind | key               | value |
 //! |------|-------------------|-------|
-//! | 1    | transactional id  | v1: producer id i64, epoch i16, timeout ms i32, state u8, start ms i64, partitions u32 × (topic, partition i32), groups u32 × group, offsets u32 × (group, topic, partition i32, offset i64, leader epoch i32, metadata, commit ms i64) |
+//! | 1    | transactional id  | v1: producer id i64, epoch i16, last epoch i16, timeout ms i32, state u8, start ms i64, partitions u32 × (topic, partition i32), groups u32 × group, offsets u32 × (group, topic, partition i32, offset i64, leader epoch i32, metadata, commit ms i64) |
 //! | 2    | (empty)           | snapshot complete: generation u64 |
 //!
 //! Concurrency contract: owned by one shard; `persist` is synchronous, so records reach the
@@ -89,6 +89,7 @@ fn encode_metadata(m: &TxnMetadata) -> Bytes {
     v.put_u8(TXN_VALUE_V1);
     v.put_i64(m.producer_id);
     v.put_i16(m.epoch);
+    v.put_i16(m.last_epoch);
     v.put_i32(m.timeout_ms);
     v.put_u8(m.state.code());
     v.put_i64(m.start_ms);
@@ -120,11 +121,13 @@ fn decode_metadata(mut v: Bytes) -> Result<TxnMetadata, CodecError> {
     }
     let producer_id = get_i64(&mut v)?;
     let epoch = get_i16(&mut v)?;
+    let last_epoch = get_i16(&mut v)?;
     let timeout_ms = get_i32(&mut v)?;
     let state = TxnState::from_code(get_u8(&mut v)?).ok_or(MalformedTxnRecord("unknown state"))?;
     let start_ms = get_i64(&mut v)?;
     let mut metadata = TxnMetadata::new(producer_id, timeout_ms);
     metadata.epoch = epoch;
+    metadata.last_epoch = last_epoch;
     metadata.state = state;
     metadata.start_ms = start_ms;
     for _ in 0..get_count(&mut v, 6)? {
@@ -336,6 +339,7 @@ mod tests {
     fn a_record_round_trips() {
         let mut metadata = TxnMetadata::new(42, 60_000);
         metadata.epoch = 3;
+        metadata.last_epoch = 2;
         metadata.state = TxnState::PrepareCommit;
         metadata.start_ms = 99;
         metadata.partitions.insert(("orders".to_owned(), 2));
