@@ -2,16 +2,17 @@
 //! (TransactionCoordinator, KafkaApis): request by request at chosen API versions.
 
 mod common;
+mod txn_support;
 
 use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, InitProducerIdRequest,
+    ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
-use sluice::client::{Connection, ConnectionConfig};
+use sluice::client::Connection;
+use txn_support::{connect, text};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -23,14 +24,6 @@ const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
 const PRODUCER_FENCED: i16 = 90;
-
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn connect(addr: &str) -> Connection {
-    Connection::connect(addr, &ConnectionConfig::default()).expect("connect")
-}
 
 /// (error, producer id, epoch) of InitProducerId at `version`.
 fn init(
@@ -108,29 +101,14 @@ fn transaction_apis_answer_kafkas_error_codes() {
     common::create_topic(broker.bootstrap(), &topic, 1);
     let id = common::topic_name("codes");
 
-    let mut bootstrap = connect(broker.bootstrap());
-    let found = bootstrap
-        .send_version(
-            &FindCoordinatorRequest::default()
-                .with_key(text(&id))
-                .with_key_type(1),
-            1,
-            Duration::ZERO,
-        )
-        .expect("FindCoordinator");
-    assert_eq!(found.error_code, NONE);
+    let (coordinator_node, coordinator) = txn_support::coordinator(&broker, &id);
     let brokers = &broker.ready_line().brokers;
-    let coordinator = &brokers
-        .iter()
-        .find(|(node, _)| *node == found.node_id.0)
-        .expect("a coordinator among the brokers")
-        .1;
     let other = &brokers
         .iter()
-        .find(|(node, _)| *node != found.node_id.0)
+        .find(|(node, _)| *node != coordinator_node)
         .expect("a second shard")
         .1;
-    let mut c = connect(coordinator);
+    let mut c = connect(&coordinator);
 
     assert_eq!(
         init(&mut connect(other), 4, &id, 60_000, (-1, -1)).0,
@@ -148,7 +126,12 @@ fn transaction_apis_answer_kafkas_error_codes() {
     let (error, pid, epoch) = init(&mut c, 4, &id, 60_000, (-1, -1));
     assert_eq!((error, epoch), (NONE, 0));
 
-    let unknown = common::topic_name("no-such-txn");
+    // An id the same shard coordinates, which no InitProducerId created.
+    let shard_count = brokers.len();
+    let unknown = (0..)
+        .map(|i| format!("{id}-unknown-{i}"))
+        .find(|u| sluice::txn::coordinator_shard(u, shard_count) as i32 == coordinator_node)
+        .expect("an id on the coordinator's shard");
     assert_eq!(
         add(&mut c, 3, &unknown, (pid, 0), &[(&topic, 0)]),
         vec![INVALID_PRODUCER_ID_MAPPING]

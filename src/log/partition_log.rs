@@ -391,6 +391,12 @@ impl PartitionLog {
             .map_or(st.high_watermark, |first| first.min(st.high_watermark))
     }
 
+    /// Whether `producer_id` at `epoch` has a transaction open in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let st = self.state.borrow();
+        st.producers.txns.has_open(producer_id) && st.producers.epoch(producer_id) == Some(epoch)
+    }
+
     /// The aborted transactions with records in `from..to`, oldest marker first.
     pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.state.borrow().producers.txns.aborted_between(from, to)

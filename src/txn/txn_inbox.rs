@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 
-use super::txn_coordinator::{commit_local_offsets, write_local_markers};
+use super::txn_coordinator::{commit_local_offsets, write_local_markers, Verified};
 use super::txn_metadata::PendingOffset;
 use super::TxnError;
 use crate::group::offset_record::CommittedOffset;
@@ -36,6 +36,15 @@ pub enum TxnMessage {
         group: String,
         transactional_id: String,
         partitions: Vec<(String, i32)>,
+    },
+    /// From a partition-owning shard to the transaction's coordinator (KIP-890): are these
+    /// partitions in the producer's transaction?
+    Verify {
+        transactional_id: String,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+        reply: oneshot::Sender<Result<Verified, TxnError>>,
     },
     /// From a group's coordinator (TxnOffsetCommit) to the transaction's coordinator.
     StageOffsets {
@@ -84,6 +93,18 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             shard
                 .txn()
                 .note_pending_offsets(&group, &transactional_id, partitions);
+        }
+        TxnMessage::Verify {
+            transactional_id,
+            producer_id,
+            epoch,
+            partitions,
+            reply,
+        } => {
+            let result = shard
+                .txn()
+                .verify(&transactional_id, (producer_id, epoch), partitions);
+            let _ = reply.send(result);
         }
         TxnMessage::StageOffsets {
             transactional_id,
