@@ -219,6 +219,7 @@ impl TxnCoordinator {
             })?;
             let (value, changed) = change(metadata)?;
             let durable = if changed {
+                metadata.last_update_ms = now_ms();
                 Some(self.store.persist(transactional_id, metadata)?)
             } else {
                 None
@@ -258,7 +259,8 @@ impl TxnCoordinator {
                     if txns.contains_key(transactional_id) {
                         None // another request created it meanwhile: start over
                     } else {
-                        let metadata = TxnMetadata::new(producer_id, timeout_ms);
+                        let mut metadata = TxnMetadata::new(producer_id, timeout_ms);
+                        metadata.last_update_ms = now_ms();
                         let durable = self.store.persist(transactional_id, &metadata)?;
                         txns.insert(transactional_id.to_owned(), metadata);
                         Some(durable)
@@ -620,6 +622,28 @@ impl TxnCoordinator {
             }
             None => Ok(()),
         }
+    }
+
+    /// Forgets transactional ids idle for `expiration_ms` with no transaction open (Kafka's
+    /// `transactional.id.expiration.ms`); returns how many.
+    pub fn expire_idle(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let expired: Vec<String> = {
+            let txns = self.txns.borrow();
+            let completing = self.completing.borrow();
+            txns.iter()
+                .filter(|(id, m)| m.expired(now_ms, expiration_ms) && !completing.contains(*id))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for transactional_id in &expired {
+            // Not awaited: an expiry lost in a crash simply happens again.
+            if let Err(e) = self.store.forget(transactional_id) {
+                tracing::warn!(%transactional_id, error = %e, "recording an expiry failed");
+                continue;
+            }
+            self.txns.borrow_mut().remove(transactional_id);
+        }
+        expired.len()
     }
 
     /// Compacts the state logs that grew large.

@@ -70,6 +70,8 @@ pub struct TxnMetadata {
     pub state: TxnState,
     /// When the current transaction became `Ongoing` (for the timeout).
     pub start_ms: i64,
+    /// When the state last changed (for the expiration of idle transactional ids).
+    pub last_update_ms: i64,
     pub partitions: BTreeSet<(String, i32)>,
     /// Groups whose offsets the transaction commits (AddOffsetsToTxn).
     pub groups: BTreeSet<String>,
@@ -100,6 +102,7 @@ impl TxnMetadata {
             timeout_ms,
             state: TxnState::Empty,
             start_ms: 0,
+            last_update_ms: 0,
             partitions: BTreeSet::new(),
             groups: BTreeSet::new(),
             offsets: Vec::new(),
@@ -274,6 +277,15 @@ impl TxnMetadata {
         self.offsets.clear();
     }
 
+    /// Whether the transactional id has been idle, with no transaction open, for
+    /// `expiration_ms` at `now_ms`.
+    pub fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        ) && now_ms.saturating_sub(self.last_update_ms) >= expiration_ms
+    }
+
     /// Whether the `Ongoing` transaction has outlived its timeout at `now_ms`.
     pub fn timed_out(&self, now_ms: i64) -> bool {
         self.state == TxnState::Ongoing
@@ -364,6 +376,19 @@ mod tests {
         assert_eq!(txn.init(60_000, (-1, -1)), Ok(InitStep::NeedProducerId));
         txn.restart_with(8, 60_000);
         assert_eq!((txn.producer_id, txn.epoch), (8, 0));
+    }
+
+    #[test]
+    fn only_an_idle_id_without_a_transaction_expires() {
+        let mut txn = TxnMetadata::new(7, 1_000);
+        txn.last_update_ms = 100;
+        assert!(!txn.expired(1_099, 1_000));
+        assert!(txn.expired(1_100, 1_000));
+        txn.add(&[partition(0)], None, 100).expect("add");
+        assert!(
+            !txn.expired(10_000, 1_000),
+            "an open transaction keeps its id"
+        );
     }
 
     #[test]
