@@ -480,7 +480,7 @@ impl PartitionLog {
                 high_watermark: hw,
                 log_start_offset: start,
                 last_stable_offset: lso,
-                aborted: aborted.clone(),
+                aborted: Vec::new(),
             };
             if offset >= bound {
                 return Ok(result);
@@ -502,6 +502,7 @@ impl PartitionLog {
                         .chunks
                         .push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
                 }
+                result.aborted = txn_index::aborted_in_read(aborted, &result.chunks);
                 return Ok(result);
             }
             let segment = &st.segments[st.segment_index_for(offset)];
@@ -523,11 +524,11 @@ impl PartitionLog {
         };
         let chunks = read_segment(&file, position, end, offset, bound, max_bytes).await?;
         Ok(ReadResult {
+            aborted: txn_index::aborted_in_read(aborted, &chunks),
             chunks,
             high_watermark: hw,
             log_start_offset: start,
             last_stable_offset: lso,
-            aborted,
         })
     }
 
