@@ -92,6 +92,10 @@ pub fn decode_served_body(api_key: ApiKey, version: i16, body: Bytes) {
         ApiKey::OffsetForLeaderEpoch => d::<OffsetForLeaderEpochRequest>(version, body),
         ApiKey::SaslHandshake => d::<SaslHandshakeRequest>(version, body),
         ApiKey::InitProducerId => d::<InitProducerIdRequest>(version, body),
+        ApiKey::AddPartitionsToTxn => d::<AddPartitionsToTxnRequest>(version, body),
+        ApiKey::AddOffsetsToTxn => d::<AddOffsetsToTxnRequest>(version, body),
+        ApiKey::EndTxn => d::<EndTxnRequest>(version, body),
+        ApiKey::TxnOffsetCommit => d::<TxnOffsetCommitRequest>(version, body),
         _ => {}
     }
 }

@@ -412,6 +412,12 @@ impl PartitionLog {
         self.state.borrow().last_stable_offset()
     }
 
+    /// Whether `producer_id` at `epoch` has a transaction open in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let st = self.state.borrow();
+        st.producers.txns.has_open(producer_id) && st.producers.epoch(producer_id) == Some(epoch)
+    }
+
     /// The aborted transactions with records in `from..to`, oldest marker first.
     pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.state.borrow().producers.txns.aborted_between(from, to)
@@ -491,7 +497,7 @@ impl PartitionLog {
                 high_watermark: hw,
                 log_start_offset: start,
                 last_stable_offset: lso,
-                aborted: aborted.clone(),
+                aborted: Vec::new(),
             };
             if offset >= bound {
                 return Ok(result);
@@ -513,6 +519,7 @@ impl PartitionLog {
                         .chunks
                         .push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
                 }
+                result.aborted = txn_index::aborted_in_read(aborted, &result.chunks);
                 return Ok(result);
             }
             let segment = &st.segments[st.segment_index_for(offset)];
@@ -534,11 +541,11 @@ impl PartitionLog {
         };
         let chunks = read_segment(&file, position, end, offset, bound, max_bytes).await?;
         Ok(ReadResult {
+            aborted: txn_index::aborted_in_read(aborted, &chunks),
             chunks,
             high_watermark: hw,
             log_start_offset: start,
             last_stable_offset: lso,
-            aborted,
         })
     }
 

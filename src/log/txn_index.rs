@@ -150,6 +150,67 @@ impl TxnIndex {
     }
 }
 
+/// The offset after the last whole batch in `chunks` (batches back to back once
+/// concatenated; a chunk boundary may fall inside a batch); `None` without a whole header.
+pub(crate) fn end_offset(chunks: &[bytes::Bytes]) -> Option<i64> {
+    /// Reads `N` bytes at absolute position `at`, moving `cursor` (chunk index, its start)
+    /// forward only: positions asked for never decrease.
+    fn read<const N: usize>(
+        chunks: &[bytes::Bytes],
+        cursor: &mut (usize, usize),
+        at: usize,
+    ) -> Option<[u8; N]> {
+        let mut out = [0u8; N];
+        let mut filled = 0;
+        while filled < N {
+            let (index, start) = *cursor;
+            let chunk = chunks.get(index)?;
+            let position = at + filled;
+            if position >= start + chunk.len() {
+                *cursor = (index + 1, start + chunk.len());
+                continue;
+            }
+            let available = &chunk[position - start..];
+            let take = available.len().min(N - filled);
+            out[filled..filled + take].copy_from_slice(&available[..take]);
+            filled += take;
+        }
+        Some(out)
+    }
+    let total: usize = chunks.iter().map(bytes::Bytes::len).sum();
+    let mut cursor = (0usize, 0usize);
+    let mut position = 0usize;
+    let mut end = None;
+    while position + batch::HEADER_BYTES <= total {
+        let base = i64::from_be_bytes(read::<8>(chunks, &mut cursor, position)?);
+        let length = i32::from_be_bytes(read::<4>(chunks, &mut cursor, position + 8)?);
+        let delta = i32::from_be_bytes(read::<4>(chunks, &mut cursor, position + 23)?);
+        let size = usize::try_from(length)
+            .ok()?
+            .checked_add(batch::LOG_OVERHEAD)?;
+        if position + size > total {
+            break;
+        }
+        end = Some(base + i64::from(delta) + 1);
+        position += size;
+    }
+    end
+}
+
+/// Of `aborted` (those from the read offset on), the ones with records in the batches read:
+/// the client needs no others, and a log with many aborted transactions would otherwise
+/// repeat them in every fetch.
+pub(crate) fn aborted_in_read(
+    mut aborted: Vec<AbortedTxn>,
+    chunks: &[bytes::Bytes],
+) -> Vec<AbortedTxn> {
+    match end_offset(chunks) {
+        Some(end) => aborted.retain(|t| t.first_offset < end),
+        None => aborted.clear(),
+    }
+    aborted
+}
+
 /// Bytes of a marker batch: the header, then one record of 17 bytes (length 1, attributes 1,
 /// timestamp delta 1, offset delta 1, key length 1, key 4, value length 1, value 6,
 /// header count 1).
@@ -309,6 +370,26 @@ mod tests {
                 reopened.close().await.expect("close");
             });
         }
+    }
+
+    #[test]
+    fn the_end_offset_is_found_across_chunk_boundaries() {
+        let mut first = marker_batch(7, 0, true, 0, 1);
+        batch::assign_offset(&mut first, 10);
+        let mut second = make_batch_with(3, 60, 1, ProducerFields::NONE);
+        batch::assign_offset(&mut second, 11);
+        let mut all = first.clone();
+        all.extend_from_slice(&second);
+        assert_eq!(end_offset(&[bytes::Bytes::from(all.clone())]), Some(14));
+        // Cut anywhere, even inside headers.
+        for cut in [1, 9, 30, first.len(), first.len() + 25] {
+            let chunks = [
+                bytes::Bytes::copy_from_slice(&all[..cut]),
+                bytes::Bytes::copy_from_slice(&all[cut..]),
+            ];
+            assert_eq!(end_offset(&chunks), Some(14), "cut at {cut}");
+        }
+        assert_eq!(end_offset(&[]), None);
     }
 
     #[test]

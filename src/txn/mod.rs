@@ -38,6 +38,9 @@ pub fn coordinator_shard(transactional_id: &str, shard_count: usize) -> usize {
 
 /// Kafka's `transaction.max.timeout.ms` default: longer client timeouts are refused.
 pub const TRANSACTION_TIMEOUT_MS_MAX: i32 = 900_000;
+/// Kafka's `transactional.id.expiration.ms` default: a transactional id with no
+/// transaction open and no request for this long is forgotten.
+pub const TRANSACTIONAL_ID_EXPIRATION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How often the timers task looks for transactions past their timeout (Kafka's
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s).
 pub const TIMEOUT_CHECK_INTERVAL_MS: u64 = 1_000;

@@ -9,7 +9,7 @@
 //! clients retry.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use futures_channel::oneshot;
@@ -28,6 +28,9 @@ use crate::shard::{PartitionLookup, Shard};
 /// Coordinator epoch written into markers. sluice keeps one replica, so it never changes.
 const COORDINATOR_EPOCH: i32 = 0;
 
+/// Transactional id → partitions whose offsets it commits to one group.
+type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
+
 /// One partition's answer to AddPartitionsToTxn's verify-only path (KIP-890).
 pub type Verified = Vec<((String, i32), Result<(), TxnError>)>;
 
@@ -40,6 +43,10 @@ pub struct TxnCoordinator {
     completing: RefCell<HashSet<String>>,
     loaded: Cell<bool>,
     peers: RefCell<Vec<async_channel::Sender<TxnMessage>>>,
+    /// For the groups this shard coordinates: the partitions each open transaction commits
+    /// offsets for (KIP-447). An OffsetFetch requiring stable offsets is told
+    /// UNSTABLE_OFFSET_COMMIT for them until the transaction ends.
+    pending_offsets: RefCell<HashMap<String, PendingByTxn>>,
 }
 
 /// Removes a transactional id from `completing` however its completion ends.
@@ -67,6 +74,7 @@ impl TxnCoordinator {
             completing: RefCell::new(HashSet::new()),
             loaded: Cell::new(false),
             peers: RefCell::new(Vec::new()),
+            pending_offsets: RefCell::new(HashMap::new()),
         }
     }
 
@@ -83,7 +91,93 @@ impl TxnCoordinator {
         *self.txns.borrow_mut() = txns;
         self.loaded.set(true);
         tracing::info!(shard_id = self.shard_id, count, "transaction state loaded");
+        self.announce_pending_offsets().await
+    }
+
+    /// Tells each group's coordinator which offsets the loaded open transactions commit.
+    /// The messages wait in the inboxes until those start serving, right after start-up.
+    async fn announce_pending_offsets(&self) -> Result<(), TxnError> {
+        let mut pending = Vec::new();
+        for (transactional_id, m) in self.txns.borrow().iter() {
+            if !matches!(m.state, TxnState::Ongoing | TxnState::PrepareCommit) {
+                continue;
+            }
+            let mut by_group: BTreeMap<&str, Vec<(String, i32)>> = BTreeMap::new();
+            for o in &m.offsets {
+                by_group
+                    .entry(&o.group)
+                    .or_default()
+                    .push((o.topic.clone(), o.partition));
+            }
+            for (group, partitions) in by_group {
+                pending.push((group.to_owned(), transactional_id.clone(), partitions));
+            }
+        }
+        for (group, transactional_id, partitions) in pending {
+            self.announce_pending_offsets_to(group, &transactional_id, partitions)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Notes in `group`'s coordinator that `transactional_id` commits offsets of `partitions`.
+    async fn announce_pending_offsets_to(
+        &self,
+        group: String,
+        transactional_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        let owner = crate::group::coordinator_shard(&group, self.shard_count);
+        if owner == self.shard_id {
+            self.note_pending_offsets(&group, transactional_id, partitions);
+            return Ok(());
+        }
+        let message = TxnMessage::PendingOffsets {
+            group,
+            transactional_id: transactional_id.to_owned(),
+            partitions,
+        };
+        self.send(owner, message).await
+    }
+
+    /// On a group's coordinator: `transactional_id` commits offsets of `partitions` to
+    /// `group` if it commits.
+    pub fn note_pending_offsets(
+        &self,
+        group: &str,
+        transactional_id: &str,
+        partitions: impl IntoIterator<Item = (String, i32)>,
+    ) {
+        self.pending_offsets
+            .borrow_mut()
+            .entry(group.to_owned())
+            .or_default()
+            .entry(transactional_id.to_owned())
+            .or_default()
+            .extend(partitions);
+    }
+
+    /// On a group's coordinator: `transactional_id` ended; its offsets are settled.
+    pub fn clear_pending_offsets(&self, group: &str, transactional_id: &str) {
+        let mut pending = self.pending_offsets.borrow_mut();
+        if let Some(by_txn) = pending.get_mut(group) {
+            by_txn.remove(transactional_id);
+            if by_txn.is_empty() {
+                pending.remove(group);
+            }
+        }
+    }
+
+    /// Whether an open transaction commits an offset of `topic`-`partition` to `group`.
+    pub fn is_offset_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_offsets
+            .borrow()
+            .get(group)
+            .is_some_and(|by_txn| {
+                by_txn
+                    .values()
+                    .any(|parts| parts.contains(&(topic.to_owned(), partition)))
+            })
     }
 
     pub async fn close(&self) {
@@ -125,6 +219,7 @@ impl TxnCoordinator {
             })?;
             let (value, changed) = change(metadata)?;
             let durable = if changed {
+                metadata.last_update_ms = now_ms();
                 Some(self.store.persist(transactional_id, metadata)?)
             } else {
                 None
@@ -164,7 +259,8 @@ impl TxnCoordinator {
                     if txns.contains_key(transactional_id) {
                         None // another request created it meanwhile: start over
                     } else {
-                        let metadata = TxnMetadata::new(producer_id, timeout_ms);
+                        let mut metadata = TxnMetadata::new(producer_id, timeout_ms);
+                        metadata.last_update_ms = now_ms();
                         let durable = self.store.persist(transactional_id, &metadata)?;
                         txns.insert(transactional_id.to_owned(), metadata);
                         Some(durable)
@@ -181,20 +277,24 @@ impl TxnCoordinator {
             let step = self.update(transactional_id, |m| {
                 let step = m.init(timeout_ms, expected)?;
                 match step {
-                    InitStep::Ready => Ok(((step, m.producer_id, m.epoch), true)),
+                    InitStep::Ready => Ok(((step, m.producer_id, m.epoch, None), true)),
                     InitStep::AbortFirst => {
+                        let claim = self.claim(transactional_id)?;
                         m.fence_and_abort();
-                        Ok(((step, m.producer_id, m.epoch), true))
+                        Ok(((step, m.producer_id, m.epoch, Some(claim)), true))
                     }
-                    _ => Ok(((step, m.producer_id, m.epoch), false)),
+                    _ => Ok(((step, m.producer_id, m.epoch, None), false)),
                 }
             });
             match step.await? {
-                (InitStep::Ready, producer_id, epoch) => return Ok((producer_id, epoch)),
-                (InitStep::AbortFirst | InitStep::CompleteFirst, _, _) => {
+                (InitStep::Ready, producer_id, epoch, _) => return Ok((producer_id, epoch)),
+                (InitStep::AbortFirst, _, _, Some(claim)) => {
+                    self.finish(shard, transactional_id, claim).await?;
+                }
+                (InitStep::AbortFirst | InitStep::CompleteFirst, _, _, _) => {
                     self.complete(shard, transactional_id).await?;
                 }
-                (InitStep::NeedProducerId, _, _) => {
+                (InitStep::NeedProducerId, _, _, _) => {
                     let producer_id = allocate_producer_id(shard).await?;
                     return self
                         .update(transactional_id, |m| {
@@ -241,18 +341,24 @@ impl TxnCoordinator {
                     got: producer.0,
                 })?;
         metadata.check_producer(transactional_id, producer.0, producer.1)?;
+        if matches!(
+            metadata.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(TxnError::ConcurrentTransactions);
+        }
         Ok(partitions
             .into_iter()
             .map(|p| {
                 let added = metadata.state == TxnState::Ongoing && metadata.partitions.contains(&p);
-                let result = if added {
-                    Ok(())
-                } else {
-                    Err(TxnError::InvalidTxnState(
-                        "the partition is not in the transaction",
-                    ))
-                };
-                (p, result)
+                (
+                    p,
+                    if added {
+                        Ok(())
+                    } else {
+                        Err(TxnError::TransactionAbortable)
+                    },
+                )
             })
             .collect())
     }
@@ -266,12 +372,26 @@ impl TxnCoordinator {
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TxnError> {
         self.check(transactional_id)?;
+        let mut by_group: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+        for o in &offsets {
+            by_group
+                .entry(o.group.clone())
+                .or_default()
+                .push((o.topic.clone(), o.partition));
+        }
         self.update(transactional_id, |m| {
             m.check_producer(transactional_id, producer.0, producer.1)?;
             m.stage_offsets(offsets)?;
             Ok(((), true))
         })
-        .await
+        .await?;
+        // Sent before any SettleOffsets of this transaction can be, so the group's
+        // coordinator never keeps a note of a transaction that already ended.
+        for (group, partitions) in by_group {
+            self.announce_pending_offsets_to(group, transactional_id, partitions)
+                .await?;
+        }
+        Ok(())
     }
 
     /// EndTxn: prepares the commit or abort durably, then completes it.
@@ -283,17 +403,19 @@ impl TxnCoordinator {
         commit: bool,
     ) -> Result<(), TxnError> {
         self.check(transactional_id)?;
-        let prepared = self
+        let claim = self
             .update(transactional_id, |m| {
                 m.check_producer(transactional_id, producer.0, producer.1)?;
-                let prepared = m.end(commit)?;
-                Ok((prepared, prepared))
+                if !m.end(commit)? {
+                    return Ok((None, false));
+                }
+                Ok((Some(self.claim(transactional_id)?), true))
             })
             .await?;
-        if prepared {
-            self.complete(shard, transactional_id).await?;
+        match claim {
+            Some(claim) => self.finish(shard, transactional_id, claim).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the markers (and, for a commit, the offsets) of a transaction in a `Prepare*`
@@ -303,6 +425,14 @@ impl TxnCoordinator {
         shard: &Rc<Shard>,
         transactional_id: &str,
     ) -> Result<(), TxnError> {
+        let claim = self.claim(transactional_id)?;
+        self.finish(shard, transactional_id, claim).await
+    }
+
+    /// Makes the caller the one task completing `transactional_id`'s transaction. Claimed in
+    /// the same step as the `Prepare*` state is set, so the timers task never takes over a
+    /// transaction whose EndTxn is still waiting for its state to be durable.
+    fn claim(&self, transactional_id: &str) -> Result<Completing<'_>, TxnError> {
         if !self
             .completing
             .borrow_mut()
@@ -310,10 +440,19 @@ impl TxnCoordinator {
         {
             return Err(TxnError::ConcurrentTransactions);
         }
-        let _completing = Completing {
+        Ok(Completing {
             coordinator: self,
             transactional_id: transactional_id.to_owned(),
-        };
+        })
+    }
+
+    /// [`TxnCoordinator::complete`] for a claimed transaction.
+    async fn finish(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        _claim: Completing<'_>,
+    ) -> Result<(), TxnError> {
         let Some(metadata) = self.txns.borrow().get(transactional_id).cloned() else {
             return Ok(());
         };
@@ -332,9 +471,8 @@ impl TxnCoordinator {
             partitions,
         )
         .await?;
-        if commit {
-            self.commit_offsets(shard, &metadata.offsets).await?;
-        }
+        self.settle_offsets(shard, transactional_id, &metadata, commit)
+            .await?;
         self.update(transactional_id, |m| {
             m.complete();
             Ok(((), true))
@@ -384,30 +522,40 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Commits a committed transaction's offsets in each group's coordinator.
-    async fn commit_offsets(
+    /// In each group's coordinator, commits a committed transaction's offsets, or drops an
+    /// aborted one's; either way they are no longer pending there.
+    async fn settle_offsets(
         &self,
         shard: &Rc<Shard>,
-        offsets: &[PendingOffset],
+        transactional_id: &str,
+        metadata: &TxnMetadata,
+        commit: bool,
     ) -> Result<(), TxnError> {
         let mut by_group: BTreeMap<&str, Vec<(String, i32, CommittedOffset)>> = BTreeMap::new();
-        for o in offsets {
+        for group in &metadata.groups {
+            by_group.entry(group).or_default();
+        }
+        for o in &metadata.offsets {
             by_group.entry(&o.group).or_default().push((
                 o.topic.clone(),
                 o.partition,
                 o.offset.clone(),
             ));
         }
-        for (group, offsets) in by_group {
+        for (group, mut offsets) in by_group {
+            if !commit {
+                offsets.clear();
+            }
             let owner = crate::group::coordinator_shard(group, self.shard_count);
             if owner == self.shard_id {
-                commit_local_offsets(shard, group, offsets).await?;
+                commit_local_offsets(shard, group, transactional_id, offsets).await?;
             } else {
                 let (reply, answer) = oneshot::channel();
                 self.send(
                     owner,
-                    TxnMessage::CommitOffsets {
+                    TxnMessage::SettleOffsets {
                         group: group.to_owned(),
+                        transactional_id: transactional_id.to_owned(),
                         offsets,
                         reply,
                     },
@@ -457,20 +605,45 @@ impl TxnCoordinator {
         transactional_id: &str,
     ) -> Result<(), TxnError> {
         let now = now_ms();
-        let aborting = self
+        let claim = self
             .update(transactional_id, |m| {
                 if !m.timed_out(now) {
-                    return Ok((false, false));
+                    return Ok((None, false));
                 }
+                let claim = self.claim(transactional_id)?;
                 m.fence_and_abort();
-                Ok((true, true))
+                Ok((Some(claim), true))
             })
             .await?;
-        if aborting {
-            tracing::info!(%transactional_id, "aborting a transaction past its timeout");
-            self.complete(shard, transactional_id).await?;
+        match claim {
+            Some(claim) => {
+                tracing::info!(%transactional_id, "aborting a transaction past its timeout");
+                self.finish(shard, transactional_id, claim).await
+            }
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Forgets transactional ids idle for `expiration_ms` with no transaction open (Kafka's
+    /// `transactional.id.expiration.ms`); returns how many.
+    pub fn expire_idle(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let expired: Vec<String> = {
+            let txns = self.txns.borrow();
+            let completing = self.completing.borrow();
+            txns.iter()
+                .filter(|(id, m)| m.expired(now_ms, expiration_ms) && !completing.contains(*id))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for transactional_id in &expired {
+            // Not awaited: an expiry lost in a crash simply happens again.
+            if let Err(e) = self.store.forget(transactional_id) {
+                tracing::warn!(%transactional_id, error = %e, "recording an expiry failed");
+                continue;
+            }
+            self.txns.borrow_mut().remove(transactional_id);
+        }
+        expired.len()
     }
 
     /// Compacts the state logs that grew large.
@@ -539,10 +712,12 @@ pub async fn write_local_markers(
     Ok(())
 }
 
-/// Commits a committed transaction's offsets of `group`, which this shard coordinates.
+/// Commits `offsets` of `transactional_id` (none when it aborted) to `group`, which this
+/// shard coordinates; then they are no longer pending.
 pub async fn commit_local_offsets(
     shard: &Shard,
     group: &str,
+    transactional_id: &str,
     offsets: Vec<(String, i32, CommittedOffset)>,
 ) -> Result<(), TxnError> {
     shard
@@ -550,5 +725,7 @@ pub async fn commit_local_offsets(
         .commit_transaction_offsets(group, offsets)
         .map_err(|e| TxnError::Storage(e.to_string()))?
         .await
-        .map_err(|e| TxnError::Storage(e.to_string()))
+        .map_err(|e| TxnError::Storage(e.to_string()))?;
+    shard.txn().clear_pending_offsets(group, transactional_id);
+    Ok(())
 }

@@ -22,6 +22,9 @@ pub enum TxnError {
     ConcurrentTransactions,
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(&'static str),
+    /// KIP-890: a partition written to outside the transaction; the client aborts.
+    #[error("the partition is not part of the transaction")]
+    TransactionAbortable,
     #[error("transaction state storage: {0}")]
     Storage(String),
     #[error("writing transaction markers: {0}")]

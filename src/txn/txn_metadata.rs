@@ -63,10 +63,15 @@ pub struct PendingOffset {
 pub struct TxnMetadata {
     pub producer_id: i64,
     pub epoch: i16,
+    /// The epoch before the last bump (-1: none), so that a retried InitProducerId whose
+    /// answer was lost gets the current epoch rather than being fenced (KIP-360).
+    pub last_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
     /// When the current transaction became `Ongoing` (for the timeout).
     pub start_ms: i64,
+    /// When the state last changed (for the expiration of idle transactional ids).
+    pub last_update_ms: i64,
     pub partitions: BTreeSet<(String, i32)>,
     /// Groups whose offsets the transaction commits (AddOffsetsToTxn).
     pub groups: BTreeSet<String>,
@@ -93,9 +98,11 @@ impl TxnMetadata {
         TxnMetadata {
             producer_id,
             epoch: 0,
+            last_epoch: -1,
             timeout_ms,
             state: TxnState::Empty,
             start_ms: 0,
+            last_update_ms: 0,
             partitions: BTreeSet::new(),
             groups: BTreeSet::new(),
             offsets: Vec::new(),
@@ -105,29 +112,33 @@ impl TxnMetadata {
     /// InitProducerId for an existing transactional id. `expected` is the producer id and
     /// epoch a v3+ client sends when it re-initializes itself (KIP-360), `(-1, -1)` otherwise.
     pub fn init(&mut self, timeout_ms: i32, expected: (i64, i16)) -> Result<InitStep, TxnError> {
+        let (expected_id, expected_epoch) = expected;
+        let fenced = TxnError::ProducerFenced {
+            got: expected_epoch,
+            current: self.epoch,
+        };
+        // Checked first: a fenced instance must not abort the current one's transaction.
+        if expected_id >= 0 && expected_id != self.producer_id {
+            return Err(fenced);
+        }
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => return Ok(InitStep::CompleteFirst),
             TxnState::Ongoing => return Ok(InitStep::AbortFirst),
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {}
         }
-        let (expected_id, expected_epoch) = expected;
         if expected_id >= 0 {
-            if expected_id != self.producer_id {
-                return Err(TxnError::ProducerFenced {
-                    got: expected_epoch,
-                    current: self.epoch,
-                });
+            if expected_epoch >= 0 && expected_epoch == self.last_epoch {
+                // A retry of a bump already made: answer the current epoch again.
+                return Ok(InitStep::Ready);
             }
             if expected_epoch != self.epoch {
-                return Err(TxnError::ProducerFenced {
-                    got: expected_epoch,
-                    current: self.epoch,
-                });
+                return Err(fenced);
             }
         }
         if self.epoch >= EPOCH_MAX {
             return Ok(InitStep::NeedProducerId);
         }
+        self.last_epoch = self.epoch;
         self.epoch += 1;
         self.reset(timeout_ms);
         Ok(InitStep::Ready)
@@ -137,6 +148,7 @@ impl TxnMetadata {
     pub fn restart_with(&mut self, producer_id: i64, timeout_ms: i32) {
         self.producer_id = producer_id;
         self.epoch = 0;
+        self.last_epoch = -1;
         self.reset(timeout_ms);
     }
 
@@ -246,6 +258,7 @@ impl TxnMetadata {
     pub fn fence_and_abort(&mut self) -> bool {
         let bumped = self.epoch < EPOCH_MAX;
         if bumped {
+            self.last_epoch = self.epoch;
             self.epoch += 1;
         }
         self.state = TxnState::PrepareAbort;
@@ -262,6 +275,15 @@ impl TxnMetadata {
         self.partitions.clear();
         self.groups.clear();
         self.offsets.clear();
+    }
+
+    /// Whether the transactional id has been idle, with no transaction open, for
+    /// `expiration_ms` at `now_ms`.
+    pub fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        ) && now_ms.saturating_sub(self.last_update_ms) >= expiration_ms
     }
 
     /// Whether the `Ongoing` transaction has outlived its timeout at `now_ms`.
@@ -319,11 +341,32 @@ mod tests {
             txn.check_producer("id", 8, 2),
             Err(TxnError::InvalidProducerIdMapping { .. })
         ));
-        // KIP-360: a client re-initializing with a stale epoch is fenced too.
+        // KIP-360: a client re-initializing with a stale epoch is fenced too (epoch 1, the
+        // one before the last bump, would be a retry of that bump).
         assert!(matches!(
-            txn.init(60_000, (7, 1)),
+            txn.init(60_000, (7, 0)),
             Err(TxnError::ProducerFenced { .. })
         ));
+    }
+
+    #[test]
+    fn a_retried_bump_gets_the_same_epoch_and_a_stale_id_aborts_nothing() {
+        let mut txn = TxnMetadata::new(7, 60_000);
+        assert_eq!(txn.init(60_000, (7, 0)), Ok(InitStep::Ready));
+        assert_eq!(txn.epoch, 1);
+        // The answer was lost; the client asks again with the epoch it had.
+        assert_eq!(txn.init(60_000, (7, 0)), Ok(InitStep::Ready));
+        assert_eq!(txn.epoch, 1);
+        txn.add(&[partition(0)], None, 0).expect("add");
+        assert!(matches!(
+            txn.init(60_000, (6, 0)),
+            Err(TxnError::ProducerFenced { .. })
+        ));
+        assert_eq!(
+            txn.state,
+            TxnState::Ongoing,
+            "the open transaction is untouched"
+        );
     }
 
     #[test]
@@ -333,6 +376,19 @@ mod tests {
         assert_eq!(txn.init(60_000, (-1, -1)), Ok(InitStep::NeedProducerId));
         txn.restart_with(8, 60_000);
         assert_eq!((txn.producer_id, txn.epoch), (8, 0));
+    }
+
+    #[test]
+    fn only_an_idle_id_without_a_transaction_expires() {
+        let mut txn = TxnMetadata::new(7, 1_000);
+        txn.last_update_ms = 100;
+        assert!(!txn.expired(1_099, 1_000));
+        assert!(txn.expired(1_100, 1_000));
+        txn.add(&[partition(0)], None, 100).expect("add");
+        assert!(
+            !txn.expired(10_000, 1_000),
+            "an open transaction keeps its id"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! | kind | key               | value |
 //! |------|-------------------|-------|
-//! | 1    | transactional id  | v1: producer id i64, epoch i16, timeout ms i32, state u8, start ms i64, partitions u32 × (topic, partition i32), groups u32 × group, offsets u32 × (group, topic, partition i32, offset i64, leader epoch i32, metadata, commit ms i64) |
+//! | 1    | transactional id  | v1: producer id i64, epoch i16, last epoch i16, timeout ms i32, state u8, start ms i64, last update ms i64, partitions u32 × (topic, partition i32), groups u32 × group, offsets u32 × (group, topic, partition i32, offset i64, leader epoch i32, metadata, commit ms i64) |
+//! | 1    | transactional id  | none: the id expired and is forgotten |
 //! | 2    | (empty)           | snapshot complete: generation u64 |
 //!
 //! Concurrency contract: owned by one shard; `persist` is synchronous, so records reach the
@@ -49,6 +50,9 @@ pub enum TxnRecord {
     Txn {
         transactional_id: String,
         metadata: TxnMetadata,
+    },
+    Expired {
+        transactional_id: String,
     },
     SnapshotComplete {
         generation: u64,
@@ -91,9 +95,11 @@ fn encode_metadata(m: &TxnMetadata) -> Result<Bytes, RecordEncodeError> {
     v.put_u8(TXN_VALUE_V1);
     v.put_i64(m.producer_id);
     v.put_i16(m.epoch);
+    v.put_i16(m.last_epoch);
     v.put_i32(m.timeout_ms);
     v.put_u8(m.state.code());
     v.put_i64(m.start_ms);
+    v.put_i64(m.last_update_ms);
     put_count(&mut v, m.partitions.len());
     for (topic, partition) in &m.partitions {
         put_str(&mut v, "topic", topic)?;
@@ -122,13 +128,17 @@ fn decode_metadata(mut v: Bytes) -> Result<TxnMetadata, CodecError> {
     }
     let producer_id = get_i64(&mut v)?;
     let epoch = get_i16(&mut v)?;
+    let last_epoch = get_i16(&mut v)?;
     let timeout_ms = get_i32(&mut v)?;
     let state = TxnState::from_code(get_u8(&mut v)?).ok_or(MalformedTxnRecord("unknown state"))?;
     let start_ms = get_i64(&mut v)?;
+    let last_update_ms = get_i64(&mut v)?;
     let mut metadata = TxnMetadata::new(producer_id, timeout_ms);
     metadata.epoch = epoch;
+    metadata.last_epoch = last_epoch;
     metadata.state = state;
     metadata.start_ms = start_ms;
+    metadata.last_update_ms = last_update_ms;
     for _ in 0..get_count(&mut v, 6)? {
         let topic = get_str(&mut v)?;
         metadata.partitions.insert((topic, get_i32(&mut v)?));
@@ -174,6 +184,11 @@ impl StateRecord for TxnRecord {
                 put_str(&mut key, "transactional id", transactional_id)?;
                 Ok((key.freeze(), Some(encode_metadata(metadata)?)))
             }
+            TxnRecord::Expired { transactional_id } => {
+                key.put_u8(KIND_TXN);
+                put_str(&mut key, transactional_id);
+                Ok((key.freeze(), None))
+            }
             TxnRecord::SnapshotComplete { generation } => {
                 key.put_u8(KIND_SNAPSHOT_COMPLETE);
                 Ok((
@@ -186,13 +201,16 @@ impl StateRecord for TxnRecord {
 
     fn decode(key: Option<Bytes>, value: Option<Bytes>) -> Result<Option<Self>, CodecError> {
         let mut key = key.ok_or(MalformedTxnRecord("no key"))?;
-        let mut value = value.ok_or(MalformedTxnRecord("no value"))?;
-        match get_u8(&mut key)? {
-            KIND_TXN => Ok(Some(TxnRecord::Txn {
+        match (get_u8(&mut key)?, value) {
+            (KIND_TXN, None) => Ok(Some(TxnRecord::Expired {
+                transactional_id: get_str(&mut key)?,
+            })),
+            (KIND_TXN, Some(value)) => Ok(Some(TxnRecord::Txn {
                 transactional_id: get_str(&mut key)?,
                 metadata: decode_metadata(value)?,
             })),
-            KIND_SNAPSHOT_COMPLETE => {
+            (KIND_SNAPSHOT_COMPLETE, None) => Err(Box::new(MalformedTxnRecord("no generation"))),
+            (KIND_SNAPSHOT_COMPLETE, Some(mut value)) => {
                 if value.remaining() != 8 {
                     return Err(Box::new(MalformedTxnRecord("bad generation")));
                 }
@@ -211,7 +229,7 @@ impl StateRecord for TxnRecord {
     fn completed_generation(&self) -> Option<u64> {
         match self {
             TxnRecord::SnapshotComplete { generation } => Some(*generation),
-            TxnRecord::Txn { .. } => None,
+            TxnRecord::Txn { .. } | TxnRecord::Expired { .. } => None,
         }
     }
 }
@@ -219,12 +237,17 @@ impl StateRecord for TxnRecord {
 type Txns = HashMap<String, TxnMetadata>;
 
 fn apply(txns: &mut Txns, record: TxnRecord) {
-    if let TxnRecord::Txn {
-        transactional_id,
-        metadata,
-    } = record
-    {
-        txns.insert(transactional_id, metadata);
+    match record {
+        TxnRecord::Txn {
+            transactional_id,
+            metadata,
+        } => {
+            txns.insert(transactional_id, metadata);
+        }
+        TxnRecord::Expired { transactional_id } => {
+            txns.remove(&transactional_id);
+        }
+        TxnRecord::SnapshotComplete { .. } => {}
     }
 }
 
@@ -283,13 +306,25 @@ impl TxnStore {
         transactional_id: &str,
         metadata: &TxnMetadata,
     ) -> Result<Durable, TxnError> {
-        let partition = offsets_partition(transactional_id);
-        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
-            return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
-        };
         let record = TxnRecord::Txn {
             transactional_id: transactional_id.to_owned(),
             metadata: metadata.clone(),
+        };
+        self.append(transactional_id, record)
+    }
+
+    /// Appends that `transactional_id` expired.
+    pub fn forget(&self, transactional_id: &str) -> Result<Durable, TxnError> {
+        let record = TxnRecord::Expired {
+            transactional_id: transactional_id.to_owned(),
+        };
+        self.append(transactional_id, record)
+    }
+
+    fn append(&self, transactional_id: &str, record: TxnRecord) -> Result<Durable, TxnError> {
+        let partition = offsets_partition(transactional_id);
+        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+            return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
         };
         let appended = log
             .append(&[record], crate::server::connection::now_ms())
@@ -338,6 +373,7 @@ mod tests {
     fn a_record_round_trips() {
         let mut metadata = TxnMetadata::new(42, 60_000);
         metadata.epoch = 3;
+        metadata.last_epoch = 2;
         metadata.state = TxnState::PrepareCommit;
         metadata.start_ms = 99;
         metadata.partitions.insert(("orders".to_owned(), 2));
@@ -384,16 +420,20 @@ mod tests {
                 .await
                 .expect("durable");
             metadata.epoch = 5;
-            store
-                .persist("a", &metadata)
-                .expect("persist")
-                .await
-                .expect("durable");
+            for id in ["a", "b"] {
+                store
+                    .persist(id, &metadata)
+                    .expect("persist")
+                    .await
+                    .expect("durable");
+            }
+            store.forget("b").expect("forget").await.expect("durable");
             // No close: as after kill -9.
             drop(store);
             let reopened = TxnStore::new(&data_dir, 0, 1);
             let txns = reopened.load().await.expect("reload");
             assert_eq!(txns.get("a").map(|m| m.epoch), Some(5));
+            assert!(!txns.contains_key("b"), "an expired id stays forgotten");
             reopened.close().await;
         });
     }

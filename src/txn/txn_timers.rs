@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::TIMEOUT_CHECK_INTERVAL_MS;
+use super::{TIMEOUT_CHECK_INTERVAL_MS, TRANSACTIONAL_ID_EXPIRATION_MS};
 use crate::server::connection::now_ms;
 use crate::shard::Shard;
 
@@ -29,6 +29,12 @@ pub async fn run(shard: Rc<Shard>) {
                 }
             })
             .detach();
+        }
+        let expired = shard
+            .txn()
+            .expire_idle(now_ms(), TRANSACTIONAL_ID_EXPIRATION_MS);
+        if expired > 0 {
+            tracing::info!(expired, "idle transactional ids expired");
         }
         if let Err(e) = shard.txn().compact_if_large().await {
             tracing::warn!(error = %e, "compacting the transaction state failed");

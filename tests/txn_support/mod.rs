@@ -5,11 +5,15 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::FindCoordinatorRequest;
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
-use crate::common::{self, Consumed, TestProducer, TestRecord, CLIENT_TIMEOUT};
+use sluice::client::{Connection, ConnectionConfig};
+
+use crate::common::{self, Broker, Consumed, TestProducer, TestRecord, CLIENT_TIMEOUT};
 
 /// Value of the record each test writes last into every partition, in a committed
 /// transaction: a consumer that has seen it on every partition has read everything before.
@@ -91,4 +95,31 @@ pub fn values_on(consumed: &[Consumed], partition: i32) -> Vec<String> {
         .filter(|c| c.partition == partition)
         .map(|c| String::from_utf8_lossy(c.value.as_deref().unwrap_or_default()).into_owned())
         .collect()
+}
+
+pub fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// A connection of sluice's own client, for requests sent one by one.
+pub fn connect(addr: &str) -> Connection {
+    Connection::connect(addr, &ConnectionConfig::default()).expect("connect")
+}
+
+/// The node id and address of `transactional_id`'s coordinator (FindCoordinator v1).
+pub fn coordinator(broker: &Broker, transactional_id: &str) -> (i32, String) {
+    let request = FindCoordinatorRequest::default()
+        .with_key(text(transactional_id))
+        .with_key_type(1);
+    let found = connect(broker.bootstrap())
+        .send_version(&request, 1, Duration::ZERO)
+        .expect("FindCoordinator");
+    assert_eq!(found.error_code, 0, "FindCoordinator error");
+    let (node, addr) = broker
+        .ready_line()
+        .brokers
+        .iter()
+        .find(|(node, _)| *node == found.node_id.0)
+        .expect("the coordinator is one of the brokers");
+    (*node, addr.clone())
 }

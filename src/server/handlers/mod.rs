@@ -26,6 +26,7 @@ mod topics;
 mod txn_coordinator_apis;
 mod txn_errors;
 mod txn_offset_commit;
+mod txn_produce_verification;
 mod unsupported;
 
 use std::net::IpAddr;

@@ -25,7 +25,7 @@ use super::RequestContext;
 use crate::group::group_coordinator::CommitIdentity;
 use crate::group::offset_record::{CommittedOffset, RECORD_STRING_BYTES_MAX};
 use crate::group::GroupError;
-use crate::protocol::ProtocolError;
+use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
@@ -176,6 +176,14 @@ pub fn offset_fetch(
     let request: OffsetFetchRequest = ctx.decode(&mut body)?;
     let version = ctx.version;
     let mut response = OffsetFetchResponse::default();
+    // KIP-447 (v7+): an offset an open transaction commits is unstable until it ends;
+    // clients retry UNSTABLE_OFFSET_COMMIT.
+    let unstable = |group: &str, topic: &str, partition: i32| {
+        version >= 7
+            && request.require_stable
+            && shard.txn().is_offset_pending(group, topic, partition)
+    };
+    let unstable_code = code(ResponseError::UnstableOffsetCommit);
     if version >= 8 {
         for group in &request.groups {
             let topics = group.topics.as_ref().map(|topics| {
@@ -195,6 +203,8 @@ pub fn offset_fetch(
                             let partitions = parts
                                 .into_iter()
                                 .map(|(index, offset)| {
+                                    let pending = unstable(&group.group_id.0, &topic, index);
+                                    let offset = offset.filter(|_| !pending);
                                     let offset = offset.unwrap_or(CommittedOffset {
                                         offset: -1,
                                         leader_epoch: -1,
@@ -203,6 +213,7 @@ pub fn offset_fetch(
                                     });
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(index)
+                                        .with_error_code(if pending { unstable_code } else { 0 })
                                         .with_committed_offset(offset.offset)
                                         .with_committed_leader_epoch(offset.leader_epoch)
                                         .with_metadata(Some(StrBytes::from_string(offset.metadata)))
@@ -252,10 +263,17 @@ pub fn offset_fetch(
             response.topics = by_topic(rows)
                 .into_iter()
                 .map(|(name, parts)| {
-                    topic(
-                        name,
-                        parts.into_iter().map(|(i, o)| partition(i, o, 0)).collect(),
-                    )
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(i, o)| {
+                            if unstable(&request.group_id.0, &name, i) {
+                                partition(i, None, unstable_code)
+                            } else {
+                                partition(i, o, 0)
+                            }
+                        })
+                        .collect();
+                    topic(name, partitions)
                 })
                 .collect();
         }

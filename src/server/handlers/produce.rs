@@ -13,6 +13,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::txn_produce_verification::{self, Refusals};
 use super::RequestContext;
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
 use crate::log::{LogError, PartitionLog};
@@ -27,6 +28,37 @@ pub fn handle(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ProduceRequest = ctx.decode(&mut body)?;
+    // Transactional producers use acks=all; without an answer there is nobody to refuse.
+    let needed = (request.acks != 0)
+        .then(|| txn_produce_verification::needed(shard, &request))
+        .flatten();
+    let Some(needed) = needed else {
+        return append_all(shard, ctx, request, &Refusals::new());
+    };
+    let shard = Rc::clone(shard);
+    Ok(Reply::Deferred(Box::pin(async move {
+        let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+        let refusals = txn_produce_verification::verify(&shard, transactional_id, needed).await;
+        match append_all(&shard, ctx, request, &refusals)? {
+            Reply::Ready(bytes) => Ok(bytes),
+            Reply::Deferred(answer) => answer.await,
+            // acks != 0 always answers.
+            _ => Err(ProtocolError::Encode {
+                api: "Produce",
+                version: ctx.version,
+                reason: "a produce with acks != 0 gave no answer".to_owned(),
+            }),
+        }
+    })))
+}
+
+/// Appends every partition's records (or answers its refusal) and builds the answer.
+fn append_all(
+    shard: &Rc<Shard>,
+    ctx: RequestContext,
+    request: ProduceRequest,
+    refusals: &Refusals,
+) -> Result<Reply, ProtocolError> {
     let acks = request.acks;
     let now = now_ms();
     // Appended partitions whose answer waits for durability: (topic, partition) indexes.
@@ -44,8 +76,12 @@ pub fn handle(
                 .with_log_start_offset(-1);
             let refusal = if !matches!(acks, -1..=1) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else {
+            } else if refusals.is_empty() {
                 None
+            } else {
+                refusals
+                    .get(&(topic.name.0.to_string(), data.index))
+                    .copied()
             };
             let error = match (refusal, shard.partition(&topic.name, data.index)) {
                 (Some(error), _) => Some(error),

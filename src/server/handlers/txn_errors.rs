@@ -18,6 +18,7 @@ pub fn txn_error_code(error: &TxnError, version: i16, fenced_from: i16) -> i16 {
         TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
         TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
         TxnError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
         // Retriable: the client finds the coordinator again and retries; a transaction left
         // prepared is completed by the coordinator's timers task.
         TxnError::Storage(_)

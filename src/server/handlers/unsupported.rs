@@ -1,6 +1,7 @@
-//! Answers for APIs sluice knows but does not implement yet. They are not advertised in
-//! ApiVersions; a client that sends one anyway gets a clear, non-retriable error instead
-//! of a dropped connection (which clients retry forever).
+//! Answers for versions of the transaction APIs sluice does not serve (EndTxn and
+//! TxnOffsetCommit v5, KIP-890 part 2). They are not advertised in ApiVersions; a client
+//! that sends one anyway gets UNSUPPORTED_VERSION instead of a dropped connection (which
+//! clients retry forever).
 
 use bytes::Bytes;
 use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
@@ -20,9 +21,7 @@ use super::RequestContext;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 
-/// Transactions are refused as an authorization failure: every client treats it as fatal
-/// for the transactional producer and reports it, rather than retrying.
-const TXN_REFUSAL: ResponseError = ResponseError::TransactionalIdAuthorizationFailed;
+const TXN_REFUSAL: ResponseError = ResponseError::UnsupportedVersion;
 
 /// Builds an error answer for a known-but-unimplemented API, if sluice has one for it.
 pub fn answer(ctx: RequestContext, mut body: Bytes) -> Option<Result<Reply, ProtocolError>> {
