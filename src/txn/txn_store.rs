@@ -186,7 +186,7 @@ impl StateRecord for TxnRecord {
             }
             TxnRecord::Expired { transactional_id } => {
                 key.put_u8(KIND_TXN);
-                put_str(&mut key, transactional_id);
+                put_str(&mut key, "transactional id", transactional_id)?;
                 Ok((key.freeze(), None))
             }
             TxnRecord::SnapshotComplete { generation } => {
