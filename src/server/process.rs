@@ -391,8 +391,29 @@ impl ShardTasks {
         let share_inbox =
             crate::io::spawn(crate::share::share_inbox::run(Rc::clone(shard), share_rx));
         let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(shard)));
+        let frame_pool_release = crate::io::spawn(frame_pool_release_loop(shard.id));
         ShardTasks {
-            _tasks: vec![retention, group_timers, share_inbox, share_timers],
+            _tasks: vec![
+                retention,
+                group_timers,
+                share_inbox,
+                share_timers,
+                frame_pool_release,
+            ],
+        }
+    }
+}
+
+/// How often a shard checks whether its frame pool has been idle (and frees it if so).
+const FRAME_POOL_IDLE_CHECK: Duration = Duration::from_secs(10);
+
+/// Background task: gives an idle shard's pooled request buffers back to the allocator.
+async fn frame_pool_release_loop(shard_id: usize) {
+    loop {
+        crate::io::sleep(FRAME_POOL_IDLE_CHECK).await;
+        let freed_bytes = crate::protocol::frame_pool::release_idle();
+        if freed_bytes > 0 {
+            tracing::debug!(shard_id, freed_bytes, "released idle frame pool");
         }
     }
 }
