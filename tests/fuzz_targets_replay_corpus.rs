@@ -87,6 +87,10 @@ fn string_spots(input: &[u8]) -> Vec<StringSpot> {
     spots
 }
 
+/// Lengths a resized string takes: around Kafka's 249-character topic names, INT16's
+/// 32767, and past 65535 (only compact strings get there).
+const STRING_LENGTHS: [usize; 8] = [0, 1, 249, 250, 256, 0x7fff, 0x1_0000, 70_000];
+
 /// Gives one string of the request a new length (its own text repeated, or one odd
 /// character), prefix rewritten to match: names and ids at and past handlers' limits.
 fn resize_string(rng: &mut Rng, input: &mut Vec<u8>) {
@@ -95,26 +99,22 @@ fn resize_string(rng: &mut Rng, input: &mut Vec<u8>) {
         return;
     }
     let spot = &spots[rng.below(spots.len())];
-    let lengths = [
-        0,
-        1,
-        249,
-        250,
-        256,
-        0x7fff,
-        0xffff,
-        0x1_0000,
-        70_000,
-        rng.below(300),
-    ];
-    let mut len = lengths[rng.below(lengths.len())];
-    if !spot.compact {
-        len = len.min(0x7fff);
-    }
-    let old = input[spot.at + spot.prefix_bytes..spot.at + spot.prefix_bytes + spot.len].to_vec();
-    let text: Vec<u8> = match rng.below(3) {
-        0 => vec![[b'.', b'/', b' ', 0xc3, 0][rng.below(5)]; len],
-        _ => old.iter().copied().cycle().take(len).collect(),
+    let len = match rng.below(STRING_LENGTHS.len() + 1) {
+        i if i < STRING_LENGTHS.len() => STRING_LENGTHS[i],
+        _ => rng.below(300),
+    };
+    let odd = (rng.below(3) == 0).then(|| [b'.', b'/', b' ', 0xc3, 0][rng.below(5)]);
+    *input = with_string_len(input, spot, len, odd);
+}
+
+/// `input` with the string at `spot` made `len` bytes long: its own text repeated, or
+/// `odd` repeated; an INT16-prefixed string stops at 32767.
+fn with_string_len(input: &[u8], spot: &StringSpot, len: usize, odd: Option<u8>) -> Vec<u8> {
+    let len = if spot.compact { len } else { len.min(0x7fff) };
+    let old = &input[spot.at + spot.prefix_bytes..spot.at + spot.prefix_bytes + spot.len];
+    let text: Vec<u8> = match odd {
+        Some(byte) => vec![byte; len],
+        None => old.iter().copied().cycle().take(len).collect(),
     };
     let mut replacement = Vec::with_capacity(len + 5);
     if spot.compact {
@@ -128,7 +128,9 @@ fn resize_string(rng: &mut Rng, input: &mut Vec<u8>) {
         replacement.extend_from_slice(&(len as u16).to_be_bytes());
     }
     replacement.extend_from_slice(&text);
-    input.splice(spot.at..spot.at + spot.prefix_bytes + spot.len, replacement);
+    let mut out = input.to_vec();
+    out.splice(spot.at..spot.at + spot.prefix_bytes + spot.len, replacement);
+    out
 }
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
@@ -268,10 +270,24 @@ fn record_batch_append() {
     replay("record_batch_append", targets::record_batch_append);
 }
 
-/// Handlers on a real shard, fed the `request` corpus (real clients' requests) and those
-/// requests re-encoded at every served version.
+/// Handlers on a real shard: first, deterministically, each hand-built stateful request,
+/// then the same with each of its strings at each length of STRING_LENGTHS; then the
+/// `request` corpus (real clients' requests), those requests re-encoded at every served
+/// version, and their mutations.
 #[test]
 fn dispatch() {
+    let mut sweeps_count = 0;
+    for seed in targets::dispatch_stateful_seeds() {
+        run_one("dispatch", targets::dispatch, &seed);
+        for spot in string_spots(&seed) {
+            for len in STRING_LENGTHS {
+                let resized = with_string_len(&seed, &spot, len, None);
+                run_one("dispatch", targets::dispatch, &resized);
+                sweeps_count += 1;
+            }
+        }
+    }
+    eprintln!("dispatch: {sweeps_count} string-length sweeps of the stateful seeds");
     replay_seeded(
         "dispatch",
         "request",

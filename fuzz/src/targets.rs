@@ -590,6 +590,116 @@ pub fn dispatch_seeds(corpus: &[Vec<u8>]) -> Vec<Vec<u8>> {
     seeds
 }
 
+/// Requests that reach handlers' deeper paths only in order and with consistent fields
+/// (the topic exists, a commit from no member with generation -1, a join to a known
+/// protocol), each at every served version, in an order that builds the state: topic, data,
+/// groups. The stable replay dispatches each, then each with every string resized to the
+/// lengths where limits sit.
+pub fn dispatch_stateful_seeds() -> Vec<Vec<u8>> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::StrBytes;
+    let topic = || TopicName(StrBytes::from_static_str("fuzz-t"));
+    let group = |name: &'static str| GroupId(StrBytes::from_static_str(name));
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic())
+            .with_num_partitions(2)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    let batch = Bytes::from(sluice::log::testing::make_batch(3, 40, 1));
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group("fuzz-g"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)
+                .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]);
+    let join = JoinGroupRequest::default()
+        .with_group_id(group("fuzz-j"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0"))]);
+    let consumer_heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group("fuzz-c"))
+        .with_member_id(StrBytes::from_static_str("fuzz-member-c"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![topic()]))
+        .with_topic_partitions(Some(Vec::new()));
+    let share_heartbeat = ShareGroupHeartbeatRequest::default()
+        .with_group_id(group("fuzz-s"))
+        .with_member_id(StrBytes::from_static_str("fuzz-member-s"))
+        .with_subscribed_topic_names(Some(vec![topic()]));
+    let list_offsets = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let mut seeds = Vec::new();
+    seeds.extend(at_every_served_version(ApiKey::CreateTopics, &create));
+    seeds.extend(at_every_served_version(ApiKey::Produce, &produce));
+    seeds.extend(at_every_served_version(ApiKey::ListOffsets, &list_offsets));
+    seeds.extend(at_every_served_version(ApiKey::OffsetCommit, &commit));
+    seeds.extend(at_every_served_version(ApiKey::JoinGroup, &join));
+    seeds.extend(at_every_served_version(
+        ApiKey::ConsumerGroupHeartbeat,
+        &consumer_heartbeat,
+    ));
+    seeds.extend(at_every_served_version(
+        ApiKey::ShareGroupHeartbeat,
+        &share_heartbeat,
+    ));
+    seeds
+}
+
+fn at_every_served_version<T: Encodable>(api_key: ApiKey, body: &T) -> Vec<Vec<u8>> {
+    let codec = api_key.valid_versions();
+    (codec.min..=codec.max)
+        .filter(|&version| is_served(api_key as i16, version))
+        .filter_map(|version| {
+            let mut out = request_header(api_key, version)?;
+            body.encode(&mut out, version).ok()?;
+            Some(out.to_vec())
+        })
+        .collect()
+}
+
+/// A request header for `api_key` v`version` (correlation id 7, client id `fuzz`).
+fn request_header(api_key: ApiKey, version: i16) -> Option<BytesMut> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            "fuzz",
+        )));
+    let mut out = BytesMut::new();
+    header
+        .encode(&mut out, api_key.request_header_version(version))
+        .ok()?;
+    Some(out)
+}
+
 /// A request frame of `api_key` v`to`: the body decoded from `from` (version, bytes), or
 /// the default body; `None` if it does not encode at `to`.
 fn reencode_request(api_key: ApiKey, from: Option<(i16, Bytes)>, to: i16) -> Option<Vec<u8>> {
@@ -604,17 +714,7 @@ fn reencode_request(api_key: ApiKey, from: Option<(i16, Bytes)>, to: i16) -> Opt
         };
         request.encode(out, to).ok()
     }
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(to)
-        .with_correlation_id(7)
-        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-            "fuzz",
-        )));
-    let mut out = BytesMut::new();
-    header
-        .encode(&mut out, api_key.request_header_version(to))
-        .ok()?;
+    let mut out = request_header(api_key, to)?;
     let encoded = match api_key {
         ApiKey::Produce => body::<ProduceRequest>(from, to, &mut out),
         ApiKey::Fetch => body::<FetchRequest>(from, to, &mut out),
