@@ -43,11 +43,100 @@ fn inputs_in(dir: &Path) -> Vec<Vec<u8>> {
 }
 
 const INTERESTING_I32: [i32; 10] = [0, 1, -1, 12, 61, 127, 4096, 0x7fff, i32::MAX, i32::MIN];
+const INTERESTING_I64: [i64; 7] = [0, -1, -2, 1 << 31, 1 << 32, i64::MAX, i64::MIN];
+
+/// A string in a Kafka request: a length prefix (INT16, or a compact length-plus-one in one
+/// varint byte) followed by that many printable bytes.
+struct StringSpot {
+    at: usize,
+    prefix_bytes: usize,
+    len: usize,
+    compact: bool,
+}
+
+fn printable(bytes: &[u8], len: usize) -> bool {
+    len <= bytes.len() && bytes[..len].iter().all(|b| (0x20..0x7f).contains(b))
+}
+
+fn string_spots(input: &[u8]) -> Vec<StringSpot> {
+    let mut spots = Vec::new();
+    for at in 0..input.len() {
+        if at + 2 <= input.len() {
+            let len = usize::from(u16::from_be_bytes([input[at], input[at + 1]]));
+            if (1..=512).contains(&len) && printable(&input[at + 2..], len) {
+                spots.push(StringSpot {
+                    at,
+                    prefix_bytes: 2,
+                    len,
+                    compact: false,
+                });
+            }
+        }
+        if (2..0x80).contains(&input[at]) {
+            let len = usize::from(input[at]) - 1;
+            if printable(&input[at + 1..], len) {
+                spots.push(StringSpot {
+                    at,
+                    prefix_bytes: 1,
+                    len,
+                    compact: true,
+                });
+            }
+        }
+    }
+    spots
+}
+
+/// Lengths a resized string takes: around Kafka's 249-character topic names, INT16's
+/// 32767, and past 65535 (only compact strings get there).
+const STRING_LENGTHS: [usize; 8] = [0, 1, 249, 250, 256, 0x7fff, 0x1_0000, 70_000];
+
+/// Gives one string of the request a new length (its own text repeated, or one odd
+/// character), prefix rewritten to match: names and ids at and past handlers' limits.
+fn resize_string(rng: &mut Rng, input: &mut Vec<u8>) {
+    let spots = string_spots(input);
+    if spots.is_empty() {
+        return;
+    }
+    let spot = &spots[rng.below(spots.len())];
+    let len = match rng.below(STRING_LENGTHS.len() + 1) {
+        i if i < STRING_LENGTHS.len() => STRING_LENGTHS[i],
+        _ => rng.below(300),
+    };
+    let odd = (rng.below(3) == 0).then(|| [b'.', b'/', b' ', 0xc3, 0][rng.below(5)]);
+    *input = with_string_len(input, spot, len, odd);
+}
+
+/// `input` with the string at `spot` made `len` bytes long: its own text repeated, or
+/// `odd` repeated; an INT16-prefixed string stops at 32767.
+fn with_string_len(input: &[u8], spot: &StringSpot, len: usize, odd: Option<u8>) -> Vec<u8> {
+    let len = if spot.compact { len } else { len.min(0x7fff) };
+    let old = &input[spot.at + spot.prefix_bytes..spot.at + spot.prefix_bytes + spot.len];
+    let text: Vec<u8> = match odd {
+        Some(byte) => vec![byte; len],
+        None => old.iter().copied().cycle().take(len).collect(),
+    };
+    let mut replacement = Vec::with_capacity(len + 5);
+    if spot.compact {
+        let mut n = len + 1;
+        while n >= 0x80 {
+            replacement.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        replacement.push(n as u8);
+    } else {
+        replacement.extend_from_slice(&(len as u16).to_be_bytes());
+    }
+    replacement.extend_from_slice(&text);
+    let mut out = input.to_vec();
+    out.splice(spot.at..spot.at + spot.prefix_bytes + spot.len, replacement);
+    out
+}
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
     for _ in 0..1 + rng.below(4) {
         let len = input.len();
-        match rng.below(8) {
+        match rng.below(10) {
             0 if len > 0 => {
                 let at = rng.below(len);
                 input[at] ^= 1 << rng.below(8);
@@ -73,6 +162,12 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
                 input.drain(at..at + count);
             }
             5 if len > 0 => input.truncate(rng.below(len)),
+            8 => resize_string(rng, input),
+            9 if len >= 8 => {
+                let at = rng.below(len - 7);
+                let value = INTERESTING_I64[rng.below(INTERESTING_I64.len())];
+                input[at..at + 8].copy_from_slice(&value.to_be_bytes());
+            }
             6 if !seeds.is_empty() => {
                 let other = &seeds[rng.below(seeds.len())];
                 if !other.is_empty() {
@@ -110,8 +205,20 @@ fn run_one(name: &str, target: fn(&[u8]), input: &[u8]) {
 }
 
 fn replay(name: &str, target: fn(&[u8])) {
+    replay_seeded(name, name, target, |_| Vec::new());
+}
+
+/// Replays `fuzz/corpus/<corpus>/` plus the seeds `more_seeds` makes from it, then mutates.
+fn replay_seeded(
+    name: &str,
+    corpus: &str,
+    target: fn(&[u8]),
+    more_seeds: fn(&[Vec<u8>]) -> Vec<Vec<u8>>,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let seeds = inputs_in(&root.join("corpus").join(name));
+    let mut seeds = inputs_in(&root.join("corpus").join(corpus));
+    let generated = more_seeds(&seeds);
+    seeds.extend(generated);
     let regressions = inputs_in(&root.join("regressions").join(name));
     let seconds: u64 = std::env::var("SLUICE_FUZZ_SECONDS")
         .ok()
@@ -145,7 +252,7 @@ fn replay(name: &str, target: fn(&[u8])) {
         regressions.len(),
         started.elapsed()
     );
-    assert!(!seeds.is_empty(), "fuzz/corpus/{name}/ is empty");
+    assert!(!seeds.is_empty(), "fuzz/corpus/{corpus}/ is empty");
 }
 
 #[test]
@@ -161,6 +268,32 @@ fn request() {
 #[test]
 fn record_batch_append() {
     replay("record_batch_append", targets::record_batch_append);
+}
+
+/// Handlers on a real shard: first, deterministically, each hand-built stateful request,
+/// then the same with each of its strings at each length of STRING_LENGTHS; then the
+/// `request` corpus (real clients' requests), those requests re-encoded at every served
+/// version, and their mutations.
+#[test]
+fn dispatch() {
+    let mut sweeps_count = 0;
+    for seed in targets::dispatch_stateful_seeds() {
+        run_one("dispatch", targets::dispatch, &seed);
+        for spot in string_spots(&seed) {
+            for len in STRING_LENGTHS {
+                let resized = with_string_len(&seed, &spot, len, None);
+                run_one("dispatch", targets::dispatch, &resized);
+                sweeps_count += 1;
+            }
+        }
+    }
+    eprintln!("dispatch: {sweeps_count} string-length sweeps of the stateful seeds");
+    replay_seeded(
+        "dispatch",
+        "request",
+        targets::dispatch,
+        targets::dispatch_seeds,
+    );
 }
 
 #[test]

@@ -9,13 +9,16 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice::constants::FRAME_BYTES_MAX;
 use sluice::log::{FlushPolicy, LogConfig, PartitionLog};
 use sluice::protocol::api_versions::is_served;
 use sluice::protocol::frame::read_frame;
 use sluice::protocol::request::{decode_body, decode_header, HeaderPrefix};
+use sluice::server::connection::Reply;
+use sluice::server::local_shard::LocalShard;
 
 /// Request framing: the input is a client's byte stream. Frames are read as a connection reads
 /// them (size prefix checked against FRAME_BYTES_MAX before allocating), and each frame goes
@@ -107,6 +110,8 @@ struct Scratch {
     append_log: Option<PartitionLog>,
     appends_count: u64,
     runs_count: u64,
+    dispatch_shard: Option<LocalShard>,
+    dispatch_count: u64,
 }
 
 thread_local! {
@@ -138,6 +143,8 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
                 append_log: None,
                 appends_count: 0,
                 runs_count: 0,
+                dispatch_shard: None,
+                dispatch_count: 0,
             }
         });
         f(scratch)
@@ -152,12 +159,16 @@ pub fn cleanup() {
                 executor,
                 dir,
                 append_log,
+                dispatch_shard,
                 ..
             } = scratch;
             if let Some(log) = append_log {
                 executor.run(async move {
                     let _ = log.close().await;
                 });
+            }
+            if let Some(shard) = dispatch_shard {
+                executor.run(shard.close());
             }
             drop(executor);
             let _ = std::fs::remove_dir_all(dir);
@@ -400,4 +411,354 @@ pub fn segment_input(
     out.extend_from_slice(&time_index[..time_index.len().min(0xffff)]);
     out.extend_from_slice(log_bytes);
     out
+}
+
+/// How long the dispatch target waits for a deferred answer (a long-poll fetch, a join
+/// waiting for its group) before it drops it, as a client that disconnects would.
+const DISPATCH_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Inputs after which the dispatch target starts over on a fresh data dir, so that the
+/// topics and groups earlier inputs created stay few.
+const DISPATCH_RESET_EVERY: u64 = 2000;
+
+/// Partitions one input may ask CreateTopics or CreatePartitions for. Every partition
+/// preallocates a segment file, so a mutated count of 32767 would fill the scratch disk.
+const DISPATCH_PARTITIONS_MAX: i64 = 64;
+
+/// Request dispatch on a real shard: the frame (without its size prefix) goes through
+/// `server::handlers::dispatch` on a one-shard broker ([`LocalShard`]: catalog owner,
+/// partitions, groups, share groups) whose state carries over between inputs, so that
+/// topics, groups and records created by one input are there for the next. A handler may
+/// refuse a request (the connection would close) but never panic; an answer must be one
+/// whole response to this request: a size prefix that matches, and its correlation id.
+pub fn dispatch(frame: &[u8]) {
+    if !dispatch_input_allowed(frame) {
+        return;
+    }
+    with_scratch(|scratch| {
+        scratch.dispatch_count += 1;
+        let generation = scratch.dispatch_count / DISPATCH_RESET_EVERY;
+        let dir = scratch.dir.join(format!("dispatch-{generation}"));
+        let stale = scratch.dispatch_shard.take();
+        let fresh = scratch.dispatch_count % DISPATCH_RESET_EVERY == 0;
+        let correlation_id = HeaderPrefix::parse(frame).ok().map(|p| p.correlation_id);
+        let frame = Bytes::copy_from_slice(frame);
+        let shard = scratch.executor.run(async move {
+            let shard = match stale {
+                Some(shard) if !fresh => shard,
+                stale => {
+                    if let Some(shard) = stale {
+                        shard.close().await;
+                    }
+                    open_dispatch_shard(&dir).await
+                }
+            };
+            let reply = sluice::server::handlers::dispatch(shard.shard(), frame, None);
+            let answer = match reply {
+                Ok(Reply::Ready(bytes)) => Some(Ok(vec![bytes])),
+                Ok(Reply::Deferred(pending)) => {
+                    within_answer_wait(async { pending.await.map(|b| vec![b]) }).await
+                }
+                Ok(Reply::DeferredPieces(pending)) => within_answer_wait(pending).await,
+                Ok(Reply::Silent(pending)) => {
+                    within_answer_wait(pending).await;
+                    None
+                }
+                Ok(Reply::None) | Err(_) => None,
+            };
+            if let (Some(Ok(pieces)), Some(correlation_id)) = (answer, correlation_id) {
+                check_answer(&pieces.concat(), correlation_id);
+            }
+            shard
+        });
+        scratch.dispatch_shard = Some(shard);
+        if fresh {
+            let _ =
+                std::fs::remove_dir_all(scratch.dir.join(format!("dispatch-{}", generation - 1)));
+        }
+    })
+}
+
+async fn open_dispatch_shard(dir: &Path) -> LocalShard {
+    let dir = dir.display().to_string();
+    // Joins complete at once instead of after Kafka's 3 s initial rebalance delay.
+    let config = sluice::cli::serve::config_from_flags(&[
+        "--data-dir",
+        &dir,
+        "--segment-bytes",
+        "1048576",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ])
+    .expect("dispatch shard config");
+    LocalShard::open(config)
+        .await
+        .expect("open the dispatch shard")
+}
+
+async fn within_answer_wait<T>(pending: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(pending.await) }, async {
+        glommio::timer::sleep(DISPATCH_ANSWER_WAIT).await;
+        None
+    })
+    .await
+}
+
+fn check_answer(answer: &[u8], correlation_id: i32) {
+    assert!(answer.len() >= 8, "an answer of {} bytes", answer.len());
+    let size = i32::from_be_bytes([answer[0], answer[1], answer[2], answer[3]]);
+    assert_eq!(
+        usize::try_from(size).ok(),
+        Some(answer.len() - 4),
+        "size prefix {size} for an answer of {} bytes",
+        answer.len()
+    );
+    let answered = i32::from_be_bytes([answer[4], answer[5], answer[6], answer[7]]);
+    assert_eq!(answered, correlation_id, "answer to another request");
+}
+
+/// Inputs the dispatch target leaves out, and why.
+fn dispatch_input_allowed(frame: &[u8]) -> bool {
+    let Ok(prefix) = HeaderPrefix::parse(frame) else {
+        return true;
+    };
+    let Ok(api_key) = ApiKey::try_from(prefix.api_key) else {
+        return true;
+    };
+    let version = prefix.api_version;
+    if !is_served(prefix.api_key, version) {
+        return true;
+    }
+    let mut body = Bytes::copy_from_slice(frame);
+    if decode_header(api_key, version, &mut body).is_err() {
+        return true;
+    }
+    match api_key {
+        ApiKey::CreateTopics => decode_body::<CreateTopicsRequest>("fuzz", version, &mut body)
+            .map_or(true, |r| {
+                let asked: i64 = r
+                    .topics
+                    .iter()
+                    .map(|t| i64::from(t.num_partitions.max(1)))
+                    .sum();
+                asked <= DISPATCH_PARTITIONS_MAX
+            }),
+        ApiKey::CreatePartitions => {
+            decode_body::<CreatePartitionsRequest>("fuzz", version, &mut body).map_or(true, |r| {
+                let asked: i64 = r.topics.iter().map(|t| i64::from(t.count.max(1))).sum();
+                asked <= DISPATCH_PARTITIONS_MAX
+            })
+        }
+        _ => true,
+    }
+}
+
+/// Seeds for `dispatch` beyond the captured corpus: a default request of every served API
+/// and version, and every corpus request re-encoded at every other served version of its
+/// API (flexible versions carry compact strings, whose lengths reach past 32767).
+pub fn dispatch_seeds(corpus: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for key in 0..=i16::from(u8::MAX) {
+        let Ok(api_key) = ApiKey::try_from(key) else {
+            continue;
+        };
+        let codec = api_key.valid_versions();
+        for version in codec.min..=codec.max {
+            if is_served(key, version) {
+                seeds.extend(reencode_request(api_key, None, version));
+            }
+        }
+    }
+    for frame in corpus {
+        let Ok(prefix) = HeaderPrefix::parse(frame) else {
+            continue;
+        };
+        let Ok(api_key) = ApiKey::try_from(prefix.api_key) else {
+            continue;
+        };
+        let mut body = Bytes::copy_from_slice(frame);
+        if decode_header(api_key, prefix.api_version, &mut body).is_err() {
+            continue;
+        }
+        let codec = api_key.valid_versions();
+        for version in codec.min..=codec.max {
+            if version != prefix.api_version && is_served(prefix.api_key, version) {
+                let from = Some((prefix.api_version, body.clone()));
+                seeds.extend(reencode_request(api_key, from, version));
+            }
+        }
+    }
+    seeds
+}
+
+/// Requests that reach handlers' deeper paths only in order and with consistent fields
+/// (the topic exists, a commit from no member with generation -1, a join to a known
+/// protocol), each at every served version, in an order that builds the state: topic, data,
+/// groups. The stable replay dispatches each, then each with every string resized to the
+/// lengths where limits sit.
+pub fn dispatch_stateful_seeds() -> Vec<Vec<u8>> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::StrBytes;
+    let topic = || TopicName(StrBytes::from_static_str("fuzz-t"));
+    let group = |name: &'static str| GroupId(StrBytes::from_static_str(name));
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic())
+            .with_num_partitions(2)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    let batch = Bytes::from(sluice::log::testing::make_batch(3, 40, 1));
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group("fuzz-g"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)
+                .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]);
+    let join = JoinGroupRequest::default()
+        .with_group_id(group("fuzz-j"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0"))]);
+    let consumer_heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group("fuzz-c"))
+        .with_member_id(StrBytes::from_static_str("fuzz-member-c"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![topic()]))
+        .with_topic_partitions(Some(Vec::new()));
+    let share_heartbeat = ShareGroupHeartbeatRequest::default()
+        .with_group_id(group("fuzz-s"))
+        .with_member_id(StrBytes::from_static_str("fuzz-member-s"))
+        .with_subscribed_topic_names(Some(vec![topic()]));
+    let list_offsets = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let mut seeds = Vec::new();
+    seeds.extend(at_every_served_version(ApiKey::CreateTopics, &create));
+    seeds.extend(at_every_served_version(ApiKey::Produce, &produce));
+    seeds.extend(at_every_served_version(ApiKey::ListOffsets, &list_offsets));
+    seeds.extend(at_every_served_version(ApiKey::OffsetCommit, &commit));
+    seeds.extend(at_every_served_version(ApiKey::JoinGroup, &join));
+    seeds.extend(at_every_served_version(
+        ApiKey::ConsumerGroupHeartbeat,
+        &consumer_heartbeat,
+    ));
+    seeds.extend(at_every_served_version(
+        ApiKey::ShareGroupHeartbeat,
+        &share_heartbeat,
+    ));
+    seeds
+}
+
+fn at_every_served_version<T: Encodable>(api_key: ApiKey, body: &T) -> Vec<Vec<u8>> {
+    let codec = api_key.valid_versions();
+    (codec.min..=codec.max)
+        .filter(|&version| is_served(api_key as i16, version))
+        .filter_map(|version| {
+            let mut out = request_header(api_key, version)?;
+            body.encode(&mut out, version).ok()?;
+            Some(out.to_vec())
+        })
+        .collect()
+}
+
+/// A request header for `api_key` v`version` (correlation id 7, client id `fuzz`).
+fn request_header(api_key: ApiKey, version: i16) -> Option<BytesMut> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            "fuzz",
+        )));
+    let mut out = BytesMut::new();
+    header
+        .encode(&mut out, api_key.request_header_version(version))
+        .ok()?;
+    Some(out)
+}
+
+/// A request frame of `api_key` v`to`: the body decoded from `from` (version, bytes), or
+/// the default body; `None` if it does not encode at `to`.
+fn reencode_request(api_key: ApiKey, from: Option<(i16, Bytes)>, to: i16) -> Option<Vec<u8>> {
+    fn body<T: Decodable + Encodable + Default>(
+        from: Option<(i16, Bytes)>,
+        to: i16,
+        out: &mut BytesMut,
+    ) -> Option<()> {
+        let request = match from {
+            Some((version, mut bytes)) => decode_body::<T>("fuzz", version, &mut bytes).ok()?,
+            None => T::default(),
+        };
+        request.encode(out, to).ok()
+    }
+    let mut out = request_header(api_key, to)?;
+    let encoded = match api_key {
+        ApiKey::Produce => body::<ProduceRequest>(from, to, &mut out),
+        ApiKey::Fetch => body::<FetchRequest>(from, to, &mut out),
+        ApiKey::ListOffsets => body::<ListOffsetsRequest>(from, to, &mut out),
+        ApiKey::Metadata => body::<MetadataRequest>(from, to, &mut out),
+        ApiKey::ApiVersions => body::<ApiVersionsRequest>(from, to, &mut out),
+        ApiKey::CreateTopics => body::<CreateTopicsRequest>(from, to, &mut out),
+        ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(from, to, &mut out),
+        ApiKey::CreatePartitions => body::<CreatePartitionsRequest>(from, to, &mut out),
+        ApiKey::DescribeConfigs => body::<DescribeConfigsRequest>(from, to, &mut out),
+        ApiKey::AlterConfigs => body::<AlterConfigsRequest>(from, to, &mut out),
+        ApiKey::IncrementalAlterConfigs => {
+            body::<IncrementalAlterConfigsRequest>(from, to, &mut out)
+        }
+        ApiKey::FindCoordinator => body::<FindCoordinatorRequest>(from, to, &mut out),
+        ApiKey::JoinGroup => body::<JoinGroupRequest>(from, to, &mut out),
+        ApiKey::SyncGroup => body::<SyncGroupRequest>(from, to, &mut out),
+        ApiKey::Heartbeat => body::<HeartbeatRequest>(from, to, &mut out),
+        ApiKey::LeaveGroup => body::<LeaveGroupRequest>(from, to, &mut out),
+        ApiKey::OffsetCommit => body::<OffsetCommitRequest>(from, to, &mut out),
+        ApiKey::OffsetFetch => body::<OffsetFetchRequest>(from, to, &mut out),
+        ApiKey::OffsetDelete => body::<OffsetDeleteRequest>(from, to, &mut out),
+        ApiKey::ListGroups => body::<ListGroupsRequest>(from, to, &mut out),
+        ApiKey::DescribeGroups => body::<DescribeGroupsRequest>(from, to, &mut out),
+        ApiKey::DeleteGroups => body::<DeleteGroupsRequest>(from, to, &mut out),
+        ApiKey::ConsumerGroupHeartbeat => body::<ConsumerGroupHeartbeatRequest>(from, to, &mut out),
+        ApiKey::ConsumerGroupDescribe => body::<ConsumerGroupDescribeRequest>(from, to, &mut out),
+        ApiKey::DescribeCluster => body::<DescribeClusterRequest>(from, to, &mut out),
+        ApiKey::OffsetForLeaderEpoch => body::<OffsetForLeaderEpochRequest>(from, to, &mut out),
+        ApiKey::SaslHandshake => body::<SaslHandshakeRequest>(from, to, &mut out),
+        ApiKey::InitProducerId => body::<InitProducerIdRequest>(from, to, &mut out),
+        ApiKey::ShareGroupHeartbeat => body::<ShareGroupHeartbeatRequest>(from, to, &mut out),
+        ApiKey::ShareGroupDescribe => body::<ShareGroupDescribeRequest>(from, to, &mut out),
+        ApiKey::ShareFetch => body::<ShareFetchRequest>(from, to, &mut out),
+        ApiKey::ShareAcknowledge => body::<ShareAcknowledgeRequest>(from, to, &mut out),
+        ApiKey::DescribeShareGroupOffsets => {
+            body::<DescribeShareGroupOffsetsRequest>(from, to, &mut out)
+        }
+        ApiKey::AlterShareGroupOffsets => body::<AlterShareGroupOffsetsRequest>(from, to, &mut out),
+        ApiKey::DeleteShareGroupOffsets => {
+            body::<DeleteShareGroupOffsetsRequest>(from, to, &mut out)
+        }
+        _ => None,
+    };
+    encoded.map(|()| out.to_vec())
 }

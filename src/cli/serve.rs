@@ -141,6 +141,20 @@ fn init_logging(filter: &str, format: LogFormat) {
     };
 }
 
+/// The configuration `sluice serve FLAGS...` would run with (environment and config file
+/// included), for running a broker in-process (`server::local_shard`).
+pub fn config_from_flags(flags: &[&str]) -> Result<BrokerConfig, ConfigError> {
+    use clap::{Args, FromArgMatches};
+    let invalid = |e: clap::Error| ConfigError::Invalid {
+        key: "arguments",
+        reason: e.to_string(),
+    };
+    let matches = ServeArgs::augment_args(clap::Command::new("serve"))
+        .try_get_matches_from(std::iter::once("serve").chain(flags.iter().copied()))
+        .map_err(invalid)?;
+    resolve(ServeArgs::from_arg_matches(&matches).map_err(invalid)?)
+}
+
 /// Merges flags/env over the file over defaults, and validates the result.
 pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     let file = match &args.config {

@@ -18,13 +18,17 @@ pub const POOLED_BYTES_MIN: usize = 64 * 1024;
 const POOL_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 thread_local! {
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { buffers: Vec::new(), bytes: 0 }) };
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool { buffers: Vec::new(), bytes: 0, takes_count: 0 })
+    };
 }
 
 struct Pool {
     /// Fully initialised buffers (`len == capacity`), any size class.
     buffers: Vec<Vec<u8>>,
     bytes: usize,
+    /// Large frames taken since the last [`release_idle`].
+    takes_count: u64,
 }
 
 /// A buffer of at least `size` initialised bytes, of which the caller uses the first `size`.
@@ -33,6 +37,7 @@ pub fn take(size: usize) -> Vec<u8> {
         let class = size.next_power_of_two();
         let reused = POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
+            pool.takes_count += 1;
             let index = pool.buffers.iter().position(|b| b.len() == class)?;
             let buffer = pool.buffers.swap_remove(index);
             pool.bytes -= buffer.len();
@@ -41,6 +46,23 @@ pub fn take(size: usize) -> Vec<u8> {
         return reused.unwrap_or_else(|| vec![0; class]);
     }
     vec![0; size]
+}
+
+/// Frees this thread's pooled buffers if no large frame was taken since the previous call,
+/// and returns how many bytes that was. A shard calls it periodically, so that once large
+/// produces stop (a benchmark ends, its topics are deleted and their tail caches hand their
+/// buffers back), the pool's up to [`POOL_BYTES_MAX`] go back to the allocator.
+pub fn release_idle() -> usize {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let idle = pool.takes_count == 0;
+        pool.takes_count = 0;
+        if !idle {
+            return 0;
+        }
+        pool.buffers = Vec::new();
+        std::mem::take(&mut pool.bytes)
+    })
 }
 
 /// Freezes the first `len` bytes of `buffer`; pooled buffers return to the pool when the
@@ -101,6 +123,14 @@ mod tests {
             "same size class, returned to the pool"
         );
         assert_eq!(again.len(), 131_072);
+    }
+
+    #[test]
+    fn an_idle_pool_is_released() {
+        drop(freeze(take(100_000), 100_000));
+        assert_eq!(release_idle(), 0, "a frame was taken since the last check");
+        assert_eq!(release_idle(), 131_072);
+        assert_eq!(release_idle(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod byte_budget;
 pub mod connection;
 pub mod error_codes;
 pub mod handlers;
+pub mod local_shard;
 pub mod panic_policy;
 pub mod process;
 

@@ -417,6 +417,7 @@ impl ShardTasks {
         );
         let txn_inbox = crate::io::spawn(crate::txn::txn_inbox::run(Rc::clone(shard), txn_rx));
         let txn_timers = crate::io::spawn(crate::txn::txn_timers::run(Rc::clone(shard)));
+        let frame_pool_release = crate::io::spawn(frame_pool_release_loop(shard.id));
         ShardTasks {
             _tasks: vec![
                 retention,
@@ -426,7 +427,22 @@ impl ShardTasks {
                 share_timers,
                 txn_inbox,
                 txn_timers,
+                frame_pool_release,
             ],
+        }
+    }
+}
+
+/// How often a shard checks whether its frame pool has been idle (and frees it if so).
+const FRAME_POOL_IDLE_CHECK: Duration = Duration::from_secs(10);
+
+/// Background task: gives an idle shard's pooled request buffers back to the allocator.
+async fn frame_pool_release_loop(shard_id: usize) {
+    loop {
+        crate::io::sleep(FRAME_POOL_IDLE_CHECK).await;
+        let freed_bytes = crate::protocol::frame_pool::release_idle();
+        if freed_bytes > 0 {
+            tracing::debug!(shard_id, freed_bytes, "released idle frame pool");
         }
     }
 }
