@@ -21,9 +21,10 @@
 //! maxTimestamp and producer fields are kept, so offsets keep their gaps and consumers skip
 //! them; kept records are copied byte for byte (or rebased for a new horizon), compressed
 //! batches are decompressed and recompressed with their own codec, and the CRC is
-//! recomputed. A batch left with no record disappears, except the last batch of a segment,
-//! which stays as an empty batch so that the segment still ends where it did (recovery
-//! checks that each segment continues the previous one).
+//! recomputed. A batch left with no record disappears (no empty batches: librdkafka takes a
+//! fetch answer without a record for a fetch size too small), so a segment may end before
+//! the next one starts; reads carry on into the next segment, and recovery accepts such
+//! gaps between segments (offsets must still increase).
 //!
 //! **Swap, crash-safe.** The cleaned segment is written to `<base>.log.cleaned` and
 //! fdatasynced. Then, with no await in between, the old `.index`/`.timeindex` are removed,
@@ -220,9 +221,8 @@ impl PartitionLog {
         let outcome: Result<(), LogError> = async {
             while let Some(whole) = reader.next().await? {
                 let header = batch::header_fields(&whole);
-                let keep_empty = header.last_offset() + 1 >= target.next_offset;
                 let kept = filter
-                    .apply(&whole, &header, keep_empty)
+                    .apply(&whole, &header)
                     .map_err(|reason| reader.corrupt(reason))?;
                 removed += u64::from(kept.removed);
                 if let Some(horizon) = kept.tombstone_horizon_ms {
@@ -415,12 +415,7 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    fn apply(
-        &self,
-        whole: &Bytes,
-        header: &BatchHeader,
-        keep_empty: bool,
-    ) -> Result<Filtered, &'static str> {
+    fn apply(&self, whole: &Bytes, header: &BatchHeader) -> Result<Filtered, &'static str> {
         if header.attributes & ATTRIBUTE_CONTROL != 0 {
             return Ok(Filtered {
                 batch: Kept::Whole,
@@ -458,7 +453,7 @@ impl Filter<'_> {
             let tombstone_horizon_ms = horizon.filter(|_| tombstones);
             let batch = if removed == 0 && horizon == horizon_before {
                 Kept::Whole
-            } else if kept.is_empty() && !keep_empty {
+            } else if kept.is_empty() {
                 Kept::Nothing
             } else {
                 Kept::Rebuilt(rebuild(whole, header, &kept, horizon, horizon_before)?)
@@ -499,31 +494,22 @@ fn rebuild(
             }
         }
     }
-    let codec = header.attributes & COMPRESSION_MASK;
     let mut attributes = header.attributes;
     if horizon.is_some() {
         attributes |= ATTRIBUTE_DELETE_HORIZON;
     }
     let base_timestamp = horizon.unwrap_or(header.base_timestamp);
     let count = i32::try_from(kept.len()).map_err(|_| "too many records")?;
-    if kept.is_empty() || codec == 0 {
-        // An empty batch is stored uncompressed: there is nothing to compress.
-        attributes &= !COMPRESSION_MASK;
-        return Ok(batch::rebuild(
-            whole,
-            attributes,
-            base_timestamp,
-            count,
-            &records,
-        ));
-    }
-    let compressed = batch_records::compress(codec, &records)?;
+    let records = match header.attributes & COMPRESSION_MASK {
+        0 => records,
+        codec => batch_records::compress(codec, &records)?.to_vec(),
+    };
     Ok(batch::rebuild(
         whole,
         attributes,
         base_timestamp,
         count,
-        &compressed,
+        &records,
     ))
 }
 

@@ -175,6 +175,26 @@ impl LogState {
         }
     }
 
+    /// Appends to `chunks` the cached batches from the one holding `offset`, below the high
+    /// watermark, while the response (already `already` bytes) stays within `max_bytes`; the
+    /// first batch of a response always goes whole (KIP-74).
+    fn read_cached(&self, offset: i64, max_bytes: usize, already: usize, chunks: &mut Vec<Bytes>) {
+        let first = self.cache.partition_point(|b| b.last_offset < offset);
+        let mut total = already;
+        for cached in self.cache.range(first..) {
+            if cached.base_offset >= self.high_watermark {
+                break;
+            }
+            let len = cached.bytes.len();
+            if total + len > max_bytes && total > 0 {
+                break;
+            }
+            total += len;
+            chunks.push(cached.prefix.clone());
+            chunks.push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
+        }
+    }
+
     fn segment_index_for(&self, offset: i64) -> usize {
         let i = self.segments.partition_point(|s| s.base_offset <= offset);
         i.saturating_sub(1)
@@ -389,22 +409,7 @@ impl PartitionLog {
                 return Ok(result);
             }
             if st.cache.front().is_some_and(|b| b.base_offset <= offset) {
-                let first = st.cache.partition_point(|b| b.last_offset < offset);
-                let mut total = 0usize;
-                for cached in st.cache.range(first..) {
-                    if cached.base_offset >= hw {
-                        break;
-                    }
-                    let len = cached.bytes.len();
-                    if total + len > max_bytes && total > 0 {
-                        break;
-                    }
-                    total += len;
-                    result.chunks.push(cached.prefix.clone());
-                    result
-                        .chunks
-                        .push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
-                }
+                st.read_cached(offset, max_bytes, 0, &mut result.chunks);
                 return Ok(result);
             }
             let segment = &st.segments[st.segment_index_for(offset)];
@@ -414,7 +419,36 @@ impl PartitionLog {
             let (_, position) = segment.index.position_for(segment.relative(offset));
             (file, u64::from(position), segment.written_bytes, hw, start)
         };
-        let chunks = read_segment(&file, position, end, offset, hw, max_bytes).await?;
+        let (mut chunks, mut total, mut full) =
+            read_segment_after(&file, position, end, offset, hw, max_bytes, 0).await?;
+        // A compacted segment can end in a gap, its last records cleaned away: go on into
+        // the next segments while there is room, as Kafka's log reads do. Otherwise a fetch
+        // in that gap would get nothing below the high watermark, or only batches below its
+        // offset, which librdkafka takes for a fetch size too small (and doubles, for good).
+        let mut from = offset;
+        while !full {
+            let next = {
+                let st = self.state.borrow();
+                let i = st.segment_index_for(from);
+                let Some(next) = st.segments.get(i + 1).filter(|s| s.base_offset < hw) else {
+                    break;
+                };
+                from = next.base_offset;
+                if st.cache.front().is_some_and(|b| b.base_offset <= from) {
+                    st.read_cached(from, max_bytes, total, &mut chunks);
+                    break;
+                }
+                match next.file.clone() {
+                    Some(file) => (file, next.written_bytes),
+                    None => break,
+                }
+            };
+            let (more, bytes, more_full) =
+                read_segment_after(&next.0, 0, next.1, offset, hw, max_bytes, total).await?;
+            chunks.extend(more);
+            total = bytes;
+            full = more_full;
+        }
         Ok(ReadResult {
             chunks,
             high_watermark: hw,
@@ -784,16 +818,34 @@ impl LogState {
 }
 
 /// Reads whole batches from `file[position..end]`, skipping those before `offset`.
+#[cfg(test)]
 async fn read_segment(
+    file: &DmaFile,
+    position: u64,
+    end: u64,
+    offset: i64,
+    hw: i64,
+    max_bytes: usize,
+) -> Result<Vec<Bytes>, LogError> {
+    let (chunks, _, _) = read_segment_after(file, position, end, offset, hw, max_bytes, 0).await?;
+    Ok(chunks)
+}
+
+/// Reads whole batches from `file[position..end]`, skipping those before `offset`, for a
+/// response already `already` bytes long. Returns the chunks, the response's length with
+/// them, and whether it is full (no more batch fits, or the high watermark was reached)
+/// rather than the segment exhausted.
+async fn read_segment_after(
     file: &DmaFile,
     mut position: u64,
     end: u64,
     offset: i64,
     hw: i64,
     max_bytes: usize,
-) -> Result<Vec<Bytes>, LogError> {
+    already: usize,
+) -> Result<(Vec<Bytes>, usize, bool), LogError> {
     let mut chunks = Vec::new();
-    let mut total = 0usize;
+    let mut total = already;
     // Slack past `max_bytes` so that the common case, a first batch about as large as the
     // fetch limit starting a little after the index position, is read in one go.
     let mut want = max_bytes
@@ -859,11 +911,11 @@ async fn read_segment(
         // No batch is smaller than its header: stop rather than read a window only to find
         // that its first batch does not fit.
         if done || (total > 0 && total + batch::HEADER_BYTES > max_bytes) {
-            break;
+            return Ok((chunks, total, true));
         }
         position += p as u64;
     }
-    Ok(chunks)
+    Ok((chunks, total, false))
 }
 
 /// One `Bytes` holding all of `chunks` (no copy when there is only one).
@@ -1000,11 +1052,12 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
         if let Some(prev) = segments.back() {
-            if prev.next_offset != base {
+            // A gap is fine: the log cleaner may have removed a segment's last batches.
+            if prev.next_offset > base {
                 tracing::warn!(
                     ?dir,
                     base,
-                    "segment does not continue the log; dropping it and later ones"
+                    "segment overlaps the previous one; dropping it and later ones"
                 );
                 drop_from = Some(i);
                 break;
