@@ -71,13 +71,16 @@ pub(crate) struct PendingBatch {
     /// The batch as the producer sent it: baseOffset and partitionLeaderEpoch are still the
     /// producer's; the writer sets them in its copy ([`batch::assign_offset`]).
     pub bytes: Bytes,
+    /// The broker time to stamp the batch with (LogAppendTime), as its in-memory copy is.
+    pub log_append_time_ms: Option<i64>,
 }
 
 /// A recent batch kept in memory for reads (every unwritten batch, plus recent written ones).
 pub(crate) struct CachedBatch {
     pub base_offset: i64,
     pub last_offset: i64,
-    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set.
+    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set
+    /// (`LOG_APPEND_TIME_FIELDS_END` bytes, stamped too, under LogAppendTime).
     pub prefix: Bytes,
     /// The whole batch as the producer sent it (its first bytes superseded by `prefix`).
     pub bytes: Bytes,
@@ -191,7 +194,7 @@ impl LogState {
             }
             total += len;
             chunks.push(cached.prefix.clone());
-            chunks.push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
+            chunks.push(cached.bytes.slice(cached.prefix.len()..));
         }
     }
 
@@ -312,21 +315,32 @@ impl PartitionLog {
         // The producer's bytes stay untouched (they are usually a slice of a request frame
         // shared with other partitions): the assigned offsets go into small patched copies
         // of each batch's first bytes, used for in-memory reads; the segment writer patches
-        // its aligned copy the same way.
-        let mut prefixes = BytesMut::with_capacity(headers.len() * batch::BROKER_FIELDS_END);
+        // its aligned copy the same way. LogAppendTime patches more of the header, CRC
+        // included, so its copies are longer.
+        let log_append_time = st.config.log_append_time;
+        let prefix_len = if log_append_time {
+            batch::LOG_APPEND_TIME_FIELDS_END
+        } else {
+            batch::BROKER_FIELDS_END
+        };
+        let mut prefixes = BytesMut::with_capacity(headers.len() * prefix_len);
         let mut offset = first_offset;
         for (position, header) in &headers {
             let start = prefixes.len();
-            prefixes.extend_from_slice(&records[*position..*position + batch::BROKER_FIELDS_END]);
+            prefixes.extend_from_slice(&records[*position..*position + prefix_len]);
             batch::assign_offset(&mut prefixes[start..], offset);
+            if log_append_time {
+                let tail = &records[*position + prefix_len..*position + header.size_bytes];
+                batch::stamp_log_append_time(&mut prefixes[start..], tail, now_ms);
+            }
             offset += i64::from(header.last_offset_delta) + 1;
         }
         let prefixes = prefixes.freeze();
         let mut offset = first_offset;
         for (i, (position, header)) in headers.iter().enumerate() {
             let bytes = records.slice(*position..*position + header.size_bytes);
-            let at = i * batch::BROKER_FIELDS_END;
-            let prefix = prefixes.slice(at..at + batch::BROKER_FIELDS_END);
+            let at = i * prefix_len;
+            let prefix = prefixes.slice(at..at + prefix_len);
             st.push_batch(bytes, prefix, offset, *header, now_ms);
             if header.producer_id >= 0 {
                 st.producers.record(header, offset, now_ms);
@@ -343,7 +357,7 @@ impl PartitionLog {
             base_offset: first_offset,
             last_offset: next - 1,
             log_start_offset: st.log_start_offset,
-            log_append_time_ms: -1,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
             duplicate: false,
         })
     }
@@ -804,6 +818,7 @@ impl LogState {
             segment_base,
             position,
             bytes: bytes.clone(),
+            log_append_time_ms: self.config.log_append_time.then_some(now_ms),
         });
         self.unwritten_bytes += size;
         self.cache.push_back(CachedBatch {

@@ -7,10 +7,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use rdkafka::error::KafkaError;
+use sluice::client::Cluster;
 
 use crate::common::{self, Consumed, Delivery, TestRecord, CLIENT_TIMEOUT};
 
@@ -142,4 +147,22 @@ pub fn batch(
     )
     .expect("encode");
     buf.freeze()
+}
+
+/// Sends `records` to partition 0 of `topic` in a raw Produce v9 (acks=all) over the
+/// leader's connection and returns the partition's answer.
+pub fn produce_v9(cluster: &mut Cluster, topic: &str, records: Bytes) -> PartitionProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let (_, leader) = cluster.leader_connection(topic, 0).expect("leader");
+    let mut response = leader
+        .send_version(&request, 9, Duration::ZERO)
+        .expect("Produce v9");
+    response.responses.remove(0).partition_responses.remove(0)
 }
