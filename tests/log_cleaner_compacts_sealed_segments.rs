@@ -1,7 +1,8 @@
 //! The log cleaner on a `PartitionLog`: sealed segments keep only each key's newest record
 //! (in every compression codec), tombstones get a delete horizon and go once it passes,
 //! timestamps and offsets survive, and a cleaned log reopens intact after a crash between
-//! the swap and the index write, with a stray `.cleaned` file removed.
+//! the swap and the index write, with a stray `.cleaned` file removed; records younger than
+//! `min.compaction.lag.ms` are not compacted.
 
 mod common;
 mod compaction_support;
@@ -244,6 +245,33 @@ fn cleaned_log_recovers_after_crash_between_swap_and_index() {
             .append(batch(Compression::None, &[("a", Some("after"))], 9_000), 0)
             .expect("append after recovery");
         assert_eq!(info.base_offset, end);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn records_younger_than_min_compaction_lag_are_left_alone() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("p");
+    sluice::io::block_on_local(async move {
+        let config = LogConfig {
+            min_compaction_lag_ms: 100_000,
+            ..config(60_000)
+        };
+        let log = PartitionLog::open(dir, config).await.expect("open");
+        let written = fill(&log, Compression::None).await;
+        let mut map = OffsetMap::with_budget(1 << 20);
+        // The newest record of a sealed segment is ~5 s old (record timestamps are ~1 s).
+        let young = log.clean(10_000, &mut map).await.expect("clean");
+        assert_eq!(young.segments_rewritten, 0, "{young:?}");
+        assert_eq!(
+            contents(&log).await,
+            written,
+            "nothing removed within the lag"
+        );
+        let old = log.clean(200_000, &mut map).await.expect("clean");
+        assert!(old.segments_rewritten > 0, "{old:?}");
+        assert_eq!(contents(&log).await, newest(&written, true));
         log.close().await.expect("close");
     });
 }

@@ -29,7 +29,7 @@
 //! **Swap, crash-safe.** The cleaned segment is written to `<base>.log.cleaned` and
 //! fdatasynced. Then, with no await in between, the old `.index`/`.timeindex` are removed,
 //! the cleaned file is renamed over `<base>.log` and the in-memory segment switched to it;
-//! then the directory is synced and the new indexes written. A crash before the rename
+//! then the new indexes are written and the directory synced. A crash before the rename
 //! leaves the old segment (the `.cleaned` leftover is deleted at open); after it, the new
 //! segment, whose missing or stale index makes recovery rescan it (sealed segments may have
 //! gaps). Either way nothing the old segment held is lost except what cleaning may drop.
@@ -281,8 +281,10 @@ impl PartitionLog {
         let Some(old) = self.swap(target, file, size, index.clone(), &log_path, &temp)? else {
             return Ok(None);
         };
+        // One directory sync covers the rename and the new indexes: until it, a crash may
+        // leave either file name, and an index whose footer does not match its segment is
+        // never trusted (the segment is rescanned).
         let io = |e| LogError::io(format!("swapping in cleaned segment {log_path:?}"), e);
-        dma_file::sync_dir(&plan.dir).await.map_err(io)?;
         write_index(&plan.dir, target.base_offset, &index, footer).await?;
         dma_file::sync_dir(&plan.dir).await.map_err(io)?;
         if let Ok(old) = Rc::try_unwrap(old) {
