@@ -11,13 +11,11 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use sluice::constants::{LOG_CLEANER_OFFSET_MAP_BYTES, LOG_CLEANER_SHARES};
-use sluice::log::testing::make_batch;
+use sluice::log::testing::{keyed_batch, make_batch};
 use sluice::log::{CleanupPolicy, FlushPolicy, LogConfig, OffsetMap, PartitionLog};
 
 #[global_allocator]
@@ -41,36 +39,17 @@ fn data_dir() -> tempfile::TempDir {
 
 /// One round of writes to every key, as batches of `KEYS_PER_BATCH` records.
 fn round(round: usize) -> Vec<Bytes> {
+    let value = "v".repeat(100);
     (0..KEYS / KEYS_PER_BATCH)
         .map(|b| {
-            let records: Vec<Record> = (0..KEYS_PER_BATCH)
-                .map(|i| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 0,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: -1,
-                    timestamp: round as i64,
-                    key: Some(Bytes::from(format!("key-{}", b * KEYS_PER_BATCH + i))),
-                    value: Some(Bytes::from(vec![b'v'; 100])),
-                    headers: Default::default(),
-                })
+            let keys: Vec<String> = (0..KEYS_PER_BATCH)
+                .map(|i| format!("key-{}", b * KEYS_PER_BATCH + i))
                 .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
-            )
-            .expect("encode");
-            buf.freeze()
+            let records: Vec<(Option<&str>, Option<&str>)> = keys
+                .iter()
+                .map(|k| (Some(k.as_str()), Some(value.as_str())))
+                .collect();
+            keyed_batch(Compression::None, &records, round as i64)
         })
         .collect()
 }

@@ -8,7 +8,8 @@ mod compaction_support;
 use kafka_protocol::records::Compression;
 use sluice::client::{Cluster, ConnectionConfig};
 
-use compaction_support::{batch, produce_v9};
+use compaction_support::produce_v9;
+use sluice::log::testing::keyed_batch;
 
 use common::{
     create_topic_with_configs, producer, topic_name, try_produce_all, Broker, TestRecord,
@@ -31,7 +32,11 @@ fn compacted_topic_refuses_keyless_records() {
             (Some("b"), Some("3")),
             (None, Some("4")),
         ];
-        let answer = produce_v9(&mut cluster, &topic, batch(compression, &records, 1_000));
+        let answer = produce_v9(
+            &mut cluster,
+            &topic,
+            keyed_batch(compression, &records, 1_000),
+        );
         assert_eq!(
             answer.error_code, INVALID_RECORD,
             "{compression:?}: {answer:?}"
@@ -60,7 +65,7 @@ fn compacted_topic_refuses_keyless_records() {
     let answer = produce_v9(
         &mut cluster,
         &topic,
-        batch(Compression::None, &keyed, 1_000),
+        keyed_batch(Compression::None, &keyed, 1_000),
     );
     assert_eq!(
         (answer.error_code, answer.base_offset),

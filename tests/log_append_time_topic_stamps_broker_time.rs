@@ -12,7 +12,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, Timestamp};
 use sluice::client::{Cluster, ConnectionConfig};
 
-use compaction_support::{batch, produce_v9};
+use compaction_support::produce_v9;
+use sluice::log::testing::keyed_batch;
 
 use common::{
     assign, consumer, create_topic_with_configs, produce_all, producer, topic_name, Broker,
@@ -62,7 +63,7 @@ fn log_append_time_topic_stamps_broker_time() {
     let before_ms = now_ms();
     // A raw Produce v9: the answer must carry the broker's time.
     let mut cluster = Cluster::connect(&bootstrap, ConnectionConfig::default()).expect("connect");
-    let raw = batch(
+    let raw = keyed_batch(
         Compression::None,
         &[(None, Some("raw"))],
         PRODUCER_TIMESTAMP_MS,

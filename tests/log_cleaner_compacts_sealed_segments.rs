@@ -4,9 +4,6 @@
 //! the swap and the index write, with a stray `.cleaned` file removed; records younger than
 //! `min.compaction.lag.ms` are not compacted.
 
-mod common;
-mod compaction_support;
-
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -27,7 +24,7 @@ type Contents = BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>, i64)>;
 fn batch(compression: Compression, records: &[(&str, Option<&str>)], timestamp: i64) -> Bytes {
     let records: Vec<(Option<&str>, Option<&str>)> =
         records.iter().map(|(k, v)| (Some(*k), *v)).collect();
-    compaction_support::batch(compression, &records, timestamp)
+    sluice::log::testing::keyed_batch(compression, &records, timestamp)
 }
 
 /// Every record, read as a consumer would: batch after batch (a read returns one

@@ -6,14 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::error::KafkaError;
 use sluice::client::Cluster;
 
@@ -108,45 +105,6 @@ pub fn check_against_acknowledged(consumed: &[Consumed], acked: &Acknowledged) -
         "the newest record of some key is missing"
     );
     superseded
-}
-
-/// One RecordBatch v2 of `records` as (key, value), `None` meaning null, the i-th record
-/// stamped `timestamp + i`, encoded by the kafka-protocol crate as a producer would.
-pub fn batch(
-    compression: Compression,
-    records: &[(Option<&str>, Option<&str>)],
-    timestamp: i64,
-) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: timestamp + i as i64,
-            key: key.map(|k| Bytes::from(k.to_owned())),
-            value: value.map(|v| Bytes::from(v.to_owned())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
 }
 
 /// Sends `records` to partition 0 of `topic` in a raw Produce v9 (acks=all) over the
