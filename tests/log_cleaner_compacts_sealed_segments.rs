@@ -2,7 +2,8 @@
 //! (in every compression codec), tombstones get a delete horizon and go once it passes,
 //! timestamps and offsets survive, and a cleaned log reopens intact after a crash between
 //! the swap and the index write, with a stray `.cleaned` file removed; records younger than
-//! `min.compaction.lag.ms` are not compacted.
+//! `min.compaction.lag.ms` are not compacted. Segments left empty are removed, and reads
+//! skip the gaps.
 
 use std::collections::BTreeMap;
 
@@ -167,6 +168,7 @@ fn keeps_newest_per_key_in_every_codec_and_drops_tombstones_after_the_horizon() 
                 "{compression:?}: needs sealed segments"
             );
             let size_before = log.size_bytes();
+            let segments_before = log.segment_count();
             let mut map = OffsetMap::with_budget(1 << 20);
             let now = 10_000;
             let summary = log.clean(now, &mut map).await.expect("clean");
@@ -175,6 +177,10 @@ fn keeps_newest_per_key_in_every_codec_and_drops_tombstones_after_the_horizon() 
                 "{compression:?}: {summary:?}"
             );
             assert!(log.size_bytes() < size_before, "{compression:?}: smaller");
+            assert!(
+                log.segment_count() < segments_before,
+                "{compression:?}: segments left empty are removed"
+            );
             assert_eq!(
                 contents(&log).await,
                 newest(&written, true),

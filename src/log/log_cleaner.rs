@@ -34,8 +34,10 @@
 //! segment, whose missing or stale index makes recovery rescan it (sealed segments may have
 //! gaps). Either way nothing the old segment held is lost except what cleaning may drop.
 //!
-//! Reads in flight keep the old file open (they hold its handle) and finish on the old
-//! bytes; the in-memory batch cache drops what it held of a cleaned segment.
+//! A segment left with nothing is removed instead (its offsets become a gap that reads skip),
+//! unless it is the first, whose base is the log start. Reads in flight keep the old file
+//! open (they hold its handle) and finish on the old bytes; the in-memory batch cache drops
+//! what it held of a cleaned segment.
 //!
 //! **Bounded.** Memory: the map (`LOG_CLEANER_OFFSET_MAP_BYTES`), one read window
 //! (`LOG_CLEANER_READ_BYTES` or one batch) and one write buffer (`LOG_CLEANER_WRITE_BYTES`
@@ -62,7 +64,7 @@ use super::batch::{
 use super::batch_records::{self, RecordView};
 use super::error::LogError;
 use super::offset_map::OffsetMap;
-use super::partition_log::{write_index, PartitionLog};
+use super::partition_log::{write_index, LogState, PartitionLog};
 use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 
@@ -278,16 +280,23 @@ impl PartitionLog {
             next_offset_relative: (target.next_offset - target.base_offset) as u64,
             max_timestamp: index.max_timestamp,
         };
-        let Some(old) = self.swap(target, file, size, index.clone(), &log_path, &temp)? else {
-            return Ok(None);
-        };
-        // One directory sync covers the rename and the new indexes: until it, a crash may
-        // leave either file name, and an index whose footer does not match its segment is
-        // never trusted (the segment is rescanned).
         let io = |e| LogError::io(format!("swapping in cleaned segment {log_path:?}"), e);
-        write_index(&plan.dir, target.base_offset, &index, footer).await?;
-        dma_file::sync_dir(&plan.dir).await.map_err(io)?;
-        if let Ok(old) = Rc::try_unwrap(old) {
+        let old = match self.swap(target, file, size, index.clone(), &log_path, &temp)? {
+            Swap::Gone => return Ok(None),
+            Swap::Dropped(old) => {
+                dma_file::sync_dir(&plan.dir).await.map_err(io)?;
+                old
+            }
+            Swap::Replaced(old) => {
+                // One directory sync covers the rename and the new indexes: until it, a
+                // crash may leave either file name, and an index whose footer does not
+                // match its segment is never trusted (the segment is rescanned).
+                write_index(&plan.dir, target.base_offset, &index, footer).await?;
+                dma_file::sync_dir(&plan.dir).await.map_err(io)?;
+                old
+            }
+        };
+        if let Some(Ok(old)) = old.map(Rc::try_unwrap) {
             old.close().await.map_err(io)?;
         }
         tracing::debug!(
@@ -302,9 +311,9 @@ impl PartitionLog {
     }
 
     /// Puts the cleaned file in place of `target`'s, if the log still holds that segment as
-    /// the plan saw it. Returns the old file, or `None` (and removes the cleaned file) when
-    /// the segment changed meanwhile. No await: appends, reads and retention see either the
-    /// old segment or the new one.
+    /// the plan saw it; a segment left empty is dropped instead, unless it is the first (whose
+    /// base is the log start). No await: appends, reads and retention see either the old
+    /// segment or the new one (or none: reads skip the gap to the next segment).
     fn swap(
         &self,
         target: &Target,
@@ -313,7 +322,7 @@ impl PartitionLog {
         index: SegmentIndex,
         log_path: &Path,
         temp: &Path,
-    ) -> Result<Option<Rc<DmaFile>>, LogError> {
+    ) -> Result<Swap, LogError> {
         let mut st = self.state.borrow_mut();
         let position = st.segments.iter().position(|s| {
             s.base_offset == target.base_offset
@@ -324,13 +333,22 @@ impl PartitionLog {
         let Some(i) = position.filter(|_| open) else {
             drop(st);
             remove_leftover(temp);
-            return Ok(None);
+            return Ok(Swap::Gone);
         };
         let io = |e| LogError::io(format!("swapping in cleaned segment {log_path:?}"), e);
         // Stale indexes must never vouch for the new file: they go first.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             dma_file::remove_file(&segment::path(&st.dir, target.base_offset, suffix))
                 .map_err(io)?;
+        }
+        st.drop_cached_below(target.next_offset);
+        if size == 0 && i > 0 {
+            // Every record of it has a newer one later in the log, which is durable: a crash
+            // before the removal is durable leaves the old segment, rescanned.
+            dma_file::remove_file(log_path).map_err(io)?;
+            remove_leftover(temp);
+            let dropped = st.segments.remove(i).expect("found above");
+            return Ok(Swap::Dropped(dropped.file));
         }
         file.rename_to(log_path).map_err(io)?;
         let segment = &mut st.segments[i];
@@ -342,15 +360,27 @@ impl PartitionLog {
         segment.index = index;
         segment.assigned_bytes = size;
         segment.written_bytes = size;
-        while st
-            .cache
-            .front()
-            .is_some_and(|b| b.base_offset < target.next_offset)
-        {
-            let dropped = st.cache.pop_front().expect("checked");
-            st.cache_bytes -= dropped.bytes.len() as u64;
+        Ok(Swap::Replaced(old))
+    }
+}
+
+/// What became of a cleaned segment.
+enum Swap {
+    /// The log no longer holds the segment as planned; the cleaned file was removed.
+    Gone,
+    /// The cleaned file replaced the segment's; here is the old file.
+    Replaced(Option<Rc<DmaFile>>),
+    /// Nothing was left of the segment and it was removed; here is its file.
+    Dropped(Option<Rc<DmaFile>>),
+}
+
+impl LogState {
+    /// Forgets cached batches below `offset`, which a cleaned segment no longer holds.
+    fn drop_cached_below(&mut self, offset: i64) {
+        while self.cache.front().is_some_and(|b| b.base_offset < offset) {
+            let dropped = self.cache.pop_front().expect("checked");
+            self.cache_bytes -= dropped.bytes.len() as u64;
         }
-        Ok(old)
     }
 }
 
