@@ -3,13 +3,13 @@
 //! timestamps and offsets survive, and a cleaned log reopens intact after a crash between
 //! the swap and the index write, with a stray `.cleaned` file removed; records younger than
 //! `min.compaction.lag.ms` are not compacted. Segments left empty are removed, and reads
-//! skip the gaps.
+//! skip the gaps. The cleaner's checkpoint survives a restart.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
-use sluice::log::{CleanupPolicy, LogConfig, OffsetMap, PartitionLog};
+use sluice::log::{CleanSummary, CleanupPolicy, LogConfig, OffsetMap, PartitionLog};
 
 const CODECS: [Compression; 5] = [
     Compression::None,
@@ -243,6 +243,13 @@ fn cleaned_log_recovers_after_crash_between_swap_and_index() {
             contents(&log).await,
             cleaned,
             "every kept record reads back"
+        );
+        assert_every_offset_reads(&log).await;
+        let again = log.clean(10_000, &mut map).await.expect("clean");
+        assert_eq!(
+            again,
+            CleanSummary::default(),
+            "the checkpoint survived: nothing is read again"
         );
         let info = log
             .append(batch(Compression::None, &[("a", Some("after"))], 9_000), 0)

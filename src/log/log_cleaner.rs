@@ -44,8 +44,10 @@
 //! plus a batch). Time: the task yields between batches when the executor wants it, and runs
 //! in its own low-share task queue (`crate::io::spawn_background`).
 //!
-//! The checkpoint is not persisted: after a restart the first pass treats the whole log as
-//! dirty and rewrites only segments it can shrink.
+//! The checkpoint (clean offset and next tombstone horizon) is kept in
+//! `.cleaner_checkpoint`, written atomically after each pass, so a restart does not make
+//! the cleaner read the whole log again. A lost or stale checkpoint costs only work: with
+//! none, the first pass treats the whole log as dirty.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -71,13 +73,35 @@ use super::segment_index::{Footer, SegmentIndex};
 /// Suffix of a cleaned segment not yet swapped in.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 
-/// The log cleaner's progress on one log, kept in memory.
+/// File of the cleaner's checkpoint in the partition directory: `<clean offset> <horizon>`.
+const CHECKPOINT_FILE: &str = ".cleaner_checkpoint";
+
+/// The log cleaner's progress on one log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CleanerCheckpoint {
-    /// Records below this offset were cleaned by this process.
+    /// Records below this offset have been cleaned.
     pub clean_offset: i64,
     /// The earliest delete horizon of a tombstone the last pass kept.
     pub horizon_due_ms: Option<i64>,
+    /// `CHECKPOINT_FILE` has been read (at the first pass after the log opened).
+    pub loaded: bool,
+}
+
+impl CleanerCheckpoint {
+    fn encode(&self) -> String {
+        format!(
+            "{} {}",
+            self.clean_offset,
+            self.horizon_due_ms.unwrap_or(-1)
+        )
+    }
+
+    fn decode(text: &str) -> Option<(i64, Option<i64>)> {
+        let mut fields = text.split_whitespace().map(str::parse::<i64>);
+        let clean_offset = fields.next()?.ok()?;
+        let horizon_ms = fields.next()?.ok()?;
+        Some((clean_offset, (horizon_ms >= 0).then_some(horizon_ms)))
+    }
 }
 
 /// What one cleaning pass did.
@@ -87,6 +111,8 @@ pub struct CleanSummary {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_removed: u64,
+    /// Segment bytes the pass went through (to build its key index, and to rewrite).
+    pub bytes_read: u64,
 }
 
 /// A cleanable segment as the plan saw it.
@@ -116,11 +142,15 @@ impl PartitionLog {
     /// One cleaning pass if the log is compacted and has enough to clean (see the module
     /// docs); `map` is the shard's key index, cleared here. Returns what changed.
     pub async fn clean(&self, now_ms: i64, map: &mut OffsetMap) -> Result<CleanSummary, LogError> {
+        if self.is_compacted() && !self.state.borrow().cleaner.loaded {
+            self.load_checkpoint().await;
+        }
         let Some(plan) = self.plan_clean(now_ms) else {
             return Ok(CleanSummary::default());
         };
         map.clear();
-        let map_end = build_offset_map(&plan, map).await?;
+        let mut summary = CleanSummary::default();
+        let map_end = build_offset_map(&plan, map, &mut summary.bytes_read).await?;
         let last_target = plan
             .targets
             .last()
@@ -130,9 +160,9 @@ impl PartitionLog {
         } else {
             map_end
         };
-        let mut summary = CleanSummary::default();
         let mut horizon_due_ms: Option<i64> = None;
         for target in plan.targets.iter().filter(|t| t.base_offset <= clean_to) {
+            summary.bytes_read += target.bytes;
             let cleaned = self
                 .clean_segment(&plan, target, map, now_ms, &mut horizon_due_ms)
                 .await?;
@@ -143,10 +173,36 @@ impl PartitionLog {
                 summary.records_removed += removed;
             }
         }
-        let mut st = self.state.borrow_mut();
-        st.cleaner.clean_offset = st.cleaner.clean_offset.max(map_end + 1);
-        st.cleaner.horizon_due_ms = horizon_due_ms;
+        let checkpoint = {
+            let mut st = self.state.borrow_mut();
+            st.cleaner.clean_offset = st.cleaner.clean_offset.max(map_end + 1);
+            st.cleaner.horizon_due_ms = horizon_due_ms;
+            st.cleaner.encode()
+        };
+        let path = plan.dir.join(CHECKPOINT_FILE);
+        dma_file::write_file_atomic(&path, checkpoint.as_bytes())
+            .await
+            .map_err(|e| LogError::io(format!("writing {path:?}"), e))?;
         Ok(summary)
+    }
+
+    /// Reads the checkpoint of an earlier run, if there is a sound one. A clean offset past
+    /// the log end (a tail lost since) is cut to it.
+    async fn load_checkpoint(&self) {
+        let path = self.state.borrow().dir.join(CHECKPOINT_FILE);
+        let loaded = match dma_file::read_file(&path).await {
+            Ok(data) => data.and_then(|d| CleanerCheckpoint::decode(&String::from_utf8_lossy(&d))),
+            Err(error) => {
+                tracing::warn!(?path, %error, "cannot read the cleaner checkpoint; cleaning the whole log");
+                None
+            }
+        };
+        let mut st = self.state.borrow_mut();
+        st.cleaner.loaded = true;
+        if let Some((clean_offset, horizon_due_ms)) = loaded {
+            st.cleaner.clean_offset = clean_offset.min(st.log_end_offset);
+            st.cleaner.horizon_due_ms = horizon_due_ms;
+        }
     }
 
     fn plan_clean(&self, now_ms: i64) -> Option<Plan> {
@@ -386,13 +442,18 @@ impl LogState {
 
 /// Reads the dirty records' keys into `map`. Returns the last offset covered: every record
 /// of the dirty part up to it is in the map.
-async fn build_offset_map(plan: &Plan, map: &mut OffsetMap) -> Result<i64, LogError> {
+async fn build_offset_map(
+    plan: &Plan,
+    map: &mut OffsetMap,
+    bytes_read: &mut u64,
+) -> Result<i64, LogError> {
     let mut map_end = plan.first_dirty - 1;
     for target in plan
         .targets
         .iter()
         .filter(|t| t.next_offset > plan.first_dirty)
     {
+        *bytes_read += target.bytes;
         let mut reader = BatchReader::new(Rc::clone(&target.file), target.bytes);
         while let Some(whole) = reader.next().await? {
             let header = batch::header_fields(&whole);
