@@ -61,3 +61,8 @@ pub const LOG_CLEANER_SHARES: usize = 100;
 pub const LOG_CLEANER_DIRTY_PERCENT_MIN: u64 = 50;
 
 const _: () = assert!(LOG_CLEANER_OFFSET_MAP_BYTES >= 24 * 1024);
+
+/// Largest records section a compressed batch may decompress to, whether a producer sent it
+/// (a compacted topic checks every record for a key) or the log reads it back (timestamp
+/// lookups, the log cleaner). A 1 MiB batch could otherwise claim gigabytes.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -5,16 +5,11 @@
 mod common;
 mod compaction_support;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use sluice::client::{Cluster, ConnectionConfig};
 
-use compaction_support::batch;
+use compaction_support::produce_v9;
+use sluice::log::testing::keyed_batch;
 
 use common::{
     create_topic_with_configs, producer, topic_name, try_produce_all, Broker, TestRecord,
@@ -29,17 +24,6 @@ fn compacted_topic_refuses_keyless_records() {
     let topic = topic_name("compacted-keys");
     create_topic_with_configs(&bootstrap, &topic, 1, &[("cleanup.policy", "compact")]);
     let mut cluster = Cluster::connect(&bootstrap, ConnectionConfig::default()).expect("connect");
-    let (_, leader) = cluster.leader_connection(&topic, 0).expect("leader");
-    let produce = |records: Bytes| {
-        ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])])
-    };
     // Compressed too: the broker must look inside.
     for compression in [Compression::None, Compression::Zstd] {
         let records = [
@@ -48,14 +32,11 @@ fn compacted_topic_refuses_keyless_records() {
             (Some("b"), Some("3")),
             (None, Some("4")),
         ];
-        let response = leader
-            .send_version(
-                &produce(batch(compression, &records, 1_000)),
-                9,
-                Duration::ZERO,
-            )
-            .expect("Produce v9");
-        let answer = &response.responses[0].partition_responses[0];
+        let answer = produce_v9(
+            &mut cluster,
+            &topic,
+            keyed_batch(compression, &records, 1_000),
+        );
         assert_eq!(
             answer.error_code, INVALID_RECORD,
             "{compression:?}: {answer:?}"
@@ -80,18 +61,12 @@ fn compacted_topic_refuses_keyless_records() {
         );
     }
     // Keyed records go in, and nothing of the refused batches was stored.
-    let response = leader
-        .send_version(
-            &produce(batch(
-                Compression::None,
-                &[(Some("a"), Some("1")), (Some("b"), Some("2"))],
-                1_000,
-            )),
-            9,
-            Duration::ZERO,
-        )
-        .expect("Produce v9");
-    let answer = &response.responses[0].partition_responses[0];
+    let keyed = [(Some("a"), Some("1")), (Some("b"), Some("2"))];
+    let answer = produce_v9(
+        &mut cluster,
+        &topic,
+        keyed_batch(Compression::None, &keyed, 1_000),
+    );
     assert_eq!(
         (answer.error_code, answer.base_offset),
         (0, 0),

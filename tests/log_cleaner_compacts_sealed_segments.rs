@@ -1,16 +1,15 @@
 //! The log cleaner on a `PartitionLog`: sealed segments keep only each key's newest record
 //! (in every compression codec), tombstones get a delete horizon and go once it passes,
 //! timestamps and offsets survive, and a cleaned log reopens intact after a crash between
-//! the swap and the index write, with a stray `.cleaned` file removed.
-
-mod common;
-mod compaction_support;
+//! the swap and the index write, with a stray `.cleaned` file removed; records younger than
+//! `min.compaction.lag.ms` are not compacted. Segments left empty are removed, and reads
+//! skip the gaps. The cleaner's checkpoint survives a restart.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
-use sluice::log::{CleanupPolicy, LogConfig, OffsetMap, PartitionLog};
+use sluice::log::{CleanSummary, CleanupPolicy, LogConfig, OffsetMap, PartitionLog};
 
 const CODECS: [Compression; 5] = [
     Compression::None,
@@ -26,7 +25,7 @@ type Contents = BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>, i64)>;
 fn batch(compression: Compression, records: &[(&str, Option<&str>)], timestamp: i64) -> Bytes {
     let records: Vec<(Option<&str>, Option<&str>)> =
         records.iter().map(|(k, v)| (Some(*k), *v)).collect();
-    compaction_support::batch(compression, &records, timestamp)
+    sluice::log::testing::keyed_batch(compression, &records, timestamp)
 }
 
 /// Every record, read as a consumer would: batch after batch (a read returns one
@@ -129,6 +128,20 @@ async fn fill(log: &PartitionLog, compression: Compression) -> Contents {
     written
 }
 
+/// Every offset below the high watermark reads as a batch at or after it, even one in a gap
+/// the cleaner left at the end of a segment (reads carry on into the next segment).
+async fn assert_every_offset_reads(log: &PartitionLog) {
+    for offset in log.log_start_offset()..log.high_watermark() {
+        let read = log.read(offset, 1).await.expect("read");
+        let joined = sluice::log::testing::concat_chunks(&read.chunks);
+        let batches = sluice::log::testing::batch_offsets(&joined);
+        assert!(
+            batches.first().is_some_and(|(_, last, _)| *last >= offset),
+            "offset {offset} read {batches:?}"
+        );
+    }
+}
+
 /// What compaction must leave of `written`: the newest record of each key.
 fn newest(written: &Contents, tombstones: bool) -> Contents {
     let mut by_key: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
@@ -155,6 +168,7 @@ fn keeps_newest_per_key_in_every_codec_and_drops_tombstones_after_the_horizon() 
                 "{compression:?}: needs sealed segments"
             );
             let size_before = log.size_bytes();
+            let segments_before = log.segment_count();
             let mut map = OffsetMap::with_budget(1 << 20);
             let now = 10_000;
             let summary = log.clean(now, &mut map).await.expect("clean");
@@ -163,11 +177,16 @@ fn keeps_newest_per_key_in_every_codec_and_drops_tombstones_after_the_horizon() 
                 "{compression:?}: {summary:?}"
             );
             assert!(log.size_bytes() < size_before, "{compression:?}: smaller");
+            assert!(
+                log.segment_count() < segments_before,
+                "{compression:?}: segments left empty are removed"
+            );
             assert_eq!(
                 contents(&log).await,
                 newest(&written, true),
                 "{compression:?}: newest per key, tombstone kept, timestamps kept"
             );
+            assert_every_offset_reads(&log).await;
             // Within the horizon another pass changes nothing.
             let again = log.clean(now + 1_000, &mut map).await.expect("clean");
             assert_eq!(again.segments_rewritten, 0, "{compression:?}: {again:?}");
@@ -225,10 +244,44 @@ fn cleaned_log_recovers_after_crash_between_swap_and_index() {
             cleaned,
             "every kept record reads back"
         );
+        assert_every_offset_reads(&log).await;
+        let again = log.clean(10_000, &mut map).await.expect("clean");
+        assert_eq!(
+            again,
+            CleanSummary::default(),
+            "the checkpoint survived: nothing is read again"
+        );
         let info = log
             .append(batch(Compression::None, &[("a", Some("after"))], 9_000), 0)
             .expect("append after recovery");
         assert_eq!(info.base_offset, end);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn records_younger_than_min_compaction_lag_are_left_alone() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("p");
+    sluice::io::block_on_local(async move {
+        let config = LogConfig {
+            min_compaction_lag_ms: 100_000,
+            ..config(60_000)
+        };
+        let log = PartitionLog::open(dir, config).await.expect("open");
+        let written = fill(&log, Compression::None).await;
+        let mut map = OffsetMap::with_budget(1 << 20);
+        // The newest record of a sealed segment is ~5 s old (record timestamps are ~1 s).
+        let young = log.clean(10_000, &mut map).await.expect("clean");
+        assert_eq!(young.segments_rewritten, 0, "{young:?}");
+        assert_eq!(
+            contents(&log).await,
+            written,
+            "nothing removed within the lag"
+        );
+        let old = log.clean(200_000, &mut map).await.expect("clean");
+        assert!(old.segments_rewritten > 0, "{old:?}");
+        assert_eq!(contents(&log).await, newest(&written, true));
         log.close().await.expect("close");
     });
 }

@@ -278,6 +278,26 @@ pub(crate) fn scan(buf: &[u8], expected_offset: Option<i64>) -> Scan {
     Scan::Batch(header)
 }
 
+/// The fields LogAppendTime rewrites (attributes, maxTimestamp, and so the CRC) end here.
+pub(crate) const LOG_APPEND_TIME_FIELDS_END: usize = OFFSET_PRODUCER_ID;
+/// `attributes` bit of a batch whose timestamp is the broker's (LogAppendTime).
+const ATTRIBUTE_LOG_APPEND_TIME: i16 = 1 << 3;
+
+/// Stamps the batch made of `head` (its first `LOG_APPEND_TIME_FIELDS_END` bytes) and `tail`
+/// (the rest, unchanged) with the broker's time, as Kafka does for LogAppendTime: the
+/// timestamp-type bit set, maxTimestamp = `now_ms`, the CRC recomputed. The records keep
+/// their own timestamps; consumers give every record the batch's maxTimestamp.
+pub(crate) fn stamp_log_append_time(head: &mut [u8], tail: &[u8], now_ms: i64) {
+    let attributes = i16_at(head, OFFSET_ATTRIBUTES) | ATTRIBUTE_LOG_APPEND_TIME;
+    head[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    head[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&head[OFFSET_CRC_START..LOG_APPEND_TIME_FIELDS_END]),
+        tail,
+    );
+    head[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Sets baseOffset and partitionLeaderEpoch (outside the CRC's range) in the first
 /// `BROKER_FIELDS_END` bytes of a batch.
 pub(crate) fn assign_offset(batch: &mut [u8], base_offset: i64) {

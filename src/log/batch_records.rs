@@ -1,15 +1,20 @@
-//! The records inside a stored batch, read only as far as ListOffsets by timestamp needs:
-//! each record's timestamp (baseTimestamp + varlong timestampDelta) and offset (baseOffset +
-//! varint offsetDelta). Compressed batches are decompressed with the codec crate's
-//! decompressors; this is done for the one batch a timestamp lookup lands on, never on the
-//! append or fetch paths.
+//! The records inside a batch: each record's timestamp (baseTimestamp + varlong
+//! timestampDelta), offset (baseOffset + varint offsetDelta), key and value. Read for the
+//! one batch a timestamp lookup lands on, by the log cleaner, and on append only for
+//! compacted topics (every record needs a key); never on the fetch path. Compressed
+//! batches are decompressed with a bound on their size (`DECOMPRESSED_BATCH_BYTES_MAX`)
+//! and recompressed with the kafka-protocol codecs.
 //!
 //! Record layout (v2): length varint, attributes i8, timestampDelta varlong, offsetDelta
 //! varint, then key, value and headers (skipped via the length).
 
 use bytes::Bytes;
 use bytes::BytesMut;
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use std::io::Read;
+
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+
+use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
 
 use super::batch::{self, HEADER_BYTES};
 use super::error::LogError;
@@ -202,20 +207,78 @@ pub(crate) fn write_varint(out: &mut Vec<u8>, value: i64) {
     out.push(zigzag as u8);
 }
 
-fn decompress_and<T, F>(codec: i16, mut records: Bytes, scan: F) -> Result<T, &'static str>
+fn decompress_and<T, F>(codec: i16, records: Bytes, scan: F) -> Result<T, &'static str>
 where
     F: FnOnce(&[u8]) -> Result<T, &'static str>,
 {
-    // The codec crate's closures return its own error type; carry our result through `Ok`.
-    let inner = |buf: &mut Bytes| Ok(scan(&buf[..]));
-    let outcome = match codec {
-        1 => <Gzip as Decompressor<Bytes>>::decompress(&mut records, inner),
-        2 => <Snappy as Decompressor<Bytes>>::decompress(&mut records, inner),
-        3 => <Lz4 as Decompressor<Bytes>>::decompress(&mut records, inner),
-        4 => <Zstd as Decompressor<Bytes>>::decompress(&mut records, inner),
+    scan(&decompress_bounded(
+        codec,
+        &records,
+        DECOMPRESSED_BATCH_BYTES_MAX,
+    )?)
+}
+
+/// The records section `data` compressed with `codec`, decompressed, refusing (before
+/// allocating it) more than `limit` bytes of output: a small batch from the network can
+/// claim gigabytes (the codec crates' own decompressors have no bound).
+fn decompress_bounded(codec: i16, data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
+    const TOO_LARGE: &str = "records decompress to more than the broker accepts";
+    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    let read = match codec {
+        1 => flate2::read::GzDecoder::new(data)
+            .take(bound)
+            .read_to_end(&mut out),
+        2 => return snappy_decompress_bounded(data, limit),
+        3 => lz4::Decoder::new(data).and_then(|d| d.take(bound).read_to_end(&mut out)),
+        4 => {
+            zstd::stream::read::Decoder::new(data).and_then(|d| d.take(bound).read_to_end(&mut out))
+        }
         _ => return Err("unknown compression codec"),
     };
-    outcome.map_err(|_| "records do not decompress")?
+    read.map_err(|_| "records do not decompress")?;
+    if out.len() > limit {
+        return Err(TOO_LARGE);
+    }
+    Ok(out)
+}
+
+/// Kafka's snappy framing (snappy-java's): a 16-byte header starting with this magic, then
+/// blocks of (u32 length, raw snappy); without the magic, one raw snappy block.
+const SNAPPY_JAVA_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+const SNAPPY_JAVA_HEADER_BYTES: usize = 16;
+
+fn snappy_decompress_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    let mut append = |block: &[u8]| {
+        let len = snap::raw::decompress_len(block).map_err(|_| "records do not decompress")?;
+        let start = out.len();
+        if start.saturating_add(len) > limit {
+            return Err("records decompress to more than the broker accepts");
+        }
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new()
+            .decompress(block, &mut out[start..])
+            .map_err(|_| "records do not decompress")?;
+        Ok(())
+    };
+    if !data.starts_with(SNAPPY_JAVA_MAGIC) {
+        append(data)?;
+        return Ok(out);
+    }
+    let mut rest = data
+        .get(SNAPPY_JAVA_HEADER_BYTES..)
+        .ok_or("truncated snappy header")?;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_at_checked(4)
+            .ok_or("truncated snappy block length")?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (block, tail) = tail.split_at_checked(len).ok_or("truncated snappy block")?;
+        append(block)?;
+        rest = tail;
+    }
+    Ok(out)
 }
 
 fn scan_records(
@@ -324,6 +387,30 @@ mod tests {
             // Records below the log start offset are gone, even inside a kept batch.
             let from_52 = first_record_at_or_after(&batch, 101, 52).expect("readable");
             assert_eq!(from_52, Some((52, 200)), "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn decompression_stops_at_the_limit() {
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encoded(compression, &[1, 2, 3, 4], 0);
+            let codec = batch::header_fields(&batch).attributes & ATTRIBUTES_COMPRESSION_MASK;
+            let records = &batch[HEADER_BYTES..];
+            let whole = decompress_bounded(codec, records, 1 << 20).expect("decompresses");
+            assert!(whole.len() > 1_000, "{compression:?}: four 300-byte values");
+            assert!(
+                decompress_bounded(codec, records, whole.len()).is_ok(),
+                "{compression:?}: exactly at the limit"
+            );
+            assert!(
+                decompress_bounded(codec, records, whole.len() - 1).is_err(),
+                "{compression:?}: one byte over"
+            );
         }
     }
 

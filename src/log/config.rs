@@ -49,6 +49,9 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// Records younger than this are never compacted (Kafka's `min.compaction.lag.ms`).
     pub min_compaction_lag_ms: i64,
+    /// Kafka's `message.timestamp.type=LogAppendTime`: each batch is stamped with the
+    /// broker's clock at append (its maxTimestamp, which consumers give every record).
+    pub log_append_time: bool,
 }
 
 /// Kafka's `cleanup.policy` list: `delete` drops sealed segments past retention, `compact`
@@ -87,6 +90,7 @@ impl Default for LogConfig {
             cleanup: CleanupPolicy::DELETE,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
+            log_append_time: false,
         }
     }
 }

@@ -21,28 +21,33 @@
 //! maxTimestamp and producer fields are kept, so offsets keep their gaps and consumers skip
 //! them; kept records are copied byte for byte (or rebased for a new horizon), compressed
 //! batches are decompressed and recompressed with their own codec, and the CRC is
-//! recomputed. A batch left with no record disappears, except the last batch of a segment,
-//! which stays as an empty batch so that the segment still ends where it did (recovery
-//! checks that each segment continues the previous one).
+//! recomputed. A batch left with no record disappears (no empty batches: librdkafka takes a
+//! fetch answer without a record for a fetch size too small), so a segment may end before
+//! the next one starts; reads carry on into the next segment, and recovery accepts such
+//! gaps between segments (offsets must still increase).
 //!
 //! **Swap, crash-safe.** The cleaned segment is written to `<base>.log.cleaned` and
 //! fdatasynced. Then, with no await in between, the old `.index`/`.timeindex` are removed,
 //! the cleaned file is renamed over `<base>.log` and the in-memory segment switched to it;
-//! then the directory is synced and the new indexes written. A crash before the rename
+//! then the new indexes are written and the directory synced. A crash before the rename
 //! leaves the old segment (the `.cleaned` leftover is deleted at open); after it, the new
 //! segment, whose missing or stale index makes recovery rescan it (sealed segments may have
 //! gaps). Either way nothing the old segment held is lost except what cleaning may drop.
 //!
-//! Reads in flight keep the old file open (they hold its handle) and finish on the old
-//! bytes; the in-memory batch cache drops what it held of a cleaned segment.
+//! A segment left with nothing is removed instead (its offsets become a gap that reads skip),
+//! unless it is the first, whose base is the log start. Reads in flight keep the old file
+//! open (they hold its handle) and finish on the old bytes; the in-memory batch cache drops
+//! what it held of a cleaned segment.
 //!
 //! **Bounded.** Memory: the map (`LOG_CLEANER_OFFSET_MAP_BYTES`), one read window
 //! (`LOG_CLEANER_READ_BYTES` or one batch) and one write buffer (`LOG_CLEANER_WRITE_BYTES`
 //! plus a batch). Time: the task yields between batches when the executor wants it, and runs
 //! in its own low-share task queue (`crate::io::spawn_background`).
 //!
-//! The checkpoint is not persisted: after a restart the first pass treats the whole log as
-//! dirty and rewrites only segments it can shrink.
+//! The checkpoint (clean offset and next tombstone horizon) is kept in
+//! `.cleaner_checkpoint`, written atomically after each pass, so a restart does not make
+//! the cleaner read the whole log again. A lost or stale checkpoint costs only work: with
+//! none, the first pass treats the whole log as dirty.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -61,20 +66,42 @@ use super::batch::{
 use super::batch_records::{self, RecordView};
 use super::error::LogError;
 use super::offset_map::OffsetMap;
-use super::partition_log::{write_index, PartitionLog};
+use super::partition_log::{write_index, LogState, PartitionLog};
 use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 
 /// Suffix of a cleaned segment not yet swapped in.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 
-/// The log cleaner's progress on one log, kept in memory.
+/// File of the cleaner's checkpoint in the partition directory: `<clean offset> <horizon>`.
+const CHECKPOINT_FILE: &str = ".cleaner_checkpoint";
+
+/// The log cleaner's progress on one log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CleanerCheckpoint {
-    /// Records below this offset were cleaned by this process.
+    /// Records below this offset have been cleaned.
     pub clean_offset: i64,
     /// The earliest delete horizon of a tombstone the last pass kept.
     pub horizon_due_ms: Option<i64>,
+    /// `CHECKPOINT_FILE` has been read (at the first pass after the log opened).
+    pub loaded: bool,
+}
+
+impl CleanerCheckpoint {
+    fn encode(&self) -> String {
+        format!(
+            "{} {}",
+            self.clean_offset,
+            self.horizon_due_ms.unwrap_or(-1)
+        )
+    }
+
+    fn decode(text: &str) -> Option<(i64, Option<i64>)> {
+        let mut fields = text.split_whitespace().map(str::parse::<i64>);
+        let clean_offset = fields.next()?.ok()?;
+        let horizon_ms = fields.next()?.ok()?;
+        Some((clean_offset, (horizon_ms >= 0).then_some(horizon_ms)))
+    }
 }
 
 /// What one cleaning pass did.
@@ -84,6 +111,8 @@ pub struct CleanSummary {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_removed: u64,
+    /// Segment bytes the pass went through (to build its key index, and to rewrite).
+    pub bytes_read: u64,
 }
 
 /// A cleanable segment as the plan saw it.
@@ -113,11 +142,15 @@ impl PartitionLog {
     /// One cleaning pass if the log is compacted and has enough to clean (see the module
     /// docs); `map` is the shard's key index, cleared here. Returns what changed.
     pub async fn clean(&self, now_ms: i64, map: &mut OffsetMap) -> Result<CleanSummary, LogError> {
+        if self.is_compacted() && !self.state.borrow().cleaner.loaded {
+            self.load_checkpoint().await;
+        }
         let Some(plan) = self.plan_clean(now_ms) else {
             return Ok(CleanSummary::default());
         };
         map.clear();
-        let map_end = build_offset_map(&plan, map).await?;
+        let mut summary = CleanSummary::default();
+        let map_end = build_offset_map(&plan, map, &mut summary.bytes_read).await?;
         let last_target = plan
             .targets
             .last()
@@ -127,9 +160,9 @@ impl PartitionLog {
         } else {
             map_end
         };
-        let mut summary = CleanSummary::default();
         let mut horizon_due_ms: Option<i64> = None;
         for target in plan.targets.iter().filter(|t| t.base_offset <= clean_to) {
+            summary.bytes_read += target.bytes;
             let cleaned = self
                 .clean_segment(&plan, target, map, now_ms, &mut horizon_due_ms)
                 .await?;
@@ -140,10 +173,36 @@ impl PartitionLog {
                 summary.records_removed += removed;
             }
         }
-        let mut st = self.state.borrow_mut();
-        st.cleaner.clean_offset = st.cleaner.clean_offset.max(map_end + 1);
-        st.cleaner.horizon_due_ms = horizon_due_ms;
+        let checkpoint = {
+            let mut st = self.state.borrow_mut();
+            st.cleaner.clean_offset = st.cleaner.clean_offset.max(map_end + 1);
+            st.cleaner.horizon_due_ms = horizon_due_ms;
+            st.cleaner.encode()
+        };
+        let path = plan.dir.join(CHECKPOINT_FILE);
+        dma_file::write_file_atomic(&path, checkpoint.as_bytes())
+            .await
+            .map_err(|e| LogError::io(format!("writing {path:?}"), e))?;
         Ok(summary)
+    }
+
+    /// Reads the checkpoint of an earlier run, if there is a sound one. A clean offset past
+    /// the log end (a tail lost since) is cut to it.
+    async fn load_checkpoint(&self) {
+        let path = self.state.borrow().dir.join(CHECKPOINT_FILE);
+        let loaded = match dma_file::read_file(&path).await {
+            Ok(data) => data.and_then(|d| CleanerCheckpoint::decode(&String::from_utf8_lossy(&d))),
+            Err(error) => {
+                tracing::warn!(?path, %error, "cannot read the cleaner checkpoint; cleaning the whole log");
+                None
+            }
+        };
+        let mut st = self.state.borrow_mut();
+        st.cleaner.loaded = true;
+        if let Some((clean_offset, horizon_due_ms)) = loaded {
+            st.cleaner.clean_offset = clean_offset.min(st.log_end_offset);
+            st.cleaner.horizon_due_ms = horizon_due_ms;
+        }
     }
 
     fn plan_clean(&self, now_ms: i64) -> Option<Plan> {
@@ -220,9 +279,8 @@ impl PartitionLog {
         let outcome: Result<(), LogError> = async {
             while let Some(whole) = reader.next().await? {
                 let header = batch::header_fields(&whole);
-                let keep_empty = header.last_offset() + 1 >= target.next_offset;
                 let kept = filter
-                    .apply(&whole, &header, keep_empty)
+                    .apply(&whole, &header)
                     .map_err(|reason| reader.corrupt(reason))?;
                 removed += u64::from(kept.removed);
                 if let Some(horizon) = kept.tombstone_horizon_ms {
@@ -278,14 +336,23 @@ impl PartitionLog {
             next_offset_relative: (target.next_offset - target.base_offset) as u64,
             max_timestamp: index.max_timestamp,
         };
-        let Some(old) = self.swap(target, file, size, index.clone(), &log_path, &temp)? else {
-            return Ok(None);
-        };
         let io = |e| LogError::io(format!("swapping in cleaned segment {log_path:?}"), e);
-        dma_file::sync_dir(&plan.dir).await.map_err(io)?;
-        write_index(&plan.dir, target.base_offset, &index, footer).await?;
-        dma_file::sync_dir(&plan.dir).await.map_err(io)?;
-        if let Ok(old) = Rc::try_unwrap(old) {
+        let old = match self.swap(target, file, size, index.clone(), &log_path, &temp)? {
+            Swap::Gone => return Ok(None),
+            Swap::Dropped(old) => {
+                dma_file::sync_dir(&plan.dir).await.map_err(io)?;
+                old
+            }
+            Swap::Replaced(old) => {
+                // One directory sync covers the rename and the new indexes: until it, a
+                // crash may leave either file name, and an index whose footer does not
+                // match its segment is never trusted (the segment is rescanned).
+                write_index(&plan.dir, target.base_offset, &index, footer).await?;
+                dma_file::sync_dir(&plan.dir).await.map_err(io)?;
+                old
+            }
+        };
+        if let Some(Ok(old)) = old.map(Rc::try_unwrap) {
             old.close().await.map_err(io)?;
         }
         tracing::debug!(
@@ -300,9 +367,9 @@ impl PartitionLog {
     }
 
     /// Puts the cleaned file in place of `target`'s, if the log still holds that segment as
-    /// the plan saw it. Returns the old file, or `None` (and removes the cleaned file) when
-    /// the segment changed meanwhile. No await: appends, reads and retention see either the
-    /// old segment or the new one.
+    /// the plan saw it; a segment left empty is dropped instead, unless it is the first (whose
+    /// base is the log start). No await: appends, reads and retention see either the old
+    /// segment or the new one (or none: reads skip the gap to the next segment).
     fn swap(
         &self,
         target: &Target,
@@ -311,7 +378,7 @@ impl PartitionLog {
         index: SegmentIndex,
         log_path: &Path,
         temp: &Path,
-    ) -> Result<Option<Rc<DmaFile>>, LogError> {
+    ) -> Result<Swap, LogError> {
         let mut st = self.state.borrow_mut();
         let position = st.segments.iter().position(|s| {
             s.base_offset == target.base_offset
@@ -322,13 +389,22 @@ impl PartitionLog {
         let Some(i) = position.filter(|_| open) else {
             drop(st);
             remove_leftover(temp);
-            return Ok(None);
+            return Ok(Swap::Gone);
         };
         let io = |e| LogError::io(format!("swapping in cleaned segment {log_path:?}"), e);
         // Stale indexes must never vouch for the new file: they go first.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             dma_file::remove_file(&segment::path(&st.dir, target.base_offset, suffix))
                 .map_err(io)?;
+        }
+        st.drop_cached_below(target.next_offset);
+        if size == 0 && i > 0 {
+            // Every record of it has a newer one later in the log, which is durable: a crash
+            // before the removal is durable leaves the old segment, rescanned.
+            dma_file::remove_file(log_path).map_err(io)?;
+            remove_leftover(temp);
+            let dropped = st.segments.remove(i).expect("found above");
+            return Ok(Swap::Dropped(dropped.file));
         }
         file.rename_to(log_path).map_err(io)?;
         let segment = &mut st.segments[i];
@@ -340,27 +416,44 @@ impl PartitionLog {
         segment.index = index;
         segment.assigned_bytes = size;
         segment.written_bytes = size;
-        while st
-            .cache
-            .front()
-            .is_some_and(|b| b.base_offset < target.next_offset)
-        {
-            let dropped = st.cache.pop_front().expect("checked");
-            st.cache_bytes -= dropped.bytes.len() as u64;
+        Ok(Swap::Replaced(old))
+    }
+}
+
+/// What became of a cleaned segment.
+enum Swap {
+    /// The log no longer holds the segment as planned; the cleaned file was removed.
+    Gone,
+    /// The cleaned file replaced the segment's; here is the old file.
+    Replaced(Option<Rc<DmaFile>>),
+    /// Nothing was left of the segment and it was removed; here is its file.
+    Dropped(Option<Rc<DmaFile>>),
+}
+
+impl LogState {
+    /// Forgets cached batches below `offset`, which a cleaned segment no longer holds.
+    fn drop_cached_below(&mut self, offset: i64) {
+        while self.cache.front().is_some_and(|b| b.base_offset < offset) {
+            let dropped = self.cache.pop_front().expect("checked");
+            self.cache_bytes -= dropped.bytes.len() as u64;
         }
-        Ok(old)
     }
 }
 
 /// Reads the dirty records' keys into `map`. Returns the last offset covered: every record
 /// of the dirty part up to it is in the map.
-async fn build_offset_map(plan: &Plan, map: &mut OffsetMap) -> Result<i64, LogError> {
+async fn build_offset_map(
+    plan: &Plan,
+    map: &mut OffsetMap,
+    bytes_read: &mut u64,
+) -> Result<i64, LogError> {
     let mut map_end = plan.first_dirty - 1;
     for target in plan
         .targets
         .iter()
         .filter(|t| t.next_offset > plan.first_dirty)
     {
+        *bytes_read += target.bytes;
         let mut reader = BatchReader::new(Rc::clone(&target.file), target.bytes);
         while let Some(whole) = reader.next().await? {
             let header = batch::header_fields(&whole);
@@ -415,12 +508,7 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    fn apply(
-        &self,
-        whole: &Bytes,
-        header: &BatchHeader,
-        keep_empty: bool,
-    ) -> Result<Filtered, &'static str> {
+    fn apply(&self, whole: &Bytes, header: &BatchHeader) -> Result<Filtered, &'static str> {
         if header.attributes & ATTRIBUTE_CONTROL != 0 {
             return Ok(Filtered {
                 batch: Kept::Whole,
@@ -458,7 +546,7 @@ impl Filter<'_> {
             let tombstone_horizon_ms = horizon.filter(|_| tombstones);
             let batch = if removed == 0 && horizon == horizon_before {
                 Kept::Whole
-            } else if kept.is_empty() && !keep_empty {
+            } else if kept.is_empty() {
                 Kept::Nothing
             } else {
                 Kept::Rebuilt(rebuild(whole, header, &kept, horizon, horizon_before)?)
@@ -499,31 +587,22 @@ fn rebuild(
             }
         }
     }
-    let codec = header.attributes & COMPRESSION_MASK;
     let mut attributes = header.attributes;
     if horizon.is_some() {
         attributes |= ATTRIBUTE_DELETE_HORIZON;
     }
     let base_timestamp = horizon.unwrap_or(header.base_timestamp);
     let count = i32::try_from(kept.len()).map_err(|_| "too many records")?;
-    if kept.is_empty() || codec == 0 {
-        // An empty batch is stored uncompressed: there is nothing to compress.
-        attributes &= !COMPRESSION_MASK;
-        return Ok(batch::rebuild(
-            whole,
-            attributes,
-            base_timestamp,
-            count,
-            &records,
-        ));
-    }
-    let compressed = batch_records::compress(codec, &records)?;
+    let records = match header.attributes & COMPRESSION_MASK {
+        0 => records,
+        codec => batch_records::compress(codec, &records)?.to_vec(),
+    };
     Ok(batch::rebuild(
         whole,
         attributes,
         base_timestamp,
         count,
-        &compressed,
+        &records,
     ))
 }
 

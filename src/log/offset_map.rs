@@ -4,9 +4,11 @@
 //! bytes) whatever the keys are; a log with more distinct keys is cleaned in several passes.
 //!
 //! A hash collision between two keys (chance ~2^-64 per pair within one pass) would make the
-//! cleaner drop the older key's records; Kafka accepts the same risk with MD5.
+//! cleaner drop the older key's records; Kafka accepts the same risk with MD5. The hash is
+//! keyed with random keys per map, so producers cannot pick colliding keys in advance.
 
-use std::hash::{DefaultHasher, Hasher};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 
 /// Bytes per slot: the 128-bit key hash and the offset.
 const SLOT_BYTES: usize = 24;
@@ -23,6 +25,7 @@ struct Slot {
 
 /// Key hash -> newest offset. One per shard's cleaner; reused (cleared) for every pass.
 pub struct OffsetMap {
+    hasher: RandomState,
     slots: Vec<Slot>,
     used: usize,
     used_max: usize,
@@ -33,6 +36,7 @@ impl OffsetMap {
     pub fn with_budget(budget_bytes: usize) -> OffsetMap {
         let count = (budget_bytes / SLOT_BYTES).max(16);
         OffsetMap {
+            hasher: RandomState::new(),
             slots: vec![Slot::default(); count],
             used: 0,
             used_max: count * LOAD_FACTOR_PERCENT / 100,
@@ -56,7 +60,7 @@ impl OffsetMap {
     /// Records `offset` as the newest for `key` (offsets arrive in increasing order). Returns
     /// false, changing nothing, when `key` is new and the map is full.
     pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
-        let hash = hash_key(key);
+        let hash = self.hash_key(key);
         let i = self.probe(hash);
         if self.slots[i].hash == hash {
             self.slots[i].offset = offset;
@@ -72,9 +76,25 @@ impl OffsetMap {
 
     /// The newest offset recorded for `key`.
     pub fn get(&self, key: &[u8]) -> Option<i64> {
-        let hash = hash_key(key);
+        let hash = self.hash_key(key);
         let slot = self.slots[self.probe(hash)];
         (slot.hash == hash).then_some(slot.offset)
+    }
+
+    /// Two SipHash-1-3 digests of the key under different prefixes: 128 bits.
+    fn hash_key(&self, key: &[u8]) -> [u64; 2] {
+        let digest = |salt: u8| {
+            let mut hasher = self.hasher.build_hasher();
+            hasher.write_u8(salt);
+            hasher.write(key);
+            hasher.finish()
+        };
+        let hash = [digest(0), digest(1)];
+        if hash == [0, 0] {
+            [0, 1]
+        } else {
+            hash
+        }
     }
 
     /// The slot holding `hash`, or the empty slot where it would go. The load factor keeps
@@ -89,22 +109,6 @@ impl OffsetMap {
             }
             i = (i + 1) % count;
         }
-    }
-}
-
-/// Two SipHash-1-3 digests of the key under different prefixes: 128 bits.
-fn hash_key(key: &[u8]) -> [u64; 2] {
-    let digest = |salt: u8| {
-        let mut hasher = DefaultHasher::new();
-        hasher.write_u8(salt);
-        hasher.write(key);
-        hasher.finish()
-    };
-    let hash = [digest(0), digest(1)];
-    if hash == [0, 0] {
-        [0, 1]
-    } else {
-        hash
     }
 }
 

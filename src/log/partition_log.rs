@@ -76,13 +76,16 @@ pub(crate) struct PendingBatch {
     /// The batch as the producer sent it: baseOffset and partitionLeaderEpoch are still the
     /// producer's; the writer sets them in its copy ([`batch::assign_offset`]).
     pub bytes: Bytes,
+    /// The broker time to stamp the batch with (LogAppendTime), as its in-memory copy is.
+    pub log_append_time_ms: Option<i64>,
 }
 
 /// A recent batch kept in memory for reads (every unwritten batch, plus recent written ones).
 pub(crate) struct CachedBatch {
     pub base_offset: i64,
     pub last_offset: i64,
-    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set.
+    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set
+    /// (`LOG_APPEND_TIME_FIELDS_END` bytes, stamped too, under LogAppendTime).
     pub prefix: Bytes,
     /// The whole batch as the producer sent it (its first bytes superseded by `prefix`).
     pub bytes: Bytes,
@@ -191,6 +194,33 @@ impl LogState {
                 }
                 _ => break,
             }
+        }
+    }
+
+    /// Appends to `chunks` the cached batches from the one holding `offset`, below `bound`
+    /// (the high watermark, or the last stable offset for read_committed), while the response (already `already` bytes) stays within `max_bytes`; the
+    /// first batch of a response always goes whole (KIP-74).
+    fn read_cached(
+        &self,
+        offset: i64,
+        bound: i64,
+        max_bytes: usize,
+        already: usize,
+        chunks: &mut Vec<Bytes>,
+    ) {
+        let first = self.cache.partition_point(|b| b.last_offset < offset);
+        let mut total = already;
+        for cached in self.cache.range(first..) {
+            if cached.base_offset >= bound {
+                break;
+            }
+            let len = cached.bytes.len();
+            if total + len > max_bytes && total > 0 {
+                break;
+            }
+            total += len;
+            chunks.push(cached.prefix.clone());
+            chunks.push(cached.bytes.slice(cached.prefix.len()..));
         }
     }
 
@@ -319,21 +349,32 @@ impl PartitionLog {
         // The producer's bytes stay untouched (they are usually a slice of a request frame
         // shared with other partitions): the assigned offsets go into small patched copies
         // of each batch's first bytes, used for in-memory reads; the segment writer patches
-        // its aligned copy the same way.
-        let mut prefixes = BytesMut::with_capacity(headers.len() * batch::BROKER_FIELDS_END);
+        // its aligned copy the same way. LogAppendTime patches more of the header, CRC
+        // included, so its copies are longer.
+        let log_append_time = st.config.log_append_time;
+        let prefix_len = if log_append_time {
+            batch::LOG_APPEND_TIME_FIELDS_END
+        } else {
+            batch::BROKER_FIELDS_END
+        };
+        let mut prefixes = BytesMut::with_capacity(headers.len() * prefix_len);
         let mut offset = first_offset;
         for (position, header) in &headers {
             let start = prefixes.len();
-            prefixes.extend_from_slice(&records[*position..*position + batch::BROKER_FIELDS_END]);
+            prefixes.extend_from_slice(&records[*position..*position + prefix_len]);
             batch::assign_offset(&mut prefixes[start..], offset);
+            if log_append_time {
+                let tail = &records[*position + prefix_len..*position + header.size_bytes];
+                batch::stamp_log_append_time(&mut prefixes[start..], tail, now_ms);
+            }
             offset += i64::from(header.last_offset_delta) + 1;
         }
         let prefixes = prefixes.freeze();
         let mut offset = first_offset;
         for (i, (position, header)) in headers.iter().enumerate() {
             let bytes = records.slice(*position..*position + header.size_bytes);
-            let at = i * batch::BROKER_FIELDS_END;
-            let prefix = prefixes.slice(at..at + batch::BROKER_FIELDS_END);
+            let at = i * prefix_len;
+            let prefix = prefixes.slice(at..at + prefix_len);
             st.push_batch(bytes, prefix, offset, *header, now_ms);
             if header.producer_id >= 0 {
                 st.producers.record(header, offset, now_ms);
@@ -353,7 +394,7 @@ impl PartitionLog {
             base_offset: first_offset,
             last_offset: next - 1,
             log_start_offset: st.log_start_offset,
-            log_append_time_ms: -1,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
             duplicate: false,
         })
     }
@@ -503,22 +544,7 @@ impl PartitionLog {
                 return Ok(result);
             }
             if st.cache.front().is_some_and(|b| b.base_offset <= offset) {
-                let first = st.cache.partition_point(|b| b.last_offset < offset);
-                let mut total = 0usize;
-                for cached in st.cache.range(first..) {
-                    if cached.base_offset >= bound {
-                        break;
-                    }
-                    let len = cached.bytes.len();
-                    if total + len > max_bytes && total > 0 {
-                        break;
-                    }
-                    total += len;
-                    result.chunks.push(cached.prefix.clone());
-                    result
-                        .chunks
-                        .push(cached.bytes.slice(batch::BROKER_FIELDS_END..));
-                }
+                st.read_cached(offset, bound, max_bytes, 0, &mut result.chunks);
                 result.aborted = txn_index::aborted_in_read(aborted, &result.chunks);
                 return Ok(result);
             }
@@ -539,7 +565,36 @@ impl PartitionLog {
                 aborted,
             )
         };
-        let chunks = read_segment(&file, position, end, offset, bound, max_bytes).await?;
+        let (mut chunks, mut total, mut full) =
+            read_segment_after(&file, position, end, offset, bound, max_bytes, 0).await?;
+        // A compacted segment can end in a gap, its last records cleaned away: go on into
+        // the next segments while there is room, as Kafka's log reads do. Otherwise a fetch
+        // in that gap would get nothing below the bound, or only batches below its
+        // offset, which librdkafka takes for a fetch size too small (and doubles, for good).
+        let mut from = offset;
+        while !full {
+            let next = {
+                let st = self.state.borrow();
+                let i = st.segment_index_for(from);
+                let Some(next) = st.segments.get(i + 1).filter(|s| s.base_offset < bound) else {
+                    break;
+                };
+                from = next.base_offset;
+                if st.cache.front().is_some_and(|b| b.base_offset <= from) {
+                    st.read_cached(from, bound, max_bytes, total, &mut chunks);
+                    break;
+                }
+                match next.file.clone() {
+                    Some(file) => (file, next.written_bytes),
+                    None => break,
+                }
+            };
+            let (more, bytes, more_full) =
+                read_segment_after(&next.0, 0, next.1, offset, bound, max_bytes, total).await?;
+            chunks.extend(more);
+            total = bytes;
+            full = more_full;
+        }
         Ok(ReadResult {
             aborted: txn_index::aborted_in_read(aborted, &chunks),
             chunks,
@@ -923,6 +978,7 @@ impl LogState {
             segment_base,
             position,
             bytes: bytes.clone(),
+            log_append_time_ms: self.config.log_append_time.then_some(now_ms),
         });
         self.unwritten_bytes += size;
         self.cache.push_back(CachedBatch {
@@ -937,16 +993,34 @@ impl LogState {
 }
 
 /// Reads whole batches from `file[position..end]`, skipping those before `offset`.
+#[cfg(test)]
 async fn read_segment(
+    file: &DmaFile,
+    position: u64,
+    end: u64,
+    offset: i64,
+    hw: i64,
+    max_bytes: usize,
+) -> Result<Vec<Bytes>, LogError> {
+    let (chunks, _, _) = read_segment_after(file, position, end, offset, hw, max_bytes, 0).await?;
+    Ok(chunks)
+}
+
+/// Reads whole batches from `file[position..end]`, skipping those before `offset`, for a
+/// response already `already` bytes long. Returns the chunks, the response's length with
+/// them, and whether it is full (no more batch fits, or the high watermark was reached)
+/// rather than the segment exhausted.
+async fn read_segment_after(
     file: &DmaFile,
     mut position: u64,
     end: u64,
     offset: i64,
     hw: i64,
     max_bytes: usize,
-) -> Result<Vec<Bytes>, LogError> {
+    already: usize,
+) -> Result<(Vec<Bytes>, usize, bool), LogError> {
     let mut chunks = Vec::new();
-    let mut total = 0usize;
+    let mut total = already;
     // Slack past `max_bytes` so that the common case, a first batch about as large as the
     // fetch limit starting a little after the index position, is read in one go.
     let mut want = max_bytes
@@ -1012,11 +1086,11 @@ async fn read_segment(
         // No batch is smaller than its header: stop rather than read a window only to find
         // that its first batch does not fit.
         if done || (total > 0 && total + batch::HEADER_BYTES > max_bytes) {
-            break;
+            return Ok((chunks, total, true));
         }
         position += p as u64;
     }
-    Ok(chunks)
+    Ok((chunks, total, false))
 }
 
 /// One `Bytes` holding all of `chunks` (no copy when there is only one).
@@ -1165,11 +1239,12 @@ async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> 
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
         if let Some(prev) = segments.back() {
-            if prev.next_offset != base {
+            // A gap is fine: the log cleaner may have removed a segment's last batches.
+            if prev.next_offset > base {
                 tracing::warn!(
                     ?dir,
                     base,
-                    "segment does not continue the log; dropping it and later ones"
+                    "segment overlaps the previous one; dropping it and later ones"
                 );
                 drop_from = Some(i);
                 break;

@@ -301,6 +301,11 @@ impl Writer {
             for pending in st.unwritten.iter().skip(skip).take(count) {
                 bytes[at..at + pending.bytes.len()].copy_from_slice(&pending.bytes);
                 batch::assign_offset(&mut bytes[at..], pending.base_offset);
+                if let Some(now_ms) = pending.log_append_time_ms {
+                    let (head, tail) = bytes[at..at + pending.bytes.len()]
+                        .split_at_mut(batch::LOG_APPEND_TIME_FIELDS_END);
+                    batch::stamp_log_append_time(head, tail, now_ms);
+                }
                 at += pending.bytes.len();
                 last_offset = pending.last_offset;
             }

@@ -161,3 +161,44 @@ pub fn concat_chunks(chunks: &[bytes::Bytes]) -> Vec<u8> {
     }
     out
 }
+
+/// A RecordBatch v2 of `records` as (key, value), `None` meaning null, the i-th record
+/// stamped `timestamp + i`, encoded with `compression` by the kafka-protocol crate as a
+/// producer would.
+pub fn keyed_batch(
+    compression: kafka_protocol::records::Compression,
+    records: &[(Option<&str>, Option<&str>)],
+    timestamp: i64,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: key.map(|k| bytes::Bytes::from(k.to_owned())),
+            value: value.map(|v| bytes::Bytes::from(v.to_owned())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("records of test sizes encode");
+    buf.freeze()
+}

@@ -161,9 +161,11 @@ pub fn log_config(
                     .ok_or_else(|| invalid("must be positive"))?;
             }
             "message.timestamp.type" => {
-                if value != "CreateTime" {
-                    return Err(invalid("only CreateTime is supported"));
-                }
+                config.log_append_time = match value.as_str() {
+                    "CreateTime" => false,
+                    "LogAppendTime" => true,
+                    _ => return Err(invalid("must be CreateTime or LogAppendTime")),
+                };
             }
             "flush.policy" => {
                 config.flush = crate::config::parse_flush_policy(value)
@@ -220,7 +222,15 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         ("segment.bytes", config.segment_bytes.to_string()),
         ("segment.ms", config.segment_ms.to_string()),
         ("max.message.bytes", config.max_message_bytes.to_string()),
-        ("message.timestamp.type", "CreateTime".to_owned()),
+        (
+            "message.timestamp.type",
+            if config.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            }
+            .to_owned(),
+        ),
         ("compression.type", "producer".to_owned()),
         (
             "delete.retention.ms",

@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::error::KafkaError;
+use sluice::client::Cluster;
 
 use crate::common::{self, Consumed, Delivery, TestRecord, CLIENT_TIMEOUT};
 
@@ -105,41 +107,20 @@ pub fn check_against_acknowledged(consumed: &[Consumed], acked: &Acknowledged) -
     superseded
 }
 
-/// One RecordBatch v2 of `records` as (key, value), `None` meaning null, the i-th record
-/// stamped `timestamp + i`, encoded by the kafka-protocol crate as a producer would.
-pub fn batch(
-    compression: Compression,
-    records: &[(Option<&str>, Option<&str>)],
-    timestamp: i64,
-) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: timestamp + i as i64,
-            key: key.map(|k| Bytes::from(k.to_owned())),
-            value: value.map(|v| Bytes::from(v.to_owned())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
+/// Sends `records` to partition 0 of `topic` in a raw Produce v9 (acks=all) over the
+/// leader's connection and returns the partition's answer.
+pub fn produce_v9(cluster: &mut Cluster, topic: &str, records: Bytes) -> PartitionProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let (_, leader) = cluster.leader_connection(topic, 0).expect("leader");
+    let mut response = leader
+        .send_version(&request, 9, Duration::ZERO)
+        .expect("Produce v9");
+    response.responses.remove(0).partition_responses.remove(0)
 }

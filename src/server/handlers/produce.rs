@@ -105,6 +105,7 @@ fn append_all(
                             let count = info.last_offset - info.base_offset + 1;
                             crate::metrics::produced(&topic.name.0, data.index, bytes, count);
                             answer.base_offset = info.base_offset;
+                            answer.log_append_time_ms = info.log_append_time_ms;
                             if ctx.version >= 5 {
                                 answer.log_start_offset = info.log_start_offset;
                             }
