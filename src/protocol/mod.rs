@@ -3,6 +3,7 @@
 //! `kafka-protocol` crate; this layer knows nothing about storage or shards.
 
 pub mod api_versions;
+pub mod authorized_operations;
 pub mod fetch_response;
 pub mod frame;
 pub mod frame_pool;

@@ -16,7 +16,7 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
-use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::protocol::{authorized_operations, code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -46,6 +46,9 @@ pub fn describe_cluster(
         );
     if ctx.version >= 1 {
         response.endpoint_type = request.endpoint_type;
+    }
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorized_operations::CLUSTER;
     }
     ctx.reply(&response)
 }

@@ -13,12 +13,19 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::protocol::{authorized_operations, code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::catalog::{validate_topic_name, TopicMeta};
 use crate::shard::control::{AdminError, AdminRequest, NewTopic};
 use crate::shard::Shard;
+
+/// Which authorized-operations fields the request asked for (both false before v8).
+#[derive(Clone, Copy)]
+struct AskedOperations {
+    topic: bool,
+    cluster: bool,
+}
 
 /// A topic as the request names it.
 enum Wanted {
@@ -32,6 +39,10 @@ pub fn handle(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: MetadataRequest = ctx.decode(&mut body)?;
+    let asked = AskedOperations {
+        topic: request.include_topic_authorized_operations,
+        cluster: request.include_cluster_authorized_operations,
+    };
     // v0 has no null list: an empty list there means "all topics".
     let wanted: Option<Vec<Wanted>> = match request.topics {
         None => None,
@@ -64,7 +75,7 @@ pub fn handle(
         _ => Vec::new(),
     };
     if to_create.is_empty() {
-        return ctx.reply(&build(shard, ctx.version, wanted, &[]));
+        return ctx.reply(&build(shard, ctx.version, wanted, &[], asked));
     }
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
@@ -104,7 +115,7 @@ pub fn handle(
         for (topic, error) in &failures {
             tracing::warn!(%topic, %error, "auto-creating topic failed");
         }
-        ctx.encode(&build(&shard, ctx.version, wanted, &failures))
+        ctx.encode(&build(&shard, ctx.version, wanted, &failures, asked))
     })))
 }
 
@@ -113,18 +124,19 @@ fn build(
     version: i16,
     wanted: Option<Vec<Wanted>>,
     failures: &[(String, AdminError)],
+    asked: AskedOperations,
 ) -> MetadataResponse {
     let topics = match wanted {
         None => shard
             .topics()
             .iter()
-            .map(|meta| describe(shard, meta, version))
+            .map(|meta| describe(shard, meta, version, asked))
             .collect(),
         Some(list) => list
             .into_iter()
             .map(|w| match w {
                 Wanted::Name(name) => match shard.topic(&name) {
-                    Some(meta) => describe(shard, &meta, version),
+                    Some(meta) => describe(shard, &meta, version, asked),
                     None => {
                         let error = if let Err(reason) = validate_topic_name(&name) {
                             tracing::debug!(%name, %reason, "metadata for an invalid topic name");
@@ -140,7 +152,7 @@ fn build(
                     }
                 },
                 Wanted::Id(id) => match shard.topic_by_id(id) {
-                    Some(meta) => describe(shard, &meta, version),
+                    Some(meta) => describe(shard, &meta, version, asked),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(id)
                         .with_error_code(code(ResponseError::UnknownTopicId)),
@@ -148,7 +160,7 @@ fn build(
             })
             .collect(),
     };
-    MetadataResponse::default()
+    let mut response = MetadataResponse::default()
         .with_brokers(
             shard
                 .brokers
@@ -163,10 +175,19 @@ fn build(
         )
         .with_cluster_id(Some(StrBytes::from_string(shard.config.cluster_id.clone())))
         .with_controller_id(BrokerId(0))
-        .with_topics(topics)
+        .with_topics(topics);
+    if asked.cluster {
+        response.cluster_authorized_operations = authorized_operations::CLUSTER;
+    }
+    response
 }
 
-fn describe(shard: &Shard, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
+fn describe(
+    shard: &Shard,
+    meta: &TopicMeta,
+    version: i16,
+    asked: AskedOperations,
+) -> MetadataResponseTopic {
     // Leader epochs exist from v7; the codec refuses fields a version does not have.
     let leader_epoch = if version >= 7 { 0 } else { -1 };
     let partitions = (0..meta.partition_count)
@@ -182,8 +203,12 @@ fn describe(shard: &Shard, meta: &TopicMeta, version: i16) -> MetadataResponseTo
                 .with_isr_nodes(vec![BrokerId(leader)])
         })
         .collect();
-    MetadataResponseTopic::default()
+    let mut topic = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
         .with_topic_id(meta.id)
-        .with_partitions(partitions)
+        .with_partitions(partitions);
+    if asked.topic {
+        topic.topic_authorized_operations = authorized_operations::TOPIC;
+    }
+    topic
 }
