@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{self, AssignorMember, TopicPartitionCounts};
-use super::{GroupConfig, GroupError};
+use super::subscription_regex::SubscriptionRegex;
+use super::{GroupConfig, GroupError, TopicCatalog};
 
 pub type Partitions = BTreeMap<String, BTreeSet<i32>>;
 
@@ -28,13 +29,21 @@ pub const LEAVE_EPOCH: i32 = -1;
 /// Member epoch in a heartbeat of a static member leaving temporarily.
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
+/// How often a group's regex subscriptions are matched against the catalog again, so that
+/// topics created or deleted since then join or leave the subscription. Kafka batches these
+/// refreshes every 10 s; matching is cheap here, so a new topic is picked up sooner.
+const REGEX_REFRESH_INTERVAL_MS: i64 = 1_000;
+
 pub struct ConsumerMember {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
+    /// Topics subscribed by name.
     pub subscribed: BTreeSet<String>,
+    /// Topics subscribed by regular expression, resolved in the group's `regexes`.
+    pub subscribed_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub member_epoch: i32,
@@ -67,6 +76,9 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Partitions>,
     topic_counts: TopicPartitionCounts,
+    /// Every regex a member subscribes with, and the topics it matches.
+    regexes: BTreeMap<String, SubscriptionRegex>,
+    regexes_resolved_ms: i64,
     pub state_since_ms: i64,
 }
 
@@ -79,6 +91,8 @@ pub struct HeartbeatRequest {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; empty: no regex (librdkafka sends "" when it has none).
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// Partitions the member reports it owns, by topic name (None: unchanged).
     pub owned: Option<Partitions>,
@@ -101,7 +115,22 @@ impl HeartbeatRequest {
         {
             return invalid("MemberId can't be empty.");
         }
+        if self.member_epoch == JOIN_EPOCH
+            && self.subscribed_topic_names.is_none()
+            && self.subscribed_topic_regex.is_none()
+        {
+            return invalid(
+                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+            );
+        }
         Ok(())
+    }
+
+    /// The regex the request subscribes with: `None` unchanged, `Some(None)` none.
+    fn regex(&self) -> Option<Option<String>> {
+        self.subscribed_topic_regex
+            .as_ref()
+            .map(|regex| (!regex.is_empty()).then(|| regex.clone()))
     }
 }
 
@@ -138,6 +167,22 @@ fn add(into: &mut Partitions, topic: &str, partition: i32) {
     into.entry(topic.to_owned()).or_default().insert(partition);
 }
 
+/// A member's topics: those it names and those its regex matches.
+fn member_topics(
+    regexes: &BTreeMap<String, SubscriptionRegex>,
+    member: &ConsumerMember,
+) -> BTreeSet<String> {
+    let mut topics = member.subscribed.clone();
+    if let Some(regex) = member
+        .subscribed_regex
+        .as_ref()
+        .and_then(|r| regexes.get(r))
+    {
+        topics.extend(regex.topics.iter().cloned());
+    }
+    topics
+}
+
 impl ConsumerGroup {
     pub fn new(group_id: String, now_ms: i64) -> ConsumerGroup {
         ConsumerGroup {
@@ -147,6 +192,8 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             topic_counts: TopicPartitionCounts::new(),
+            regexes: BTreeMap::new(),
+            regexes_resolved_ms: now_ms,
             state_since_ms: now_ms,
         }
     }
@@ -174,24 +221,29 @@ impl ConsumerGroup {
     }
 
     /// Recomputes partition counts, bumps the epoch and recomputes the target assignment.
-    fn bump(&mut self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
-        let subscribed: BTreeSet<&String> = self
-            .members
+    fn bump(&mut self, topics: &dyn TopicCatalog, now_ms: i64) {
+        let members = &self.members;
+        self.regexes.retain(|regex, _| {
+            members
+                .values()
+                .any(|m| m.subscribed_regex.as_ref() == Some(regex))
+        });
+        let subscriptions: Vec<(&ConsumerMember, BTreeSet<String>)> = members
             .values()
-            .flat_map(|m| m.subscribed.iter())
+            .map(|m| (m, member_topics(&self.regexes, m)))
             .collect();
-        self.topic_counts = subscribed
-            .into_iter()
-            .filter_map(|t| partition_count(t).map(|c| (t.clone(), c)))
+        self.topic_counts = subscriptions
+            .iter()
+            .flat_map(|(_, subscribed)| subscribed.iter())
+            .filter_map(|t| topics.partition_count(t).map(|c| (t.clone(), c)))
             .collect();
         self.group_epoch += 1;
         let name = self.assignor_name();
-        let members: Vec<AssignorMember<'_>> = self
-            .members
-            .values()
-            .map(|m| AssignorMember {
+        let members: Vec<AssignorMember<'_>> = subscriptions
+            .iter()
+            .map(|(m, subscribed)| AssignorMember {
                 member_id: &m.member_id,
-                subscribed: &m.subscribed,
+                subscribed,
                 previous: &m.assigned,
             })
             .collect();
@@ -209,7 +261,7 @@ impl ConsumerGroup {
     pub fn heartbeat(
         &mut self,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topics: &dyn TopicCatalog,
         config: &GroupConfig,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
@@ -219,10 +271,10 @@ impl ConsumerGroup {
             }
         }
         if matches!(request.member_epoch, LEAVE_EPOCH | STATIC_LEAVE_EPOCH) {
-            return self.leave(request, partition_count, config, now_ms);
+            return self.leave(request, topics, config, now_ms);
         }
         let member_id = if request.member_epoch == JOIN_EPOCH {
-            self.join(&request, partition_count, now_ms)?
+            self.join(&request, topics, now_ms)?
         } else {
             let member =
                 self.existing_member(&request.member_id, request.instance_id.as_deref())?;
@@ -234,15 +286,25 @@ impl ConsumerGroup {
                     got: request.member_epoch,
                 });
             }
+            let regex = request.regex();
             let changed = request
                 .subscribed_topic_names
                 .as_ref()
                 .is_some_and(|names| {
                     names.iter().cloned().collect::<BTreeSet<_>>() != member.subscribed
-                });
+                })
+                || regex
+                    .as_ref()
+                    .is_some_and(|r| *r != member.subscribed_regex);
+            if let Some(Some(pattern)) = &regex {
+                self.add_regex(pattern, topics)?;
+            }
             if let Some(member) = self.members.get_mut(&request.member_id) {
                 if let Some(names) = &request.subscribed_topic_names {
                     member.subscribed = names.iter().cloned().collect();
+                }
+                if let Some(regex) = regex {
+                    member.subscribed_regex = regex;
                 }
                 if request.rebalance_timeout_ms > 0 {
                     member.rebalance_timeout_ms = request.rebalance_timeout_ms;
@@ -252,7 +314,7 @@ impl ConsumerGroup {
                 }
             }
             if changed {
-                self.bump(partition_count, now_ms);
+                self.bump(topics, now_ms);
             }
             request.member_id.clone()
         };
@@ -292,7 +354,7 @@ impl ConsumerGroup {
     fn leave(
         &mut self,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topics: &dyn TopicCatalog,
         config: &GroupConfig,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
@@ -312,7 +374,7 @@ impl ConsumerGroup {
         } else {
             self.members.remove(&member_id);
             tracing::info!(group = %self.group_id, member = %member_id, "consumer group member left");
-            self.bump(partition_count, now_ms);
+            self.bump(topics, now_ms);
         }
         Ok(HeartbeatResult {
             member_id,
@@ -351,14 +413,16 @@ impl ConsumerGroup {
     fn join(
         &mut self,
         request: &HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topics: &dyn TopicCatalog,
         now_ms: i64,
     ) -> Result<String, GroupError> {
-        let Some(names) = &request.subscribed_topic_names else {
-            return Err(GroupError::InvalidRequest(
-                "a joining member must send its subscription".to_owned(),
-            ));
-        };
+        let subscribed: BTreeSet<String> = request
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let subscribed_regex = request.regex().flatten();
         let member_id = if request.member_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
@@ -367,21 +431,23 @@ impl ConsumerGroup {
         // A static member coming back replaces its previous incarnation, but only once that
         // one has left with epoch -2; while it is active, its instance id is not released
         // (Kafka's UNRELEASED_INSTANCE_ID, whatever member id the newcomer brings).
-        let mut previous = None;
+        let mut released = None;
         if let Some(instance_id) = &request.instance_id {
             if let Some(holder) = self.static_member(instance_id) {
                 if holder.member_epoch != STATIC_LEAVE_EPOCH {
                     return Err(GroupError::UnreleasedInstanceId(instance_id.clone()));
                 }
-                let holder_id = holder.member_id.clone();
-                previous = self.members.remove(&holder_id);
+                released = Some(holder.member_id.clone());
             }
         }
-        let subscribed: BTreeSet<String> = names.iter().cloned().collect();
-        let rejoin_same = self
-            .members
-            .get(&member_id)
-            .is_some_and(|m| m.subscribed == subscribed);
+        if let Some(pattern) = &subscribed_regex {
+            self.add_regex(pattern, topics)?;
+        }
+        let previous = released.and_then(|holder_id| self.members.remove(&holder_id));
+        let same_subscription = |m: &ConsumerMember| {
+            m.subscribed == subscribed && m.subscribed_regex == subscribed_regex
+        };
+        let rejoin_same = self.members.get(&member_id).is_some_and(same_subscription);
         let member = ConsumerMember {
             member_id: member_id.clone(),
             instance_id: request.instance_id.clone(),
@@ -389,6 +455,7 @@ impl ConsumerGroup {
             client_id: request.client_id.clone(),
             client_host: request.client_host.clone(),
             subscribed,
+            subscribed_regex,
             server_assignor: request.server_assignor.clone(),
             rebalance_timeout_ms: request.rebalance_timeout_ms.max(1),
             member_epoch: JOIN_EPOCH,
@@ -399,9 +466,9 @@ impl ConsumerGroup {
             revoke_deadline_ms: None,
             last_sent: None,
         };
-        let static_same = previous
-            .as_ref()
-            .is_some_and(|p| p.subscribed == member.subscribed);
+        let static_same = previous.as_ref().is_some_and(|p| {
+            p.subscribed == member.subscribed && p.subscribed_regex == member.subscribed_regex
+        });
         if let Some(previous) = previous {
             // Keep the target of the previous incarnation under the new member id.
             if let Some(target) = self.target.remove(&previous.member_id) {
@@ -411,9 +478,40 @@ impl ConsumerGroup {
         self.members.insert(member_id.clone(), member);
         tracing::info!(group = %self.group_id, member = %member_id, "consumer group member joined");
         if !(rejoin_same || static_same) {
-            self.bump(partition_count, now_ms);
+            self.bump(topics, now_ms);
         }
         Ok(member_id)
+    }
+
+    /// Compiles and resolves `pattern` unless the group has it already: as in Kafka, a regex
+    /// is validated when it is new to the group (INVALID_REGULAR_EXPRESSION).
+    fn add_regex(&mut self, pattern: &str, topics: &dyn TopicCatalog) -> Result<(), GroupError> {
+        if !self.regexes.contains_key(pattern) {
+            let mut regex = SubscriptionRegex::compile(pattern)?;
+            regex.resolve(&topics.topic_names());
+            self.regexes.insert(pattern.to_owned(), regex);
+        }
+        Ok(())
+    }
+
+    /// Matches the group's regexes against the catalog again once the refresh interval has
+    /// passed; whether any of them now matches other topics.
+    fn refresh_regexes(&mut self, topics: &dyn TopicCatalog, now_ms: i64) -> bool {
+        if self.regexes.is_empty()
+            || now_ms
+                < self
+                    .regexes_resolved_ms
+                    .saturating_add(REGEX_REFRESH_INTERVAL_MS)
+        {
+            return false;
+        }
+        self.regexes_resolved_ms = now_ms;
+        let names = topics.topic_names();
+        let mut changed = false;
+        for regex in self.regexes.values_mut() {
+            changed |= regex.resolve(&names);
+        }
+        changed
     }
 
     /// Moves `member_id` towards its target (see the module docs).
@@ -460,8 +558,9 @@ impl ConsumerGroup {
         }
     }
 
-    /// Expires sessions and revocation deadlines; re-targets on partition count changes.
-    pub fn tick(&mut self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+    /// Expires sessions and revocation deadlines; re-targets when partition counts change or
+    /// a regex subscription matches other topics.
+    pub fn tick(&mut self, topics: &dyn TopicCatalog, now_ms: i64) {
         let expired: Vec<String> = self
             .members
             .values()
@@ -476,18 +575,17 @@ impl ConsumerGroup {
             self.members.remove(&member_id);
         }
         if !changed && !self.members.is_empty() {
-            changed = self
-                .topic_counts
-                .iter()
-                .any(|(topic, count)| partition_count(topic) != Some(*count))
+            changed = self.refresh_regexes(topics, now_ms)
                 || self
-                    .members
-                    .values()
-                    .flat_map(|m| m.subscribed.iter())
-                    .any(|t| !self.topic_counts.contains_key(t) && partition_count(t).is_some());
+                    .topic_counts
+                    .iter()
+                    .any(|(topic, count)| topics.partition_count(topic) != Some(*count))
+                || self.subscribed_topics().iter().any(|t| {
+                    !self.topic_counts.contains_key(t) && topics.partition_count(t).is_some()
+                });
         }
         if changed {
-            self.bump(partition_count, now_ms);
+            self.bump(topics, now_ms);
         }
     }
 
@@ -528,11 +626,11 @@ impl ConsumerGroup {
             .ok_or_else(|| GroupError::UnknownMemberId(member_id.to_owned()))
     }
 
-    /// Topics any member subscribes to.
+    /// Topics any member subscribes to, by name or by regex.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| member_topics(&self.regexes, m))
             .collect()
     }
 }
@@ -556,6 +654,7 @@ mod tests {
             client_host: "h".to_owned(),
             rebalance_timeout_ms: 10_000,
             subscribed_topic_names: topics.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
+            subscribed_topic_regex: None,
             server_assignor: None,
             owned,
         }
@@ -564,7 +663,7 @@ mod tests {
     #[test]
     fn a_static_instance_id_is_taken_over_only_once_released() {
         let config = GroupConfig::default();
-        let counts = |t: &str| (t == "t").then_some(2);
+        let counts = TopicPartitionCounts::from([("t".to_owned(), 2)]);
         let with_instance = |request: HeartbeatRequest| HeartbeatRequest {
             instance_id: Some("s".to_owned()),
             ..request
@@ -641,9 +740,75 @@ mod tests {
     }
 
     #[test]
+    fn a_regex_subscription_follows_topics_as_they_come_and_go() {
+        let config = GroupConfig::default();
+        let mut catalog =
+            TopicPartitionCounts::from([("regex-test-a".to_owned(), 2), ("other".to_owned(), 1)]);
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        let by_regex = |member_id: &str, epoch: i32, regex: &str| HeartbeatRequest {
+            subscribed_topic_regex: Some(regex.to_owned()),
+            ..hb(member_id, epoch, Some(&[]), None)
+        };
+        assert_eq!(
+            group
+                .heartbeat(by_regex("bad", 0, "(unclosed"), &catalog, &config, 0)
+                .err()
+                .map(|e| matches!(e, GroupError::InvalidRegularExpression(_))),
+            Some(true)
+        );
+        assert!(group.members.is_empty() && group.regexes.is_empty());
+
+        let a = group
+            .heartbeat(by_regex("a", 0, "regex-test-.*"), &catalog, &config, 0)
+            .expect("join by regex");
+        let first = a.assignment.expect("assigned");
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["regex-test-a"]);
+        assert_eq!(first["regex-test-a"].len(), 2);
+
+        // A matching topic appears: it is picked up at the next refresh.
+        catalog.insert("regex-test-b".to_owned(), 1);
+        group.tick(&catalog, REGEX_REFRESH_INTERVAL_MS - 1);
+        assert_eq!(group.group_epoch, a.member_epoch, "not before the refresh");
+        group.tick(&catalog, REGEX_REFRESH_INTERVAL_MS);
+        assert!(group.group_epoch > a.member_epoch);
+        let a2 = group
+            .heartbeat(
+                hb("a", a.member_epoch, None, Some(first)),
+                &catalog,
+                &config,
+                REGEX_REFRESH_INTERVAL_MS,
+            )
+            .expect("heartbeat");
+        let second = a2.assignment.expect("new assignment");
+        assert_eq!(
+            second.keys().collect::<Vec<_>>(),
+            ["regex-test-a", "regex-test-b"]
+        );
+        assert!(group.subscribed_topics().contains("regex-test-b"));
+
+        // A matching topic is deleted: it leaves the subscription at the next refresh.
+        catalog.remove("regex-test-b");
+        group.tick(&catalog, 2 * REGEX_REFRESH_INTERVAL_MS);
+        assert!(!group.subscribed_topics().contains("regex-test-b"));
+        assert!(!group.target["a"].contains_key("regex-test-b"));
+
+        // The member drops its regex ("" as librdkafka sends it): nothing is left.
+        let a3 = group
+            .heartbeat(
+                by_regex("a", a2.member_epoch, ""),
+                &catalog,
+                &config,
+                REGEX_REFRESH_INTERVAL_MS,
+            )
+            .expect("unsubscribe");
+        assert_eq!(a3.assignment, Some(Partitions::new()));
+        assert!(group.regexes.is_empty());
+    }
+
+    #[test]
     fn commits_check_the_member_and_its_exact_epoch() {
         let config = GroupConfig::default();
-        let counts = |t: &str| (t == "t").then_some(2);
+        let counts = TopicPartitionCounts::from([("t".to_owned(), 2)]);
         let mut group = ConsumerGroup::new("g".into(), 0);
         // Empty: a negative epoch commits, whatever member id comes with it.
         assert_eq!(group.validate_commit("assigned-1", -1, true), Ok(()));
@@ -680,7 +845,7 @@ mod tests {
     #[test]
     fn a_partition_moves_only_after_its_owner_revokes_it() {
         let config = GroupConfig::default();
-        let counts = |t: &str| (t == "t").then_some(4);
+        let counts = TopicPartitionCounts::from([("t".to_owned(), 4)]);
         let mut group = ConsumerGroup::new("g".into(), 0);
         let a = group
             .heartbeat(hb("a", 0, Some(&["t"]), None), &counts, &config, 0)

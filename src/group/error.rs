@@ -47,6 +47,8 @@ pub enum GroupError {
     GroupIdUsedByOtherProtocol(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidRegularExpression(String),
     #[error("unsupported version: {0}")]
     UnsupportedVersion(&'static str),
     #[error("offsets storage: {0}")]

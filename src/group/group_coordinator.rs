@@ -17,7 +17,7 @@ use super::classic_group::{
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::offset_store::{Durable, OffsetStore};
-use super::{coordinator_shard, GroupConfig, GroupError, GROUP_ID_BYTES_MAX};
+use super::{coordinator_shard, GroupConfig, GroupError, TopicCatalog, GROUP_ID_BYTES_MAX};
 
 /// How often offsets of empty groups are checked for expiry (Kafka:
 /// `offsets.retention.check.interval.ms`).
@@ -71,6 +71,7 @@ pub struct MemberDescription {
     pub partitions: Partitions,
     pub target: Partitions,
     pub subscribed: BTreeSet<String>,
+    pub subscribed_regex: Option<String>,
     pub member_epoch: i32,
     pub rack_id: Option<String>,
 }
@@ -282,7 +283,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         request: HeartbeatRequest,
-        partition_count: &dyn Fn(&str) -> Option<i32>,
+        topics: &dyn TopicCatalog,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
         self.check(group_id)?;
@@ -304,7 +305,7 @@ impl GroupCoordinator {
         let Group::Consumer(group) = group else {
             unreachable!("replaced above")
         };
-        group.heartbeat(request, partition_count, &self.config, now_ms)
+        group.heartbeat(request, topics, &self.config, now_ms)
     }
 
     // ---- offsets ----------------------------------------------------------------------
@@ -566,6 +567,7 @@ impl GroupCoordinator {
                             partitions: Partitions::new(),
                             target: Partitions::new(),
                             subscribed: BTreeSet::new(),
+                            subscribed_regex: None,
                             member_epoch: g.generation_id,
                             rack_id: None,
                         })
@@ -594,6 +596,7 @@ impl GroupCoordinator {
                         partitions: m.assigned.clone(),
                         target: g.target.get(&m.member_id).cloned().unwrap_or_default(),
                         subscribed: m.subscribed.clone(),
+                        subscribed_regex: m.subscribed_regex.clone(),
                         member_epoch: m.member_epoch,
                         rack_id: m.rack_id.clone(),
                     })
@@ -659,7 +662,7 @@ impl GroupCoordinator {
 
     /// Expires sessions and rebalance deadlines, drops dead groups and (once a minute)
     /// expires offsets of groups that have been empty longer than the retention.
-    pub fn tick(&self, partition_count: &dyn Fn(&str) -> Option<i32>, now_ms: i64) {
+    pub fn tick(&self, topics: &dyn TopicCatalog, now_ms: i64) {
         if !self.loaded.get() {
             return;
         }
@@ -668,7 +671,7 @@ impl GroupCoordinator {
             for group in groups.values_mut() {
                 match group {
                     Group::Classic(g) => g.tick(&self.config, now_ms),
-                    Group::Consumer(g) => g.tick(partition_count, now_ms),
+                    Group::Consumer(g) => g.tick(topics, now_ms),
                 }
             }
             // Empty groups without offsets are forgotten (Kafka's Dead state).
@@ -762,6 +765,64 @@ mod tests {
     }
 
     #[test]
+    fn commits_to_a_group_without_members_follow_kafka() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, GroupConfig::default());
+            coordinator.load().await.expect("load");
+            let who = |member_id: &str, generation_or_epoch, member_epochs| CommitIdentity {
+                member_id: member_id.to_owned(),
+                group_instance_id: None,
+                generation_or_epoch,
+                member_epochs,
+            };
+            let offset = vec![(
+                "t".to_owned(),
+                0,
+                CommittedOffset {
+                    offset: 1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 0,
+                },
+            )];
+            let refusal = |group: &str, who: CommitIdentity| {
+                coordinator.commit(group, &who, Vec::new()).err()
+            };
+            assert_eq!(
+                refusal("unknown", who("m", 3, true)),
+                Some(GroupError::GroupIdNotFound("unknown".into()))
+            );
+            assert!(matches!(
+                refusal("unknown", who("m", 3, false)),
+                Some(GroupError::IllegalGeneration { got: 3, .. })
+            ));
+            // A member id set by the client, epoch -1: Kafka's simple group.
+            coordinator
+                .commit("simple", &who("client-made-id", -1, true), offset)
+                .expect("commit")
+                .await
+                .expect("durable");
+            assert_eq!(
+                refusal("simple", who("client-made-id", 0, true)),
+                Some(GroupError::UnknownMemberId("client-made-id".into()))
+            );
+            assert_eq!(
+                coordinator
+                    .commit(
+                        "x".repeat(GROUP_ID_BYTES_MAX + 1).as_str(),
+                        &who("", -1, true),
+                        Vec::new()
+                    )
+                    .err(),
+                Some(GroupError::InvalidGroupId)
+            );
+            coordinator.close().await;
+        });
+    }
+
+    #[test]
     fn offsets_of_an_empty_group_expire_after_the_retention() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_owned();
@@ -795,8 +856,7 @@ mod tests {
                     .await
                     .expect("durable");
             }
-            let none = |_: &str| None;
-            coordinator.tick(&none, 10_500);
+            coordinator.tick(&BTreeMap::new(), 10_500);
             let fetched = |group| coordinator.fetch_offsets(group, None).expect("fetch").len();
             assert_eq!(fetched("old"), 0, "expired");
             assert_eq!(fetched("recent"), 1, "kept");

@@ -14,6 +14,7 @@
 //! - [`assignor`] — server-side `uniform` and `range` assignors for KIP-848.
 //! - [`offset_store`] — the durable offsets logs, replayed at start-up and compacted.
 //! - [`offset_record`] — the on-disk encoding of one offsets-log record.
+//! - [`subscription_regex`] — KIP-848 subscriptions by regular expression.
 //! - [`group_timers`] — the per-shard task that expires sessions and rebalance deadlines.
 
 pub mod assignor;
@@ -24,6 +25,7 @@ pub mod group_coordinator;
 pub mod group_timers;
 pub mod offset_record;
 pub mod offset_store;
+pub mod subscription_regex;
 
 pub use error::GroupError;
 pub use group_coordinator::GroupCoordinator;
@@ -31,6 +33,24 @@ pub use group_coordinator::GroupCoordinator;
 /// Number of offsets partitions; a group's partition is fixed by its id, whatever the shard
 /// count. More shards than this leaves the extra shards without groups.
 pub const OFFSETS_PARTITION_COUNT: u32 = 32;
+
+/// The topics as the coordinator sees them: its shard's replica of the topic catalog.
+/// KIP-848 assignments follow partition counts, and regex subscriptions every topic name.
+pub trait TopicCatalog {
+    fn partition_count(&self, topic: &str) -> Option<i32>;
+    fn topic_names(&self) -> Vec<String>;
+}
+
+/// A fixed set of topics, by name and partition count.
+impl TopicCatalog for std::collections::BTreeMap<String, i32> {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.get(topic).copied()
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
 
 /// Longest group id served. Kafka's own offsets records hold the group id as an int16-length
 /// string, so Kafka cannot store a longer one either; refusing it up front answers

@@ -407,15 +407,10 @@ impl ShardTasks {
         txn_rx: async_channel::Receiver<crate::txn::TxnMessage>,
     ) -> ShardTasks {
         let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(shard)));
-        let group_timers = {
-            let catalog = Rc::clone(shard);
-            let partition_count =
-                move |topic: &str| catalog.topic(topic).map(|m| m.partition_count);
-            crate::io::spawn(crate::group::group_timers::run(
-                Rc::clone(shard.groups()),
-                Rc::new(partition_count),
-            ))
-        };
+        let group_timers = crate::io::spawn(crate::group::group_timers::run(
+            Rc::clone(shard.groups()),
+            Rc::clone(shard) as Rc<dyn crate::group::TopicCatalog>,
+        ));
         let share_inbox =
             crate::io::spawn(crate::share::share_inbox::run(Rc::clone(shard), share_rx));
         let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(shard)));

@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::group_errors::group_error_code;
 use super::{ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
+use crate::group::TopicCatalog;
 use crate::protocol::ProtocolError;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
@@ -35,16 +36,6 @@ pub fn heartbeat(
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupHeartbeatRequest = ctx.decode(&mut body)?;
     let mut response = ConsumerGroupHeartbeatResponse::default();
-    if request
-        .subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|regex| !regex.is_empty())
-    {
-        response.error_code =
-            group_error_code(&crate::group::GroupError::InvalidRequest(String::new()));
-        response.error_message = Some(text("subscription by regular expression is not supported"));
-        return ctx.reply(&response);
-    }
     // Owned partitions arrive by topic id; ids of deleted topics are dropped.
     let owned = request.topic_partitions.as_ref().map(|topics| {
         let mut owned = Partitions::new();
@@ -70,16 +61,17 @@ pub fn heartbeat(
             .subscribed_topic_names
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+        subscribed_topic_regex: request
+            .subscribed_topic_regex
+            .as_ref()
+            .map(|regex| regex.to_string()),
         server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
         owned,
     };
-    let partition_count = |topic: &str| shard.topic(topic).map(|m| m.partition_count);
-    match shard.groups().consumer_heartbeat(
-        &request.group_id.0,
-        heartbeat,
-        &partition_count,
-        now_ms(),
-    ) {
+    match shard
+        .groups()
+        .consumer_heartbeat(&request.group_id.0, heartbeat, &**shard, now_ms())
+    {
         Err(error) => {
             tracing::debug!(group = %request.group_id.0, %error, "ConsumerGroupHeartbeat refused");
             response.error_code = group_error_code(&error);
@@ -107,6 +99,17 @@ pub fn heartbeat(
         }
     }
     ctx.reply(&response)
+}
+
+/// The coordinator sees topics through the shard's replica of the catalog.
+impl TopicCatalog for Shard {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.topic(topic).map(|meta| meta.partition_count)
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.topics().into_iter().map(|meta| meta.name).collect()
+    }
 }
 
 fn described_assignment(shard: &Shard, partitions: &Partitions) -> describe::Assignment {
@@ -166,6 +169,9 @@ pub fn describe(
                                 .with_client_host(text(&m.client_host))
                                 .with_subscribed_topic_names(
                                     subscribed.into_iter().map(|t| TopicName(text(t))).collect(),
+                                )
+                                .with_subscribed_topic_regex(
+                                    m.subscribed_regex.as_deref().map(text),
                                 )
                                 .with_assignment(described_assignment(shard, &m.partitions))
                                 .with_target_assignment(described_assignment(shard, &m.target));

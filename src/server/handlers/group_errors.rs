@@ -27,6 +27,7 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::GroupIdUsedByOtherProtocol(_) => ResponseError::GroupIdNotFound,
         GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         GroupError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
+        GroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
         // Retriable: the client finds the coordinator again and retries.
         GroupError::Storage(_) | GroupError::ShuttingDown => ResponseError::CoordinatorNotAvailable,
     }
