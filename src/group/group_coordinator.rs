@@ -289,8 +289,9 @@ impl GroupCoordinator {
         self.check(group_id)?;
         request.validate()?;
         let mut groups = self.groups.borrow_mut();
+        // Kafka creates a consumer group only on a join (epoch 0).
         if request.member_epoch != 0 && !groups.contains_key(group_id) {
-            return Err(GroupError::UnknownMemberId(request.member_id));
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
         }
         let group = groups.entry(group_id.to_owned()).or_insert_with(|| {
             Group::Consumer(Box::new(ConsumerGroup::new(group_id.to_owned(), now_ms)))
@@ -502,13 +503,7 @@ impl GroupCoordinator {
             let listing = match group {
                 Group::Classic(g) => GroupListing {
                     group_id: id.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_else(|| {
-                        if self.offsets.has_offsets(id) {
-                            "consumer".to_owned()
-                        } else {
-                            String::new()
-                        }
-                    }),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     state: g.state.name().to_owned(),
                     group_type: "classic".to_owned(),
                 },
@@ -521,10 +516,12 @@ impl GroupCoordinator {
             };
             listed.insert(id.clone(), listing);
         }
+        // A group known only by its offsets is Kafka's "simple" group, created by commits
+        // from outside the group protocol: it has no protocol type.
         for id in self.offsets.groups() {
             listed.entry(id.clone()).or_insert(GroupListing {
                 group_id: id,
-                protocol_type: "consumer".to_owned(),
+                protocol_type: String::new(),
                 state: "Empty".to_owned(),
                 group_type: "classic".to_owned(),
             });
@@ -605,7 +602,7 @@ impl GroupCoordinator {
             None if self.offsets.has_offsets(group_id) => GroupDescription {
                 group_id: group_id.to_owned(),
                 state: "Empty".to_owned(),
-                protocol_type: "consumer".to_owned(),
+                protocol_type: String::new(),
                 protocol_data: String::new(),
                 group_type: "classic".to_owned(),
                 group_epoch: 0,
