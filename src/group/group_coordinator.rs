@@ -37,6 +37,14 @@ impl Group {
     }
 }
 
+/// A KIP-848 consumer group's `consumer.session.timeout.ms` and
+/// `consumer.heartbeat.interval.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerGroupTimeouts {
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+}
+
 /// One row of ListGroups.
 #[derive(Debug, Clone)]
 pub struct GroupListing {
@@ -279,11 +287,14 @@ impl GroupCoordinator {
 
     // ---- KIP-848 ----------------------------------------------------------------------
 
+    /// ConsumerGroupHeartbeat. `timeouts` are the group's own session timeout and heartbeat
+    /// interval (its group configs, or the broker's defaults).
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         request: HeartbeatRequest,
         topics: &dyn TopicCatalog,
+        timeouts: ConsumerGroupTimeouts,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
         self.check(group_id)?;
@@ -306,7 +317,12 @@ impl GroupCoordinator {
         let Group::Consumer(group) = group else {
             unreachable!("replaced above")
         };
-        group.heartbeat(request, topics, &self.config, now_ms)
+        let config = GroupConfig {
+            consumer_session_timeout_ms: timeouts.session_timeout_ms,
+            consumer_heartbeat_interval_ms: timeouts.heartbeat_interval_ms,
+            ..self.config.clone()
+        };
+        group.heartbeat(request, topics, &config, now_ms)
     }
 
     // ---- offsets ----------------------------------------------------------------------
