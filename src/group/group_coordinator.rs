@@ -519,7 +519,7 @@ impl GroupCoordinator {
             let listing = match group {
                 Group::Classic(g) => GroupListing {
                     group_id: id.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol_type: self.classic_protocol_type(id, g),
                     state: g.state.name().to_owned(),
                     group_type: "classic".to_owned(),
                 },
@@ -548,6 +548,18 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// A classic group's protocol type. A group emptied by its members' leaving forgets
+    /// it (`ClassicGroup::complete_join`), but Kafka keeps it: such a group still holding
+    /// offsets is a former consumer group. (A group known only by offsets, never joined
+    /// since start-up, is a simple group: no protocol type.)
+    fn classic_protocol_type(&self, group_id: &str, group: &ClassicGroup) -> String {
+        match &group.protocol_type {
+            Some(protocol_type) => protocol_type.clone(),
+            None if self.offsets.has_offsets(group_id) => "consumer".to_owned(),
+            None => String::new(),
+        }
+    }
+
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         self.check(group_id)?;
         let groups = self.groups.borrow();
@@ -557,7 +569,7 @@ impl GroupCoordinator {
                 GroupDescription {
                     group_id: group_id.to_owned(),
                     state: g.state.name().to_owned(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol_type: self.classic_protocol_type(group_id, g),
                     protocol_data: protocol.clone(),
                     group_type: "classic".to_owned(),
                     group_epoch: g.generation_id,
