@@ -162,7 +162,10 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         None => ConfigFile::default(),
     };
     let group = resolve_group(&args, &file)?;
-    let share = resolve_share(&args, &file)?;
+    let mut share = resolve_share(&args, &file)?;
+    // A KIP-848 group's own configs default to the broker's (Kafka's group.consumer.*).
+    share.group_defaults.consumer_session_timeout_ms = group.consumer_session_timeout_ms;
+    share.group_defaults.consumer_heartbeat_interval_ms = group.consumer_heartbeat_interval_ms;
     let cores = config::default_shard_count();
     let shard_count = args.shards.or(file.shards).unwrap_or(cores);
     if shard_count == 0 || shard_count > 1024 {

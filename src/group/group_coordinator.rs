@@ -37,6 +37,14 @@ impl Group {
     }
 }
 
+/// A KIP-848 consumer group's `consumer.session.timeout.ms` and
+/// `consumer.heartbeat.interval.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerGroupTimeouts {
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+}
+
 /// One row of ListGroups.
 #[derive(Debug, Clone)]
 pub struct GroupListing {
@@ -279,18 +287,22 @@ impl GroupCoordinator {
 
     // ---- KIP-848 ----------------------------------------------------------------------
 
+    /// ConsumerGroupHeartbeat. `timeouts` are the group's own session timeout and heartbeat
+    /// interval (its group configs, or the broker's defaults).
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         request: HeartbeatRequest,
         topics: &dyn TopicCatalog,
+        timeouts: ConsumerGroupTimeouts,
         now_ms: i64,
     ) -> Result<HeartbeatResult, GroupError> {
         self.check(group_id)?;
         request.validate()?;
         let mut groups = self.groups.borrow_mut();
+        // Kafka creates a consumer group only on a join (epoch 0).
         if request.member_epoch != 0 && !groups.contains_key(group_id) {
-            return Err(GroupError::UnknownMemberId(request.member_id));
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
         }
         let group = groups.entry(group_id.to_owned()).or_insert_with(|| {
             Group::Consumer(Box::new(ConsumerGroup::new(group_id.to_owned(), now_ms)))
@@ -305,7 +317,12 @@ impl GroupCoordinator {
         let Group::Consumer(group) = group else {
             unreachable!("replaced above")
         };
-        group.heartbeat(request, topics, &self.config, now_ms)
+        let config = GroupConfig {
+            consumer_session_timeout_ms: timeouts.session_timeout_ms,
+            consumer_heartbeat_interval_ms: timeouts.heartbeat_interval_ms,
+            ..self.config.clone()
+        };
+        group.heartbeat(request, topics, &config, now_ms)
     }
 
     // ---- offsets ----------------------------------------------------------------------
@@ -502,13 +519,7 @@ impl GroupCoordinator {
             let listing = match group {
                 Group::Classic(g) => GroupListing {
                     group_id: id.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_else(|| {
-                        if self.offsets.has_offsets(id) {
-                            "consumer".to_owned()
-                        } else {
-                            String::new()
-                        }
-                    }),
+                    protocol_type: self.classic_protocol_type(id, g),
                     state: g.state.name().to_owned(),
                     group_type: "classic".to_owned(),
                 },
@@ -521,10 +532,12 @@ impl GroupCoordinator {
             };
             listed.insert(id.clone(), listing);
         }
+        // A group known only by its offsets is Kafka's "simple" group, created by commits
+        // from outside the group protocol: it has no protocol type.
         for id in self.offsets.groups() {
             listed.entry(id.clone()).or_insert(GroupListing {
                 group_id: id,
-                protocol_type: "consumer".to_owned(),
+                protocol_type: String::new(),
                 state: "Empty".to_owned(),
                 group_type: "classic".to_owned(),
             });
@@ -533,6 +546,18 @@ impl GroupCoordinator {
             .into_values()
             .filter(|l| l.matches(states, types))
             .collect()
+    }
+
+    /// A classic group's protocol type. A group emptied by its members' leaving forgets
+    /// it (`ClassicGroup::complete_join`), but Kafka keeps it: such a group still holding
+    /// offsets is a former consumer group. (A group known only by offsets, never joined
+    /// since start-up, is a simple group: no protocol type.)
+    fn classic_protocol_type(&self, group_id: &str, group: &ClassicGroup) -> String {
+        match &group.protocol_type {
+            Some(protocol_type) => protocol_type.clone(),
+            None if self.offsets.has_offsets(group_id) => "consumer".to_owned(),
+            None => String::new(),
+        }
     }
 
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
@@ -544,7 +569,7 @@ impl GroupCoordinator {
                 GroupDescription {
                     group_id: group_id.to_owned(),
                     state: g.state.name().to_owned(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol_type: self.classic_protocol_type(group_id, g),
                     protocol_data: protocol.clone(),
                     group_type: "classic".to_owned(),
                     group_epoch: g.generation_id,
@@ -605,7 +630,7 @@ impl GroupCoordinator {
             None if self.offsets.has_offsets(group_id) => GroupDescription {
                 group_id: group_id.to_owned(),
                 state: "Empty".to_owned(),
-                protocol_type: "consumer".to_owned(),
+                protocol_type: String::new(),
                 protocol_data: String::new(),
                 group_type: "classic".to_owned(),
                 group_epoch: 0,

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
+pub mod kafka_topic_configs;
 pub mod log_cleaner_task;
 pub mod placement;
 pub mod producer_ids;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::kafka_topic_configs;
 use crate::log::{CleanupPolicy, FlushPolicy, LogConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,12 +126,11 @@ pub fn log_config(
             }
             "compression.type" => {
                 // Batches are stored as the producer sent them (the append path never
-                // decompresses); recompressing each one on the shard's core would cost
-                // every producer of that core, so a fixed codec is refused, not ignored.
-                if value != "producer" {
-                    return Err(invalid(
-                        "only compression.type=producer is supported (batches are stored as sent)",
-                    ));
+                // decompresses; recompressing on the shard's core would cost every producer
+                // of that core). A fixed codec is kept and described but changes only what
+                // Kafka would store on disk: consumers read every codec either way.
+                if !kafka_topic_configs::COMPRESSION_TYPES.contains(&value.as_str()) {
+                    return Err(invalid("not a compression type"));
                 }
             }
             "retention.ms" => {
@@ -171,12 +171,16 @@ pub fn log_config(
                 config.flush = crate::config::parse_flush_policy(value)
                     .map_err(|e| invalid(&e.to_string()))?;
             }
-            _ => {
-                return Err(InvalidTopicConfig {
-                    key: key.clone(),
-                    reason: "unknown topic config".to_owned(),
-                })
-            }
+            _ => match kafka_topic_configs::check(key, value) {
+                Some(Ok(())) => {}
+                Some(Err(reason)) => return Err(invalid(reason)),
+                None => {
+                    return Err(InvalidTopicConfig {
+                        key: key.clone(),
+                        reason: "unknown topic config".to_owned(),
+                    })
+                }
+            },
         }
     }
     Ok(config)
@@ -242,6 +246,9 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
         ),
         ("flush.policy", flush),
     ]
+    .into_iter()
+    .chain(kafka_topic_configs::defaults().map(|(key, value)| (key, value.to_owned())))
+    .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,15 @@
 //! | `share.session.timeout.ms`           | 45000 (`--share-session-timeout-ms`)                 |
 //! | `share.heartbeat.interval.ms`        | 5000 (`--share-heartbeat-interval-ms`)               |
 //! | `errors.deadletterqueue.topic.name`  | none: rejected and over-limit records are dropped    |
+//! | `consumer.session.timeout.ms`        | 45000 (`--group-consumer-session-timeout-ms`)        |
+//! | `consumer.heartbeat.interval.ms`     | 5000 (`--group-consumer-heartbeat-interval-ms`)      |
+//!
+//! The two `consumer.*` configs are Kafka's KIP-848 consumer-group configs: they live here
+//! because this is where group configs are stored and spread, and the consumer-group
+//! coordinator reads them on each heartbeat. As in Kafka, a group's value must lie within
+//! the broker's bounds, which sluice fixes at Kafka's defaults
+//! (`group.consumer.{min,max}.session.timeout.ms` 45000..=60000,
+//! `group.consumer.{min,max}.heartbeat.interval.ms` 5000..=15000).
 //!
 //! Two limits are broker-wide only ([`ShareBrokerConfig`]): records in flight per
 //! share-partition (`--share-partition-max-record-locks`, Kafka's
@@ -31,6 +40,13 @@ pub const AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 pub const SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
 pub const HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
 pub const DEAD_LETTER_TOPIC: &str = "errors.deadletterqueue.topic.name";
+pub const CONSUMER_SESSION_TIMEOUT_MS: &str = "consumer.session.timeout.ms";
+pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms";
+
+/// Kafka's default `group.consumer.min.session.timeout.ms`..=`max`.
+const CONSUMER_SESSION_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<i32> = 45_000..=60_000;
+/// Kafka's default `group.consumer.min.heartbeat.interval.ms`..=`max`.
+const CONSUMER_HEARTBEAT_INTERVAL_MS_RANGE: std::ops::RangeInclusive<i32> = 5_000..=15_000;
 
 /// Every group config sluice knows, in describe order.
 pub const GROUP_CONFIG_NAMES: &[&str] = &[
@@ -40,6 +56,8 @@ pub const GROUP_CONFIG_NAMES: &[&str] = &[
     SESSION_TIMEOUT_MS,
     HEARTBEAT_INTERVAL_MS,
     DEAD_LETTER_TOPIC,
+    CONSUMER_SESSION_TIMEOUT_MS,
+    CONSUMER_HEARTBEAT_INTERVAL_MS,
 ];
 
 /// Default of the most records a share-partition keeps in flight (Kafka's
@@ -64,6 +82,10 @@ pub struct ShareGroupConfig {
     pub session_timeout_ms: i64,
     pub heartbeat_interval_ms: i32,
     pub dead_letter_topic: Option<String>,
+    /// A KIP-848 consumer group's member session timeout.
+    pub consumer_session_timeout_ms: i32,
+    /// A KIP-848 consumer group's heartbeat interval.
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for ShareGroupConfig {
@@ -75,6 +97,8 @@ impl Default for ShareGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             dead_letter_topic: None,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -157,6 +181,20 @@ impl ShareGroupConfig {
             DEAD_LETTER_TOPIC => {
                 self.dead_letter_topic = (!value.is_empty()).then(|| value.to_owned());
             }
+            CONSUMER_SESSION_TIMEOUT_MS => {
+                let v: i32 = value.parse().map_err(|_| invalid())?;
+                if !CONSUMER_SESSION_TIMEOUT_MS_RANGE.contains(&v) {
+                    return Err(invalid());
+                }
+                self.consumer_session_timeout_ms = v;
+            }
+            CONSUMER_HEARTBEAT_INTERVAL_MS => {
+                let v: i32 = value.parse().map_err(|_| invalid())?;
+                if !CONSUMER_HEARTBEAT_INTERVAL_MS_RANGE.contains(&v) {
+                    return Err(invalid());
+                }
+                self.consumer_heartbeat_interval_ms = v;
+            }
             _ => {
                 return Err(ShareError::InvalidConfig(format!(
                     "unknown group config {name}"
@@ -187,6 +225,14 @@ impl ShareGroupConfig {
             (
                 DEAD_LETTER_TOPIC,
                 self.dead_letter_topic.clone().unwrap_or_default(),
+            ),
+            (
+                CONSUMER_SESSION_TIMEOUT_MS,
+                self.consumer_session_timeout_ms.to_string(),
+            ),
+            (
+                CONSUMER_HEARTBEAT_INTERVAL_MS,
+                self.consumer_heartbeat_interval_ms.to_string(),
             ),
         ]
     }
@@ -291,5 +337,9 @@ mod tests {
         assert!(config.set(LOCK_DURATION_MS, "x").is_err());
         assert!(config.set(AUTO_OFFSET_RESET, "middle").is_err());
         assert!(config.set("nope", "1").is_err());
+        assert!(config.set(CONSUMER_SESSION_TIMEOUT_MS, "50000").is_ok());
+        assert_eq!(config.consumer_session_timeout_ms, 50_000);
+        assert!(config.set(CONSUMER_SESSION_TIMEOUT_MS, "6000").is_err());
+        assert!(config.set(CONSUMER_HEARTBEAT_INTERVAL_MS, "16000").is_err());
     }
 }

@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::group_errors::group_error_code;
 use super::{ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
+use crate::group::group_coordinator::ConsumerGroupTimeouts;
 use crate::group::TopicCatalog;
 use crate::protocol::ProtocolError;
 use crate::server::connection::{now_ms, Reply};
@@ -68,10 +69,20 @@ pub fn heartbeat(
         server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
         owned,
     };
-    match shard
-        .groups()
-        .consumer_heartbeat(&request.group_id.0, heartbeat, &**shard, now_ms())
-    {
+    // The group's configs (set with IncrementalAlterConfigs on the GROUP) are kept with the
+    // share-group configs, which every shard holds.
+    let group_config = shard.share().group_config(&request.group_id.0);
+    let timeouts = ConsumerGroupTimeouts {
+        session_timeout_ms: group_config.consumer_session_timeout_ms,
+        heartbeat_interval_ms: group_config.consumer_heartbeat_interval_ms,
+    };
+    match shard.groups().consumer_heartbeat(
+        &request.group_id.0,
+        heartbeat,
+        &**shard,
+        timeouts,
+        now_ms(),
+    ) {
         Err(error) => {
             tracing::debug!(group = %request.group_id.0, %error, "ConsumerGroupHeartbeat refused");
             response.error_code = group_error_code(&error);
