@@ -65,6 +65,17 @@ pub struct BatchMeta {
     pub last_intended_ns: u64,
 }
 
+/// The producer a transactional batch belongs to. Each partition's batches carry consecutive
+/// sequence numbers from 0, counted in records, so the broker can tell a gap or a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// Attribute bit of a batch written inside a transaction.
+const TRANSACTIONAL_ATTRIBUTE: i16 = 0x10;
+
 /// One partition's buffer of sealed batches plus the open one.
 pub struct PartitionBuffer {
     buf: BytesMut,
@@ -72,6 +83,10 @@ pub struct PartitionBuffer {
     sealed_bytes: usize,
     sealed: Vec<BatchMeta>,
     open: Option<OpenBatch>,
+    /// Set for a transactional producer; plain batches carry no producer (-1).
+    producer: Option<BatchProducer>,
+    /// Base sequence of the next sealed batch (transactional only).
+    sequence_next: i32,
 }
 
 struct OpenBatch {
@@ -95,7 +110,15 @@ impl PartitionBuffer {
             sealed_bytes: 0,
             sealed: Vec::new(),
             open: None,
+            producer: None,
+            sequence_next: 0,
         }
+    }
+
+    /// Marks every batch sealed from now on as transactional for `producer`.
+    pub fn set_transactional(&mut self, producer: BatchProducer) {
+        self.producer = Some(producer);
+        self.sequence_next = 0;
     }
 
     /// Bytes of the open batch so far (0 when none is open).
@@ -183,13 +206,26 @@ impl PartitionBuffer {
         header.put_i32(-1); // partition leader epoch
         header.put_i8(2); // magic
         header.put_u32(0); // crc, below
-        header.put_i16(compression.attribute());
+        let (attributes, producer_id, producer_epoch, base_sequence) = match self.producer {
+            Some(p) => {
+                let base_sequence = self.sequence_next;
+                // Kafka wraps sequences past i32::MAX back to 0.
+                self.sequence_next = match base_sequence.checked_add(count) {
+                    Some(next) => next,
+                    None => count - (i32::MAX - base_sequence) - 1,
+                };
+                let attributes = compression.attribute() | TRANSACTIONAL_ATTRIBUTE;
+                (attributes, p.producer_id, p.producer_epoch, base_sequence)
+            }
+            None => (compression.attribute(), -1, -1, -1),
+        };
+        header.put_i16(attributes);
         header.put_i32(count - 1); // last offset delta
         header.put_i64(open.base_timestamp_ms);
         header.put_i64(open.base_timestamp_ms);
-        header.put_i64(-1); // producer id
-        header.put_i16(-1); // producer epoch
-        header.put_i32(-1); // base sequence
+        header.put_i64(producer_id);
+        header.put_i16(producer_epoch);
+        header.put_i32(base_sequence);
         header.put_i32(count);
         debug_assert_eq!(OFFSET_LENGTH, 8);
         let crc = crc32c::crc32c(&batch[OFFSET_CRC_START..]);
@@ -202,6 +238,28 @@ impl PartitionBuffer {
             last_intended_ns: open.last_intended_ns,
         });
         Ok(())
+    }
+
+    /// Whether a sealed batch waits to be taken.
+    pub fn has_sealed(&self) -> bool {
+        self.sealed_bytes > 0
+    }
+
+    /// Takes the oldest sealed batch only: Kafka takes one batch per partition and request
+    /// from an idempotent or transactional producer.
+    pub fn take_first_sealed(&mut self) -> Option<(Bytes, BatchMeta)> {
+        if self.sealed_bytes == 0 {
+            return None;
+        }
+        let mut length = [0u8; 4];
+        length.copy_from_slice(&self.buf[OFFSET_LENGTH..OFFSET_LENGTH + 4]);
+        // seal() wrote this length; it covers everything after the length field.
+        let batch_bytes = OFFSET_LENGTH + 4 + u32::from_be_bytes(length) as usize;
+        assert!(batch_bytes <= self.sealed_bytes, "sealed batch length");
+        let records = self.buf.split_to(batch_bytes).freeze();
+        self.sealed_bytes -= batch_bytes;
+        let meta = self.sealed.remove(0);
+        Some((records, meta))
     }
 
     /// Takes every sealed batch: the record set for one partition of a produce request.
@@ -362,6 +420,69 @@ mod tests {
             assert_eq!(u64::from_le_bytes(value[..8].try_into().expect("8")), 1003);
             assert_eq!(all[3].key.as_deref(), Some(&b"k3"[..]));
         }
+    }
+
+    #[test]
+    fn transactional_batches_carry_the_producer_and_consecutive_sequences() {
+        let mut buffer = PartitionBuffer::new();
+        let producer = BatchProducer {
+            producer_id: 4242,
+            producer_epoch: 3,
+        };
+        buffer.set_transactional(producer);
+        for (batch, records) in [3u64, 5].into_iter().enumerate() {
+            for i in 0..records {
+                buffer.push(None, &[1u8; 16], batch as u64 * 10 + i, 0, 1024);
+            }
+            buffer.seal(Compression::Lz4).expect("seal");
+        }
+        let (mut records, _) = buffer.take_sealed().expect("sealed");
+        let sets = RecordBatchDecoder::decode_all(&mut records).expect("decodes");
+        let batches: Vec<_> = sets.iter().flat_map(|s| s.records.first()).collect();
+        assert_eq!(batches.len(), 2);
+        for (record, base_sequence) in batches.iter().zip([0, 3]) {
+            assert!(record.transactional);
+            assert!(!record.control);
+            assert_eq!(record.producer_id, 4242);
+            assert_eq!(record.producer_epoch, 3);
+            assert_eq!(record.sequence, base_sequence);
+        }
+    }
+
+    #[test]
+    fn first_sealed_batch_is_taken_alone() {
+        let mut buffer = PartitionBuffer::new();
+        for (batch, records) in [2u64, 3].into_iter().enumerate() {
+            for i in 0..records {
+                buffer.push(None, &[5u8; 12], batch as u64 * 10 + i, 0, 1024);
+            }
+            buffer.seal(Compression::None).expect("seal");
+        }
+        let mut firsts = Vec::new();
+        while let Some((mut records, meta)) = buffer.take_first_sealed() {
+            let sets = RecordBatchDecoder::decode_all(&mut records).expect("decodes");
+            assert_eq!(sets.len(), 1, "one batch per take");
+            assert_eq!(sets[0].records.len() as u32, meta.record_count);
+            firsts.push(meta.first_intended_ns);
+        }
+        assert_eq!(firsts, vec![0, 10]);
+        assert!(!buffer.has_sealed());
+    }
+
+    #[test]
+    fn sequences_wrap_past_i32_max() {
+        let mut buffer = PartitionBuffer::new();
+        buffer.set_transactional(BatchProducer {
+            producer_id: 1,
+            producer_epoch: 0,
+        });
+        buffer.sequence_next = i32::MAX - 1;
+        for i in 0..4u64 {
+            buffer.push(None, &[0u8; 8], i, 0, 1024);
+        }
+        buffer.seal(Compression::None).expect("seal");
+        // Sequences MAX-1, MAX, 0, 1: the next batch starts at 2.
+        assert_eq!(buffer.sequence_next, 2);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `wire` is a pipelined connection on the shard executor (`crate::io`).
 //! - `producer`: open-loop schedule (coordinated-omission free), sticky or keyed
 //!   partitioning, one connection per broker id with several requests in flight.
+//! - `transaction_session`: `--transactions` mode, the producer's transaction coordinator
+//!   calls (AddPartitionsToTxn, EndTxn); batches then carry producer id, epoch and sequence.
 //! - `consumer`: one fetch loop per (consumer, broker); end-to-end latency per message.
 //! - `stats` / `report`: per-thread HDR histograms shipped to the main thread each second;
 //!   a progress line, a final table and JSON (`perf/plot.py` draws the PNGs).
@@ -19,6 +21,7 @@ mod error;
 mod producer;
 mod report;
 mod stats;
+mod transaction_session;
 mod wire;
 mod workload;
 
@@ -32,6 +35,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::client::admin::NewTopic;
+use crate::client::txn_admin;
 use crate::client::{Admin, Cluster, ConnectionConfig, Consumer, OffsetSpec};
 use crate::protocol::ResponseError;
 
@@ -51,6 +55,8 @@ const COLLECT_DELAY: Duration = Duration::from_millis(200);
 const CONSUME_TAIL_TIMEOUT: Duration = Duration::from_secs(10);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kafka's idempotent producer keeps at most this many requests in flight per connection.
+const TRANSACTIONAL_IN_FLIGHT_MAX: usize = 5;
 
 /// Acknowledgement level, as in Kafka's `acks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +147,17 @@ pub struct BenchArgs {
     /// Consumers start only when producing ends, reading the whole backlog (catch-up rate).
     #[arg(long)]
     pub catch_up: bool,
+    /// Transactional producers (transactional id `sluice-bench-<pid>-<producer>`), each
+    /// committing every `--transaction-records` messages. Needs `--acks all` and
+    /// `--max-in-flight` at most 5, as Kafka's idempotent producer.
+    #[arg(long)]
+    pub transactions: bool,
+    /// Messages per transaction in `--transactions` mode.
+    #[arg(long, default_value_t = 1000)]
+    pub transaction_records: u64,
+    /// Transaction timeout in `--transactions` mode, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub transaction_timeout_ms: i32,
     /// Create the topic if it does not exist.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub create_topic: bool,
@@ -251,6 +268,14 @@ fn validate(args: &BenchArgs) -> Result<(), BenchError> {
     if args.catch_up && args.consumers == 0 {
         return usage("--catch-up needs consumers");
     }
+    if args.transactions {
+        if args.acks.0 != -1 || args.max_in_flight > TRANSACTIONAL_IN_FLIGHT_MAX {
+            return usage("--transactions needs --acks all and --max-in-flight at most 5");
+        }
+        if args.transaction_records == 0 || args.transaction_timeout_ms <= 0 {
+            return usage("--transaction-records and --transaction-timeout-ms must be positive");
+        }
+    }
     Ok(())
 }
 
@@ -327,10 +352,25 @@ fn setup(args: &BenchArgs, topic: &str) -> Result<(Workload, Vec<ThreadPlan>), B
     // backlog is what this run produces).
     let mut start_offsets = vec![0i64; partition_count];
     if args.consumers > 0 {
-        let cluster = Cluster::connect(&args.bootstrap, config)?;
+        let cluster = Cluster::connect(&args.bootstrap, config.clone())?;
         let mut offsets = Consumer::new(cluster, topic, Default::default());
         for (partition, slot) in start_offsets.iter_mut().enumerate() {
             *slot = offsets.list_offset(partition as i32, OffsetSpec::Latest)?;
+        }
+    }
+
+    // Each transactional producer gets its id and epoch here, with the blocking client, so the
+    // load threads start with their identity (and fence any leftover of an earlier run).
+    let mut transactional = Vec::new();
+    if args.transactions {
+        let mut cluster = Cluster::connect(&args.bootstrap, config)?;
+        for producer_id in 0..args.producers {
+            let transactional_id = format!("sluice-bench-{}-{producer_id}", std::process::id());
+            transactional.push(txn_admin::init_transactions(
+                &mut cluster,
+                &transactional_id,
+                args.transaction_timeout_ms,
+            )?);
         }
     }
 
@@ -375,6 +415,8 @@ fn setup(args: &BenchArgs, topic: &str) -> Result<(Workload, Vec<ThreadPlan>), B
         partition_fetch_bytes_max: args.partition_fetch_max_bytes,
         fetch_wait_ms: args.fetch_wait_ms,
         catch_up: args.catch_up,
+        transactional,
+        transaction_records: args.transaction_records,
         produce_version: args.produce_version,
         fetch_version: args.fetch_version,
     };
@@ -581,6 +623,8 @@ fn collect(
             "duration_secs": args.duration_secs,
             "max_in_flight": args.max_in_flight,
             "catch_up": args.catch_up,
+            "transactions": args.transactions,
+            "transaction_records": args.transactions.then_some(args.transaction_records),
         }),
         produce: Throughput::of(c.acked_msgs, c.acked_bytes, measured_seconds),
         consume: Throughput::of(c.consumed_msgs, c.consumed_bytes, measured_seconds),
@@ -590,6 +634,8 @@ fn collect(
         errors: all.errors,
         last_error,
         schedule_lag_ms_max: report::ms(c.schedule_lag_ns_max),
+        committed_transactions: all.committed_txns,
+        committed_msgs: all.committed_msgs,
         series,
     })
 }

@@ -7,6 +7,10 @@
 //! latency instead of silently lowering the offered load (no coordinated omission). At the
 //! maximum rate the intended time is the moment the message was generated. Generation stops
 //! while more than `buffer_bytes` are unacknowledged, like Kafka's `buffer.memory`.
+//!
+//! In transactional mode every `transaction_records` messages form a transaction: generation
+//! pauses at that count, the open batches are sealed and sent, and once all are acknowledged
+//! the transaction is committed before the next message is generated.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -19,12 +23,13 @@ use event_listener::Event;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
-use kafka_protocol::messages::{ApiKey, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 
-use super::batch_builder::{BatchMeta, PartitionBuffer};
+use super::batch_builder::{BatchMeta, BatchProducer, PartitionBuffer};
 use super::error::BenchError;
 use super::stats::Recorder;
+use super::transaction_session::TransactionSession;
 use super::wire::{self, WireReader, WireWriter};
 use super::workload::{filler, Control, KeyDistribution, Rng, Workload};
 
@@ -48,6 +53,10 @@ struct Shared {
     buffered_bytes: Cell<u64>,
     ack_event: Event,
     failed: Cell<bool>,
+    /// A partition refused a batch: the open transaction must not be committed.
+    produce_refused: Cell<bool>,
+    /// Per partition: a batch of the open transaction was acknowledged there.
+    txn_opened: Vec<Cell<bool>>,
 }
 
 struct BrokerConn {
@@ -58,6 +67,8 @@ struct BrokerConn {
     reader: Option<crate::io::Task<()>>,
     /// Partitions with sealed batches, oldest first.
     ready: VecDeque<i32>,
+    /// The request in flight opens the transaction in a partition (see `may_send_transactional`).
+    opening: bool,
 }
 
 pub async fn run(
@@ -85,6 +96,10 @@ async fn produce(
         buffered_bytes: Cell::new(0),
         ack_event: Event::new(),
         failed: Cell::new(false),
+        produce_refused: Cell::new(false),
+        txn_opened: (0..workload.partition_broker.len())
+            .map(|_| Cell::new(false))
+            .collect(),
     });
     let mut conns = Vec::with_capacity(workload.broker_addrs.len());
     for addr in &workload.broker_addrs {
@@ -111,6 +126,7 @@ async fn produce(
             answers,
             reader,
             ready: VecDeque::new(),
+            opening: false,
         });
     }
 
@@ -118,6 +134,24 @@ async fn produce(
     let mut buffers: Vec<PartitionBuffer> = (0..partition_count)
         .map(|_| PartitionBuffer::new())
         .collect();
+    let mut txn = match workload.transactional.get(producer_id) {
+        Some(identity) => {
+            let session = TransactionSession::open(
+                identity.clone(),
+                partition_count,
+                &format!("sluice-bench-p{producer_id}-txn"),
+            )
+            .await?;
+            for buffer in &mut buffers {
+                buffer.set_transactional(BatchProducer {
+                    producer_id: identity.producer_id,
+                    producer_epoch: identity.producer_epoch,
+                });
+            }
+            Some(session)
+        }
+        None => None,
+    };
     let mut queued = vec![false; partition_count];
     let filler = filler(
         workload
@@ -150,6 +184,10 @@ async fn produce(
             ));
         }
         let stopping = control.stop_producing.load(Ordering::Relaxed);
+        // A full transaction is flushed like a stopping run, then committed.
+        let txn_full = txn
+            .as_ref()
+            .is_some_and(|t| t.record_count() >= workload.transaction_records);
         let listener = shared.ack_event.listen();
         let now = clock.now_ns();
         let wall_ms = wall_clock_ms();
@@ -163,6 +201,9 @@ async fn produce(
         }
         let mut generated = 0;
         while !stopping
+            && txn
+                .as_ref()
+                .is_none_or(|t| t.record_count() < workload.transaction_records)
             && generated < GENERATE_CHUNK
             && shared.buffered_bytes.get() < workload.buffer_bytes
         {
@@ -201,6 +242,9 @@ async fn produce(
                     sticky = (sticky + 1) % partition_count;
                 }
             }
+            if let Some(t) = txn.as_mut() {
+                t.count_record();
+            }
             generated += 1;
         }
         progressed |= generated > 0;
@@ -212,7 +256,7 @@ async fn produce(
                 continue;
             };
             let deadline = since.saturating_add(workload.linger_ns);
-            if stopping || deadline <= now {
+            if stopping || txn_full || deadline <= now {
                 buffer.seal(workload.compression)?;
                 mark_ready(&mut conns, &mut queued, workload, partition);
                 if workload.keys == KeyDistribution::None && partition == sticky {
@@ -223,15 +267,31 @@ async fn produce(
             }
         }
 
-        // 3. Send, up to the in-flight limit per connection.
+        // 3. Send, up to the in-flight limit per connection, once the transaction holds every
+        // partition about to be written.
+        if let Some(t) = txn.as_mut() {
+            let mut new: Vec<i32> = conns
+                .iter()
+                .flat_map(|c| c.ready.iter().copied())
+                .filter(|&p| !t.is_added(p as usize))
+                .collect();
+            if !new.is_empty() {
+                new.sort_unstable();
+                t.add_partitions(&topic_name, &new).await?;
+            }
+        }
         for conn in conns.iter_mut() {
             while conn.in_flight.get() < workload.in_flight_max && !conn.ready.is_empty() {
+                if txn.is_some() && !may_send_transactional(conn, &shared) {
+                    break;
+                }
                 send(
                     conn,
                     &mut buffers,
                     &mut queued,
                     workload,
                     &topic_name,
+                    txn.as_ref(),
                     &shared,
                     recorder,
                     clock.now_ns(),
@@ -241,13 +301,17 @@ async fn produce(
             }
         }
 
-        if stopping {
-            let idle = conns
-                .iter()
-                .all(|c| c.ready.is_empty() && c.in_flight.get() == 0);
-            if idle {
-                break;
+        let idle = conns
+            .iter()
+            .all(|c| c.ready.is_empty() && c.in_flight.get() == 0);
+        if let Some(t) = txn.as_mut() {
+            if idle && (txn_full || stopping) && t.record_count() > 0 {
+                end_transaction(t, &shared, recorder).await?;
+                progressed = true;
             }
+        }
+        if stopping && idle {
+            break;
         }
 
         // 4. Wait for an answer, the next due message or lingering batch, or yield.
@@ -256,7 +320,8 @@ async fn produce(
         } else {
             let now = clock.now_ns();
             let mut wake_ns = next_linger_ns;
-            if interval_ns.is_some() {
+            // Due messages wait while the full transaction commits: no reason to wake for them.
+            if interval_ns.is_some() && !txn_full {
                 wake_ns = wake_ns.min(next_intended as u64);
             }
             let wait = Duration::from_nanos(wake_ns.saturating_sub(now)).min(IDLE_WAIT_MAX);
@@ -279,8 +344,15 @@ async fn produce(
                 }
             } else if !wait.is_zero() {
                 futures_lite::future::or(listener, crate::io::sleep(wait)).await;
+            } else {
+                // Something is due but nothing moved (generation is held back): let the
+                // reader tasks run instead of spinning.
+                futures_lite::future::yield_now().await;
             }
         }
+    }
+    if let Some(t) = txn.as_mut() {
+        t.close().await;
     }
     for conn in conns.iter_mut() {
         conn.answers = None; // the reader task ends when its queue closes
@@ -289,6 +361,46 @@ async fn produce(
             task.await;
         }
     }
+    Ok(())
+}
+
+/// Whether `conn` may send its next request now, in transactional mode. The broker holds a
+/// request that opens the transaction in a partition while the coordinator confirms the
+/// partition, and appends later requests of the connection meanwhile, out of order. So such a
+/// request goes out alone, and nothing follows it until it is answered.
+fn may_send_transactional(conn: &mut BrokerConn, shared: &Shared) -> bool {
+    let idle = conn.in_flight.get() == 0;
+    if conn.opening && !idle {
+        return false;
+    }
+    conn.opening = conn
+        .ready
+        .iter()
+        .any(|&p| !shared.txn_opened.get(p as usize).is_some_and(Cell::get));
+    idle || !conn.opening
+}
+
+/// Commits the transaction whose batches are all acknowledged, or aborts it when a partition
+/// refused one of them.
+async fn end_transaction(
+    txn: &mut TransactionSession,
+    shared: &Shared,
+    recorder: &Rc<RefCell<Recorder>>,
+) -> Result<(), BenchError> {
+    if shared.produce_refused.get() {
+        txn.abort().await?;
+        return Err(BenchError::Usage(format!(
+            "aborted a transaction of {}: a produce failed; see the errors above",
+            txn.identity().transactional_id
+        )));
+    }
+    let record_count = txn.commit().await?;
+    for opened in &shared.txn_opened {
+        opened.set(false);
+    }
+    let mut r = recorder.borrow_mut();
+    r.counters.committed_txns += 1;
+    r.counters.committed_msgs += record_count;
     Ok(())
 }
 
@@ -313,6 +425,7 @@ async fn send(
     queued: &mut [bool],
     workload: &Workload,
     topic_name: &TopicName,
+    txn: Option<&TransactionSession>,
     shared: &Shared,
     recorder: &Rc<RefCell<Recorder>>,
     now_ns: u64,
@@ -325,6 +438,28 @@ async fn send(
             break;
         };
         let index = partition as usize;
+        if txn.is_some() {
+            // One batch per partition and request; the rest go in the next requests.
+            if metas.iter().any(|(p, _)| *p == partition) {
+                conn.ready.push_front(partition);
+                break;
+            }
+            if let Some((records, meta)) = buffers[index].take_first_sealed() {
+                request_bytes += records.len();
+                partition_data.push(
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                );
+                metas.push((partition, vec![meta]));
+            }
+            if buffers[index].has_sealed() {
+                conn.ready.push_back(partition);
+            } else {
+                queued[index] = false;
+            }
+            continue;
+        }
         queued[index] = false;
         if let Some((records, batch_metas)) = buffers[index].take_sealed() {
             request_bytes += records.len();
@@ -339,7 +474,10 @@ async fn send(
     if partition_data.is_empty() {
         return Ok(());
     }
+    let transactional_id =
+        txn.map(|t| TransactionalId(StrBytes::from_string(t.identity().transactional_id.clone())));
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id)
         .with_acks(workload.acks)
         .with_timeout_ms(PRODUCE_TIMEOUT_MS)
         .with_topic_data(vec![TopicProduceData::default()
@@ -411,6 +549,7 @@ async fn read_answers(
                     for partition in &topic.partition_responses {
                         if partition.error_code != 0 {
                             failed.push(partition.index);
+                            shared.produce_refused.set(true);
                             r.error(format!(
                                 "produce to {}-{} failed with error code {}",
                                 topic.name.0, partition.index, partition.error_code
@@ -421,6 +560,9 @@ async fn read_answers(
                 for (partition, metas) in &request.batches {
                     if failed.contains(partition) {
                         continue;
+                    }
+                    if let Some(opened) = shared.txn_opened.get(*partition as usize) {
+                        opened.set(true);
                     }
                     for meta in metas {
                         r.record_ack(meta, now);

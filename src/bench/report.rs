@@ -191,6 +191,9 @@ pub struct Report {
     pub last_error: Option<String>,
     /// Fixed rate: the worst lag of the producers' schedule in the measured window (ms).
     pub schedule_lag_ms_max: f64,
+    /// Transactional mode: over the whole run, transactions committed and their messages.
+    pub committed_transactions: u64,
+    pub committed_msgs: u64,
     pub series: Vec<IntervalPoint>,
 }
 
@@ -213,6 +216,12 @@ impl Report {
             human(self.consume.msgs_per_s),
             self.consume.mb_per_s
         ));
+        if self.committed_transactions > 0 {
+            out.push_str(&format!(
+                "{:<18} {:>12}   ({} msgs in the whole run)\n",
+                "transactions", self.committed_transactions, self.committed_msgs
+            ));
+        }
         if let Some(catch_up) = &self.catch_up {
             out.push_str(&format!(
                 "{:<18} {:>12} {:>10.1}   ({} msgs in {:.2} s)\n",

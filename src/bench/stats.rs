@@ -50,6 +50,9 @@ pub struct Counters {
     pub consumed_msgs: u64,
     pub consumed_bytes: u64,
     pub errors: u64,
+    /// Transactional mode: transactions committed and the messages they held.
+    pub committed_txns: u64,
+    pub committed_msgs: u64,
     /// Fixed rate: how far (ns) the producers' schedule fell behind at worst. A large value
     /// means the client, not the broker, limited the offered load in that interval.
     pub schedule_lag_ns_max: u64,
@@ -64,6 +67,8 @@ impl Counters {
         self.consumed_msgs += other.consumed_msgs;
         self.consumed_bytes += other.consumed_bytes;
         self.errors += other.errors;
+        self.committed_txns += other.committed_txns;
+        self.committed_msgs += other.committed_msgs;
         self.schedule_lag_ns_max = self.schedule_lag_ns_max.max(other.schedule_lag_ns_max);
     }
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use super::batch_builder::Compression;
 use super::stats::Clock;
+use crate::client::txn_admin::TransactionalProducer;
 
 /// How messages get keys, as in the OpenMessaging Benchmark's `keyDistributor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -43,6 +44,9 @@ pub struct Workload {
     pub fetch_wait_ms: i32,
     /// Consumers start only once producers are done, from where the run started.
     pub catch_up: bool,
+    /// `--transactions`: each producer's identity, indexed by producer id; empty otherwise.
+    pub transactional: Vec<TransactionalProducer>,
+    pub transaction_records: u64,
     pub produce_version: i16,
     pub fetch_version: i16,
 }

@@ -108,6 +108,65 @@ pub(super) fn offsets_by_topic(offsets: &[(String, i32, i64)]) -> BTreeMap<&str,
     by_topic
 }
 
+/// What a FindCoordinator key names (its `key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorKind {
+    Group,
+    Transaction,
+}
+
+impl CoordinatorKind {
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorKind::Group => 0,
+            CoordinatorKind::Transaction => 1,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            CoordinatorKind::Group => "group",
+            CoordinatorKind::Transaction => "transactional id",
+        }
+    }
+}
+
+/// The broker id coordinating `key`, asked of whichever broker `connection` reaches.
+pub fn find_coordinator(
+    connection: &mut Connection,
+    key: &str,
+    kind: CoordinatorKind,
+) -> Result<i32, ClientError> {
+    let version = connection.version::<FindCoordinatorRequest>()?;
+    let mut request = FindCoordinatorRequest::default().with_key_type(kind.key_type());
+    if version >= 4 {
+        request.coordinator_keys = vec![text(key)];
+    } else {
+        request.key = text(key);
+    }
+    let response = connection.send_version(&request, version, std::time::Duration::ZERO)?;
+    let context = || format!("finding the coordinator of {} '{key}'", kind.noun());
+    if version >= 4 {
+        let found =
+            response
+                .coordinators
+                .first()
+                .ok_or_else(|| ClientError::MissingInResponse {
+                    addr: connection.addr().to_owned(),
+                    what: "a coordinator".to_owned(),
+                })?;
+        check_error_code(found.error_code, found.error_message.as_deref(), context)?;
+        Ok(found.node_id.0)
+    } else {
+        check_error_code(
+            response.error_code,
+            response.error_message.as_deref(),
+            context,
+        )?;
+        Ok(response.node_id.0)
+    }
+}
+
 impl GroupAdmin {
     pub fn new(cluster: Cluster) -> Self {
         Self { cluster }
@@ -119,35 +178,7 @@ impl GroupAdmin {
 
     /// The broker id coordinating `group`.
     pub fn find_coordinator(&mut self, group: &str) -> Result<i32, ClientError> {
-        let connection = self.cluster.any_connection();
-        let version = connection.version::<FindCoordinatorRequest>()?;
-        let mut request = FindCoordinatorRequest::default();
-        if version >= 4 {
-            request.coordinator_keys = vec![text(group)];
-        } else {
-            request.key = text(group);
-        }
-        let response = connection.send_version(&request, version, std::time::Duration::ZERO)?;
-        let context = || format!("finding the coordinator of group '{group}'");
-        if version >= 4 {
-            let found =
-                response
-                    .coordinators
-                    .first()
-                    .ok_or_else(|| ClientError::MissingInResponse {
-                        addr: connection.addr().to_owned(),
-                        what: "a coordinator".to_owned(),
-                    })?;
-            check_error_code(found.error_code, found.error_message.as_deref(), context)?;
-            Ok(found.node_id.0)
-        } else {
-            check_error_code(
-                response.error_code,
-                response.error_message.as_deref(),
-                context,
-            )?;
-            Ok(response.node_id.0)
-        }
+        find_coordinator(self.cluster.any_connection(), group, CoordinatorKind::Group)
     }
 
     /// Learns the brokers (a Metadata request for no topics) unless already known.

@@ -7,6 +7,7 @@
 //! - [`producer`] — record batch building and Produce.
 //! - [`consumer`] — ListOffsets and a sessionless Fetch loop.
 //! - [`group_admin`] / [`share_admin`] — consumer-group and share-group administration.
+//! - [`txn_admin`] — a transactional producer's coordinator, producer id and epoch.
 //!
 //! Nothing here panics on broker responses: every field read from the wire is checked and
 //! every broker error code becomes a [`ClientError`].
@@ -40,6 +41,7 @@ pub mod error;
 pub mod group_admin;
 pub mod producer;
 pub mod share_admin;
+pub mod txn_admin;
 
 pub use admin::Admin;
 pub use cluster::Cluster;
