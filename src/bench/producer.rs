@@ -67,8 +67,6 @@ struct BrokerConn {
     reader: Option<crate::io::Task<()>>,
     /// Partitions with sealed batches, oldest first.
     ready: VecDeque<i32>,
-    /// The request in flight opens the transaction in a partition (see `may_send_transactional`).
-    opening: bool,
 }
 
 pub async fn run(
@@ -126,7 +124,6 @@ async fn produce(
             answers,
             reader,
             ready: VecDeque::new(),
-            opening: false,
         });
     }
 
@@ -282,9 +279,6 @@ async fn produce(
         }
         for conn in conns.iter_mut() {
             while conn.in_flight.get() < workload.in_flight_max && !conn.ready.is_empty() {
-                if txn.is_some() && !may_send_transactional(conn, &shared) {
-                    break;
-                }
                 send(
                     conn,
                     &mut buffers,
@@ -362,22 +356,6 @@ async fn produce(
         }
     }
     Ok(())
-}
-
-/// Whether `conn` may send its next request now, in transactional mode. The broker holds a
-/// request that opens the transaction in a partition while the coordinator confirms the
-/// partition, and appends later requests of the connection meanwhile, out of order. So such a
-/// request goes out alone, and nothing follows it until it is answered.
-fn may_send_transactional(conn: &mut BrokerConn, shared: &Shared) -> bool {
-    let idle = conn.in_flight.get() == 0;
-    if conn.opening && !idle {
-        return false;
-    }
-    conn.opening = conn
-        .ready
-        .iter()
-        .any(|&p| !shared.txn_opened.get(p as usize).is_some_and(Cell::get));
-    idle || !conn.opening
 }
 
 /// Commits the transaction whose batches are all acknowledged, or aborts it when a partition

@@ -15,6 +15,7 @@ mod long_poll;
 mod metadata;
 mod offsets;
 mod produce;
+mod produce_order;
 mod producer_id;
 mod share_acknowledge;
 mod share_errors;

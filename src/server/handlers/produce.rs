@@ -13,6 +13,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::produce_order;
 use super::txn_produce_verification::{self, Refusals};
 use super::RequestContext;
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
@@ -32,14 +33,50 @@ pub fn handle(
     let needed = (request.acks != 0)
         .then(|| txn_produce_verification::needed(shard, &request))
         .flatten();
-    let Some(needed) = needed else {
+    let partitions = request
+        .topic_data
+        .iter()
+        .flat_map(|t| {
+            t.partition_data
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.index))
+        })
+        .collect();
+    let Some(tickets) = produce_order::take(partitions, needed.is_some()) else {
         return append_all(shard, ctx, request, &Refusals::new());
     };
+    // This request waits for the coordinator, or queues behind one that does: it appends in
+    // its turn (see `produce_order`).
     let shard = Rc::clone(shard);
+    let acks = request.acks;
+    let appended = async move {
+        tickets.wait_turn().await;
+        // Asked again: a request ahead may have opened the transaction meanwhile.
+        let needed = (request.acks != 0)
+            .then(|| txn_produce_verification::needed(&shard, &request))
+            .flatten();
+        let refusals = match needed {
+            Some(needed) => {
+                let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+                txn_produce_verification::verify(&shard, transactional_id, needed).await
+            }
+            None => Refusals::new(),
+        };
+        let reply = append_all(&shard, ctx, request, &refusals);
+        drop(tickets);
+        reply
+    };
+    if acks == 0 {
+        return Ok(Reply::Silent(Box::pin(async move {
+            match appended.await {
+                Ok(Reply::Silent(drained)) => drained.await,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "acks=0 produce not appended"),
+            }
+        })));
+    }
     Ok(Reply::Deferred(Box::pin(async move {
-        let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
-        let refusals = txn_produce_verification::verify(&shard, transactional_id, needed).await;
-        match append_all(&shard, ctx, request, &refusals)? {
+        match appended.await? {
             Reply::Ready(bytes) => Ok(bytes),
             Reply::Deferred(answer) => answer.await,
             // acks != 0 always answers.
