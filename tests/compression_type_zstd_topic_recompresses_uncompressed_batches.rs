@@ -1,5 +1,6 @@
 //! A topic with `compression.type=zstd` stores what an uncompressing producer sends as zstd
-//! batches (Kafka's broker-side recompression), holding the same records.
+//! batches (Kafka's broker-side recompression), holding the same records, also after a
+//! restart.
 
 mod common;
 mod compression_support;
@@ -11,7 +12,7 @@ const ZSTD: i16 = 4;
 
 #[test]
 fn compression_type_zstd_topic_recompresses_uncompressed_batches() {
-    let broker = Broker::start();
+    let mut broker = Broker::start();
     let bootstrap = broker.bootstrap().to_owned();
     let topic = topic_name("zstd-topic");
     create_topic_with_configs(&bootstrap, &topic, 1, &[("compression.type", "zstd")]);
@@ -61,4 +62,8 @@ fn compression_type_zstd_topic_recompresses_uncompressed_batches() {
             .collect();
         assert_eq!(headers, [("n", Some(format!("{i}").as_bytes()))]);
     }
+    // From the segment file: the rewritten batches were written (and recovered) whole.
+    broker.stop_graceful();
+    broker.restart();
+    assert_eq!(stored_records(&mut leader(&broker, &topic), &topic), stored);
 }
