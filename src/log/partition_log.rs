@@ -1099,7 +1099,6 @@ async fn read_segment_after(
     Ok((chunks, total, false))
 }
 
-/// One `Bytes` holding all of `chunks` (no copy when there is only one).
 /// Validates every batch of a produced record set; each batch with its position in it.
 fn batch_headers(
     records: &[u8],
@@ -1115,6 +1114,7 @@ fn batch_headers(
     Ok(headers)
 }
 
+/// One `Bytes` holding all of `chunks` (no copy when there is only one).
 fn join_chunks(chunks: &[Bytes]) -> Bytes {
     match chunks {
         [one] => one.clone(),
