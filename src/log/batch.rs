@@ -202,7 +202,10 @@ pub(crate) fn rebuild(
 /// Walks the records of an uncompressed batch: exactly `count` length-prefixed records
 /// that fill the batch, the i-th with offsetDelta i. Compressed batches are stored as sent
 /// and not inflated here; their header fields were checked above.
-fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), &'static str> {
+pub(crate) fn check_uncompressed_records(
+    mut records: &[u8],
+    count: i32,
+) -> Result<(), &'static str> {
     for index in 0..count {
         let length = read_varint(&mut records).ok_or("truncated record length")?;
         let length = usize::try_from(length).map_err(|_| "negative record length")?;

@@ -178,6 +178,62 @@ pub(crate) fn refuse_keyless(
     }
 }
 
+/// `batch` (one whole batch, validated) with its records compressed with `codec` instead
+/// (0 = uncompressed), as Kafka's LogValidator rewrites a batch whose codec is not the
+/// topic's `compression.type`. The records are kept byte for byte (offset and timestamp
+/// deltas, keys, values, headers) and so are the header's producer fields, sequence,
+/// timestamps and transactional/control bits; only the codec bits, the length and the CRC
+/// change. Decompression is bounded by `DECOMPRESSED_BATCH_BYTES_MAX`.
+pub(crate) fn recompress(batch: &Bytes, codec: i16) -> Result<Bytes, &'static str> {
+    let fields = batch::header_fields(batch);
+    with_records(batch, |records| {
+        // A compressed batch's records were never walked; the rewrite must hold exactly
+        // the records its header claims, numbered 0..count (Kafka checks the same).
+        batch::check_uncompressed_records(records, fields.records_count)?;
+        let attributes = (fields.attributes & !ATTRIBUTES_COMPRESSION_MASK) | codec;
+        let rebuilt = |records: &[u8]| {
+            batch::rebuild(
+                batch,
+                attributes,
+                fields.base_timestamp,
+                fields.records_count,
+                records,
+            )
+        };
+        Ok(match codec {
+            0 => rebuilt(records),
+            _ => rebuilt(&compress(codec, records)?),
+        })
+    })
+}
+
+/// The record set `records` (its batches at `headers`) with every batch whose codec is not
+/// `codec` recompressed; `None` when every batch already uses it, so it is stored as sent.
+pub(crate) fn recompress_record_set(
+    records: &Bytes,
+    headers: &[(usize, batch::BatchHeader)],
+    codec: i16,
+) -> Result<Option<Bytes>, LogError> {
+    if headers
+        .iter()
+        .all(|(_, header)| header.attributes & ATTRIBUTES_COMPRESSION_MASK == codec)
+    {
+        return Ok(None);
+    }
+    let mut out = BytesMut::new();
+    for (position, header) in headers {
+        let whole = records.slice(*position..*position + header.size_bytes);
+        if header.attributes & ATTRIBUTES_COMPRESSION_MASK == codec {
+            out.extend_from_slice(&whole);
+        } else {
+            let rewritten =
+                recompress(&whole, codec).map_err(|reason| LogError::InvalidRecord { reason })?;
+            out.extend_from_slice(&rewritten);
+        }
+    }
+    Ok(Some(out.freeze()))
+}
+
 /// `records` (an uncompressed records section) compressed with `codec` (attributes bits),
 /// as a producer using that codec would have sent them.
 pub(crate) fn compress(codec: i16, records: &[u8]) -> Result<BytesMut, &'static str> {
@@ -329,10 +385,8 @@ fn read_varint(data: &mut &[u8]) -> Result<i64, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::testing::make_batch;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::log::testing::{encode_batch, make_batch};
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
     fn encoded(compression: Compression, timestamps: &[i64], base_offset: i64) -> Bytes {
         let records: Vec<Record> = timestamps
@@ -354,17 +408,7 @@ mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        encode_batch(&records, compression)
     }
 
     #[test]
@@ -412,6 +456,120 @@ mod tests {
                 "{compression:?}: one byte over"
             );
         }
+    }
+
+    fn producer_batch(compression: Compression) -> Bytes {
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                transactional: true,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 4242,
+                producer_epoch: 7,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: 10 + i as i32,
+                timestamp: 1_000 + 5 * i,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'a' + i as u8; 200])),
+                headers: [("h".into(), Some(Bytes::from_static(b"v")))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        encode_batch(&records, compression)
+    }
+
+    fn decoded(batch: &Bytes) -> Vec<Record> {
+        let mut data = batch.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut data).expect("decodes");
+        sets.into_iter().flat_map(|set| set.records).collect()
+    }
+
+    #[test]
+    fn recompression_keeps_records_and_producer_fields_in_every_codec() {
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        for from in codecs {
+            let original = producer_batch(from);
+            let before = batch::header_fields(&original);
+            for to in 0..=4i16 {
+                let rewritten = recompress(&original, to).expect("recompresses");
+                let after = batch::header_fields(&rewritten);
+                assert!(batch::crc_matches(&rewritten), "{from:?} -> {to}");
+                assert_eq!(after.size_bytes, rewritten.len(), "{from:?} -> {to}");
+                assert_eq!(after.attributes & ATTRIBUTES_COMPRESSION_MASK, to);
+                assert_eq!(
+                    after.attributes & !ATTRIBUTES_COMPRESSION_MASK,
+                    before.attributes & !ATTRIBUTES_COMPRESSION_MASK,
+                    "{from:?} -> {to}: transactional and timestamp-type bits"
+                );
+                assert_eq!(
+                    (after.producer_id, after.producer_epoch, after.base_sequence),
+                    (4242, 7, 10)
+                );
+                assert_eq!(
+                    (after.base_timestamp, after.max_timestamp),
+                    (before.base_timestamp, before.max_timestamp)
+                );
+                assert_eq!(after.last_offset_delta, 2);
+                assert_eq!(decoded(&rewritten), decoded(&original), "{from:?} -> {to}");
+                assert!(batch::validate(&rewritten, 0, u32::MAX).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn record_set_is_left_alone_when_every_batch_has_the_codec() {
+        let first = producer_batch(Compression::Zstd);
+        let second = encoded(Compression::None, &[1, 2], 0);
+        let set = Bytes::from([first.as_ref(), second.as_ref()].concat());
+        let headers = vec![
+            (0, batch::header_fields(&first)),
+            (first.len(), batch::header_fields(&second)),
+        ];
+        let only_first = &headers[..1];
+        let first_only = set.slice(..first.len());
+        assert!(matches!(
+            recompress_record_set(&first_only, only_first, 4),
+            Ok(None)
+        ));
+        let rewritten = recompress_record_set(&set, &headers, 4)
+            .expect("recompresses")
+            .expect("the uncompressed batch changes");
+        assert!(
+            rewritten.starts_with(&first),
+            "a zstd batch is kept as sent"
+        );
+        let second_after = rewritten.slice(first.len()..);
+        assert_eq!(
+            batch::header_fields(&second_after).attributes & ATTRIBUTES_COMPRESSION_MASK,
+            4
+        );
+        assert_eq!(decoded(&second_after), decoded(&second));
+    }
+
+    #[test]
+    fn a_compressed_batch_holding_fewer_records_than_it_claims_is_refused() {
+        let batch = producer_batch(Compression::Gzip);
+        let fields = batch::header_fields(&batch);
+        let inner = with_records(&batch, |records| Ok(records.to_vec())).expect("decompresses");
+        let short = compress(1, &inner).expect("compresses");
+        // Claim one more record than the compressed section holds.
+        let lying = batch::rebuild(
+            &batch,
+            fields.attributes,
+            fields.base_timestamp,
+            fields.records_count + 1,
+            &short,
+        );
+        assert!(recompress(&lying, 0).is_err());
     }
 
     #[test]

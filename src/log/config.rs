@@ -52,6 +52,10 @@ pub struct LogConfig {
     /// Kafka's `message.timestamp.type=LogAppendTime`: each batch is stamped with the
     /// broker's clock at append (its maxTimestamp, which consumers give every record).
     pub log_append_time: bool,
+    /// Kafka's `compression.type`: `None` (`producer`) stores batches as sent; `Some(codec)`
+    /// (attributes bits, 0 = `uncompressed`) recompresses, at append on the partition's
+    /// shard, every batch that uses another codec.
+    pub compression: Option<i16>,
 }
 
 /// Kafka's `cleanup.policy` list: `delete` drops sealed segments past retention, `compact`
@@ -91,6 +95,7 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
             log_append_time: false,
+            compression: None,
         }
     }
 }

@@ -299,13 +299,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.check_open()?;
         let max_message_bytes = st.config.max_message_bytes;
-        let mut headers = Vec::new();
-        let mut position = 0usize;
-        while position < records.len() {
-            let header = batch::validate(&records[position..], position, max_message_bytes)?;
-            headers.push((position, header));
-            position += header.size_bytes;
-        }
+        let headers = batch_headers(&records, max_message_bytes)?;
         if headers.is_empty() {
             return Err(LogError::InvalidRecord {
                 reason: "empty record set",
@@ -337,6 +331,18 @@ impl PartitionLog {
                 });
             }
         }
+        // Recompressed only now, so that a duplicate is answered without the work.
+        let (records, headers) = match st.config.compression {
+            None => (records, headers),
+            Some(codec) => match batch_records::recompress_record_set(&records, &headers, codec)? {
+                None => (records, headers),
+                Some(rewritten) => {
+                    // Kafka checks max.message.bytes again on the rewritten batches.
+                    let headers = batch_headers(&rewritten, max_message_bytes)?;
+                    (rewritten, headers)
+                }
+            },
+        };
         let first_offset = st.log_end_offset;
         let mut next = first_offset;
         for (_, header) in &headers {
@@ -1091,6 +1097,21 @@ async fn read_segment_after(
         position += p as u64;
     }
     Ok((chunks, total, false))
+}
+
+/// Validates every batch of a produced record set; each batch with its position in it.
+fn batch_headers(
+    records: &[u8],
+    max_message_bytes: u32,
+) -> Result<Vec<(usize, batch::BatchHeader)>, LogError> {
+    let mut headers = Vec::new();
+    let mut position = 0usize;
+    while position < records.len() {
+        let header = batch::validate(&records[position..], position, max_message_bytes)?;
+        headers.push((position, header));
+        position += header.size_bytes;
+    }
+    Ok(headers)
 }
 
 /// One `Bytes` holding all of `chunks` (no copy when there is only one).

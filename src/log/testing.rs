@@ -170,7 +170,7 @@ pub fn keyed_batch(
     records: &[(Option<&str>, Option<&str>)],
     timestamp: i64,
 ) -> bytes::Bytes {
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{Record, TimestampType};
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -190,10 +190,19 @@ pub fn keyed_batch(
             headers: Default::default(),
         })
         .collect();
+    encode_batch(&records, compression)
+}
+
+/// One RecordBatch v2 of `records`.
+pub fn encode_batch(
+    records: &[kafka_protocol::records::Record],
+    compression: kafka_protocol::records::Compression,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
     let mut buf = bytes::BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,

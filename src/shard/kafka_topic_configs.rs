@@ -117,10 +117,6 @@ const STORED_WITHOUT_EFFECT: &[KafkaTopicConfig] = &[
     boolean("remote.log.delete.on.disable", "false"),
 ];
 
-/// Codecs Kafka accepts for `compression.type` (its `BrokerCompressionType` names).
-pub const COMPRESSION_TYPES: &[&str] =
-    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
-
 fn valid(kind: ValueKind, value: &str) -> Result<(), &'static str> {
     let value = value.trim();
     match kind {

@@ -89,6 +89,22 @@ pub fn edit_list(
     Ok(list.join(","))
 }
 
+/// The RecordBatch attributes codec of a fixed `compression.type` (not `producer`).
+fn compression_codec(name: &str) -> Option<i16> {
+    let codec = COMPRESSION_CODECS.iter().position(|&known| known == name)?;
+    i16::try_from(codec).ok()
+}
+
+fn compression_name(codec: Option<i16>) -> &'static str {
+    codec
+        .and_then(|codec| COMPRESSION_CODECS.get(usize::try_from(codec).ok()?))
+        .copied()
+        .unwrap_or("producer")
+}
+
+/// `compression.type` values by the codec number a RecordBatch's attributes carry.
+const COMPRESSION_CODECS: &[&str] = &["uncompressed", "gzip", "snappy", "lz4", "zstd"];
+
 /// A topic's explicit overrides, by Kafka config name. Absent keys take the broker defaults.
 pub type TopicOverrides = BTreeMap<String, String>;
 
@@ -125,13 +141,12 @@ pub fn log_config(
                     .ok_or_else(|| invalid("must not be negative"))?;
             }
             "compression.type" => {
-                // Batches are stored as the producer sent them (the append path never
-                // decompresses; recompressing on the shard's core would cost every producer
-                // of that core). A fixed codec is kept and described but changes only what
-                // Kafka would store on disk: consumers read every codec either way.
-                if !kafka_topic_configs::COMPRESSION_TYPES.contains(&value.as_str()) {
-                    return Err(invalid("not a compression type"));
-                }
+                config.compression = match value.as_str() {
+                    "producer" => None,
+                    name => Some(
+                        compression_codec(name).ok_or_else(|| invalid("not a compression type"))?,
+                    ),
+                };
             }
             "retention.ms" => {
                 let ms = int()?;
@@ -235,7 +250,10 @@ pub fn describe(config: &LogConfig) -> Vec<(&'static str, String)> {
             }
             .to_owned(),
         ),
-        ("compression.type", "producer".to_owned()),
+        (
+            "compression.type",
+            compression_name(config.compression).to_owned(),
+        ),
         (
             "delete.retention.ms",
             config.delete_retention_ms.to_string(),
@@ -263,6 +281,30 @@ mod tests {
         let config = log_config(&defaults, &overrides).expect("valid");
         assert_eq!(config.retention_ms, Some(1000));
         overrides.insert("no.such.key".into(), "1".into());
+        assert!(log_config(&defaults, &overrides).is_err());
+    }
+
+    #[test]
+    fn compression_type_names_map_to_codecs_and_back() {
+        let defaults = LogConfig::default();
+        assert_eq!(defaults.compression, None);
+        for (name, codec) in [
+            ("producer", None),
+            ("uncompressed", Some(0)),
+            ("gzip", Some(1)),
+            ("snappy", Some(2)),
+            ("lz4", Some(3)),
+            ("zstd", Some(4)),
+        ] {
+            let overrides = TopicOverrides::from([("compression.type".into(), name.into())]);
+            let config = log_config(&defaults, &overrides).expect("valid");
+            assert_eq!(config.compression, codec, "{name}");
+            assert_eq!(
+                effective_value(&config, &TopicOverrides::new(), "compression.type"),
+                name
+            );
+        }
+        let overrides = TopicOverrides::from([("compression.type".into(), "brotli".into())]);
         assert!(log_config(&defaults, &overrides).is_err());
     }
 

@@ -136,17 +136,20 @@ pub struct BatchHeader {
     /// attributes & 0x7: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
     pub compression: i16,
     pub records_count: i32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 /// Fetch v4 (non-flexible) of one partition from `offset`; returns (error code, high watermark,
-/// the batch headers in the record set). A trailing partial batch is ignored, as clients do.
-pub fn fetch_batch_headers(
+/// the record set's bytes as stored).
+pub fn fetch_record_set(
     stream: &mut TcpStream,
     topic: &str,
     partition: i32,
     offset: i64,
     max_bytes: i32,
-) -> (i16, i64, Vec<BatchHeader>) {
+) -> (i16, i64, Vec<u8>) {
     let mut body = Vec::new();
     body.extend_from_slice(&(-1i32).to_be_bytes()); // replica_id
     body.extend_from_slice(&1000i32.to_be_bytes()); // max_wait_ms
@@ -180,33 +183,51 @@ pub fn fetch_batch_headers(
         cursor.i64();
     }
     let records_len = cursor.i32();
+    let records = cursor.take(records_len.max(0) as usize).to_vec();
+    (error_code, high_watermark, records)
+}
+
+/// Fetch v4 (non-flexible) of one partition from `offset`; returns (error code, high watermark,
+/// the batch headers in the record set). A trailing partial batch is ignored, as clients do.
+pub fn fetch_batch_headers(
+    stream: &mut TcpStream,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_bytes: i32,
+) -> (i16, i64, Vec<BatchHeader>) {
+    let (error_code, high_watermark, records) =
+        fetch_record_set(stream, topic, partition, offset, max_bytes);
     let mut batches = Vec::new();
-    if records_len > 0 {
-        let records = cursor.take(records_len as usize);
-        let mut position = 0usize;
-        while records.len() - position >= 61 {
-            let mut batch = Cursor::new(&records[position..]);
-            let base_offset = batch.i64();
-            let batch_len = batch.i32();
-            if batch_len < 49 || records.len() - position < 12 + batch_len as usize {
-                break; // partial trailing batch
-            }
-            let _leader_epoch = batch.i32();
-            let magic = batch.i8();
-            let _crc = batch.i32();
-            let attributes = batch.i16();
-            let last_offset_delta = batch.i32();
-            batch.take(8 + 8 + 8 + 2 + 4); // timestamps, producer id, epoch, base sequence
-            let records_count = batch.i32();
-            batches.push(BatchHeader {
-                base_offset,
-                last_offset_delta,
-                magic,
-                compression: attributes & 0x7,
-                records_count,
-            });
-            position += 12 + batch_len as usize;
+    let mut position = 0usize;
+    while records.len() - position >= 61 {
+        let mut batch = Cursor::new(&records[position..]);
+        let base_offset = batch.i64();
+        let batch_len = batch.i32();
+        if batch_len < 49 || records.len() - position < 12 + batch_len as usize {
+            break; // partial trailing batch
         }
+        let _leader_epoch = batch.i32();
+        let magic = batch.i8();
+        let _crc = batch.i32();
+        let attributes = batch.i16();
+        let last_offset_delta = batch.i32();
+        batch.take(8 + 8); // timestamps
+        let producer_id = batch.i64();
+        let producer_epoch = batch.i16();
+        let base_sequence = batch.i32();
+        let records_count = batch.i32();
+        batches.push(BatchHeader {
+            base_offset,
+            last_offset_delta,
+            magic,
+            compression: attributes & 0x7,
+            records_count,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        });
+        position += 12 + batch_len as usize;
     }
     (error_code, high_watermark, batches)
 }
