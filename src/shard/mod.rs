@@ -2,6 +2,7 @@
 //! replica of the topic catalog. Connections on the shard share it through `Rc`; nothing
 //! here is `Send`, and no lock is taken on the data path.
 
+pub mod broker_config;
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
@@ -22,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
 use catalog::{owner_shard, Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
+use topic_config::TopicOverrides;
 
 /// The address a shard advertises as its own broker.
 #[derive(Debug, Clone)]
@@ -236,11 +238,11 @@ impl Shard {
     pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
         let deleted = match &change {
             CatalogChange::Delete { name } => self.topic(name),
-            CatalogChange::Upsert(_) => None,
+            CatalogChange::Upsert(_) | CatalogChange::BrokerConfig { .. } => None,
         };
         let created = match &change {
             CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
-            CatalogChange::Delete { .. } => false,
+            CatalogChange::Delete { .. } | CatalogChange::BrokerConfig { .. } => false,
         };
         self.catalog.borrow_mut().apply(&change);
         match change {
@@ -264,7 +266,13 @@ impl Shard {
                 }
                 Ok(())
             }
+            CatalogChange::BrokerConfig { .. } => Ok(()),
         }
+    }
+
+    /// Dynamic config overrides of `broker` (an id, or "" for the cluster default).
+    pub fn broker_overrides(&self, broker: &str) -> TopicOverrides {
+        self.catalog.borrow().broker_overrides(broker)
     }
 
     /// Sends a request to the catalog owner and waits for its answer.
