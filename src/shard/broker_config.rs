@@ -181,6 +181,31 @@ pub fn validate(overrides: &TopicOverrides) -> Result<(), String> {
     Ok(())
 }
 
+/// The dynamic broker configs sluice applies, as the topic configs they are defaults of.
+/// The rest are stored and described only.
+const TOPIC_DEFAULTS: &[(&str, &str)] = &[
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+];
+
+/// Topic config defaults from the cluster-wide and this broker's dynamic overrides, the
+/// broker's own winning (Kafka's precedence).
+pub fn topic_defaults(cluster: &TopicOverrides, own: &TopicOverrides) -> TopicOverrides {
+    TOPIC_DEFAULTS
+        .iter()
+        .filter_map(|(broker_key, topic_key)| {
+            let value = own.get(*broker_key).or_else(|| cluster.get(*broker_key))?;
+            Some(((*topic_key).to_owned(), value.clone()))
+        })
+        .collect()
+}
+
 /// `current` after IncrementalAlterConfigs `ops`.
 pub fn edit(mut current: TopicOverrides, ops: Vec<ConfigOp>) -> Result<TopicOverrides, String> {
     for op in ops {

@@ -247,6 +247,10 @@ impl CatalogOwner {
         };
         // Kafka answers INVALID_REQUEST here, not INVALID_CONFIG (KAFKA-13609).
         broker_config::validate(&overrides).map_err(AdminError::InvalidRequest)?;
+        // A default every topic would refuse must not get in, or no topic could open.
+        let defaults = broker_config::topic_defaults(&overrides, &overrides);
+        topic_config::log_config(&self.log_defaults, &defaults)
+            .map_err(|e| AdminError::InvalidRequest(e.to_string()))?;
         if validate_only {
             return Ok(());
         }

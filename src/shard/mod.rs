@@ -161,8 +161,20 @@ impl Shard {
     }
 
     pub fn topic_log_config(&self, meta: &TopicMeta) -> Result<LogConfig, AdminError> {
-        topic_config::log_config(&self.config.log, &meta.overrides)
+        topic_config::log_config(&self.log_defaults(), &meta.overrides)
             .map_err(|e| AdminError::InvalidConfig(e.to_string()))
+    }
+
+    /// The broker's topic defaults with the dynamic broker configs that change them. The
+    /// catalog owner refuses overrides that do not parse, so the fallback is for a catalog
+    /// edited by hand.
+    fn log_defaults(&self) -> LogConfig {
+        let overrides = broker_config::topic_defaults(
+            &self.broker_overrides(""),
+            &self.broker_overrides(&self.id.to_string()),
+        );
+        topic_config::log_config(&self.config.log, &overrides)
+            .unwrap_or_else(|_| self.config.log.clone())
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
@@ -266,7 +278,13 @@ impl Shard {
                 }
                 Ok(())
             }
-            CatalogChange::BrokerConfig { .. } => Ok(()),
+            // Live logs take the new defaults where their topic has no override.
+            CatalogChange::BrokerConfig { .. } => {
+                for meta in self.topics() {
+                    self.open_partitions(&meta).await?;
+                }
+                Ok(())
+            }
         }
     }
 
