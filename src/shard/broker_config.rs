@@ -206,6 +206,21 @@ pub fn topic_defaults(cluster: &TopicOverrides, own: &TopicOverrides) -> TopicOv
         .collect()
 }
 
+/// Which dynamic broker config a topic without its own `topic_key` inherits from: `Some(true)`
+/// this broker's, `Some(false)` the cluster default, `None` neither.
+pub fn topic_default_origin(
+    cluster: &TopicOverrides,
+    own: &TopicOverrides,
+    topic_key: &str,
+) -> Option<bool> {
+    let (broker_key, _) = TOPIC_DEFAULTS.iter().find(|(_, t)| *t == topic_key)?;
+    if own.contains_key(*broker_key) {
+        Some(true)
+    } else {
+        cluster.contains_key(*broker_key).then_some(false)
+    }
+}
+
 /// `current` after IncrementalAlterConfigs `ops`.
 pub fn edit(mut current: TopicOverrides, ops: Vec<ConfigOp>) -> Result<TopicOverrides, String> {
     for op in ops {

@@ -65,15 +65,28 @@ pub fn describe(
                         Vec::new()
                     }
                     Some(meta) => match shard.topic_log_config(&meta) {
-                        Ok(config) => topic_config::describe(&config)
-                            .into_iter()
-                            // An override reads back as it was set (Kafka keeps a list
-                            // config's order, e.g. `delete,compact`).
-                            .map(|(key, value)| match meta.overrides.get(key) {
-                                Some(set) => (key.into(), set.clone(), SOURCE_TOPIC),
-                                None => (key.into(), value, SOURCE_DEFAULT),
-                            })
-                            .collect(),
+                        Ok(config) => {
+                            let cluster = shard.broker_overrides("");
+                            let own = shard.broker_overrides(&shard.id.to_string());
+                            topic_config::describe(&config)
+                                .into_iter()
+                                // An override reads back as it was set (Kafka keeps a list
+                                // config's order, e.g. `delete,compact`).
+                                .map(|(key, value)| match meta.overrides.get(key) {
+                                    Some(set) => (key.into(), set.clone(), SOURCE_TOPIC),
+                                    None => {
+                                        let source = match broker_config::topic_default_origin(
+                                            &cluster, &own, key,
+                                        ) {
+                                            Some(true) => SOURCE_DYNAMIC_BROKER,
+                                            Some(false) => SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                            None => SOURCE_DEFAULT,
+                                        };
+                                        (key.into(), value, source)
+                                    }
+                                })
+                                .collect()
+                        }
                         Err(e) => {
                             result.error_code = code(admin_error(&e));
                             Vec::new()
