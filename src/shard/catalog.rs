@@ -4,6 +4,7 @@
 //! the directory) and then hands each change to every shard, which keeps its own replica.
 //! Nothing here is shared between threads.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -53,11 +54,18 @@ pub enum CatalogChange {
     Delete {
         name: String,
     },
+    /// The dynamic config overrides of a broker id, or of every broker when `broker` is "".
+    BrokerConfig {
+        broker: String,
+        overrides: TopicOverrides,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     topics: IndexMap<String, TopicMeta>,
+    /// Dynamic broker configs by resource name: a broker id, or "" for the cluster default.
+    brokers: BTreeMap<String, TopicOverrides>,
 }
 
 impl Catalog {
@@ -73,6 +81,10 @@ impl Catalog {
         self.topics.values()
     }
 
+    pub fn broker_overrides(&self, broker: &str) -> TopicOverrides {
+        self.brokers.get(broker).cloned().unwrap_or_default()
+    }
+
     pub fn apply(&mut self, change: &CatalogChange) {
         match change {
             CatalogChange::Upsert(meta) => {
@@ -80,6 +92,13 @@ impl Catalog {
             }
             CatalogChange::Delete { name } => {
                 self.topics.shift_remove(name);
+            }
+            CatalogChange::BrokerConfig { broker, overrides } => {
+                if overrides.is_empty() {
+                    self.brokers.remove(broker);
+                } else {
+                    self.brokers.insert(broker.clone(), overrides.clone());
+                }
             }
         }
     }
@@ -97,6 +116,9 @@ impl Catalog {
         };
         let file: CatalogFile = toml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         let mut catalog = Catalog::default();
+        for entry in file.broker {
+            catalog.brokers.insert(entry.id, entry.config);
+        }
         for entry in file.topic {
             let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
             if entry.partitions < 1 {
@@ -135,6 +157,14 @@ impl Catalog {
                     config: t.overrides.clone(),
                 })
                 .collect(),
+            broker: self
+                .brokers
+                .iter()
+                .map(|(id, config)| BrokerEntry {
+                    id: id.clone(),
+                    config: config.clone(),
+                })
+                .collect(),
         };
         let path = data_dir.join(CATALOG_FILE);
         let io_err = |source| CatalogError::Io {
@@ -161,6 +191,15 @@ impl Catalog {
 struct CatalogFile {
     #[serde(default)]
     topic: Vec<TopicEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    broker: Vec<BrokerEntry>,
+}
+
+/// One broker resource's dynamic configs; `id` is "" for the cluster default.
+#[derive(Debug, Serialize, Deserialize)]
+struct BrokerEntry {
+    id: String,
+    config: TopicOverrides,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

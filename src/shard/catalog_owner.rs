@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use futures_channel::oneshot;
 use uuid::Uuid;
 
+use super::broker_config;
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
 use super::control::{
     AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ShardMessage,
@@ -91,6 +92,15 @@ impl CatalogOwner {
                     reply,
                 } => {
                     let _ = reply.send(self.alter_config(name, edit, validate_only).await);
+                }
+                AdminRequest::AlterBrokerConfig {
+                    broker,
+                    edit,
+                    validate_only,
+                    reply,
+                } => {
+                    let outcome = self.alter_broker_config(broker, edit, validate_only).await;
+                    let _ = reply.send(outcome);
                 }
             }
         }
@@ -220,6 +230,32 @@ impl CatalogOwner {
             return Ok(());
         }
         self.commit(CatalogChange::Upsert(meta)).await
+    }
+
+    async fn alter_broker_config(
+        &mut self,
+        broker: String,
+        edit: ConfigEdit,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let overrides = match edit {
+            ConfigEdit::Replace(overrides) => overrides,
+            ConfigEdit::Incremental(ops) => {
+                broker_config::edit(self.catalog.broker_overrides(&broker), ops)
+                    .map_err(AdminError::InvalidConfig)?
+            }
+        };
+        // Kafka answers INVALID_REQUEST here, not INVALID_CONFIG (KAFKA-13609).
+        broker_config::validate(&overrides).map_err(AdminError::InvalidRequest)?;
+        // A default every topic would refuse must not get in, or no topic could open.
+        let defaults = broker_config::topic_defaults(&overrides, &overrides);
+        topic_config::log_config(&self.log_defaults, &defaults)
+            .map_err(|e| AdminError::InvalidRequest(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        self.commit(CatalogChange::BrokerConfig { broker, overrides })
+            .await
     }
 
     /// Persists `change`, then applies it on every shard. The file is written first so a

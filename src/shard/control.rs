@@ -88,6 +88,13 @@ pub enum AdminRequest {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), AdminError>>,
     },
+    /// Dynamic configs of a broker id, or of the cluster default when `broker` is "".
+    AlterBrokerConfig {
+        broker: String,
+        edit: ConfigEdit,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
 }
 
 /// Messages every shard's control task handles.

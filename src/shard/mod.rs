@@ -2,6 +2,7 @@
 //! replica of the topic catalog. Connections on the shard share it through `Rc`; nothing
 //! here is `Send`, and no lock is taken on the data path.
 
+pub mod broker_config;
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
@@ -22,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
 use catalog::{owner_shard, Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
+use topic_config::TopicOverrides;
 
 /// The address a shard advertises as its own broker.
 #[derive(Debug, Clone)]
@@ -159,8 +161,20 @@ impl Shard {
     }
 
     pub fn topic_log_config(&self, meta: &TopicMeta) -> Result<LogConfig, AdminError> {
-        topic_config::log_config(&self.config.log, &meta.overrides)
+        topic_config::log_config(&self.log_defaults(), &meta.overrides)
             .map_err(|e| AdminError::InvalidConfig(e.to_string()))
+    }
+
+    /// The broker's topic defaults with the dynamic broker configs that change them. The
+    /// catalog owner refuses overrides that do not parse, so the fallback is for a catalog
+    /// edited by hand.
+    fn log_defaults(&self) -> LogConfig {
+        let overrides = broker_config::topic_defaults(
+            &self.broker_overrides(""),
+            &self.broker_overrides(&self.id.to_string()),
+        );
+        topic_config::log_config(&self.config.log, &overrides)
+            .unwrap_or_else(|_| self.config.log.clone())
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
@@ -236,11 +250,11 @@ impl Shard {
     pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
         let deleted = match &change {
             CatalogChange::Delete { name } => self.topic(name),
-            CatalogChange::Upsert(_) => None,
+            CatalogChange::Upsert(_) | CatalogChange::BrokerConfig { .. } => None,
         };
         let created = match &change {
             CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
-            CatalogChange::Delete { .. } => false,
+            CatalogChange::Delete { .. } | CatalogChange::BrokerConfig { .. } => false,
         };
         self.catalog.borrow_mut().apply(&change);
         match change {
@@ -264,7 +278,19 @@ impl Shard {
                 }
                 Ok(())
             }
+            // Live logs take the new defaults where their topic has no override.
+            CatalogChange::BrokerConfig { .. } => {
+                for meta in self.topics() {
+                    self.open_partitions(&meta).await?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Dynamic config overrides of `broker` (an id, or "" for the cluster default).
+    pub fn broker_overrides(&self, broker: &str) -> TopicOverrides {
+        self.catalog.borrow().broker_overrides(broker)
     }
 
     /// Sends a request to the catalog owner and waits for its answer.

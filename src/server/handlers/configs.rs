@@ -1,9 +1,11 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and a read-only
-//! view of the broker's defaults).
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, share groups and
+//! brokers (the dynamic broker configs Kafka allows, see `shard::broker_config`).
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
 use kafka_protocol::messages::alter_configs_response::{
     AlterConfigsResourceResponse, AlterConfigsResponse,
@@ -22,6 +24,7 @@ use super::RequestContext;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
+use crate::shard::broker_config;
 use crate::shard::control::{AdminError, AdminRequest, ConfigEdit, ConfigOp};
 use crate::shard::topic_config::{self, TopicOverrides};
 use crate::shard::Shard;
@@ -35,6 +38,8 @@ const RESOURCE_GROUP_LIBRDKAFKA: i8 = 3;
 const SOURCE_GROUP: i8 = 8;
 /// DescribeConfigs config sources.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations on list configs.
 const OP_APPEND: i8 = 2;
@@ -53,22 +58,35 @@ pub fn describe(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
+            let entries: Vec<(Cow<'static, str>, String, i8)> = match resource.resource_type {
                 RESOURCE_TOPIC => match shard.topic(&resource.resource_name) {
                     None => {
                         result.error_code = code(ResponseError::UnknownTopicOrPartition);
                         Vec::new()
                     }
                     Some(meta) => match shard.topic_log_config(&meta) {
-                        Ok(config) => topic_config::describe(&config)
-                            .into_iter()
-                            // An override reads back as it was set (Kafka keeps a list
-                            // config's order, e.g. `delete,compact`).
-                            .map(|(key, value)| match meta.overrides.get(key) {
-                                Some(set) => (key, set.clone(), SOURCE_TOPIC),
-                                None => (key, value, SOURCE_DEFAULT),
-                            })
-                            .collect(),
+                        Ok(config) => {
+                            let cluster = shard.broker_overrides("");
+                            let own = shard.broker_overrides(&shard.id.to_string());
+                            topic_config::describe(&config)
+                                .into_iter()
+                                // An override reads back as it was set (Kafka keeps a list
+                                // config's order, e.g. `delete,compact`).
+                                .map(|(key, value)| match meta.overrides.get(key) {
+                                    Some(set) => (key.into(), set.clone(), SOURCE_TOPIC),
+                                    None => {
+                                        let source = match broker_config::topic_default_origin(
+                                            &cluster, &own, key,
+                                        ) {
+                                            Some(true) => SOURCE_DYNAMIC_BROKER,
+                                            Some(false) => SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                            None => SOURCE_DEFAULT,
+                                        };
+                                        (key.into(), value, source)
+                                    }
+                                })
+                                .collect()
+                        }
                         Err(e) => {
                             result.error_code = code(admin_error(&e));
                             Vec::new()
@@ -89,27 +107,18 @@ pub fn describe(
                             } else {
                                 SOURCE_DEFAULT
                             };
-                            (key, value, source)
+                            (key.into(), value, source)
                         })
                         .collect()
                 }
-                RESOURCE_BROKER => {
-                    let mut entries: Vec<_> = topic_config::describe(&shard.config.log)
-                        .into_iter()
-                        .map(|(key, value)| (key, value, SOURCE_DEFAULT))
-                        .collect();
-                    entries.push((
-                        "num.partitions",
-                        shard.config.num_partitions.to_string(),
-                        SOURCE_DEFAULT,
-                    ));
-                    entries.push((
-                        "auto.create.topics.enable",
-                        shard.config.auto_create_topics.to_string(),
-                        SOURCE_DEFAULT,
-                    ));
-                    entries
-                }
+                RESOURCE_BROKER => match broker_entries(shard, &resource.resource_name) {
+                    Ok(entries) => entries,
+                    Err(message) => {
+                        result.error_code = code(ResponseError::InvalidRequest);
+                        result.error_message = Some(StrBytes::from_string(message));
+                        Vec::new()
+                    }
+                },
                 _ => {
                     result.error_code = code(ResponseError::InvalidRequest);
                     result.error_message =
@@ -125,17 +134,127 @@ pub fn describe(
                         .is_none_or(|keys| keys.iter().any(|k| k.as_str() == *key))
                 })
                 .map(|(key, value, source)| {
+                    let read_only = resource.resource_type == RESOURCE_BROKER
+                        && !broker_config::is_dynamic(&key);
                     DescribeConfigsResourceResult::default()
-                        .with_name(StrBytes::from_static_str(key))
+                        .with_name(StrBytes::from_string(key.into_owned()))
                         .with_value(Some(StrBytes::from_string(value)))
                         .with_config_source(source)
-                        .with_read_only(resource.resource_type == RESOURCE_BROKER)
+                        .with_read_only(read_only)
                 })
                 .collect();
             result
         })
         .collect();
     ctx.reply(&DescribeConfigsResponse::default().with_results(results))
+}
+
+/// A BROKER resource's configs with their sources. The cluster default ("") lists only its
+/// dynamic overrides, as Kafka does; a broker id lists every config, a per-broker override
+/// winning over a cluster default over the static value.
+fn broker_entries(
+    shard: &Shard,
+    name: &str,
+) -> Result<Vec<(Cow<'static, str>, String, i8)>, String> {
+    let cluster = shard.broker_overrides("");
+    if name.is_empty() {
+        return Ok(cluster
+            .into_iter()
+            .map(|(key, value)| (key.into(), value, SOURCE_DYNAMIC_DEFAULT_BROKER))
+            .collect());
+    }
+    check_broker_id(shard, name)?;
+    let own = shard.broker_overrides(name);
+    let mut entries: Vec<(Cow<'static, str>, String, i8)> =
+        topic_config::describe(&shard.config.log)
+            .into_iter()
+            .map(|(key, value)| (key.into(), value, SOURCE_DEFAULT))
+            .collect();
+    entries.push((
+        "num.partitions".into(),
+        shard.config.num_partitions.to_string(),
+        SOURCE_DEFAULT,
+    ));
+    entries.push((
+        "auto.create.topics.enable".into(),
+        shard.config.auto_create_topics.to_string(),
+        SOURCE_DEFAULT,
+    ));
+    let cluster_only: Vec<_> = cluster
+        .into_iter()
+        .filter(|(key, _)| !own.contains_key(key))
+        .map(|(key, value)| (key, value, SOURCE_DYNAMIC_DEFAULT_BROKER))
+        .collect();
+    let dynamic = cluster_only.into_iter().chain(
+        own.into_iter()
+            .map(|(key, value)| (key, value, SOURCE_DYNAMIC_BROKER)),
+    );
+    for (key, value, source) in dynamic {
+        match entries.iter_mut().find(|(have, _, _)| *have == key) {
+            Some(entry) => *entry = (key.into(), value, source),
+            None => entries.push((key.into(), value, source)),
+        }
+    }
+    Ok(entries)
+}
+
+/// A BROKER resource names "" (the cluster default) or one of the brokers (a shard each);
+/// Kafka refuses anything else with INVALID_REQUEST and these messages.
+fn check_broker_id(shard: &Shard, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let id: i32 = name
+        .parse()
+        .map_err(|_| format!("Broker id must be an integer, but it is: {name}"))?;
+    if shard.brokers.iter().any(|b| b.node_id == id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            shard.id
+        ))
+    }
+}
+
+async fn alter_broker(
+    shard: &Shard,
+    broker: &str,
+    edit: Result<ConfigEdit, String>,
+    validate_only: bool,
+) -> Outcome {
+    let invalid = |message: String| {
+        (
+            code(ResponseError::InvalidRequest),
+            Some(StrBytes::from_string(message)),
+        )
+    };
+    if let Err(message) = check_broker_id(shard, broker) {
+        return invalid(message);
+    }
+    let edit = match edit {
+        Ok(edit) => edit,
+        Err(reason) => return invalid(reason),
+    };
+    let broker = broker.to_owned();
+    config_change(shard, |reply| AdminRequest::AlterBrokerConfig {
+        broker,
+        edit,
+        validate_only,
+        reply,
+    })
+    .await
+}
+
+/// Sends a config change to the catalog owner and turns its answer into an outcome.
+async fn config_change(
+    shard: &Shard,
+    make: impl FnOnce(oneshot::Sender<Result<(), AdminError>>) -> AdminRequest,
+) -> Outcome {
+    match shard.admin(make).await.and_then(|r| r) {
+        Ok(()) => (0, None),
+        Err(error) => failure(&error),
+    }
 }
 
 /// One resource's outcome as (error code, message).
@@ -166,19 +285,13 @@ async fn alter_topic(
         }
     };
     let name = name.to_owned();
-    let outcome = shard
-        .admin(|reply| AdminRequest::AlterTopicConfig {
-            name,
-            edit,
-            validate_only,
-            reply,
-        })
-        .await
-        .and_then(|r| r);
-    match outcome {
-        Ok(()) => (0, None),
-        Err(error) => failure(&error),
-    }
+    config_change(shard, |reply| AdminRequest::AlterTopicConfig {
+        name,
+        edit,
+        validate_only,
+        reply,
+    })
+    .await
 }
 
 /// A share group's configs live with its coordinator shard, which stores and spreads them.
@@ -270,14 +383,19 @@ pub fn alter(
                         .map(|v| (c.name.to_string(), v.to_string()))
                 })
                 .collect();
-            let (error_code, error_message) = alter_topic(
-                &shard,
-                resource.resource_type,
-                &resource.resource_name,
-                Ok(ConfigEdit::Replace(overrides)),
-                request.validate_only,
-            )
-            .await;
+            let edit = Ok(ConfigEdit::Replace(overrides));
+            let (error_code, error_message) = if resource.resource_type == RESOURCE_BROKER {
+                alter_broker(&shard, &resource.resource_name, edit, request.validate_only).await
+            } else {
+                alter_topic(
+                    &shard,
+                    resource.resource_type,
+                    &resource.resource_name,
+                    edit,
+                    request.validate_only,
+                )
+                .await
+            };
             responses.push(
                 AlterConfigsResourceResponse::default()
                     .with_resource_type(resource.resource_type)
@@ -328,6 +446,9 @@ pub fn incremental_alter(
                 RESOURCE_GROUP | RESOURCE_GROUP_LIBRDKAFKA
             ) {
                 alter_group(&shard, &resource.resource_name, ops, request.validate_only).await
+            } else if resource.resource_type == RESOURCE_BROKER {
+                let edit = ops.map(ConfigEdit::Incremental);
+                alter_broker(&shard, &resource.resource_name, edit, request.validate_only).await
             } else {
                 alter_topic(
                     &shard,
