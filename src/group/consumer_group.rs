@@ -297,7 +297,7 @@ impl ConsumerGroup {
                     .as_ref()
                     .is_some_and(|r| *r != member.subscribed_regex);
             if let Some(Some(pattern)) = &regex {
-                self.add_regex(pattern, topics)?;
+                self.add_regex(pattern)?;
             }
             if let Some(member) = self.members.get_mut(&request.member_id) {
                 if let Some(names) = &request.subscribed_topic_names {
@@ -441,7 +441,7 @@ impl ConsumerGroup {
             }
         }
         if let Some(pattern) = &subscribed_regex {
-            self.add_regex(pattern, topics)?;
+            self.add_regex(pattern)?;
         }
         let previous = released.and_then(|holder_id| self.members.remove(&holder_id));
         let same_subscription = |m: &ConsumerMember| {
@@ -483,13 +483,17 @@ impl ConsumerGroup {
         Ok(member_id)
     }
 
-    /// Compiles and resolves `pattern` unless the group has it already: as in Kafka, a regex
-    /// is validated when it is new to the group (INVALID_REGULAR_EXPRESSION).
-    fn add_regex(&mut self, pattern: &str, topics: &dyn TopicCatalog) -> Result<(), GroupError> {
+    /// Compiles `pattern` unless the group has it already: as in Kafka, a regex is validated
+    /// when it is new to the group (INVALID_REGULAR_EXPRESSION), and resolved in the
+    /// background: the member's first assignment holds only the topics it names, and the
+    /// regex's topics follow at the next timer tick, with a new group epoch. Clients rely on
+    /// that order (librdkafka's 0045 resubscribe test waits for the named topic alone).
+    fn add_regex(&mut self, pattern: &str) -> Result<(), GroupError> {
         if !self.regexes.contains_key(pattern) {
-            let mut regex = SubscriptionRegex::compile(pattern)?;
-            regex.resolve(&topics.topic_names());
+            let regex = SubscriptionRegex::compile(pattern)?;
             self.regexes.insert(pattern.to_owned(), regex);
+            // Resolve at the next tick rather than after the refresh interval.
+            self.regexes_resolved_ms = i64::MIN;
         }
         Ok(())
     }
@@ -758,9 +762,21 @@ mod tests {
         );
         assert!(group.members.is_empty() && group.regexes.is_empty());
 
-        let a = group
+        let joined = group
             .heartbeat(by_regex("a", 0, "regex-test-.*"), &catalog, &config, 0)
             .expect("join by regex");
+        // A regex new to the group is resolved at the next tick, as in Kafka.
+        assert!(joined.assignment.unwrap_or_default().is_empty());
+        group.tick(&catalog, 0);
+        assert!(group.group_epoch > joined.member_epoch);
+        let a = group
+            .heartbeat(
+                hb("a", joined.member_epoch, None, Some(Partitions::new())),
+                &catalog,
+                &config,
+                0,
+            )
+            .expect("heartbeat after the regex is resolved");
         let first = a.assignment.expect("assigned");
         assert_eq!(first.keys().collect::<Vec<_>>(), ["regex-test-a"]);
         assert_eq!(first["regex-test-a"].len(), 2);
