@@ -8,7 +8,8 @@
 //! and spread to every shard like topic configs.
 
 use super::control::ConfigOp;
-use super::topic_config::TopicOverrides;
+use super::topic_config::{self, TopicOverrides};
+use crate::log::LogConfig;
 
 /// The broker configs Kafka 4 updates dynamically (listener, SSL and SASL reconfigurables,
 /// log cleaner, thread pools, `log.*` topic defaults, connection quotas, producer state,
@@ -221,9 +222,37 @@ pub fn topic_default_origin(
     }
 }
 
-/// `current` after IncrementalAlterConfigs `ops`.
-pub fn edit(mut current: TopicOverrides, ops: Vec<ConfigOp>) -> Result<TopicOverrides, String> {
+/// The value `name` has where neither this broker nor the cluster default overrides it: for
+/// a topic default, the broker's static topic default; `None` for the others, whose static
+/// value sluice does not track.
+pub fn static_value(defaults: &LogConfig, name: &str) -> Option<String> {
+    let (_, topic_key) = TOPIC_DEFAULTS
+        .iter()
+        .find(|(broker_key, _)| *broker_key == name)?;
+    Some(topic_config::effective_value(
+        defaults,
+        &TopicOverrides::new(),
+        topic_key,
+    ))
+}
+
+/// `current` after IncrementalAlterConfigs `ops`. APPEND and SUBTRACT start from the value in
+/// force, as in Kafka: `current`'s, else `inherited(name)` (the cluster default, then the
+/// static value), so APPEND `compact` to an unset `log.cleanup.policy` gives
+/// `delete,compact`, not `compact`.
+pub fn edit(
+    mut current: TopicOverrides,
+    ops: Vec<ConfigOp>,
+    inherited: impl Fn(&str) -> Option<String>,
+) -> Result<TopicOverrides, String> {
     for op in ops {
+        if let ConfigOp::Append(name, _) | ConfigOp::Subtract(name, _) = &op {
+            if !current.contains_key(name) {
+                if let Some(value) = inherited(name) {
+                    current.insert(name.clone(), value);
+                }
+            }
+        }
         match op {
             ConfigOp::Set(name, value) => {
                 current.insert(name, value);
@@ -289,6 +318,32 @@ mod tests {
             Err("Cannot update these configs dynamically: Set(broker.id)".to_owned())
         );
         assert!(is_dynamic("listener.name.plain.ssl.keystore.location"));
+    }
+
+    #[test]
+    fn append_and_subtract_start_from_the_value_in_force() {
+        let defaults = LogConfig::default();
+        let inherited = |name: &str| static_value(&defaults, name);
+        let appended = edit(
+            TopicOverrides::new(),
+            vec![ConfigOp::Append(
+                "log.cleanup.policy".into(),
+                "compact".into(),
+            )],
+            inherited,
+        )
+        .expect("append");
+        assert_eq!(appended["log.cleanup.policy"], "delete,compact");
+        let subtracted = edit(
+            appended,
+            vec![ConfigOp::Subtract(
+                "log.cleanup.policy".into(),
+                "compact".into(),
+            )],
+            inherited,
+        )
+        .expect("subtract");
+        assert_eq!(subtracted["log.cleanup.policy"], "delete");
     }
 
     #[test]

@@ -241,7 +241,15 @@ impl CatalogOwner {
         let overrides = match edit {
             ConfigEdit::Replace(overrides) => overrides,
             ConfigEdit::Incremental(ops) => {
-                broker_config::edit(self.catalog.broker_overrides(&broker), ops)
+                let cluster = self.catalog.broker_overrides("");
+                let inherited = |name: &str| {
+                    cluster
+                        .get(name)
+                        .filter(|_| !broker.is_empty())
+                        .cloned()
+                        .or_else(|| broker_config::static_value(&self.log_defaults, name))
+                };
+                broker_config::edit(self.catalog.broker_overrides(&broker), ops, inherited)
                     .map_err(AdminError::InvalidConfig)?
             }
         };
