@@ -33,6 +33,10 @@ pub fn handle(
     let needed = (request.acks != 0)
         .then(|| txn_produce_verification::needed(shard, &request))
         .flatten();
+    if needed.is_none() && !produce_order::any_gated() {
+        // The common case: nothing to wait for, append now (no per-partition bookkeeping).
+        return append_all(shard, ctx, request, &Refusals::new());
+    }
     let partitions = request
         .topic_data
         .iter()

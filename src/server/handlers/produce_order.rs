@@ -41,6 +41,12 @@ pub struct Tickets {
     held: Vec<(PartitionKey, u64)>,
 }
 
+/// Whether any partition is gated: when none is and the request does not wait itself, it
+/// appends at once without looking at its partitions here.
+pub fn any_gated() -> bool {
+    GATES.with_borrow(|gates| !gates.is_empty())
+}
+
 /// Takes a ticket on each gated partition in `partitions`; with `gate`, the request is about
 /// to wait and opens a gate on each partition not gated yet. `None`: nothing to wait for.
 pub fn take(partitions: Vec<PartitionKey>, gate: bool) -> Option<Tickets> {
