@@ -40,4 +40,4 @@ pub use error::LogError;
 pub use log_cleaner::CleanSummary;
 pub use offset_map::OffsetMap;
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult};
-pub use txn_index::AbortedTxn;
+pub use txn_index::{transactional_producer, AbortedTxn};

@@ -52,6 +52,13 @@ pub(crate) fn is_transactional_data(header: &BatchHeader) -> bool {
         && !is_control(header)
 }
 
+/// The producer id and epoch of the first batch of a produced record set, if that batch is
+/// transactional data; `None` for anything shorter than a batch header.
+pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
+    let header = super::batch::header_fields(records.get(..super::batch::HEADER_BYTES)?);
+    is_transactional_data(&header).then_some((header.producer_id, header.producer_epoch))
+}
+
 impl TxnIndex {
     /// A transactional data batch of `producer_id` at `base_offset`.
     pub(crate) fn on_data(&mut self, producer_id: i64, base_offset: i64) {

@@ -10,35 +10,14 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 
-use crate::log::PartitionLog;
+use crate::log::{transactional_producer, PartitionLog};
 use crate::protocol::ResponseError;
 use crate::shard::{PartitionLookup, Shard};
 use crate::txn::txn_coordinator::Verified;
 use crate::txn::{TxnError, TxnMessage};
 
-/// RecordBatch v2 header: attributes at 21, producer id at 43, producer epoch at 51.
-const ATTRIBUTES_AT: usize = 21;
-const PRODUCER_ID_AT: usize = 43;
-const PRODUCER_EPOCH_AT: usize = 51;
-const HEADER_BYTES: usize = 61;
-const TRANSACTIONAL: u16 = 0x10;
-
 /// Refusals by (topic, partition), applied instead of appending.
 pub type Refusals = HashMap<(String, i32), ResponseError>;
-
-/// The producer id and epoch of a transactional first batch in `records`.
-fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
-    let header = records.get(..HEADER_BYTES)?;
-    let attributes = u16::from_be_bytes([header[ATTRIBUTES_AT], header[ATTRIBUTES_AT + 1]]);
-    if attributes & TRANSACTIONAL == 0 {
-        return None;
-    }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&header[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]);
-    let epoch = i16::from_be_bytes([header[PRODUCER_EPOCH_AT], header[PRODUCER_EPOCH_AT + 1]]);
-    let producer_id = i64::from_be_bytes(id);
-    (producer_id >= 0).then_some((producer_id, epoch))
-}
 
 /// What the coordinator must confirm before a produce request is appended.
 pub struct Needed {
