@@ -8,6 +8,7 @@
 //! - `shard`    — a core's executor and the partitions and catalog replica it owns.
 //! - `log`      — per-partition segmented storage.
 //! - `protocol` — Kafka framing, API version table and error codes; knows nothing about storage.
+//! - `security` — listeners' security protocols, principals (TLS, SASL, ACLs).
 //! - `io`       — the runtime seam: glommio executors, DMA files, sockets.
 //!
 //! Beside them: `metrics` (per-shard counters, published once a second) and `admin_http`
@@ -25,6 +26,7 @@ pub mod io;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod share;

@@ -453,7 +453,11 @@ pub fn dispatch(frame: &[u8]) {
                     open_dispatch_shard(&dir).await
                 }
             };
-            let reply = sluice::server::handlers::dispatch(shard.shard(), frame, None);
+            let reply = sluice::server::handlers::dispatch(
+                shard.shard(),
+                frame,
+                &mut sluice::security::Session::plaintext(None),
+            );
             let answer = match reply {
                 Ok(Reply::Ready(bytes)) => Some(Ok(vec![bytes])),
                 Ok(Reply::Deferred(pending)) => {

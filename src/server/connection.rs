@@ -23,6 +23,7 @@ use crate::metrics::RequestTimer;
 use crate::protocol::frame::read_frame_size;
 use crate::protocol::frame_pool;
 use crate::protocol::ProtocolError;
+use crate::security::Session;
 use crate::shard::Shard;
 
 /// Requests read but not yet answered, per connection.
@@ -94,6 +95,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
         async_channel::bounded::<(Reply, Permits, RequestTimer)>(PIPELINE_DEPTH_MAX);
     let writer_task = crate::io::spawn(write_replies(writer, queued));
     let connection_budget = ByteBudget::new(CONNECTION_INFLIGHT_BYTES_MAX);
+    let mut session = Session::plaintext(peer);
     loop {
         let size = match read_frame_size(&mut reader, FRAME_BYTES_MAX).await {
             Ok(Some(size)) => size,
@@ -112,7 +114,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
                 }
             };
         let timer = RequestTimer::start(&frame);
-        match super::handlers::dispatch(&shard, frame, peer.map(|p| p.ip())) {
+        match super::handlers::dispatch(&shard, frame, &mut session) {
             Ok(Reply::None) => {}
             Ok(reply) => {
                 if replies.send((reply, permits, timer)).await.is_err() {

@@ -30,7 +30,6 @@ mod txn_offset_commit;
 mod txn_produce_verification;
 mod unsupported;
 
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -43,6 +42,7 @@ use crate::protocol::api_versions::is_served;
 use crate::protocol::request::{decode_body, decode_header, HeaderPrefix};
 use crate::protocol::ResponseError;
 use crate::protocol::{response, ProtocolError};
+use crate::security::Session;
 use crate::shard::{PartitionLookup, Shard};
 
 /// What a handler needs to know about the request besides its body.
@@ -76,14 +76,17 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
-    fn new(header: &RequestHeader, peer: Option<IpAddr>) -> ClientIdentity {
+    fn new(header: &RequestHeader, session: &Session) -> ClientIdentity {
         ClientIdentity {
             client_id: header
                 .client_id
                 .as_ref()
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
-            client_host: peer.map(|ip| format!("/{ip}")).unwrap_or_default(),
+            client_host: session
+                .peer_ip()
+                .map(|ip| format!("/{ip}"))
+                .unwrap_or_default(),
         }
     }
 }
@@ -109,12 +112,13 @@ fn local_partition(
     }
 }
 
-/// Routes one request frame from a client at `peer`. An `Err` closes the connection: it is
-/// returned only when the request cannot be answered in a form the client would understand.
+/// Routes one request frame of the connection whose security state is `session`. An `Err`
+/// closes the connection: it is returned only when the request cannot be answered in a form
+/// the client would understand.
 pub fn dispatch(
     shard: &Rc<Shard>,
     mut frame: Bytes,
-    peer: Option<IpAddr>,
+    session: &mut Session,
 ) -> Result<Reply, ProtocolError> {
     let prefix = HeaderPrefix::parse(&frame)?;
     let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| ProtocolError::UnknownApiKey {
@@ -144,7 +148,7 @@ pub fn dispatch(
     }
     // The full header (client id, tagged fields) is parsed to reach the body.
     let header: RequestHeader = decode_header(api_key, prefix.api_version, &mut frame)?;
-    let client = || ClientIdentity::new(&header, peer);
+    let client = || ClientIdentity::new(&header, session);
     match api_key {
         ApiKey::ApiVersions => api_versions::handle(ctx),
         ApiKey::Metadata => metadata::handle(shard, ctx, frame),
