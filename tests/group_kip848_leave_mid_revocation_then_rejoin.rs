@@ -1,6 +1,7 @@
 //! KIP-848, the heartbeats librdkafka sends when an application changes its subscription and
 //! then unsubscribes and subscribes again at once (librdkafka's 0045_subscribe_many_updates),
-//! answered field by field as Kafka 4.x's GroupMetadataManager answers them:
+//! answered field by field as the GroupMetadataManager of Kafka 4.0-4.2 answers them (4.3 may
+//! put off computing the target assignment, KIP-1263):
 //! - the subscription change is answered with the revocation right away: the assignment
 //!   without the dropped topic, nothing of the new topic yet, and the old member epoch;
 //! - the leave (epoch -1) echoes the member id and epoch, with no assignment and no

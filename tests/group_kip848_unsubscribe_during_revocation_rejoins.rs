@@ -11,8 +11,8 @@
 //! in `rkcg_next_subscription`, which only join state "init" applies: no heartbeat is sent
 //! until the application calls `subscribe()` once more. The pause below only makes sure the
 //! coordinator's answer has arrived before `unsubscribe()`, as it has with any broker that
-//! answers quicker than the application's next call; sluice's answers are identical to
-//! Kafka 4.x's (tests/group_kip848_leave_mid_revocation_then_rejoin.rs). This is what makes
+//! answers quicker than the application's next call; sluice's answers are those of Kafka
+//! 4.0-4.2 (tests/group_kip848_leave_mid_revocation_then_rejoin.rs). This is what makes
 //! librdkafka's own 0045_subscribe_many_updates fail now and then (tests/README.md).
 //! Run it with `--ignored` to check a newer librdkafka.
 
