@@ -21,20 +21,8 @@ fn group_kip848_consumer_protocol_joins_and_consumes() {
     let topic = topic_name("kip848");
     let group = topic_name("next-gen");
     create_topic(broker.bootstrap(), &topic, PARTITIONS_COUNT);
-    // The new protocol has no client-side session or heartbeat settings.
     let connect = || {
-        let mut config = rdkafka::config::ClientConfig::new();
-        config
-            .set("bootstrap.servers", broker.bootstrap())
-            .set("group.id", &group)
-            .set("group.protocol", "consumer")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100");
-        let counter = group_support::RebalanceCounter::default();
-        let consumer: group_support::GroupConsumer = config
-            .create_with_context(counter)
-            .expect("create KIP-848 consumer");
+        let (consumer, _) = group_support::kip848_consumer(broker.bootstrap(), &group);
         consumer.subscribe(&[&topic]).expect("subscribe");
         consumer
     };

@@ -73,6 +73,43 @@ pub fn group_consumer(
     (consumer, counter)
 }
 
+/// A KIP-848 consumer (`group.protocol=consumer`) in `group`, not subscribed yet. The new
+/// protocol has no client-side session or heartbeat settings.
+pub fn kip848_consumer(bootstrap: &str, group: &str) -> (GroupConsumer, RebalanceCounter) {
+    let counter = RebalanceCounter::default();
+    let consumer: GroupConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(counter.clone())
+        .expect("create KIP-848 consumer");
+    (consumer, counter)
+}
+
+/// Topic-partitions currently assigned to `consumer`.
+pub fn assigned_topic_partitions(consumer: &GroupConsumer) -> BTreeSet<(String, i32)> {
+    consumer
+        .assignment()
+        .map(|list| {
+            list.elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every partition of `topics`, each of which has `partitions_count`.
+pub fn every_partition(topics: &[&str], partitions_count: i32) -> BTreeSet<(String, i32)> {
+    topics
+        .iter()
+        .flat_map(|t| (0..partitions_count).map(move |p| (t.to_string(), p)))
+        .collect()
+}
+
 /// Partitions currently assigned to `consumer`.
 pub fn assigned(consumer: &GroupConsumer) -> BTreeSet<i32> {
     consumer
