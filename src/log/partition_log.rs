@@ -243,7 +243,8 @@ impl PartitionLog {
             .await
             .map_err(|e| LogError::io(format!("preparing {dir:?}"), e))?;
         let recovered = recover(&dir, &config).await?;
-        let producers = recover_producers(&dir, &recovered.segments, wall_clock_ms()).await?;
+        let producers =
+            recover_producers(&dir, &recovered.segments, crate::io::clock::now_ms()).await?;
         let active = recovered
             .segments
             .back()
@@ -1147,13 +1148,6 @@ pub(crate) async fn write_index(
     )
     .await
     .map_err(io)
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Rebuilds the idempotent-producer state as of the recovered log end: the newest snapshot

@@ -212,9 +212,5 @@ pub async fn retention_loop(shard: Rc<Shard>) {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+// The handlers' clock; re-exported so that they keep importing it with `Reply`.
+pub use crate::io::clock::now_ms;

@@ -27,8 +27,8 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use super::share_partition::{DeadLetterJob, StateChange};
 use super::share_state::{wait_durable, PartitionShares, ShareMessage};
 use super::ShareError;
+use crate::io::clock::now_ms;
 use crate::protocol::record_batch::{self, ProducerRecord};
-use crate::server::connection::now_ms;
 use crate::shard::control::{AdminRequest, NewTopic};
 use crate::shard::{PartitionLookup, Shard};
 
@@ -213,7 +213,7 @@ pub async fn append_local(
         return Err(format!("{topic}-{partition} is not on shard {}", shard.id));
     };
     let info = log
-        .append(batch, crate::server::connection::now_ms())
+        .append(batch, crate::io::clock::now_ms())
         .map_err(|e| format!("appending a dead letter to {topic}-{partition}: {e}"))?;
     log.wait_durable(info.last_offset)
         .await

@@ -681,7 +681,7 @@ impl ShareState {
         request: FetchSessionRequest<'_>,
     ) -> Result<Vec<TopicPartition>, ShareError> {
         let clock = SessionClock {
-            now_ms: crate::server::connection::now_ms(),
+            now_ms: crate::io::clock::now_ms(),
             idle_ms_max: self.group_config(group).session_timeout_ms,
         };
         self.sessions
@@ -697,7 +697,7 @@ impl ShareState {
         member: &str,
         epoch: i32,
     ) -> Result<Vec<TopicPartition>, ShareError> {
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         self.sessions
             .borrow_mut()
             .acknowledge(group, member, epoch, now_ms)
@@ -711,7 +711,7 @@ impl ShareState {
         partitions: &[Rc<PartitionShares>],
     ) -> Vec<(Rc<PartitionShares>, Outcome)> {
         let limit = self.group_config(group).delivery_count_limit;
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         partitions
             .iter()
             .filter_map(|shares| {
@@ -812,8 +812,7 @@ impl PartitionShares {
         let data = concat(&read.chunks);
         let spans = batch_spans(&data);
         let batches: Vec<BatchSpan> = spans.iter().map(|(span, _)| *span).collect();
-        let deadline_ms =
-            crate::server::connection::now_ms().saturating_add(config.lock_duration_ms);
+        let deadline_ms = crate::io::clock::now_ms().saturating_add(config.lock_duration_ms);
         let (ranges, outcome) = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
             sp.acquire(
                 &batches,
@@ -851,7 +850,7 @@ impl PartitionShares {
         batches: &[AckBatch],
         config: &ShareGroupConfig,
     ) -> Result<Result<(Outcome, Durable), AckError>, ShareError> {
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         let applied = self.with_group(group, |sp| {
             sp.acknowledge(
                 member,

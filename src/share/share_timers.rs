@@ -18,7 +18,7 @@ pub async fn run(shard: Rc<Shard>) {
     let mut ticks: u32 = 0;
     loop {
         crate::io::sleep(SHARE_TICK).await;
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         let share = shard.share();
         for (group, members) in share.expire_members(now_ms) {
             // Telling the other shards awaits their inboxes; the ticks go on meanwhile.

@@ -20,8 +20,8 @@ use super::txn_store::{TxnRecord, TxnStore};
 use super::{coordinator_shard, TxnError, TRANSACTION_TIMEOUT_MS_MAX};
 use crate::group::offset_record::CommittedOffset;
 use crate::group::offsets_partition;
+use crate::io::clock::now_ms;
 use crate::log::LogError;
-use crate::server::connection::now_ms;
 use crate::shard::control::AdminRequest;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -728,4 +728,39 @@ pub async fn commit_local_offsets(
         .map_err(|e| TxnError::Storage(e.to_string()))?;
     shard.txn().clear_pending_offsets(group, transactional_id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::clock::TestClock;
+
+    #[test]
+    fn a_transaction_is_due_for_abort_only_after_its_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        let clock = TestClock::pinned_at(1_700_000_000_000);
+        crate::io::block_on_local(async move {
+            let coordinator = TxnCoordinator::new(&data_dir, 0, 1);
+            coordinator.load().await.expect("load");
+            let timeout_ms = 60_000;
+            coordinator
+                .txns
+                .borrow_mut()
+                .insert("tx".to_owned(), TxnMetadata::new(7, timeout_ms));
+            coordinator
+                .add("tx", (7, 0), &[("t".to_owned(), 0)], None)
+                .await
+                .expect("add");
+            // The transaction started at the pinned time; no wall time passes in this test.
+            clock.advance_ms(i64::from(timeout_ms));
+            assert!(
+                coordinator.due(now_ms()).0.is_empty(),
+                "at its timeout: kept"
+            );
+            clock.advance_ms(1);
+            assert_eq!(coordinator.due(now_ms()).0, ["tx"], "past it: aborted");
+            coordinator.close().await;
+        });
+    }
 }

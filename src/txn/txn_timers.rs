@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{TIMEOUT_CHECK_INTERVAL_MS, TRANSACTIONAL_ID_EXPIRATION_MS};
-use crate::server::connection::now_ms;
+use crate::io::clock::now_ms;
 use crate::shard::Shard;
 
 pub async fn run(shard: Rc<Shard>) {
