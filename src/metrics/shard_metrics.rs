@@ -3,7 +3,7 @@
 //! Concurrency contract: each shard is one thread, so its metrics are plain `Cell`s and
 //! `RefCell`s that only that thread touches. Updates are a TLS lookup plus an add; nothing
 //! here allocates on the hot path except the first time a partition or an (api, error code)
-//! pair is seen. The publisher task copies them out once per second (see `metrics_publisher`).
+//! pair is seen. The publisher task copies them out once per second (see `crate::shard::metrics_publisher`).
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};

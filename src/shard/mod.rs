@@ -2,15 +2,23 @@
 //! replica of the topic catalog. Connections on the shard share it through `Rc`; nothing
 //! here is `Send`, and no lock is taken on the data path.
 
+pub mod admin_error;
 pub mod broker_config;
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
+pub mod dead_letter;
 pub mod kafka_topic_configs;
 pub mod log_cleaner_task;
+pub mod metrics_publisher;
 pub mod placement;
 pub mod producer_ids;
+pub mod share_admin;
+pub mod share_inbox;
+pub mod share_timers;
 pub mod topic_config;
+pub mod txn_inbox;
+pub mod txn_timers;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,8 +29,9 @@ use futures_channel::oneshot;
 
 use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
-use catalog::{owner_shard, Catalog, CatalogChange, TopicMeta};
+use catalog::{Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
+use placement::owner_shard;
 use topic_config::TopicOverrides;
 
 /// The address a shard advertises as its own broker.

@@ -657,7 +657,7 @@ impl ShareState {
         }
         // Partitions whose state was never opened since start-up may still have a directory.
         for partition in 0..meta.partition_count {
-            if crate::shard::catalog::owner_shard(&meta.name, partition, self.shard_count)
+            if crate::shard::placement::owner_shard(&meta.name, partition, self.shard_count)
                 == self.shard_id
             {
                 let dir = partition_dir(&self.data_dir, &meta.name, partition);

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 
-use super::txn_inbox::TxnMessage;
+use super::txn_message::TxnMessage;
 use super::txn_metadata::{InitStep, PendingOffset, TxnMetadata, TxnState};
 use super::txn_store::{TxnRecord, TxnStore};
 use super::{coordinator_shard, TxnError, TRANSACTION_TIMEOUT_MS_MAX};
@@ -31,8 +31,8 @@ const COORDINATOR_EPOCH: i32 = 0;
 /// Transactional id → partitions whose offsets it commits to one group.
 type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
 
-/// One partition's answer to AddPartitionsToTxn's verify-only path (KIP-890).
-pub type Verified = Vec<((String, i32), Result<(), TxnError>)>;
+// Kept reachable here, where `verify` returns it; it is defined with the message it answers.
+pub use super::txn_message::Verified;
 
 pub struct TxnCoordinator {
     shard_id: usize,

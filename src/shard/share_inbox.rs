@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use super::share_state::{
+use crate::shard::{PartitionLookup, Shard};
+use crate::share::share_state::{
     wait_durable, PartitionStart, PartitionSummary, ShareMessage, StartMoved,
 };
-use super::ShareError;
-use crate::shard::{PartitionLookup, Shard};
+use crate::share::ShareError;
 
 pub async fn run(shard: Rc<Shard>, inbox: async_channel::Receiver<ShareMessage>) {
     while let Ok(message) = inbox.recv().await {

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_channel::oneshot;
 
-pub use super::share_state::StartMoved;
-use super::share_state::{PartitionStart, PartitionSummary, ShareMessage, ShareState};
-use super::ShareError;
 use crate::shard::Shard;
+pub use crate::share::share_state::StartMoved;
+use crate::share::share_state::{PartitionStart, PartitionSummary, ShareMessage, ShareState};
+use crate::share::ShareError;
 
 /// Sends a request to shard `shard_id`; its answer arrives on the returned receiver.
 async fn ask<T>(

@@ -6,9 +6,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::metrics_registry::MetricsRegistry;
-use super::shard_metrics;
-use super::snapshot::{GroupOffsetSnapshot, LogGauges, PreviousHistograms, ShardSnapshot};
+use crate::metrics::metrics_registry::MetricsRegistry;
+use crate::metrics::shard_metrics;
+use crate::metrics::snapshot::{GroupOffsetSnapshot, LogGauges, PreviousHistograms, ShardSnapshot};
 use crate::shard::Shard;
 
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);

@@ -24,13 +24,13 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 
-use super::share_partition::{DeadLetterJob, StateChange};
-use super::share_state::{wait_durable, PartitionShares, ShareMessage};
-use super::ShareError;
 use crate::io::clock::now_ms;
 use crate::protocol::record_batch::{self, ProducerRecord};
 use crate::shard::control::{AdminRequest, NewTopic};
 use crate::shard::{PartitionLookup, Shard};
+use crate::share::share_partition::{DeadLetterJob, StateChange};
+use crate::share::share_state::{wait_durable, PartitionShares, ShareMessage};
+use crate::share::ShareError;
 
 pub const HEADER_TOPIC: &str = "dlq.topic";
 pub const HEADER_PARTITION: &str = "dlq.partition";

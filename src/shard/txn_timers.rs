@@ -5,9 +5,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{TIMEOUT_CHECK_INTERVAL_MS, TRANSACTIONAL_ID_EXPIRATION_MS};
 use crate::io::clock::now_ms;
 use crate::shard::Shard;
+use crate::txn::{TIMEOUT_CHECK_INTERVAL_MS, TRANSACTIONAL_ID_EXPIRATION_MS};
 
 pub async fn run(shard: Rc<Shard>) {
     loop {
