@@ -23,11 +23,10 @@ use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX}
 use super::segment_index::{Footer, SegmentIndex};
 use super::segment_writer;
 use super::txn_index::{self, AbortedTxn};
+use crate::constants::CACHE_BYTES_MAX;
 
 /// Written (empty) on clean close; its presence at open means no segment needs a rescan.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
-/// Written batches stay in memory for tailing readers until the cache exceeds this.
-const CACHE_BYTES_MAX: u64 = 16 << 20;
 /// Smallest DMA read issued for a cold fetch.
 const READ_WINDOW_BYTES_MIN: usize = 64 << 10;
 /// Largest DMA read issued for a cold fetch (a single larger batch is read whole).

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 
 use super::byte_budget::{ByteBudget, BytePermit};
+use crate::constants::PIPELINE_DEPTH_MAX;
 use crate::constants::{
     CONNECTION_INFLIGHT_BYTES_MAX, FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX, SHARD_INFLIGHT_BYTES_MAX,
 };
@@ -24,9 +25,6 @@ use crate::protocol::frame::read_frame_size;
 use crate::protocol::frame_pool;
 use crate::protocol::ProtocolError;
 use crate::shard::Shard;
-
-/// Requests read but not yet answered, per connection.
-const PIPELINE_DEPTH_MAX: usize = 64;
 
 /// How often a shard applies retention to its partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
