@@ -24,6 +24,9 @@ use super::share_session::{FetchSessionRequest, SessionClock, ShareSessionCache,
 use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
+use crate::protocol::batch_layout::{
+    ATTRIBUTE_CONTROL, LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH,
+};
 use crate::shard::catalog::TopicMeta;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -183,10 +186,8 @@ fn concat(chunks: &[Bytes]) -> Bytes {
     }
 }
 
-/// Batch header fields: baseOffset (0..8), batchLength (8..12), attributes (21..23),
-/// lastOffsetDelta (23..27).
-const BATCH_HEADER_BYTES: usize = 27;
-const CONTROL_FLAG: u16 = 1 << 5;
+/// The header fields read here end with lastOffsetDelta.
+const BATCH_HEADER_BYTES: usize = OFFSET_LAST_OFFSET_DELTA + 4;
 
 /// The batches of `data` with their byte ranges; stops at a truncated batch.
 fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
@@ -195,12 +196,24 @@ fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
     while let Some(header) = data.get(position..position + BATCH_HEADER_BYTES) {
         let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or(&[]);
         let base = i64::from_be_bytes(field(0..8).try_into().unwrap_or([0; 8]));
-        let length = i32::from_be_bytes(field(8..12).try_into().unwrap_or([0; 4]));
-        let attributes = u16::from_be_bytes(field(21..23).try_into().unwrap_or([0; 2]));
-        let delta = i32::from_be_bytes(field(23..27).try_into().unwrap_or([0; 4]));
+        let length = i32::from_be_bytes(
+            field(OFFSET_LENGTH..OFFSET_LENGTH + 4)
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        let attributes = i16::from_be_bytes(
+            field(OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2)
+                .try_into()
+                .unwrap_or([0; 2]),
+        );
+        let delta = i32::from_be_bytes(
+            field(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
         let Some(end) = usize::try_from(length)
             .ok()
-            .and_then(|l| (position + 12).checked_add(l))
+            .and_then(|l| (position + LOG_OVERHEAD).checked_add(l))
         else {
             break;
         };
@@ -211,7 +224,7 @@ fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
             BatchSpan {
                 base,
                 last: base + i64::from(delta),
-                control: attributes & CONTROL_FLAG != 0,
+                control: attributes & ATTRIBUTE_CONTROL != 0,
             },
             position..end,
         ));
