@@ -51,11 +51,6 @@ LAYERS = [
 # (from, to) file pairs, relative to src/, that may break the rule for now. Each is a TODO of
 # issue 18 ("Make the layering true"); remove the entry with the import.
 ALLOWED = {
-    # ShareState::load and drop_topic read the shard's catalog and partitions; the share
-    # state should be handed what it needs by a shard service (as share_timers now is).
-    ("share/share_state.rs", "shard/mod.rs"),
-    ("share/share_state.rs", "shard/catalog.rs"),
-    ("share/share_state.rs", "shard/placement.rs"),
     # The coordinator allocates producer ids and writes markers through the Shard; those
     # steps belong in a shard service driving a pure coordinator.
     ("txn/txn_coordinator.rs", "shard/mod.rs"),

@@ -378,7 +378,7 @@ pub(super) async fn open_shard(
     shard.share().connect(share_txs);
     shard
         .share()
-        .load(&shard)
+        .load(|topic, partition| shard.stored_share_partition(topic, partition))
         .await
         .map_err(|e| format!("loading share-group state: {e}"))?;
     shard.txn().connect(txn_txs);

@@ -29,6 +29,7 @@ use futures_channel::oneshot;
 
 use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
+use crate::share::share_state::StoredPartition;
 use catalog::{Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
 use placement::owner_shard;
@@ -118,6 +119,20 @@ impl Shard {
         match self.catalog.borrow().get(topic) {
             Some(meta) => meta.owner(partition, shard_count),
             None => owner_shard(topic, partition, shard_count),
+        }
+    }
+
+    /// Where a partition whose share state is on disk stands at start-up.
+    pub fn stored_share_partition(&self, topic: &str, partition: i32) -> StoredPartition {
+        match (self.partition(topic, partition), self.topic(topic)) {
+            (PartitionLookup::Local(log), Some(meta)) => StoredPartition::Local {
+                topic_id: meta.id,
+                log,
+            },
+            (PartitionLookup::UnknownTopic, _) if self.owner_of(topic, partition) == self.id => {
+                StoredPartition::DeletedHere
+            }
+            _ => StoredPartition::Elsewhere,
         }
     }
 
@@ -281,7 +296,12 @@ impl Shard {
                     })?;
                 }
                 if let Some(meta) = deleted {
-                    self.share.drop_topic(&meta).await.map_err(|e| {
+                    // Each leftover state directory is removed by one shard, picked by hash.
+                    let owned: Vec<i32> = (0..meta.partition_count)
+                        .filter(|&p| owner_shard(&meta.name, p, self.config.shard_count) == self.id)
+                        .collect();
+                    let dropped = self.share.drop_topic(&meta.name, meta.id, &owned);
+                    dropped.await.map_err(|e| {
                         AdminError::Storage(format!("deleting the share state of {name}: {e}"))
                     })?;
                 }

@@ -27,8 +27,6 @@ use crate::log::PartitionLog;
 use crate::protocol::batch_layout::{
     ATTRIBUTE_CONTROL, LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH,
 };
-use crate::shard::catalog::TopicMeta;
-use crate::shard::{PartitionLookup, Shard};
 
 /// Requests between shards about share groups.
 pub enum ShareMessage {
@@ -152,6 +150,16 @@ pub struct Acquired {
     /// Whole batches holding the acquired records.
     pub records: Bytes,
     pub ranges: Vec<AcquiredRange>,
+}
+
+/// Where a partition whose share state is on disk stands at start-up, as its shard sees it.
+pub enum StoredPartition {
+    /// Its log is on this shard: the state is opened beside it.
+    Local { topic_id: Uuid, log: PartitionLog },
+    /// Its topic is gone and this shard would own the partition: the state is removed.
+    DeletedHere,
+    /// Another shard's to judge.
+    Elsewhere,
 }
 
 pub struct ShareState {
@@ -282,10 +290,13 @@ impl ShareState {
     }
 
     /// Reads the stored group configs and opens the state logs of the partitions this
-    /// shard owns. State left behind by a deleted topic (by a crash during the deletion, or
-    /// by a broker from before topic ids were recorded) is removed by the shard that would
-    /// own its partition.
-    pub async fn load(&self, shard: &Shard) -> Result<(), ShareError> {
+    /// shard owns, as `place` tells. State left behind by a deleted topic (by a crash during
+    /// the deletion, or by a broker from before topic ids were recorded) is removed by the
+    /// shard that would own its partition.
+    pub async fn load(
+        &self,
+        place: impl Fn(&str, i32) -> StoredPartition,
+    ) -> Result<(), ShareError> {
         *self.overrides.borrow_mut() = super::share_config::load_overrides(&self.data_dir)?;
         let root = self.data_dir.join(SHARE_DIR);
         let names: Vec<String> = match std::fs::read_dir(&root) {
@@ -302,18 +313,16 @@ impl ShareState {
             let Ok(partition) = partition.parse::<i32>() else {
                 continue;
             };
-            match (shard.partition(topic, partition), shard.topic(topic)) {
-                (PartitionLookup::Local(log), Some(meta)) => {
-                    self.partition_shares(topic, meta.id, partition, log)
+            match place(topic, partition) {
+                StoredPartition::Local { topic_id, log } => {
+                    self.partition_shares(topic, topic_id, partition, log)
                         .await?;
                 }
-                (PartitionLookup::UnknownTopic, _)
-                    if shard.owner_of(topic, partition) == self.shard_id =>
-                {
+                StoredPartition::DeletedHere => {
                     tracing::info!(%topic, partition, "removing the share state of a deleted topic");
                     super::share_state_store::remove_dir(&root.join(&name)).await?;
                 }
-                _ => {}
+                StoredPartition::Elsewhere => {}
             }
         }
         self.announce_known_groups().await
@@ -632,14 +641,21 @@ impl ShareState {
     /// logs durably, so that a topic created again under its name starts with no state, and
     /// takes its partitions out of the share sessions. Runs after the catalog dropped the
     /// topic, so no new share-partition of it can be opened; those being opened are waited
-    /// for. Requests that hold one already fail on its closed logs.
-    pub async fn drop_topic(&self, meta: &TopicMeta) -> Result<(), ShareError> {
+    /// for. Requests that hold one already fail on its closed logs. `owned_partitions` are
+    /// the topic's partitions this shard owns, whose state directories it removes even when
+    /// they were not opened since start-up.
+    pub async fn drop_topic(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        owned_partitions: &[i32],
+    ) -> Result<(), ShareError> {
         loop {
             let opening = self
                 .opening
                 .borrow()
                 .iter()
-                .find(|((id, _), _)| *id == meta.id)
+                .find(|((id, _), _)| *id == topic_id)
                 .map(|(_, event)| Rc::clone(event));
             let Some(event) = opening else { break };
             let listener = event.listen();
@@ -656,26 +672,22 @@ impl ShareState {
             let mut partitions = self.partitions.borrow_mut();
             let keys: Vec<(Uuid, i32)> = partitions
                 .keys()
-                .filter(|(id, _)| *id == meta.id)
+                .filter(|(id, _)| *id == topic_id)
                 .copied()
                 .collect();
             keys.iter()
                 .filter_map(|key| partitions.remove(key))
                 .collect()
         };
-        self.sessions.borrow_mut().forget_topic(meta.id);
+        self.sessions.borrow_mut().forget_topic(topic_id);
         for shares in &dropped {
             shares.deleted.set(true);
             shares.store.delete().await?;
         }
         // Partitions whose state was never opened since start-up may still have a directory.
-        for partition in 0..meta.partition_count {
-            if crate::shard::placement::owner_shard(&meta.name, partition, self.shard_count)
-                == self.shard_id
-            {
-                let dir = partition_dir(&self.data_dir, &meta.name, partition);
-                super::share_state_store::remove_dir(&dir).await?;
-            }
+        for &partition in owned_partitions {
+            let dir = partition_dir(&self.data_dir, topic, partition);
+            super::share_state_store::remove_dir(&dir).await?;
         }
         Ok(())
     }
