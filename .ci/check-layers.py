@@ -51,10 +51,6 @@ LAYERS = [
 # (from, to) file pairs, relative to src/, that may break the rule for now. Each is a TODO of
 # issue 18 ("Make the layering true"); remove the entry with the import.
 ALLOWED = {
-    # The coordinator allocates producer ids and writes markers through the Shard; those
-    # steps belong in a shard service driving a pure coordinator.
-    ("txn/txn_coordinator.rs", "shard/mod.rs"),
-    ("txn/txn_coordinator.rs", "shard/control.rs"),
     # PartitionLog's impl is spread over log_start.rs and log_cleaner.rs, and the writer
     # reaches back for write_index and LogState: goes with splitting partition_log.rs
     # (state, read path, recovery), left alone while issue 15 changes that file.

@@ -17,6 +17,7 @@ pub mod share_admin;
 pub mod share_inbox;
 pub mod share_timers;
 pub mod topic_config;
+pub mod txn_host;
 pub mod txn_inbox;
 pub mod txn_timers;
 

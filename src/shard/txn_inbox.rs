@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::shard::Shard;
-use crate::txn::txn_coordinator::{commit_local_offsets, write_local_markers};
+use crate::txn::txn_host::TxnHost;
 use crate::txn::TxnMessage;
 
 pub async fn run(shard: Rc<Shard>, inbox: async_channel::Receiver<TxnMessage>) {
@@ -24,7 +24,9 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             partitions,
             reply,
         } => {
-            let result = write_local_markers(&shard, producer_id, epoch, commit, partitions).await;
+            let result = shard
+                .write_local_markers(producer_id, epoch, commit, partitions)
+                .await;
             let _ = reply.send(result);
         }
         TxnMessage::SettleOffsets {
@@ -33,7 +35,9 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             offsets,
             reply,
         } => {
-            let result = commit_local_offsets(&shard, &group, &transactional_id, offsets).await;
+            let result = shard
+                .commit_local_offsets(&group, &transactional_id, offsets)
+                .await;
             let _ = reply.send(result);
         }
         TxnMessage::PendingOffsets {

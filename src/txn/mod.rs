@@ -24,6 +24,7 @@
 
 pub mod txn_coordinator;
 mod txn_error;
+pub mod txn_host;
 pub mod txn_message;
 pub mod txn_metadata;
 pub mod txn_store;
