@@ -66,3 +66,19 @@ const _: () = assert!(LOG_CLEANER_OFFSET_MAP_BYTES >= 24 * 1024);
 /// (a compacted topic checks every record for a key) or the log reads it back (timestamp
 /// lookups, the log cleaner). A 1 MiB batch could otherwise claim gigabytes.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Per partition log: written batches stay in memory for tailing readers until this cache
+/// exceeds it.
+pub const CACHE_BYTES_MAX: u64 = 16 << 20;
+
+/// Requests read but not yet answered, per connection.
+pub const PIPELINE_DEPTH_MAX: usize = 64;
+
+/// Request-frame buffers the frame pool keeps per thread for reuse; beyond this they are freed.
+pub const POOL_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Largest partition count one topic may have.
+pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+
+/// Largest request head the admin HTTP endpoint reads; anything longer is refused.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;

@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz binaries (`fuzz/fuzz_targets/*.rs`,
-//! nightly + libFuzzer) and the stable corpus replay (`tests/fuzz_targets_replay_corpus.rs`),
+//! nightly + libFuzzer) and the stable corpus replay (`tests/it/fuzz_targets_replay_corpus.rs`),
 //! which includes this file with `#[path]`. Each function must never panic, abort or allocate
 //! without bound on any input; the asserts inside are properties that hold for every input.
 //!

@@ -5,11 +5,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::constants::REQUEST_HEAD_BYTES_MAX;
 use crate::metrics::prometheus_text::{self, ProcessGauges};
 use crate::metrics::MetricsRegistry;
 
-/// Largest request head read; anything longer is refused.
-const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 /// A client must send its request within this, and read the answer within twice this.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -12,14 +12,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::Compressor;
 
 use super::error::BenchError;
+pub use crate::protocol::batch_layout::HEADER_BYTES;
+use crate::protocol::batch_layout::{
+    put_varint, read_varint, varint_len, OFFSET_CRC, OFFSET_CRC_START, OFFSET_LENGTH,
+};
 
-/// Size of the v2 batch header; the records follow.
-pub const HEADER_BYTES: usize = 61;
 /// The intended-send-time stamp at the start of every value.
 pub const STAMP_BYTES: usize = 8;
-const OFFSET_LENGTH: usize = 8;
-const OFFSET_CRC: usize = 17;
-const OFFSET_CRC_START: usize = 21;
 
 /// Kafka's compression codecs (the low 3 bits of a batch's attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -299,46 +298,13 @@ fn compress(
     })
 }
 
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn varint_len(value: i64) -> usize {
-    let mut v = zigzag(value);
-    let mut len = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        len += 1;
-    }
-    len
-}
-
-fn put_varint(buf: &mut BytesMut, value: i64) {
-    let mut v = zigzag(value);
-    while v >= 0x80 {
-        buf.put_u8((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
 /// Reads a zigzag varint from `buf` at `*pos`, advancing it; `None` if truncated or too long.
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut result: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        result |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    Some(((result >> 1) as i64) ^ -((result & 1) as i64))
+    let mut rest = buf.get(*pos..)?;
+    let before = rest.len();
+    let value = read_varint(&mut rest)?;
+    *pos += before - rest.len();
+    Some(value)
 }
 
 /// Calls `on_stamp` with the intended-send-time stamp of every record in an uncompressed

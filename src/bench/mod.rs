@@ -207,7 +207,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         format!(
             "sluice-bench-{}-{}",
             std::process::id(),
-            producer::wall_clock_ms() % 1_000_000_000
+            crate::io::clock::now_ms() % 1_000_000_000
         )
     });
     let (workload, plans) = setup(args, &topic)?;

@@ -187,7 +187,7 @@ async fn produce(
             .is_some_and(|t| t.record_count() >= workload.transaction_records);
         let listener = shared.ack_event.listen();
         let now = clock.now_ns();
-        let wall_ms = wall_clock_ms();
+        let wall_ms = crate::io::clock::now_ms();
         let mut progressed = false;
 
         // 1. Generate what is due.
@@ -576,11 +576,4 @@ fn fnv_hash(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
-}
-
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use super::cluster::Cluster;
 use super::error::{check_error_code, ClientError};
-
-/// Bytes of a v2 batch header before the records: enough to read offsets and attributes.
-const BATCH_HEADER_BYTES: usize = 61;
-/// Bytes before the batch length field's end (base offset + length).
-const BATCH_LOG_OVERHEAD: usize = 12;
+use crate::protocol::batch_layout::{
+    ATTRIBUTE_CONTROL, COMPRESSION_MASK, HEADER_BYTES as BATCH_HEADER_BYTES,
+    LOG_OVERHEAD as BATCH_LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_LAST_OFFSET_DELTA,
+    OFFSET_RECORDS_COUNT,
+};
 /// Smallest possible v2 record: seven one-byte varints (length, attributes, deltas, key and
 /// value lengths, header count).
 const RECORD_BYTES_MIN: usize = 7;
@@ -322,13 +322,13 @@ pub fn decode_records(
         if magic != 2 {
             return Err(corrupt(format!("unsupported record batch magic {magic}")));
         }
-        let attributes = i16::from_be_bytes(read_array(&batch, 21));
-        let last_offset_delta = i32::from_be_bytes(read_array(&batch, 23));
-        let is_control = attributes & (1 << 5) != 0;
+        let attributes = i16::from_be_bytes(read_array(&batch, OFFSET_ATTRIBUTES));
+        let last_offset_delta = i32::from_be_bytes(read_array(&batch, OFFSET_LAST_OFFSET_DELTA));
+        let is_control = attributes & ATTRIBUTE_CONTROL != 0;
         // The decoder reserves space for `record_count` records up front, so bound it by what
         // the batch could hold before trusting it.
-        let record_count = i32::from_be_bytes(read_array(&batch, 57));
-        let compressed = attributes & 0x7 != 0;
+        let record_count = i32::from_be_bytes(read_array(&batch, OFFSET_RECORDS_COUNT));
+        let compressed = attributes & COMPRESSION_MASK != 0;
         let record_count_max = if compressed {
             COMPRESSED_RECORD_COUNT_MAX
         } else {

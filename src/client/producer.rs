@@ -3,7 +3,7 @@
 //! Records become one v2 record batch per request (offsets 0..n relative, the broker assigns
 //! real offsets), optionally compressed. Keyed records are partitioned like Kafka's default
 //! partitioner (murmur2 of the key), so keys land where Java and librdkafka clients put them.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -61,13 +61,6 @@ impl Default for ProducerConfig {
 }
 
 pub use crate::protocol::record_batch::ProducerRecord;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Encodes `records` as one v2 record batch with relative offsets 0..n.
 pub fn encode_batch(
@@ -180,7 +173,7 @@ impl Producer {
         partition: i32,
         records: &[ProducerRecord],
     ) -> Result<Option<i64>, ClientError> {
-        let batch = encode_batch(records, self.config.compression, now_ms())?;
+        let batch = encode_batch(records, self.config.compression, crate::io::clock::now_ms())?;
         let config = self.config.clone();
         with_retries(&mut self.cluster, topic, |cluster| {
             send_once(cluster, &config, topic, partition, batch.clone())

@@ -135,7 +135,7 @@ impl OffsetStore {
             let (log, offsets) = StateLog::open(
                 partition_dir(&self.root, partition),
                 LOG_CONFIG,
-                crate::server::connection::now_ms(),
+                crate::io::clock::now_ms(),
                 apply,
             )
             .await
@@ -156,7 +156,7 @@ impl OffsetStore {
             return Err(GroupError::NotCoordinator(group.to_owned()));
         };
         let appended = log
-            .append(&records, crate::server::connection::now_ms())
+            .append(&records, crate::io::clock::now_ms())
             .map_err(storage)?;
         {
             let mut offsets = self.offsets.borrow_mut();
@@ -227,7 +227,7 @@ impl OffsetStore {
             return Ok(());
         };
         let generation = log
-            .compact(crate::server::connection::now_ms(), || {
+            .compact(crate::io::clock::now_ms(), || {
                 self.snapshot_records(partition)
             })
             .await

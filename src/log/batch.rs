@@ -1,28 +1,17 @@
-//! Kafka RecordBatch v2 framing: header fields, validation, offset rewriting.
-//!
-//! Header layout (big-endian): baseOffset i64 @0, batchLength i32 @8 (bytes after this
-//! field), partitionLeaderEpoch i32 @12, magic i8 @16, crc u32 @17 (CRC32C of bytes @21..end),
-//! attributes i16 @21, lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35,
-//! producerId i64 @43, producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57.
+//! Kafka RecordBatch v2 framing as the log uses it: header fields, validation, offset
+//! rewriting. The layout itself is `crate::protocol::batch_layout`.
 
 use super::error::LogError;
-
-/// Bytes before `batchLength` counts: baseOffset + batchLength.
-pub(crate) const LOG_OVERHEAD: usize = 12;
-/// Size of a v2 batch header, records start here.
-pub(crate) const HEADER_BYTES: usize = 61;
-const OFFSET_EPOCH: usize = 12;
-const OFFSET_MAGIC: usize = 16;
-const OFFSET_CRC: usize = 17;
-const OFFSET_CRC_START: usize = 21;
-const OFFSET_ATTRIBUTES: usize = 21;
-const OFFSET_LAST_OFFSET_DELTA: usize = 23;
-const OFFSET_BASE_TIMESTAMP: usize = 27;
-const OFFSET_MAX_TIMESTAMP: usize = 35;
-const OFFSET_PRODUCER_ID: usize = 43;
-const OFFSET_PRODUCER_EPOCH: usize = 51;
-const OFFSET_BASE_SEQUENCE: usize = 53;
-const OFFSET_RECORDS_COUNT: usize = 57;
+pub(crate) use crate::protocol::batch_layout::{
+    read_varint, ATTRIBUTE_CONTROL, ATTRIBUTE_DELETE_HORIZON, COMPRESSION_MASK, HEADER_BYTES,
+    LOG_OVERHEAD,
+};
+use crate::protocol::batch_layout::{
+    ATTRIBUTE_LOG_APPEND_TIME, OFFSET_ATTRIBUTES, OFFSET_BASE_SEQUENCE, OFFSET_BASE_TIMESTAMP,
+    OFFSET_CRC, OFFSET_CRC_START, OFFSET_EPOCH, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH,
+    OFFSET_MAGIC, OFFSET_MAX_TIMESTAMP, OFFSET_PRODUCER_EPOCH, OFFSET_PRODUCER_ID,
+    OFFSET_RECORDS_COUNT,
+};
 /// The broker-set fields (baseOffset, batchLength, partitionLeaderEpoch) end here. The CRC
 /// does not cover them, so the log patches copies of these bytes and never the producer's.
 pub(crate) const BROKER_FIELDS_END: usize = 16;
@@ -72,7 +61,7 @@ pub(crate) fn framed_size(buf: &[u8]) -> Option<usize> {
     if buf.len() < LOG_OVERHEAD {
         return None;
     }
-    let length = i32_at(buf, 8);
+    let length = i32_at(buf, OFFSET_LENGTH);
     match usize::try_from(length) {
         Ok(length) if length >= HEADER_BYTES - LOG_OVERHEAD => Some(LOG_OVERHEAD + length),
         _ => Some(0),
@@ -164,14 +153,6 @@ pub(crate) fn validate(
     Ok(header)
 }
 
-/// Low bits of `attributes`: the compression codec (0 = none).
-pub(crate) const COMPRESSION_MASK: i16 = 0x07;
-/// `attributes` bit of a control batch (a transaction marker).
-pub(crate) const ATTRIBUTE_CONTROL: i16 = 1 << 5;
-/// `attributes` bit saying baseTimestamp holds the batch's delete horizon (KIP-534): the
-/// time after which the log cleaner may remove its tombstones.
-pub(crate) const ATTRIBUTE_DELETE_HORIZON: i16 = 1 << 6;
-
 /// A batch with the header of `original` (base offset, lastOffsetDelta, maxTimestamp and
 /// producer fields kept) but the given attributes, baseTimestamp and records, with its
 /// length and CRC recomputed. `records` is the records section as stored (compressed if the
@@ -228,19 +209,6 @@ pub(crate) fn check_uncompressed_records(
     Ok(())
 }
 
-/// A zigzag varint/varlong (at most 10 bytes), advancing `buf`.
-pub(crate) fn read_varint(buf: &mut &[u8]) -> Option<i64> {
-    let mut value: u64 = 0;
-    for (i, &byte) in buf.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *buf = &buf[i + 1..];
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
 /// Outcome of looking for a stored batch during recovery or reads.
 pub(crate) enum Scan {
     /// A complete, CRC-valid batch with the expected base offset.
@@ -283,8 +251,6 @@ pub(crate) fn scan(buf: &[u8], expected_offset: Option<i64>) -> Scan {
 
 /// The fields LogAppendTime rewrites (attributes, maxTimestamp, and so the CRC) end here.
 pub(crate) const LOG_APPEND_TIME_FIELDS_END: usize = OFFSET_PRODUCER_ID;
-/// `attributes` bit of a batch whose timestamp is the broker's (LogAppendTime).
-const ATTRIBUTE_LOG_APPEND_TIME: i16 = 1 << 3;
 
 /// Stamps the batch made of `head` (its first `LOG_APPEND_TIME_FIELDS_END` bytes) and `tail`
 /// (the rest, unchanged) with the broker's time, as Kafka does for LogAppendTime: the

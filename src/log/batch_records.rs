@@ -15,6 +15,7 @@ use std::io::Read;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
+use crate::protocol::batch_layout;
 
 use super::batch::{self, HEADER_BYTES};
 use super::error::LogError;
@@ -255,12 +256,7 @@ pub(crate) fn compress(codec: i16, records: &[u8]) -> Result<BytesMut, &'static 
 
 /// Appends `value` as a zigzag varint (records' lengths and deltas).
 pub(crate) fn write_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    while zigzag >= 0x80 {
-        out.push((zigzag as u8 & 0x7f) | 0x80);
-        zigzag >>= 7;
-    }
-    out.push(zigzag as u8);
+    batch_layout::put_varint(out, value);
 }
 
 fn decompress_and<T, F>(codec: i16, records: Bytes, scan: F) -> Result<T, &'static str>
@@ -371,15 +367,7 @@ fn scan_records(
 
 /// A zigzag varlong (at most 10 bytes), advancing `data`.
 fn read_varint(data: &mut &[u8]) -> Result<i64, &'static str> {
-    let mut value: u64 = 0;
-    for (i, &byte) in data.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *data = &data[i + 1..];
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    Err("truncated or overlong varint")
+    batch_layout::read_varint(data).ok_or("truncated or overlong varint")
 }
 
 #[cfg(test)]

@@ -23,11 +23,10 @@ use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX}
 use super::segment_index::{Footer, SegmentIndex};
 use super::segment_writer;
 use super::txn_index::{self, AbortedTxn};
+use crate::constants::CACHE_BYTES_MAX;
 
 /// Written (empty) on clean close; its presence at open means no segment needs a rescan.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
-/// Written batches stay in memory for tailing readers until the cache exceeds this.
-const CACHE_BYTES_MAX: u64 = 16 << 20;
 /// Smallest DMA read issued for a cold fetch.
 const READ_WINDOW_BYTES_MIN: usize = 64 << 10;
 /// Largest DMA read issued for a cold fetch (a single larger batch is read whole).
@@ -243,7 +242,8 @@ impl PartitionLog {
             .await
             .map_err(|e| LogError::io(format!("preparing {dir:?}"), e))?;
         let recovered = recover(&dir, &config).await?;
-        let producers = recover_producers(&dir, &recovered.segments, wall_clock_ms()).await?;
+        let producers =
+            recover_producers(&dir, &recovered.segments, crate::io::clock::now_ms()).await?;
         let active = recovered
             .segments
             .back()
@@ -1147,13 +1147,6 @@ pub(crate) async fn write_index(
     )
     .await
     .map_err(io)
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Rebuilds the idempotent-producer state as of the recovered log end: the newest snapshot

@@ -1,5 +1,9 @@
 //! Helpers for tests and benchmarks: synthetic RecordBatch v2 bytes. Not for production use.
 
+use crate::protocol::batch_layout::{
+    put_varint, varint_len, HEADER_BYTES, LOG_OVERHEAD, OFFSET_CRC, OFFSET_CRC_START,
+};
+
 /// A CRC-valid, uncompressed RecordBatch v2 with `record_count` records (offset deltas
 /// `0..n`, timestamps `timestamp .. timestamp + record_count - 1`) whose records section is
 /// exactly `payload_bytes` long: real records (null key unless a 1–3 byte key is needed to hit
@@ -40,10 +44,10 @@ pub fn make_batch_with(
     let (payload_bytes, records) = (payload_bytes..)
         .find_map(|bytes| records(record_count, bytes).map(|r| (bytes, r)))
         .unwrap_or_default();
-    let size = 61 + payload_bytes;
+    let size = HEADER_BYTES + payload_bytes;
     let mut b = Vec::with_capacity(size);
     b.extend_from_slice(&0i64.to_be_bytes()); // baseOffset
-    b.extend_from_slice(&((size - 12) as i32).to_be_bytes()); // batchLength
+    b.extend_from_slice(&((size - LOG_OVERHEAD) as i32).to_be_bytes()); // batchLength
     b.extend_from_slice(&(-1i32).to_be_bytes()); // partitionLeaderEpoch
     b.push(2); // magic
     b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
@@ -57,8 +61,8 @@ pub fn make_batch_with(
     b.extend_from_slice(&record_count.to_be_bytes()); // recordsCount
     b.extend_from_slice(&records);
     debug_assert_eq!(b.len(), size);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(&b[OFFSET_CRC_START..]);
+    b[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     b
 }
 
@@ -123,29 +127,6 @@ fn encode_record(delta: i32, key_len: Option<usize>, value_len: usize) -> Vec<u8
     }
     put_varint(&mut r, 0); // headers
     r
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn varint_len(v: i64) -> usize {
-    let mut z = zigzag(v);
-    let mut n = 1;
-    while z >= 0x80 {
-        z >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = zigzag(v);
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 /// Base offset, last offset and max timestamp of each batch in `data` (whole batches).

@@ -8,13 +8,12 @@
 //!    [`fsync_completed`] are a TLS access plus an add — no allocation, no formatting, no
 //!    atomics. Because they are thread-local, the log layer can call them without knowing
 //!    which shard it runs on.
-//! 2. A publisher task per shard ([`metrics_publisher`]) copies them, with the shard's log
+//! 2. A publisher task per shard (`crate::shard::metrics_publisher`) copies them, with the shard's log
 //!    gauges and committed group offsets, into a `Send` [`ShardSnapshot`] every second and
 //!    leaves it in the [`MetricsRegistry`] (one mutex, touched only by publishers and scrapes).
 //! 3. The admin HTTP thread (`crate::admin_http`) renders the latest snapshots with
 //!    [`prometheus_text::render`]; scrapes therefore see values at most ~1 s old.
 
-pub mod metrics_publisher;
 pub mod metrics_registry;
 pub mod prometheus_text;
 pub mod shard_metrics;

@@ -3,7 +3,7 @@
 //! Concurrency contract: each shard is one thread, so its metrics are plain `Cell`s and
 //! `RefCell`s that only that thread touches. Updates are a TLS lookup plus an add; nothing
 //! here allocates on the hot path except the first time a partition or an (api, error code)
-//! pair is seen. The publisher task copies them out once per second (see `metrics_publisher`).
+//! pair is seen. The publisher task copies them out once per second (see `crate::shard::metrics_publisher`).
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
@@ -267,11 +267,11 @@ pub fn track_inflight_bytes(bytes_max: usize, available: impl Fn() -> usize + 's
 
 /// Sums the record counts of the v2 RecordBatches in the concatenation of `chunks` (whole
 /// batches, as the log returns them; a chunk boundary may fall inside a batch header).
-/// Reads only headers: baseOffset(8) batchLength(4) ... recordCount at byte 57.
+/// Reads only the headers' batchLength and recordsCount.
 pub(crate) fn batch_record_count<C: AsRef<[u8]>>(chunks: &[C]) -> u64 {
-    const LENGTH_AT: usize = 8;
-    const LOG_OVERHEAD: usize = 12;
-    const RECORD_COUNT_AT: usize = 57;
+    use crate::protocol::batch_layout::{
+        LOG_OVERHEAD, OFFSET_LENGTH as LENGTH_AT, OFFSET_RECORDS_COUNT as RECORD_COUNT_AT,
+    };
     let total: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
     let mut cursor = ChunkCursor {
         chunks,
@@ -331,10 +331,11 @@ mod tests {
     use super::*;
 
     fn batch(records: i32, payload: usize) -> Vec<u8> {
-        let mut b = vec![0u8; 61 + payload];
-        let length = i32::try_from(b.len() - 12).expect("small");
+        use crate::protocol::batch_layout::{HEADER_BYTES, LOG_OVERHEAD, OFFSET_RECORDS_COUNT};
+        let mut b = vec![0u8; HEADER_BYTES + payload];
+        let length = i32::try_from(b.len() - LOG_OVERHEAD).expect("small");
         b[8..12].copy_from_slice(&length.to_be_bytes());
-        b[57..61].copy_from_slice(&records.to_be_bytes());
+        b[OFFSET_RECORDS_COUNT..HEADER_BYTES].copy_from_slice(&records.to_be_bytes());
         b
     }
 

@@ -10,12 +10,11 @@
 
 use std::cell::RefCell;
 
+use crate::constants::POOL_BYTES_MAX;
 use bytes::Bytes;
 
 /// Frames below this are cheap to allocate and zero; they bypass the pool.
 pub const POOLED_BYTES_MIN: usize = 64 * 1024;
-/// Buffers kept per thread for reuse; beyond this they are freed.
-const POOL_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 thread_local! {
     static POOL: RefCell<Pool> = const {

@@ -4,6 +4,7 @@
 
 pub mod api_versions;
 pub mod authorized_operations;
+pub mod batch_layout;
 pub mod fetch_response;
 pub mod frame;
 pub mod frame_pool;

@@ -6,8 +6,6 @@
 //! read its answers stops being read from rather than growing memory.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +13,7 @@ use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 
 use super::byte_budget::{ByteBudget, BytePermit};
+use crate::constants::PIPELINE_DEPTH_MAX;
 use crate::constants::{
     CONNECTION_INFLIGHT_BYTES_MAX, FRAME_BYTES_MAX, SHARD_CONNECTIONS_MAX, SHARD_INFLIGHT_BYTES_MAX,
 };
@@ -22,28 +21,11 @@ use crate::io::net::{TcpListener, TcpStream};
 use crate::metrics::RequestTimer;
 use crate::protocol::frame::read_frame_size;
 use crate::protocol::frame_pool;
-use crate::protocol::ProtocolError;
 use crate::security::Session;
 use crate::shard::Shard;
 
-/// Requests read but not yet answered, per connection.
-const PIPELINE_DEPTH_MAX: usize = 64;
-
 /// How often a shard applies retention to its partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-
-/// A handler's answer. `Deferred` futures must not borrow the request; they own what they need.
-pub enum Reply {
-    Ready(Bytes),
-    Deferred(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>>>>),
-    /// A response written as several pieces (fetch: record chunks go out uncopied).
-    DeferredPieces(Pin<Box<dyn Future<Output = Result<Vec<Bytes>, ProtocolError>>>>),
-    /// acks=0 produce: the client expects no answer.
-    None,
-    /// No answer either, but the request keeps its memory budget until this resolves
-    /// (an acks=0 produce waiting for its partitions' disk backlog to drain).
-    Silent(Pin<Box<dyn Future<Output = ()>>>),
-}
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open_connections = Rc::new(Cell::new(0usize));
@@ -214,9 +196,6 @@ pub async fn retention_loop(shard: Rc<Shard>) {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+// The handlers' clock and answer type, re-exported so that they keep importing both from here.
+pub use super::reply::Reply;
+pub use crate::io::clock::now_ms;

@@ -18,7 +18,9 @@ pub fn log_error(error: &LogError) -> ResponseError {
         LogError::Closed => ResponseError::NotLeaderOrFollower,
         // Kafka clients treat KAFKA_STORAGE_ERROR as retriable: the right answer for a
         // full disk, which frees up once retention runs or an operator acts.
-        _ => ResponseError::KafkaStorageError,
+        LogError::StorageFull | LogError::CorruptLog { .. } | LogError::Io { .. } => {
+            ResponseError::KafkaStorageError
+        }
     }
 }
 
@@ -33,6 +35,6 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::InvalidRequest(_) => ResponseError::InvalidRequest,
         AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
         AdminError::Storage(_) => ResponseError::KafkaStorageError,
-        _ => ResponseError::UnknownServerError,
+        AdminError::ShuttingDown => ResponseError::UnknownServerError,
     }
 }

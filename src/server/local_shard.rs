@@ -2,7 +2,7 @@
 //! no admin endpoint. It is the real shard (catalog owner, control loop, partitions, groups,
 //! share groups and their timers, opened the way `serve` opens them), so that
 //! [`super::handlers::dispatch`] can be driven in-process, request frame in, answer out: the
-//! `dispatch` fuzz target and its stable replay in `tests/fuzz_targets_replay_corpus.rs`.
+//! `dispatch` fuzz target and its stable replay in `tests/it/fuzz_targets_replay_corpus.rs`.
 
 use std::rc::Rc;
 use std::sync::Arc;

@@ -8,5 +8,6 @@ pub mod handlers;
 pub mod local_shard;
 pub mod panic_policy;
 pub mod process;
+pub mod reply;
 
 pub use process::{run, ServerError};

@@ -315,7 +315,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     let shard = Rc::new(shard);
     tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
     let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
-    let publisher = crate::io::spawn(crate::metrics::metrics_publisher::run(
+    let publisher = crate::io::spawn(crate::shard::metrics_publisher::run(
         Rc::clone(&shard),
         metrics,
     ));
@@ -378,7 +378,7 @@ pub(super) async fn open_shard(
     shard.share().connect(share_txs);
     shard
         .share()
-        .load(&shard)
+        .load(|topic, partition| shard.stored_share_partition(topic, partition))
         .await
         .map_err(|e| format!("loading share-group state: {e}"))?;
     shard.txn().connect(txn_txs);
@@ -408,15 +408,15 @@ impl ShardTasks {
             Rc::clone(shard) as Rc<dyn crate::group::TopicCatalog>,
         ));
         let share_inbox =
-            crate::io::spawn(crate::share::share_inbox::run(Rc::clone(shard), share_rx));
-        let share_timers = crate::io::spawn(crate::share::share_timers::run(Rc::clone(shard)));
+            crate::io::spawn(crate::shard::share_inbox::run(Rc::clone(shard), share_rx));
+        let share_timers = crate::io::spawn(crate::shard::share_timers::run(Rc::clone(shard)));
         let log_cleaner = crate::io::spawn_background(
             "log-cleaner",
             crate::constants::LOG_CLEANER_SHARES,
             crate::shard::log_cleaner_task::run(Rc::clone(shard)),
         );
-        let txn_inbox = crate::io::spawn(crate::txn::txn_inbox::run(Rc::clone(shard), txn_rx));
-        let txn_timers = crate::io::spawn(crate::txn::txn_timers::run(Rc::clone(shard)));
+        let txn_inbox = crate::io::spawn(crate::shard::txn_inbox::run(Rc::clone(shard), txn_rx));
+        let txn_timers = crate::io::spawn(crate::shard::txn_timers::run(Rc::clone(shard)));
         let frame_pool_release = crate::io::spawn(frame_pool_release_loop(shard.id));
         ShardTasks {
             _tasks: vec![

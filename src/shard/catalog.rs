@@ -237,22 +237,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Which shard owns a partition. Consecutive partitions of a topic land on consecutive
-/// shards, starting from a per-topic offset so that single-partition topics spread too.
-pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
-    let hash = fnv_hash(topic);
-    let partition = u64::from(partition.unsigned_abs());
-    let count = shard_count.max(1) as u64;
-    ((hash % count + partition) % count) as usize
-}
-
-fn fnv_hash(text: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(text.as_bytes());
-    hasher.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,15 +258,6 @@ mod tests {
         catalog.persist(dir.path()).expect("persist");
         let loaded = Catalog::load(dir.path()).expect("load");
         assert_eq!(loaded.get("logs"), catalog.get("logs"));
-    }
-
-    #[test]
-    fn partitions_spread_evenly_over_shards() {
-        let mut counts = [0usize; 2];
-        for p in 0..64 {
-            counts[owner_shard("t", p, 2)] += 1;
-        }
-        assert_eq!(counts, [32, 32]);
     }
 
     #[test]

@@ -15,10 +15,8 @@ use super::control::{
 use super::placement;
 use super::producer_ids::ProducerIdAllocator;
 use super::topic_config;
+use crate::constants::TOPIC_PARTITIONS_MAX;
 use crate::log::LogConfig;
-
-/// Largest partition count one topic may have.
-const TOPIC_PARTITIONS_MAX: i32 = 100_000;
 
 pub struct CatalogOwner {
     catalog: Catalog,

@@ -6,8 +6,8 @@
 use std::rc::Rc;
 
 use crate::constants::{LOG_CLEANER_CHECK_INTERVAL, LOG_CLEANER_OFFSET_MAP_BYTES};
+use crate::io::clock::now_ms;
 use crate::log::{LogError, OffsetMap};
-use crate::server::connection::now_ms;
 
 use super::Shard;
 

@@ -2,15 +2,24 @@
 //! replica of the topic catalog. Connections on the shard share it through `Rc`; nothing
 //! here is `Send`, and no lock is taken on the data path.
 
+pub mod admin_error;
 pub mod broker_config;
 pub mod catalog;
 pub mod catalog_owner;
 pub mod control;
+pub mod dead_letter;
 pub mod kafka_topic_configs;
 pub mod log_cleaner_task;
+pub mod metrics_publisher;
 pub mod placement;
 pub mod producer_ids;
+pub mod share_admin;
+pub mod share_inbox;
+pub mod share_timers;
 pub mod topic_config;
+pub mod txn_host;
+pub mod txn_inbox;
+pub mod txn_timers;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,8 +30,10 @@ use futures_channel::oneshot;
 
 use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
-use catalog::{owner_shard, Catalog, CatalogChange, TopicMeta};
+use crate::share::share_state::StoredPartition;
+use catalog::{Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
+use placement::owner_shard;
 use topic_config::TopicOverrides;
 
 /// The address a shard advertises as its own broker.
@@ -109,6 +120,20 @@ impl Shard {
         match self.catalog.borrow().get(topic) {
             Some(meta) => meta.owner(partition, shard_count),
             None => owner_shard(topic, partition, shard_count),
+        }
+    }
+
+    /// Where a partition whose share state is on disk stands at start-up.
+    pub fn stored_share_partition(&self, topic: &str, partition: i32) -> StoredPartition {
+        match (self.partition(topic, partition), self.topic(topic)) {
+            (PartitionLookup::Local(log), Some(meta)) => StoredPartition::Local {
+                topic_id: meta.id,
+                log,
+            },
+            (PartitionLookup::UnknownTopic, _) if self.owner_of(topic, partition) == self.id => {
+                StoredPartition::DeletedHere
+            }
+            _ => StoredPartition::Elsewhere,
         }
     }
 
@@ -272,7 +297,12 @@ impl Shard {
                     })?;
                 }
                 if let Some(meta) = deleted {
-                    self.share.drop_topic(&meta).await.map_err(|e| {
+                    // Each leftover state directory is removed by one shard, picked by hash.
+                    let owned: Vec<i32> = (0..meta.partition_count)
+                        .filter(|&p| owner_shard(&meta.name, p, self.config.shard_count) == self.id)
+                        .collect();
+                    let dropped = self.share.drop_topic(&meta.name, meta.id, &owned);
+                    dropped.await.map_err(|e| {
                         AdminError::Storage(format!("deleting the share state of {name}: {e}"))
                     })?;
                 }

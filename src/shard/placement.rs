@@ -20,8 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use super::catalog::owner_shard;
-use super::control::AdminError;
+use super::admin_error::AdminError;
 
 /// Where a topic's partitions live, and the replication factor its creator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +221,22 @@ fn check_replication_factor(replicas: i16, broker_count: usize) -> Result<(), Ad
     Ok(())
 }
 
+/// Which shard owns a partition. Consecutive partitions of a topic land on consecutive
+/// shards, starting from a per-topic offset so that single-partition topics spread too.
+pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
+    let hash = fnv_hash(topic);
+    let partition = u64::from(partition.unsigned_abs());
+    let count = shard_count.max(1) as u64;
+    ((hash % count + partition) % count) as usize
+}
+
+fn fnv_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +340,14 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn partitions_spread_evenly_over_shards() {
+        let mut counts = [0usize; 2];
+        for p in 0..64 {
+            counts[owner_shard("t", p, 2)] += 1;
+        }
+        assert_eq!(counts, [32, 32]);
     }
 }

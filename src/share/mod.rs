@@ -16,22 +16,19 @@
 //! - [`share_state`] — a shard's share state and the messages between shards.
 //! - [`share_session`] — the members' share sessions on a shard (session epochs).
 //! - [`share_group`] — membership and assignment on the coordinator.
-//! - [`share_admin`] — describe, reset and delete a group's start offsets, delete a group.
 //! - [`share_config`] — broker defaults and per-group configs.
-//! - [`dead_letter`] — the dead-letter topic.
-//! - [`share_timers`] / [`share_inbox`] — the per-shard background tasks.
+//!
+//! What drives them from a shard lives in `crate::shard`: `share_admin` (describe, reset
+//! and delete a group's start offsets, delete a group), `dead_letter` (the dead-letter
+//! topic), and the background tasks `share_timers` and `share_inbox`.
 
-pub mod dead_letter;
-pub mod share_admin;
 pub mod share_config;
 mod share_error;
 pub mod share_group;
-pub mod share_inbox;
 pub mod share_partition;
 pub mod share_session;
 pub mod share_state;
 pub mod share_state_store;
-pub mod share_timers;
 
 pub use share_error::ShareError;
 pub use share_state::{ShareMessage, ShareState};

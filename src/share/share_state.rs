@@ -24,8 +24,9 @@ use super::share_session::{FetchSessionRequest, SessionClock, ShareSessionCache,
 use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
-use crate::shard::catalog::TopicMeta;
-use crate::shard::{PartitionLookup, Shard};
+use crate::protocol::batch_layout::{
+    ATTRIBUTE_CONTROL, LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH,
+};
 
 /// Requests between shards about share groups.
 pub enum ShareMessage {
@@ -151,6 +152,16 @@ pub struct Acquired {
     pub ranges: Vec<AcquiredRange>,
 }
 
+/// Where a partition whose share state is on disk stands at start-up, as its shard sees it.
+pub enum StoredPartition {
+    /// Its log is on this shard: the state is opened beside it.
+    Local { topic_id: Uuid, log: PartitionLog },
+    /// Its topic is gone and this shard would own the partition: the state is removed.
+    DeletedHere,
+    /// Another shard's to judge.
+    Elsewhere,
+}
+
 pub struct ShareState {
     shard_id: usize,
     shard_count: usize,
@@ -183,10 +194,8 @@ fn concat(chunks: &[Bytes]) -> Bytes {
     }
 }
 
-/// Batch header fields: baseOffset (0..8), batchLength (8..12), attributes (21..23),
-/// lastOffsetDelta (23..27).
-const BATCH_HEADER_BYTES: usize = 27;
-const CONTROL_FLAG: u16 = 1 << 5;
+/// The header fields read here end with lastOffsetDelta.
+const BATCH_HEADER_BYTES: usize = OFFSET_LAST_OFFSET_DELTA + 4;
 
 /// The batches of `data` with their byte ranges; stops at a truncated batch.
 fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
@@ -195,12 +204,24 @@ fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
     while let Some(header) = data.get(position..position + BATCH_HEADER_BYTES) {
         let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or(&[]);
         let base = i64::from_be_bytes(field(0..8).try_into().unwrap_or([0; 8]));
-        let length = i32::from_be_bytes(field(8..12).try_into().unwrap_or([0; 4]));
-        let attributes = u16::from_be_bytes(field(21..23).try_into().unwrap_or([0; 2]));
-        let delta = i32::from_be_bytes(field(23..27).try_into().unwrap_or([0; 4]));
+        let length = i32::from_be_bytes(
+            field(OFFSET_LENGTH..OFFSET_LENGTH + 4)
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        let attributes = i16::from_be_bytes(
+            field(OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2)
+                .try_into()
+                .unwrap_or([0; 2]),
+        );
+        let delta = i32::from_be_bytes(
+            field(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
         let Some(end) = usize::try_from(length)
             .ok()
-            .and_then(|l| (position + 12).checked_add(l))
+            .and_then(|l| (position + LOG_OVERHEAD).checked_add(l))
         else {
             break;
         };
@@ -211,7 +232,7 @@ fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
             BatchSpan {
                 base,
                 last: base + i64::from(delta),
-                control: attributes & CONTROL_FLAG != 0,
+                control: attributes & ATTRIBUTE_CONTROL != 0,
             },
             position..end,
         ));
@@ -269,10 +290,13 @@ impl ShareState {
     }
 
     /// Reads the stored group configs and opens the state logs of the partitions this
-    /// shard owns. State left behind by a deleted topic (by a crash during the deletion, or
-    /// by a broker from before topic ids were recorded) is removed by the shard that would
-    /// own its partition.
-    pub async fn load(&self, shard: &Shard) -> Result<(), ShareError> {
+    /// shard owns, as `place` tells. State left behind by a deleted topic (by a crash during
+    /// the deletion, or by a broker from before topic ids were recorded) is removed by the
+    /// shard that would own its partition.
+    pub async fn load(
+        &self,
+        place: impl Fn(&str, i32) -> StoredPartition,
+    ) -> Result<(), ShareError> {
         *self.overrides.borrow_mut() = super::share_config::load_overrides(&self.data_dir)?;
         let root = self.data_dir.join(SHARE_DIR);
         let names: Vec<String> = match std::fs::read_dir(&root) {
@@ -289,18 +313,16 @@ impl ShareState {
             let Ok(partition) = partition.parse::<i32>() else {
                 continue;
             };
-            match (shard.partition(topic, partition), shard.topic(topic)) {
-                (PartitionLookup::Local(log), Some(meta)) => {
-                    self.partition_shares(topic, meta.id, partition, log)
+            match place(topic, partition) {
+                StoredPartition::Local { topic_id, log } => {
+                    self.partition_shares(topic, topic_id, partition, log)
                         .await?;
                 }
-                (PartitionLookup::UnknownTopic, _)
-                    if shard.owner_of(topic, partition) == self.shard_id =>
-                {
+                StoredPartition::DeletedHere => {
                     tracing::info!(%topic, partition, "removing the share state of a deleted topic");
                     super::share_state_store::remove_dir(&root.join(&name)).await?;
                 }
-                _ => {}
+                StoredPartition::Elsewhere => {}
             }
         }
         self.announce_known_groups().await
@@ -619,14 +641,21 @@ impl ShareState {
     /// logs durably, so that a topic created again under its name starts with no state, and
     /// takes its partitions out of the share sessions. Runs after the catalog dropped the
     /// topic, so no new share-partition of it can be opened; those being opened are waited
-    /// for. Requests that hold one already fail on its closed logs.
-    pub async fn drop_topic(&self, meta: &TopicMeta) -> Result<(), ShareError> {
+    /// for. Requests that hold one already fail on its closed logs. `owned_partitions` are
+    /// the topic's partitions this shard owns, whose state directories it removes even when
+    /// they were not opened since start-up.
+    pub async fn drop_topic(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        owned_partitions: &[i32],
+    ) -> Result<(), ShareError> {
         loop {
             let opening = self
                 .opening
                 .borrow()
                 .iter()
-                .find(|((id, _), _)| *id == meta.id)
+                .find(|((id, _), _)| *id == topic_id)
                 .map(|(_, event)| Rc::clone(event));
             let Some(event) = opening else { break };
             let listener = event.listen();
@@ -643,26 +672,22 @@ impl ShareState {
             let mut partitions = self.partitions.borrow_mut();
             let keys: Vec<(Uuid, i32)> = partitions
                 .keys()
-                .filter(|(id, _)| *id == meta.id)
+                .filter(|(id, _)| *id == topic_id)
                 .copied()
                 .collect();
             keys.iter()
                 .filter_map(|key| partitions.remove(key))
                 .collect()
         };
-        self.sessions.borrow_mut().forget_topic(meta.id);
+        self.sessions.borrow_mut().forget_topic(topic_id);
         for shares in &dropped {
             shares.deleted.set(true);
             shares.store.delete().await?;
         }
         // Partitions whose state was never opened since start-up may still have a directory.
-        for partition in 0..meta.partition_count {
-            if crate::shard::catalog::owner_shard(&meta.name, partition, self.shard_count)
-                == self.shard_id
-            {
-                let dir = partition_dir(&self.data_dir, &meta.name, partition);
-                super::share_state_store::remove_dir(&dir).await?;
-            }
+        for &partition in owned_partitions {
+            let dir = partition_dir(&self.data_dir, topic, partition);
+            super::share_state_store::remove_dir(&dir).await?;
         }
         Ok(())
     }
@@ -681,7 +706,7 @@ impl ShareState {
         request: FetchSessionRequest<'_>,
     ) -> Result<Vec<TopicPartition>, ShareError> {
         let clock = SessionClock {
-            now_ms: crate::server::connection::now_ms(),
+            now_ms: crate::io::clock::now_ms(),
             idle_ms_max: self.group_config(group).session_timeout_ms,
         };
         self.sessions
@@ -697,7 +722,7 @@ impl ShareState {
         member: &str,
         epoch: i32,
     ) -> Result<Vec<TopicPartition>, ShareError> {
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         self.sessions
             .borrow_mut()
             .acknowledge(group, member, epoch, now_ms)
@@ -711,7 +736,7 @@ impl ShareState {
         partitions: &[Rc<PartitionShares>],
     ) -> Vec<(Rc<PartitionShares>, Outcome)> {
         let limit = self.group_config(group).delivery_count_limit;
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         partitions
             .iter()
             .filter_map(|shares| {
@@ -812,8 +837,7 @@ impl PartitionShares {
         let data = concat(&read.chunks);
         let spans = batch_spans(&data);
         let batches: Vec<BatchSpan> = spans.iter().map(|(span, _)| *span).collect();
-        let deadline_ms =
-            crate::server::connection::now_ms().saturating_add(config.lock_duration_ms);
+        let deadline_ms = crate::io::clock::now_ms().saturating_add(config.lock_duration_ms);
         let (ranges, outcome) = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
             sp.acquire(
                 &batches,
@@ -851,7 +875,7 @@ impl PartitionShares {
         batches: &[AckBatch],
         config: &ShareGroupConfig,
     ) -> Result<Result<(Outcome, Durable), AckError>, ShareError> {
-        let now_ms = crate::server::connection::now_ms();
+        let now_ms = crate::io::clock::now_ms();
         let applied = self.with_group(group, |sp| {
             sp.acknowledge(
                 member,

@@ -163,7 +163,7 @@ async fn open_log(dir: &Path) -> Result<(StateLog<GroupRecord>, Replayed), Share
     StateLog::open(
         dir.to_owned(),
         LOG_CONFIG,
-        crate::server::connection::now_ms(),
+        crate::io::clock::now_ms(),
         apply,
     )
     .await
@@ -219,11 +219,8 @@ impl ShareStateStore {
         };
         // Durable with the first change appended after it, which is all that needs it: until
         // then the log holds no state to tell apart.
-        log.append(
-            &[topic_record(topic_id)],
-            crate::server::connection::now_ms(),
-        )
-        .map_err(storage)?;
+        log.append(&[topic_record(topic_id)], crate::io::clock::now_ms())
+            .map_err(storage)?;
         let groups = match replayed.topic_id {
             None => replayed.groups,
             Some(_) => ReplayedGroups::new(),
@@ -253,7 +250,7 @@ impl ShareStateStore {
             .collect();
         let appended = self
             .log
-            .append(&records, crate::server::connection::now_ms())
+            .append(&records, crate::io::clock::now_ms())
             .map_err(storage)?;
         Ok((appended.log, appended.last_offset))
     }
@@ -282,7 +279,7 @@ impl ShareStateStore {
         let old_generation = self.log.generation();
         let generation = self
             .log
-            .compact(crate::server::connection::now_ms(), || {
+            .compact(crate::io::clock::now_ms(), || {
                 let mut records = vec![topic_record(self.topic_id)];
                 for (group, changes) in snapshot() {
                     records.extend(changes.into_iter().map(|change| GroupRecord {

@@ -17,19 +17,21 @@
 //! - [`txn_metadata`] — one transactional id's state machine, pure.
 //! - [`txn_store`] — the durable state logs, replayed at start-up.
 //! - [`txn_coordinator`] — the per-shard service the handlers call; drives markers.
-//! - [`txn_inbox`] — requests from other shards (markers, offsets).
-//! - [`txn_timers`] — aborts transactions that outlive their timeout.
+//! - [`txn_message`] — requests between shards (markers, offsets).
+//!
+//! The shard tasks that drive them live in `crate::shard`: `txn_inbox` answers other shards'
+//! messages, `txn_timers` aborts transactions that outlive their timeout.
 
 pub mod txn_coordinator;
 mod txn_error;
-pub mod txn_inbox;
+pub mod txn_host;
+pub mod txn_message;
 pub mod txn_metadata;
 pub mod txn_store;
-pub mod txn_timers;
 
 pub use txn_coordinator::TxnCoordinator;
 pub use txn_error::TxnError;
-pub use txn_inbox::TxnMessage;
+pub use txn_message::TxnMessage;
 
 /// The shard that coordinates `transactional_id`.
 pub fn coordinator_shard(transactional_id: &str, shard_count: usize) -> usize {

@@ -10,29 +10,23 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
 
 use futures_channel::oneshot;
 
-use super::txn_inbox::TxnMessage;
+use super::txn_host::TxnHost;
+use super::txn_message::TxnMessage;
 use super::txn_metadata::{InitStep, PendingOffset, TxnMetadata, TxnState};
 use super::txn_store::{TxnRecord, TxnStore};
 use super::{coordinator_shard, TxnError, TRANSACTION_TIMEOUT_MS_MAX};
 use crate::group::offset_record::CommittedOffset;
 use crate::group::offsets_partition;
-use crate::log::LogError;
-use crate::server::connection::now_ms;
-use crate::shard::control::AdminRequest;
-use crate::shard::{PartitionLookup, Shard};
-
-/// Coordinator epoch written into markers. sluice keeps one replica, so it never changes.
-const COORDINATOR_EPOCH: i32 = 0;
+use crate::io::clock::now_ms;
 
 /// Transactional id → partitions whose offsets it commits to one group.
 type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
 
-/// One partition's answer to AddPartitionsToTxn's verify-only path (KIP-890).
-pub type Verified = Vec<((String, i32), Result<(), TxnError>)>;
+// Kept reachable here, where `verify` returns it; it is defined with the message it answers.
+pub use super::txn_message::Verified;
 
 pub struct TxnCoordinator {
     shard_id: usize,
@@ -235,9 +229,9 @@ impl TxnCoordinator {
     /// InitProducerId with a transactional id: the producer id and epoch the new producer
     /// instance uses. An open transaction of an older instance is aborted first, which fences
     /// that instance (its epoch is now old).
-    pub async fn init_producer_id(
+    pub async fn init_producer_id<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
         timeout_ms: i32,
         expected: (i64, i16),
@@ -253,7 +247,7 @@ impl TxnCoordinator {
         loop {
             let known = self.txns.borrow().contains_key(transactional_id);
             if !known {
-                let producer_id = allocate_producer_id(shard).await?;
+                let producer_id = shard.allocate_producer_id().await?;
                 let durable = {
                     let mut txns = self.txns.borrow_mut();
                     if txns.contains_key(transactional_id) {
@@ -295,7 +289,7 @@ impl TxnCoordinator {
                     self.complete(shard, transactional_id).await?;
                 }
                 (InitStep::NeedProducerId, _, _, _) => {
-                    let producer_id = allocate_producer_id(shard).await?;
+                    let producer_id = shard.allocate_producer_id().await?;
                     return self
                         .update(transactional_id, |m| {
                             m.restart_with(producer_id, timeout_ms);
@@ -395,9 +389,9 @@ impl TxnCoordinator {
     }
 
     /// EndTxn: prepares the commit or abort durably, then completes it.
-    pub async fn end_txn(
+    pub async fn end_txn<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
         producer: (i64, i16),
         commit: bool,
@@ -420,9 +414,9 @@ impl TxnCoordinator {
 
     /// Writes the markers (and, for a commit, the offsets) of a transaction in a `Prepare*`
     /// state, then records it complete.
-    pub async fn complete(
+    pub async fn complete<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
     ) -> Result<(), TxnError> {
         let claim = self.claim(transactional_id)?;
@@ -447,9 +441,9 @@ impl TxnCoordinator {
     }
 
     /// [`TxnCoordinator::complete`] for a claimed transaction.
-    async fn finish(
+    async fn finish<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
         _claim: Completing<'_>,
     ) -> Result<(), TxnError> {
@@ -483,9 +477,9 @@ impl TxnCoordinator {
     }
 
     /// Sends each partition's marker to the shard that owns it and waits for all.
-    async fn write_markers(
+    async fn write_markers<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         producer_id: i64,
         epoch: i16,
         commit: bool,
@@ -514,7 +508,9 @@ impl TxnCoordinator {
             answers.push(answer);
         }
         if let Some(partitions) = local {
-            write_local_markers(shard, producer_id, epoch, commit, partitions).await?;
+            shard
+                .write_local_markers(producer_id, epoch, commit, partitions)
+                .await?;
         }
         for answer in answers {
             answer.await.map_err(|_| TxnError::ShuttingDown)??;
@@ -524,9 +520,9 @@ impl TxnCoordinator {
 
     /// In each group's coordinator, commits a committed transaction's offsets, or drops an
     /// aborted one's; either way they are no longer pending there.
-    async fn settle_offsets(
+    async fn settle_offsets<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
         metadata: &TxnMetadata,
         commit: bool,
@@ -548,7 +544,9 @@ impl TxnCoordinator {
             }
             let owner = crate::group::coordinator_shard(group, self.shard_count);
             if owner == self.shard_id {
-                commit_local_offsets(shard, group, transactional_id, offsets).await?;
+                shard
+                    .commit_local_offsets(group, transactional_id, offsets)
+                    .await?;
             } else {
                 let (reply, answer) = oneshot::channel();
                 self.send(
@@ -599,9 +597,9 @@ impl TxnCoordinator {
 
     /// Aborts a transaction that outlived its timeout, bumping the epoch so that its producer
     /// is fenced (Kafka does the same).
-    pub async fn abort_timed_out(
+    pub async fn abort_timed_out<H: TxnHost>(
         &self,
-        shard: &Rc<Shard>,
+        shard: &H,
         transactional_id: &str,
     ) -> Result<(), TxnError> {
         let now = now_ms();
@@ -664,68 +662,37 @@ impl TxnCoordinator {
     }
 }
 
-async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, TxnError> {
-    shard
-        .admin(|reply| AdminRequest::AllocateProducerId { reply })
-        .await
-        .and_then(|id| id)
-        .map_err(|e| TxnError::ProducerIds(e.to_string()))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::clock::TestClock;
 
-/// Appends the marker to each of `partitions` (owned by this shard) and waits until all are
-/// durable. A partition whose topic is gone needs no marker.
-pub async fn write_local_markers(
-    shard: &Shard,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    partitions: Vec<(String, i32)>,
-) -> Result<(), TxnError> {
-    let now = now_ms();
-    let mut appended = Vec::with_capacity(partitions.len());
-    for (topic, partition) in partitions {
-        let log = match shard.partition(&topic, partition) {
-            PartitionLookup::Local(log) => log,
-            PartitionLookup::UnknownTopic => continue,
-            PartitionLookup::NotHere => {
-                if shard.owner_of(&topic, partition) == shard.id {
-                    continue; // a partition index the topic does not have
-                }
-                return Err(TxnError::Markers(format!(
-                    "{topic}-{partition} is not on shard {}",
-                    shard.id
-                )));
-            }
-        };
-        match log.append_marker(producer_id, epoch, commit, COORDINATOR_EPOCH, now) {
-            Ok(offset) => appended.push((log, offset)),
-            // A newer epoch already ended this producer's transaction here.
-            Err(LogError::InvalidProducerEpoch { .. }) => {}
-            Err(e) => return Err(TxnError::Markers(format!("{topic}-{partition}: {e}"))),
-        }
+    #[test]
+    fn a_transaction_is_due_for_abort_only_after_its_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        let clock = TestClock::pinned_at(1_700_000_000_000);
+        crate::io::block_on_local(async move {
+            let coordinator = TxnCoordinator::new(&data_dir, 0, 1);
+            coordinator.load().await.expect("load");
+            let timeout_ms = 60_000;
+            coordinator
+                .txns
+                .borrow_mut()
+                .insert("tx".to_owned(), TxnMetadata::new(7, timeout_ms));
+            coordinator
+                .add("tx", (7, 0), &[("t".to_owned(), 0)], None)
+                .await
+                .expect("add");
+            // The transaction started at the pinned time; no wall time passes in this test.
+            clock.advance_ms(i64::from(timeout_ms));
+            assert!(
+                coordinator.due(now_ms()).0.is_empty(),
+                "at its timeout: kept"
+            );
+            clock.advance_ms(1);
+            assert_eq!(coordinator.due(now_ms()).0, ["tx"], "past it: aborted");
+            coordinator.close().await;
+        });
     }
-    for (log, offset) in appended {
-        log.wait_durable(offset)
-            .await
-            .map_err(|e| TxnError::Markers(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Commits `offsets` of `transactional_id` (none when it aborted) to `group`, which this
-/// shard coordinates; then they are no longer pending.
-pub async fn commit_local_offsets(
-    shard: &Shard,
-    group: &str,
-    transactional_id: &str,
-    offsets: Vec<(String, i32, CommittedOffset)>,
-) -> Result<(), TxnError> {
-    shard
-        .groups()
-        .commit_transaction_offsets(group, offsets)
-        .map_err(|e| TxnError::Storage(e.to_string()))?
-        .await
-        .map_err(|e| TxnError::Storage(e.to_string()))?;
-    shard.txn().clear_pending_offsets(group, transactional_id);
-    Ok(())
 }

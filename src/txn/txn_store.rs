@@ -289,7 +289,7 @@ impl TxnStore {
             let (log, txns) = StateLog::open(
                 partition_dir(&self.root, partition),
                 LOG_CONFIG,
-                crate::server::connection::now_ms(),
+                crate::io::clock::now_ms(),
                 apply,
             )
             .await
@@ -327,7 +327,7 @@ impl TxnStore {
             return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
         };
         let appended = log
-            .append(&[record], crate::server::connection::now_ms())
+            .append(&[record], crate::io::clock::now_ms())
             .map_err(storage)?;
         Ok(Box::pin(async move {
             appended.wait_durable().await.map_err(storage)
@@ -348,7 +348,7 @@ impl TxnStore {
             .map(|(p, log)| (*p, Rc::clone(log)))
             .collect();
         for (partition, log) in due {
-            log.compact(crate::server::connection::now_ms(), || snapshot(partition))
+            log.compact(crate::io::clock::now_ms(), || snapshot(partition))
                 .await
                 .map_err(storage)?;
         }

@@ -2,7 +2,7 @@
 """DescribeTopics and DescribeCluster report every operation when asked, as Kafka without an
 authorizer does, and none when not asked.
 
-Run by tests/describe_reports_every_operation_without_an_authorizer.rs:
+Run by tests/it/describe_reports_every_operation_without_an_authorizer.rs:
 
     describe_authorized_operations.py BOOTSTRAP TOPIC
 

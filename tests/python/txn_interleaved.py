@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Transactions with confluent-kafka (librdkafka 2.16) against a running sluice broker.
 
-Run by tests/txn_confluent_kafka_commits_and_aborts_interleaved.rs:
+Run by tests/it/txn_confluent_kafka_commits_and_aborts_interleaved.rs:
 
     txn_interleaved.py BOOTSTRAP
 

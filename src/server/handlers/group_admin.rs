@@ -33,8 +33,8 @@ use crate::group::group_coordinator::GroupListing;
 use crate::group::GroupError;
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::server::connection::Reply;
+use crate::shard::share_admin;
 use crate::shard::Shard;
-use crate::share::share_admin;
 
 /// ListGroups' group type and protocol type of a share group (Kafka's `ShareGroup`).
 const SHARE_GROUP_TYPE: &str = "share";

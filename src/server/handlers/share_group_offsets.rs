@@ -1,6 +1,6 @@
 //! DescribeShareGroupOffsets, AlterShareGroupOffsets and DeleteShareGroupOffsets (KIP-932,
 //! lag from KIP-1226), served by the group's coordinator shard through
-//! [`crate::share::share_admin`].
+//! [`crate::shard::share_admin`].
 //!
 //! Kafka's conventions, kept here: a partition the group has no state for is described
 //! with start offset -1 (and lag -1); a topic that does not exist gets
@@ -36,8 +36,8 @@ use super::RequestContext;
 use crate::protocol::share_extensions::put_in_flight;
 use crate::protocol::ProtocolError;
 use crate::server::connection::Reply;
+use crate::shard::share_admin;
 use crate::shard::Shard;
-use crate::share::share_admin;
 use crate::share::share_state::{PartitionStart, PartitionSummary, ResetTarget};
 use crate::share::ShareError;
 

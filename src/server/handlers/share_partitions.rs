@@ -135,7 +135,7 @@ async fn acknowledge(
         return share_error_code(&e);
     }
     if !outcome.dead_letters.is_empty() {
-        crate::share::dead_letter::dead_letter_logged(
+        crate::shard::dead_letter::dead_letter_logged(
             Rc::clone(shard),
             Rc::clone(shares),
             group.to_owned(),
@@ -162,7 +162,7 @@ pub(super) async fn release_member(
             shares.notify_released();
         }
         if !outcome.dead_letters.is_empty() {
-            crate::share::dead_letter::dead_letter_logged(
+            crate::shard::dead_letter::dead_letter_logged(
                 Rc::clone(shard),
                 shares,
                 group.to_owned(),

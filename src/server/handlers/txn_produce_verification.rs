@@ -128,6 +128,14 @@ fn produce_error(error: &TxnError) -> ResponseError {
         }
         TxnError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         TxnError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
-        _ => ResponseError::NotEnoughReplicas,
+        TxnError::NotCoordinator(_)
+        | TxnError::LoadInProgress
+        | TxnError::InvalidTransactionalId
+        | TxnError::InvalidTransactionTimeout { .. }
+        | TxnError::ConcurrentTransactions
+        | TxnError::Storage(_)
+        | TxnError::Markers(_)
+        | TxnError::ProducerIds(_)
+        | TxnError::ShuttingDown => ResponseError::NotEnoughReplicas,
     }
 }
