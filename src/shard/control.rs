@@ -28,6 +28,8 @@ pub enum AdminError {
     InvalidConfig(String),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("Attempt to delete a user credential that does not exist")]
+    NoScramCredential,
     #[error("the broker is shutting down")]
     ShuttingDown,
 }
@@ -62,6 +64,13 @@ pub enum ConfigOp {
     Subtract(String, String),
 }
 
+/// One user's SCRAM credential for one mechanism, to set or (`None`) to remove.
+pub struct ScramChange {
+    pub user: String,
+    pub mechanism: crate::security::sasl::SaslMechanism,
+    pub credential: Option<crate::security::sasl::ScramCredential>,
+}
+
 /// Requests to the catalog owner (shard 0).
 pub enum AdminRequest {
     /// A fresh producer id for an idempotent producer (epoch 0).
@@ -94,6 +103,11 @@ pub enum AdminRequest {
         edit: ConfigEdit,
         validate_only: bool,
         reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    /// AlterUserScramCredentials, validated but for whether a deleted credential exists.
+    AlterScramCredentials {
+        changes: Vec<ScramChange>,
+        reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
     },
 }
 
