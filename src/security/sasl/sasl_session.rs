@@ -222,13 +222,23 @@ mod tests {
         }
     }
 
-    fn users() -> Users {
+    /// alice (password "secret") and bob ("other") with both SCRAM credentials; derived once,
+    /// as PBKDF2 dominates the proptest's time otherwise.
+    fn users() -> &'static Users {
+        static USERS: std::sync::OnceLock<Users> = std::sync::OnceLock::new();
+        USERS.get_or_init(derive_users)
+    }
+
+    fn derive_users() -> Users {
         let mut map = HashMap::new();
         for m in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
             let hash = m.scram_hash().expect("scram");
             let (salt, salted) = salt_password(hash, b"secret", 4096).expect("random");
             let credential = ScramCredential::from_salted_password(hash, salt, &salted, 4096);
             map.insert(("alice".to_owned(), m), credential);
+            let (salt, salted) = salt_password(hash, b"other", 4096).expect("random");
+            let credential = ScramCredential::from_salted_password(hash, salt, &salted, 4096);
+            map.insert(("bob".to_owned(), m), credential);
         }
         Users(map)
     }
@@ -241,7 +251,7 @@ mod tests {
             session.handshake("PLAIN", &SaslMechanism::ALL),
             HandshakeOutcome::Accepted
         );
-        let step = session.authenticate(b"\0alice\0secret", &users, 1000, 5);
+        let step = session.authenticate(b"\0alice\0secret", users, 1000, 5);
         assert!(
             matches!(step, Ok(AuthStep::Complete { ref user, session_lifetime_ms: 1000, .. }) if user == "alice")
         );
@@ -250,7 +260,7 @@ mod tests {
 
         let mut session = SaslSession::default();
         session.handshake("PLAIN", &SaslMechanism::ALL);
-        let refused = session.authenticate(b"\0alice\0wrong", &users, 0, 0);
+        let refused = session.authenticate(b"\0alice\0wrong", users, 0, 0);
         assert!(
             matches!(refused, Err(SaslError::Authentication { ref client_message, .. })
             if client_message == "Authentication failed: Invalid username or password")
@@ -278,17 +288,50 @@ mod tests {
         let mut session = SaslSession::default();
         session.handshake("PLAIN", &SaslMechanism::ALL);
         assert!(session
-            .authenticate(b"\0alice\0secret", &users, 0, 0)
+            .authenticate(b"\0alice\0secret", users, 0, 0)
             .is_ok());
         assert_eq!(
             session.handshake("SCRAM-SHA-256", &SaslMechanism::ALL),
             HandshakeOutcome::Accepted
         );
-        let refused = session.authenticate(b"n,,n=alice,r=abc", &users, 0, 0);
+        let refused = session.authenticate(b"n,,n=alice,r=abc", users, 0, 0);
         assert!(
             matches!(refused, Err(SaslError::Authentication { ref client_message, .. })
             if client_message.starts_with("SASL mechanism 'SCRAM-SHA-256' requested by client is not supported for re-authentication"))
         );
+    }
+
+    #[test]
+    fn reauthentication_keeps_the_principal() {
+        let users = users();
+        let mut session = SaslSession::default();
+        session.handshake("PLAIN", &SaslMechanism::ALL);
+        assert!(session
+            .authenticate(b"\0alice\0secret", users, 100, 0)
+            .is_ok());
+        assert!(session.expired(100));
+        // The same user again renews the session.
+        assert_eq!(
+            session.handshake("PLAIN", &SaslMechanism::ALL),
+            HandshakeOutcome::Accepted
+        );
+        let renewed = session.authenticate(b"\0alice\0secret", users, 100, 150);
+        assert!(matches!(
+            renewed,
+            Ok(AuthStep::Complete {
+                reauthenticated: true,
+                ..
+            })
+        ));
+        assert!(!session.expired(200));
+        // Another user is refused with Kafka's message, and the session ends.
+        session.handshake("PLAIN", &SaslMechanism::ALL);
+        let refused = session.authenticate(b"\0bob\0other", users, 100, 300);
+        assert!(
+            matches!(refused, Err(SaslError::Authentication { ref client_message, .. })
+            if client_message == "Cannot change principals during re-authentication from User.alice: User.bob")
+        );
+        assert_eq!(session.phase(), SaslPhase::Failed);
     }
 
     proptest! {
@@ -310,9 +353,9 @@ mod tests {
                         // A plausible client-first with a fuzzed tail.
                         let mut token = b"n,,n=alice,r=".to_vec();
                         token.extend_from_slice(&bytes);
-                        let _ = session.authenticate(&token, &users, 10, 0);
+                        let _ = session.authenticate(&token, users, 10, 0);
                     }
-                    _ => { let _ = session.authenticate(&bytes, &users, 10, 0); }
+                    _ => { let _ = session.authenticate(&bytes, users, 10, 0); }
                 }
                 if failed {
                     prop_assert_eq!(session.phase(), SaslPhase::Failed);
