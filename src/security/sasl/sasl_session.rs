@@ -92,12 +92,17 @@ impl SaslSession {
         }
     }
 
-    /// Whether an authenticated session has outlived its lifetime (KIP-368).
-    pub fn expired(&self, now_ms: i64) -> bool {
+    /// When an authenticated session's lifetime ends (KIP-368), if it has one.
+    pub fn expires_at_ms(&self) -> Option<i64> {
         match &self.state {
-            State::Authenticated(done) => done.expires_at_ms.is_some_and(|at| now_ms >= at),
-            _ => false,
+            State::Authenticated(done) => done.expires_at_ms,
+            _ => None,
         }
+    }
+
+    /// Whether an authenticated session has outlived its lifetime.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms().is_some_and(|at| now_ms >= at)
     }
 
     /// SaslHandshake: picks the mechanism, or begins a re-authentication.

@@ -40,8 +40,13 @@ pub fn gate(session: &Session, api_key: ApiKey) -> Result<(), SaslError> {
         SaslPhase::Handshake | SaslPhase::Failed => Err(unexpected("handshake")),
         SaslPhase::Authenticating if api_key == ApiKey::SaslAuthenticate => Ok(()),
         SaslPhase::Authenticating => Err(unexpected("authentication")),
+        // Reads the clock only when the session has a lifetime.
         SaslPhase::Authenticated
-            if api_key != ApiKey::SaslHandshake && session.sasl.expired(now_ms()) =>
+            if api_key != ApiKey::SaslHandshake
+                && session
+                    .sasl
+                    .expires_at_ms()
+                    .is_some_and(|at| now_ms() >= at) =>
         {
             Err(SaslError::SessionExpired)
         }

@@ -193,7 +193,7 @@ pub fn alter(
         for (user, outcome) in users.into_iter().zip(outcomes) {
             let result = match outcome {
                 Ok(()) => AlterUserScramCredentialsResult::default().with_error_message(None),
-                Err(error) => alter_refusal(admin_error(&error), error_message(&error)),
+                Err(error) => alter_refusal(admin_error(&error), error.to_string()),
             };
             results.push(result.with_user(StrBytes::from_string(user)));
         }
@@ -219,10 +219,6 @@ fn checked_mechanism(
         ResponseError::UnsupportedSaslMechanism,
         "Unknown SCRAM mechanism".into(),
     ))
-}
-
-fn error_message(error: &AdminError) -> String {
-    error.to_string()
 }
 
 fn alter_refusal(error: ResponseError, message: String) -> AlterUserScramCredentialsResult {
