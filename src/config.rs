@@ -50,6 +50,10 @@ pub struct BrokerConfig {
     pub share: crate::share::share_config::ShareBrokerConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
+    /// The security protocol of the client listener (`--security-protocol`).
+    pub security_protocol: crate::security::SecurityProtocol,
+    /// SASL mechanisms and session lifetime, for SASL listeners.
+    pub sasl: crate::security::sasl::SaslConfig,
 }
 
 /// The TOML file's shape. Every field is optional; absent ones keep their defaults.
@@ -82,6 +86,9 @@ pub struct ConfigFile {
     pub share_partition_max_record_locks: Option<usize>,
     pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
+    pub security_protocol: Option<String>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub sasl_session_lifetime_ms: Option<i64>,
 }
 
 impl ConfigFile {
@@ -134,6 +141,31 @@ pub fn parse_flush_policy(text: &str) -> Result<FlushPolicy, ConfigError> {
         "never" => Ok(FlushPolicy::Never),
         _ => Err(invalid("unknown policy")),
     }
+}
+
+/// Parses `sasl.enabled.mechanisms`: a comma-separated list of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+pub fn parse_sasl_mechanisms(
+    text: &str,
+) -> Result<Vec<crate::security::sasl::SaslMechanism>, ConfigError> {
+    let mut mechanisms = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let mechanism = crate::security::sasl::SaslMechanism::parse(name).ok_or_else(|| {
+            ConfigError::Invalid {
+                key: "sasl-enabled-mechanisms",
+                reason: format!("{name:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+            }
+        })?;
+        if !mechanisms.contains(&mechanism) {
+            mechanisms.push(mechanism);
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "sasl-enabled-mechanisms",
+            reason: "no mechanism enabled".to_owned(),
+        });
+    }
+    Ok(mechanisms)
 }
 
 /// Where the admin HTTP endpoint listens unless configured (Redpanda's admin port).

@@ -766,3 +766,81 @@ fn reencode_request(api_key: ApiKey, from: Option<(i16, Bytes)>, to: i16) -> Opt
     };
     encoded.map(|()| out.to_vec())
 }
+
+/// The SASL state machine (`security::sasl::SaslSession`) driven by a client's steps: each
+/// step is a kind byte (even: SaslHandshake, odd: SaslAuthenticate), a length byte and that
+/// many bytes (the mechanism name, or the token). One user, `alice`, has SCRAM credentials.
+/// Besides never panicking: a failed session stays failed, and no input authenticates as
+/// anyone but `alice`.
+pub fn sasl_exchange(data: &[u8]) {
+    use sluice::security::sasl::{AuthStep, SaslMechanism, SaslPhase, SaslSession};
+    let users = sasl_users();
+    let mut session = SaslSession::default();
+    let mut rest = data;
+    while let [kind, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (bytes, next) = tail.split_at(len);
+        rest = next;
+        let failed_before = session.phase() == SaslPhase::Failed;
+        if kind % 2 == 0 {
+            // Half the handshakes name a real mechanism, so the exchange gets going.
+            let name = match (kind / 2) % 6 {
+                0 => "PLAIN".to_owned(),
+                1 => "SCRAM-SHA-256".to_owned(),
+                2 => "SCRAM-SHA-512".to_owned(),
+                _ => String::from_utf8_lossy(bytes).into_owned(),
+            };
+            session.handshake(&name, &SaslMechanism::ALL);
+        } else if let Ok(AuthStep::Complete { user, .. }) =
+            session.authenticate(bytes, users, 1000, 0)
+        {
+            assert_eq!(user, "alice", "authenticated as a user with no credential");
+        }
+        if failed_before {
+            assert_eq!(
+                session.phase(),
+                SaslPhase::Failed,
+                "a failed session came back"
+            );
+        }
+    }
+}
+
+/// `alice` with password `secret` for both SCRAM mechanisms, derived once.
+fn sasl_users() -> &'static SaslUsers {
+    static USERS: std::sync::OnceLock<SaslUsers> = std::sync::OnceLock::new();
+    USERS.get_or_init(|| {
+        use sluice::security::sasl::scram_credential::salt_password;
+        use sluice::security::sasl::{SaslMechanism, ScramCredential};
+        let mut credentials = Vec::new();
+        for mechanism in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
+            let Some(hash) = mechanism.scram_hash() else {
+                continue;
+            };
+            let Ok((salt, salted)) = salt_password(hash, b"secret", 4096) else {
+                continue;
+            };
+            let credential = ScramCredential::from_salted_password(hash, salt, &salted, 4096);
+            credentials.push((mechanism, credential));
+        }
+        SaslUsers(credentials)
+    })
+}
+
+struct SaslUsers(
+    Vec<(
+        sluice::security::sasl::SaslMechanism,
+        sluice::security::sasl::ScramCredential,
+    )>,
+);
+
+impl sluice::security::sasl::CredentialSource for SaslUsers {
+    fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: sluice::security::sasl::SaslMechanism,
+    ) -> Option<sluice::security::sasl::ScramCredential> {
+        let (_, credential) = self.0.iter().find(|(m, _)| *m == mechanism)?;
+        (user == "alice").then(|| credential.clone())
+    }
+}

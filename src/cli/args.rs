@@ -5,7 +5,8 @@ use clap::{Args, ValueEnum};
 use kafka_protocol::records::Compression;
 
 use crate::client::group_admin::ResetSpec;
-use crate::client::{Acks, Cluster, ConnectionConfig};
+use crate::client::{Acks, Cluster, ConnectionConfig, SaslLogin};
+use crate::security::sasl::SaslMechanism;
 
 use super::CliError;
 
@@ -15,16 +16,45 @@ pub struct BootstrapArgs {
     /// Broker address(es) to bootstrap from, comma-separated host:port.
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (needs --sasl-username and --sasl-password)
+    #[arg(long, env = "SLUICE_SASL_MECHANISM", value_parser = parse_sasl_mechanism)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    #[arg(long, env = "SLUICE_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    #[arg(long, env = "SLUICE_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
 }
 
 impl BootstrapArgs {
     pub fn connect(&self) -> Result<Cluster, CliError> {
         let config = ConnectionConfig {
             request_timeout: Duration::from_secs(30),
+            sasl: self.sasl_login()?,
             ..ConnectionConfig::default()
         };
         Ok(Cluster::connect(&self.bootstrap, config)?)
     }
+
+    fn sasl_login(&self) -> Result<Option<SaslLogin>, CliError> {
+        let Some(mechanism) = self.sasl_mechanism else {
+            return Ok(None);
+        };
+        match (&self.sasl_username, &self.sasl_password) {
+            (Some(username), Some(password)) => Ok(Some(SaslLogin {
+                mechanism,
+                username: username.clone(),
+                password: password.clone(),
+            })),
+            _ => Err(CliError::Usage(
+                "--sasl-mechanism needs --sasl-username and --sasl-password".to_owned(),
+            )),
+        }
+    }
+}
+
+pub fn parse_sasl_mechanism(name: &str) -> Result<SaslMechanism, String> {
+    SaslMechanism::parse(name)
+        .ok_or_else(|| format!("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got '{name}'"))
 }
 
 /// Where `group reset-offsets` and `share-group reset` move offsets: one of these.

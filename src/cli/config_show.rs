@@ -144,6 +144,37 @@ fn render(
             source("admin_listen", file.admin_listen.is_some(), false),
         ),
         (
+            "security-protocol",
+            quoted(config.security_protocol.name()),
+            source("security_protocol", file.security_protocol.is_some(), false),
+        ),
+        (
+            "sasl-enabled-mechanisms",
+            quoted(
+                &config
+                    .sasl
+                    .mechanisms
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            source(
+                "sasl_enabled_mechanisms",
+                file.sasl_enabled_mechanisms.is_some(),
+                false,
+            ),
+        ),
+        (
+            "sasl-session-lifetime-ms",
+            config.sasl.session_lifetime_ms.to_string(),
+            source(
+                "sasl_session_lifetime_ms",
+                file.sasl_session_lifetime_ms.is_some(),
+                false,
+            ),
+        ),
+        (
             "shards",
             config.shard_count.to_string(),
             source("shards", file.shards.is_some(), true),

@@ -4,6 +4,7 @@
 //! - `topic create|list|describe|delete|alter-config` — topic admin over the Kafka protocol.
 //! - `produce` / `consume` — console tools like kafka-console-producer/-consumer.
 //! - `group` / `share-group` — consumer-group and share-group administration.
+//! - `user` — SCRAM users (add/list/delete), online or into a stopped broker's data dir.
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ pub mod serve;
 pub mod share_group;
 pub mod topic;
 pub mod tune;
+pub mod user;
 
 pub use cli_error::CliError;
 
@@ -45,6 +47,8 @@ pub enum Command {
     Group(group::GroupArgs),
     /// List, describe, reset start offsets of and delete share groups.
     ShareGroup(share_group::ShareGroupArgs),
+    /// Add, list and delete SASL/SCRAM users.
+    User(user::UserArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::ShareGroup(args) => share_group::run(args),
+        Command::User(args) => user::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use crate::config::{self, BrokerConfig, ConfigError, ConfigFile};
 use crate::log::LogConfig;
+use crate::security::sasl::SaslConfig;
+use crate::security::SecurityProtocol;
 use crate::share::share_config::{self, ShareBrokerConfig};
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,15 @@ pub struct ServeArgs {
     /// Admin HTTP endpoint for /metrics, /health, /ready (port 0: ephemeral) [default: 127.0.0.1:9644]
     #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Security protocol of the client listener: PLAINTEXT or SASL_PLAINTEXT [default: PLAINTEXT]
+    #[arg(long, env = "SLUICE_SECURITY_PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// SASL mechanisms offered on SASL listeners (Kafka's sasl.enabled.mechanisms) [default: SCRAM-SHA-256,SCRAM-SHA-512,PLAIN]
+    #[arg(long, env = "SLUICE_SASL_ENABLED_MECHANISMS")]
+    pub sasl_enabled_mechanisms: Option<String>,
+    /// KIP-368: an authenticated connection must re-authenticate within this time or is closed on its next request; 0 = never (Kafka's connections.max.reauth.ms) [default: 0]
+    #[arg(long, env = "SLUICE_SASL_SESSION_LIFETIME_MS")]
+    pub sasl_session_lifetime_ms: Option<i64>,
     /// Kafka's group.min.session.timeout.ms [default: 1000]
     #[arg(long, env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS")]
     pub group_min_session_timeout_ms: Option<i32>,
@@ -162,6 +173,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         None => ConfigFile::default(),
     };
     let group = resolve_group(&args, &file)?;
+    let (security_protocol, sasl) = resolve_security(&args, &file)?;
     let mut share = resolve_share(&args, &file)?;
     // A KIP-848 group's own configs default to the broker's (Kafka's group.consumer.*).
     share.group_defaults.consumer_session_timeout_ms = group.consumer_session_timeout_ms;
@@ -269,7 +281,53 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .admin_listen
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
+        security_protocol,
+        sasl,
     })
+}
+
+/// The listener's security protocol and the SASL settings: flags and env over the file.
+fn resolve_security(
+    args: &ServeArgs,
+    file: &ConfigFile,
+) -> Result<(SecurityProtocol, SaslConfig), ConfigError> {
+    let protocol = match args
+        .security_protocol
+        .as_deref()
+        .or(file.security_protocol.as_deref())
+    {
+        None => SecurityProtocol::Plaintext,
+        Some(name) => match SecurityProtocol::parse(name) {
+            Some(p) if !p.uses_tls() => p,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "security-protocol",
+                    reason: format!("{name:?} is not PLAINTEXT or SASL_PLAINTEXT"),
+                })
+            }
+        },
+    };
+    let mut sasl = SaslConfig::default();
+    if let Some(text) = args
+        .sasl_enabled_mechanisms
+        .as_deref()
+        .or(file.sasl_enabled_mechanisms.as_deref())
+    {
+        sasl.mechanisms = config::parse_sasl_mechanisms(text)?;
+    }
+    if let Some(ms) = args
+        .sasl_session_lifetime_ms
+        .or(file.sasl_session_lifetime_ms)
+    {
+        if ms < 0 {
+            return Err(ConfigError::Invalid {
+                key: "sasl-session-lifetime-ms",
+                reason: format!("{ms} is negative"),
+            });
+        }
+        sasl.session_lifetime_ms = ms;
+    }
+    Ok((protocol, sasl))
 }
 
 /// Group coordinator settings: flags and env over the file over defaults.

@@ -14,10 +14,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes};
 
 use super::error::{ClientError, CodecError};
+use crate::security::sasl::scram_client::ScramClient;
+use crate::security::sasl::SaslMechanism;
 
 /// ApiVersions error code for a request version the broker does not know.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -31,6 +34,25 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     /// How long a response may take beyond any wait time the request itself asks for.
     pub request_timeout: Duration,
+    /// Authenticate every connection with SASL (the broker's listener is SASL_PLAINTEXT).
+    pub sasl: Option<SaslLogin>,
+}
+
+/// A SASL mechanism and the credentials to authenticate with.
+#[derive(Clone)]
+pub struct SaslLogin {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ConnectionConfig {
@@ -40,6 +62,7 @@ impl Default for ConnectionConfig {
             response_bytes_max: 128 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            sasl: None,
         }
     }
 }
@@ -100,6 +123,9 @@ impl Connection {
             request_timeout: config.request_timeout,
         };
         conn.negotiate_versions()?;
+        if let Some(login) = &config.sasl {
+            conn.authenticate(login)?;
+        }
         Ok(conn)
     }
 
@@ -231,6 +257,46 @@ impl Connection {
             .read_exact(&mut frame)
             .map_err(|source| self.io_err(source))?;
         Ok(Bytes::from(frame))
+    }
+
+    /// SaslHandshake, then SaslAuthenticate rounds until the mechanism's exchange is done.
+    fn authenticate(&mut self, login: &SaslLogin) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        let context = || format!("SASL {} authentication to {addr}", login.mechanism);
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(login.mechanism.name()));
+        let (response, _) = self.send(&handshake)?;
+        super::error::check_error_code(response.error_code, None, context)?;
+        let failed = |reason: String| ClientError::Sasl {
+            addr: addr.clone(),
+            reason,
+        };
+        match login.mechanism.scram_hash() {
+            None => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                self.sasl_round(token.into_bytes(), login)?;
+            }
+            Some(hash) => {
+                let (client, first) =
+                    ScramClient::start(hash, &login.username, &login.password).map_err(failed)?;
+                let server_first = self.sasl_round(first, login)?;
+                let (check, client_final) = client.finish(&server_first).map_err(failed)?;
+                let server_final = self.sasl_round(client_final, login)?;
+                check.verify(&server_final).map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sasl_round(&mut self, token: Vec<u8>, login: &SaslLogin) -> Result<Bytes, ClientError> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let (response, _) = self.send(&request)?;
+        super::error::check_error_code(
+            response.error_code,
+            response.error_message.as_deref(),
+            || format!("SASL {} authentication to {}", login.mechanism, self.addr),
+        )?;
+        Ok(response.auth_bytes)
     }
 
     /// ApiVersions at our highest version; a broker that does not know it answers

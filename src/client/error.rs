@@ -102,6 +102,9 @@ pub enum ClientError {
         message: Option<String>,
     },
 
+    #[error("SASL authentication to {addr} failed: {reason}")]
+    Sasl { addr: String, reason: String },
+
     #[error("response from {addr} is missing {what}")]
     MissingInResponse { addr: String, what: String },
 

@@ -8,6 +8,7 @@
 //! - [`consumer`] — ListOffsets and a sessionless Fetch loop.
 //! - [`group_admin`] / [`share_admin`] — consumer-group and share-group administration.
 //! - [`txn_admin`] — a transactional producer's coordinator, producer id and epoch.
+//! - [`user_admin`] — SCRAM users (Describe/AlterUserScramCredentials).
 //!
 //! Nothing here panics on broker responses: every field read from the wire is checked and
 //! every broker error code becomes a [`ClientError`].
@@ -42,10 +43,11 @@ pub mod group_admin;
 pub mod producer;
 pub mod share_admin;
 pub mod txn_admin;
+pub mod user_admin;
 
 pub use admin::Admin;
 pub use cluster::Cluster;
-pub use connection::{Connection, ConnectionConfig};
+pub use connection::{Connection, ConnectionConfig, SaslLogin};
 pub use consumer::{Consumer, ConsumerRecord, OffsetSpec};
 pub use error::ClientError;
 pub use producer::{Acks, Producer, ProducerRecord};

@@ -58,6 +58,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeCluster, 0, 1),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::SaslHandshake, 0, 1),
+    // SASL (src/security/sasl).
+    range(ApiKey::SaslAuthenticate, 0, 2),
+    range(ApiKey::DescribeUserScramCredentials, 0, 0),
+    range(ApiKey::AlterUserScramCredentials, 0, 0),
     range(ApiKey::InitProducerId, 0, 4),
     // Transactions (src/txn), without KIP-890 part 2 (EndTxn v5, TxnOffsetCommit v5).
     range(ApiKey::AddPartitionsToTxn, 0, 5),

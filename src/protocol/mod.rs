@@ -43,4 +43,7 @@ pub enum ProtocolError {
     },
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
+    /// The SASL exchange ends the connection (see `security::sasl`).
+    #[error(transparent)]
+    Sasl(#[from] crate::security::sasl::SaslError),
 }

@@ -5,6 +5,7 @@
 //! `server::handlers::dispatch`.
 
 mod principal;
+pub mod sasl;
 mod session;
 
 pub use principal::KafkaPrincipal;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use super::sasl::SaslSession;
 use super::KafkaPrincipal;
 
 /// Kafka's listener security protocols.
@@ -59,6 +60,8 @@ pub struct Session {
     pub protocol: SecurityProtocol,
     pub peer: Option<SocketAddr>,
     pub principal: KafkaPrincipal,
+    /// The SASL exchange's state; used only on SASL listeners.
+    pub sasl: SaslSession,
 }
 
 impl Session {
@@ -67,12 +70,19 @@ impl Session {
             protocol,
             peer,
             principal: KafkaPrincipal::anonymous(),
+            sasl: SaslSession::default(),
         }
     }
 
     /// A plaintext connection's session: anonymous, as Kafka's PLAINTEXT listeners are.
     pub fn plaintext(peer: Option<SocketAddr>) -> Session {
         Session::new(SecurityProtocol::Plaintext, peer)
+    }
+
+    /// Whether the connection must close once its current answer is written: a failed
+    /// SASL exchange ends the connection after telling the client why, as Kafka does.
+    pub fn closing(&self) -> bool {
+        self.sasl.phase() == crate::security::sasl::SaslPhase::Failed
     }
 
     pub fn peer_ip(&self) -> Option<IpAddr> {

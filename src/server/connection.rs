@@ -77,7 +77,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
         async_channel::bounded::<(Reply, Permits, RequestTimer)>(PIPELINE_DEPTH_MAX);
     let writer_task = crate::io::spawn(write_replies(writer, queued));
     let connection_budget = ByteBudget::new(CONNECTION_INFLIGHT_BYTES_MAX);
-    let mut session = Session::plaintext(peer);
+    let mut session = Session::new(shard.config.security_protocol, peer);
     loop {
         let size = match read_frame_size(&mut reader, FRAME_BYTES_MAX).await {
             Ok(Some(size)) => size,
@@ -101,6 +101,10 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<
             Ok(reply) => {
                 if replies.send((reply, permits, timer)).await.is_err() {
                     break; // the writer failed: the socket is gone
+                }
+                if session.closing() {
+                    tracing::info!(?peer, "SASL authentication failed; closing connection");
+                    break;
                 }
             }
             Err(e) => {

@@ -35,6 +35,7 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::InvalidRequest(_) => ResponseError::InvalidRequest,
         AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
         AdminError::Storage(_) => ResponseError::KafkaStorageError,
+        AdminError::NoScramCredential => ResponseError::ResourceNotFound,
         AdminError::ShuttingDown => ResponseError::UnknownServerError,
     }
 }

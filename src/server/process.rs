@@ -488,7 +488,7 @@ fn shard_listen_addr(base: SocketAddr, shard_id: usize) -> SocketAddr {
 }
 
 /// An advisory lock so that two brokers never share one data dir.
-fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+pub(crate) fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
     let path = data_dir.join(".lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

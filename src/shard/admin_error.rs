@@ -22,6 +22,8 @@ pub enum AdminError {
     InvalidConfig(String),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("Attempt to delete a user credential that does not exist")]
+    NoScramCredential,
     #[error("the broker is shutting down")]
     ShuttingDown,
 }

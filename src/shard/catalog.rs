@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use super::placement::Placement;
 use super::topic_config::TopicOverrides;
+use crate::security::sasl::scram_credential::{ScramEntry, UserEntry};
+use crate::security::sasl::{SaslMechanism, ScramCredential};
 
 const CATALOG_FILE: &str = "catalog.toml";
 
@@ -59,6 +61,12 @@ pub enum CatalogChange {
         broker: String,
         overrides: TopicOverrides,
     },
+    /// A user's SCRAM credential for one mechanism: set, or removed when `None`.
+    ScramCredential {
+        user: String,
+        mechanism: SaslMechanism,
+        credential: Option<ScramCredential>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +74,8 @@ pub struct Catalog {
     topics: IndexMap<String, TopicMeta>,
     /// Dynamic broker configs by resource name: a broker id, or "" for the cluster default.
     brokers: BTreeMap<String, TopicOverrides>,
+    /// SCRAM credentials by user, then mechanism (salted keys only, never a password).
+    users: BTreeMap<String, BTreeMap<SaslMechanism, ScramCredential>>,
 }
 
 impl Catalog {
@@ -85,6 +95,22 @@ impl Catalog {
         self.brokers.get(broker).cloned().unwrap_or_default()
     }
 
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: SaslMechanism,
+    ) -> Option<&ScramCredential> {
+        self.users.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with a SCRAM credential, and the mechanisms and iterations of each.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&str, Vec<(SaslMechanism, i32)>)> {
+        self.users.iter().map(|(user, credentials)| {
+            let mechanisms = credentials.iter().map(|(m, c)| (*m, c.iterations));
+            (user.as_str(), mechanisms.collect())
+        })
+    }
+
     pub fn apply(&mut self, change: &CatalogChange) {
         match change {
             CatalogChange::Upsert(meta) => {
@@ -100,6 +126,24 @@ impl Catalog {
                     self.brokers.insert(broker.clone(), overrides.clone());
                 }
             }
+            CatalogChange::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => match credential {
+                Some(credential) => {
+                    let credentials = self.users.entry(user.clone()).or_default();
+                    credentials.insert(*mechanism, credential.clone());
+                }
+                None => {
+                    if let Some(credentials) = self.users.get_mut(user) {
+                        credentials.remove(mechanism);
+                        if credentials.is_empty() {
+                            self.users.remove(user);
+                        }
+                    }
+                }
+            },
         }
     }
 
@@ -118,6 +162,16 @@ impl Catalog {
         let mut catalog = Catalog::default();
         for entry in file.broker {
             catalog.brokers.insert(entry.id, entry.config);
+        }
+        for entry in file.user {
+            let mut credentials = BTreeMap::new();
+            for scram in &entry.scram {
+                let (mechanism, credential) = scram
+                    .decode()
+                    .map_err(|e| corrupt(format!("user {}: {e}", entry.name)))?;
+                credentials.insert(mechanism, credential);
+            }
+            catalog.users.insert(entry.name, credentials);
         }
         for entry in file.topic {
             let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
@@ -165,6 +219,17 @@ impl Catalog {
                     config: config.clone(),
                 })
                 .collect(),
+            user: self
+                .users
+                .iter()
+                .map(|(name, credentials)| UserEntry {
+                    name: name.clone(),
+                    scram: credentials
+                        .iter()
+                        .map(|(m, c)| ScramEntry::new(*m, c))
+                        .collect(),
+                })
+                .collect(),
         };
         let path = data_dir.join(CATALOG_FILE);
         let io_err = |source| CatalogError::Io {
@@ -193,6 +258,8 @@ struct CatalogFile {
     topic: Vec<TopicEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     broker: Vec<BrokerEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    user: Vec<UserEntry>,
 }
 
 /// One broker resource's dynamic configs; `id` is "" for the cluster default.

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::broker_config;
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
 use super::control::{
-    AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ShardMessage,
+    AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ScramChange,
+    ShardMessage,
 };
 use super::placement;
 use super::producer_ids::ProducerIdAllocator;
@@ -99,6 +100,13 @@ impl CatalogOwner {
                 } => {
                     let outcome = self.alter_broker_config(broker, edit, validate_only).await;
                     let _ = reply.send(outcome);
+                }
+                AdminRequest::AlterScramCredentials { changes, reply } => {
+                    let mut results = Vec::with_capacity(changes.len());
+                    for change in changes {
+                        results.push(self.alter_scram_credential(change).await);
+                    }
+                    let _ = reply.send(results);
                 }
             }
         }
@@ -262,6 +270,22 @@ impl CatalogOwner {
         }
         self.commit(CatalogChange::BrokerConfig { broker, overrides })
             .await
+    }
+
+    async fn alter_scram_credential(&mut self, change: ScramChange) -> Result<(), AdminError> {
+        let exists = self
+            .catalog
+            .scram_credential(&change.user, change.mechanism)
+            .is_some();
+        if change.credential.is_none() && !exists {
+            return Err(AdminError::NoScramCredential);
+        }
+        self.commit(CatalogChange::ScramCredential {
+            user: change.user,
+            mechanism: change.mechanism,
+            credential: change.credential,
+        })
+        .await
     }
 
     /// Persists `change`, then applies it on every shard. The file is written first so a

@@ -37,6 +37,13 @@ pub enum ConfigOp {
     Subtract(String, String),
 }
 
+/// One user's SCRAM credential for one mechanism, to set or (`None`) to remove.
+pub struct ScramChange {
+    pub user: String,
+    pub mechanism: crate::security::sasl::SaslMechanism,
+    pub credential: Option<crate::security::sasl::ScramCredential>,
+}
+
 /// Requests to the catalog owner (shard 0).
 pub enum AdminRequest {
     /// A fresh producer id for an idempotent producer (epoch 0).
@@ -69,6 +76,11 @@ pub enum AdminRequest {
         edit: ConfigEdit,
         validate_only: bool,
         reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    /// AlterUserScramCredentials, validated but for whether a deleted credential exists.
+    AlterScramCredentials {
+        changes: Vec<ScramChange>,
+        reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
     },
 }
 

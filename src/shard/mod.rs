@@ -30,6 +30,7 @@ use futures_channel::oneshot;
 
 use crate::config::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
+use crate::security::sasl::{CredentialSource, SaslMechanism, ScramCredential};
 use crate::share::share_state::StoredPartition;
 use catalog::{Catalog, CatalogChange, TopicMeta};
 use control::{AdminError, AdminRequest, ShardMessage};
@@ -275,11 +276,15 @@ impl Shard {
     pub async fn apply(&self, change: CatalogChange) -> Result<(), AdminError> {
         let deleted = match &change {
             CatalogChange::Delete { name } => self.topic(name),
-            CatalogChange::Upsert(_) | CatalogChange::BrokerConfig { .. } => None,
+            CatalogChange::Upsert(_)
+            | CatalogChange::BrokerConfig { .. }
+            | CatalogChange::ScramCredential { .. } => None,
         };
         let created = match &change {
             CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
-            CatalogChange::Delete { .. } | CatalogChange::BrokerConfig { .. } => false,
+            CatalogChange::Delete { .. }
+            | CatalogChange::BrokerConfig { .. }
+            | CatalogChange::ScramCredential { .. } => false,
         };
         self.catalog.borrow_mut().apply(&change);
         match change {
@@ -315,7 +320,16 @@ impl Shard {
                 }
                 Ok(())
             }
+            // Credentials live in the catalog replica alone; SASL reads them from there.
+            CatalogChange::ScramCredential { .. } => Ok(()),
         }
+    }
+
+    /// Every user with SCRAM credentials, with their mechanisms and iteration counts.
+    pub fn scram_users(&self) -> Vec<(String, Vec<(SaslMechanism, i32)>)> {
+        let catalog = self.catalog.borrow();
+        let users = catalog.scram_users();
+        users.map(|(name, m)| (name.to_owned(), m)).collect()
     }
 
     /// Dynamic config overrides of `broker` (an id, or "" for the cluster default).
@@ -346,6 +360,15 @@ impl Shard {
                 }
             }
         }
+    }
+}
+
+impl CredentialSource for Shard {
+    fn scram_credential(&self, user: &str, mechanism: SaslMechanism) -> Option<ScramCredential> {
+        self.catalog
+            .borrow()
+            .scram_credential(user, mechanism)
+            .cloned()
     }
 }
 

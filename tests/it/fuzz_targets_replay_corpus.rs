@@ -297,6 +297,11 @@ fn dispatch() {
 }
 
 #[test]
+fn sasl_exchange() {
+    replay("sasl_exchange", targets::sasl_exchange);
+}
+
+#[test]
 fn segment_recovery() {
     replay("segment_recovery", targets::segment_recovery);
 }

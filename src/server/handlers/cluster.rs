@@ -1,4 +1,4 @@
-//! Small cluster-level APIs: DescribeCluster, OffsetForLeaderEpoch, SaslHandshake.
+//! Small cluster-level APIs: DescribeCluster, OffsetForLeaderEpoch.
 
 use std::rc::Rc;
 
@@ -11,7 +11,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEp
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
 };
-use kafka_protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
@@ -97,12 +96,4 @@ pub fn offset_for_leader_epoch(
         })
         .collect();
     ctx.reply(&OffsetForLeaderEpochResponse::default().with_topics(topics))
-}
-
-/// sluice has no SASL yet: say so in the way clients report clearly.
-pub fn sasl_handshake(ctx: RequestContext) -> Result<Reply, ProtocolError> {
-    ctx.reply(
-        &SaslHandshakeResponse::default()
-            .with_error_code(code(ResponseError::UnsupportedSaslMechanism)),
-    )
 }

@@ -17,6 +17,7 @@ mod offsets;
 mod produce;
 mod produce_order;
 mod producer_id;
+mod sasl_authentication;
 mod share_acknowledge;
 mod share_errors;
 mod share_fetch;
@@ -29,6 +30,7 @@ mod txn_errors;
 mod txn_offset_commit;
 mod txn_produce_verification;
 mod unsupported;
+mod user_scram_credentials;
 
 use std::rc::Rc;
 
@@ -129,6 +131,7 @@ pub fn dispatch(
         version: prefix.api_version,
         correlation_id: prefix.correlation_id,
     };
+    sasl_authentication::gate(session, api_key)?;
     if !is_served(prefix.api_key, prefix.api_version) {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer a too-new ApiVersions with our ranges at v0 so the client can retry.
@@ -177,7 +180,10 @@ pub fn dispatch(
         ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, frame),
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
-        ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
+        ApiKey::SaslHandshake => sasl_authentication::handshake(shard, ctx, frame, session),
+        ApiKey::SaslAuthenticate => sasl_authentication::authenticate(shard, ctx, frame, session),
+        ApiKey::DescribeUserScramCredentials => user_scram_credentials::describe(shard, ctx, frame),
+        ApiKey::AlterUserScramCredentials => user_scram_credentials::alter(shard, ctx, frame),
         ApiKey::InitProducerId => producer_id::handle(shard, ctx, frame),
         ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), frame),
         ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
@@ -230,6 +236,9 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::InitProducerId => "InitProducerId",
         ApiKey::ShareGroupHeartbeat => "ShareGroupHeartbeat",
         ApiKey::ShareGroupDescribe => "ShareGroupDescribe",

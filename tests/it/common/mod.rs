@@ -1104,3 +1104,22 @@ impl Drop for HealthyClient {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Whether python3 can run `import` (e.g. `from confluent_kafka import Producer`). In CI
+/// (`CI` set) a missing client fails the test; elsewhere the caller skips its scenario.
+pub fn python_client_available(import: &str) -> bool {
+    let available = Command::new("python3")
+        .args(["-c", import])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 must be able to `{import}` (pip install 'confluent-kafka==2.16.*')"
+        );
+        eprintln!("skipping: python3 cannot `{import}`");
+    }
+    available
+}
