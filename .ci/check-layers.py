@@ -152,7 +152,8 @@ def drop_test_items(code):
 
 def expand_use(tree):
     """`a::{b, c::{d, e}}` -> ["a::b", "a::c::d", "a::c::e"]."""
-    tree = re.sub(r"\s+", "", tree)
+    # Whitespace only matters around `as` (`Foo as Bar`); squeeze it everywhere else.
+    tree = re.sub(r"\s*(::|\{|\}|,)\s*", r"\1", re.sub(r"\s+", " ", tree)).strip()
     depth, start, parts = 0, 0, []
     for i, ch in enumerate(tree):
         if ch == "{":
@@ -167,7 +168,7 @@ def expand_use(tree):
     for part in filter(None, parts):
         brace = part.find("{")
         if brace < 0:
-            paths.append(re.sub(r"as\w+$", "", part.split(" as ")[0]))
+            paths.append(part.split(" as ")[0].strip())
             continue
         prefix = part[:brace]
         for sub in expand_use(part[brace + 1:part.rindex("}")]):

@@ -43,7 +43,7 @@ pub enum ProtocolError {
     },
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
-    /// The SASL exchange ends the connection (see `security::sasl`).
-    #[error(transparent)]
-    Sasl(#[from] crate::security::sasl::SaslError),
+    /// The connection's security exchange (SASL) ends it; the message says why.
+    #[error("{0}")]
+    SecurityRefused(String),
 }

@@ -23,6 +23,16 @@ pub const SCRAM_ITERATIONS_MAX: i32 = 16384;
 /// uses a random 130-bit string; 32 bytes is at least as strong).
 const SALT_BYTES: usize = 32;
 
+impl SaslMechanism {
+    pub fn scram_hash(self) -> Option<ScramHash> {
+        match self {
+            SaslMechanism::Plain => None,
+            SaslMechanism::ScramSha256 => Some(ScramHash::Sha256),
+            SaslMechanism::ScramSha512 => Some(ScramHash::Sha512),
+        }
+    }
+}
+
 /// The hash behind a SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScramHash {
@@ -178,6 +188,11 @@ impl ScramEntry {
             },
         ))
     }
+}
+
+/// Where the SASL exchange finds a user's SCRAM credential (the shard's catalog replica).
+pub trait CredentialSource {
+    fn scram_credential(&self, user: &str, mechanism: SaslMechanism) -> Option<ScramCredential>;
 }
 
 #[cfg(test)]

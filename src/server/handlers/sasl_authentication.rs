@@ -154,3 +154,9 @@ fn kafka_enum_name(api_key: ApiKey) -> String {
     }
     out
 }
+
+impl From<SaslError> for ProtocolError {
+    fn from(e: SaslError) -> ProtocolError {
+        ProtocolError::SecurityRefused(e.to_string())
+    }
+}
