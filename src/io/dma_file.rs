@@ -254,13 +254,28 @@ pub async fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     closed
 }
 
-/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync the directory.
+/// Writes `data` to `path` atomically: temporary file, fdatasync, rename, fsync the
+/// directory, so a crash leaves either the old content or the new, whole. Every step runs on
+/// the runtime (io_uring, or glommio's blocking-syscall thread for the rename), never as a
+/// blocking call on the shard's thread: this is the one helper for small state files.
 pub async fn write_file_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     write_file(&tmp, data).await?;
-    rename(&tmp, path)?;
+    glommio::io::rename(&tmp, path).await?;
+    sync_parent(path).await
+}
+
+/// Removes `path` (a missing file is not an error) and fsyncs its directory, so the removal
+/// survives a crash. Like [`write_file_atomic`], nothing blocks the shard's thread.
+pub async fn remove_file_durably(path: &Path) -> io::Result<()> {
+    if let Err(e) = glommio::io::remove(path).await {
+        let e = io::Error::from(e);
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+    }
     sync_parent(path).await
 }
 
