@@ -20,6 +20,7 @@
 
 mod batch;
 mod batch_records;
+mod commit_group;
 mod config;
 mod error;
 mod log_cleaner;
