@@ -19,6 +19,10 @@ pub const SHARD_INFLIGHT_BYTES_MAX: usize = 512 * 1024 * 1024;
 /// enough to keep the disk busy with large writes, small enough to bound memory.
 pub const PARTITION_UNWRITTEN_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
+/// Bytes of recent batches the partitions of a shard keep in memory together for tailing
+/// consumers (the tail cache); older data is read from the segment files.
+pub const TAIL_CACHE_BYTES_PER_SHARD: u64 = 128 * 1024 * 1024;
+
 /// Per-shard bound on connections.
 pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 

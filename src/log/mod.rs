@@ -28,10 +28,12 @@ mod log_start;
 mod offset_map;
 mod partition_log;
 mod producer_state;
+mod read_ahead;
 mod segment;
 mod segment_index;
 mod segment_writer;
 pub mod state_log;
+mod tail_cache;
 #[doc(hidden)]
 pub mod testing;
 mod txn_index;
