@@ -56,6 +56,13 @@ pub const LOG_CLEANER_WRITE_BYTES: usize = 1024 * 1024;
 /// How often each shard's log cleaner looks for compacted logs worth cleaning.
 pub const LOG_CLEANER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// CPU shares of the task classes (`io::TaskClass`) against the default queue's 1000, where
+/// connections read, decode and answer requests. Fetch work gets the most; the disk work of
+/// produce (copying into write buffers, fsync rounds) yields to it under load.
+pub const FETCH_TASK_SHARES: usize = 1000;
+pub const PRODUCE_TASK_SHARES: usize = 500;
+pub const BACKGROUND_TASK_SHARES: usize = 100;
+
 /// CPU shares of the log cleaner's task queue against the request path's 1000: when both
 /// have work, appends and fetches get about 10 times the cleaner's time.
 pub const LOG_CLEANER_SHARES: usize = 100;

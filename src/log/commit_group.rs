@@ -60,7 +60,10 @@ pub(crate) fn written(state: &Rc<RefCell<LogState>>, file: &Rc<DmaFile>) {
         },
     );
     if !std::mem::replace(&mut *group.running.borrow_mut(), true) {
-        crate::io::spawn(async move { group.run_rounds().await }).detach();
+        crate::io::spawn_in(crate::io::TaskClass::Produce, async move {
+            group.run_rounds().await
+        })
+        .detach();
     }
 }
 
@@ -121,7 +124,9 @@ impl CommitGroup {
                     .iter()
                     .map(|member| {
                         let file = member.file.clone();
-                        crate::io::spawn(async move { file.fdatasync().await })
+                        crate::io::spawn_in(crate::io::TaskClass::Produce, async move {
+                            file.fdatasync().await
+                        })
                     })
                     .collect();
                 let mut results = Vec::with_capacity(syncs.len());

@@ -276,7 +276,19 @@ impl PartitionLog {
         };
         state.assert_offsets();
         let state = Rc::new(RefCell::new(state));
-        let writer = crate::io::spawn(segment_writer::run(state.clone(), recovered.tail));
+        let (segment_base, file) = {
+            let st = state.borrow();
+            let active = st.segments.back().expect("never empty");
+            let file = active
+                .file
+                .clone()
+                .expect("active segment has a file at open");
+            (active.base_offset, file)
+        };
+        let writer = crate::io::spawn_in(
+            crate::io::TaskClass::Produce,
+            segment_writer::run(state.clone(), recovered.tail, segment_base, file),
+        );
         state.borrow_mut().writer = Some(writer);
         Ok(PartitionLog { state })
     }
@@ -1548,6 +1560,17 @@ mod tests {
         (log, batches)
     }
 
+    /// Overwrites bytes of the first segment file behind the log's back (buffered, synced).
+    fn overwrite_segment(dir: &Path, position: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment::path(dir, 0, LOG_SUFFIX))
+            .expect("open segment");
+        file.write_all_at(bytes, position).expect("overwrite");
+        file.sync_all().expect("sync");
+    }
+
     /// A consumer reading the segment in order gets its third fetch from the window read
     /// ahead during the second: the test overwrites the file there (O_DIRECT reads would
     /// see the damage) and the read still returns the batches as written.
@@ -1575,18 +1598,8 @@ mod tests {
             let ahead = log.state.borrow().read_ahead.clone();
             ahead.settled().await;
             // Damage what the third fetch needs, past what the first two read.
-            let segment = segment::path(&path, 0, LOG_SUFFIX);
             let damaged_from = (first.bytes_len() + second_data.len()) as u64;
-            {
-                use std::os::unix::fs::FileExt;
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&segment)
-                    .expect("open segment");
-                file.write_all_at(&vec![0u8; 2 * fetch_bytes], damaged_from)
-                    .expect("damage");
-                file.sync_all().expect("sync");
-            }
+            overwrite_segment(&path, damaged_from, &vec![0u8; 2 * fetch_bytes]);
             let third = log
                 .read(next, fetch_bytes)
                 .await
@@ -1611,17 +1624,8 @@ mod tests {
         crate::io::block_on_local(async move {
             let (log, _) = reopened_with_batches(&path, 1).await;
             log.close().await.expect("close");
-            {
-                use std::os::unix::fs::FileExt;
-                let segment = segment::path(&path, 0, LOG_SUFFIX);
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&segment)
-                    .expect("open segment");
-                // A byte in the last record's value, far from the header.
-                file.write_all_at(&[0xee], 5_000).expect("flip a byte");
-                file.sync_all().expect("sync");
-            }
+            // A byte in the last record's value, far from the header.
+            overwrite_segment(&path, 5_000, &[0xee]);
             let log = PartitionLog::open(path.clone(), LogConfig::default())
                 .await
                 .expect("reopen after a clean shutdown: no rescan");

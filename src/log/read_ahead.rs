@@ -114,7 +114,7 @@ impl ReadAhead {
         };
         let inner = self.inner.clone();
         let file = file.clone();
-        crate::io::spawn(async move {
+        crate::io::spawn_in(crate::io::TaskClass::Fetch, async move {
             // A failed or short read-ahead is only a missed chance: the fetch reads the
             // file itself and reports what goes wrong.
             let data = match file.read_at(end, len).await {

@@ -82,18 +82,15 @@ struct WriteRun {
     next_tail: Vec<u8>,
 }
 
-pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
-    let (segment_base, file) = {
-        let st = state.borrow();
-        let active = st.segments.back().expect("never empty");
-        (
-            active.base_offset,
-            active
-                .file
-                .clone()
-                .expect("active segment has a file at open"),
-        )
-    };
+/// The writer task of a log whose active segment, when it opened, was `segment_base` in
+/// `file`, its partial last block `tail`. (Taken at open, not when the task first runs:
+/// appends made before then may already have started a later segment.)
+pub(crate) async fn run(
+    state: Rc<RefCell<LogState>>,
+    tail: Vec<u8>,
+    segment_base: i64,
+    file: Rc<DmaFile>,
+) {
     let mut writer = Writer {
         state: state.clone(),
         segment_base,
