@@ -19,6 +19,10 @@ pub const SHARD_INFLIGHT_BYTES_MAX: usize = 512 * 1024 * 1024;
 /// enough to keep the disk busy with large writes, small enough to bound memory.
 pub const PARTITION_UNWRITTEN_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
+/// Bytes of recent batches the partitions of a shard keep in memory together for tailing
+/// consumers (the tail cache); older data is read from the segment files.
+pub const TAIL_CACHE_BYTES_PER_SHARD: u64 = 128 * 1024 * 1024;
+
 /// Per-shard bound on connections.
 pub const SHARD_CONNECTIONS_MAX: usize = 10_000;
 
@@ -51,6 +55,13 @@ pub const LOG_CLEANER_WRITE_BYTES: usize = 1024 * 1024;
 
 /// How often each shard's log cleaner looks for compacted logs worth cleaning.
 pub const LOG_CLEANER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CPU shares of the task classes (`io::TaskClass`) against the default queue's 1000, where
+/// connections read, decode and answer requests. Fetch work gets the most; the disk work of
+/// produce (copying into write buffers, fsync rounds) yields to it under load.
+pub const FETCH_TASK_SHARES: usize = 1000;
+pub const PRODUCE_TASK_SHARES: usize = 500;
+pub const BACKGROUND_TASK_SHARES: usize = 100;
 
 /// CPU shares of the log cleaner's task queue against the request path's 1000: when both
 /// have work, appends and fetches get about 10 times the cleaner's time.

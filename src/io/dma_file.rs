@@ -190,6 +190,7 @@ impl DmaFile {
     }
 
     pub async fn fdatasync(&self) -> io::Result<()> {
+        faults::before_sync().await;
         self.inner.fdatasync().await?;
         faults::after_sync(&self.path);
         Ok(())
@@ -254,13 +255,28 @@ pub async fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     closed
 }
 
-/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync the directory.
+/// Writes `data` to `path` atomically: temporary file, fdatasync, rename, fsync the
+/// directory, so a crash leaves either the old content or the new, whole. Every step runs on
+/// the runtime (io_uring, or glommio's blocking-syscall thread for the rename), never as a
+/// blocking call on the shard's thread: this is the one helper for small state files.
 pub async fn write_file_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     write_file(&tmp, data).await?;
-    rename(&tmp, path)?;
+    glommio::io::rename(&tmp, path).await?;
+    sync_parent(path).await
+}
+
+/// Removes `path` (a missing file is not an error) and fsyncs its directory, so the removal
+/// survives a crash. Like [`write_file_atomic`], nothing blocks the shard's thread.
+pub async fn remove_file_durably(path: &Path) -> io::Result<()> {
+    if let Err(e) = glommio::io::remove(path).await {
+        let e = io::Error::from(e);
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+    }
     sync_parent(path).await
 }
 
@@ -341,6 +357,8 @@ pub mod faults {
         writes_left: Option<u64>,
         /// The errno of injected write failures.
         write_errno: i32,
+        /// While set, fdatasyncs wait for it (see [`hold_syncs`]).
+        sync_hold: Option<event_listener::Event>,
     }
 
     thread_local! {
@@ -366,6 +384,40 @@ pub mod faults {
                 faults.write_errno = errno;
             }
         });
+    }
+
+    /// Makes every later fdatasync on this thread wait until [`release_syncs`]: a test can
+    /// then order what happens during a sync deterministically. Needs [`enable`].
+    pub fn hold_syncs() {
+        FAULTS.with(|f| {
+            if let Some(faults) = f.borrow_mut().as_mut() {
+                faults
+                    .sync_hold
+                    .get_or_insert_with(event_listener::Event::new);
+            }
+        });
+    }
+
+    /// Lets the fdatasyncs held by [`hold_syncs`] (and all later ones) go ahead.
+    pub fn release_syncs() {
+        let hold = FAULTS.with(|f| f.borrow_mut().as_mut().and_then(|f| f.sync_hold.take()));
+        if let Some(hold) = hold {
+            hold.notify(usize::MAX);
+        }
+    }
+
+    pub(super) async fn before_sync() {
+        loop {
+            let listener = FAULTS.with(|f| {
+                f.borrow()
+                    .as_ref()
+                    .and_then(|f| f.sync_hold.as_ref().map(|hold| hold.listen()))
+            });
+            match listener {
+                Some(listener) => listener.await,
+                None => return,
+            }
+        }
     }
 
     /// Simulated power loss: restores every file to its content at its last fdatasync.

@@ -12,6 +12,6 @@ pub mod net;
 pub mod runtime;
 
 pub use runtime::{
-    block_on_local, sleep, spawn, spawn_background, start_shards, yield_if_needed, ShardThreads,
-    Task,
+    block_on_local, sleep, spawn, spawn_background, spawn_in, start_shards, yield_if_needed,
+    ShardThreads, Task, TaskClass,
 };

@@ -90,6 +90,12 @@ pub(crate) fn header_fields(batch: &[u8]) -> BatchHeader {
     header(batch, batch.len())
 }
 
+/// A cheap check that `batch` starts a RecordBatch v2 where one is expected (reads of
+/// segment data, whose CRCs were checked at append or by recovery).
+pub(crate) fn is_v2_batch(batch: &[u8]) -> bool {
+    batch.len() >= HEADER_BYTES && batch[OFFSET_MAGIC] == 2
+}
+
 pub(crate) fn crc_matches(batch: &[u8]) -> bool {
     let stored = u32::from_be_bytes([
         batch[OFFSET_CRC],

@@ -398,6 +398,8 @@ impl PartitionLog {
                 .map_err(io)?;
         }
         st.drop_cached_below(target.next_offset);
+        // It may hold the replaced file open.
+        st.read_ahead.clear();
         if size == 0 && i > 0 {
             // Every record of it has a newer one later in the log, which is durable: a crash
             // before the removal is durable leaves the old segment, rescanned.
@@ -433,10 +435,7 @@ enum Swap {
 impl LogState {
     /// Forgets cached batches below `offset`, which a cleaned segment no longer holds.
     fn drop_cached_below(&mut self, offset: i64) {
-        while self.cache.front().is_some_and(|b| b.base_offset < offset) {
-            let dropped = self.cache.pop_front().expect("checked");
-            self.cache_bytes -= dropped.bytes.len() as u64;
-        }
+        self.cache.drop_front_while(|b| b.base_offset < offset);
     }
 }
 

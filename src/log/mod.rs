@@ -20,6 +20,7 @@
 
 mod batch;
 mod batch_records;
+mod commit_group;
 mod config;
 mod error;
 mod log_cleaner;
@@ -27,10 +28,12 @@ mod log_start;
 mod offset_map;
 mod partition_log;
 mod producer_state;
+mod read_ahead;
 mod segment;
 mod segment_index;
 mod segment_writer;
 pub mod state_log;
+mod tail_cache;
 #[doc(hidden)]
 pub mod testing;
 mod txn_index;

@@ -5,8 +5,10 @@
 //! under the flush policy. Under group commit one fdatasync covers everything written before
 //! it; batches appended while an fsync runs share the next one. Durability (and the high
 //! watermark) only ever advances in offset order, so acknowledgements complete in append
-//! order. It also rolls segments: seals the previous one (fsync, truncate to size, write
-//! indexes) and creates and preallocates the next.
+//! order. Under group commit the fdatasync round is the shard's (see `commit_group`): one
+//! round covers every partition of the shard with data written. It also rolls segments:
+//! seals the previous one (fsync, truncate to size, write indexes) and creates and
+//! preallocates the next.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,6 +20,7 @@ use crate::constants::DMA_ALIGNMENT;
 use crate::io::dma_file::{AlignedBuf, DmaFile};
 
 use super::batch;
+use super::commit_group;
 use super::config::FlushPolicy;
 use super::error::LogError;
 use super::partition_log::{write_index, LogState};
@@ -79,18 +82,15 @@ struct WriteRun {
     next_tail: Vec<u8>,
 }
 
-pub(crate) async fn run(state: Rc<RefCell<LogState>>, tail: Vec<u8>) {
-    let (segment_base, file) = {
-        let st = state.borrow();
-        let active = st.segments.back().expect("never empty");
-        (
-            active.base_offset,
-            active
-                .file
-                .clone()
-                .expect("active segment has a file at open"),
-        )
-    };
+/// The writer task of a log whose active segment, when it opened, was `segment_base` in
+/// `file`, its partial last block `tail`. (Taken at open, not when the task first runs:
+/// appends made before then may already have started a later segment.)
+pub(crate) async fn run(
+    state: Rc<RefCell<LogState>>,
+    tail: Vec<u8>,
+    segment_base: i64,
+    file: Rc<DmaFile>,
+) {
     let mut writer = Writer {
         state: state.clone(),
         segment_base,
@@ -141,7 +141,8 @@ impl Writer {
                         FlushPolicy::IntervalMs(ms) => {
                             self.last_sync.elapsed() >= Duration::from_millis(ms)
                         }
-                        _ => true,
+                        FlushPolicy::GroupCommit { .. } => false,
+                        FlushPolicy::Never => true,
                     });
             if !has_work && !sync_due {
                 if closing {
@@ -181,7 +182,9 @@ impl Writer {
             }
             let st_closing = self.state.borrow().closing;
             match policy {
-                FlushPolicy::GroupCommit { .. } => self.sync(true).await?,
+                // Otherwise the shard's commit rounds make the writes durable (`complete`).
+                FlushPolicy::GroupCommit { .. } if st_closing => self.sync(true).await?,
+                FlushPolicy::GroupCommit { .. } => {}
                 FlushPolicy::IntervalMs(ms) => {
                     if st_closing || self.last_sync.elapsed() >= Duration::from_millis(ms) {
                         self.sync(false).await?;
@@ -372,6 +375,11 @@ impl Writer {
         active.written_bytes = run.first_position + run.payload;
         st.trim_cache();
         st.assert_offsets();
+        let group_commit = matches!(st.config.flush, FlushPolicy::GroupCommit { .. });
+        if group_commit && !st.closing {
+            drop(st);
+            commit_group::written(&self.state, &self.file);
+        }
     }
 
     /// Seals the current segment and opens the segment starting at `next_base`.

@@ -402,7 +402,10 @@ impl ShardTasks {
         share_rx: async_channel::Receiver<crate::share::ShareMessage>,
         txn_rx: async_channel::Receiver<crate::txn::TxnMessage>,
     ) -> ShardTasks {
-        let retention = crate::io::spawn(super::connection::retention_loop(Rc::clone(shard)));
+        let retention = crate::io::spawn_in(
+            crate::io::TaskClass::Background,
+            super::connection::retention_loop(Rc::clone(shard)),
+        );
         let group_timers = crate::io::spawn(crate::group::group_timers::run(
             Rc::clone(shard.groups()),
             Rc::clone(shard) as Rc<dyn crate::group::TopicCatalog>,

@@ -52,6 +52,7 @@ impl CatalogOwner {
                     let id = self
                         .producer_ids
                         .allocate()
+                        .await
                         .map_err(|e| AdminError::Storage(e.to_string()));
                     let _ = reply.send(id);
                 }
@@ -294,6 +295,7 @@ impl CatalogOwner {
         let mut next = self.catalog.clone();
         next.apply(&change);
         next.persist(&self.data_dir)
+            .await
             .map_err(|e| AdminError::Storage(e.to_string()))?;
         self.catalog = next;
         let mut answers = Vec::with_capacity(self.shards.len());

@@ -49,7 +49,7 @@ impl ProducerIdAllocator {
         })
     }
 
-    pub fn allocate(&mut self) -> Result<i64, ProducerIdError> {
+    pub async fn allocate(&mut self) -> Result<i64, ProducerIdError> {
         if self.next >= self.reserved_end {
             let end = self
                 .next
@@ -58,7 +58,7 @@ impl ProducerIdAllocator {
                     path: self.path.clone(),
                     reason: "producer ids exhausted".to_owned(),
                 })?;
-            self.persist(end)?;
+            self.persist(end).await?;
             self.reserved_end = end;
         }
         let id = self.next;
@@ -66,23 +66,13 @@ impl ProducerIdAllocator {
         Ok(id)
     }
 
-    fn persist(&self, end: i64) -> Result<(), ProducerIdError> {
-        use std::io::Write;
-        let error = |e: std::io::Error| ProducerIdError {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        let tmp = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(error)?;
-        file.write_all(end.to_string().as_bytes()).map_err(error)?;
-        file.sync_all().map_err(error)?;
-        std::fs::rename(&tmp, &self.path).map_err(error)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(error)?;
-        }
-        Ok(())
+    async fn persist(&self, end: i64) -> Result<(), ProducerIdError> {
+        crate::io::dma_file::write_file_atomic(&self.path, end.to_string().as_bytes())
+            .await
+            .map_err(|e| ProducerIdError {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -93,13 +83,30 @@ mod tests {
     #[test]
     fn ids_are_never_reused_across_reopens() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut first = ProducerIdAllocator::open(dir.path()).expect("open");
-        let a = first.allocate().expect("id");
-        let b = first.allocate().expect("id");
-        assert_eq!((a, b), (0, 1));
-        // A crash after handing out `b`: the reopened allocator starts past the block.
-        let mut second = ProducerIdAllocator::open(dir.path()).expect("reopen");
-        let c = second.allocate().expect("id");
-        assert!(c > b, "{c} must be beyond {b}");
+        crate::io::block_on_local(async {
+            let mut first = ProducerIdAllocator::open(dir.path()).expect("open");
+            let a = first.allocate().await.expect("id");
+            let b = first.allocate().await.expect("id");
+            assert_eq!((a, b), (0, 1));
+            // A crash after handing out `b`: the reopened allocator starts past the block.
+            let mut second = ProducerIdAllocator::open(dir.path()).expect("reopen");
+            let c = second.allocate().await.expect("id");
+            assert!(c > b, "{c} must be beyond {b}");
+        });
+    }
+
+    /// The reservation goes through io's atomic-write helper: a write failure injected
+    /// there refuses the id rather than handing out one that is not reserved on disk.
+    #[test]
+    fn reservation_writes_go_through_the_io_seam() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::io::block_on_local(async {
+            let mut ids = ProducerIdAllocator::open(dir.path()).expect("open");
+            crate::io::dma_file::faults::enable();
+            crate::io::dma_file::faults::fail_writes_after(0, libc::EIO);
+            let refused = ids.allocate().await;
+            crate::io::dma_file::faults::disable();
+            assert!(refused.is_err(), "an injected EIO must refuse the id");
+        });
     }
 }

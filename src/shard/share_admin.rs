@@ -141,5 +141,5 @@ pub async fn delete_group(shard: &Shard, group: &str) -> Result<(), ShareError> 
     let share = shard.share();
     share.check_empty_group(group, false)?;
     forget_partitions(share, group, None).await?;
-    share.forget_group(group)
+    share.forget_group(group).await
 }

@@ -32,6 +32,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::io::dma_file;
+
 use super::ShareError;
 
 pub const LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
@@ -284,36 +286,29 @@ pub fn load_overrides(data_dir: &Path) -> Result<BTreeMap<String, GroupOverrides
     Ok(all)
 }
 
-/// Writes a group's overrides durably (temp file, fsync, rename, fsync dir); an empty map
-/// removes the file.
-pub fn store_overrides(
+/// Writes a group's overrides durably (io's atomic write: temp file, fsync, rename, fsync
+/// dir); an empty map removes the file, durably too.
+pub async fn store_overrides(
     data_dir: &Path,
     group: &str,
     overrides: &GroupOverrides,
 ) -> Result<(), ShareError> {
-    use std::io::Write;
     let dir = groups_dir(data_dir);
     let fail = |what: &str, e: std::io::Error| ShareError::Storage(format!("{what} {dir:?}: {e}"));
-    std::fs::create_dir_all(&dir).map_err(|e| fail("creating", e))?;
+    dma_file::prepare_dir(&dir)
+        .await
+        .map_err(|e| fail("creating", e))?;
     let path = group_file(data_dir, group);
     if overrides.is_empty() {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail("removing from", e)),
-        }
-    } else {
-        let tmp = path.with_extension("tmp");
-        let text = serde_json::to_vec(overrides)
-            .map_err(|e| ShareError::Storage(format!("encoding group config: {e}")))?;
-        let mut file = std::fs::File::create(&tmp).map_err(|e| fail("writing into", e))?;
-        file.write_all(&text).map_err(|e| fail("writing into", e))?;
-        file.sync_all().map_err(|e| fail("syncing in", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| fail("renaming in", e))?;
+        return dma_file::remove_file_durably(&path)
+            .await
+            .map_err(|e| fail("removing from", e));
     }
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail("syncing", e))
+    let text = serde_json::to_vec(overrides)
+        .map_err(|e| ShareError::Storage(format!("encoding group config: {e}")))?;
+    dma_file::write_file_atomic(&path, &text)
+        .await
+        .map_err(|e| fail("writing into", e))
 }
 
 #[cfg(test)]

@@ -415,7 +415,7 @@ impl ShareState {
         if validate_only {
             return Ok(());
         }
-        super::share_config::store_overrides(&self.data_dir, group, &overrides)?;
+        super::share_config::store_overrides(&self.data_dir, group, &overrides).await?;
         for shard_id in 0..self.shard_count {
             let message = ShareMessage::SetGroupConfig {
                 group: group.to_owned(),
@@ -527,10 +527,10 @@ impl ShareState {
     }
 
     /// On the coordinator: forgets an empty group's membership and config.
-    pub fn forget_group(&self, group: &str) -> Result<(), ShareError> {
+    pub async fn forget_group(&self, group: &str) -> Result<(), ShareError> {
         self.check_empty_group(group, false)?;
         self.groups.borrow_mut().remove(group);
-        super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new())
+        super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new()).await
     }
 
     /// Removes members whose heartbeats stopped for the group's session timeout (timer

@@ -51,9 +51,9 @@ pub fn handle(
         return ctx.reply(&response);
     }
     let targets = resolve(shard, &ctx, &request);
-    Ok(Reply::DeferredPieces(Box::pin(fetch(
-        ctx, request, targets,
-    ))))
+    // In the fetch task queue, so that a produce flood's disk work does not delay it.
+    let fetching = crate::io::spawn_in(crate::io::TaskClass::Fetch, fetch(ctx, request, targets));
+    Ok(Reply::DeferredPieces(Box::pin(fetching)))
 }
 
 fn resolve(shard: &Shard, ctx: &RequestContext, request: &FetchRequest) -> Vec<Target> {
