@@ -78,10 +78,6 @@ const _: () = assert!(LOG_CLEANER_OFFSET_MAP_BYTES >= 24 * 1024);
 /// lookups, the log cleaner). A 1 MiB batch could otherwise claim gigabytes.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Per partition log: written batches stay in memory for tailing readers until this cache
-/// exceeds it.
-pub const CACHE_BYTES_MAX: u64 = 16 << 20;
-
 /// Requests read but not yet answered, per connection.
 pub const PIPELINE_DEPTH_MAX: usize = 64;
 

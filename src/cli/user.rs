@@ -171,7 +171,6 @@ fn add_offline(
             )),
         });
     }
-    catalog
-        .persist(data_dir)
-        .map_err(|e| offline(e.to_string()))
+    // The catalog is written through io's atomic-write helper, which runs on an executor.
+    crate::io::block_on_local(catalog.persist(data_dir)).map_err(|e| offline(e.to_string()))
 }

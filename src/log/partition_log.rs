@@ -23,9 +23,8 @@ use super::read_ahead::ReadAhead;
 use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 use super::segment_writer;
-use super::tail_cache::TailCache;
+use super::tail_cache::{CachedBatch, TailCache};
 use super::txn_index::{self, AbortedTxn};
-use crate::constants::CACHE_BYTES_MAX;
 
 /// Written (empty) on clean close; its presence at open means no segment needs a rescan.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -79,17 +78,6 @@ pub(crate) struct PendingBatch {
     pub bytes: Bytes,
     /// The broker time to stamp the batch with (LogAppendTime), as its in-memory copy is.
     pub log_append_time_ms: Option<i64>,
-}
-
-/// A recent batch kept in memory for reads (every unwritten batch, plus recent written ones).
-pub(crate) struct CachedBatch {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set
-    /// (`LOG_APPEND_TIME_FIELDS_END` bytes, stamped too, under LogAppendTime).
-    pub prefix: Bytes,
-    /// The whole batch as the producer sent it (its first bytes superseded by `prefix`).
-    pub bytes: Bytes,
 }
 
 pub(crate) struct LogState {

@@ -12,7 +12,18 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ops::Deref;
 
-use super::partition_log::CachedBatch;
+use bytes::Bytes;
+
+/// A recent batch kept in memory for reads (every unwritten batch, plus recent written ones).
+pub(crate) struct CachedBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The first `BROKER_FIELDS_END` bytes of the batch with the assigned offset set
+    /// (`LOG_APPEND_TIME_FIELDS_END` bytes, stamped too, under LogAppendTime).
+    pub prefix: Bytes,
+    /// The whole batch as the producer sent it (its first bytes superseded by `prefix`).
+    pub bytes: Bytes,
+}
 
 thread_local! {
     /// Bytes held by the tail caches of this executor thread (one shard).

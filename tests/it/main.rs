@@ -38,6 +38,7 @@ mod full_disk_refuses_produce_then_recovers;
 mod fuzz_targets_replay_corpus;
 mod group_assign_consumer_commits_without_joining;
 mod group_cli_describes_resets_and_deletes;
+mod group_commit_round_advances_every_partition_of_the_shard;
 mod group_competing_consumers_share_partitions;
 mod group_failover_hands_partitions_to_survivor;
 mod group_kip848_active_instance_id_is_not_taken_over;
