@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub share: crate::share::share_config::ShareBrokerConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
+    /// ACL authorization (`--authorizer acl`); disabled, every request is allowed.
+    pub authorizer: crate::security::acl::AuthorizerConfig,
 }
 
 /// The TOML file's shape. Every field is optional; absent ones keep their defaults.
@@ -82,6 +84,9 @@ pub struct ConfigFile {
     pub share_partition_max_record_locks: Option<usize>,
     pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
+    pub authorizer: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 impl ConfigFile {

@@ -33,6 +33,7 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::InvalidRequest(_) => ResponseError::InvalidRequest,
         AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
         AdminError::Storage(_) => ResponseError::KafkaStorageError,
+        AdminError::NotAuthorized => ResponseError::TopicAuthorizationFailed,
         _ => ResponseError::UnknownServerError,
     }
 }

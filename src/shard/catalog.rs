@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::placement::Placement;
 use super::topic_config::TopicOverrides;
+use crate::security::acl::AclBinding;
 
 const CATALOG_FILE: &str = "catalog.toml";
 
@@ -59,6 +60,11 @@ pub enum CatalogChange {
         broker: String,
         overrides: TopicOverrides,
     },
+    /// ACLs added (already validated, not yet present) and removed (present).
+    Acls {
+        created: Vec<AclBinding>,
+        deleted: Vec<AclBinding>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +72,8 @@ pub struct Catalog {
     topics: IndexMap<String, TopicMeta>,
     /// Dynamic broker configs by resource name: a broker id, or "" for the cluster default.
     brokers: BTreeMap<String, TopicOverrides>,
+    /// Every ACL, each once.
+    acls: Vec<AclBinding>,
 }
 
 impl Catalog {
@@ -85,6 +93,10 @@ impl Catalog {
         self.brokers.get(broker).cloned().unwrap_or_default()
     }
 
+    pub fn acls(&self) -> &[AclBinding] {
+        &self.acls
+    }
+
     pub fn apply(&mut self, change: &CatalogChange) {
         match change {
             CatalogChange::Upsert(meta) => {
@@ -98,6 +110,14 @@ impl Catalog {
                     self.brokers.remove(broker);
                 } else {
                     self.brokers.insert(broker.clone(), overrides.clone());
+                }
+            }
+            CatalogChange::Acls { created, deleted } => {
+                self.acls.retain(|acl| !deleted.contains(acl));
+                for acl in created {
+                    if !self.acls.contains(acl) {
+                        self.acls.push(acl.clone());
+                    }
                 }
             }
         }
@@ -119,6 +139,7 @@ impl Catalog {
         for entry in file.broker {
             catalog.brokers.insert(entry.id, entry.config);
         }
+        catalog.acls = file.acl;
         for entry in file.topic {
             let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
             if entry.partitions < 1 {
@@ -165,6 +186,7 @@ impl Catalog {
                     config: config.clone(),
                 })
                 .collect(),
+            acl: self.acls.clone(),
         };
         let path = data_dir.join(CATALOG_FILE);
         let io_err = |source| CatalogError::Io {
@@ -193,6 +215,8 @@ struct CatalogFile {
     topic: Vec<TopicEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     broker: Vec<BrokerEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acl: Vec<AclBinding>,
 }
 
 /// One broker resource's dynamic configs; `id` is "" for the cluster default.
@@ -274,6 +298,35 @@ mod tests {
         catalog.persist(dir.path()).expect("persist");
         let loaded = Catalog::load(dir.path()).expect("load");
         assert_eq!(loaded.get("logs"), catalog.get("logs"));
+    }
+
+    #[test]
+    fn acls_round_trip_through_the_file_once_each() {
+        use crate::security::acl::{AclOperation, AclPermission, PatternType, ResourceType};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let acl = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "app-".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: AclPermission::Allow,
+        };
+        let mut catalog = Catalog::default();
+        let twice = vec![acl.clone(), acl.clone()];
+        catalog.apply(&CatalogChange::Acls {
+            created: twice,
+            deleted: Vec::new(),
+        });
+        catalog.persist(dir.path()).expect("persist");
+        let loaded = Catalog::load(dir.path()).expect("load");
+        assert_eq!(loaded.acls(), std::slice::from_ref(&acl));
+        catalog.apply(&CatalogChange::Acls {
+            created: Vec::new(),
+            deleted: vec![acl],
+        });
+        assert!(catalog.acls().is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use futures_channel::oneshot;
 
 use super::catalog::{CatalogChange, TopicMeta};
 use super::topic_config::TopicOverrides;
+use crate::security::acl::{AclBinding, AclFilter};
 
 /// Why a catalog change was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum AdminError {
     Storage(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("not authorized")]
+    NotAuthorized,
 }
 
 pub struct NewTopic {
@@ -94,6 +97,16 @@ pub enum AdminRequest {
         edit: ConfigEdit,
         validate_only: bool,
         reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    /// New ACLs, already validated; ones that exist already are left as they are.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    /// Deletes the ACLs each filter selects; answers them, filter by filter.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+        reply: oneshot::Sender<Result<Vec<Vec<AclBinding>>, AdminError>>,
     },
 }
 

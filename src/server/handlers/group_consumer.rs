@@ -17,11 +17,14 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::group_error_code;
-use super::{ClientIdentity, RequestContext};
+use super::{access, ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
 use crate::group::group_coordinator::ConsumerGroupTimeouts;
 use crate::group::TopicCatalog;
 use crate::protocol::ProtocolError;
+use crate::protocol::{code, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
@@ -33,9 +36,15 @@ pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
     client: ClientIdentity,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupHeartbeatRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let mut response = ConsumerGroupHeartbeatResponse::default();
     // Owned partitions arrive by topic id; ids of deleted topics are dropped.
     let owned = request.topic_partitions.as_ref().map(|topics| {

@@ -1,0 +1,38 @@
+//! The authorization checks handlers make, named by resource, as Kafka's `AuthHelper`.
+//! Without `--authorizer acl` each is true.
+
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::Session;
+use crate::shard::Shard;
+
+pub fn topic(shard: &Shard, session: &Session, operation: AclOperation, name: &str) -> bool {
+    shard.authorize(session, operation, ResourceType::Topic, name)
+}
+
+pub fn group(shard: &Shard, session: &Session, operation: AclOperation, name: &str) -> bool {
+    shard.authorize(session, operation, ResourceType::Group, name)
+}
+
+pub fn transactional_id(
+    shard: &Shard,
+    session: &Session,
+    operation: AclOperation,
+    name: &str,
+) -> bool {
+    shard.authorize(session, operation, ResourceType::TransactionalId, name)
+}
+
+pub fn cluster(shard: &Shard, session: &Session, operation: AclOperation) -> bool {
+    shard.authorize(
+        session,
+        operation,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    )
+}
+
+/// Kafka's CreateTopics and auto-creation rule: CREATE on the cluster, or on the topic.
+pub fn create_topic(shard: &Shard, session: &Session, name: &str) -> bool {
+    cluster(shard, session, AclOperation::Create)
+        || topic(shard, session, AclOperation::Create, name)
+}
