@@ -4,12 +4,14 @@
 //! - `topic create|list|describe|delete|alter-config` — topic admin over the Kafka protocol.
 //! - `produce` / `consume` — console tools like kafka-console-producer/-consumer.
 //! - `group` / `share-group` — consumer-group and share-group administration.
+//! - `acl add|list|remove` — Kafka ACLs (with `serve --authorizer acl`).
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod acl;
 pub mod args;
 pub mod cli_error;
 pub mod config_show;
@@ -45,6 +47,8 @@ pub enum Command {
     Group(group::GroupArgs),
     /// List, describe, reset start offsets of and delete share groups.
     ShareGroup(share_group::ShareGroupArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acl(acl::AclArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::ShareGroup(args) => share_group::run(args),
+        Command::Acl(args) => acl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
