@@ -36,3 +36,17 @@ pub fn create_topic(shard: &Shard, session: &Session, name: &str) -> bool {
     cluster(shard, session, AclOperation::Create)
         || topic(shard, session, AclOperation::Create, name)
 }
+
+/// The topics among `names` the session may not perform `operation` on; checked before a
+/// handler's asynchronous part, which no longer has the session.
+pub fn denied_topics<'a>(
+    shard: &Shard,
+    session: &Session,
+    operation: AclOperation,
+    names: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    names
+        .filter(|name| !topic(shard, session, operation, name))
+        .map(str::to_owned)
+        .collect()
+}

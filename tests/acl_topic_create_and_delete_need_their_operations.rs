@@ -1,0 +1,62 @@
+//! CreateTopics needs CREATE (on the cluster or the topic) and DeleteTopics DELETE on the
+//! topic: without them `sluice topic create|delete` get TOPIC_AUTHORIZATION_FAILED, and a
+//! topic the client may not describe is left out of the topic list.
+
+mod acl_support;
+mod common;
+
+use acl_support::{acl, ANONYMOUS};
+use common::cli;
+
+#[test]
+fn topic_create_and_delete_follow_the_acls() {
+    let broker = acl_support::start_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = common::topic_name("acl-admin");
+    // ANONYMOUS keeps managing ACLs; topics named acl-* belong to bob.
+    acl(
+        bootstrap,
+        &[
+            "add",
+            "--allow-principal",
+            ANONYMOUS,
+            "--operation",
+            "alter",
+            "--cluster",
+        ],
+    );
+    let prefixed = ["--topic", "acl-", "--resource-pattern-type", "prefixed"];
+    let grant = |principal: &str, operation: &str| {
+        let mut args = vec![
+            "add",
+            "--allow-principal",
+            principal,
+            "--operation",
+            operation,
+        ];
+        args.extend_from_slice(&prefixed);
+        acl(bootstrap, &args);
+    };
+    grant("User:bob", "all");
+
+    let refused = cli::refused(&["topic", "create", &topic, "--partitions", "1"], bootstrap);
+    assert!(refused.contains("TOPIC_AUTHORIZATION_FAILED"), "{refused}");
+
+    grant(ANONYMOUS, "create");
+    cli::stdout(&cli::sluice(
+        &["topic", "create", &topic, "--partitions", "1"],
+        bootstrap,
+    ));
+    // CREATE does not imply DESCRIBE: the topic exists but is not listed to ANONYMOUS.
+    let listed = cli::stdout(&cli::sluice(&["topic", "list"], bootstrap));
+    assert!(!listed.contains(&topic), "{listed}");
+
+    let refused = cli::refused(&["topic", "delete", &topic], bootstrap);
+    assert!(refused.contains("TOPIC_AUTHORIZATION_FAILED"), "{refused}");
+    grant(ANONYMOUS, "delete");
+    let listed = cli::stdout(&cli::sluice(&["topic", "list"], bootstrap));
+    assert!(listed.contains(&topic), "DELETE implies DESCRIBE: {listed}");
+    cli::stdout(&cli::sluice(&["topic", "delete", &topic], bootstrap));
+    let listed = cli::stdout(&cli::sluice(&["topic", "list"], bootstrap));
+    assert!(!listed.contains(&topic), "{listed}");
+}
