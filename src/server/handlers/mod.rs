@@ -191,11 +191,13 @@ pub fn dispatch(
         ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, frame),
         ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, frame),
         ApiKey::AddPartitionsToTxn => {
-            txn_coordinator_apis::add_partitions_to_txn(shard, ctx, frame)
+            txn_coordinator_apis::add_partitions_to_txn(shard, ctx, session, frame)
         }
-        ApiKey::AddOffsetsToTxn => txn_coordinator_apis::add_offsets_to_txn(shard, ctx, frame),
-        ApiKey::EndTxn => txn_coordinator_apis::end_txn(shard, ctx, frame),
-        ApiKey::TxnOffsetCommit => txn_offset_commit::txn_offset_commit(shard, ctx, frame),
+        ApiKey::AddOffsetsToTxn => {
+            txn_coordinator_apis::add_offsets_to_txn(shard, ctx, session, frame)
+        }
+        ApiKey::EndTxn => txn_coordinator_apis::end_txn(shard, ctx, session, frame),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::txn_offset_commit(shard, ctx, session, frame),
         ApiKey::CreateAcls => acls::create_acls(shard, ctx, session, frame),
         ApiKey::DescribeAcls => acls::describe_acls(shard, ctx, session, frame),
         ApiKey::DeleteAcls => acls::delete_acls(shard, ctx, session, frame),
