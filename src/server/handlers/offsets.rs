@@ -355,13 +355,22 @@ pub fn offset_fetch(
 pub fn offset_delete(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: OffsetDeleteRequest = ctx.decode(&mut body)?;
     let group_id: GroupId = request.group_id.clone();
+    if !access::group(shard, session, AclOperation::Delete, &group_id) {
+        let denied = code(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&OffsetDeleteResponse::default().with_error_code(denied));
+    }
+    // Kafka refuses the partitions of topics the session may not READ, and deletes the rest.
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied_topics = access::denied_topics(shard, session, AclOperation::Read, names);
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| !denied_topics.iter().any(|d| *d == *t.name.0))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -386,6 +395,21 @@ pub fn offset_delete(
                         .with_partitions(vec![entry]),
                 ),
             }
+        }
+        for denied in &request.topics {
+            if !denied_topics.iter().any(|d| *d == *denied.name.0) {
+                continue;
+            }
+            let refused = denied.partitions.iter().map(|p| {
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code(ResponseError::TopicAuthorizationFailed))
+            });
+            topics.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(denied.name.clone())
+                    .with_partitions(refused.collect()),
+            );
         }
         OffsetDeleteResponse::default().with_topics(topics)
     };
