@@ -11,18 +11,7 @@ fn acls_are_listed_and_enforced_after_a_kill_and_restart() {
     let mut broker = acl_support::start_broker(&[]);
     let topic = common::topic_name("acl-restart");
     common::create_topic(broker.bootstrap(), &topic, 1);
-    acl(
-        broker.bootstrap(),
-        &[
-            "add",
-            "--allow-principal",
-            "User:*",
-            "--operation",
-            "all",
-            "--topic",
-            "*",
-        ],
-    );
+    acl_support::allow(broker.bootstrap(), "User:*", "all", &["--topic", "*"]);
     acl(
         broker.bootstrap(),
         &[

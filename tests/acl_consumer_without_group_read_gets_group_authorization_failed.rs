@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use acl_support::{acl, ANONYMOUS};
+use acl_support::ANONYMOUS;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -36,18 +36,7 @@ fn group_read_is_needed_besides_topic_read() {
         } else {
             &group
         };
-        acl(
-            bootstrap,
-            &[
-                "add",
-                "--allow-principal",
-                principal,
-                "--operation",
-                "read",
-                resource,
-                name,
-            ],
-        );
+        acl_support::allow(bootstrap, principal, "read", &[resource, name]);
     }
 
     let consumer = subscriber(bootstrap, &topic, &group);
@@ -69,18 +58,7 @@ fn group_read_is_needed_besides_topic_read() {
     );
     drop(consumer);
 
-    acl(
-        bootstrap,
-        &[
-            "add",
-            "--allow-principal",
-            ANONYMOUS,
-            "--operation",
-            "read",
-            "--group",
-            &group,
-        ],
-    );
+    acl_support::allow(bootstrap, ANONYMOUS, "read", &["--group", &group]);
     let consumer = subscriber(bootstrap, &topic, &group);
     let consumed = common::consume_count(&consumer, 1, common::CLIENT_TIMEOUT);
     assert_eq!(consumed.len(), 1);

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use acl_support::{acl, kcat_produce_one, produce_one, ANONYMOUS};
+use acl_support::{kcat_produce_one, produce_one, ANONYMOUS};
 
 #[test]
 fn produce_is_refused_without_write_and_accepted_with_it() {
@@ -16,18 +16,7 @@ fn produce_is_refused_without_write_and_accepted_with_it() {
     let topic = common::topic_name("acl-write");
     common::create_topic(bootstrap, &topic, 1);
     // Someone else may write: the topic now has ACLs, and none for ANONYMOUS.
-    acl(
-        bootstrap,
-        &[
-            "add",
-            "--allow-principal",
-            "User:bob",
-            "--operation",
-            "write",
-            "--topic",
-            &topic,
-        ],
-    );
+    acl_support::allow(bootstrap, "User:bob", "write", &["--topic", &topic]);
 
     let refused = produce_one(bootstrap, &topic).expect("produce without WRITE must fail");
     assert!(
@@ -40,36 +29,14 @@ fn produce_is_refused_without_write_and_accepted_with_it() {
         "kcat: {stderr}"
     );
 
-    let added = acl(
-        bootstrap,
-        &[
-            "add",
-            "--allow-principal",
-            ANONYMOUS,
-            "--operation",
-            "write",
-            "--topic",
-            &topic,
-        ],
-    );
+    let added = acl_support::allow(bootstrap, ANONYMOUS, "write", &["--topic", &topic]);
     assert!(added.contains("WRITE\tALLOW"), "{added}");
     assert_eq!(produce_one(bootstrap, &topic), None);
     let (ok, stderr) = kcat_produce_one(bootstrap, &topic);
     assert!(ok, "kcat produce after the grant: {stderr}");
 
     // Reading back needs READ too.
-    acl(
-        bootstrap,
-        &[
-            "add",
-            "--allow-principal",
-            ANONYMOUS,
-            "--operation",
-            "read",
-            "--topic",
-            &topic,
-        ],
-    );
+    acl_support::allow(bootstrap, ANONYMOUS, "read", &["--topic", &topic]);
     let consumer = common::consumer(bootstrap, &[]);
     common::assign(&consumer, &topic, &[(0, 0)]);
     let consumed = common::consume_count(&consumer, 2, Duration::from_secs(60));

@@ -10,7 +10,7 @@ mod share_support;
 
 use std::process::Command;
 
-use acl_support::{acl, ANONYMOUS};
+use acl_support::ANONYMOUS;
 
 /// Describes, then alters, the topic's configs; the error names (or OK) of both.
 const SCRIPT: &str = r#"
@@ -55,18 +55,7 @@ fn config_apis_follow_the_acls() {
     let topic = common::topic_name("acl-configs");
     common::create_topic(bootstrap, &topic, 1);
     let grant = |principal: &str, operation: &str| {
-        acl(
-            bootstrap,
-            &[
-                "add",
-                "--allow-principal",
-                principal,
-                "--operation",
-                operation,
-                "--topic",
-                &topic,
-            ],
-        );
+        acl_support::allow(bootstrap, principal, operation, &["--topic", &topic]);
     };
     grant("User:bob", "all");
     assert_eq!(

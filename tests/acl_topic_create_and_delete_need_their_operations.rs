@@ -5,7 +5,7 @@
 mod acl_support;
 mod common;
 
-use acl_support::{acl, ANONYMOUS};
+use acl_support::ANONYMOUS;
 use common::cli;
 
 #[test]
@@ -14,28 +14,10 @@ fn topic_create_and_delete_follow_the_acls() {
     let bootstrap = broker.bootstrap();
     let topic = common::topic_name("acl-admin");
     // ANONYMOUS keeps managing ACLs; topics named acl-* belong to bob.
-    acl(
-        bootstrap,
-        &[
-            "add",
-            "--allow-principal",
-            ANONYMOUS,
-            "--operation",
-            "alter",
-            "--cluster",
-        ],
-    );
+    acl_support::allow(bootstrap, ANONYMOUS, "alter", &["--cluster"]);
     let prefixed = ["--topic", "acl-", "--resource-pattern-type", "prefixed"];
     let grant = |principal: &str, operation: &str| {
-        let mut args = vec![
-            "add",
-            "--allow-principal",
-            principal,
-            "--operation",
-            operation,
-        ];
-        args.extend_from_slice(&prefixed);
-        acl(bootstrap, &args);
+        acl_support::allow(bootstrap, principal, operation, &prefixed);
     };
     grant("User:bob", "all");
 

@@ -5,7 +5,7 @@
 mod acl_support;
 mod common;
 
-use acl_support::{acl, ANONYMOUS};
+use acl_support::ANONYMOUS;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -17,18 +17,7 @@ fn transactions_follow_the_transactional_id_acls() {
     let txn_id = common::topic_name("acl-txn-id");
     common::create_topic(bootstrap, &topic, 1);
     let grant = |principal: &str, resource: &str, name: &str| {
-        acl(
-            bootstrap,
-            &[
-                "add",
-                "--allow-principal",
-                principal,
-                "--operation",
-                "write",
-                resource,
-                name,
-            ],
-        );
+        acl_support::allow(bootstrap, principal, "write", &[resource, name]);
     };
     grant("User:bob", "--transactional-id", &txn_id);
     grant(ANONYMOUS, "--topic", &topic);

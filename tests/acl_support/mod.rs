@@ -64,3 +64,11 @@ pub fn kcat_produce_one(bootstrap: &str, topic: &str) -> (bool, String) {
     );
     (output.status.success(), output.stderr)
 }
+
+/// `sluice acl add --allow-principal PRINCIPAL --operation OPERATION RESOURCE...`; its stdout.
+pub fn allow(bootstrap: &str, principal: &str, operation: &str, resource: &[&str]) -> String {
+    let mut args = vec!["add", "--allow-principal", principal];
+    args.extend_from_slice(&["--operation", operation]);
+    args.extend_from_slice(resource);
+    acl(bootstrap, &args)
+}
