@@ -31,8 +31,9 @@ use super::{access, RequestContext};
 use crate::group::consumer_group::Partitions;
 use crate::group::group_coordinator::GroupListing;
 use crate::group::GroupError;
+use crate::protocol::authorized_operations;
 use crate::protocol::{code, ProtocolError, ResponseError};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
@@ -124,7 +125,7 @@ pub fn describe_groups(
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeGroupsRequest = ctx.decode(&mut body)?;
     let version = ctx.version;
-    let groups = request
+    let mut groups: Vec<DescribedGroup> = request
         .groups
         .iter()
         .map(|group_id| {
@@ -185,6 +186,16 @@ pub fn describe_groups(
             described
         })
         .collect();
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = shard.authorized_operations(
+                session,
+                ResourceType::Group,
+                &group.group_id,
+                authorized_operations::GROUP,
+            );
+        }
+    }
     ctx.reply(&DescribeGroupsResponse::default().with_groups(groups))
 }
 

@@ -21,9 +21,10 @@ use super::{access, ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
 use crate::group::group_coordinator::ConsumerGroupTimeouts;
 use crate::group::TopicCatalog;
+use crate::protocol::authorized_operations;
 use crate::protocol::ProtocolError;
 use crate::protocol::{code, ResponseError};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
@@ -152,14 +153,19 @@ fn described_assignment(shard: &Shard, partitions: &Partitions) -> describe::Ass
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupDescribeRequest = ctx.decode(&mut body)?;
-    let groups = request
+    let mut groups: Vec<describe::DescribedGroup> = request
         .group_ids
         .iter()
         .map(|group_id| {
             let mut described = describe::DescribedGroup::default().with_group_id(group_id.clone());
+            if !access::group(shard, session, AclOperation::Describe, group_id) {
+                described.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return described;
+            }
             match shard.groups().describe(group_id) {
                 Err(error) => {
                     described.error_code = group_error_code(&error);
@@ -206,5 +212,15 @@ pub fn describe(
             described
         })
         .collect();
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = shard.authorized_operations(
+                session,
+                ResourceType::Group,
+                &group.group_id,
+                authorized_operations::GROUP,
+            );
+        }
+    }
     ctx.reply(&ConsumerGroupDescribeResponse::default().with_groups(groups))
 }

@@ -178,7 +178,7 @@ pub fn dispatch(
         ApiKey::ConsumerGroupHeartbeat => {
             group_consumer::heartbeat(shard, ctx, client(), session, frame)
         }
-        ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, frame),
+        ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, session, frame),
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, session, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => cluster::sasl_handshake(ctx),
