@@ -8,8 +8,6 @@ mod acl_support;
 mod common;
 mod share_support;
 
-use std::process::Command;
-
 use acl_support::ANONYMOUS;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -27,16 +25,7 @@ except Exception as e:
 "#;
 
 fn describe(bootstrap: &str, group: &str) -> String {
-    let output = Command::new("python3")
-        .args(["-c", SCRIPT, bootstrap, group])
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    acl_support::python(SCRIPT, &[bootstrap, group])
 }
 
 #[test]

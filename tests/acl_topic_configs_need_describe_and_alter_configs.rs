@@ -8,8 +8,6 @@ mod acl_support;
 mod common;
 mod share_support;
 
-use std::process::Command;
-
 use acl_support::ANONYMOUS;
 
 /// Describes, then alters, the topic's configs; the error names (or OK) of both.
@@ -32,16 +30,7 @@ print(described, altered)
 "#;
 
 fn describe_then_alter(bootstrap: &str, topic: &str) -> String {
-    let output = Command::new("python3")
-        .args(["-c", SCRIPT, bootstrap, topic])
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    acl_support::python(SCRIPT, &[bootstrap, topic])
 }
 
 #[test]

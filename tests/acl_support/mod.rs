@@ -72,3 +72,19 @@ pub fn allow(bootstrap: &str, principal: &str, operation: &str, resource: &[&str
     args.extend_from_slice(resource);
     acl(bootstrap, &args)
 }
+
+/// Runs a python3 snippet (pip confluent-kafka) with `args`; its trimmed stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

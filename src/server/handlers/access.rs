@@ -50,3 +50,13 @@ pub fn denied_topics<'a>(
         .map(str::to_owned)
         .collect()
 }
+
+/// The KIP-430 bitfield of what the session may do to a group.
+pub fn group_operations(shard: &Shard, session: &Session, name: &str) -> i32 {
+    shard.authorized_operations(
+        session,
+        ResourceType::Group,
+        name,
+        crate::protocol::authorized_operations::GROUP,
+    )
+}

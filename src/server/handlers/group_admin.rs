@@ -31,9 +31,8 @@ use super::{access, RequestContext};
 use crate::group::consumer_group::Partitions;
 use crate::group::group_coordinator::GroupListing;
 use crate::group::GroupError;
-use crate::protocol::authorized_operations;
 use crate::protocol::{code, ProtocolError, ResponseError};
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::AclOperation;
 use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
@@ -188,12 +187,7 @@ pub fn describe_groups(
         .collect();
     if request.include_authorized_operations {
         for group in groups.iter_mut().filter(|g| g.error_code == 0) {
-            group.authorized_operations = shard.authorized_operations(
-                session,
-                ResourceType::Group,
-                &group.group_id,
-                authorized_operations::GROUP,
-            );
+            group.authorized_operations = access::group_operations(shard, session, &group.group_id);
         }
     }
     ctx.reply(&DescribeGroupsResponse::default().with_groups(groups))

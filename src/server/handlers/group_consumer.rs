@@ -21,10 +21,9 @@ use super::{access, ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
 use crate::group::group_coordinator::ConsumerGroupTimeouts;
 use crate::group::TopicCatalog;
-use crate::protocol::authorized_operations;
 use crate::protocol::ProtocolError;
 use crate::protocol::{code, ResponseError};
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::AclOperation;
 use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
@@ -214,12 +213,7 @@ pub fn describe(
         .collect();
     if request.include_authorized_operations {
         for group in groups.iter_mut().filter(|g| g.error_code == 0) {
-            group.authorized_operations = shard.authorized_operations(
-                session,
-                ResourceType::Group,
-                &group.group_id,
-                authorized_operations::GROUP,
-            );
+            group.authorized_operations = access::group_operations(shard, session, &group.group_id);
         }
     }
     ctx.reply(&ConsumerGroupDescribeResponse::default().with_groups(groups))
