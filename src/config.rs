@@ -54,6 +54,8 @@ pub struct BrokerConfig {
     pub security_protocol: crate::security::SecurityProtocol,
     /// SASL mechanisms and session lifetime, for SASL listeners.
     pub sasl: crate::security::sasl::SaslConfig,
+    /// ACL authorization (`--authorizer acl`); disabled, every request is allowed.
+    pub authorizer: crate::security::acl::AuthorizerConfig,
 }
 
 /// The TOML file's shape. Every field is optional; absent ones keep their defaults.
@@ -89,6 +91,9 @@ pub struct ConfigFile {
     pub security_protocol: Option<String>,
     pub sasl_enabled_mechanisms: Option<String>,
     pub sasl_session_lifetime_ms: Option<i64>,
+    pub authorizer: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 impl ConfigFile {

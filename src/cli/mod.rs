@@ -5,12 +5,14 @@
 //! - `produce` / `consume` — console tools like kafka-console-producer/-consumer.
 //! - `group` / `share-group` — consumer-group and share-group administration.
 //! - `user` — SCRAM users (add/list/delete), online or into a stopped broker's data dir.
+//! - `acl add|list|remove` — Kafka ACLs (with `serve --authorizer acl`).
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod acl;
 pub mod args;
 pub mod cli_error;
 pub mod config_show;
@@ -49,6 +51,8 @@ pub enum Command {
     ShareGroup(share_group::ShareGroupArgs),
     /// Add, list and delete SASL/SCRAM users.
     User(user::UserArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acl(acl::AclArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Group(args) => group::run(args),
         Command::ShareGroup(args) => share_group::run(args),
         Command::User(args) => user::run(args),
+        Command::Acl(args) => acl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// Share groups: most share sessions per shard (Kafka's group.share.max.share.sessions, per broker) [default: 2000]
     #[arg(long, env = "SLUICE_SHARE_MAX_SHARE_SESSIONS")]
     pub share_max_share_sessions: Option<usize>,
+    /// Authorizer: none (every request allowed) or acl (Kafka ACLs; see `sluice acl`) [default: none]
+    #[arg(long, env = "SLUICE_AUTHORIZER")]
+    pub authorizer: Option<String>,
+    /// Principals the ACL authorizer always allows, e.g. "User:admin;User:ops" (Kafka's super.users)
+    #[arg(long, env = "SLUICE_SUPER_USERS")]
+    pub super_users: Option<String>,
+    /// With the ACL authorizer, allow a resource no ACL covers (Kafka's allow.everyone.if.no.acl.found) [default: false]
+    #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
     /// Log filter, e.g. info or sluice=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -174,6 +183,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     };
     let group = resolve_group(&args, &file)?;
     let (security_protocol, sasl) = resolve_security(&args, &file)?;
+    let authorizer = resolve_authorizer(&args, &file)?;
     let mut share = resolve_share(&args, &file)?;
     // A KIP-848 group's own configs default to the broker's (Kafka's group.consumer.*).
     share.group_defaults.consumer_session_timeout_ms = group.consumer_session_timeout_ms;
@@ -283,6 +293,43 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
         security_protocol,
         sasl,
+        authorizer,
+    })
+}
+
+/// The ACL authorizer's settings: flags and env over the file; off by default.
+fn resolve_authorizer(
+    args: &ServeArgs,
+    file: &ConfigFile,
+) -> Result<crate::security::acl::AuthorizerConfig, ConfigError> {
+    let enabled = match args.authorizer.as_deref().or(file.authorizer.as_deref()) {
+        None | Some("none") => false,
+        Some("acl") => true,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: "authorizer",
+                reason: format!("'{other}' is not one of none, acl"),
+            })
+        }
+    };
+    let super_users = args
+        .super_users
+        .as_deref()
+        .or(file.super_users.as_deref())
+        .map(crate::security::acl::AuthorizerConfig::parse_super_users)
+        .transpose()
+        .map_err(|reason| ConfigError::Invalid {
+            key: "super-users",
+            reason,
+        })?
+        .unwrap_or_default();
+    Ok(crate::security::acl::AuthorizerConfig {
+        enabled,
+        super_users,
+        allow_everyone_if_no_acl_found: args
+            .allow_everyone_if_no_acl_found
+            .or(file.allow_everyone_if_no_acl_found)
+            .unwrap_or(false),
     })
 }
 

@@ -4,6 +4,7 @@
 //! - [`connection`] — one broker connection: framing, correlation ids, version negotiation.
 //! - [`cluster`] — bootstrap, Metadata, one connection per broker, routing to partition leaders.
 //! - [`admin`] — topic create/list/describe/delete, configs, partitions.
+//! - [`acl_admin`] — ACL create/describe/delete.
 //! - [`producer`] — record batch building and Produce.
 //! - [`consumer`] — ListOffsets and a sessionless Fetch loop.
 //! - [`group_admin`] / [`share_admin`] — consumer-group and share-group administration.
@@ -34,6 +35,7 @@
 //! # Ok(())
 //! # }
 //! ```
+pub mod acl_admin;
 pub mod admin;
 pub mod cluster;
 pub mod connection;

@@ -1112,6 +1112,7 @@ async fn read_batches(
         let mut p = 0usize;
         let mut first = None;
         let mut done = false;
+        let mut prev_last: Option<i64> = None;
         loop {
             let Some(size) = batch::framed_size(&data[p..]) else {
                 // Not even a batch header left before the end: the file does not hold
@@ -1138,6 +1139,19 @@ async fn read_batches(
                 return Err(corrupt(position_now + p as u64, "not a RecordBatch v2"));
             }
             let header = batch::header(batch_bytes, size);
+            // Without the CRC, the offsets are what keeps a damaged header from being
+            // served: a batch never straddles the high watermark nor goes backwards.
+            let last = header.last_offset();
+            if last < header.base_offset
+                || (header.base_offset < hw && last >= hw)
+                || prev_last.is_some_and(|prev| header.base_offset <= prev)
+            {
+                return Err(corrupt(
+                    position_now + p as u64,
+                    "batch offsets out of order",
+                ));
+            }
+            prev_last = Some(last);
             if header.base_offset >= hw || (total + size > max_bytes && total > 0) {
                 done = true;
                 break;

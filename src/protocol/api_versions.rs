@@ -77,6 +77,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeShareGroupOffsets, 0, 1),
     range(ApiKey::AlterShareGroupOffsets, 0, 0),
     range(ApiKey::DeleteShareGroupOffsets, 0, 0),
+    // ACLs (src/security/acl); Kafka 4 removed v0.
+    range(ApiKey::CreateAcls, 1, 3),
+    range(ApiKey::DescribeAcls, 1, 3),
+    range(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The served range for `api_key`, if any.

@@ -1,9 +1,10 @@
 //! Authorized-operations bitfields (KIP-430), answered when a client sets
 //! `IncludeTopicAuthorizedOperations` or `IncludeClusterAuthorizedOperations`.
 //!
-//! sluice has no authorizer, so it answers as Kafka does without one: every operation the
-//! resource type supports is allowed. A field the client did not ask for keeps the
-//! protocol default, `i32::MIN`, which clients read as "not provided".
+//! Without an authorizer sluice answers as Kafka does: every operation the resource type
+//! supports is allowed (these constants). With `--authorizer acl` the shard computes them
+//! from the ACLs. A field the client did not ask for keeps the protocol default,
+//! `i32::MIN`, which clients read as "not provided".
 
 /// Kafka's `AclOperation` codes; an operation is allowed when bit `code` is set.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +44,15 @@ pub const TOPIC: i32 = bitfield(&[
     AclOperation::AlterConfigs,
 ]);
 
+/// Every operation Kafka supports on a group.
+pub const GROUP: i32 = bitfield(&[
+    AclOperation::Read,
+    AclOperation::Delete,
+    AclOperation::Describe,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+]);
+
 /// Every operation Kafka supports on the cluster.
 pub const CLUSTER: i32 = bitfield(&[
     AclOperation::Create,
@@ -63,5 +73,6 @@ mod tests {
         // The values a Kafka 4.x broker without an authorizer sends.
         assert_eq!(TOPIC, 0b1101_1111_1000);
         assert_eq!(CLUSTER, 0b1_1111_1010_0000);
+        assert_eq!(GROUP, 0b1101_0100_1000);
     }
 }

@@ -4,6 +4,7 @@
 //! A connection owns one [`Session`]; the request path reads it (and SASL changes it) through
 //! `server::handlers::dispatch`.
 
+pub mod acl;
 mod principal;
 pub mod sasl;
 mod session;

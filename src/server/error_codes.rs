@@ -37,5 +37,6 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::Storage(_) => ResponseError::KafkaStorageError,
         AdminError::NoScramCredential => ResponseError::ResourceNotFound,
         AdminError::ShuttingDown => ResponseError::UnknownServerError,
+        AdminError::NotAuthorized => ResponseError::TopicAuthorizationFailed,
     }
 }

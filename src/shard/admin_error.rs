@@ -26,4 +26,6 @@ pub enum AdminError {
     NoScramCredential,
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("not authorized")]
+    NotAuthorized,
 }

@@ -15,6 +15,7 @@ use crate::io::dma_file;
 
 use super::placement::Placement;
 use super::topic_config::TopicOverrides;
+use crate::security::acl::AclBinding;
 use crate::security::sasl::scram_credential::{ScramEntry, UserEntry};
 use crate::security::sasl::{SaslMechanism, ScramCredential};
 
@@ -68,6 +69,11 @@ pub enum CatalogChange {
         mechanism: SaslMechanism,
         credential: Option<ScramCredential>,
     },
+    /// ACLs added (already validated, not yet present) and removed (present).
+    Acls {
+        created: Vec<AclBinding>,
+        deleted: Vec<AclBinding>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,6 +83,8 @@ pub struct Catalog {
     brokers: BTreeMap<String, TopicOverrides>,
     /// SCRAM credentials by user, then mechanism (salted keys only, never a password).
     users: BTreeMap<String, BTreeMap<SaslMechanism, ScramCredential>>,
+    /// Every ACL, each once.
+    acls: Vec<AclBinding>,
 }
 
 impl Catalog {
@@ -112,6 +120,10 @@ impl Catalog {
         })
     }
 
+    pub fn acls(&self) -> &[AclBinding] {
+        &self.acls
+    }
+
     pub fn apply(&mut self, change: &CatalogChange) {
         match change {
             CatalogChange::Upsert(meta) => {
@@ -145,6 +157,14 @@ impl Catalog {
                     }
                 }
             },
+            CatalogChange::Acls { created, deleted } => {
+                self.acls.retain(|acl| !deleted.contains(acl));
+                for acl in created {
+                    if !self.acls.contains(acl) {
+                        self.acls.push(acl.clone());
+                    }
+                }
+            }
         }
     }
 
@@ -174,6 +194,7 @@ impl Catalog {
             }
             catalog.users.insert(entry.name, credentials);
         }
+        catalog.acls = file.acl;
         for entry in file.topic {
             let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
             if entry.partitions < 1 {
@@ -231,6 +252,7 @@ impl Catalog {
                         .collect(),
                 })
                 .collect(),
+            acl: self.acls.clone(),
         };
         let path = data_dir.join(CATALOG_FILE);
         let io_err = |source| CatalogError::Io {
@@ -255,6 +277,7 @@ struct CatalogFile {
     broker: Vec<BrokerEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     user: Vec<UserEntry>,
+    acl: Vec<AclBinding>,
 }
 
 /// One broker resource's dynamic configs; `id` is "" for the cluster default.
@@ -353,6 +376,35 @@ mod tests {
             loaded.get("logs").is_none(),
             "the old catalog stays in place"
         );
+    }
+
+    #[test]
+    fn acls_round_trip_through_the_file_once_each() {
+        use crate::security::acl::{AclOperation, AclPermission, PatternType, ResourceType};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let acl = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "app-".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: AclPermission::Allow,
+        };
+        let mut catalog = Catalog::default();
+        let twice = vec![acl.clone(), acl.clone()];
+        catalog.apply(&CatalogChange::Acls {
+            created: twice,
+            deleted: Vec::new(),
+        });
+        crate::io::block_on_local(catalog.persist(dir.path())).expect("persist");
+        let loaded = Catalog::load(dir.path()).expect("load");
+        assert_eq!(loaded.acls(), std::slice::from_ref(&acl));
+        catalog.apply(&CatalogChange::Acls {
+            created: Vec::new(),
+            deleted: vec![acl],
+        });
+        assert!(catalog.acls().is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::producer_ids::ProducerIdAllocator;
 use super::topic_config;
 use crate::constants::TOPIC_PARTITIONS_MAX;
 use crate::log::LogConfig;
+use crate::security::acl::{AclBinding, AclFilter};
 
 pub struct CatalogOwner {
     catalog: Catalog,
@@ -108,6 +109,12 @@ impl CatalogOwner {
                         results.push(self.alter_scram_credential(change).await);
                     }
                     let _ = reply.send(results);
+                }
+                AdminRequest::CreateAcls { acls, reply } => {
+                    let _ = reply.send(self.create_acls(acls).await);
+                }
+                AdminRequest::DeleteAcls { filters, reply } => {
+                    let _ = reply.send(self.delete_acls(filters).await);
                 }
             }
         }
@@ -287,6 +294,50 @@ impl CatalogOwner {
             credential: change.credential,
         })
         .await
+    }
+
+    async fn create_acls(&mut self, acls: Vec<AclBinding>) -> Result<(), AdminError> {
+        let mut created: Vec<AclBinding> = Vec::with_capacity(acls.len());
+        for acl in acls {
+            if !self.catalog.acls().contains(&acl) && !created.contains(&acl) {
+                created.push(acl);
+            }
+        }
+        if created.is_empty() {
+            return Ok(());
+        }
+        self.commit(CatalogChange::Acls {
+            created,
+            deleted: Vec::new(),
+        })
+        .await
+    }
+
+    async fn delete_acls(
+        &mut self,
+        filters: Vec<AclFilter>,
+    ) -> Result<Vec<Vec<AclBinding>>, AdminError> {
+        let matched: Vec<Vec<AclBinding>> = filters
+            .iter()
+            .map(|filter| {
+                let acls = self.catalog.acls().iter();
+                acls.filter(|acl| filter.matches(acl)).cloned().collect()
+            })
+            .collect();
+        let mut deleted: Vec<AclBinding> = Vec::new();
+        for acl in matched.iter().flatten() {
+            if !deleted.contains(acl) {
+                deleted.push(acl.clone());
+            }
+        }
+        if !deleted.is_empty() {
+            self.commit(CatalogChange::Acls {
+                created: Vec::new(),
+                deleted,
+            })
+            .await?;
+        }
+        Ok(matched)
     }
 
     /// Persists `change`, then applies it on every shard. The file is written first so a

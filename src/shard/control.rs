@@ -6,6 +6,7 @@ use futures_channel::oneshot;
 pub use super::admin_error::AdminError;
 use super::catalog::{CatalogChange, TopicMeta};
 use super::topic_config::TopicOverrides;
+use crate::security::acl::{AclBinding, AclFilter};
 
 pub struct NewTopic {
     pub name: String,
@@ -81,6 +82,16 @@ pub enum AdminRequest {
     AlterScramCredentials {
         changes: Vec<ScramChange>,
         reply: oneshot::Sender<Vec<Result<(), AdminError>>>,
+    },
+    /// New ACLs, already validated; ones that exist already are left as they are.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    /// Deletes the ACLs each filter selects; answers them, filter by filter.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+        reply: oneshot::Sender<Result<Vec<Vec<AclBinding>>, AdminError>>,
     },
 }
 

@@ -37,6 +37,16 @@ use control::{AdminError, AdminRequest, ShardMessage};
 use placement::owner_shard;
 use topic_config::TopicOverrides;
 
+use crate::security::acl::{self, AclBinding, AclFilter, AclOperation, ResourceType};
+use crate::security::Session;
+
+fn requester(session: &Session) -> acl::Requester<'_> {
+    acl::Requester {
+        principal: &session.principal,
+        host: session.peer_ip(),
+    }
+}
+
 /// The address a shard advertises as its own broker.
 #[derive(Debug, Clone)]
 pub struct BrokerAddress {
@@ -279,12 +289,14 @@ impl Shard {
             CatalogChange::Upsert(_)
             | CatalogChange::BrokerConfig { .. }
             | CatalogChange::ScramCredential { .. } => None,
+            CatalogChange::Acls { .. } => None,
         };
         let created = match &change {
             CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
             CatalogChange::Delete { .. }
             | CatalogChange::BrokerConfig { .. }
             | CatalogChange::ScramCredential { .. } => false,
+            CatalogChange::Acls { .. } => false,
         };
         self.catalog.borrow_mut().apply(&change);
         match change {
@@ -322,6 +334,8 @@ impl Shard {
             }
             // Credentials live in the catalog replica alone; SASL reads them from there.
             CatalogChange::ScramCredential { .. } => Ok(()),
+            // The replica above is all the authorizer reads.
+            CatalogChange::Acls { .. } => Ok(()),
         }
     }
 
@@ -330,6 +344,78 @@ impl Shard {
         let catalog = self.catalog.borrow();
         let users = catalog.scram_users();
         users.map(|(name, m)| (name.to_owned(), m)).collect()
+    }
+
+    /// Whether the session may perform `operation` on a resource, by this shard's replica
+    /// of the ACLs. Always true without `--authorizer acl`.
+    pub fn authorize(
+        &self,
+        session: &Session,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let config = &self.config.authorizer;
+        !config.enabled
+            || acl::authorize(
+                config,
+                self.catalog.borrow().acls(),
+                requester(session),
+                operation,
+                resource_type,
+                name,
+            )
+    }
+
+    /// Whether the session may perform `operation` on some resource of the type.
+    pub fn authorize_any(
+        &self,
+        session: &Session,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        let config = &self.config.authorizer;
+        !config.enabled
+            || acl::authorize_any(
+                config,
+                self.catalog.borrow().acls(),
+                requester(session),
+                operation,
+                resource_type,
+            )
+    }
+
+    /// The KIP-430 bitfield for a resource, or `everything` (the bitfield of every
+    /// operation the type supports) without an authorizer.
+    pub fn authorized_operations(
+        &self,
+        session: &Session,
+        resource_type: ResourceType,
+        name: &str,
+        everything: i32,
+    ) -> i32 {
+        let config = &self.config.authorizer;
+        if !config.enabled {
+            return everything;
+        }
+        acl::authorized_operations(
+            config,
+            self.catalog.borrow().acls(),
+            requester(session),
+            resource_type,
+            name,
+        )
+    }
+
+    /// The ACLs a filter selects (DescribeAcls).
+    pub fn acls(&self, filter: &AclFilter) -> Vec<AclBinding> {
+        let catalog = self.catalog.borrow();
+        catalog
+            .acls()
+            .iter()
+            .filter(|acl| filter.matches(acl))
+            .cloned()
+            .collect()
     }
 
     /// Dynamic config overrides of `broker` (an id, or "" for the cluster default).

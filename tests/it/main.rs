@@ -5,6 +5,7 @@
 //! `cargo test --test it` runs them all, `cargo test --test it NAME` the scenarios or tests
 //! whose path contains NAME (a scenario's module name is its old file stem).
 
+mod acl_support;
 mod common;
 mod compaction_support;
 mod compression_support;
@@ -15,6 +16,16 @@ mod txn_support;
 
 // Scenarios, one file each; `python3 tests/adopt_scenarios.py tests/NAME.rs` adds one.
 mod acks_all_produce_reads_back_from_explicit_offsets;
+mod acl_admin_api_answers_as_kafka;
+mod acl_bindings_survive_restart;
+mod acl_consumer_without_group_read_gets_group_authorization_failed;
+mod acl_group_describe_reports_the_acls;
+mod acl_produce_denied_until_write_is_granted;
+mod acl_share_group_apis_need_group_read;
+mod acl_super_user_bypasses_deny;
+mod acl_topic_configs_need_describe_and_alter_configs;
+mod acl_topic_create_and_delete_need_their_operations;
+mod acl_transactional_producer_needs_write_on_its_id;
 mod bad_records_and_topic_names_get_kafka_errors;
 mod bench_transactions_commit_what_read_committed_sees;
 mod broker_dynamic_configs_are_altered_described_and_kept;

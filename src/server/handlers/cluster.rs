@@ -16,6 +16,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::protocol::{authorized_operations, code, ProtocolError, ResponseError};
+use crate::security::acl::{ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -25,6 +27,7 @@ const LEADER_EPOCH: i32 = 0;
 pub fn describe_cluster(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeClusterRequest = ctx.decode(&mut body)?;
@@ -47,7 +50,12 @@ pub fn describe_cluster(
         response.endpoint_type = request.endpoint_type;
     }
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = authorized_operations::CLUSTER;
+        response.cluster_authorized_operations = shard.authorized_operations(
+            session,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+            authorized_operations::CLUSTER,
+        );
     }
     ctx.reply(&response)
 }

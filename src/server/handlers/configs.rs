@@ -20,8 +20,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::broker_config;
@@ -48,6 +50,7 @@ const OP_SUBTRACT: i8 = 3;
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeConfigsRequest = ctx.decode(&mut body)?;
@@ -58,6 +61,12 @@ pub fn describe(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let operation = AclOperation::DescribeConfigs;
+            let name = resource.resource_name.as_str();
+            if let Some(error) = denial(shard, session, resource.resource_type, name, operation) {
+                result.error_code = code(error);
+                return result;
+            }
             let entries: Vec<(Cow<'static, str>, String, i8)> = match resource.resource_type {
                 RESOURCE_TOPIC => match shard.topic(&resource.resource_name) {
                     None => {
@@ -357,6 +366,39 @@ async fn alter_group(
     }
 }
 
+/// Kafka's refusal of a config resource the session may not `operation` (DESCRIBE_CONFIGS
+/// or ALTER_CONFIGS): broker resources are checked on the cluster.
+fn denial(
+    shard: &Shard,
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC => (!access::topic(shard, session, operation, name))
+            .then_some(ResponseError::TopicAuthorizationFailed),
+        RESOURCE_BROKER => (!access::cluster(shard, session, operation))
+            .then_some(ResponseError::ClusterAuthorizationFailed),
+        RESOURCE_GROUP | RESOURCE_GROUP_LIBRDKAFKA => {
+            (!access::group(shard, session, operation, name))
+                .then_some(ResponseError::GroupAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
+
+fn denials<'a>(
+    shard: &Shard,
+    session: &Session,
+    resources: impl Iterator<Item = (i8, &'a str)>,
+    operation: AclOperation,
+) -> Vec<Option<ResponseError>> {
+    resources
+        .map(|(resource_type, name)| denial(shard, session, resource_type, name, operation))
+        .collect()
+}
+
 fn failure(error: &AdminError) -> Outcome {
     (
         code(admin_error(error)),
@@ -367,13 +409,26 @@ fn failure(error: &AdminError) -> Outcome {
 pub fn alter(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: AlterConfigsRequest = ctx.decode(&mut body)?;
+    let resources = request.resources.iter();
+    let named = resources.map(|r| (r.resource_type, r.resource_name.as_str()));
+    let denied = denials(shard, session, named, AclOperation::AlterConfigs);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut responses = Vec::with_capacity(request.resources.len());
-        for resource in request.resources {
+        for (resource, denied) in request.resources.into_iter().zip(denied) {
+            if let Some(error) = denied {
+                responses.push(
+                    AlterConfigsResourceResponse::default()
+                        .with_resource_type(resource.resource_type)
+                        .with_resource_name(resource.resource_name)
+                        .with_error_code(code(error)),
+                );
+                continue;
+            }
             let overrides: TopicOverrides = resource
                 .configs
                 .iter()
@@ -411,13 +466,26 @@ pub fn alter(
 pub fn incremental_alter(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: IncrementalAlterConfigsRequest = ctx.decode(&mut body)?;
+    let resources = request.resources.iter();
+    let named = resources.map(|r| (r.resource_type, r.resource_name.as_str()));
+    let denied = denials(shard, session, named, AclOperation::AlterConfigs);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut responses = Vec::with_capacity(request.resources.len());
-        for resource in request.resources {
+        for (resource, denied) in request.resources.into_iter().zip(denied) {
+            if let Some(error) = denied {
+                responses.push(
+                    IncrementalResult::default()
+                        .with_resource_type(resource.resource_type)
+                        .with_resource_name(resource.resource_name)
+                        .with_error_code(code(error)),
+                );
+                continue;
+            }
             let ops: Result<Vec<ConfigOp>, String> = resource
                 .configs
                 .iter()

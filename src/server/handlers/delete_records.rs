@@ -12,9 +12,11 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
 };
 
-use super::{local_partition, RequestContext};
+use super::{access, local_partition, RequestContext};
 use crate::log::PartitionLog;
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::server::error_codes::log_error;
 use crate::shard::Shard;
@@ -25,9 +27,12 @@ const HIGH_WATERMARK: i64 = -1;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DeleteRecordsRequest = ctx.decode(&mut body)?;
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied = access::denied_topics(shard, session, AclOperation::Delete, names);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut topics = Vec::with_capacity(request.topics.len());
@@ -35,6 +40,9 @@ pub fn handle(
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for wanted in topic.partitions {
                 let outcome = match local_partition(&shard, &topic.name, wanted.partition_index) {
+                    _ if denied.iter().any(|d| *d == *topic.name.0) => {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    }
                     Ok(log) if deletion_allowed(&shard, &topic.name) => {
                         delete_before(&log, wanted.offset).await
                     }

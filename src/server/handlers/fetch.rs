@@ -13,11 +13,13 @@ use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::FetchResponse;
 use uuid::Uuid;
 
-use super::{long_poll, RequestContext};
+use super::{access, long_poll, RequestContext};
 use crate::constants::{FETCH_COLD_READS_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::log::{LogError, PartitionLog, ReadResult};
 use crate::protocol::fetch_response::{self, FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::log_error;
 use crate::shard::{PartitionLookup, Shard};
@@ -42,6 +44,7 @@ const READ_COMMITTED: i8 = 1;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: FetchRequest = ctx.decode(&mut body)?;
@@ -50,13 +53,18 @@ pub fn handle(
             FetchResponse::default().with_error_code(code(ResponseError::FetchSessionIdNotFound));
         return ctx.reply(&response);
     }
-    let targets = resolve(shard, &ctx, &request);
+    let targets = resolve(shard, &ctx, session, &request);
     // In the fetch task queue, so that a produce flood's disk work does not delay it.
     let fetching = crate::io::spawn_in(crate::io::TaskClass::Fetch, fetch(ctx, request, targets));
     Ok(Reply::DeferredPieces(Box::pin(fetching)))
 }
 
-fn resolve(shard: &Shard, ctx: &RequestContext, request: &FetchRequest) -> Vec<Target> {
+fn resolve(
+    shard: &Shard,
+    ctx: &RequestContext,
+    session: &Session,
+    request: &FetchRequest,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     for topic in &request.topics {
         let meta = if ctx.version >= TOPIC_ID_VERSION {
@@ -69,8 +77,16 @@ fn resolve(shard: &Shard, ctx: &RequestContext, request: &FetchRequest) -> Vec<T
         } else {
             ResponseError::UnknownTopicOrPartition
         };
+        // By name the check comes first, as in Kafka: it does not tell which topics exist.
+        let name = match &meta {
+            Some(m) => Some(m.name.as_str()),
+            None if ctx.version < TOPIC_ID_VERSION => Some(topic.topic.0.as_str()),
+            None => None,
+        };
+        let readable = name.is_none_or(|n| access::topic(shard, session, AclOperation::Read, n));
         for partition in &topic.partitions {
             let log = match &meta {
+                _ if !readable => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(unknown),
                 Some(meta) => match shard.partition(&meta.name, partition.partition) {
                     PartitionLookup::Local(log) => Ok(log),

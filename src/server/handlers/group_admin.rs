@@ -27,11 +27,13 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::group_errors::{error_code, group_error_code};
 use super::share_errors::share_error_code;
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::group::consumer_group::Partitions;
 use crate::group::group_coordinator::GroupListing;
 use crate::group::GroupError;
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::share_admin;
 use crate::shard::Shard;
@@ -46,6 +48,7 @@ fn text(s: &str) -> StrBytes {
 pub fn list_groups(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ListGroupsRequest = ctx.decode(&mut body)?;
@@ -69,6 +72,10 @@ pub fn list_groups(
             })
             .filter(|listing| listing.matches(&states, &types)),
     );
+    // Kafka: DESCRIBE on the cluster lists every group, else those the session may describe.
+    if !access::cluster(shard, session, AclOperation::Describe) {
+        listings.retain(|l| access::group(shard, session, AclOperation::Describe, &l.group_id));
+    }
     listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     let groups = listings
         .into_iter()
@@ -112,15 +119,20 @@ fn classic_assignment(partitions: &Partitions) -> Bytes {
 pub fn describe_groups(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeGroupsRequest = ctx.decode(&mut body)?;
     let version = ctx.version;
-    let groups = request
+    let mut groups: Vec<DescribedGroup> = request
         .groups
         .iter()
         .map(|group_id| {
             let mut described = DescribedGroup::default().with_group_id(group_id.clone());
+            if !access::group(shard, session, AclOperation::Describe, group_id) {
+                described.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return described;
+            }
             match shard.groups().describe(group_id) {
                 Err(error) => {
                     described.error_code = group_error_code(&error);
@@ -173,30 +185,48 @@ pub fn describe_groups(
             described
         })
         .collect();
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = access::group_operations(shard, session, &group.group_id);
+        }
+    }
     ctx.reply(&DescribeGroupsResponse::default().with_groups(groups))
 }
 
 pub fn delete_groups(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DeleteGroupsRequest = ctx.decode(&mut body)?;
     // Consumer groups are deleted at once (durably later); share groups need their
     // shards, so their deletion runs in the deferred answer.
-    let pending: Vec<(GroupId, Option<Result<_, GroupError>>)> = request
+    let pending: Vec<(GroupId, Option<Option<Result<_, GroupError>>>)> = request
         .groups_names
         .into_iter()
         .map(|group_id| {
+            if !access::group(shard, session, AclOperation::Delete, &group_id) {
+                return (group_id, None);
+            }
             let outcome =
                 (!shard.share().has_group(&group_id)).then(|| shard.groups().delete(&group_id));
-            (group_id, outcome)
+            (group_id, Some(outcome))
         })
         .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut results = Vec::with_capacity(pending.len());
         for (group_id, outcome) in pending {
+            let Some(outcome) = outcome else {
+                let denied = code(ResponseError::GroupAuthorizationFailed);
+                results.push(
+                    DeletableGroupResult::default()
+                        .with_group_id(group_id)
+                        .with_error_code(denied),
+                );
+                continue;
+            };
             let result_code = match outcome {
                 Some(Ok(durable)) => error_code(durable.await.err().as_ref()),
                 Some(Err(error)) => group_error_code(&error),

@@ -17,11 +17,14 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::group_error_code;
-use super::{ClientIdentity, RequestContext};
+use super::{access, ClientIdentity, RequestContext};
 use crate::group::consumer_group::{HeartbeatRequest, Partitions};
 use crate::group::group_coordinator::ConsumerGroupTimeouts;
 use crate::group::TopicCatalog;
 use crate::protocol::ProtocolError;
+use crate::protocol::{code, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
@@ -33,9 +36,15 @@ pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
     client: ClientIdentity,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupHeartbeatRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let mut response = ConsumerGroupHeartbeatResponse::default();
     // Owned partitions arrive by topic id; ids of deleted topics are dropped.
     let owned = request.topic_partitions.as_ref().map(|topics| {
@@ -143,14 +152,19 @@ fn described_assignment(shard: &Shard, partitions: &Partitions) -> describe::Ass
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ConsumerGroupDescribeRequest = ctx.decode(&mut body)?;
-    let groups = request
+    let mut groups: Vec<describe::DescribedGroup> = request
         .group_ids
         .iter()
         .map(|group_id| {
             let mut described = describe::DescribedGroup::default().with_group_id(group_id.clone());
+            if !access::group(shard, session, AclOperation::Describe, group_id) {
+                described.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return described;
+            }
             match shard.groups().describe(group_id) {
                 Err(error) => {
                     described.error_code = group_error_code(&error);
@@ -197,5 +211,10 @@ pub fn describe(
             described
         })
         .collect();
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = access::group_operations(shard, session, &group.group_id);
+        }
+    }
     ctx.reply(&ConsumerGroupDescribeResponse::default().with_groups(groups))
 }

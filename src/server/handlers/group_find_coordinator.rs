@@ -9,8 +9,10 @@ use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoord
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 
@@ -25,7 +27,7 @@ struct Found {
     port: i32,
 }
 
-fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
+fn find(shard: &Shard, session: &Session, key: &str, key_type: i8) -> Found {
     let not_available = |reason: &str| Found {
         error: Some((ResponseError::CoordinatorNotAvailable, reason.to_owned())),
         node_id: -1,
@@ -38,6 +40,21 @@ fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
                 ResponseError::InvalidRequest,
                 format!("unknown key type {key_type}"),
             )),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+        };
+    }
+    let denied = if key_type == KEY_TYPE_TRANSACTION {
+        (!access::transactional_id(shard, session, AclOperation::Describe, key))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        (!access::group(shard, session, AclOperation::Describe, key))
+            .then_some(ResponseError::GroupAuthorizationFailed)
+    };
+    if let Some(error) = denied {
+        return Found {
+            error: Some((error, error.to_string())),
             node_id: -1,
             host: String::new(),
             port: -1,
@@ -72,6 +89,7 @@ fn find(shard: &Shard, key: &str, key_type: i8) -> Found {
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: FindCoordinatorRequest = ctx.decode(&mut body)?;
@@ -86,7 +104,7 @@ pub fn handle(
             .coordinator_keys
             .iter()
             .map(|key| {
-                let found = find(shard, key, key_type);
+                let found = find(shard, session, key, key_type);
                 let mut coordinator = Coordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(found.node_id))
@@ -100,7 +118,7 @@ pub fn handle(
             })
             .collect();
     } else {
-        let found = find(shard, &request.key, key_type);
+        let found = find(shard, session, &request.key, key_type);
         response.node_id = BrokerId(found.node_id);
         response.host = StrBytes::from_string(found.host);
         response.port = found.port;

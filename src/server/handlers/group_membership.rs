@@ -16,10 +16,13 @@ use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::{error_code, group_error_code};
-use super::{ClientIdentity, RequestContext};
+use super::{access, ClientIdentity, RequestContext};
 use crate::group::classic_group::{JoinRequest, JoinResult, Pending, SyncResult};
 use crate::group::GroupError;
 use crate::protocol::ProtocolError;
+use crate::protocol::{code, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
@@ -66,9 +69,15 @@ pub fn join_group(
     shard: &Rc<Shard>,
     ctx: RequestContext,
     client: ClientIdentity,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: JoinGroupRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = JoinGroupResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let version = ctx.version;
     let member_id = request.member_id.to_string();
     let join = JoinRequest {
@@ -116,9 +125,15 @@ fn sync_response(version: i16, result: SyncResult) -> SyncGroupResponse {
 pub fn sync_group(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: SyncGroupRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = SyncGroupResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let version = ctx.version;
     let assignments = request
         .assignments
@@ -152,9 +167,15 @@ pub fn sync_group(
 pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: HeartbeatRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = HeartbeatResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let outcome = shard.groups().heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -168,9 +189,15 @@ pub fn heartbeat(
 pub fn leave_group(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: LeaveGroupRequest = ctx.decode(&mut body)?;
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let refused = LeaveGroupResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+        return ctx.reply(&refused);
+    }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         request
             .members

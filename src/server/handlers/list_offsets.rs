@@ -14,8 +14,10 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
 
-use super::{local_partition, RequestContext};
+use super::{access, local_partition, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::log_error;
 use crate::shard::Shard;
@@ -41,9 +43,12 @@ const READ_COMMITTED: i8 = 1;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ListOffsetsRequest = ctx.decode(&mut body)?;
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied = access::denied_topics(shard, session, AclOperation::Describe, names);
     let committed = ctx.version >= 2 && request.isolation_level == READ_COMMITTED;
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
@@ -59,6 +64,11 @@ pub fn handle(
                     .with_leader_epoch(-1);
                 let served = wanted.timestamp >= 0
                     || first_version_for(wanted.timestamp).is_some_and(|v| ctx.version >= v);
+                if denied.iter().any(|d| *d == *topic.name.0) {
+                    answer.error_code = code(ResponseError::TopicAuthorizationFailed);
+                    partitions.push(answer);
+                    continue;
+                }
                 if !served {
                     answer.error_code = code(ResponseError::UnsupportedVersion);
                     partitions.push(answer);

@@ -12,8 +12,10 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{authorized_operations, code, ProtocolError, ResponseError};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::catalog::{validate_topic_name, TopicMeta};
@@ -36,6 +38,7 @@ enum Wanted {
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: MetadataRequest = ctx.decode(&mut body)?;
@@ -60,24 +63,39 @@ pub fn handle(
     // Before v4 there is no flag and auto-creation is the broker's choice alone.
     let may_create =
         shard.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
-    let to_create: Vec<String> = match (&wanted, may_create) {
+    // Kafka only creates what the session may describe and create; the rest it refuses.
+    let (to_create, mut failures): (Vec<String>, Vec<String>) = match (&wanted, may_create) {
         (Some(list), true) => list
             .iter()
             .filter_map(|w| match w {
                 Wanted::Name(name)
-                    if shard.topic(name).is_none() && validate_topic_name(name).is_ok() =>
+                    if shard.topic(name).is_none()
+                        && validate_topic_name(name).is_ok()
+                        && access::topic(shard, session, AclOperation::Describe, name) =>
                 {
                     Some(name.clone())
                 }
                 _ => None,
             })
-            .collect(),
-        _ => Vec::new(),
+            .partition(|name| access::create_topic(shard, session, name)),
+        _ => (Vec::new(), Vec::new()),
     };
+    let mut failures: Vec<(String, AdminError)> = failures
+        .drain(..)
+        .map(|name| (name, AdminError::NotAuthorized))
+        .collect();
     if to_create.is_empty() {
-        return ctx.reply(&build(shard, ctx.version, wanted, &[], asked));
+        return ctx.reply(&build(
+            shard,
+            session,
+            ctx.version,
+            wanted,
+            &failures,
+            asked,
+        ));
     }
     let shard = Rc::clone(shard);
+    let session = session.clone();
     Ok(Reply::Deferred(Box::pin(async move {
         let num_partitions = shard.config.num_partitions;
         let topics = to_create
@@ -90,7 +108,7 @@ pub fn handle(
                 placement: Default::default(),
             })
             .collect();
-        let failures: Vec<(String, AdminError)> = match shard
+        let created: Vec<(String, AdminError)> = match shard
             .admin(|reply| AdminRequest::CreateTopics {
                 topics,
                 validate_only: false,
@@ -112,31 +130,50 @@ pub fn handle(
                 .map(|name| (name, e.clone()))
                 .collect(),
         };
-        for (topic, error) in &failures {
+        for (topic, error) in &created {
             tracing::warn!(%topic, %error, "auto-creating topic failed");
         }
-        ctx.encode(&build(&shard, ctx.version, wanted, &failures, asked))
+        failures.extend(created);
+        ctx.encode(&build(
+            &shard,
+            &session,
+            ctx.version,
+            wanted,
+            &failures,
+            asked,
+        ))
     })))
 }
 
 fn build(
     shard: &Shard,
+    session: &Session,
     version: i16,
     wanted: Option<Vec<Wanted>>,
     failures: &[(String, AdminError)],
     asked: AskedOperations,
 ) -> MetadataResponse {
+    let describable = |name: &str| access::topic(shard, session, AclOperation::Describe, name);
+    let refused = |name: Option<String>, id: Uuid| {
+        MetadataResponseTopic::default()
+            .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+            .with_topic_id(id)
+            .with_error_code(code(ResponseError::TopicAuthorizationFailed))
+    };
     let topics = match wanted {
+        // Listing every topic omits the ones the session may not describe.
         None => shard
             .topics()
             .iter()
-            .map(|meta| describe(shard, meta, version, asked))
+            .filter(|meta| describable(&meta.name))
+            .map(|meta| describe(shard, session, meta, version, asked))
             .collect(),
         Some(list) => list
             .into_iter()
             .map(|w| match w {
+                Wanted::Name(name) if !describable(&name) => refused(Some(name), Uuid::nil()),
                 Wanted::Name(name) => match shard.topic(&name) {
-                    Some(meta) => describe(shard, &meta, version, asked),
+                    Some(meta) => describe(shard, session, &meta, version, asked),
                     None => {
                         let error = if let Err(reason) = validate_topic_name(&name) {
                             tracing::debug!(%name, %reason, "metadata for an invalid topic name");
@@ -152,7 +189,8 @@ fn build(
                     }
                 },
                 Wanted::Id(id) => match shard.topic_by_id(id) {
-                    Some(meta) => describe(shard, &meta, version, asked),
+                    Some(meta) if !describable(&meta.name) => refused(None, id),
+                    Some(meta) => describe(shard, session, &meta, version, asked),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(id)
                         .with_error_code(code(ResponseError::UnknownTopicId)),
@@ -177,13 +215,19 @@ fn build(
         .with_controller_id(BrokerId(0))
         .with_topics(topics);
     if asked.cluster {
-        response.cluster_authorized_operations = authorized_operations::CLUSTER;
+        response.cluster_authorized_operations = shard.authorized_operations(
+            session,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+            authorized_operations::CLUSTER,
+        );
     }
     response
 }
 
 fn describe(
     shard: &Shard,
+    session: &Session,
     meta: &TopicMeta,
     version: i16,
     asked: AskedOperations,
@@ -208,7 +252,12 @@ fn describe(
         .with_topic_id(meta.id)
         .with_partitions(partitions);
     if asked.topic {
-        topic.topic_authorized_operations = authorized_operations::TOPIC;
+        topic.topic_authorized_operations = shard.authorized_operations(
+            session,
+            ResourceType::Topic,
+            &meta.name,
+            authorized_operations::TOPIC,
+        );
     }
     topic
 }

@@ -1,5 +1,7 @@
 //! One thin handler per Kafka API: decode → validate → route → call → encode.
 
+mod access;
+mod acls;
 mod api_versions;
 mod cluster;
 mod configs;
@@ -154,50 +156,57 @@ pub fn dispatch(
     let client = || ClientIdentity::new(&header, session);
     match api_key {
         ApiKey::ApiVersions => api_versions::handle(ctx),
-        ApiKey::Metadata => metadata::handle(shard, ctx, frame),
-        ApiKey::Produce => produce::handle(shard, ctx, frame),
-        ApiKey::Fetch => fetch::handle(shard, ctx, frame),
-        ApiKey::ListOffsets => list_offsets::handle(shard, ctx, frame),
-        ApiKey::CreateTopics => topics::create_topics(shard, ctx, frame),
-        ApiKey::DeleteTopics => topics::delete_topics(shard, ctx, frame),
-        ApiKey::CreatePartitions => topics::create_partitions(shard, ctx, frame),
-        ApiKey::DeleteRecords => delete_records::handle(shard, ctx, frame),
-        ApiKey::DescribeConfigs => configs::describe(shard, ctx, frame),
-        ApiKey::AlterConfigs => configs::alter(shard, ctx, frame),
-        ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, frame),
-        ApiKey::FindCoordinator => group_find_coordinator::handle(shard, ctx, frame),
-        ApiKey::JoinGroup => group_membership::join_group(shard, ctx, client(), frame),
-        ApiKey::SyncGroup => group_membership::sync_group(shard, ctx, frame),
-        ApiKey::Heartbeat => group_membership::heartbeat(shard, ctx, frame),
-        ApiKey::LeaveGroup => group_membership::leave_group(shard, ctx, frame),
-        ApiKey::OffsetCommit => offsets::offset_commit(shard, ctx, frame),
-        ApiKey::OffsetFetch => offsets::offset_fetch(shard, ctx, frame),
-        ApiKey::OffsetDelete => offsets::offset_delete(shard, ctx, frame),
-        ApiKey::ListGroups => group_admin::list_groups(shard, ctx, frame),
-        ApiKey::DescribeGroups => group_admin::describe_groups(shard, ctx, frame),
-        ApiKey::DeleteGroups => group_admin::delete_groups(shard, ctx, frame),
-        ApiKey::ConsumerGroupHeartbeat => group_consumer::heartbeat(shard, ctx, client(), frame),
-        ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, frame),
-        ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, frame),
+        ApiKey::Metadata => metadata::handle(shard, ctx, session, frame),
+        ApiKey::Produce => produce::handle(shard, ctx, session, frame),
+        ApiKey::Fetch => fetch::handle(shard, ctx, session, frame),
+        ApiKey::ListOffsets => list_offsets::handle(shard, ctx, session, frame),
+        ApiKey::CreateTopics => topics::create_topics(shard, ctx, session, frame),
+        ApiKey::DeleteTopics => topics::delete_topics(shard, ctx, session, frame),
+        ApiKey::CreatePartitions => topics::create_partitions(shard, ctx, session, frame),
+        ApiKey::DeleteRecords => delete_records::handle(shard, ctx, session, frame),
+        ApiKey::DescribeConfigs => configs::describe(shard, ctx, session, frame),
+        ApiKey::AlterConfigs => configs::alter(shard, ctx, session, frame),
+        ApiKey::IncrementalAlterConfigs => configs::incremental_alter(shard, ctx, session, frame),
+        ApiKey::FindCoordinator => group_find_coordinator::handle(shard, ctx, session, frame),
+        ApiKey::JoinGroup => group_membership::join_group(shard, ctx, client(), session, frame),
+        ApiKey::SyncGroup => group_membership::sync_group(shard, ctx, session, frame),
+        ApiKey::Heartbeat => group_membership::heartbeat(shard, ctx, session, frame),
+        ApiKey::LeaveGroup => group_membership::leave_group(shard, ctx, session, frame),
+        ApiKey::OffsetCommit => offsets::offset_commit(shard, ctx, session, frame),
+        ApiKey::OffsetFetch => offsets::offset_fetch(shard, ctx, session, frame),
+        ApiKey::OffsetDelete => offsets::offset_delete(shard, ctx, session, frame),
+        ApiKey::ListGroups => group_admin::list_groups(shard, ctx, session, frame),
+        ApiKey::DescribeGroups => group_admin::describe_groups(shard, ctx, session, frame),
+        ApiKey::DeleteGroups => group_admin::delete_groups(shard, ctx, session, frame),
+        ApiKey::ConsumerGroupHeartbeat => {
+            group_consumer::heartbeat(shard, ctx, client(), session, frame)
+        }
+        ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, session, frame),
+        ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, session, frame),
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => sasl_authentication::handshake(shard, ctx, frame, session),
         ApiKey::SaslAuthenticate => sasl_authentication::authenticate(shard, ctx, frame, session),
         ApiKey::DescribeUserScramCredentials => user_scram_credentials::describe(shard, ctx, frame),
         ApiKey::AlterUserScramCredentials => user_scram_credentials::alter(shard, ctx, frame),
-        ApiKey::InitProducerId => producer_id::handle(shard, ctx, frame),
-        ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), frame),
+        ApiKey::InitProducerId => producer_id::handle(shard, ctx, session, frame),
+        ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), session, frame),
         ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
-        ApiKey::ShareFetch => share_fetch::handle(shard, ctx, frame),
-        ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, frame),
+        ApiKey::ShareFetch => share_fetch::handle(shard, ctx, session, frame),
+        ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, session, frame),
         ApiKey::DescribeShareGroupOffsets => share_group_offsets::describe(shard, ctx, frame),
         ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, frame),
         ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, frame),
         ApiKey::AddPartitionsToTxn => {
-            txn_coordinator_apis::add_partitions_to_txn(shard, ctx, frame)
+            txn_coordinator_apis::add_partitions_to_txn(shard, ctx, session, frame)
         }
-        ApiKey::AddOffsetsToTxn => txn_coordinator_apis::add_offsets_to_txn(shard, ctx, frame),
-        ApiKey::EndTxn => txn_coordinator_apis::end_txn(shard, ctx, frame),
-        ApiKey::TxnOffsetCommit => txn_offset_commit::txn_offset_commit(shard, ctx, frame),
+        ApiKey::AddOffsetsToTxn => {
+            txn_coordinator_apis::add_offsets_to_txn(shard, ctx, session, frame)
+        }
+        ApiKey::EndTxn => txn_coordinator_apis::end_txn(shard, ctx, session, frame),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::txn_offset_commit(shard, ctx, session, frame),
+        ApiKey::CreateAcls => acls::create_acls(shard, ctx, session, frame),
+        ApiKey::DescribeAcls => acls::describe_acls(shard, ctx, session, frame),
+        ApiKey::DeleteAcls => acls::delete_acls(shard, ctx, session, frame),
         _ => Err(ProtocolError::Decode {
             api: api_name(api_key),
             version: prefix.api_version,
@@ -251,6 +260,9 @@ fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
         ApiKey::EndTxn => "EndTxn",
         ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         _ => "request",
     }
 }

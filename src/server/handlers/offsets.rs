@@ -21,11 +21,13 @@ use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_errors::{error_code, group_error_code};
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::group::group_coordinator::CommitIdentity;
 use crate::group::offset_record::{CommittedOffset, RECORD_STRING_BYTES_MAX};
 use crate::group::GroupError;
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 
@@ -39,10 +41,14 @@ pub(super) fn partition_exists(shard: &Shard, topic: &str, partition: i32) -> bo
 pub fn offset_commit(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: OffsetCommitRequest = ctx.decode(&mut body)?;
     let group_id = request.group_id.0.to_string();
+    // Kafka: READ on the group refuses every partition; READ on a topic refuses its own.
+    let group_denied = !access::group(shard, session, AclOperation::Read, &group_id);
+    let mut denied_topics: Vec<TopicName> = Vec::new();
     let now = now_ms();
     let metadata_max = shard
         .groups()
@@ -54,6 +60,12 @@ pub fn offset_commit(
     let mut accepted = Vec::new();
     for topic in &request.topics {
         let mut partitions = Vec::new();
+        if group_denied || !access::topic(shard, session, AclOperation::Read, &topic.name) {
+            denied_topics.push(topic.name.clone());
+            let indexes = topic.partitions.iter().map(|p| (p.partition_index, None));
+            outcomes.push((topic.name.clone(), indexes.collect()));
+            continue;
+        }
         for p in &topic.partitions {
             let metadata = p
                 .committed_metadata
@@ -96,14 +108,27 @@ pub fn offset_commit(
         generation_or_epoch: request.generation_id_or_member_epoch,
         member_epochs: ctx.version >= 9,
     };
-    let durable = shard.groups().commit(&group_id, &who, accepted);
+    let denied_code = code(if group_denied {
+        ResponseError::GroupAuthorizationFailed
+    } else {
+        ResponseError::TopicAuthorizationFailed
+    });
+    // Nothing left to commit: Kafka answers without asking the coordinator.
+    let only_denied = accepted.is_empty() && !denied_topics.is_empty();
+    let durable = (!only_denied).then(|| shard.groups().commit(&group_id, &who, accepted));
     let build = move |group_outcome: Option<GroupError>| {
         let topics = outcomes
             .into_iter()
             .map(|(name, partitions)| {
+                let denied = denied_topics.contains(&name);
                 let partitions = partitions
                     .into_iter()
                     .map(|(index, refusal)| {
+                        if denied {
+                            return OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(denied_code);
+                        }
                         // As in Kafka, unknown partitions are refused before the group is
                         // looked at; any other partition gets the group's refusal first.
                         let error = match refusal {
@@ -123,8 +148,9 @@ pub fn offset_commit(
         OffsetCommitResponse::default().with_topics(topics)
     };
     match durable {
-        Err(error) => ctx.reply(&build(Some(error))),
-        Ok(durable) => Ok(Reply::Deferred(Box::pin(async move {
+        None => ctx.reply(&build(None)),
+        Some(Err(error)) => ctx.reply(&build(Some(error))),
+        Some(Ok(durable)) => Ok(Reply::Deferred(Box::pin(async move {
             let outcome = durable.await.err();
             if let Some(error) = &outcome {
                 tracing::warn!(group = %group_id, %error, "offset commit failed");
@@ -171,10 +197,28 @@ fn by_topic(rows: Vec<(String, i32, Option<CommittedOffset>)>) -> Vec<TopicOffse
 pub fn offset_fetch(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: OffsetFetchRequest = ctx.decode(&mut body)?;
     let version = ctx.version;
+    // Kafka: DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; a topic the session may
+    // not DESCRIBE is left out of "every offset" and refused when named.
+    let describable = |topic: &str| access::topic(shard, session, AclOperation::Describe, topic);
+    let fetch_authorized = |group: &str,
+                            topics: Option<Vec<(String, Vec<i32>)>>,
+                            member: Option<(Option<&str>, i32)>| {
+        if !access::group(shard, session, AclOperation::Describe, group) {
+            return Err(code(ResponseError::GroupAuthorizationFailed));
+        }
+        let every = topics.is_none();
+        let rows = fetch_group(shard, group, topics, member).map_err(|e| group_error_code(&e))?;
+        let rows = rows.into_iter();
+        Ok(rows
+            .filter(|(topic, _, _)| !every || describable(topic))
+            .collect::<Vec<_>>())
+    };
+    let topic_denied_code = code(ResponseError::TopicAuthorizationFailed);
     let mut response = OffsetFetchResponse::default();
     // KIP-447 (v7+): an offset an open transaction commits is unstable until it ends;
     // clients retry UNSTABLE_OFFSET_COMMIT.
@@ -194,8 +238,8 @@ pub fn offset_fetch(
             });
             let member = (version >= 9).then_some((group.member_id.as_deref(), group.member_epoch));
             let mut out = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            match fetch_group(shard, &group.group_id.0, topics, member) {
-                Err(error) => out.error_code = group_error_code(&error),
+            match fetch_authorized(&group.group_id.0, topics, member) {
+                Err(error_code) => out.error_code = error_code,
                 Ok(rows) => {
                     out.topics = by_topic(rows)
                         .into_iter()
@@ -203,6 +247,12 @@ pub fn offset_fetch(
                             let partitions = parts
                                 .into_iter()
                                 .map(|(index, offset)| {
+                                    if !describable(&topic) {
+                                        return OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(-1)
+                                            .with_error_code(topic_denied_code);
+                                    }
                                     let pending = unstable(&group.group_id.0, &topic, index);
                                     let offset = offset.filter(|_| !pending);
                                     let offset = offset.unwrap_or(CommittedOffset {
@@ -258,7 +308,7 @@ pub fn offset_fetch(
             .with_name(TopicName(StrBytes::from_string(name)))
             .with_partitions(partitions)
     };
-    match fetch_group(shard, &request.group_id.0, requested.clone(), None) {
+    match fetch_authorized(&request.group_id.0, requested.clone(), None) {
         Ok(rows) => {
             response.topics = by_topic(rows)
                 .into_iter()
@@ -266,7 +316,9 @@ pub fn offset_fetch(
                     let partitions = parts
                         .into_iter()
                         .map(|(i, o)| {
-                            if unstable(&request.group_id.0, &name, i) {
+                            if !describable(&name) {
+                                partition(i, None, topic_denied_code)
+                            } else if unstable(&request.group_id.0, &name, i) {
                                 partition(i, None, unstable_code)
                             } else {
                                 partition(i, o, 0)
@@ -277,8 +329,7 @@ pub fn offset_fetch(
                 })
                 .collect();
         }
-        Err(error) => {
-            let code = group_error_code(&error);
+        Err(code) => {
             if version >= 2 {
                 response.error_code = code;
             }
@@ -304,13 +355,22 @@ pub fn offset_fetch(
 pub fn offset_delete(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: OffsetDeleteRequest = ctx.decode(&mut body)?;
     let group_id: GroupId = request.group_id.clone();
+    if !access::group(shard, session, AclOperation::Delete, &group_id) {
+        let denied = code(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&OffsetDeleteResponse::default().with_error_code(denied));
+    }
+    // Kafka refuses the partitions of topics the session may not READ, and deletes the rest.
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied_topics = access::denied_topics(shard, session, AclOperation::Read, names);
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| !denied_topics.iter().any(|d| *d == *t.name.0))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -335,6 +395,21 @@ pub fn offset_delete(
                         .with_partitions(vec![entry]),
                 ),
             }
+        }
+        for denied in &request.topics {
+            if !denied_topics.iter().any(|d| *d == *denied.name.0) {
+                continue;
+            }
+            let refused = denied.partitions.iter().map(|p| {
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code(ResponseError::TopicAuthorizationFailed))
+            });
+            topics.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(denied.name.clone())
+                    .with_partitions(refused.collect()),
+            );
         }
         OffsetDeleteResponse::default().with_topics(topics)
     };

@@ -15,10 +15,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::produce_order;
 use super::txn_produce_verification::{self, Refusals};
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
 use crate::log::{LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::server::error_codes::log_error;
 use crate::shard::{PartitionLookup, Shard};
@@ -26,16 +28,26 @@ use crate::shard::{PartitionLookup, Shard};
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ProduceRequest = ctx.decode(&mut body)?;
+    let denied = denials(shard, session, &request);
+    let partition_count: usize = request
+        .topic_data
+        .iter()
+        .map(|t| t.partition_data.len())
+        .sum();
+    if !denied.is_empty() && denied.len() == partition_count {
+        return append_all(shard, ctx, request, &denied);
+    }
     // Transactional producers use acks=all; without an answer there is nobody to refuse.
     let needed = (request.acks != 0)
         .then(|| txn_produce_verification::needed(shard, &request))
         .flatten();
     if needed.is_none() && !produce_order::any_gated() {
         // The common case: nothing to wait for, append now (no per-partition bookkeeping).
-        return append_all(shard, ctx, request, &Refusals::new());
+        return append_all(shard, ctx, request, &denied);
     }
     let partitions = request
         .topic_data
@@ -47,7 +59,7 @@ pub fn handle(
         })
         .collect();
     let Some(tickets) = produce_order::take(partitions, needed.is_some()) else {
-        return append_all(shard, ctx, request, &Refusals::new());
+        return append_all(shard, ctx, request, &denied);
     };
     // This request waits for the coordinator, or queues behind one that does: it appends in
     // its turn (see `produce_order`).
@@ -59,13 +71,14 @@ pub fn handle(
         let needed = (request.acks != 0)
             .then(|| txn_produce_verification::needed(&shard, &request))
             .flatten();
-        let refusals = match needed {
+        let mut refusals = match needed {
             Some(needed) => {
                 let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
                 txn_produce_verification::verify(&shard, transactional_id, needed).await
             }
             None => Refusals::new(),
         };
+        refusals.extend(denied);
         let reply = append_all(&shard, ctx, request, &refusals);
         drop(tickets);
         reply
@@ -91,6 +104,30 @@ pub fn handle(
             }),
         }
     })))
+}
+
+/// The partitions Kafka would refuse for authorization: every one when the transactional
+/// id may not be written (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), else those of topics the
+/// session may not WRITE (TOPIC_AUTHORIZATION_FAILED).
+fn denials(shard: &Shard, session: &Session, request: &ProduceRequest) -> Refusals {
+    let txn_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !access::transactional_id(shard, session, AclOperation::Write, id));
+    let mut denied = Refusals::new();
+    for topic in &request.topic_data {
+        let error = if txn_denied {
+            ResponseError::TransactionalIdAuthorizationFailed
+        } else if !access::topic(shard, session, AclOperation::Write, &topic.name) {
+            ResponseError::TopicAuthorizationFailed
+        } else {
+            continue;
+        };
+        for data in &topic.partition_data {
+            denied.insert((topic.name.0.to_string(), data.index), error);
+        }
+    }
+    denied
 }
 
 /// Appends every partition's records (or answers its refusal) and builds the answer.

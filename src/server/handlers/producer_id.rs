@@ -9,10 +9,13 @@ use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::ProducerId;
 
+use super::access;
 use super::txn_errors::txn_error_code;
 use super::RequestContext;
 use crate::group::offset_record::RECORD_STRING_BYTES_MAX;
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::control::AdminRequest;
@@ -24,12 +27,25 @@ const INIT_FENCED_FROM: i16 = 4;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: InitProducerIdRequest = ctx.decode(&mut body)?;
     let refused = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    // Kafka: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the cluster or
+    // WRITE on some topic (KIP-679).
+    let denied = match &request.transactional_id {
+        Some(id) => (!access::transactional_id(shard, session, AclOperation::Write, id))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!access::cluster(shard, session, AclOperation::IdempotentWrite)
+            && !shard.authorize_any(session, AclOperation::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(error) = denied {
+        return ctx.reply(&refused.with_error_code(code(error)));
+    }
     if let Some(transactional_id) = request.transactional_id {
         let transactional_id = transactional_id.0.to_string();
         if transactional_id.len() > RECORD_STRING_BYTES_MAX {

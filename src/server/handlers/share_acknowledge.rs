@@ -16,8 +16,10 @@ use uuid::Uuid;
 use super::share_partitions::{
     acknowledge_target, group_and_member, leader_hint, release_member, resolve, Refusal, Target,
 };
-use super::RequestContext;
-use crate::protocol::ProtocolError;
+use super::{access, RequestContext};
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 use crate::share::share_session::FINAL_EPOCH;
@@ -25,9 +27,15 @@ use crate::share::share_session::FINAL_EPOCH;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ShareAcknowledgeRequest = ctx.decode(&mut body)?;
+    let group_id = request.group_id.as_ref().map_or("", |g| g.0.as_str());
+    if !access::group(shard, session, AclOperation::Read, group_id) {
+        let denied = code(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&ShareAcknowledgeResponse::default().with_error_code(denied));
+    }
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let response = share_acknowledge(&shard, request)

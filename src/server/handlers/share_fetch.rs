@@ -23,9 +23,11 @@ use super::share_errors::share_error_code;
 use super::share_partitions::{
     acknowledge_target, group_and_member, leader_hint, release_member, resolve, Refusal, Target,
 };
-use super::{long_poll, RequestContext};
+use super::{access, long_poll, RequestContext};
 use crate::constants::FETCH_WAIT_MS_MAX;
-use crate::protocol::{code, ProtocolError};
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 use crate::share::share_session::{
@@ -38,9 +40,15 @@ const PARTITION_BYTES_DEFAULT: usize = 1 << 20;
 pub fn handle(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ShareFetchRequest = ctx.decode(&mut body)?;
+    let group_id = request.group_id.as_ref().map_or("", |g| g.0.as_str());
+    if !access::group(shard, session, AclOperation::Read, group_id) {
+        let denied = code(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&ShareFetchResponse::default().with_error_code(denied));
+    }
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let response = share_fetch(&shard, request)

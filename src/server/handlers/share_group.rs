@@ -16,8 +16,10 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::share_errors::share_error_code;
-use super::{ClientIdentity, RequestContext};
-use crate::protocol::ProtocolError;
+use super::{access, ClientIdentity, RequestContext};
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 use crate::share::share_group::HeartbeatRequest;
@@ -30,9 +32,15 @@ pub fn heartbeat(
     shard: &Rc<Shard>,
     ctx: RequestContext,
     client: ClientIdentity,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ShareGroupHeartbeatRequest = ctx.decode(&mut body)?;
+    let group_id = request.group_id.0.as_str();
+    if !access::group(shard, session, AclOperation::Read, group_id) {
+        let denied = code(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&ShareGroupHeartbeatResponse::default().with_error_code(denied));
+    }
     let group = request.group_id.0.to_string();
     let heartbeat = HeartbeatRequest {
         member_id: request.member_id.to_string(),

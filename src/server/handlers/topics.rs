@@ -19,8 +19,10 @@ use kafka_protocol::messages::delete_topics_response::{
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::control::{AdminError, AdminRequest, NewPartitions, NewTopic};
@@ -35,9 +37,16 @@ fn error_text(error: &AdminError) -> Option<StrBytes> {
 pub fn create_topics(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: CreateTopicsRequest = ctx.decode(&mut body)?;
+    let denied: Vec<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|name| !access::create_topic(shard, session, name))
+        .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         // Requests the owner never sees: bad replication factors and assignments.
@@ -62,6 +71,10 @@ pub fn create_topics(
                 &assignments,
                 shard.config.shard_count,
             );
+            let layout = match layout {
+                _ if denied.iter().any(|d| *d == *topic.name.0) => Err(AdminError::NotAuthorized),
+                layout => layout,
+            };
             let (partition_count, placement, refusal) = match layout {
                 Ok(TopicLayout {
                     partition_count,
@@ -135,31 +148,39 @@ pub fn create_topics(
 pub fn delete_topics(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DeleteTopicsRequest = ctx.decode(&mut body)?;
+    // v6 names topics by name or id; earlier versions by name only.
+    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    for state in &request.topics {
+        let name = match &state.name {
+            Some(name) => Some(name.0.to_string()),
+            None => shard.topic_by_id(state.topic_id).map(|m| m.name),
+        };
+        wanted.push((name, state.topic_id));
+    }
+    let named = wanted.iter().filter_map(|(n, _)| n.as_deref());
+    let denied = access::denied_topics(shard, session, AclOperation::Delete, named);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
-        // v6 names topics by name or id; earlier versions by name only.
-        let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
-            .topic_names
+        let names: Vec<String> = wanted
             .iter()
-            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .filter_map(|(n, _)| n.clone())
+            .filter(|n| !denied.contains(n))
             .collect();
-        for state in &request.topics {
-            let name = match &state.name {
-                Some(name) => Some(name.0.to_string()),
-                None => shard.topic_by_id(state.topic_id).map(|m| m.name),
-            };
-            wanted.push((name, state.topic_id));
-        }
-        let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+        let asked = names.len();
         let mut outcomes = match shard
             .admin(|reply| AdminRequest::DeleteTopics { names, reply })
             .await
         {
             Ok(results) => results.into_iter(),
-            Err(e) => vec![Err(e); wanted.iter().filter(|(n, _)| n.is_some()).count()].into_iter(),
+            Err(e) => vec![Err(e); asked].into_iter(),
         };
         let responses = wanted
             .into_iter()
@@ -172,8 +193,12 @@ pub fn delete_topics(
                 match name {
                     None => result.error_code = code(ResponseError::UnknownTopicId),
                     Some(name) => {
-                        if let Err(error) = outcomes.next().unwrap_or(Err(AdminError::ShuttingDown))
-                        {
+                        let outcome = if denied.contains(&name) {
+                            Err(AdminError::NotAuthorized)
+                        } else {
+                            outcomes.next().unwrap_or(Err(AdminError::ShuttingDown))
+                        };
+                        if let Err(error) = outcome {
                             result.error_code = code(admin_error(&error));
                             if ctx.version >= 5 {
                                 result.error_message = error_text(&error);
@@ -192,14 +217,19 @@ pub fn delete_topics(
 pub fn create_partitions(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: CreatePartitionsRequest = ctx.decode(&mut body)?;
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied = access::denied_topics(shard, session, AclOperation::Alter, names);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
+        let is_denied = |name: &TopicName| denied.iter().any(|d| *d == *name.0);
         let topics: Vec<NewPartitions> = request
             .topics
             .iter()
+            .filter(|t| !is_denied(&t.name))
             .map(|t| NewPartitions {
                 name: t.name.0.to_string(),
                 count: t.count,
@@ -213,7 +243,7 @@ pub fn create_partitions(
             .collect();
         let count = topics.len();
         let validate_only = request.validate_only;
-        let outcomes = match shard
+        let mut outcomes = match shard
             .admin(|reply| AdminRequest::CreatePartitions {
                 topics,
                 validate_only,
@@ -221,14 +251,18 @@ pub fn create_partitions(
             })
             .await
         {
-            Ok(results) => results,
-            Err(e) => vec![Err(e); count],
+            Ok(results) => results.into_iter(),
+            Err(e) => vec![Err(e); count].into_iter(),
         };
         let results = request
             .topics
             .into_iter()
-            .zip(outcomes)
-            .map(|(topic, outcome)| {
+            .map(|topic| {
+                let outcome = if is_denied(&topic.name) {
+                    Err(AdminError::NotAuthorized)
+                } else {
+                    outcomes.next().unwrap_or(Err(AdminError::ShuttingDown))
+                };
                 let mut result = CreatePartitionsTopicResult::default().with_name(topic.name);
                 if let Err(error) = outcome {
                     result.error_code = code(admin_error(&error));

@@ -20,9 +20,11 @@ use kafka_protocol::messages::{ProducerId, TopicName};
 
 use super::offsets::partition_exists;
 use super::txn_errors::txn_error_code;
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::group::offset_record::RECORD_STRING_BYTES_MAX;
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::Shard;
 
@@ -33,6 +35,35 @@ const END_TXN_FENCED_FROM: i16 = 2;
 
 /// Per-partition codes of one transaction, by topic in request order.
 type TopicCodes = Vec<(TopicName, Vec<(i32, i16)>)>;
+
+/// Kafka's authorization refusal of one transaction's AddPartitionsToTxn: every partition
+/// when the transactional id may not be written, else the partitions of topics that may not
+/// be written, the others OPERATION_NOT_ATTEMPTED; `None` when allowed.
+fn denials(
+    shard: &Shard,
+    session: &Session,
+    txn: &AddPartitionsToTxnTransaction,
+) -> Option<TopicCodes> {
+    let txn_denied =
+        !access::transactional_id(shard, session, AclOperation::Write, &txn.transactional_id);
+    let topic_denied =
+        |name: &TopicName| !access::topic(shard, session, AclOperation::Write, &name.0);
+    if !txn_denied && !txn.topics.iter().any(|t| topic_denied(&t.name)) {
+        return None;
+    }
+    let codes = txn.topics.iter().map(|t| {
+        let error = if txn_denied {
+            ResponseError::TransactionalIdAuthorizationFailed
+        } else if topic_denied(&t.name) {
+            ResponseError::TopicAuthorizationFailed
+        } else {
+            ResponseError::OperationNotAttempted
+        };
+        let partitions = t.partitions.iter().map(|p| (*p, code(error))).collect();
+        (t.name.clone(), partitions)
+    });
+    Some(codes.collect())
+}
 
 fn topic_results(codes: TopicCodes) -> Vec<AddPartitionsToTxnTopicResult> {
     codes
@@ -145,6 +176,7 @@ async fn add_partitions(
 pub fn add_partitions_to_txn(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: AddPartitionsToTxnRequest = ctx.decode(&mut body)?;
@@ -159,11 +191,21 @@ pub fn add_partitions_to_txn(
             .with_producer_epoch(request.v3_and_below_producer_epoch)
             .with_topics(request.v3_and_below_topics)]
     };
+    let refusals: Vec<Option<TopicCodes>> = transactions
+        .iter()
+        .map(|txn| denials(shard, session, txn))
+        .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut results = Vec::with_capacity(transactions.len());
-        for txn in transactions {
-            results.push(add_partitions(&shard, ctx.version, txn).await);
+        for (txn, refusal) in transactions.into_iter().zip(refusals) {
+            let result = match refusal {
+                Some(codes) => AddPartitionsToTxnResult::default()
+                    .with_transactional_id(txn.transactional_id)
+                    .with_topic_results(topic_results(codes)),
+                None => add_partitions(&shard, ctx.version, txn).await,
+            };
+            results.push(result);
         }
         let mut response = AddPartitionsToTxnResponse::default();
         if ctx.version >= 4 {
@@ -179,11 +221,23 @@ pub fn add_partitions_to_txn(
 pub fn add_offsets_to_txn(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: AddOffsetsToTxnRequest = ctx.decode(&mut body)?;
     let transactional_id = request.transactional_id.0.to_string();
     let group = request.group_id.0.to_string();
+    let denied =
+        if !access::transactional_id(shard, session, AclOperation::Write, &transactional_id) {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !access::group(shard, session, AclOperation::Read, &group) {
+            Some(ResponseError::GroupAuthorizationFailed)
+        } else {
+            None
+        };
+    if let Some(error) = denied {
+        return ctx.reply(&AddOffsetsToTxnResponse::default().with_error_code(code(error)));
+    }
     let producer = (request.producer_id.0, request.producer_epoch);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
@@ -206,10 +260,19 @@ pub fn add_offsets_to_txn(
 pub fn end_txn(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: EndTxnRequest = ctx.decode(&mut body)?;
     let transactional_id = request.transactional_id.0.to_string();
+    if !access::transactional_id(shard, session, AclOperation::Write, &transactional_id) {
+        let denied = code(ResponseError::TransactionalIdAuthorizationFailed);
+        let response = EndTxnResponse::default()
+            .with_error_code(denied)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        return ctx.reply(&response);
+    }
     let producer = (request.producer_id.0, request.producer_epoch);
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {

@@ -15,10 +15,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use super::group_errors::group_error_code;
 use super::offsets::partition_exists;
 use super::txn_errors::txn_error_code;
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::group::group_coordinator::CommitIdentity;
 use crate::group::offset_record::{CommittedOffset, RECORD_STRING_BYTES_MAX};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::{now_ms, Reply};
 use crate::shard::Shard;
 use crate::txn::txn_metadata::PendingOffset;
@@ -61,6 +63,7 @@ async fn stage(
 pub fn txn_offset_commit(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: TxnOffsetCommitRequest = ctx.decode(&mut body)?;
@@ -85,7 +88,9 @@ pub fn txn_offset_commit(
                 .map(|m| m.to_string())
                 .unwrap_or_default();
             let exists = partition_exists(shard, &topic.name.0, p.partition_index);
-            let refusal = if metadata.len() > metadata_max {
+            let refusal = if !access::topic(shard, session, AclOperation::Read, &topic.name) {
+                Some(code(ResponseError::TopicAuthorizationFailed))
+            } else if metadata.len() > metadata_max {
                 Some(code(ResponseError::OffsetMetadataTooLarge))
             } else if !exists {
                 Some(code(ResponseError::UnknownTopicOrPartition))
@@ -118,15 +123,20 @@ pub fn txn_offset_commit(
         // Kafka checks a transactional commit's member epoch whatever the request version.
         member_epochs: true,
     };
-    let checked = if transactional_id.is_empty() || transactional_id.len() > RECORD_STRING_BYTES_MAX
-    {
-        Err(code(ResponseError::InvalidRequest))
-    } else {
-        shard
-            .groups()
-            .check_transaction_commit(&group, &who)
-            .map_err(|e| group_error_code(&e))
-    };
+    // Kafka: WRITE on the transactional id and READ on the group refuse the whole commit.
+    let checked =
+        if !access::transactional_id(shard, session, AclOperation::Write, &transactional_id) {
+            Err(code(ResponseError::TransactionalIdAuthorizationFailed))
+        } else if !access::group(shard, session, AclOperation::Read, &group) {
+            Err(code(ResponseError::GroupAuthorizationFailed))
+        } else if transactional_id.is_empty() || transactional_id.len() > RECORD_STRING_BYTES_MAX {
+            Err(code(ResponseError::InvalidRequest))
+        } else {
+            shard
+                .groups()
+                .check_transaction_commit(&group, &who)
+                .map_err(|e| group_error_code(&e))
+        };
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let outcome = match checked {
