@@ -186,8 +186,12 @@ pub fn dispatch(
         ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
         ApiKey::SaslHandshake => sasl_authentication::handshake(shard, ctx, frame, session),
         ApiKey::SaslAuthenticate => sasl_authentication::authenticate(shard, ctx, frame, session),
-        ApiKey::DescribeUserScramCredentials => user_scram_credentials::describe(shard, ctx, frame),
-        ApiKey::AlterUserScramCredentials => user_scram_credentials::alter(shard, ctx, frame),
+        ApiKey::DescribeUserScramCredentials => {
+            user_scram_credentials::describe(shard, ctx, session, frame)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            user_scram_credentials::alter(shard, ctx, session, frame)
+        }
         ApiKey::InitProducerId => producer_id::handle(shard, ctx, session, frame),
         ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), session, frame),
         ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),

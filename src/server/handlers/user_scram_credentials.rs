@@ -15,10 +15,12 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
 use crate::security::sasl::scram_credential::{SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use crate::security::sasl::{CredentialSource, SaslMechanism, ScramCredential};
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::server::error_codes::admin_error;
 use crate::shard::control::{AdminError, AdminRequest, ScramChange};
@@ -29,9 +31,18 @@ const DUPLICATE_ALTER: &str = "A user credential cannot be altered twice in the 
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeUserScramCredentialsRequest = ctx.decode(&mut body)?;
+    // Kafka: DESCRIBE on the cluster, else the whole request is refused.
+    if !access::cluster(shard, session, AclOperation::Describe) {
+        return ctx.reply(
+            &DescribeUserScramCredentialsResponse::default()
+                .with_error_code(code(ResponseError::ClusterAuthorizationFailed))
+                .with_error_message(None),
+        );
+    }
     let known: IndexMap<String, Vec<(SaslMechanism, i32)>> =
         shard.scram_users().into_iter().collect();
     // Each asked-for user once, with how many times it was asked for.
@@ -81,9 +92,27 @@ pub fn describe(
 pub fn alter(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: AlterUserScramCredentialsRequest = ctx.decode(&mut body)?;
+    // Kafka: ALTER on the cluster, else every user named is refused.
+    if !access::cluster(shard, session, AclOperation::Alter) {
+        let named = request.deletions.iter().map(|d| &d.name);
+        let named: indexmap::IndexSet<String> = named
+            .chain(request.upsertions.iter().map(|u| &u.name))
+            .map(|name| name.to_string())
+            .collect();
+        let results = named.into_iter().map(|user| {
+            alter_refusal(
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".into(),
+            )
+            .with_user(StrBytes::from_string(user))
+        });
+        return ctx
+            .reply(&AlterUserScramCredentialsResponse::default().with_results(results.collect()));
+    }
     // Kafka's order of checks: deletions, then upsertions; a user named twice is refused
     // whole, and a refused user's later entries are ignored.
     let mut refused: IndexMap<String, (ResponseError, String)> = IndexMap::new();
