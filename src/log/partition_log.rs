@@ -1680,7 +1680,10 @@ mod tests {
         let tmp = dir();
         let path = tmp.path().join("segment.log");
         let mut batches = make_batch(2, 300, 1);
-        batches.extend_from_slice(&make_batch(3, 500, 2));
+        // The second batch follows the first in offsets, as the log writes them.
+        let mut second = make_batch(3, 500, 2);
+        second[..8].copy_from_slice(&2i64.to_be_bytes());
+        batches.extend_from_slice(&second);
         let whole = batches.len() as u64;
         // Five stray bytes after the last batch: less than a batch header.
         let mut stray = batches.clone();
