@@ -50,12 +50,57 @@ pub struct BrokerConfig {
     pub share: crate::share::share_config::ShareBrokerConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
-    /// The security protocol of the client listener (`--security-protocol`).
+    /// The security protocol of the first client listener.
     pub security_protocol: crate::security::SecurityProtocol,
+    /// Every client listener (`--listener`); the first is `listen` with `security_protocol`.
+    /// Each shard serves each listener on its port plus the shard's index.
+    pub listeners: Vec<ListenerConfig>,
+    /// Certificate and key of the SSL and SASL_SSL listeners.
+    pub tls: Option<crate::security::tls::TlsSettings>,
     /// SASL mechanisms and session lifetime, for SASL listeners.
     pub sasl: crate::security::sasl::SaslConfig,
     /// ACL authorization (`--authorizer acl`); disabled, every request is allowed.
     pub authorizer: crate::security::acl::AuthorizerConfig,
+}
+
+/// One client listener: its security protocol, shard 0's address, and the host its
+/// Metadata answers name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub protocol: crate::security::SecurityProtocol,
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+}
+
+/// Parses `PROTOCOL://host:port` (Kafka's `listeners` entries, the protocol as the name).
+pub fn parse_listener(
+    text: &str,
+) -> Result<(crate::security::SecurityProtocol, SocketAddr, String), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "listener",
+        reason: format!("{reason} (got {text:?}; expected PROTOCOL://host:port)"),
+    };
+    let (name, address) = text
+        .split_once("://")
+        .ok_or_else(|| invalid("no ://".to_owned()))?;
+    let protocol = crate::security::SecurityProtocol::parse(name).ok_or_else(|| {
+        invalid(format!(
+            "{name:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+        ))
+    })?;
+    let host = address
+        .rsplit_once(':')
+        .map(|(host, _)| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        })
+        .ok_or_else(|| invalid("no port".to_owned()))?;
+    let listen = std::net::ToSocketAddrs::to_socket_addrs(address)
+        .map_err(|e| invalid(e.to_string()))?
+        .next()
+        .ok_or_else(|| invalid("the host resolves to no address".to_owned()))?;
+    Ok((protocol, listen, host))
 }
 
 /// The TOML file's shape. Every field is optional; absent ones keep their defaults.
@@ -89,6 +134,12 @@ pub struct ConfigFile {
     pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
     pub security_protocol: Option<String>,
+    /// `listener = ["SSL://0.0.0.0:9093", ...]`, as the repeatable `--listener` flag.
+    pub listener: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_client_auth: Option<String>,
     pub sasl_enabled_mechanisms: Option<String>,
     pub sasl_session_lifetime_ms: Option<i64>,
     pub authorizer: Option<String>,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::config::{self, BrokerConfig, ConfigError, ConfigFile};
 use crate::log::LogConfig;
 use crate::security::sasl::SaslConfig;
+use crate::security::tls::{ClientAuth, TlsSettings};
 use crate::security::SecurityProtocol;
 use crate::share::share_config::{self, ShareBrokerConfig};
 
@@ -48,9 +49,24 @@ pub struct ServeArgs {
     /// Admin HTTP endpoint for /metrics, /health, /ready (port 0: ephemeral) [default: 127.0.0.1:9644]
     #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
-    /// Security protocol of the client listener: PLAINTEXT or SASL_PLAINTEXT [default: PLAINTEXT]
+    /// Security protocol of the --listen listener: PLAINTEXT or SASL_PLAINTEXT (shorthand for one --listener) [default: PLAINTEXT]
     #[arg(long, env = "SLUICE_SECURITY_PROTOCOL")]
     pub security_protocol: Option<String>,
+    /// A client listener, PROTOCOL://host:port with PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL; repeatable; replaces --listen and --security-protocol. Shard i serves each on PORT+i
+    #[arg(long = "listener", env = "SLUICE_LISTENERS", value_delimiter = ',')]
+    pub listeners: Vec<String>,
+    /// PEM certificate chain of the SSL and SASL_SSL listeners (reread on SIGHUP)
+    #[arg(long, env = "SLUICE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the SSL and SASL_SSL listeners (reread on SIGHUP)
+    #[arg(long, env = "SLUICE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that sign client certificates (for --tls-client-auth)
+    #[arg(long, env = "SLUICE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificates: none, requested or required (Kafka's ssl.client.auth); a certificate's subject becomes the principal User:<DN> [default: none]
+    #[arg(long, env = "SLUICE_TLS_CLIENT_AUTH")]
+    pub tls_client_auth: Option<String>,
     /// SASL mechanisms offered on SASL listeners (Kafka's sasl.enabled.mechanisms) [default: SCRAM-SHA-256,SCRAM-SHA-512,PLAIN]
     #[arg(long, env = "SLUICE_SASL_ENABLED_MECHANISMS")]
     pub sasl_enabled_mechanisms: Option<String>,
@@ -196,7 +212,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             reason: format!("{shard_count} is not between 1 and 1024"),
         });
     }
-    let cpus = match args.cpus.or(file.cpus) {
+    let cpus = match args.cpus.clone().or(file.cpus.clone()) {
         Some(list) if list.len() < shard_count => {
             return Err(ConfigError::Invalid {
                 key: "cpus",
@@ -255,8 +271,19 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     }
     let advertised_host = args
         .advertised_host
-        .or(file.advertised_host)
+        .clone()
+        .or(file.advertised_host.clone())
         .unwrap_or_else(|| listen.ip().to_string());
+    let listeners = resolve_listeners(
+        &args,
+        &file,
+        security_protocol,
+        listen,
+        &advertised_host,
+        shard_count,
+    )?;
+    let tls = resolve_tls(&args, &file, &listeners)?;
+    let (listen, security_protocol) = (listeners[0].listen, listeners[0].protocol);
     let data_dir = args
         .data_dir
         .or(file.data_dir)
@@ -292,9 +319,103 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
         security_protocol,
+        listeners,
+        tls,
         sasl,
         authorizer,
     })
+}
+
+/// The `--listener` list, or the one listener `--listen` and `--security-protocol` describe.
+fn resolve_listeners(
+    args: &ServeArgs,
+    file: &ConfigFile,
+    security_protocol: SecurityProtocol,
+    listen: SocketAddr,
+    advertised_host: &str,
+    shard_count: usize,
+) -> Result<Vec<config::ListenerConfig>, ConfigError> {
+    let texts: Vec<String> = if args.listeners.is_empty() {
+        file.listener.clone().unwrap_or_default()
+    } else {
+        args.listeners.clone()
+    };
+    if texts.is_empty() {
+        return Ok(vec![config::ListenerConfig {
+            protocol: security_protocol,
+            listen,
+            advertised_host: advertised_host.to_owned(),
+        }]);
+    }
+    let explicit_host = args
+        .advertised_host
+        .clone()
+        .or(file.advertised_host.clone());
+    let mut listeners: Vec<config::ListenerConfig> = Vec::with_capacity(texts.len());
+    for text in &texts {
+        let (protocol, listen, host) = config::parse_listener(text)?;
+        if listen.port() != 0 && usize::from(listen.port()) + shard_count > usize::from(u16::MAX) {
+            return Err(ConfigError::Invalid {
+                key: "listener",
+                reason: format!(
+                    "{text}: ports {}+{shard_count} run past 65535",
+                    listen.port()
+                ),
+            });
+        }
+        if listeners
+            .iter()
+            .any(|l| l.listen == listen && listen.port() != 0)
+        {
+            return Err(ConfigError::Invalid {
+                key: "listener",
+                reason: format!("{text}: address listed twice"),
+            });
+        }
+        listeners.push(config::ListenerConfig {
+            protocol,
+            listen,
+            advertised_host: explicit_host.clone().unwrap_or(host),
+        });
+    }
+    Ok(listeners)
+}
+
+/// The TLS certificate settings; required exactly when a listener uses TLS.
+fn resolve_tls(
+    args: &ServeArgs,
+    file: &ConfigFile,
+    listeners: &[config::ListenerConfig],
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+    let key = args.tls_key.clone().or(file.tls_key.clone());
+    let ca = args.tls_ca.clone().or(file.tls_ca.clone());
+    let client_auth = match args
+        .tls_client_auth
+        .as_deref()
+        .or(file.tls_client_auth.as_deref())
+    {
+        None => ClientAuth::None,
+        Some(name) => ClientAuth::parse(name).ok_or_else(|| ConfigError::Invalid {
+            key: "tls-client-auth",
+            reason: format!("{name:?} is not none, requested or required"),
+        })?,
+    };
+    if !listeners.iter().any(|l| l.protocol.uses_tls()) {
+        return Ok(None);
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsSettings {
+            cert,
+            key,
+            ca,
+            client_auth,
+        })),
+        _ => Err(ConfigError::Invalid {
+            key: "tls-cert",
+            reason: "an SSL or SASL_SSL listener needs --tls-cert and --tls-key".to_owned(),
+        }),
+    }
 }
 
 /// The ACL authorizer's settings: flags and env over the file; off by default.
@@ -349,7 +470,7 @@ fn resolve_security(
             _ => {
                 return Err(ConfigError::Invalid {
                     key: "security-protocol",
-                    reason: format!("{name:?} is not PLAINTEXT or SASL_PLAINTEXT"),
+                    reason: format!("{name:?} is not PLAINTEXT or SASL_PLAINTEXT (TLS listeners: --listener SSL://host:port or SASL_SSL://host:port)"),
                 })
             }
         },

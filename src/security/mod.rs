@@ -8,6 +8,7 @@ pub mod acl;
 mod principal;
 pub mod sasl;
 mod session;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
 pub use session::{SecurityProtocol, Session};

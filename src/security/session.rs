@@ -58,6 +58,8 @@ impl fmt::Display for SecurityProtocol {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub protocol: SecurityProtocol,
+    /// Index of the listener the connection came through (Metadata answers with its brokers).
+    pub listener: usize,
     pub peer: Option<SocketAddr>,
     pub principal: KafkaPrincipal,
     /// The SASL exchange's state; used only on SASL listeners.
@@ -68,6 +70,7 @@ impl Session {
     pub fn new(protocol: SecurityProtocol, peer: Option<SocketAddr>) -> Session {
         Session {
             protocol,
+            listener: 0,
             peer,
             principal: KafkaPrincipal::anonymous(),
             sasl: SaslSession::default(),

@@ -31,6 +31,8 @@ pub enum ServerError {
     DataDirLocked { path: PathBuf },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::security::tls::TlsError),
     #[error("shard {shard_id}: {reason}")]
     Shard { shard_id: usize, reason: String },
     #[error(transparent)]
@@ -44,8 +46,15 @@ pub enum ServerError {
 
 /// What a shard reports to the main thread while starting.
 enum Startup {
-    Listening { shard_id: usize, addr: SocketAddr },
-    Failed { shard_id: usize, reason: String },
+    /// The bound address of each listener, in the configured order.
+    Listening {
+        shard_id: usize,
+        addrs: Vec<SocketAddr>,
+    },
+    Failed {
+        shard_id: usize,
+        reason: String,
+    },
 }
 
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
@@ -78,6 +87,17 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .inspect(|addr| tracing::info!(%addr, "admin endpoint: /metrics /health /ready"))
         .inspect_err(|e| tracing::error!(error = %e, "admin endpoint disabled"))
         .ok();
+
+    // Loaded before any shard starts, so a bad certificate stops the broker at once.
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(
+            crate::security::tls::TlsReloader::new(settings.clone()).map_err(ServerError::Tls)?,
+        )),
+        None => None,
+    };
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(ServerError::Signals)?;
 
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -114,6 +134,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         txn_rxs,
         startup_tx,
         metrics: Arc::clone(&metrics),
+        tls: tls.clone(),
     };
     let shard_main = move |shard_id: usize| {
         let wiring = wiring.clone();
@@ -139,7 +160,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             return Err(ServerError::Panicked);
         }
         match startup_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Startup::Listening { shard_id, addr }) => addrs[shard_id] = Some(addr),
+            Ok(Startup::Listening { shard_id, addrs: a }) => addrs[shard_id] = Some(a),
             Ok(Startup::Failed { shard_id, reason }) => {
                 return Err(ServerError::Shard { shard_id, reason })
             }
@@ -152,21 +173,46 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             }
         }
     }
-    let brokers: Vec<BrokerAddress> = addrs
+    // Per listener, every shard as a broker: a client learns the brokers of the listener
+    // it connected on (Kafka's listener-name semantics).
+    let listener_brokers: Vec<Vec<BrokerAddress>> = config
+        .listeners
         .iter()
         .enumerate()
-        .filter_map(|(shard_id, addr)| {
-            addr.map(|addr| BrokerAddress {
-                node_id: i32::try_from(shard_id).unwrap_or(i32::MAX),
-                host: config.advertised_host.clone(),
-                port: addr.port(),
-            })
+        .map(|(index, listener)| {
+            addrs
+                .iter()
+                .enumerate()
+                .filter_map(|(shard_id, addrs)| {
+                    let addr = addrs.as_ref()?.get(index)?;
+                    Some(BrokerAddress {
+                        node_id: i32::try_from(shard_id).unwrap_or(i32::MAX),
+                        host: listener.advertised_host.clone(),
+                        port: addr.port(),
+                    })
+                })
+                .collect()
         })
         .collect();
     for tx in &brokers_txs {
         // A shard that already exited is reported through exit_rx below.
-        let _ = tx.send_blocking(brokers.clone());
+        let _ = tx.send_blocking(listener_brokers.clone());
     }
+    let brokers = listener_brokers.first().cloned().unwrap_or_default();
+    let others: Vec<String> = config
+        .listeners
+        .iter()
+        .zip(&listener_brokers)
+        .map(|(listener, brokers)| {
+            let ports: Vec<String> = brokers.iter().map(|b| b.port.to_string()).collect();
+            format!(
+                "{}://{}:{}",
+                listener.protocol,
+                listener.advertised_host,
+                ports.join("+")
+            )
+        })
+        .collect();
     let listing: Vec<String> = brokers
         .iter()
         .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.port))
@@ -174,10 +220,13 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     // Ready before the line is out, so whoever waits for the line finds /ready up.
     metrics.set_ready(true);
     println!(
-        "sluice ready bootstrap={}:{} brokers={}{}",
-        config.advertised_host,
+        "sluice ready bootstrap={}:{} brokers={} listeners={}{}",
+        brokers
+            .first()
+            .map_or(config.advertised_host.as_str(), |b| b.host.as_str()),
         brokers.first().map_or(0, |b| b.port),
         listing.join(","),
+        others.join(","),
         admin.map_or_else(String::new, |addr| format!(" admin={addr}"))
     );
     tracing::info!(brokers = %listing.join(","), "ready");
@@ -185,6 +234,9 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     // Run until a signal arrives, a thread panics, or a shard stops on its own (a failure).
     let mut exited = vec![false; shard_count];
     while !shutdown.load(Ordering::Relaxed) && !panic_watch.panicked() {
+        if reload.swap(false, Ordering::Relaxed) {
+            reload_tls(tls.as_deref());
+        }
         if let Ok(shard_id) = exit_rx.recv_timeout(Duration::from_millis(100)) {
             exited[shard_id] = true;
             break;
@@ -230,6 +282,20 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     }
 }
 
+/// SIGHUP: reread the TLS certificate and key; new connections use them. A broken file is
+/// logged and the old configuration stays.
+fn reload_tls(tls: Option<&crate::security::tls::TlsReloader>) {
+    match tls {
+        None => tracing::info!("SIGHUP: no TLS listener; nothing to reload"),
+        Some(tls) => match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate")
+            }
+        },
+    }
+}
+
 /// How long every shard together may take to open its partitions and listen.
 const SHARD_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -242,13 +308,14 @@ struct ShardWiring {
     admin_rx: async_channel::Receiver<crate::shard::control::AdminRequest>,
     shard_txs: Vec<async_channel::Sender<ShardMessage>>,
     shard_rxs: Vec<async_channel::Receiver<ShardMessage>>,
-    brokers_rxs: Vec<async_channel::Receiver<Vec<BrokerAddress>>>,
+    brokers_rxs: Vec<async_channel::Receiver<Vec<Vec<BrokerAddress>>>>,
     share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
     share_rxs: Vec<async_channel::Receiver<crate::share::ShareMessage>>,
     txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
     txn_rxs: Vec<async_channel::Receiver<crate::txn::TxnMessage>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
+    tls: Option<Arc<crate::security::tls::TlsReloader>>,
 }
 
 /// One shard's life: bind, open its partitions, serve until told to shut down.
@@ -267,6 +334,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         txn_rxs,
         startup_tx,
         metrics,
+        tls,
     } = wiring;
     let inbox = shard_rxs[shard_id].clone();
     let brokers_rx = brokers_rxs[shard_id].clone();
@@ -274,15 +342,30 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         tracing::error!(shard_id, %reason, "shard failed to start");
         let _ = startup_tx.send(Startup::Failed { shard_id, reason });
     };
-    let listen = shard_listen_addr(config.listen, shard_id);
-    let listener = match bind_with_retry(listen).await {
-        Ok(listener) => listener,
-        Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
-    };
-    let addr = match listener.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => return fail(format!("listener address: {e}")),
-    };
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    let mut addrs = Vec::with_capacity(config.listeners.len());
+    for (index, listener_config) in config.listeners.iter().enumerate() {
+        let listen = shard_listen_addr(listener_config.listen, shard_id);
+        let listener = match bind_with_retry(listen).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
+        };
+        match listener.local_addr() {
+            Ok(addr) => addrs.push(addr),
+            Err(e) => return fail(format!("listener address: {e}")),
+        }
+        let tls = match (listener_config.protocol.uses_tls(), &tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(Arc::clone(tls)),
+            (true, None) => return fail(format!("{listen}: a TLS listener without a certificate")),
+        };
+        listeners.push(super::connection::Listener {
+            index,
+            protocol: listener_config.protocol,
+            socket: listener,
+            tls,
+        });
+    }
     if shard_id == 0 {
         if let Err(reason) = start_catalog_owner(&config, catalog.clone(), shard_txs, admin_rx) {
             return fail(reason);
@@ -302,7 +385,10 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         Err(reason) => return fail(reason),
     };
     if startup_tx
-        .send(Startup::Listening { shard_id, addr })
+        .send(Startup::Listening {
+            shard_id,
+            addrs: addrs.clone(),
+        })
         .is_err()
     {
         return;
@@ -311,10 +397,16 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         return;
     };
     let mut shard = shard;
-    shard.brokers = brokers;
+    shard.brokers = brokers.first().cloned().unwrap_or_default();
+    shard.listener_brokers = brokers;
     let shard = Rc::new(shard);
-    tracing::info!(shard_id, %addr, partitions = shard.local_logs().len(), "shard serving");
-    let accept = crate::io::spawn(super::connection::accept_loop(Rc::clone(&shard), listener));
+    tracing::info!(
+        shard_id,
+        ?addrs,
+        partitions = shard.local_logs().len(),
+        "shard serving"
+    );
+    let accept = super::connection::accept_all(&shard, listeners);
     let publisher = crate::io::spawn(crate::shard::metrics_publisher::run(
         Rc::clone(&shard),
         metrics,

@@ -66,7 +66,10 @@ pub enum PartitionLookup {
 pub struct Shard {
     pub id: usize,
     pub config: Arc<BrokerConfig>,
+    /// The brokers (one per shard) as the first listener advertises them.
     pub brokers: Vec<BrokerAddress>,
+    /// The same brokers per listener, in the configured listener order.
+    pub listener_brokers: Vec<Vec<BrokerAddress>>,
     catalog: RefCell<Catalog>,
     /// Logs of the partitions this shard owns, by topic then partition index.
     logs: RefCell<HashMap<String, HashMap<i32, PartitionLog>>>,
@@ -101,6 +104,7 @@ impl Shard {
             id,
             config,
             brokers,
+            listener_brokers: Vec::new(),
             catalog: RefCell::new(catalog),
             logs: RefCell::new(HashMap::new()),
             admin,
@@ -108,6 +112,13 @@ impl Shard {
             share,
             txn,
         }
+    }
+
+    /// The brokers as advertised on the listener a session connected through.
+    pub fn brokers_for(&self, session: &Session) -> &[BrokerAddress] {
+        self.listener_brokers
+            .get(session.listener)
+            .map_or(&self.brokers[..], |brokers| &brokers[..])
     }
 
     pub fn txn(&self) -> &crate::txn::TxnCoordinator {

@@ -12,6 +12,7 @@ mod compression_support;
 mod group_support;
 mod sasl_support;
 mod share_support;
+mod tls_support;
 mod txn_support;
 
 // Scenarios, one file each; `python3 tests/adopt_scenarios.py tests/NAME.rs` adds one.
@@ -115,6 +116,7 @@ mod share_three_consumers_split_one_partition;
 mod sixty_four_partitions_spread_over_shards;
 mod stalled_huge_frames_cannot_exhaust_the_shard_budget;
 mod thousand_idle_connections_stay_cheap;
+mod tls_ssl_listener_serves_rdkafka_kcat_and_confluent_kafka;
 mod topic_auto_creation_and_unknown_topic_errors;
 mod topic_cli_deletes_records_below_an_offset;
 mod topic_configs_append_subtract_and_describe;

@@ -36,7 +36,7 @@ pub fn describe_cluster(
         .with_controller_id(BrokerId(0))
         .with_brokers(
             shard
-                .brokers
+                .brokers_for(session)
                 .iter()
                 .map(|b| {
                     DescribeClusterBroker::default()

@@ -201,7 +201,7 @@ fn build(
     let mut response = MetadataResponse::default()
         .with_brokers(
             shard
-                .brokers
+                .brokers_for(session)
                 .iter()
                 .map(|b| {
                     MetadataResponseBroker::default()
