@@ -29,15 +29,28 @@ fn client_certificate_subject_is_the_acl_principal() {
         "SSL",
         port,
         &[
-            "--listener", &plain, "--tls-client-auth", "required", "--tls-ca", &ca,
-            "--authorizer", "acl", "--allow-everyone-if-no-acl-found", "true",
+            "--listener",
+            &plain,
+            "--tls-client-auth",
+            "required",
+            "--tls-ca",
+            &ca,
+            "--authorizer",
+            "acl",
+            "--allow-everyone-if-no-acl-found",
+            "true",
         ],
     );
     let bootstrap = broker.bootstrap().to_owned();
     let admin_bootstrap = format!("127.0.0.1:{plain_port}");
     let topic = topic_name("mtls");
     common::create_topic(&admin_bootstrap, &topic, 1);
-    acl_support::allow(&admin_bootstrap, "User:CN=alice,OU=eng", "write", &["--topic", &topic]);
+    acl_support::allow(
+        &admin_bootstrap,
+        "User:CN=alice,OU=eng",
+        "write",
+        &["--topic", &topic],
+    );
 
     // No certificate: the handshake is refused.
     let (no_cert, errors) = recording_consumer(&bootstrap, &borrowed(&ssl_settings(&pki)));
@@ -47,7 +60,10 @@ fn client_certificate_subject_is_the_acl_principal() {
         !errors.seen().is_empty()
     });
     assert!(
-        errors.seen().iter().any(|e| e.contains("SSL") || e.contains("ssl") || e.contains("Disconnected")),
+        errors
+            .seen()
+            .iter()
+            .any(|e| e.contains("SSL") || e.contains("ssl") || e.contains("Disconnected")),
         "{:?}",
         errors.seen()
     );
@@ -55,11 +71,18 @@ fn client_certificate_subject_is_the_acl_principal() {
     let alice = mtls_settings(&pki, "alice");
     let records = [TestRecord::new("k", "from alice").partition(0)];
     let deliveries = produce_all(&producer(&bootstrap, &borrowed(&alice)), &topic, &records);
-    assert!(deliveries.iter().all(|d| d.error.is_none()), "alice: {deliveries:?}");
+    assert!(
+        deliveries.iter().all(|d| d.error.is_none()),
+        "alice: {deliveries:?}"
+    );
 
     let mut bob = mtls_settings(&pki, "bob");
     bob.push(("message.timeout.ms".to_owned(), "20000".to_owned()));
     let refused = try_produce_all(&producer(&bootstrap, &borrowed(&bob)), &topic, &records);
-    let error = refused.into_iter().next().and_then(|d| d.error).expect("bob must be refused");
+    let error = refused
+        .into_iter()
+        .next()
+        .and_then(|d| d.error)
+        .expect("bob must be refused");
     assert!(error.contains("TopicAuthorizationFailed"), "bob: {error}");
 }

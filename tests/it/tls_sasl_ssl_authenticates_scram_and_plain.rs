@@ -14,7 +14,11 @@ use common::{assign, consume_count, consumer, produce_all, producer, topic_name,
 
 const PASSWORD: &str = "carol-tls-secret-91";
 
-fn settings<'a>(ssl: &'a [(String, String)], mechanism: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
+fn settings<'a>(
+    ssl: &'a [(String, String)],
+    mechanism: &'a str,
+    password: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     let mut settings: Vec<(&str, &str)> = ssl
         .iter()
         .filter(|(k, _)| k != "security.protocol")
@@ -47,7 +51,10 @@ fn sasl_ssl_authenticates_scram_and_plain_and_refuses_a_wrong_password() {
             .map(|i| TestRecord::new(format!("k{i}"), format!("{mechanism} {i}")).partition(0))
             .collect();
         let deliveries = produce_all(&producer(&bootstrap, &settings), &topic, &records);
-        assert!(deliveries.iter().all(|d| d.error.is_none()), "{mechanism}: {deliveries:?}");
+        assert!(
+            deliveries.iter().all(|d| d.error.is_none()),
+            "{mechanism}: {deliveries:?}"
+        );
         let reader = consumer(&bootstrap, &settings);
         assign(&reader, &topic, &[(0, 0)]);
         let consumed = consume_count(&reader, records.len(), common::CLIENT_TIMEOUT);
@@ -59,8 +66,15 @@ fn sasl_ssl_authenticates_scram_and_plain_and_refuses_a_wrong_password() {
     let _ = consumer.fetch_metadata(None, Duration::from_secs(2));
     common::wait_until("an authentication error", common::CLIENT_TIMEOUT, || {
         let _ = consumer.poll(Duration::from_millis(100));
-        errors.seen().iter().any(|e| e.contains("Authentication failed"))
+        errors
+            .seen()
+            .iter()
+            .any(|e| e.contains("Authentication failed"))
     });
     let expected = "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512";
-    assert!(errors.seen().iter().any(|e| e.contains(expected)), "{:?}", errors.seen());
+    assert!(
+        errors.seen().iter().any(|e| e.contains(expected)),
+        "{:?}",
+        errors.seen()
+    );
 }

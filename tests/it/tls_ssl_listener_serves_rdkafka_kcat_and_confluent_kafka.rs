@@ -4,7 +4,7 @@
 
 use crate::acl_support::python;
 use crate::common;
-use crate::tls_support::{borrowed, ssl_settings, tls_broker, tls_port, Pki};
+use crate::tls_support::{borrowed, ssl_settings, tls_broker_partitions, tls_port, Pki};
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ print(",".join(seen))
 fn ssl_listener_serves_rdkafka_kcat_and_confluent_kafka() {
     let pki = Pki::new();
     let port = tls_port();
-    let broker = tls_broker(&pki, "SSL", port, &["--num-partitions", "2"]);
+    let broker = tls_broker_partitions(&pki, "SSL", port, &[], 2);
     let bootstrap = broker.bootstrap().to_owned();
     assert_eq!(bootstrap, format!("127.0.0.1:{port}"));
     let settings = ssl_settings(&pki);

@@ -117,6 +117,17 @@ pub fn tls_port() -> u16 {
 /// A broker whose first listener is `PROTOCOL://127.0.0.1:PORT` with the PKI's server
 /// certificate, plus a PLAINTEXT listener for admin commands when `plaintext_too`.
 pub fn tls_broker(pki: &Pki, protocol: &str, port: u16, extra_args: &[&str]) -> Broker {
+    tls_broker_partitions(pki, protocol, port, extra_args, 1)
+}
+
+/// `tls_broker` whose auto-created topics get `num_partitions`.
+pub fn tls_broker_partitions(
+    pki: &Pki,
+    protocol: &str,
+    port: u16,
+    extra_args: &[&str],
+    num_partitions: u32,
+) -> Broker {
     let mut args = vec![
         "--listener".to_owned(),
         format!("{protocol}://127.0.0.1:{port}"),
@@ -128,6 +139,7 @@ pub fn tls_broker(pki: &Pki, protocol: &str, port: u16, extra_args: &[&str]) -> 
     args.extend(extra_args.iter().map(|a| (*a).to_owned()));
     Broker::start_with(BrokerOptions {
         extra_args: args,
+        num_partitions,
         ..BrokerOptions::default()
     })
 }
