@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub share: crate::share::share_config::ShareBrokerConfig,
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`); port 0 picks a free port.
     pub admin_listen: SocketAddr,
+    /// Bearer token the admin endpoint requires (`--admin-token`, `--admin-token-file`).
+    pub admin_token: Option<String>,
     /// The security protocol of the first client listener.
     pub security_protocol: crate::security::SecurityProtocol,
     /// Every client listener (`--listener`); the first is `listen` with `security_protocol`.
@@ -133,6 +135,7 @@ pub struct ConfigFile {
     pub share_partition_max_record_locks: Option<usize>,
     pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
+    pub admin_token_file: Option<PathBuf>,
     pub security_protocol: Option<String>,
     /// `listener = ["SSL://0.0.0.0:9093", ...]`, as the repeatable `--listener` flag.
     pub listener: Option<Vec<String>>,

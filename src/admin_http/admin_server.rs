@@ -27,9 +27,11 @@ pub enum AdminHttpError {
 
 /// Binds `addr` (port 0: an ephemeral port) and serves it until the process exits.
 /// Returns the bound address.
+/// With `token`, every request must carry `Authorization: Bearer TOKEN` or gets 401.
 pub fn start(
     addr: SocketAddr,
     registry: Arc<MetricsRegistry>,
+    token: Option<String>,
 ) -> Result<SocketAddr, AdminHttpError> {
     let listener =
         TcpListener::bind(addr).map_err(|source| AdminHttpError::Bind { addr, source })?;
@@ -38,16 +40,16 @@ pub fn start(
         .map_err(|source| AdminHttpError::Bind { addr, source })?;
     std::thread::Builder::new()
         .name("sluice-admin".to_owned())
-        .spawn(move || serve(listener, registry))
+        .spawn(move || serve(listener, registry, token))
         .map_err(AdminHttpError::Thread)?;
     Ok(bound)
 }
 
-fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>) {
+fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>, token: Option<String>) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
-                if let Err(e) = answer(stream, &registry) {
+                if let Err(e) = answer(stream, &registry, token.as_deref()) {
                     tracing::debug!(error = %e, "admin request failed");
                 }
             }
@@ -59,13 +61,28 @@ fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>) {
     }
 }
 
-fn answer(mut stream: TcpStream, registry: &MetricsRegistry) -> std::io::Result<()> {
+fn answer(
+    mut stream: TcpStream,
+    registry: &MetricsRegistry,
+    token: Option<&str>,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT * 2))?;
     let head = read_head(&mut stream)?;
-    let Some(head) = head else {
+    let Some((head, headers)) = head else {
         return respond(&mut stream, 400, "text/plain", b"bad request\n", false);
     };
+    if let Some(token) = token {
+        if !bearer_matches(&headers, token) {
+            return respond(
+                &mut stream,
+                401,
+                "text/plain",
+                b"bearer token required\n",
+                false,
+            );
+        }
+    }
     let mut parts = head.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
@@ -117,9 +134,25 @@ fn answer(mut stream: TcpStream, registry: &MetricsRegistry) -> std::io::Result<
     }
 }
 
-/// The request line of the head (`GET /metrics HTTP/1.1`), or `None` if it is malformed
-/// or longer than [`REQUEST_HEAD_BYTES_MAX`].
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+/// Whether the head's `Authorization` header is `Bearer TOKEN`; compared in constant time
+/// so the response time does not reveal how much of a guess was right.
+fn bearer_matches(headers: &[String], token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    headers.iter().any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        let Some(given) = value.trim().strip_prefix("Bearer ") else {
+            return false;
+        };
+        name.trim().eq_ignore_ascii_case("authorization")
+            && bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
+    })
+}
+
+/// The request line of the head (`GET /metrics HTTP/1.1`) and the header lines, or `None`
+/// if it is malformed or longer than [`REQUEST_HEAD_BYTES_MAX`].
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<String>)>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -133,11 +166,16 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
         }
     }
     let text = String::from_utf8_lossy(&head);
-    Ok(text
-        .lines()
+    let mut lines = text.lines();
+    let request = lines
         .next()
         .filter(|l| l.ends_with("HTTP/1.1") || l.ends_with("HTTP/1.0"))
-        .map(str::to_owned))
+        .map(str::to_owned);
+    let headers = lines
+        .take_while(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(request.map(|request| (request, headers)))
 }
 
 fn respond(
@@ -150,6 +188,7 @@ fn respond(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
@@ -213,8 +252,12 @@ mod tests {
     #[test]
     fn serves_ready_health_and_metrics() {
         let registry = Arc::new(MetricsRegistry::new(1));
-        let addr = start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&registry))
-            .expect("admin server starts");
+        let addr = start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Arc::clone(&registry),
+            None,
+        )
+        .expect("admin server starts");
         assert!(get(addr, "/ready").starts_with("HTTP/1.1 503"));
         registry.set_ready(true);
         assert!(get(addr, "/ready").starts_with("HTTP/1.1 200"));

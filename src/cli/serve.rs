@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// Admin HTTP endpoint for /metrics, /health, /ready (port 0: ephemeral) [default: 127.0.0.1:9644]
     #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Bearer token the admin endpoint requires (Authorization: Bearer TOKEN; 401 without it)
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the admin endpoint's bearer token (trailing newline ignored)
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Security protocol of the --listen listener: PLAINTEXT or SASL_PLAINTEXT (shorthand for one --listener) [default: PLAINTEXT]
     #[arg(long, env = "SLUICE_SECURITY_PROTOCOL")]
     pub security_protocol: Option<String>,
@@ -283,6 +289,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         shard_count,
     )?;
     let tls = resolve_tls(&args, &file, &listeners)?;
+    let admin_token = resolve_admin_token(&args, &file)?;
     let (listen, security_protocol) = (listeners[0].listen, listeners[0].protocol);
     let data_dir = args
         .data_dir
@@ -318,12 +325,39 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .admin_listen
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
+        admin_token,
         security_protocol,
         listeners,
         tls,
         sasl,
         authorizer,
     })
+}
+
+/// The admin endpoint's bearer token: `--admin-token`, else the file's contents.
+fn resolve_admin_token(args: &ServeArgs, file: &ConfigFile) -> Result<Option<String>, ConfigError> {
+    if let Some(token) = &args.admin_token {
+        return Ok(Some(token.clone()));
+    }
+    let Some(path) = args
+        .admin_token_file
+        .clone()
+        .or(file.admin_token_file.clone())
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+        key: "admin-token-file",
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    let token = text.trim().to_owned();
+    if token.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "admin-token-file",
+            reason: format!("{} is empty", path.display()),
+        });
+    }
+    Ok(Some(token))
 }
 
 /// The `--listener` list, or the one listener `--listen` and `--security-protocol` describe.
