@@ -45,12 +45,39 @@ pub fn start(
     Ok(bound)
 }
 
+/// Requests answered at once; each holds a thread. More wait in the accept backlog, so a
+/// slow client no longer delays a health probe, and a flood cannot spawn unbounded threads.
+const CONCURRENT_REQUESTS_MAX: usize = 8;
+
 fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>, token: Option<String>) {
+    let token: Option<Arc<str>> = token.map(Arc::from);
+    let (slots_tx, slots_rx) = std::sync::mpsc::sync_channel::<()>(CONCURRENT_REQUESTS_MAX);
+    for _ in 0..CONCURRENT_REQUESTS_MAX {
+        // The receiver lives in this function, so the channel has room for every slot.
+        let _ = slots_tx.send(());
+    }
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
-                if let Err(e) = answer(stream, &registry, token.as_deref()) {
-                    tracing::debug!(error = %e, "admin request failed");
+                // A slot comes back when a request's thread ends (its sender is dropped
+                // only with `serve`, so `recv` cannot fail while we hold `slots_tx`).
+                if slots_rx.recv().is_err() {
+                    return;
+                }
+                let registry = Arc::clone(&registry);
+                let token = token.clone();
+                let slot = slots_tx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("sluice-admin-req".to_owned())
+                    .spawn(move || {
+                        if let Err(e) = answer(stream, &registry, token.as_deref()) {
+                            tracing::debug!(error = %e, "admin request failed");
+                        }
+                        let _ = slot.send(());
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "admin request thread failed to start");
+                    let _ = slots_tx.send(());
                 }
             }
             Err(e) => {
