@@ -52,6 +52,8 @@ pub struct BrokerConfig {
     pub admin_listen: SocketAddr,
     /// Bearer token the admin endpoint requires (`--admin-token`, `--admin-token-file`).
     pub admin_token: Option<String>,
+    /// Certificate and key that make the admin endpoint HTTPS (`--admin-tls-cert/-key`).
+    pub admin_tls: Option<crate::security::tls::TlsSettings>,
     /// The security protocol of the first client listener.
     pub security_protocol: crate::security::SecurityProtocol,
     /// Every client listener (`--listener`); the first is `listen` with `security_protocol`.
@@ -136,6 +138,8 @@ pub struct ConfigFile {
     pub share_max_share_sessions: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
     pub admin_token_file: Option<PathBuf>,
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
     pub security_protocol: Option<String>,
     /// `listener = ["SSL://0.0.0.0:9093", ...]`, as the repeatable `--listener` flag.
     pub listener: Option<Vec<String>>,

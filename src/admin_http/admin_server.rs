@@ -27,11 +27,13 @@ pub enum AdminHttpError {
 
 /// Binds `addr` (port 0: an ephemeral port) and serves it until the process exits.
 /// Returns the bound address.
-/// With `token`, every request must carry `Authorization: Bearer TOKEN` or gets 401.
+/// With `token`, every request must carry `Authorization: Bearer TOKEN` or gets 401; with
+/// `tls`, the endpoint speaks HTTPS only.
 pub fn start(
     addr: SocketAddr,
     registry: Arc<MetricsRegistry>,
     token: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<SocketAddr, AdminHttpError> {
     let listener =
         TcpListener::bind(addr).map_err(|source| AdminHttpError::Bind { addr, source })?;
@@ -40,7 +42,7 @@ pub fn start(
         .map_err(|source| AdminHttpError::Bind { addr, source })?;
     std::thread::Builder::new()
         .name("sluice-admin".to_owned())
-        .spawn(move || serve(listener, registry, token))
+        .spawn(move || serve(listener, registry, token, tls))
         .map_err(AdminHttpError::Thread)?;
     Ok(bound)
 }
@@ -49,7 +51,12 @@ pub fn start(
 /// slow client no longer delays a health probe, and a flood cannot spawn unbounded threads.
 const CONCURRENT_REQUESTS_MAX: usize = 8;
 
-fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>, token: Option<String>) {
+fn serve(
+    listener: TcpListener,
+    registry: Arc<MetricsRegistry>,
+    token: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let token: Option<Arc<str>> = token.map(Arc::from);
     let (slots_tx, slots_rx) = std::sync::mpsc::sync_channel::<()>(CONCURRENT_REQUESTS_MAX);
     for _ in 0..CONCURRENT_REQUESTS_MAX {
@@ -67,10 +74,11 @@ fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>, token: Option<St
                 let registry = Arc::clone(&registry);
                 let token = token.clone();
                 let slot = slots_tx.clone();
+                let tls = tls.clone();
                 let spawned = std::thread::Builder::new()
                     .name("sluice-admin-req".to_owned())
                     .spawn(move || {
-                        if let Err(e) = answer(stream, &registry, token.as_deref()) {
+                        if let Err(e) = answer_on(stream, tls, &registry, token.as_deref()) {
                             tracing::debug!(error = %e, "admin request failed");
                         }
                         let _ = slot.send(());
@@ -88,13 +96,34 @@ fn serve(listener: TcpListener, registry: Arc<MetricsRegistry>, token: Option<St
     }
 }
 
-fn answer(
-    mut stream: TcpStream,
+/// Sets the socket's timeouts (they bound the TLS handshake too), then answers in the clear
+/// or over TLS.
+fn answer_on(
+    stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
     registry: &MetricsRegistry,
     token: Option<&str>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT * 2))?;
+    match tls {
+        None => answer(stream, registry, token),
+        Some(config) => {
+            let connection =
+                rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+            let mut tls_stream = rustls::StreamOwned::new(connection, stream);
+            answer(&mut tls_stream, registry, token)?;
+            tls_stream.conn.send_close_notify();
+            tls_stream.flush()
+        }
+    }
+}
+
+fn answer<S: Read + Write>(
+    mut stream: S,
+    registry: &MetricsRegistry,
+    token: Option<&str>,
+) -> std::io::Result<()> {
     let head = read_head(&mut stream)?;
     let Some((head, headers)) = head else {
         return respond(&mut stream, 400, "text/plain", b"bad request\n", false);
@@ -179,7 +208,7 @@ fn bearer_matches(headers: &[String], token: &str) -> bool {
 
 /// The request line of the head (`GET /metrics HTTP/1.1`) and the header lines, or `None`
 /// if it is malformed or longer than [`REQUEST_HEAD_BYTES_MAX`].
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<String>)>> {
+fn read_head(stream: &mut impl Read) -> std::io::Result<Option<(String, Vec<String>)>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -206,7 +235,7 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<Stri
 }
 
 fn respond(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     status: u16,
     content_type: &str,
     body: &[u8],
@@ -282,6 +311,7 @@ mod tests {
         let addr = start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             Arc::clone(&registry),
+            None,
             None,
         )
         .expect("admin server starts");

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// File holding the admin endpoint's bearer token (trailing newline ignored)
     #[arg(long, env = "SLUICE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// PEM certificate chain that makes the admin endpoint HTTPS (with --admin-tls-key)
+    #[arg(long, env = "SLUICE_ADMIN_TLS_CERT")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key of the admin endpoint's certificate
+    #[arg(long, env = "SLUICE_ADMIN_TLS_KEY")]
+    pub admin_tls_key: Option<PathBuf>,
     /// Security protocol of the --listen listener: PLAINTEXT or SASL_PLAINTEXT (shorthand for one --listener) [default: PLAINTEXT]
     #[arg(long, env = "SLUICE_SECURITY_PROTOCOL")]
     pub security_protocol: Option<String>,
@@ -290,6 +296,24 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     )?;
     let tls = resolve_tls(&args, &file, &listeners)?;
     let admin_token = resolve_admin_token(&args, &file)?;
+    let admin_tls = match (
+        args.admin_tls_cert.clone().or(file.admin_tls_cert.clone()),
+        args.admin_tls_key.clone().or(file.admin_tls_key.clone()),
+    ) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert,
+            key,
+            ca: None,
+            client_auth: ClientAuth::None,
+        }),
+        _ => {
+            return Err(ConfigError::Invalid {
+                key: "admin-tls-cert",
+                reason: "--admin-tls-cert and --admin-tls-key go together".to_owned(),
+            })
+        }
+    };
     let (listen, security_protocol) = (listeners[0].listen, listeners[0].protocol);
     let data_dir = args
         .data_dir
@@ -326,6 +350,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(config::ADMIN_LISTEN_DEFAULT)),
         admin_token,
+        admin_tls,
         security_protocol,
         listeners,
         tls,

@@ -83,10 +83,15 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let metrics = Arc::new(crate::metrics::MetricsRegistry::new(config.shard_count));
     let panic_watch = PanicWatch::install(Arc::clone(&metrics), config.shard_count);
     // Not fatal: a second broker on the host (or a test) must still serve Kafka clients.
+    let admin_tls = match &config.admin_tls {
+        Some(settings) => Some(Arc::new(settings.load().map_err(ServerError::Tls)?)),
+        None => None,
+    };
     let admin = crate::admin_http::start(
         config.admin_listen,
         Arc::clone(&metrics),
         config.admin_token.clone(),
+        admin_tls,
     )
     .inspect(|addr| tracing::info!(%addr, "admin endpoint: /metrics /health /ready"))
     .inspect_err(|e| tracing::error!(error = %e, "admin endpoint disabled"))

@@ -27,6 +27,7 @@ mod acl_super_user_bypasses_deny;
 mod acl_topic_configs_need_describe_and_alter_configs;
 mod acl_topic_create_and_delete_need_their_operations;
 mod acl_transactional_producer_needs_write_on_its_id;
+mod admin_http_tls_serves_https_with_the_token;
 mod admin_http_token_is_required_when_configured;
 mod bad_records_and_topic_names_get_kafka_errors;
 mod bench_transactions_commit_what_read_committed_sees;
