@@ -251,13 +251,16 @@ mod tests {
 
     impl MetaStateMachine for Recorder {
         fn apply(&mut self, record: &MetaRecord) {
-            self.0.lock().unwrap().push(record.body.clone());
+            self.0
+                .lock()
+                .expect("recorder lock")
+                .push(record.body.clone());
         }
         fn snapshot(&self) -> String {
-            self.0.lock().unwrap().join("\n")
+            self.0.lock().expect("recorder lock").join("\n")
         }
         fn restore(&mut self, snapshot: &str) -> Result<(), String> {
-            *self.0.lock().unwrap() = snapshot.lines().map(str::to_string).collect();
+            *self.0.lock().expect("recorder lock") = snapshot.lines().map(str::to_string).collect();
             Ok(())
         }
     }
@@ -291,9 +294,8 @@ mod tests {
 
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
             .port()
     }
 
@@ -305,32 +307,36 @@ mod tests {
 
     #[test]
     fn three_nodes_elect_replicate_fail_over_and_catch_up() {
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
         let list = (1..=3)
             .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
             .collect::<Vec<_>>()
             .join(",");
         let lists: Vec<_> = (1..=3)
-            .map(|id| PeerList::parse(id, &list).unwrap())
+            .map(|id| PeerList::parse(id, &list).expect("peer list"))
             .collect();
         let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
 
         wait_for("a leader all agree on", || {
             agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
         });
-        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).unwrap();
+        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
         let follower = nodes
             .iter()
             .position(|n| n.plane.node_id() != leader)
-            .unwrap();
+            .expect("a follower");
         futures_lite::future::block_on(nodes[follower].plane.propose(record("a")))
             .expect("a follower's proposal is forwarded and committed");
         wait_for("every node to apply a", || {
-            nodes.iter().all(|n| *n.applied.lock().unwrap() == ["a"])
+            nodes
+                .iter()
+                .all(|n| *n.applied.lock().expect("recorder lock") == ["a"])
         });
 
         // The leader goes away; the other two elect a new one and keep committing.
-        let leader_index = usize::try_from(leader - 1).unwrap();
+        let leader_index = usize::try_from(leader - 1).expect("ids are 1..=3");
         nodes[leader_index].plane.shutdown();
         let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_index).collect();
         wait_for("a new leader among the survivors", || {
@@ -342,13 +348,13 @@ mod tests {
         wait_for("the survivors to apply b", || {
             survivors
                 .iter()
-                .all(|i| *nodes[*i].applied.lock().unwrap() == ["a", "b"])
+                .all(|i| *nodes[*i].applied.lock().expect("recorder lock") == ["a", "b"])
         });
 
         // The old leader comes back from its data dir and catches up.
         nodes[leader_index] = start(&lists[leader_index], dirs[leader_index].path());
         wait_for("the restarted node to catch up", || {
-            *nodes[leader_index].applied.lock().unwrap() == ["a", "b"]
+            *nodes[leader_index].applied.lock().expect("recorder lock") == ["a", "b"]
         });
         for node in &nodes {
             node.plane.shutdown();

@@ -77,8 +77,8 @@ mod tests {
 
     #[test]
     fn parses_three_nodes_and_finds_itself() {
-        let list =
-            PeerList::parse(2, "1@127.0.0.1:9101, 2@127.0.0.1:9102,3@localhost:9103").unwrap();
+        let list = PeerList::parse(2, "1@127.0.0.1:9101, 2@127.0.0.1:9102,3@localhost:9103")
+            .expect("valid list");
         assert_eq!(list.peers.len(), 3);
         assert_eq!(list.own_addr(), "127.0.0.1:9102");
         assert_eq!(list.peers[&3], "localhost:9103");
