@@ -56,13 +56,16 @@ fn raft_config() -> Config {
     }
 }
 
+/// What stops the control-plane thread, and the thread to join.
+type Running = (oneshot::Sender<()>, JoinHandle<()>);
+
 /// A handle on the node's control plane; clone it freely, send it to any thread.
 #[derive(Clone)]
 pub struct ControlPlane {
     raft: Raft<MetaTypes>,
     runtime: tokio::runtime::Handle,
     node_id: NodeId,
-    stop: Arc<std::sync::Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>>,
+    stop: Arc<std::sync::Mutex<Option<Running>>>,
 }
 
 impl ControlPlane {
@@ -227,10 +230,14 @@ async fn propose_on_control_plane(
             },
         };
         if let Some(leader) = forward {
-            match cluster_rpc::call_once(&leader.addr, &RpcRequest::Propose(record.clone())).await {
-                Ok(RpcReply::Propose(Ok(index))) => return Ok(index),
-                // The leader changed under us, or is unreachable: look again until the deadline.
-                Ok(_) | Err(_) => {}
+            // If the leader changed under us or is unreachable, look again until the
+            // deadline. A retry after a lost reply may commit the record twice, which is why
+            // records must be idempotent (see MetaStateMachine::apply).
+            let request = RpcRequest::Propose(record.clone());
+            if let Ok(RpcReply::Propose(Ok(index))) =
+                cluster_rpc::call_once(&leader.addr, &request).await
+            {
+                return Ok(index);
             }
         }
         if tokio::time::Instant::now() >= deadline {

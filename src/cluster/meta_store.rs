@@ -50,8 +50,9 @@ openraft::declare_raft_types!(
 /// What committed metadata records are applied to. `Send` because it lives on the
 /// control-plane thread; it hands changes to the shards by message.
 pub trait MetaStateMachine: Send + Sync + 'static {
-    /// Applies one committed record. Called once per record in log order, and again after a
-    /// restart for records after the last snapshot, so it must tolerate a replay.
+    /// Applies one committed record, in log order. Records after the last snapshot are applied
+    /// again after a restart, and a proposal retried after a lost reply may be committed twice,
+    /// so applying a record must be idempotent (e.g. a whole catalog image, not a delta).
     fn apply(&mut self, record: &MetaRecord);
     /// The whole state, to be given to [`MetaStateMachine::restore`] on another node.
     fn snapshot(&self) -> String;
