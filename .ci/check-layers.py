@@ -39,6 +39,7 @@ LAYERS = [
     "share",
     "txn",
     "security",
+    "cluster",
     "config",
     "shard",
     "admin_http",

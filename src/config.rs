@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     pub sasl: crate::security::sasl::SaslConfig,
     /// ACL authorization (`--authorizer acl`); disabled, every request is allowed.
     pub authorizer: crate::security::acl::AuthorizerConfig,
+    /// This node and its peers when it is one node of a cluster (`--node-id`, `--peers`);
+    /// `None` runs the single node exactly as before, with no Raft and no cluster port.
+    pub cluster: Option<crate::cluster::PeerList>,
 }
 
 /// One client listener: its security protocol, shard 0's address, and the host its
@@ -152,6 +155,15 @@ pub struct ConfigFile {
     pub authorizer: Option<String>,
     pub super_users: Option<String>,
     pub allow_everyone_if_no_acl_found: Option<bool>,
+    pub cluster: Option<ClusterSection>,
+}
+
+/// The config file's `[cluster]` table: `node-id = 1`, `peers = "1@host:port,2@host:port"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterSection {
+    pub node_id: Option<u64>,
+    pub peers: Option<String>,
 }
 
 impl ConfigFile {

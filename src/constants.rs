@@ -89,3 +89,7 @@ pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
 
 /// Largest request head the admin HTTP endpoint reads; anything longer is refused.
 pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+
+/// Largest frame on the cluster port (metadata Raft RPCs). Metadata entries are small; this
+/// bounds what a peer can make us allocate, with room for a snapshot of a large catalog.
+pub const CLUSTER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;

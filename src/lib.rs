@@ -25,6 +25,7 @@ pub mod admin_http;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod constants;
 pub mod group;

@@ -6,6 +6,7 @@
 //! - `group` / `share-group` — consumer-group and share-group administration.
 //! - `user` — SCRAM users (add/list/delete), online or into a stopped broker's data dir.
 //! - `acl add|list|remove` — Kafka ACLs (with `serve --authorizer acl`).
+//! - `cluster status` — a cluster node's view of the metadata Raft group.
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 pub mod acl;
 pub mod args;
 pub mod cli_error;
+pub mod cluster;
 pub mod config_show;
 pub mod consume;
 pub mod group;
@@ -53,6 +55,8 @@ pub enum Command {
     User(user::UserArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
     Acl(acl::AclArgs),
+    /// A cluster node's view of the metadata Raft group (`cluster status`).
+    Cluster(cluster::ClusterArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),
     /// Show the effective broker configuration and where each value came from.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::ShareGroup(args) => share_group::run(args),
         Command::User(args) => user::run(args),
         Command::Acl(args) => acl::run(args),
+        Command::Cluster(args) => cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

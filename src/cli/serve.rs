@@ -25,6 +25,12 @@ pub struct ServeArgs {
     /// Host name advertised to clients in Metadata [default: the listen IP]
     #[arg(long, env = "SLUICE_ADVERTISED_HOST")]
     pub advertised_host: Option<String>,
+    /// This node's id in a cluster (with --peers); without both, a single node as before
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Every node of the cluster with its cluster port, e.g. 1@10.0.0.1:9093,2@10.0.0.2:9093
+    #[arg(long, env = "SLUICE_PEERS")]
+    pub peers: Option<String>,
     /// Number of shards (one executor and one broker id each) [default: all cores]
     #[arg(long, env = "SLUICE_SHARDS")]
     pub shards: Option<usize>,
@@ -328,7 +334,27 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
     if let Some(write_bytes) = probed_write_bytes(&data_dir)? {
         log.write_bytes_max = write_bytes;
     }
+    let cluster_file = file.cluster.unwrap_or_default();
+    let cluster = match (
+        args.node_id.or(cluster_file.node_id),
+        args.peers.or(cluster_file.peers),
+    ) {
+        (None, None) => None,
+        (Some(node_id), Some(peers)) => Some(
+            crate::cluster::PeerList::parse(node_id, &peers).map_err(|e| ConfigError::Invalid {
+                key: "peers",
+                reason: e.to_string(),
+            })?,
+        ),
+        _ => {
+            return Err(ConfigError::Invalid {
+                key: "node-id",
+                reason: "--node-id and --peers are given together or not at all".to_owned(),
+            })
+        }
+    };
     Ok(BrokerConfig {
+        cluster,
         group,
         share,
         data_dir,

@@ -37,6 +37,8 @@ pub enum ServerError {
     Shard { shard_id: usize, reason: String },
     #[error(transparent)]
     Runtime(#[from] crate::io::runtime::RuntimeError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("signal handler: {0}")]
     Signals(std::io::Error),
     /// A thread panicked; the process exits with `panic_policy::PANIC_EXIT_CODE`.
@@ -65,6 +67,25 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     })?;
     let _lock = lock_data_dir(&data_dir)?;
     let catalog = Catalog::load(&data_dir)?;
+    // A cluster node runs the metadata Raft group on its own control-plane thread (issue 17,
+    // docs/cluster.md); a single node starts none of it and leaves its data dir as it was.
+    let control_plane = match &config.cluster {
+        Some(peers) => {
+            let plane = crate::cluster::ControlPlane::start(
+                peers,
+                &data_dir.join(RAFT_DIR),
+                Box::new(UnwiredCatalog),
+            )?;
+            tracing::warn!(
+                node_id = peers.node_id,
+                cluster_addr = peers.own_addr(),
+                "cluster mode: the metadata Raft group runs, but topics are not yet replicated \
+                 through it (this node's catalog stays local)"
+            );
+            Some(plane)
+        }
+        None => None,
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.display(),
@@ -277,6 +298,9 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         }
     }
     let joined = threads.join();
+    if let Some(plane) = &control_plane {
+        plane.shutdown();
+    }
     if panic_watch.panicked() {
         return Err(ServerError::Panicked);
     }
@@ -302,6 +326,25 @@ fn reload_tls(tls: Option<&crate::security::tls::TlsReloader>) {
                 tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate")
             }
         },
+    }
+}
+
+/// Where a cluster node keeps its metadata Raft log, vote and snapshot, inside the data dir.
+const RAFT_DIR: &str = "raft";
+
+/// The metadata state machine until the catalog is wired to it: committed records are only
+/// counted in the log. The next step hands each record to shard 0 as a `CatalogChange`.
+struct UnwiredCatalog;
+
+impl crate::cluster::MetaStateMachine for UnwiredCatalog {
+    fn apply(&mut self, record: &crate::cluster::MetaRecord) {
+        tracing::debug!(bytes = record.body.len(), "metadata record committed");
+    }
+    fn snapshot(&self) -> String {
+        String::new()
+    }
+    fn restore(&mut self, _snapshot: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 

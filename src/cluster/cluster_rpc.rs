@@ -1,0 +1,229 @@
+//! Inter-node RPC on the cluster port: a `u32` big-endian length, then a JSON body; one request
+//! then one reply per exchange, on a connection each side keeps and reuses. openraft batches
+//! entries into one AppendEntries and pipelines per follower, so frames need no batching here.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::cluster_status::ClusterStatus;
+use super::meta_store::{MetaRecord, MetaTypes};
+use super::peer_list::NodeId;
+use crate::constants::CLUSTER_FRAME_BYTES_MAX;
+
+/// How long to wait for a peer's TCP connect before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcRequest {
+    Append(AppendEntriesRequest<MetaTypes>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<MetaTypes>),
+    /// A follower forwarding a metadata change to the leader.
+    Propose(MetaRecord),
+    /// This node's view of the group, for `sluice cluster status`.
+    Status,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcReply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// The log index the change was committed at, or why it was not.
+    Propose(Result<u64, String>),
+    Status(ClusterStatus),
+}
+
+pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(body).map_err(std::io::Error::other)?;
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|len| *len as usize <= CLUSTER_FRAME_BYTES_MAX)
+        .ok_or_else(|| std::io::Error::other("cluster frame too large"))?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(
+    stream: &mut TcpStream,
+) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    // Checked before allocating: a peer (or anything else on the port) chooses this number.
+    if len > CLUSTER_FRAME_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "cluster frame of {len} bytes"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+/// One request/reply exchange on a fresh connection (used for forwarding proposals).
+pub async fn call_once(addr: &str, request: &RpcRequest) -> std::io::Result<RpcReply> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
+    write_frame(&mut stream, request).await?;
+    read_frame(&mut stream).await
+}
+
+/// Serves peers' requests on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            // Out of descriptors or the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, raft).await {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(%peer, error = %e, "cluster connection closed");
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, raft: Raft<MetaTypes>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let request: RpcRequest = read_frame(&mut stream).await?;
+        let reply = match request {
+            RpcRequest::Append(rpc) => RpcReply::Append(raft.append_entries(rpc).await),
+            RpcRequest::Vote(rpc) => RpcReply::Vote(raft.vote(rpc).await),
+            RpcRequest::Snapshot(rpc) => RpcReply::Snapshot(raft.install_snapshot(rpc).await),
+            RpcRequest::Propose(record) => RpcReply::Propose(
+                raft.client_write(record)
+                    .await
+                    .map(|r| r.log_id.index)
+                    .map_err(|e| e.to_string()),
+            ),
+            RpcRequest::Status => RpcReply::Status(ClusterStatus::of(&raft)),
+        };
+        write_frame(&mut stream, &reply).await?;
+    }
+}
+
+/// Makes a [`PeerClient`] per target node for openraft's replication and elections.
+pub struct ClusterNetwork;
+
+impl RaftNetworkFactory<MetaTypes> for ClusterNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// A connection to one peer, opened on first use and reopened after any error.
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl PeerClient {
+    async fn exchange(&mut self, request: &RpcRequest) -> std::io::Result<RpcReply> {
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => {
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                stream.set_nodelay(true)?;
+                stream
+            }
+        };
+        write_frame(&mut stream, request).await?;
+        let reply = read_frame(&mut stream).await?;
+        // Kept only after a whole exchange, so a half-read reply never poisons the next one.
+        self.stream = Some(stream);
+        Ok(reply)
+    }
+
+    async fn call<T, E: std::error::Error>(
+        &mut self,
+        request: RpcRequest,
+        option: &RPCOption,
+        pick: impl FnOnce(RpcReply) -> Option<Result<T, RaftError<NodeId, E>>>,
+    ) -> RpcResult<T, RaftError<NodeId, E>> {
+        let reply = tokio::time::timeout(option.hard_ttl(), self.exchange(&request)).await;
+        let reply = match reply {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(RPCError::Network(NetworkError::new(&e))),
+            Err(_) => {
+                let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+        };
+        match pick(reply) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            None => {
+                let e = std::io::Error::other("peer answered a different request");
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+        }
+    }
+}
+
+impl RaftNetwork<MetaTypes> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<MetaTypes>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.call(RpcRequest::Append(rpc), &option, |r| match r {
+            RpcReply::Append(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<MetaTypes>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(RpcRequest::Snapshot(rpc), &option, |r| match r {
+            RpcReply::Snapshot(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call(RpcRequest::Vote(rpc), &option, |r| match r {
+            RpcReply::Vote(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+}

@@ -1,0 +1,370 @@
+//! The control plane: a thread per node with a current-thread tokio runtime that runs the
+//! metadata Raft group and its RPC server. openraft needs tokio; keeping it on this one thread
+//! leaves the shards' glommio executors untouched. Shards reach it through
+//! [`ControlPlane`], whose futures resolve through `futures_channel::oneshot`, which any
+//! executor can poll.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use openraft::error::{InitializeError, RaftError};
+use openraft::storage::Adaptor;
+use openraft::{BasicNode, Config, Raft};
+
+use super::cluster_rpc::{self, ClusterNetwork, RpcReply, RpcRequest};
+use super::cluster_status::ClusterStatus;
+use super::meta_store::{MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
+use super::peer_list::{NodeId, PeerList};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error("raft dir {path}: {source}")]
+    Storage {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cluster port {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control plane: {0}")]
+    Raft(String),
+    /// No leader is known (an election is under way): Kafka's NOT_CONTROLLER, retriable.
+    #[error("no metadata leader")]
+    NoLeader,
+    #[error("control plane stopped")]
+    Stopped,
+}
+
+/// Raft timings for a metadata group on one LAN: a lost leader is noticed in well under a
+/// second and replaced within a few.
+fn raft_config() -> Config {
+    Config {
+        cluster_name: "sluice-metadata".to_string(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        ..Config::default()
+    }
+}
+
+/// What stops the control-plane thread, and the thread to join.
+type Running = (oneshot::Sender<()>, JoinHandle<()>);
+
+/// A handle on the node's control plane; clone it freely, send it to any thread.
+#[derive(Clone)]
+pub struct ControlPlane {
+    raft: Raft<MetaTypes>,
+    runtime: tokio::runtime::Handle,
+    node_id: NodeId,
+    stop: Arc<std::sync::Mutex<Option<Running>>>,
+}
+
+impl ControlPlane {
+    /// Starts the control-plane thread: opens `raft_dir`, binds this node's cluster port,
+    /// starts Raft, and (on a brand-new cluster) proposes the initial membership from `peers`.
+    pub fn start(
+        peers: &PeerList,
+        raft_dir: &Path,
+        machine: Box<dyn MetaStateMachine>,
+    ) -> Result<ControlPlane, ClusterError> {
+        let store = MetaStore::open(raft_dir, machine).map_err(|source| ClusterError::Storage {
+            path: raft_dir.to_path_buf(),
+            source,
+        })?;
+        let addr = peers.own_addr().to_string();
+        let listener =
+            std::net::TcpListener::bind(&addr).map_err(|source| ClusterError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ClusterError::Listen { addr, source })?;
+        let node_id = peers.node_id;
+        let members: BTreeMap<NodeId, BasicNode> = peers
+            .peers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("control-plane-{node_id}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ClusterError::Raft(e.to_string())));
+                        return;
+                    }
+                };
+                runtime.block_on(run(node_id, store, listener, members, ready_tx, stop_rx));
+            })
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let (raft, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
+        Ok(ControlPlane {
+            raft,
+            runtime,
+            node_id,
+            stop: Arc::new(std::sync::Mutex::new(Some((stop_tx, thread)))),
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Commits `record` through the Raft leader (forwarding to it from a follower) and returns
+    /// its log index once committed there. Safe to await from a glommio shard.
+    pub async fn propose(&self, record: MetaRecord) -> Result<u64, ClusterError> {
+        let (tx, rx) = oneshot::channel();
+        let raft = self.raft.clone();
+        self.runtime.spawn(async move {
+            let _ = tx.send(propose_on_control_plane(raft, record).await);
+        });
+        rx.await.map_err(|_| ClusterError::Stopped)?
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus::of(&self.raft)
+    }
+
+    /// Stops Raft and the RPC server and joins the thread. Later calls do nothing.
+    pub fn shutdown(&self) {
+        let stopping = self
+            .stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((stop_tx, thread)) = stopping {
+            let _ = stop_tx.send(());
+            // A panic on the control plane was already reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+type Ready = Result<(Raft<MetaTypes>, tokio::runtime::Handle), ClusterError>;
+
+async fn run(
+    node_id: NodeId,
+    store: MetaStore,
+    listener: std::net::TcpListener,
+    members: BTreeMap<NodeId, BasicNode>,
+    ready: std::sync::mpsc::Sender<Ready>,
+    stop: oneshot::Receiver<()>,
+) {
+    let started = async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let config = raft_config()
+            .validate()
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let (log_store, state_machine) = Adaptor::new(store);
+        let raft = Raft::new(
+            node_id,
+            Arc::new(config),
+            ClusterNetwork,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let server = tokio::spawn(cluster_rpc::serve(listener, raft.clone()));
+        // Every node proposes the same initial membership; openraft accepts it only on a node
+        // that has never had a log or vote, so a restarted node keeps its state.
+        match raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(ClusterError::Raft(e.to_string())),
+        }
+        Ok::<_, ClusterError>((raft, server))
+    }
+    .await;
+    let (raft, server) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready
+        .send(Ok((raft.clone(), tokio::runtime::Handle::current())))
+        .is_err()
+    {
+        return;
+    }
+    // Either a stop request or the handle being dropped ends the control plane.
+    let _ = stop.await;
+    server.abort();
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+}
+
+/// How long a follower waits for a metadata leader to appear before giving up on a proposal.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+async fn propose_on_control_plane(
+    raft: Raft<MetaTypes>,
+    record: MetaRecord,
+) -> Result<u64, ClusterError> {
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        let forward = match raft.client_write(record.clone()).await {
+            Ok(reply) => return Ok(reply.log_id.index),
+            Err(e) => match e.forward_to_leader::<BasicNode>() {
+                Some(forward) => forward.leader_node.clone(),
+                None => return Err(ClusterError::Raft(e.to_string())),
+            },
+        };
+        if let Some(leader) = forward {
+            // If the leader changed under us or is unreachable, look again until the
+            // deadline. A retry after a lost reply may commit the record twice, which is why
+            // records must be idempotent (see MetaStateMachine::apply).
+            let request = RpcRequest::Propose(record.clone());
+            if let Ok(RpcReply::Propose(Ok(index))) =
+                cluster_rpc::call_once(&leader.addr, &request).await
+            {
+                return Ok(index);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::NoLeader);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// Records applied bodies; the snapshot is the list, one per line.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl MetaStateMachine for Recorder {
+        fn apply(&mut self, record: &MetaRecord) {
+            self.0
+                .lock()
+                .expect("recorder lock")
+                .push(record.body.clone());
+        }
+        fn snapshot(&self) -> String {
+            self.0.lock().expect("recorder lock").join("\n")
+        }
+        fn restore(&mut self, snapshot: &str) -> Result<(), String> {
+            *self.0.lock().expect("recorder lock") = snapshot.lines().map(str::to_string).collect();
+            Ok(())
+        }
+    }
+
+    struct TestNode {
+        plane: ControlPlane,
+        applied: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn start(peers: &PeerList, dir: &Path) -> TestNode {
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let plane = ControlPlane::start(peers, dir, Box::new(Recorder(Arc::clone(&applied))))
+            .expect("control plane starts");
+        TestNode { plane, applied }
+    }
+
+    /// Waits (generously) until `done` holds; the bound is a timeout, not a measurement.
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn agreed_leader(nodes: &[&TestNode]) -> Option<NodeId> {
+        let leaders: Vec<_> = nodes.iter().map(|n| n.plane.status().leader).collect();
+        let first = leaders[0]?;
+        leaders.iter().all(|l| *l == Some(first)).then_some(first)
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    fn record(body: &str) -> MetaRecord {
+        MetaRecord {
+            body: body.to_string(),
+        }
+    }
+
+    #[test]
+    fn three_nodes_elect_replicate_fail_over_and_catch_up() {
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        let list = (1..=3)
+            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let lists: Vec<_> = (1..=3)
+            .map(|id| PeerList::parse(id, &list).expect("peer list"))
+            .collect();
+        let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
+
+        wait_for("a leader all agree on", || {
+            agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
+        });
+        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        let follower = nodes
+            .iter()
+            .position(|n| n.plane.node_id() != leader)
+            .expect("a follower");
+        futures_lite::future::block_on(nodes[follower].plane.propose(record("a")))
+            .expect("a follower's proposal is forwarded and committed");
+        wait_for("every node to apply a", || {
+            nodes
+                .iter()
+                .all(|n| *n.applied.lock().expect("recorder lock") == ["a"])
+        });
+
+        // The leader goes away; the other two elect a new one and keep committing.
+        let leader_index = usize::try_from(leader - 1).expect("ids are 1..=3");
+        nodes[leader_index].plane.shutdown();
+        let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_index).collect();
+        wait_for("a new leader among the survivors", || {
+            let pair = [&nodes[survivors[0]], &nodes[survivors[1]]];
+            agreed_leader(&pair).is_some_and(|l| l != leader)
+        });
+        futures_lite::future::block_on(nodes[survivors[0]].plane.propose(record("b")))
+            .expect("the survivors commit");
+        wait_for("the survivors to apply b", || {
+            survivors
+                .iter()
+                .all(|i| *nodes[*i].applied.lock().expect("recorder lock") == ["a", "b"])
+        });
+
+        // The old leader comes back from its data dir and catches up.
+        nodes[leader_index] = start(&lists[leader_index], dirs[leader_index].path());
+        wait_for("the restarted node to catch up", || {
+            *nodes[leader_index].applied.lock().expect("recorder lock") == ["a", "b"]
+        });
+        for node in &nodes {
+            node.plane.shutdown();
+        }
+    }
+}
