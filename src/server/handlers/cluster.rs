@@ -14,9 +14,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::{authorized_operations, code, ProtocolError, ResponseError};
-use crate::security::acl::{ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::{PartitionLookup, Shard};
@@ -63,6 +63,7 @@ pub fn describe_cluster(
 pub fn offset_for_leader_epoch(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: OffsetForLeaderEpochRequest = ctx.decode(&mut body)?;
@@ -70,6 +71,9 @@ pub fn offset_for_leader_epoch(
         .topics
         .into_iter()
         .map(|topic| {
+            // A consumer's request (Kafka checks CLUSTER_ACTION only for replicas): DESCRIBE
+            // on the topic, else TOPIC_AUTHORIZATION_FAILED on each of its partitions.
+            let describable = access::topic(shard, session, AclOperation::Describe, &topic.topic);
             let partitions = topic
                 .partitions
                 .iter()
@@ -78,6 +82,10 @@ pub fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !describable {
+                        answer.error_code = code(ResponseError::TopicAuthorizationFailed);
+                        return answer;
+                    }
                     match shard.partition(&topic.topic, p.partition) {
                         PartitionLookup::Local(log) => {
                             if p.leader_epoch > LEADER_EPOCH {

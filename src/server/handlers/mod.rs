@@ -183,7 +183,9 @@ pub fn dispatch(
         }
         ApiKey::ConsumerGroupDescribe => group_consumer::describe(shard, ctx, session, frame),
         ApiKey::DescribeCluster => cluster::describe_cluster(shard, ctx, session, frame),
-        ApiKey::OffsetForLeaderEpoch => cluster::offset_for_leader_epoch(shard, ctx, frame),
+        ApiKey::OffsetForLeaderEpoch => {
+            cluster::offset_for_leader_epoch(shard, ctx, session, frame)
+        }
         ApiKey::SaslHandshake => sasl_authentication::handshake(shard, ctx, frame, session),
         ApiKey::SaslAuthenticate => sasl_authentication::authenticate(shard, ctx, frame, session),
         ApiKey::DescribeUserScramCredentials => {
@@ -194,12 +196,14 @@ pub fn dispatch(
         }
         ApiKey::InitProducerId => producer_id::handle(shard, ctx, session, frame),
         ApiKey::ShareGroupHeartbeat => share_group::heartbeat(shard, ctx, client(), session, frame),
-        ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, frame),
+        ApiKey::ShareGroupDescribe => share_group::describe(shard, ctx, session, frame),
         ApiKey::ShareFetch => share_fetch::handle(shard, ctx, session, frame),
         ApiKey::ShareAcknowledge => share_acknowledge::handle(shard, ctx, session, frame),
-        ApiKey::DescribeShareGroupOffsets => share_group_offsets::describe(shard, ctx, frame),
-        ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, frame),
-        ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, frame),
+        ApiKey::DescribeShareGroupOffsets => {
+            share_group_offsets::describe(shard, ctx, session, frame)
+        }
+        ApiKey::AlterShareGroupOffsets => share_group_offsets::alter(shard, ctx, session, frame),
+        ApiKey::DeleteShareGroupOffsets => share_group_offsets::delete(shard, ctx, session, frame),
         ApiKey::AddPartitionsToTxn => {
             txn_coordinator_apis::add_partitions_to_txn(shard, ctx, session, frame)
         }

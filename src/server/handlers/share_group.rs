@@ -86,16 +86,22 @@ pub fn heartbeat(
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ShareGroupDescribeRequest = ctx.decode(&mut body)?;
-    let groups = request
+    let mut groups: Vec<describe::DescribedGroup> = request
         .group_ids
         .iter()
         .map(|group_id| {
             let mut described = describe::DescribedGroup::default()
                 .with_group_id(group_id.clone())
                 .with_authorized_operations(i32::MIN);
+            // Kafka: DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED for that group.
+            if !access::group(shard, session, AclOperation::Describe, group_id) {
+                described.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return described;
+            }
             match shard.share().describe_group(group_id) {
                 Err(error) => {
                     described.error_code = share_error_code(&error);
@@ -145,5 +151,10 @@ pub fn describe(
             described
         })
         .collect();
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = access::group_operations(shard, session, &group.group_id);
+        }
+    }
     ctx.reply(&ShareGroupDescribeResponse::default().with_groups(groups))
 }

@@ -32,9 +32,11 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use super::share_errors::share_error_code;
-use super::RequestContext;
+use super::{access, RequestContext};
 use crate::protocol::share_extensions::put_in_flight;
-use crate::protocol::ProtocolError;
+use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::security::acl::AclOperation;
+use crate::security::Session;
 use crate::server::connection::Reply;
 use crate::shard::share_admin;
 use crate::shard::Shard;
@@ -56,6 +58,20 @@ fn unknown_topic(topic: &str) -> ShareError {
     ShareError::UnknownTopicOrPartition(format!("topic '{topic}' does not exist"))
 }
 
+fn group_denied() -> (i16, Option<StrBytes>) {
+    (
+        code(ResponseError::GroupAuthorizationFailed),
+        Some(text("not authorized for this share group")),
+    )
+}
+
+fn topic_denied() -> (i16, Option<StrBytes>) {
+    (
+        code(ResponseError::TopicAuthorizationFailed),
+        Some(text("not authorized to READ this topic")),
+    )
+}
+
 fn topic_id(shard: &Shard, topic: &str) -> uuid::Uuid {
     shard.topic(topic).map_or(uuid::Uuid::nil(), |meta| meta.id)
 }
@@ -63,13 +79,27 @@ fn topic_id(shard: &Shard, topic: &str) -> uuid::Uuid {
 pub fn describe(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DescribeShareGroupOffsetsRequest = ctx.decode(&mut body)?;
+    // Kafka: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED for that group.
+    let allowed: Vec<bool> = request
+        .groups
+        .iter()
+        .map(|g| access::group(shard, session, AclOperation::Describe, &g.group_id))
+        .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let mut groups = Vec::with_capacity(request.groups.len());
-        for group in request.groups {
+        for (group, allowed) in request.groups.into_iter().zip(allowed) {
+            if !allowed {
+                let mut denied =
+                    DescribeShareGroupOffsetsResponseGroup::default().with_group_id(group.group_id);
+                (denied.error_code, denied.error_message) = group_denied();
+                groups.push(denied);
+                continue;
+            }
             groups.push(describe_group(&shard, ctx.version, group).await);
         }
         ctx.encode(&DescribeShareGroupOffsetsResponse::default().with_groups(groups))
@@ -164,14 +194,31 @@ fn partition_offsets(
 pub fn alter(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: AlterShareGroupOffsetsRequest = ctx.decode(&mut body)?;
+    // Kafka: READ on the group, else the whole request is refused; READ on each topic, else
+    // its partitions get TOPIC_AUTHORIZATION_FAILED and keep their start offsets.
+    if !access::group(shard, session, AclOperation::Read, &request.group_id) {
+        let mut response = AlterShareGroupOffsetsResponse::default();
+        (response.error_code, response.error_message) = group_denied();
+        return ctx.reply(&response);
+    }
+    let denied: BTreeSet<String> = access::denied_topics(
+        shard,
+        session,
+        AclOperation::Read,
+        request.topics.iter().map(|t| t.topic_name.0.as_str()),
+    )
+    .into_iter()
+    .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let starts: Vec<PartitionStart> = request
             .topics
             .iter()
+            .filter(|t| !denied.contains(t.topic_name.0.as_str()))
             .flat_map(|t| {
                 t.partitions.iter().map(|p| PartitionStart {
                     topic: t.topic_name.0.to_string(),
@@ -208,6 +255,28 @@ pub fn alter(
                         ),
                     }
                 }
+                for topic in request
+                    .topics
+                    .iter()
+                    .filter(|t| denied.contains(t.topic_name.0.as_str()))
+                {
+                    let partitions = topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut partition = AlterShareGroupOffsetsResponsePartition::default()
+                                .with_partition_index(p.partition_index);
+                            (partition.error_code, partition.error_message) = topic_denied();
+                            partition
+                        })
+                        .collect();
+                    topics.push(
+                        AlterShareGroupOffsetsResponseTopic::default()
+                            .with_topic_name(topic.topic_name.clone())
+                            .with_topic_id(topic_id(&shard, &topic.topic_name))
+                            .with_partitions(partitions),
+                    );
+                }
                 response.responses = topics;
             }
         }
@@ -218,9 +287,25 @@ pub fn alter(
 pub fn delete(
     shard: &Rc<Shard>,
     ctx: RequestContext,
+    session: &Session,
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: DeleteShareGroupOffsetsRequest = ctx.decode(&mut body)?;
+    // Kafka: DELETE on the group, else the whole request is refused; READ on each topic,
+    // else that topic gets TOPIC_AUTHORIZATION_FAILED and keeps its state.
+    if !access::group(shard, session, AclOperation::Delete, &request.group_id) {
+        let mut response = DeleteShareGroupOffsetsResponse::default();
+        (response.error_code, response.error_message) = group_denied();
+        return ctx.reply(&response);
+    }
+    let denied: BTreeSet<String> = access::denied_topics(
+        shard,
+        session,
+        AclOperation::Read,
+        request.topics.iter().map(|t| t.topic_name.0.as_str()),
+    )
+    .into_iter()
+    .collect();
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let requested: Vec<String> = request
@@ -230,7 +315,7 @@ pub fn delete(
             .collect();
         let known: BTreeSet<String> = requested
             .iter()
-            .filter(|t| shard.topic(t).is_some())
+            .filter(|t| !denied.contains(*t) && shard.topic(t).is_some())
             .cloned()
             .collect();
         let mut response = DeleteShareGroupOffsetsResponse::default();
@@ -243,6 +328,10 @@ pub fn delete(
                         let mut out = DeleteShareGroupOffsetsResponseTopic::default()
                             .with_topic_name(TopicName(text(topic)))
                             .with_topic_id(topic_id(&shard, topic));
+                        if denied.contains(topic) {
+                            (out.error_code, out.error_message) = topic_denied();
+                            return out;
+                        }
                         let error = if !known.contains(topic) {
                             Some(unknown_topic(topic))
                         } else if !deleted.contains(topic) {
