@@ -72,6 +72,17 @@ fn topic_denied() -> (i16, Option<StrBytes>) {
     )
 }
 
+/// The topics among `names` the session may not READ: their share state is left alone.
+fn unreadable<'a>(
+    shard: &Shard,
+    session: &Session,
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeSet<String> {
+    access::denied_topics(shard, session, AclOperation::Read, names)
+        .into_iter()
+        .collect()
+}
+
 fn topic_id(shard: &Shard, topic: &str) -> uuid::Uuid {
     shard.topic(topic).map_or(uuid::Uuid::nil(), |meta| meta.id)
 }
@@ -205,14 +216,11 @@ pub fn alter(
         (response.error_code, response.error_message) = group_denied();
         return ctx.reply(&response);
     }
-    let denied: BTreeSet<String> = access::denied_topics(
+    let denied = unreadable(
         shard,
         session,
-        AclOperation::Read,
         request.topics.iter().map(|t| t.topic_name.0.as_str()),
-    )
-    .into_iter()
-    .collect();
+    );
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let starts: Vec<PartitionStart> = request
@@ -298,14 +306,11 @@ pub fn delete(
         (response.error_code, response.error_message) = group_denied();
         return ctx.reply(&response);
     }
-    let denied: BTreeSet<String> = access::denied_topics(
+    let denied = unreadable(
         shard,
         session,
-        AclOperation::Read,
         request.topics.iter().map(|t| t.topic_name.0.as_str()),
-    )
-    .into_iter()
-    .collect();
+    );
     let shard = Rc::clone(shard);
     Ok(Reply::Deferred(Box::pin(async move {
         let requested: Vec<String> = request
