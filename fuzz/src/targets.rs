@@ -468,7 +468,7 @@ pub fn dispatch(frame: &[u8]) {
                     within_answer_wait(pending).await;
                     None
                 }
-                Ok(Reply::None) | Err(_) => None,
+                Ok(Reply::None | Reply::Close) | Err(_) => None,
             };
             if let (Some(Ok(pieces)), Some(correlation_id)) = (answer, correlation_id) {
                 check_answer(&pieces.concat(), correlation_id);

@@ -211,8 +211,13 @@ async fn serve_connection<S: ClientStream>(
         match super::handlers::dispatch(&shard, frame, &mut session) {
             Ok(Reply::None) => {}
             Ok(reply) => {
+                let closes = matches!(reply, Reply::Close);
                 if replies.send((reply, permits, timer)).await.is_err() {
                     break; // the writer failed: the socket is gone
+                }
+                if closes {
+                    tracing::info!(?peer, "acks=0 produce refused; closing connection");
+                    break;
                 }
                 if session.closing() {
                     tracing::info!(?peer, "SASL authentication failed; closing connection");
@@ -275,10 +280,11 @@ async fn write_replies<S: AsyncWrite + Unpin>(
             Reply::Deferred(pending) => pending.await.map(|bytes| vec![bytes]),
             Reply::DeferredPieces(pending) => pending.await,
             Reply::None => continue,
-            Reply::Silent(pending) => {
-                pending.await;
-                continue;
-            }
+            Reply::Silent(pending) => match pending.await {
+                AfterSilence::KeepOpen => continue,
+                AfterSilence::Close => break,
+            },
+            Reply::Close => break,
         };
         let pieces = match answer {
             Ok(pieces) => pieces,
@@ -320,5 +326,5 @@ pub async fn retention_loop(shard: Rc<Shard>) {
 }
 
 // The handlers' clock and answer type, re-exported so that they keep importing both from here.
-pub use super::reply::Reply;
+pub use super::reply::{AfterSilence, Reply};
 pub use crate::io::clock::now_ms;

@@ -17,5 +17,16 @@ pub enum Reply {
     None,
     /// No answer either, but the request keeps its memory budget until this resolves
     /// (an acks=0 produce waiting for its partitions' disk backlog to drain).
-    Silent(Pin<Box<dyn Future<Output = ()>>>),
+    Silent(Pin<Box<dyn Future<Output = AfterSilence>>>),
+    /// acks=0 produce that a partition refused: with no answer to carry the error, Kafka
+    /// closes the connection so the client notices (it reconnects and refreshes metadata).
+    /// Answers queued before it are still written.
+    Close,
+}
+
+/// What the connection does once a [`Reply::Silent`] resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterSilence {
+    KeepOpen,
+    Close,
 }

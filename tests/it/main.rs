@@ -17,6 +17,7 @@ mod txn_support;
 
 // Scenarios, one file each; `python3 tests/adopt_scenarios.py tests/NAME.rs` adds one.
 mod acks_all_produce_reads_back_from_explicit_offsets;
+mod acl_acks0_denied_produce_closes_the_connection;
 mod acl_admin_api_answers_as_kafka;
 mod acl_bindings_survive_restart;
 mod acl_consumer_without_group_read_gets_group_authorization_failed;

@@ -21,7 +21,7 @@ use crate::log::{LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
 use crate::security::acl::AclOperation;
 use crate::security::Session;
-use crate::server::connection::{now_ms, Reply};
+use crate::server::connection::{now_ms, AfterSilence, Reply};
 use crate::server::error_codes::log_error;
 use crate::shard::{PartitionLookup, Shard};
 
@@ -87,8 +87,12 @@ pub fn handle(
         return Ok(Reply::Silent(Box::pin(async move {
             match appended.await {
                 Ok(Reply::Silent(drained)) => drained.await,
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "acks=0 produce not appended"),
+                Ok(Reply::Close) => AfterSilence::Close,
+                Ok(_) => AfterSilence::KeepOpen,
+                Err(e) => {
+                    tracing::debug!(error = %e, "acks=0 produce not appended");
+                    AfterSilence::Close
+                }
             }
         })));
     }
@@ -232,6 +236,11 @@ fn append_all(
         );
     }
     let response = ProduceResponse::default().with_responses(responses);
+    let refused = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .any(|p| p.error_code != 0);
     let no_backlog = backlogged.is_empty();
     // A partition whose disk backlog is full holds this request's answer (and so its
     // memory budget) until the writer catches up: producers that outrun the disk slow down
@@ -241,8 +250,10 @@ fn append_all(
             log.wait_unwritten_below(PARTITION_UNWRITTEN_BYTES_MAX)
                 .await;
         }
+        AfterSilence::KeepOpen
     };
     match acks {
+        0 if refused => Ok(Reply::Close),
         0 if no_backlog => Ok(Reply::None),
         0 => Ok(Reply::Silent(Box::pin(drained))),
         -1 if !durable_waits.is_empty() => Ok(Reply::Deferred(Box::pin(async move {
