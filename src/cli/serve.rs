@@ -425,6 +425,16 @@ fn resolve_listeners(
     } else {
         args.listeners.clone()
     };
+    // Each listener names its own protocol: a --security-protocol beside them would be
+    // ignored, so it is refused rather than leaving the operator to guess which applies.
+    if !texts.is_empty() && (args.security_protocol.is_some() || file.security_protocol.is_some()) {
+        return Err(ConfigError::Invalid {
+            key: "security_protocol",
+            reason: "cannot be combined with listeners; give the protocol in each --listener \
+                     (e.g. SASL_SSL://0.0.0.0:9094)"
+                .to_owned(),
+        });
+    }
     if texts.is_empty() {
         return Ok(vec![config::ListenerConfig {
             protocol: security_protocol,
