@@ -164,6 +164,71 @@ def latency_table(json_dir, sizes, acks_list):
     return lines if found else []
 
 
+def iggy_runs(run_dir, prefix):
+    """iggy-bench reports (report.json under iggy/NAME/) as {kind: summary} per run."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "iggy", prefix + "*", "*", "report.json"))):
+        report = load(path)
+        if report:
+            out.append({g["summary"]["kind"]: g["summary"] for g in report.get("group_metrics", [])})
+    return out
+
+
+def iggy_cell(reports, kind, field, f):
+    values = [r[kind][field] for r in reports if r.get(kind)]
+    m = med(values)
+    if not values:
+        return "–", None
+    if len(values) == 1:
+        return f(m), m
+    return f"{f(m)} [{f(min(values))}–{f(max(values))}]", m
+
+
+def iggy_table(run_dir, json_dir, sizes, partitions, acks_list):
+    """Apache Iggy in the shape of the sluice runs (2 producers, 1 consumer group member)."""
+    if not glob.glob(os.path.join(run_dir, "iggy", "*")):
+        return []
+    lines = ["### Apache Iggy, same shapes (iggy-bench balanced producer + consumer group)", "",
+             "acks=1 is compared with Iggy's default (no fsync per write), acks=all with `--enforce-fsync`. "
+             "Iggy's latency is the send latency of a batch of 1000 messages.", "",
+             "| size | partitions | acks | Iggy produce msgs/s | Iggy consume msgs/s | Iggy send p99 ms "
+             "| sluice produce msgs/s | sluice consume msgs/s | sluice/Iggy produce | sluice/Iggy consume |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        for parts in partitions:
+            for acks in acks_list:
+                i = iggy_runs(run_dir, f"iggy-s{size}-p{parts}-a{acks}-r")
+                if not i:
+                    continue
+                s = runs(json_dir, f"sluice-s{size}-p{parts}-a{acks}-r")
+                ip, ip_med = iggy_cell(i, "producers", "total_throughput_messages_per_second", fmt_rate)
+                ic, ic_med = iggy_cell(i, "consumers", "total_throughput_messages_per_second", fmt_rate)
+                il, _ = iggy_cell(i, "producers", "average_p99_latency_ms", fmt_ms)
+                sp, sp_med = cell_rate(s)
+                sc, sc_med = cell_rate(s, key="consume")
+                lines.append(f"| {size} B | {parts} | {acks} | {ip} | {ic} | {il} | {sp} | {sc} "
+                             f"| {ratio(sp_med, ip_med)} | {ratio(sc_med, ic_med)} |")
+    half = []
+    for size in sizes:
+        for acks in acks_list:
+            i = iggy_runs(run_dir, f"iggy-halfrate-s{size}-p16-a{acks}")
+            r = load(os.path.join(json_dir, f"halfrate-s{size}-p16-a{acks}.json"))
+            if not i or not r:
+                continue
+            a = r["produce_ack_latency"]
+            _, p50 = iggy_cell(i, "producers", "average_p50_latency_ms", fmt_ms)
+            _, p99 = iggy_cell(i, "producers", "average_p99_latency_ms", fmt_ms)
+            _, p999 = iggy_cell(i, "producers", "average_p999_latency_ms", fmt_ms)
+            half.append(f"| {size} B | {acks} | {fmt_rate(r['workload'].get('rate'))} | {fmt_ms(p50)} | {fmt_ms(p99)} "
+                        f"| {fmt_ms(p999)} | {fmt_ms(a['p50_ms'])} | {fmt_ms(a['p99_ms'])} | {fmt_ms(a['p999_ms'])} |")
+    if half:
+        lines += ["", "Same offered load as sluice's half-rate run (16 partitions; Iggy batches of 100 messages):", "",
+                  "| size | acks | rate msgs/s | Iggy send p50 | Iggy send p99 | Iggy send p99.9 "
+                  "| sluice ack p50 | sluice ack p99 | sluice ack p99.9 |",
+                  "|---|---|---|---|---|---|---|---|---|"] + half
+    return lines
+
+
 def extras(json_dir):
     lines = []
     c = load(os.path.join(json_dir, "catchup-s100-p16-a1.json"))
@@ -220,6 +285,9 @@ def main(argv):
     for size in sizes:
         out += throughput_table(json_dir, size, partitions, acks, lim) + [""]
     out += latency_table(json_dir, sizes, acks)
+    iggy = iggy_table(run_dir, json_dir, sizes, partitions, acks)
+    if iggy:
+        out += [""] + iggy
     out += extras(json_dir)
     errors = []
     for path in sorted(glob.glob(os.path.join(json_dir, "*.json"))):
