@@ -5,14 +5,10 @@
 
 use crate::acl_support;
 use crate::common;
-use crate::sasl_support::recording_consumer;
 use crate::tls_support::{
-    acl_client_auth_broker, borrowed, mtls_settings, produce_refusal, produces, ssl_settings, Pki,
+    acl_client_auth_broker, assert_handshake_refused, mtls_settings, produce_refusal, produces,
+    ssl_settings, Pki,
 };
-
-use std::time::Duration;
-
-use rdkafka::consumer::Consumer;
 
 use common::topic_name;
 
@@ -33,20 +29,7 @@ fn client_certificate_subject_is_the_acl_principal() {
     );
 
     // No certificate: the handshake is refused.
-    let (no_cert, errors) = recording_consumer(&bootstrap, &borrowed(&ssl_settings(&pki)));
-    let _ = no_cert.fetch_metadata(None, Duration::from_secs(2));
-    common::wait_until("a refused handshake", common::CLIENT_TIMEOUT, || {
-        let _ = no_cert.poll(Duration::from_millis(100));
-        !errors.seen().is_empty()
-    });
-    assert!(
-        errors
-            .seen()
-            .iter()
-            .any(|e| e.contains("SSL") || e.contains("ssl") || e.contains("Disconnected")),
-        "{:?}",
-        errors.seen()
-    );
+    assert_handshake_refused(&bootstrap, &ssl_settings(&pki));
 
     produces(&mtls_settings(&pki, "alice"), &bootstrap, &topic);
     let error = produce_refusal(&mtls_settings(&pki, "bob"), &bootstrap, &topic);

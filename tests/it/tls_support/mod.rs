@@ -232,3 +232,31 @@ pub fn produce_refusal(settings: &[(String, String)], bootstrap: &str, topic: &s
         .and_then(|d| d.error)
         .expect("the produce must be refused")
 }
+
+/// A librdkafka client with `settings` must fail its handshake: Metadata fails and the
+/// client reports an SSL error or a disconnect.
+pub fn assert_handshake_refused(bootstrap: &str, settings: &[(String, String)]) {
+    use crate::common::{wait_until, CLIENT_TIMEOUT};
+    use rdkafka::consumer::Consumer;
+    use std::time::Duration;
+    let (consumer, errors) =
+        crate::sasl_support::recording_consumer(bootstrap, &borrowed(settings));
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(2));
+    assert!(
+        metadata.is_err(),
+        "the handshake must fail: {:?}",
+        metadata.map(|m| m.brokers().len())
+    );
+    wait_until("a refused handshake", CLIENT_TIMEOUT, || {
+        let _ = consumer.poll(Duration::from_millis(100));
+        !errors.seen().is_empty()
+    });
+    assert!(
+        errors
+            .seen()
+            .iter()
+            .any(|e| e.contains("SSL") || e.contains("ssl") || e.contains("Disconnected")),
+        "{:?}",
+        errors.seen()
+    );
+}
