@@ -52,8 +52,12 @@ async fn fetch_loop(
     recorder: &Rc<RefCell<Recorder>>,
 ) -> Result<(), BenchError> {
     let addr = &workload.broker_addrs[assignment.broker];
-    let (mut writer, mut reader) =
-        wire::connect(addr, &format!("sluice-bench-c{}", assignment.consumer_id)).await?;
+    let (mut writer, mut reader) = wire::connect(
+        addr,
+        &format!("sluice-bench-c{}", assignment.consumer_id),
+        workload.tls.as_ref(),
+    )
+    .await?;
     if workload.catch_up {
         while !control.consumers_go.load(Ordering::Relaxed) {
             if control.stop_consuming.load(Ordering::Relaxed) {

@@ -9,6 +9,8 @@ pub enum BenchError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Usage(String),
+    #[error("TLS client configuration: {0}")]
+    Tls(#[from] crate::security::tls::TlsError),
     #[error("connecting to broker {addr}: {source}")]
     Connect {
         addr: String,

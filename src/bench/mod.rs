@@ -38,6 +38,8 @@ use crate::client::admin::NewTopic;
 use crate::client::txn_admin;
 use crate::client::{Admin, Cluster, ConnectionConfig, Consumer, OffsetSpec};
 use crate::protocol::ResponseError;
+use crate::security::tls::TlsClientSettings;
+use crate::security::SecurityProtocol;
 
 pub use batch_builder::Compression;
 pub use error::BenchError;
@@ -74,6 +76,36 @@ impl std::str::FromStr for Acks {
     }
 }
 
+/// The protocols the bench speaks: SASL is not implemented on its connections.
+fn parse_bench_protocol(text: &str) -> Result<SecurityProtocol, String> {
+    match SecurityProtocol::parse(text) {
+        Some(p @ (SecurityProtocol::Plaintext | SecurityProtocol::Ssl)) => Ok(p),
+        _ => Err(format!("the bench speaks PLAINTEXT or SSL, not {text:?}")),
+    }
+}
+
+/// The TLS client configuration `--security-protocol SSL` asks for; `None` for PLAINTEXT.
+fn tls_client_config(args: &BenchArgs) -> Result<Option<Arc<rustls::ClientConfig>>, BenchError> {
+    if args.security_protocol == SecurityProtocol::Plaintext {
+        if args.tls_ca.is_some() || args.tls_cert.is_some() {
+            return Err(BenchError::Usage(
+                "--tls-ca, --tls-cert and --tls-key need --security-protocol SSL".to_owned(),
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(ca) = args.tls_ca.clone() else {
+        return Err(BenchError::Usage(
+            "--security-protocol SSL needs --tls-ca".to_owned(),
+        ));
+    };
+    let settings = TlsClientSettings {
+        ca,
+        cert_and_key: args.tls_cert.clone().zip(args.tls_key.clone()),
+    };
+    Ok(Some(Arc::new(settings.load()?)))
+}
+
 /// Load generator arguments (OpenMessaging Benchmark workload knobs).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -85,6 +117,18 @@ pub struct BenchArgs {
         env = "SLUICE_BOOTSTRAP"
     )]
     pub bootstrap: String,
+    /// PLAINTEXT or SSL (TLS on every connection, checked against --tls-ca).
+    #[arg(long, default_value = "PLAINTEXT", value_parser = parse_bench_protocol)]
+    pub security_protocol: SecurityProtocol,
+    /// PEM CA certificates that sign the brokers' certificates (SSL).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain, for listeners that ask for one (SSL; with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Topic; default: a fresh `sluice-bench-<pid>-<time>`.
     #[arg(long)]
     pub topic: Option<String>,
@@ -281,8 +325,10 @@ fn validate(args: &BenchArgs) -> Result<(), BenchError> {
 
 /// Creates the topic if needed, learns the broker layout and the consumers' start offsets.
 fn setup(args: &BenchArgs, topic: &str) -> Result<(Workload, Vec<ThreadPlan>), BenchError> {
+    let tls = tls_client_config(args)?;
     let config = ConnectionConfig {
         client_id: "sluice-bench".to_owned(),
+        tls: tls.clone(),
         ..ConnectionConfig::default()
     };
     let mut admin = Admin::new(Cluster::connect(&args.bootstrap, config.clone())?);
@@ -419,6 +465,7 @@ fn setup(args: &BenchArgs, topic: &str) -> Result<(Workload, Vec<ThreadPlan>), B
         transaction_records: args.transaction_records,
         produce_version: args.produce_version,
         fetch_version: args.fetch_version,
+        tls,
     };
     Ok((workload, plans))
 }

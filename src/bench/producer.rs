@@ -101,7 +101,12 @@ async fn produce(
     });
     let mut conns = Vec::with_capacity(workload.broker_addrs.len());
     for addr in &workload.broker_addrs {
-        let (writer, reader) = wire::connect(addr, &format!("sluice-bench-p{producer_id}")).await?;
+        let (writer, reader) = wire::connect(
+            addr,
+            &format!("sluice-bench-p{producer_id}"),
+            workload.tls.as_ref(),
+        )
+        .await?;
         let in_flight = Rc::new(Cell::new(0usize));
         let (answers, reader) = if workload.acks == 0 {
             (None, None)
@@ -137,6 +142,7 @@ async fn produce(
                 identity.clone(),
                 partition_count,
                 &format!("sluice-bench-p{producer_id}-txn"),
+                workload.tls.as_ref(),
             )
             .await?;
             for buffer in &mut buffers {

@@ -41,8 +41,9 @@ impl TransactionSession {
         identity: TransactionalProducer,
         partition_count: usize,
         client_id: &str,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<TransactionSession, BenchError> {
-        let (writer, reader) = wire::connect(&identity.coordinator_addr, client_id).await?;
+        let (writer, reader) = wire::connect(&identity.coordinator_addr, client_id, tls).await?;
         Ok(TransactionSession {
             identity,
             writer,

@@ -1,10 +1,16 @@
 //! A pipelined Kafka connection on the current shard's executor: the writer half sends
 //! requests without waiting, the reader half reads answers in order. Callers keep their own
-//! FIFO of what is in flight and match correlation ids.
+//! FIFO of what is in flight and match correlation ids. With `--security-protocol SSL` the
+//! connection is TLS (futures-rustls over the glommio socket, as the broker's listeners).
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{BufReader, ReadHalf, WriteHalf};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -15,8 +21,65 @@ use crate::io::net::TcpStream;
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
 const READ_BUFFER_BYTES: usize = 64 << 10;
 
+/// A bench connection's byte stream: plain TCP or TLS over it.
+enum WireStream {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for WireStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WireStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            WireStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WireStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WireStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            WireStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WireStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WireStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WireStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            WireStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WireStream::Plain(s) => Pin::new(s).poll_close(cx),
+            WireStream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
 pub struct WireWriter {
-    writer: WriteHalf<TcpStream>,
+    writer: WriteHalf<WireStream>,
     addr: String,
     client_id: StrBytes,
     correlation_id_next: i32,
@@ -24,12 +87,17 @@ pub struct WireWriter {
 }
 
 pub struct WireReader {
-    reader: BufReader<ReadHalf<TcpStream>>,
+    reader: BufReader<ReadHalf<WireStream>>,
     addr: String,
 }
 
-/// Opens a connection to `addr` with Nagle off.
-pub async fn connect(addr: &str, client_id: &str) -> Result<(WireWriter, WireReader), BenchError> {
+/// Opens a connection to `addr` with Nagle off, TLS over it when `tls` is given (the server
+/// name checked is `addr`'s host).
+pub async fn connect(
+    addr: &str,
+    client_id: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(WireWriter, WireReader), BenchError> {
     let connect_error = |source| BenchError::Connect {
         addr: addr.to_owned(),
         source,
@@ -40,6 +108,22 @@ pub async fn connect(addr: &str, client_id: &str) -> Result<(WireWriter, WireRea
     stream
         .set_nodelay(true)
         .map_err(|e| connect_error(std::io::Error::other(e.to_string())))?;
+    let stream = match tls {
+        None => WireStream::Plain(stream),
+        Some(config) => {
+            let name = crate::client::tls_server_name(addr).ok_or_else(|| {
+                connect_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "no TLS server name in the address",
+                ))
+            })?;
+            let tls = futures_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, stream)
+                .await
+                .map_err(connect_error)?;
+            WireStream::Tls(Box::new(tls))
+        }
+    };
     let (reader, writer) = futures_lite::io::split(stream);
     Ok((
         WireWriter {
@@ -89,13 +173,15 @@ impl WireWriter {
             .encode(&mut self.buf, header_version)
             .map_err(encode_error)?;
         body.encode(&mut self.buf, version).map_err(encode_error)?;
-        self.writer
-            .write_all(&self.buf)
-            .await
-            .map_err(|source| BenchError::Io {
-                addr: self.addr.clone(),
-                source,
-            })?;
+        // TLS holds written bytes until flushed; plain TCP's flush does nothing.
+        let written = match self.writer.write_all(&self.buf).await {
+            Ok(()) => self.writer.flush().await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|source| BenchError::Io {
+            addr: self.addr.clone(),
+            source,
+        })?;
         Ok(correlation_id)
     }
 

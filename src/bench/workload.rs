@@ -47,6 +47,8 @@ pub struct Workload {
     /// `--transactions`: each producer's identity, indexed by producer id; empty otherwise.
     pub transactional: Vec<TransactionalProducer>,
     pub transaction_records: u64,
+    /// `--security-protocol SSL`: the TLS client configuration of every connection.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub produce_version: i16,
     pub fetch_version: i16,
 }

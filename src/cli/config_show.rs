@@ -120,9 +120,10 @@ fn render(
         _ => Source::Default,
     };
     let quoted = |s: &str| format!("{s:?}");
+    let explicit_listeners = source("listeners", file.listener.is_some(), true) != Source::Derived;
     let log = &config.log;
     let share = &config.share;
-    let rows: Vec<(&str, String, Source)> = vec![
+    let mut rows: Vec<(&str, String, Source)> = vec![
         (
             "data-dir",
             quoted(&config.data_dir.display().to_string()),
@@ -131,7 +132,31 @@ fn render(
         (
             "listen",
             quoted(&config.listen.to_string()),
-            source("listen", file.listen.is_some(), false),
+            // With explicit listeners serve listens first on the first of them.
+            match source("listen", file.listen.is_some(), false) {
+                Source::Default if explicit_listeners => Source::Derived,
+                other => other,
+            },
+        ),
+        (
+            // Derived from --listen and --security-protocol it is a comment: serve refuses a
+            // `listener` beside `security-protocol`, and the output must stay a usable file.
+            if explicit_listeners {
+                "listener"
+            } else {
+                "# listener"
+            },
+            format!(
+                "[{}]",
+                config
+                    .listeners
+                    .iter()
+                    .map(|l| quoted(&format!("{}://{}", l.protocol.name(), l.listen)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            // Without --listener the one listener is --listen with --security-protocol.
+            source("listeners", file.listener.is_some(), true),
         ),
         (
             "advertised-host",
@@ -144,9 +169,19 @@ fn render(
             source("admin_listen", file.admin_listen.is_some(), false),
         ),
         (
-            "security-protocol",
+            // Beside explicit listeners serve refuses it: shown as a comment, the first
+            // listener's protocol.
+            if explicit_listeners {
+                "# security-protocol"
+            } else {
+                "security-protocol"
+            },
             quoted(config.security_protocol.name()),
-            source("security_protocol", file.security_protocol.is_some(), false),
+            if explicit_listeners {
+                Source::Derived
+            } else {
+                source("security_protocol", file.security_protocol.is_some(), false)
+            },
         ),
         (
             "sasl-enabled-mechanisms",
@@ -346,6 +381,17 @@ fn render(
             ),
         ),
     ];
+    let admin_token_file = matches
+        .try_get_one::<std::path::PathBuf>("admin_token_file")
+        .ok()
+        .flatten()
+        .or(file.admin_token_file.as_ref());
+    rows.extend(security_rows(
+        config,
+        file,
+        &source,
+        admin_token_file.map(|p| p.as_path()),
+    ));
     let mut out = String::from(
         "# Effective `sluice serve` configuration. Precedence: flag > env (SLUICE_*) > file > default.\n",
     );
@@ -381,6 +427,107 @@ fn render(
         flag_or_env_source("log_format").name()
     ));
     out
+}
+
+/// The TLS, admin endpoint and authorizer rows. Paths and modes are shown; secrets never are
+/// (the admin token appears only as whether one is set). Settings that are off appear as
+/// comments, as TOML has no "unset".
+fn security_rows<'a>(
+    config: &BrokerConfig,
+    file: &ConfigFile,
+    source: &dyn Fn(&str, bool, bool) -> Source,
+    admin_token_file: Option<&std::path::Path>,
+) -> Vec<(&'a str, String, Source)> {
+    let path = |p: &std::path::Path| format!("{:?}", p.display().to_string());
+    let mut rows = Vec::new();
+    match &config.tls {
+        Some(tls) => {
+            rows.push((
+                "tls-cert",
+                path(&tls.cert),
+                source("tls_cert", file.tls_cert.is_some(), false),
+            ));
+            rows.push((
+                "tls-key",
+                path(&tls.key),
+                source("tls_key", file.tls_key.is_some(), false),
+            ));
+            match &tls.ca {
+                Some(ca) => rows.push((
+                    "tls-ca",
+                    path(ca),
+                    source("tls_ca", file.tls_ca.is_some(), false),
+                )),
+                None => rows.push(("# tls-ca", "none".to_owned(), Source::Default)),
+            }
+            rows.push((
+                "tls-client-auth",
+                format!("{:?}", tls.client_auth.name()),
+                source("tls_client_auth", file.tls_client_auth.is_some(), false),
+            ));
+        }
+        None => rows.push((
+            "# tls",
+            "none (no SSL or SASL_SSL listener)".to_owned(),
+            Source::Default,
+        )),
+    }
+    match &config.admin_tls {
+        Some(tls) => {
+            rows.push((
+                "admin-tls-cert",
+                path(&tls.cert),
+                source("admin_tls_cert", file.admin_tls_cert.is_some(), false),
+            ));
+            rows.push((
+                "admin-tls-key",
+                path(&tls.key),
+                source("admin_tls_key", file.admin_tls_key.is_some(), false),
+            ));
+        }
+        None => rows.push((
+            "# admin-tls",
+            "none (plain HTTP)".to_owned(),
+            Source::Default,
+        )),
+    }
+    let token_source = source("admin_token", false, false);
+    rows.push(
+        match (&config.admin_token, token_source, admin_token_file) {
+            (None, _, _) => ("# admin-token", "none".to_owned(), Source::Default),
+            (Some(_), Source::Flag | Source::Env, _) | (Some(_), _, None) => (
+                "# admin-token",
+                "set (value hidden)".to_owned(),
+                token_source,
+            ),
+            (Some(_), _, Some(token_file)) => (
+                "admin-token-file",
+                path(token_file),
+                source("admin_token_file", file.admin_token_file.is_some(), false),
+            ),
+        },
+    );
+    let acl = &config.authorizer;
+    rows.push((
+        "authorizer",
+        format!("{:?}", if acl.enabled { "acl" } else { "none" }),
+        source("authorizer", file.authorizer.is_some(), false),
+    ));
+    rows.push((
+        "super-users",
+        format!("{:?}", acl.super_users.join(";")),
+        source("super_users", file.super_users.is_some(), false),
+    ));
+    rows.push((
+        "allow-everyone-if-no-acl-found",
+        acl.allow_everyone_if_no_acl_found.to_string(),
+        source(
+            "allow_everyone_if_no_acl_found",
+            file.allow_everyone_if_no_acl_found.is_some(),
+            false,
+        ),
+    ));
+    rows
 }
 
 /// The `--flush-policy` spelling of a policy.
@@ -451,5 +598,131 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         toml::from_str::<ConfigFile>(&body).expect("output parses as a config file");
+    }
+
+    fn config_file_body(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn shows_listeners_tls_and_admin_settings_but_never_the_token() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "tls-ca = \"/pki/ca.pem\"\n").expect("write");
+        let file_text = file.display().to_string();
+        let text = show(&[
+            "--config",
+            &file_text,
+            "--listener",
+            "SSL://127.0.0.1:19093",
+            "--listener",
+            "PLAINTEXT://127.0.0.1:19092",
+            "--tls-cert",
+            "/pki/server.pem",
+            "--tls-key",
+            "/pki/server.key",
+            "--tls-client-auth",
+            "requested",
+            "--admin-token",
+            "s3cret-token",
+            "--admin-tls-cert",
+            "/pki/admin.pem",
+            "--admin-tls-key",
+            "/pki/admin.key",
+            "--authorizer",
+            "acl",
+            "--super-users",
+            "User:admin",
+            "--shards",
+            "1",
+        ]);
+        let listener = line(&text, "listener");
+        assert!(
+            listener.starts_with(
+                "listener = [\"SSL://127.0.0.1:19093\", \"PLAINTEXT://127.0.0.1:19092\"]"
+            ) && listener.ends_with("# flag"),
+            "{listener}"
+        );
+        assert!(line(&text, "tls-cert").contains("\"/pki/server.pem\""));
+        assert!(line(&text, "tls-key").contains("\"/pki/server.key\""));
+        assert!(line(&text, "tls-ca").contains("\"/pki/ca.pem\""));
+        assert!(line(&text, "tls-ca").ends_with("# file"));
+        assert!(line(&text, "tls-client-auth").contains("\"requested\""));
+        assert!(line(&text, "admin-tls-cert").contains("\"/pki/admin.pem\""));
+        assert!(line(&text, "authorizer").contains("\"acl\""));
+        assert!(line(&text, "super-users").contains("\"User:admin\""));
+        assert!(
+            text.contains("# admin-token = set (value hidden)"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "the admin token leaked:\n{text}");
+        // Beside explicit listeners serve refuses security-protocol: it is only a comment.
+        assert!(text.contains("# security-protocol = \"SSL\""), "{text}");
+
+        // Used as the config file, the output gives serve the same settings.
+        let shown = dir.path().join("shown.toml");
+        std::fs::write(&shown, config_file_body(&text)).expect("write");
+        let again = show(&["--config", &shown.display().to_string()]);
+        let value = |text: &str, key: &str| {
+            let line = line(text, key);
+            line.split("  #")
+                .next()
+                .unwrap_or(line)
+                .trim_end()
+                .to_owned()
+        };
+        for key in [
+            "listener",
+            "tls-cert",
+            "tls-key",
+            "tls-ca",
+            "tls-client-auth",
+            "admin-tls-cert",
+            "admin-tls-key",
+            "authorizer",
+            "super-users",
+        ] {
+            assert_eq!(value(&again, key), value(&text, key), "{key}");
+            assert!(
+                line(&again, key).ends_with("# file"),
+                "{}",
+                line(&again, key)
+            );
+        }
+    }
+
+    #[test]
+    fn shows_the_derived_listener_and_no_tls_by_default() {
+        let text = show(&["--listen", "127.0.0.1:19998", "--shards", "1"]);
+        let listener = line(&text, "# listener");
+        assert!(
+            listener.contains("[\"PLAINTEXT://127.0.0.1:19998\"]")
+                && listener.ends_with("# default (derived)"),
+            "{listener}"
+        );
+        assert!(line(&text, "security-protocol").contains("\"PLAINTEXT\""));
+        assert!(text.contains("# tls = none"), "{text}");
+        assert!(text.contains("# admin-token = none"), "{text}");
+        assert!(line(&text, "authorizer").contains("\"none\""));
+        // The derived listener is a comment, so the file keeps `listen` and
+        // `security-protocol`, which serve accepts together.
+        toml::from_str::<ConfigFile>(&config_file_body(&text)).expect("output parses");
+    }
+
+    #[test]
+    fn admin_token_from_a_file_shows_the_path_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "file-s3cret\n").expect("write");
+        let token_text = token.display().to_string();
+        let text = show(&["--admin-token-file", &token_text, "--shards", "1"]);
+        assert!(line(&text, "admin-token-file").contains(&token_text));
+        assert!(
+            !text.contains("file-s3cret"),
+            "the admin token leaked:\n{text}"
+        );
     }
 }

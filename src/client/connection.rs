@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -34,8 +35,12 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     /// How long a response may take beyond any wait time the request itself asks for.
     pub request_timeout: Duration,
-    /// Authenticate every connection with SASL (the broker's listener is SASL_PLAINTEXT).
+    /// Authenticate every connection with SASL (the broker's listener is SASL_PLAINTEXT, or
+    /// SASL_SSL with `tls`).
     pub sasl: Option<SaslLogin>,
+    /// Speak TLS on every connection (the listener is SSL or SASL_SSL); the server name
+    /// checked is the host of the address connected to.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A SASL mechanism and the credentials to authenticate with.
@@ -63,14 +68,69 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             sasl: None,
+            tls: None,
         }
     }
+}
+
+/// A connection's byte stream: plain TCP or TLS over it. Timeouts are set on the socket
+/// beneath either way.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(socket) => socket,
+            Stream::Tls(tls) => &tls.sock,
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.socket().set_read_timeout(timeout)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(socket) => socket.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(socket) => socket.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(socket) => socket.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// The TLS server name for `addr` (`host:port`, `[v6]:port`): a DNS name or an IP address,
+/// as the broker's certificate names it.
+pub fn tls_server_name(addr: &str) -> Option<rustls_pki_types::ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _port)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(host.to_owned()).ok()
 }
 
 /// A connected, version-negotiated broker connection.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     addr: String,
     client_id: StrBytes,
     correlation_id_next: i32,
@@ -113,6 +173,25 @@ impl Connection {
             }
         };
         stream.set_nodelay(true).map_err(connect_err)?;
+        let stream = match &config.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let name = tls_server_name(addr).ok_or_else(|| {
+                    connect_err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "no TLS server name in the address",
+                    ))
+                })?;
+                let tls = rustls::ClientConnection::new(Arc::clone(tls), name)
+                    .map_err(|e| connect_err(std::io::Error::other(e)))?;
+                // The handshake runs inside the first request's write, before that request
+                // sets its own read timeout: bound it by the connect timeout.
+                stream
+                    .set_read_timeout(Some(config.connect_timeout))
+                    .map_err(connect_err)?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(tls, stream)))
+            }
+        };
         let mut conn = Self {
             stream,
             addr: addr.to_owned(),
@@ -231,8 +310,10 @@ impl Connection {
             encode_err(format!("request of {} bytes is too large", buf.len()).into())
         })?;
         buf[..4].copy_from_slice(&body_len.to_be_bytes());
+        // TLS may hold written bytes until flushed; plain TCP's flush does nothing.
         self.stream
             .write_all(&buf)
+            .and_then(|()| self.stream.flush())
             .map_err(|source| self.io_err(source))?;
         Ok(correlation_id)
     }

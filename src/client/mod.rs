@@ -1,5 +1,5 @@
-//! A small blocking Kafka client on `std::net::TcpStream`, used by the CLI's admin and console
-//! tools and as the base of the load generator.
+//! A small blocking Kafka client on `std::net::TcpStream` (optionally TLS over it), used by the
+//! CLI's admin and console tools and as the base of the load generator.
 //!
 //! - [`connection`] — one broker connection: framing, correlation ids, version negotiation.
 //! - [`cluster`] — bootstrap, Metadata, one connection per broker, routing to partition leaders.
@@ -49,7 +49,7 @@ pub mod user_admin;
 
 pub use admin::Admin;
 pub use cluster::Cluster;
-pub use connection::{Connection, ConnectionConfig, SaslLogin};
+pub use connection::{tls_server_name, Connection, ConnectionConfig, SaslLogin};
 pub use consumer::{Consumer, ConsumerRecord, OffsetSpec};
 pub use error::ClientError;
 pub use producer::{Acks, Producer, ProducerRecord};

@@ -5,6 +5,7 @@
 //! `server::handlers::dispatch`.
 
 pub mod acl;
+mod distinguished_name;
 mod principal;
 pub mod sasl;
 mod session;

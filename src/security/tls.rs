@@ -80,42 +80,19 @@ pub enum TlsError {
 impl TlsSettings {
     /// Reads the PEM files and builds the server configuration.
     pub fn load(&self) -> Result<ServerConfig, TlsError> {
-        let pem = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| TlsError::Pem { path, source }
-        };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
-            .map_err(pem(&self.cert))?
-            .collect::<Result<_, _>>()
-            .map_err(pem(&self.cert))?;
-        if chain.is_empty() {
-            return Err(TlsError::NoCertificate {
-                path: self.cert.clone(),
-            });
-        }
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(pem(&self.key))?;
-        #[expect(
-            deprecated,
-            reason = "ring lacks post-quantum key exchange; aws-lc-rs, which has it, needs cmake and is not in this build's crate set"
-        )]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = read_chain(&self.cert)?;
+        let key = read_key(&self.key)?;
+        let provider = ring_provider();
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
         let builder = match (self.client_auth, &self.ca) {
             (ClientAuth::None, _) => builder.with_no_client_auth(),
             (auth, None) => return Err(TlsError::NoClientCa(auth.name())),
             (auth, Some(ca)) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(ca).map_err(pem(ca))? {
-                    roots
-                        .add(cert.map_err(pem(ca))?)
-                        .map_err(|source| TlsError::BadCa {
-                            path: ca.clone(),
-                            source,
-                        })?;
-                }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(read_roots(ca)?),
+                    provider,
+                );
                 let verifier = if auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
                 } else {
@@ -129,6 +106,82 @@ impl TlsSettings {
         };
         Ok(builder.with_single_cert(chain, key)?)
     }
+}
+
+/// What a client (`sluice bench`, the blocking client) trusts and presents on an SSL
+/// connection: the CA that signs the brokers' certificates and an optional certificate and
+/// key for listeners that ask for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsClientSettings {
+    /// PEM CA certificates that sign the brokers' certificates.
+    pub ca: PathBuf,
+    /// PEM certificate chain and key, both or neither.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsClientSettings {
+    /// Reads the PEM files and builds the client configuration (TLS 1.3 and 1.2, as the
+    /// listeners).
+    pub fn load(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = ring_provider();
+        let roots = read_roots(&self.ca)?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_root_certificates(roots);
+        Ok(match &self.cert_and_key {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                builder.with_client_auth_cert(read_chain(cert)?, read_key(key)?)?
+            }
+        })
+    }
+}
+
+#[expect(
+    deprecated,
+    reason = "ring lacks post-quantum key exchange; aws-lc-rs, which has it, needs cmake and is not in this build's crate set"
+)]
+fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn pem_error(path: &std::path::Path) -> impl Fn(rustls_pki_types::pem::Error) -> TlsError + '_ {
+    move |source| TlsError::Pem {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A PEM certificate chain, leaf first; at least one certificate.
+fn read_chain(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error(path))?
+        .collect::<Result<_, _>>()
+        .map_err(pem_error(path))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    Ok(chain)
+}
+
+fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(pem_error(path))
+}
+
+/// The CA certificates in a PEM file as trust roots.
+fn read_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(pem_error(path))? {
+        roots
+            .add(cert.map_err(pem_error(path))?)
+            .map_err(|source| TlsError::BadCa {
+                path: path.to_owned(),
+                source,
+            })?;
+    }
+    Ok(roots)
 }
 
 /// The current server configuration, shared by every shard's TLS listeners. Each accepted
@@ -169,30 +222,11 @@ impl TlsReloader {
 }
 
 /// Kafka's default principal for a client certificate: `User:` and the subject's
-/// distinguished name, most specific part first (`User:CN=alice,OU=eng,O=corp`).
+/// distinguished name as RFC 2253 prints it, most specific part first and values escaped
+/// (`User:CN=alice,OU=eng,O=corp`). `None` when the certificate does not parse.
 pub fn certificate_principal(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let mut parts = Vec::new();
-    // X.509 stores the RDNs most general first; Kafka (RFC 2253) prints them reversed.
-    for rdn in parsed
-        .subject()
-        .iter()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
-        for attr in rdn.iter() {
-            let name = x509_parser::objects::oid2abbrev(
-                attr.attr_type(),
-                x509_parser::objects::oid_registry(),
-            )
-            .map(str::to_owned)
-            .unwrap_or_else(|_| attr.attr_type().to_id_string());
-            let value = attr.as_str().ok()?;
-            parts.push(format!("{name}={value}"));
-        }
-    }
-    Some(parts.join(","))
+    Some(super::distinguished_name::rfc2253(parsed.subject()))
 }
 
 #[cfg(test)]

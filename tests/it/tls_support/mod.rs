@@ -173,3 +173,90 @@ pub fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
+
+/// A broker with an SSL listener verifying client certificates against the PKI's CA
+/// (`--tls-client-auth CLIENT_AUTH`), a PLAINTEXT listener for `sluice` admin commands, and
+/// `extra_args`. Returns the broker and the PLAINTEXT bootstrap.
+pub fn client_auth_broker(pki: &Pki, client_auth: &str, extra_args: &[&str]) -> (Broker, String) {
+    let ca = pki.ca().display().to_string();
+    let plain_port = free_port_range(2);
+    let plain = format!("PLAINTEXT://127.0.0.1:{plain_port}");
+    let mut args = vec![
+        "--listener",
+        &plain,
+        "--tls-client-auth",
+        client_auth,
+        "--tls-ca",
+        &ca,
+    ];
+    args.extend_from_slice(extra_args);
+    let broker = tls_broker(pki, "SSL", tls_port(), &args);
+    (broker, format!("127.0.0.1:{plain_port}"))
+}
+
+/// `client_auth_broker` with ACLs on, open where no ACL names the resource (so a test
+/// restricts only the topics it grants on).
+pub fn acl_client_auth_broker(pki: &Pki, client_auth: &str) -> (Broker, String) {
+    client_auth_broker(
+        pki,
+        client_auth,
+        &[
+            "--authorizer",
+            "acl",
+            "--allow-everyone-if-no-acl-found",
+            "true",
+        ],
+    )
+}
+
+/// Produces one record to partition 0 of `topic`, which must succeed.
+pub fn produces(settings: &[(String, String)], bootstrap: &str, topic: &str) {
+    use crate::common::{produce_all, producer, TestRecord};
+    let records = [TestRecord::new("k", "v").partition(0)];
+    let deliveries = produce_all(&producer(bootstrap, &borrowed(settings)), topic, &records);
+    assert!(
+        deliveries.iter().all(|d| d.error.is_none()),
+        "{topic}: {deliveries:?}"
+    );
+}
+
+/// The error of a one-record produce to `topic` that must be refused.
+pub fn produce_refusal(settings: &[(String, String)], bootstrap: &str, topic: &str) -> String {
+    use crate::common::{producer, try_produce_all, TestRecord};
+    let mut settings = settings.to_vec();
+    settings.push(("message.timeout.ms".to_owned(), "20000".to_owned()));
+    let records = [TestRecord::new("k", "v").partition(0)];
+    try_produce_all(&producer(bootstrap, &borrowed(&settings)), topic, &records)
+        .into_iter()
+        .next()
+        .and_then(|d| d.error)
+        .expect("the produce must be refused")
+}
+
+/// A librdkafka client with `settings` must fail its handshake: Metadata fails and the
+/// client reports an SSL error or a disconnect.
+pub fn assert_handshake_refused(bootstrap: &str, settings: &[(String, String)]) {
+    use crate::common::{wait_until, CLIENT_TIMEOUT};
+    use rdkafka::consumer::Consumer;
+    use std::time::Duration;
+    let (consumer, errors) =
+        crate::sasl_support::recording_consumer(bootstrap, &borrowed(settings));
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(2));
+    assert!(
+        metadata.is_err(),
+        "the handshake must fail: {:?}",
+        metadata.map(|m| m.brokers().len())
+    );
+    wait_until("a refused handshake", CLIENT_TIMEOUT, || {
+        let _ = consumer.poll(Duration::from_millis(100));
+        !errors.seen().is_empty()
+    });
+    assert!(
+        errors
+            .seen()
+            .iter()
+            .any(|e| e.contains("SSL") || e.contains("ssl") || e.contains("Disconnected")),
+        "{:?}",
+        errors.seen()
+    );
+}
