@@ -1,4 +1,6 @@
 //! Argument types shared by the client subcommands, with their parsers.
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -7,6 +9,7 @@ use kafka_protocol::records::Compression;
 use crate::client::group_admin::ResetSpec;
 use crate::client::{Acks, Cluster, ConnectionConfig, SaslLogin};
 use crate::security::sasl::SaslMechanism;
+use crate::security::tls::TlsClientSettings;
 
 use super::CliError;
 
@@ -23,6 +26,16 @@ pub struct BootstrapArgs {
     pub sasl_username: Option<String>,
     #[arg(long, env = "SLUICE_SASL_PASSWORD", hide_env_values = true)]
     pub sasl_password: Option<String>,
+    /// Speak TLS (an SSL or SASL_SSL listener), trusting the brokers' certificates that these
+    /// PEM CA certificates sign
+    #[arg(long, env = "SLUICE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain, for listeners that ask for one (with --tls-ca and --tls-key)
+    #[arg(long, env = "SLUICE_TLS_CERT", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl BootstrapArgs {
@@ -30,9 +43,21 @@ impl BootstrapArgs {
         let config = ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             sasl: self.sasl_login()?,
+            tls: self.tls_config()?,
             ..ConnectionConfig::default()
         };
         Ok(Cluster::connect(&self.bootstrap, config)?)
+    }
+
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, CliError> {
+        let Some(ca) = self.tls_ca.clone() else {
+            return Ok(None);
+        };
+        let settings = TlsClientSettings {
+            ca,
+            cert_and_key: self.tls_cert.clone().zip(self.tls_key.clone()),
+        };
+        Ok(Some(Arc::new(settings.load()?)))
     }
 
     fn sasl_login(&self) -> Result<Option<SaslLogin>, CliError> {

@@ -1,5 +1,6 @@
 //! The CLI's error type: client errors plus local input/output problems.
 use crate::client::ClientError;
+use crate::security::tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -13,6 +14,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("TLS client settings: {0}")]
+    Tls(#[from] TlsError),
 
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),

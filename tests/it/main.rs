@@ -35,6 +35,7 @@ mod bench_ssl_produces_and_consumes_over_tls;
 mod bench_transactions_commit_what_read_committed_sees;
 mod broker_dynamic_configs_are_altered_described_and_kept;
 mod broker_message_max_bytes_bounds_existing_topics;
+mod cli_admin_commands_speak_tls;
 mod cluster_metadata_raft_fails_over_and_catches_up;
 mod compacted_topic_keeps_latest_value_per_key;
 mod compacted_topic_refuses_decompression_bombs;
