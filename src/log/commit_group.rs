@@ -27,7 +27,7 @@ use std::time::Instant;
 use crate::io::dma_file::DmaFile;
 
 use super::error::LogError;
-use super::partition_log::LogState;
+use super::log_state::LogState;
 
 thread_local! {
     static GROUP: Rc<CommitGroup> = Rc::new(CommitGroup::default());
@@ -102,10 +102,10 @@ impl CommitGroup {
                 let file = member.file.upgrade()?;
                 let covered = {
                     let st = state.borrow();
-                    if st.failure.is_some() || st.written_offset <= st.durable_offset {
+                    if st.failure.is_some() || st.written_offset() <= st.durable_offset() {
                         return None;
                     }
-                    st.written_offset
+                    st.written_offset()
                 };
                 Some(RoundMember {
                     state,
@@ -141,11 +141,9 @@ impl CommitGroup {
             let mut st = member.state.borrow_mut();
             match result {
                 Ok(()) => {
-                    crate::metrics::fsync_completed(elapsed, member.covered - st.durable_offset);
-                    if member.covered > st.durable_offset {
-                        st.durable_offset = member.covered;
-                        st.durable_event.notify(usize::MAX);
-                    }
+                    let durable = st.durable_offset();
+                    crate::metrics::fsync_completed(elapsed, member.covered - durable);
+                    st.advance_durable(member.covered);
                     st.set_high_watermark(member.covered);
                     st.assert_offsets();
                 }

@@ -49,6 +49,7 @@
 //! the cleaner read the whole log again. A lost or stale checkpoint costs only work: with
 //! none, the first pass treats the whole log as dirty.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -64,45 +65,15 @@ use super::batch::{
     LOG_OVERHEAD,
 };
 use super::batch_records::{self, RecordView};
+use super::cleaner_checkpoint::{CleanerCheckpoint, CHECKPOINT_FILE};
 use super::error::LogError;
+use super::log_state::LogState;
 use super::offset_map::OffsetMap;
-use super::partition_log::{write_index, LogState, PartitionLog};
-use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{self, write_index, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::segment_index::{Footer, SegmentIndex};
 
 /// Suffix of a cleaned segment not yet swapped in.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
-
-/// File of the cleaner's checkpoint in the partition directory: `<clean offset> <horizon>`.
-const CHECKPOINT_FILE: &str = ".cleaner_checkpoint";
-
-/// The log cleaner's progress on one log.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CleanerCheckpoint {
-    /// Records below this offset have been cleaned.
-    pub clean_offset: i64,
-    /// The earliest delete horizon of a tombstone the last pass kept.
-    pub horizon_due_ms: Option<i64>,
-    /// `CHECKPOINT_FILE` has been read (at the first pass after the log opened).
-    pub loaded: bool,
-}
-
-impl CleanerCheckpoint {
-    fn encode(&self) -> String {
-        format!(
-            "{} {}",
-            self.clean_offset,
-            self.horizon_due_ms.unwrap_or(-1)
-        )
-    }
-
-    fn decode(text: &str) -> Option<(i64, Option<i64>)> {
-        let mut fields = text.split_whitespace().map(str::parse::<i64>);
-        let clean_offset = fields.next()?.ok()?;
-        let horizon_ms = fields.next()?.ok()?;
-        Some((clean_offset, (horizon_ms >= 0).then_some(horizon_ms)))
-    }
-}
 
 /// What one cleaning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,16 +104,24 @@ struct Plan {
     index_interval_bytes: u32,
 }
 
-impl PartitionLog {
-    /// Whether the log's `cleanup.policy` includes `compact`.
-    pub fn is_compacted(&self) -> bool {
-        self.state.borrow().config.cleanup.compact
+/// One cleaning pass over a log's state (the handle's `PartitionLog::clean`).
+pub(super) struct LogCleaner<'a> {
+    state: &'a RefCell<LogState>,
+}
+
+impl<'a> LogCleaner<'a> {
+    pub(super) fn new(state: &'a RefCell<LogState>) -> LogCleaner<'a> {
+        LogCleaner { state }
     }
 
     /// One cleaning pass if the log is compacted and has enough to clean (see the module
     /// docs); `map` is the shard's key index, cleared here. Returns what changed.
-    pub async fn clean(&self, now_ms: i64, map: &mut OffsetMap) -> Result<CleanSummary, LogError> {
-        if self.is_compacted() && !self.state.borrow().cleaner.loaded {
+    pub(super) async fn clean(
+        &self,
+        now_ms: i64,
+        map: &mut OffsetMap,
+    ) -> Result<CleanSummary, LogError> {
+        if self.state.borrow().config.cleanup.compact && !self.state.borrow().cleaner.loaded {
             self.load_checkpoint().await;
         }
         let Some(plan) = self.plan_clean(now_ms) else {
@@ -200,7 +179,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.cleaner.loaded = true;
         if let Some((clean_offset, horizon_due_ms)) = loaded {
-            st.cleaner.clean_offset = clean_offset.min(st.log_end_offset);
+            st.cleaner.clean_offset = clean_offset.min(st.log_end_offset());
             st.cleaner.horizon_due_ms = horizon_due_ms;
         }
     }
@@ -215,7 +194,7 @@ impl PartitionLog {
         let mut targets = Vec::new();
         for s in &st.segments {
             let young = lag_ms > 0 && s.index.max_timestamp > young_after_ms;
-            if !s.sealed || s.next_offset > st.high_watermark || young {
+            if !s.sealed || s.next_offset > st.high_watermark() || young {
                 break;
             }
             let Some(file) = s.file.clone() else { break };
@@ -430,13 +409,6 @@ enum Swap {
     Replaced(Option<Rc<DmaFile>>),
     /// Nothing was left of the segment and it was removed; here is its file.
     Dropped(Option<Rc<DmaFile>>),
-}
-
-impl LogState {
-    /// Forgets cached batches below `offset`, which a cleaned segment no longer holds.
-    fn drop_cached_below(&mut self, offset: i64) {
-        self.cache.drop_front_while(|b| b.base_offset < offset);
-    }
 }
 
 /// Reads the dirty records' keys into `map`. Returns the last offset covered: every record

@@ -18,12 +18,11 @@
 
 use std::path::{Path, PathBuf};
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 use crate::io::dma_file;
 
 use super::error::LogError;
-use super::partition_log::PartitionLog;
 
 const CHECKPOINT_FILE: &str = "log-start-offset";
 const CHECKPOINT_MAGIC: u32 = 0x534c_4c53; // "SLLS"
@@ -46,6 +45,39 @@ impl LogStartCheckpoint {
             written: Event::new(),
         }
     }
+
+    /// What the checkpoint file holds.
+    pub(crate) fn durable(&self) -> i64 {
+        self.durable
+    }
+
+    /// Takes the turn to write the file, or, while another write has it, a listener that
+    /// fires when that write ends.
+    pub(crate) fn begin_write(&mut self) -> Result<(), EventListener> {
+        if self.writing {
+            return Err(self.written.listen());
+        }
+        self.writing = true;
+        Ok(())
+    }
+
+    /// Ends the turn taken by `begin_write`; `durable` is the value written, if the write
+    /// succeeded.
+    pub(crate) fn end_write(&mut self, durable: Option<i64>) {
+        self.writing = false;
+        self.written.notify(usize::MAX);
+        if let Some(value) = durable {
+            self.durable = self.durable.max(value);
+        }
+    }
+}
+
+/// Replaces the checkpoint file of `dir` with `offset`, durably.
+pub(crate) async fn write_checkpoint(dir: &Path, offset: i64) -> Result<(), LogError> {
+    let path = checkpoint_path(dir);
+    dma_file::write_file_atomic(&path, &encode(offset))
+        .await
+        .map_err(|e| LogError::io(format!("writing {path:?}"), e))
 }
 
 fn checkpoint_path(dir: &Path) -> PathBuf {
@@ -113,84 +145,12 @@ pub(crate) fn recovered_start(
     start
 }
 
-impl PartitionLog {
-    /// Kafka's DeleteRecords on one partition: makes `offset` the log start offset if it is
-    /// above the current one (a lower one changes nothing), durably, then deletes the
-    /// segments wholly below it. Returns the log start offset afterwards (the response's low
-    /// watermark). `offset` must be in `0..=high_watermark()`, else
-    /// [`LogError::OffsetOutOfRange`].
-    ///
-    /// Readers see the new start at once; a crash before the checkpoint is durable (before
-    /// this returns) may bring the old start back, as an unanswered request may.
-    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
-        let start = {
-            let mut st = self.state.borrow_mut();
-            st.check_open()?;
-            if offset < 0 || offset > st.high_watermark {
-                return Err(LogError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start: st.log_start_offset,
-                    log_end: st.high_watermark,
-                });
-            }
-            if offset > st.log_start_offset {
-                st.log_start_offset = offset;
-                st.assert_offsets();
-            }
-            st.log_start_offset
-        };
-        if start > 0 {
-            // The checkpoint must never name an offset a crash could take back out of the
-            // log (only possible under a flush policy whose high watermark runs ahead of
-            // the fsync).
-            self.wait_durable(start - 1).await?;
-        }
-        self.persist_log_start(start).await?;
-        self.enforce_retention(now_ms).await?;
-        Ok(self.log_start_offset())
-    }
-
-    /// Resolves once the checkpoint file holds `start` or more.
-    async fn persist_log_start(&self, start: i64) -> Result<(), LogError> {
-        loop {
-            let turn = {
-                let mut st = self.state.borrow_mut();
-                if st.log_start_checkpoint.durable >= start {
-                    return Ok(());
-                }
-                if st.log_start_checkpoint.writing {
-                    Err(st.log_start_checkpoint.written.listen())
-                } else {
-                    st.log_start_checkpoint.writing = true;
-                    // The newest start, which may be past `start` by now.
-                    Ok((st.dir.clone(), st.log_start_offset))
-                }
-            };
-            let (dir, value) = match turn {
-                Ok(write) => write,
-                Err(listener) => {
-                    listener.await;
-                    continue;
-                }
-            };
-            let path = checkpoint_path(&dir);
-            let written = dma_file::write_file_atomic(&path, &encode(value))
-                .await
-                .map_err(|e| LogError::io(format!("writing {path:?}"), e));
-            let mut st = self.state.borrow_mut();
-            st.log_start_checkpoint.writing = false;
-            st.log_start_checkpoint.written.notify(usize::MAX);
-            written?;
-            st.log_start_checkpoint.durable = st.log_start_checkpoint.durable.max(value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::testing::make_batch;
     use crate::log::LogConfig;
+    use crate::log::PartitionLog;
     use bytes::Bytes;
 
     /// The worked example of the module docs, at the log level: segments of four one-record

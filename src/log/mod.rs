@@ -20,11 +20,15 @@
 
 mod batch;
 mod batch_records;
+mod cleaner_checkpoint;
 mod commit_group;
 mod config;
 mod error;
 mod log_cleaner;
+mod log_reader;
+mod log_recovery;
 mod log_start;
+mod log_state;
 mod offset_map;
 mod partition_log;
 mod producer_state;
@@ -41,6 +45,7 @@ mod txn_index;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use log_cleaner::CleanSummary;
+pub use log_reader::ReadResult;
 pub use offset_map::OffsetMap;
-pub use partition_log::{AppendInfo, PartitionLog, ReadResult};
+pub use partition_log::{AppendInfo, PartitionLog};
 pub use txn_index::{transactional_producer, AbortedTxn};

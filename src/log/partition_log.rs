@@ -1,37 +1,30 @@
-//! `PartitionLog`: the public handle over one partition's segments.
+//! `PartitionLog`: the public handle over one partition's segments. Its state, read path and
+//! recovery live beside it (`log_state`, `log_reader`, `log_recovery`).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use event_listener::Event;
 
 use crate::io::dma_file::{self, DmaFile};
-use crate::io::Task;
 
 use super::batch;
 use super::batch_records;
 use super::config::{FlushPolicy, LogConfig};
-use super::error::{Failure, LogError};
-use super::log_cleaner::{self, CleanerCheckpoint};
+use super::error::LogError;
+use super::log_cleaner::{CleanSummary, LogCleaner};
+use super::log_reader::{self, ReadResult, READ_WINDOW_BYTES_MIN};
+use super::log_recovery::{self, CLEAN_SHUTDOWN_FILE};
 use super::log_start::{self, LogStartCheckpoint};
-use super::producer_state::{self, ProducerStates, SequenceCheck};
-use super::read_ahead::ReadAhead;
-use super::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use super::segment_index::{Footer, SegmentIndex};
+use super::log_state::LogState;
+use super::offset_map::OffsetMap;
+use super::producer_state::{self, SequenceCheck};
+use super::segment::{self, write_index, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment_index::Footer;
 use super::segment_writer;
-use super::tail_cache::{CachedBatch, TailCache};
 use super::txn_index::{self, AbortedTxn};
-
-/// Written (empty) on clean close; its presence at open means no segment needs a rescan.
-pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
-/// Smallest DMA read issued for a cold fetch.
-const READ_WINDOW_BYTES_MIN: usize = 64 << 10;
-/// Largest DMA read issued for a cold fetch (a single larger batch is read whole).
-const READ_WINDOW_BYTES_MAX: usize = 8 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -46,175 +39,6 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// Whole batches; concatenating `chunks` gives the records field of a fetch response. A
-/// chunk boundary may fall inside a batch (in-memory reads return each batch as a small
-/// chunk holding its broker-set header fields followed by the producer's bytes), so decode
-/// the concatenation, not chunk by chunk.
-#[derive(Debug, Clone, Default)]
-pub struct ReadResult {
-    pub chunks: Vec<Bytes>,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    pub last_stable_offset: i64,
-    /// For a read_committed read: the aborted transactions from the read offset up to the
-    /// last stable offset, which the client skips.
-    pub aborted: Vec<AbortedTxn>,
-}
-
-impl ReadResult {
-    pub fn bytes_len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
-    }
-}
-
-/// A batch accepted by `append` and not yet written to its segment file.
-pub(crate) struct PendingBatch {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    pub segment_base: i64,
-    pub position: u64,
-    /// The batch as the producer sent it: baseOffset and partitionLeaderEpoch are still the
-    /// producer's; the writer sets them in its copy ([`batch::assign_offset`]).
-    pub bytes: Bytes,
-    /// The broker time to stamp the batch with (LogAppendTime), as its in-memory copy is.
-    pub log_append_time_ms: Option<i64>,
-}
-
-pub(crate) struct LogState {
-    pub dir: PathBuf,
-    pub config: LogConfig,
-    /// Oldest first; the last one is active. Never empty.
-    pub segments: VecDeque<Segment>,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    pub high_watermark: i64,
-    /// Offsets below this are in segment files.
-    pub written_offset: i64,
-    /// Offsets below this are durable under the flush policy.
-    pub durable_offset: i64,
-    pub unwritten: VecDeque<PendingBatch>,
-    pub unwritten_bytes: u64,
-    pub cache: TailCache,
-    /// Segment data read ahead for a consumer reading the files in order.
-    pub read_ahead: ReadAhead,
-    /// Idempotent-producer state as of `log_end_offset`.
-    pub producers: ProducerStates,
-    pub failure: Option<Failure>,
-    pub closing: bool,
-    pub closed: bool,
-    pub writer: Option<Task<()>>,
-    /// Wakes the segment writer (new appends, close).
-    pub work_event: Event,
-    /// Fires when `durable_offset` advances or the log fails/closes.
-    pub durable_event: Event,
-    /// Fires when the high watermark advances or the log closes.
-    pub data_event: Event,
-    /// Fires when queued batches reach the segment file, or the log fails/closes.
-    pub written_event: Event,
-    /// The last write or preallocation found the disk full. The writer keeps the queued
-    /// batches and retries; producers are refused until a write succeeds again.
-    pub storage_full: bool,
-    /// The log start offset as the checkpoint file last made it durable (see `log_start`).
-    pub log_start_checkpoint: LogStartCheckpoint,
-    /// What the log cleaner has done to this log (compacted topics only).
-    pub cleaner: CleanerCheckpoint,
-}
-
-impl LogState {
-    pub(crate) fn assert_offsets(&self) {
-        assert!(
-            self.log_start_offset <= self.high_watermark
-                && self.high_watermark <= self.log_end_offset,
-            "offset invariant violated: log_start {} hw {} leo {}",
-            self.log_start_offset,
-            self.high_watermark,
-            self.log_end_offset
-        );
-        assert!(self.durable_offset <= self.written_offset);
-        assert!(self.written_offset <= self.log_end_offset);
-    }
-
-    /// See [`PartitionLog::last_stable_offset`]. Never below the log start (as in Kafka): a
-    /// transaction whose first records DeleteRecords removed holds the start, not an offset
-    /// no consumer can fetch.
-    pub(crate) fn last_stable_offset(&self) -> i64 {
-        self.producers
-            .txns
-            .first_unstable_offset()
-            .map_or(self.high_watermark, |first| {
-                first.max(self.log_start_offset).min(self.high_watermark)
-            })
-    }
-
-    pub(crate) fn set_high_watermark(&mut self, hw: i64) {
-        if hw > self.high_watermark {
-            self.high_watermark = hw;
-            self.assert_offsets();
-            self.data_event.notify(usize::MAX);
-        }
-    }
-
-    pub(crate) fn fail(&mut self, error: &LogError) {
-        if self.failure.is_none() {
-            tracing::error!(dir = ?self.dir, %error, "partition log failed");
-            self.failure = Some(Failure::from_error(error));
-        }
-        self.durable_event.notify(usize::MAX);
-        self.data_event.notify(usize::MAX);
-        self.written_event.notify(usize::MAX);
-    }
-
-    pub(crate) fn check_open(&self) -> Result<(), LogError> {
-        if let Some(failure) = &self.failure {
-            return Err(failure.to_error());
-        }
-        if self.closing || self.closed {
-            return Err(LogError::Closed);
-        }
-        Ok(())
-    }
-
-    /// Drops written batches from the front of the cache while the shard's tail caches are
-    /// over budget (see `tail_cache`).
-    pub(crate) fn trim_cache(&mut self) {
-        let written_offset = self.written_offset;
-        self.cache
-            .trim(written_offset, crate::constants::TAIL_CACHE_BYTES_PER_SHARD);
-    }
-
-    /// Appends to `chunks` the cached batches from the one holding `offset`, below `bound`
-    /// (the high watermark, or the last stable offset for read_committed), while the response (already `already` bytes) stays within `max_bytes`; the
-    /// first batch of a response always goes whole (KIP-74).
-    fn read_cached(
-        &self,
-        offset: i64,
-        bound: i64,
-        max_bytes: usize,
-        already: usize,
-        chunks: &mut Vec<Bytes>,
-    ) {
-        let first = self.cache.partition_point(|b| b.last_offset < offset);
-        let mut total = already;
-        for cached in self.cache.range(first..) {
-            if cached.base_offset >= bound {
-                break;
-            }
-            let len = cached.bytes.len();
-            if total + len > max_bytes && total > 0 {
-                break;
-            }
-            total += len;
-            chunks.push(cached.prefix.clone());
-            chunks.push(cached.bytes.slice(cached.prefix.len()..));
-        }
-    }
-
-    fn segment_index_for(&self, offset: i64) -> usize {
-        let i = self.segments.partition_point(|s| s.base_offset <= offset);
-        i.saturating_sub(1)
-    }
-}
-
 /// Handle to one partition's log. Cheap to clone; all clones share the log. `!Send`.
 #[derive(Clone)]
 pub struct PartitionLog {
@@ -227,44 +51,26 @@ impl PartitionLog {
         dma_file::prepare_dir(&dir)
             .await
             .map_err(|e| LogError::io(format!("preparing {dir:?}"), e))?;
-        let recovered = recover(&dir, &config).await?;
+        let recovered = log_recovery::recover(&dir, &config).await?;
         let producers =
-            recover_producers(&dir, &recovered.segments, crate::io::clock::now_ms()).await?;
-        let active = recovered
+            log_recovery::recover_producers(&dir, &recovered.segments, crate::io::clock::now_ms())
+                .await?;
+        let leo = recovered
             .segments
             .back()
-            .expect("recovery always leaves an active segment");
-        let leo = active.next_offset;
+            .expect("recovery always leaves an active segment")
+            .next_offset;
         let first_base = recovered.segments.front().map_or(0, |s| s.base_offset);
         let checkpoint = log_start::read_checkpoint(&dir).await?;
         let start = log_start::recovered_start(&dir, first_base, checkpoint, leo);
-        let state = LogState {
+        let state = LogState::recovered(
             dir,
             config,
-            segments: recovered.segments,
-            log_start_offset: start,
-            log_end_offset: leo,
-            high_watermark: leo,
-            written_offset: leo,
-            durable_offset: leo,
-            unwritten: VecDeque::new(),
-            unwritten_bytes: 0,
-            cache: TailCache::default(),
-            read_ahead: ReadAhead::default(),
+            recovered.segments,
+            start,
             producers,
-            failure: None,
-            closing: false,
-            closed: false,
-            writer: None,
-            work_event: Event::new(),
-            durable_event: Event::new(),
-            data_event: Event::new(),
-            written_event: Event::new(),
-            storage_full: false,
-            log_start_checkpoint: LogStartCheckpoint::new(checkpoint.unwrap_or(start)),
-            cleaner: CleanerCheckpoint::default(),
-        };
-        state.assert_offsets();
+            LogStartCheckpoint::new(checkpoint.unwrap_or(start)),
+        );
         let state = Rc::new(RefCell::new(state));
         let (segment_base, file) = {
             let st = state.borrow();
@@ -323,7 +129,7 @@ impl PartitionLog {
                 return Ok(AppendInfo {
                     base_offset: original.base_offset,
                     last_offset: original.last_offset,
-                    log_start_offset: st.log_start_offset,
+                    log_start_offset: st.log_start_offset(),
                     log_append_time_ms: -1,
                     duplicate: true,
                 });
@@ -341,7 +147,7 @@ impl PartitionLog {
                 }
             },
         };
-        let first_offset = st.log_end_offset;
+        let first_offset = st.log_end_offset();
         let mut next = first_offset;
         for (_, header) in &headers {
             next = next
@@ -389,7 +195,7 @@ impl PartitionLog {
             offset += i64::from(header.last_offset_delta) + 1;
         }
         if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
-            let leo = st.log_end_offset;
+            let leo = st.log_end_offset();
             st.set_high_watermark(leo);
         }
         st.assert_offsets();
@@ -397,7 +203,7 @@ impl PartitionLog {
         Ok(AppendInfo {
             base_offset: first_offset,
             last_offset: next - 1,
-            log_start_offset: st.log_start_offset,
+            log_start_offset: st.log_start_offset(),
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
             duplicate: false,
         })
@@ -434,7 +240,7 @@ impl PartitionLog {
                 });
             }
         }
-        let offset = st.log_end_offset;
+        let offset = st.log_end_offset();
         batch::assign_offset(&mut bytes, offset);
         let header = batch::header_fields(&bytes);
         let bytes = Bytes::from(bytes);
@@ -443,7 +249,7 @@ impl PartitionLog {
         st.producers
             .record_marker(producer_id, producer_epoch, commit, offset, now_ms);
         if !matches!(st.config.flush, FlushPolicy::GroupCommit { .. }) {
-            let leo = st.log_end_offset;
+            let leo = st.log_end_offset();
             st.set_high_watermark(leo);
         }
         st.assert_offsets();
@@ -474,7 +280,7 @@ impl PartitionLog {
         loop {
             let listener = {
                 let st = self.state.borrow();
-                if st.durable_offset > offset {
+                if st.durable_offset() > offset {
                     return Ok(());
                 }
                 if let Some(failure) = &st.failure {
@@ -488,11 +294,11 @@ impl PartitionLog {
                 if st.storage_full {
                     return Err(LogError::StorageFull);
                 }
-                if offset >= st.log_end_offset {
+                if offset >= st.log_end_offset() {
                     return Err(LogError::OffsetOutOfRange {
                         requested: offset,
-                        log_start: st.log_start_offset,
-                        log_end: st.log_end_offset,
+                        log_start: st.log_start_offset(),
+                        log_end: st.log_end_offset(),
                     });
                 }
                 st.durable_event.listen()
@@ -516,115 +322,7 @@ impl PartitionLog {
         max_bytes: usize,
         committed: bool,
     ) -> Result<ReadResult, LogError> {
-        let (file, position, end, bound, hw, start, lso, aborted, ahead) = {
-            let st = self.state.borrow();
-            if st.closed {
-                return Err(LogError::Closed);
-            }
-            let hw = st.high_watermark;
-            let start = st.log_start_offset;
-            if offset < start || offset > hw {
-                return Err(LogError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start: start,
-                    log_end: hw,
-                });
-            }
-            let lso = st.last_stable_offset();
-            let bound = if committed { lso } else { hw };
-            let aborted = if committed {
-                st.producers.txns.aborted_between(offset, bound)
-            } else {
-                Vec::new()
-            };
-            let mut result = ReadResult {
-                chunks: Vec::new(),
-                high_watermark: hw,
-                log_start_offset: start,
-                last_stable_offset: lso,
-                aborted: Vec::new(),
-            };
-            if offset >= bound {
-                return Ok(result);
-            }
-            if st.cache.front().is_some_and(|b| b.base_offset <= offset) {
-                st.read_cached(offset, bound, max_bytes, 0, &mut result.chunks);
-                result.aborted = txn_index::aborted_in_read(aborted, &result.chunks);
-                return Ok(result);
-            }
-            let segment = &st.segments[st.segment_index_for(offset)];
-            let Some(file) = segment.file.clone() else {
-                return Ok(result);
-            };
-            let (_, position) = segment.index.position_for(segment.relative(offset));
-            let end = segment.written_bytes;
-            (
-                file,
-                u64::from(position),
-                end,
-                bound,
-                hw,
-                start,
-                lso,
-                aborted,
-                st.read_ahead.clone(),
-            )
-        };
-        let (mut chunks, mut total, mut full) = read_segment_after(
-            &file,
-            position,
-            end,
-            offset,
-            bound,
-            max_bytes,
-            0,
-            Some(&ahead),
-        )
-        .await?;
-        // A compacted segment can end in a gap, its last records cleaned away: go on into
-        // the next segments while there is room, as Kafka's log reads do. Otherwise a fetch
-        // in that gap would get nothing below the bound, or only batches below its
-        // offset, which librdkafka takes for a fetch size too small (and doubles, for good).
-        let mut from = offset;
-        while !full {
-            let next = {
-                let st = self.state.borrow();
-                let i = st.segment_index_for(from);
-                let Some(next) = st.segments.get(i + 1).filter(|s| s.base_offset < bound) else {
-                    break;
-                };
-                from = next.base_offset;
-                if st.cache.front().is_some_and(|b| b.base_offset <= from) {
-                    st.read_cached(from, bound, max_bytes, total, &mut chunks);
-                    break;
-                }
-                match next.file.clone() {
-                    Some(file) => (file, next.written_bytes),
-                    None => break,
-                }
-            };
-            let (more, bytes, more_full) = read_segment_after(
-                &next.0,
-                0,
-                next.1,
-                offset,
-                bound,
-                max_bytes,
-                total,
-                Some(&ahead),
-            )
-            .await?;
-            chunks.extend(more);
-            total = bytes;
-            full = more_full;
-        }
-        Ok(ReadResult {
-            aborted: txn_index::aborted_in_read(aborted, &chunks),
-            chunks,
-            high_watermark: hw,
-            log_start_offset: start,
-            last_stable_offset: lso,
-        })
+        log_reader::read(&self.state, offset, max_bytes, committed).await
     }
 
     /// Resolves when `high_watermark() > offset`, or when the log closes or fails.
@@ -634,7 +332,7 @@ impl PartitionLog {
             loop {
                 let listener = {
                     let st = state.borrow();
-                    if st.high_watermark > offset || st.closed || st.failure.is_some() {
+                    if st.high_watermark() > offset || st.closed || st.failure.is_some() {
                         return;
                     }
                     st.data_event.listen()
@@ -672,16 +370,16 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.state.borrow().log_start_offset
+        self.state.borrow().log_start_offset()
     }
 
     /// Under group commit this advances only after the fsync covering the data.
     pub fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark
+        self.state.borrow().high_watermark()
     }
 
     pub fn log_end_offset(&self) -> i64 {
-        self.state.borrow().log_end_offset
+        self.state.borrow().log_end_offset()
     }
 
     /// Size of all segments in bytes (assigned, including not yet written).
@@ -760,7 +458,7 @@ impl PartitionLog {
             let st = self.state.borrow();
             st.segments
                 .iter()
-                .filter(|s| s.next_offset > s.base_offset.max(st.log_start_offset))
+                .filter(|s| s.next_offset > s.base_offset.max(st.log_start_offset()))
                 .map(|s| s.index.max_timestamp)
                 .max()
         };
@@ -780,7 +478,7 @@ impl PartitionLog {
             st.check_open()?;
             let expiration_ms = st.config.producer_id_expiration_ms;
             let expired = st.producers.expire(now_ms, expiration_ms);
-            let log_start_offset = st.log_start_offset;
+            let log_start_offset = st.log_start_offset();
             st.producers.txns.trim_below(log_start_offset);
             if expired > 0 {
                 tracing::debug!(dir = ?st.dir, expired, "idle producers expired");
@@ -789,7 +487,7 @@ impl PartitionLog {
             let mut removed = Vec::new();
             while st.segments.len() > 1 {
                 let front = &st.segments[0];
-                if !front.sealed || front.next_offset > st.high_watermark {
+                if !front.sealed || front.next_offset > st.high_watermark() {
                     break;
                 }
                 // A compact-only log keeps its segments; the cleaner shrinks them instead.
@@ -805,7 +503,7 @@ impl PartitionLog {
                         .config
                         .retention_bytes
                         .is_some_and(|max| total - front.assigned_bytes >= max);
-                let below_start = front.next_offset <= st.log_start_offset;
+                let below_start = front.next_offset <= st.log_start_offset();
                 if !expired && !oversized && !below_start {
                     break;
                 }
@@ -817,8 +515,8 @@ impl PartitionLog {
                 return Ok(());
             }
             // DeleteRecords may have put the start past the first kept segment's base.
-            let start = st.segments[0].base_offset.max(st.log_start_offset);
-            st.log_start_offset = start;
+            let start = st.segments[0].base_offset.max(st.log_start_offset());
+            st.advance_log_start(start);
             st.cache.drop_front_while(|b| b.last_offset < start);
             // It may hold a removed segment's file open.
             st.read_ahead.clear();
@@ -893,7 +591,10 @@ impl PartitionLog {
             if let Some(failure) = &st.failure {
                 return Err(failure.to_error());
             }
-            let snapshot = (st.log_end_offset, st.producers.encode(st.log_end_offset));
+            let snapshot = (
+                st.log_end_offset(),
+                st.producers.encode(st.log_end_offset()),
+            );
             let active = st.segments.back().expect("never empty");
             let footer = Footer {
                 segment_bytes: active.written_bytes,
@@ -934,6 +635,79 @@ impl PartitionLog {
         }
         dma_file::remove_dir_all(&dir).map_err(|e| LogError::io(format!("removing {dir:?}"), e))
     }
+
+    /// Whether the log's `cleanup.policy` includes `compact`.
+    pub fn is_compacted(&self) -> bool {
+        self.state.borrow().config.cleanup.compact
+    }
+
+    /// One cleaning pass if the log is compacted and has enough to clean (see `log_cleaner`);
+    /// `map` is the shard's key index, cleared here. Returns what changed.
+    pub async fn clean(&self, now_ms: i64, map: &mut OffsetMap) -> Result<CleanSummary, LogError> {
+        LogCleaner::new(&self.state).clean(now_ms, map).await
+    }
+
+    /// Kafka's DeleteRecords on one partition: makes `offset` the log start offset if it is
+    /// above the current one (a lower one changes nothing), durably, then deletes the
+    /// segments wholly below it. Returns the log start offset afterwards (the response's low
+    /// watermark). `offset` must be in `0..=high_watermark()`, else
+    /// [`LogError::OffsetOutOfRange`].
+    ///
+    /// Readers see the new start at once; a crash before the checkpoint is durable (before
+    /// this returns) may bring the old start back, as an unanswered request may.
+    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
+        let start = {
+            let mut st = self.state.borrow_mut();
+            st.check_open()?;
+            if offset < 0 || offset > st.high_watermark() {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: st.log_start_offset(),
+                    log_end: st.high_watermark(),
+                });
+            }
+            st.advance_log_start(offset);
+            st.log_start_offset()
+        };
+        if start > 0 {
+            // The checkpoint must never name an offset a crash could take back out of the
+            // log (only possible under a flush policy whose high watermark runs ahead of
+            // the fsync).
+            self.wait_durable(start - 1).await?;
+        }
+        self.persist_log_start(start).await?;
+        self.enforce_retention(now_ms).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Resolves once the checkpoint file holds `start` or more.
+    async fn persist_log_start(&self, start: i64) -> Result<(), LogError> {
+        loop {
+            let turn = {
+                let mut st = self.state.borrow_mut();
+                if st.log_start_checkpoint.durable() >= start {
+                    return Ok(());
+                }
+                match st.log_start_checkpoint.begin_write() {
+                    Err(listener) => Err(listener),
+                    // The newest start, which may be past `start` by now.
+                    Ok(()) => Ok((st.dir.clone(), st.log_start_offset())),
+                }
+            };
+            let (dir, value) = match turn {
+                Ok(write) => write,
+                Err(listener) => {
+                    listener.await;
+                    continue;
+                }
+            };
+            let written = log_start::write_checkpoint(&dir, value).await;
+            let mut st = self.state.borrow_mut();
+            st.log_start_checkpoint
+                .end_write(written.is_ok().then_some(value));
+            written?;
+        }
+    }
 }
 
 /// Closes segment files now rather than on glommio's next I/O cycle after the last drop: an
@@ -948,257 +722,6 @@ async fn close_files(files: Vec<Rc<DmaFile>>) {
             }
         }
     }
-}
-
-impl LogState {
-    fn push_batch(
-        &mut self,
-        bytes: Bytes,
-        prefix: Bytes,
-        base_offset: i64,
-        header: batch::BatchHeader,
-        now_ms: i64,
-    ) {
-        let size = bytes.len() as u64;
-        let last_offset = base_offset + i64::from(header.last_offset_delta);
-        let segment_bytes = self.config.segment_bytes_clamped();
-        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
-        let active = self.segments.back().expect("never empty");
-        let full = active.assigned_bytes + size > segment_bytes;
-        let old = active
-            .first_append_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) >= segment_ms);
-        // Offsets relative to the base must fit u32 too.
-        let wide = last_offset - active.base_offset > i64::from(u32::MAX / 2);
-        if active.assigned_bytes > 0 && (full || old || wide) {
-            self.segments.push_back(Segment {
-                base_offset,
-                next_offset: base_offset,
-                assigned_bytes: 0,
-                written_bytes: 0,
-                index: SegmentIndex::new(),
-                first_append_ms: None,
-                file: None,
-                sealed: false,
-                producer_snapshot: Some(self.producers.encode(base_offset)),
-            });
-        }
-        let interval = self.config.index_interval_bytes;
-        let active = self.segments.back_mut().expect("never empty");
-        let position = active.assigned_bytes;
-        let relative = active.relative(base_offset);
-        let position_u32 = u32::try_from(position).expect("segment positions fit u32");
-        active
-            .index
-            .on_batch(relative, position_u32, size, header.max_timestamp, interval);
-        active.assigned_bytes += size;
-        active.next_offset = last_offset + 1;
-        active.first_append_ms.get_or_insert(now_ms);
-        let segment_base = active.base_offset;
-        self.unwritten.push_back(PendingBatch {
-            base_offset,
-            last_offset,
-            segment_base,
-            position,
-            bytes: bytes.clone(),
-            log_append_time_ms: self.config.log_append_time.then_some(now_ms),
-        });
-        self.unwritten_bytes += size;
-        self.cache.push_back(CachedBatch {
-            base_offset,
-            last_offset,
-            prefix,
-            bytes,
-        });
-        self.log_end_offset = last_offset + 1;
-    }
-}
-
-/// Reads whole batches from `file[position..end]`, skipping those before `offset`.
-#[cfg(test)]
-async fn read_segment(
-    file: &Rc<DmaFile>,
-    position: u64,
-    end: u64,
-    offset: i64,
-    hw: i64,
-    max_bytes: usize,
-) -> Result<Vec<Bytes>, LogError> {
-    let (chunks, _, _) =
-        read_segment_after(file, position, end, offset, hw, max_bytes, 0, None).await?;
-    Ok(chunks)
-}
-
-/// Reads whole batches from `file[position..end]`, skipping those before `offset`, for a
-/// response already `already` bytes long. Returns the chunks, the response's length with
-/// them, and whether it is full (no more batch fits, or the high watermark was reached)
-/// rather than the segment exhausted. With `ahead`, takes what was read ahead instead of
-/// reading the file where it can, and reads ahead after a read that continues the last.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one read's bounds, kept apart for clarity"
-)]
-async fn read_segment_after(
-    file: &Rc<DmaFile>,
-    mut position: u64,
-    end: u64,
-    offset: i64,
-    hw: i64,
-    max_bytes: usize,
-    already: usize,
-    ahead: Option<&ReadAhead>,
-) -> Result<(Vec<Bytes>, usize, bool), LogError> {
-    let started = position;
-    let result = read_batches(
-        file,
-        &mut position,
-        end,
-        offset,
-        hw,
-        max_bytes,
-        already,
-        ahead,
-    )
-    .await;
-    if let (Some(ahead), Ok(_)) = (ahead, &result) {
-        ahead.after_read(file, started, position, end, read_window(max_bytes));
-    }
-    result
-}
-
-/// [`read_segment_after`]'s reads; leaves `position` where the next read would start.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one read's bounds, kept apart for clarity"
-)]
-async fn read_batches(
-    file: &Rc<DmaFile>,
-    position: &mut u64,
-    end: u64,
-    offset: i64,
-    hw: i64,
-    max_bytes: usize,
-    already: usize,
-    ahead: Option<&ReadAhead>,
-) -> Result<(Vec<Bytes>, usize, bool), LogError> {
-    let mut chunks = Vec::new();
-    let mut total = already;
-    let mut want = read_window(max_bytes);
-    let corrupt = |position, reason| LogError::CorruptLog {
-        path: file.path().to_path_buf(),
-        position,
-        reason,
-    };
-    while *position < end {
-        let position_now = *position;
-        let data = match read_ahead_bytes(ahead, file, position_now, end).await {
-            Some(data) => data,
-            None => {
-                let len = want.min(usize::try_from(end - position_now).unwrap_or(usize::MAX));
-                let data = file
-                    .read_at(position_now, len)
-                    .await
-                    .map_err(|e| LogError::io(format!("reading {:?}", file.path()), e))?;
-                if data.len() < len {
-                    // A file shorter than what the log says was written: reading on would loop.
-                    return Err(corrupt(
-                        position_now + data.len() as u64,
-                        "segment file ends before its written size",
-                    ));
-                }
-                Bytes::copy_from_slice(&data)
-            }
-        };
-        let mut p = 0usize;
-        let mut first = None;
-        let mut done = false;
-        let mut prev_last: Option<i64> = None;
-        loop {
-            let Some(size) = batch::framed_size(&data[p..]) else {
-                // Not even a batch header left before the end: the file does not hold
-                // whole batches up to where the log says it was written.
-                if p < data.len() && position_now + data.len() as u64 >= end {
-                    return Err(corrupt(position_now + p as u64, "truncated batch header"));
-                }
-                want = READ_WINDOW_BYTES_MIN;
-                break;
-            };
-            if size == 0 || position_now + (p + size) as u64 > end {
-                return Err(corrupt(position_now + p as u64, "bad batch length"));
-            }
-            if p + size > data.len() {
-                want = size.max(READ_WINDOW_BYTES_MIN);
-                break;
-            }
-            let batch_bytes = &data[p..p + size];
-            // No CRC32C here: every batch in a segment had its CRC checked at append (or by
-            // recovery's scan after a crash), and clients check it again, as Kafka's own
-            // zero-copy reads leave them to. The magic byte still catches a read that is
-            // out of step with the batches.
-            if !batch::is_v2_batch(batch_bytes) {
-                return Err(corrupt(position_now + p as u64, "not a RecordBatch v2"));
-            }
-            let header = batch::header(batch_bytes, size);
-            // Without the CRC, the offsets are what keeps a damaged header from being
-            // served: a batch never straddles the high watermark nor goes backwards.
-            let last = header.last_offset();
-            if last < header.base_offset
-                || (header.base_offset < hw && last >= hw)
-                || prev_last.is_some_and(|prev| header.base_offset <= prev)
-            {
-                return Err(corrupt(
-                    position_now + p as u64,
-                    "batch offsets out of order",
-                ));
-            }
-            prev_last = Some(last);
-            if header.base_offset >= hw || (total + size > max_bytes && total > 0) {
-                done = true;
-                break;
-            }
-            if header.last_offset() >= offset {
-                first.get_or_insert(p);
-                total += size;
-            }
-            p += size;
-        }
-        if let Some(first) = first {
-            chunks.push(data.slice(first..p));
-        }
-        // No batch is smaller than its header: stop rather than read a window only to find
-        // that its first batch does not fit.
-        *position += p as u64;
-        if done || (total > 0 && total + batch::HEADER_BYTES > max_bytes) {
-            return Ok((chunks, total, true));
-        }
-    }
-    Ok((chunks, total, false))
-}
-
-/// The bytes of `file` at `position` that were read ahead, cut at `end`, when they start
-/// with a whole batch (otherwise the caller reads the file).
-async fn read_ahead_bytes(
-    ahead: Option<&ReadAhead>,
-    file: &Rc<DmaFile>,
-    position: u64,
-    end: u64,
-) -> Option<Bytes> {
-    let data = ahead?.bytes_at(file, position).await?;
-    let len = usize::try_from(end - position)
-        .unwrap_or(usize::MAX)
-        .min(data.len());
-    let data = data.slice(..len);
-    let size = batch::framed_size(&data)?;
-    (size > 0 && size <= data.len()).then_some(data)
-}
-
-/// The bytes a cold read asks the disk for: `max_bytes` plus slack, so that the common case,
-/// a first batch about as large as the fetch limit starting a little after the index
-/// position, is read in one go.
-fn read_window(max_bytes: usize) -> usize {
-    max_bytes
-        .saturating_add(READ_WINDOW_BYTES_MIN)
-        .clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX)
 }
 
 /// Validates every batch of a produced record set; each batch with its position in it.
@@ -1230,273 +753,12 @@ fn join_chunks(chunks: &[Bytes]) -> Bytes {
     }
 }
 
-pub(crate) async fn write_index(
-    dir: &Path,
-    base_offset: i64,
-    index: &SegmentIndex,
-    footer: Footer,
-) -> Result<(), LogError> {
-    let io = |e| LogError::io(format!("writing the indexes of segment {base_offset}"), e);
-    dma_file::write_file(
-        &segment::path(dir, base_offset, TIME_INDEX_SUFFIX),
-        &index.encode_times(),
-    )
-    .await
-    .map_err(io)?;
-    dma_file::write_file(
-        &segment::path(dir, base_offset, INDEX_SUFFIX),
-        &index.encode_offsets(footer),
-    )
-    .await
-    .map_err(io)
-}
-
-/// Rebuilds the idempotent-producer state as of the recovered log end: the newest snapshot
-/// at or below it, then the headers of every batch after the snapshot. Snapshots past the log
-/// end (from a tail that recovery truncated) are removed. Producers met only in the replayed
-/// headers count as active at `now_ms`, so none expires earlier than it would have.
-async fn recover_producers(
-    dir: &Path,
-    segments: &VecDeque<Segment>,
-    now_ms: i64,
-) -> Result<ProducerStates, LogError> {
-    let io_dir = |e| LogError::io(format!("recovering producer state in {dir:?}"), e);
-    let leo = segments.back().map_or(0, |s| s.next_offset);
-    let mut loaded = None;
-    for offset in producer_state::list_snapshots(dir).map_err(io_dir)? {
-        let path = producer_state::snapshot_path(dir, offset);
-        if offset > leo || loaded.is_some() {
-            if offset > leo {
-                dma_file::remove_file(&path).map_err(io_dir)?;
-            }
-            continue;
-        }
-        let data = dma_file::read_file(&path).await.map_err(io_dir)?;
-        match data.as_deref().and_then(ProducerStates::decode) {
-            Some((at, states)) if at == offset => loaded = Some((offset, states)),
-            _ => {
-                tracing::warn!(?path, "ignoring a corrupt producer-state snapshot");
-                dma_file::remove_file(&path).map_err(io_dir)?;
-            }
-        }
-    }
-    let (from, mut states) = loaded.unwrap_or_default();
-    let mut replayed = 0usize;
-    for segment in segments.iter().filter(|s| s.next_offset > from) {
-        let Some(file) = &segment.file else { continue };
-        let position = if from > segment.base_offset {
-            u64::from(segment.index.position_for(segment.relative(from)).1)
-        } else {
-            0
-        };
-        segment::for_each_header(file, position, segment.written_bytes, |header, bytes| {
-            if header.base_offset < from || header.producer_id < 0 {
-                return;
-            }
-            if txn_index::is_control(header) {
-                if let Some(commit) = txn_index::marker_is_commit(bytes) {
-                    let (id, epoch) = (header.producer_id, header.producer_epoch);
-                    states.record_marker(id, epoch, commit, header.base_offset, now_ms);
-                    replayed += 1;
-                }
-                return;
-            }
-            // Only what `append` would have accepted (a trusted segment is not rescanned,
-            // so a damaged header may reach this point).
-            let idempotent = header.base_sequence >= 0 && header.last_offset_delta >= 0;
-            if idempotent {
-                states.record(header, header.base_offset, now_ms);
-                if txn_index::is_transactional_data(header) {
-                    states.txns.on_data(header.producer_id, header.base_offset);
-                }
-                replayed += 1;
-            }
-        })
-        .await?;
-    }
-    if replayed > 0 {
-        tracing::info!(
-            ?dir,
-            from,
-            replayed,
-            "producer state rebuilt from batch headers"
-        );
-    }
-    Ok(states)
-}
-
-pub(crate) struct Recovered {
-    pub segments: VecDeque<Segment>,
-    /// Bytes of the active segment's last partial block, to be rewritten by the next write.
-    pub tail: Vec<u8>,
-}
-
-/// Loads the segments of `dir`, rescanning whatever a clean shutdown does not vouch for, and
-/// truncates to the longest valid prefix of the log.
-async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
-    let io_dir = |e| LogError::io(format!("recovering {dir:?}"), e);
-    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = dma_file::exists(&marker);
-    let names = dma_file::list_dir(dir).map_err(io_dir)?;
-    // A cleaner's output that was never swapped in: the segment it was for is intact.
-    for name in names
-        .iter()
-        .filter(|n| n.ends_with(log_cleaner::CLEANED_SUFFIX))
-    {
-        dma_file::remove_file(&dir.join(name)).map_err(io_dir)?;
-    }
-    let mut bases: Vec<i64> = names
-        .iter()
-        .filter_map(|name| segment::parse_log_name(name))
-        .collect();
-    bases.sort_unstable();
-    let mut segments: VecDeque<Segment> = VecDeque::new();
-    let mut drop_from = None;
-    for (i, &base) in bases.iter().enumerate() {
-        let is_last = i + 1 == bases.len();
-        if let Some(prev) = segments.back() {
-            // A gap is fine: the log cleaner may have removed a segment's last batches.
-            if prev.next_offset > base {
-                tracing::warn!(
-                    ?dir,
-                    base,
-                    "segment overlaps the previous one; dropping it and later ones"
-                );
-                drop_from = Some(i);
-                break;
-            }
-        }
-        let log_path = segment::path(dir, base, LOG_SUFFIX);
-        let file = DmaFile::open_rw(&log_path, false).await.map_err(io_dir)?;
-        let file_bytes = file.size().await.map_err(io_dir)?;
-        let index_bytes = dma_file::read_file(&segment::path(dir, base, INDEX_SUFFIX))
-            .await
-            .map_err(io_dir)?;
-        let time_bytes = dma_file::read_file(&segment::path(dir, base, TIME_INDEX_SUFFIX))
-            .await
-            .map_err(io_dir)?;
-        let trusted = match (index_bytes, time_bytes) {
-            (Some(ix), Some(tx)) if clean || !is_last => SegmentIndex::decode(&ix, &tx)
-                .filter(|(_, footer)| footer.segment_bytes == file_bytes),
-            _ => None,
-        };
-        let (index, valid_bytes, next_offset, rescanned) = match trusted {
-            Some((index, footer)) => {
-                let next = base + footer.next_offset_relative as i64;
-                (index, file_bytes, next, false)
-            }
-            None => {
-                let scanned = segment::scan(
-                    &file,
-                    base,
-                    file_bytes,
-                    config.index_interval_bytes,
-                    !is_last,
-                )
-                .await?;
-                if scanned.valid_bytes < file_bytes && !is_last {
-                    tracing::warn!(
-                        ?dir,
-                        base,
-                        valid = scanned.valid_bytes,
-                        file_bytes,
-                        "sealed segment has an invalid tail"
-                    );
-                }
-                (
-                    scanned.index,
-                    scanned.valid_bytes,
-                    scanned.next_offset,
-                    true,
-                )
-            }
-        };
-        let truncated = valid_bytes < file_bytes;
-        if rescanned && (truncated || !clean) {
-            file.truncate(valid_bytes).await.map_err(io_dir)?;
-            file.fdatasync().await.map_err(io_dir)?;
-        }
-        if rescanned && !is_last {
-            let footer = Footer {
-                segment_bytes: valid_bytes,
-                next_offset_relative: (next_offset - base) as u64,
-                max_timestamp: index.max_timestamp,
-            };
-            write_index(dir, base, &index, footer).await?;
-        }
-        segments.push_back(Segment {
-            base_offset: base,
-            next_offset,
-            assigned_bytes: valid_bytes,
-            written_bytes: valid_bytes,
-            index,
-            first_append_ms: None,
-            file: Some(Rc::new(file)),
-            sealed: !is_last,
-            producer_snapshot: None,
-        });
-        if truncated && !is_last {
-            drop_from = Some(i + 1);
-            break;
-        }
-    }
-    if let Some(from) = drop_from {
-        for &base in &bases[from..] {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                dma_file::remove_file(&segment::path(dir, base, suffix)).map_err(io_dir)?;
-            }
-        }
-        if let Some(last) = segments.back_mut() {
-            // The former sealed segment becomes active again.
-            last.sealed = false;
-        }
-    }
-    if segments.is_empty() {
-        let base = 0;
-        let file = DmaFile::open_rw(&segment::path(dir, base, LOG_SUFFIX), true)
-            .await
-            .map_err(io_dir)?;
-        segments.push_back(Segment {
-            base_offset: base,
-            next_offset: base,
-            assigned_bytes: 0,
-            written_bytes: 0,
-            index: SegmentIndex::new(),
-            first_append_ms: None,
-            file: Some(Rc::new(file)),
-            sealed: false,
-            producer_snapshot: None,
-        });
-    }
-    // The active segment's indexes will change; stale files must not be trusted later.
-    let active = segments.back().expect("not empty");
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        dma_file::remove_file(&segment::path(dir, active.base_offset, suffix)).map_err(io_dir)?;
-    }
-    let file = active.file.clone().expect("recovered segments have files");
-    let end = active.written_bytes;
-    let block = crate::constants::DMA_ALIGNMENT as u64;
-    let tail_start = end / block * block;
-    let tail = file
-        .read_at(tail_start, (end - tail_start) as usize)
-        .await
-        .map_err(io_dir)?
-        .to_vec();
-    let step = config
-        .segment_bytes_clamped()
-        .min(segment_writer::PREALLOCATE_INITIAL_BYTES);
-    file.pre_allocate(step.max(end)).await.map_err(io_dir)?;
-    file.fdatasync().await.map_err(io_dir)?;
-    // Only now may a crash leave an unscanned active segment: drop the marker durably.
-    dma_file::remove_file(&marker).map_err(io_dir)?;
-    dma_file::sync_dir(dir).await.map_err(io_dir)?;
-    Ok(Recovered { segments, tail })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::log_reader::read_segment;
     use crate::log::testing::make_batch;
+    use std::path::Path;
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().expect("tempdir")

@@ -9,11 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::io::dma_file::DmaFile;
+use crate::io::dma_file::{self, DmaFile};
 
 use super::batch::{self, Scan};
 use super::error::LogError;
-use super::segment_index::SegmentIndex;
+use super::segment_index::{Footer, SegmentIndex};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -191,4 +191,27 @@ pub(crate) async fn scan(
         next_offset,
         index,
     })
+}
+
+/// Writes the offset and time indexes of the segment at `base_offset` (not durably: the
+/// caller fsyncs the directory or relies on recovery rescanning an unsealed segment).
+pub(crate) async fn write_index(
+    dir: &Path,
+    base_offset: i64,
+    index: &SegmentIndex,
+    footer: Footer,
+) -> Result<(), LogError> {
+    let io = |e| LogError::io(format!("writing the indexes of segment {base_offset}"), e);
+    dma_file::write_file(
+        &path(dir, base_offset, TIME_INDEX_SUFFIX),
+        &index.encode_times(),
+    )
+    .await
+    .map_err(io)?;
+    dma_file::write_file(
+        &path(dir, base_offset, INDEX_SUFFIX),
+        &index.encode_offsets(footer),
+    )
+    .await
+    .map_err(io)
 }

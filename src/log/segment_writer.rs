@@ -23,9 +23,9 @@ use super::batch;
 use super::commit_group;
 use super::config::FlushPolicy;
 use super::error::LogError;
-use super::partition_log::{write_index, LogState};
+use super::log_state::LogState;
 use super::producer_state;
-use super::segment::{self, LOG_SUFFIX};
+use super::segment::{self, write_index, LOG_SUFFIX};
 use super::segment_index::Footer;
 
 const BLOCK: u64 = DMA_ALIGNMENT as u64;
@@ -131,7 +131,7 @@ impl Writer {
             let (policy, has_work, needs_sync, closing, listener) = {
                 let st = self.state.borrow();
                 let has_work = !st.unwritten.is_empty();
-                let needs_sync = st.durable_offset < st.written_offset;
+                let needs_sync = st.durable_offset() < st.written_offset();
                 let listener = st.work_event.listen();
                 (st.config.flush, has_work, needs_sync, st.closing, listener)
             };
@@ -195,8 +195,8 @@ impl Writer {
                         self.sync(false).await?;
                     } else {
                         let mut st = self.state.borrow_mut();
-                        st.durable_offset = st.written_offset;
-                        st.durable_event.notify(usize::MAX);
+                        let written = st.written_offset();
+                        st.advance_durable(written);
                     }
                 }
             }
@@ -206,7 +206,7 @@ impl Writer {
     /// fdatasyncs the active file and advances durability (and the high watermark if
     /// `advance_hw`) to everything written before it.
     async fn sync(&mut self, advance_hw: bool) -> Result<(), LogError> {
-        let covered = self.state.borrow().written_offset;
+        let covered = self.state.borrow().written_offset();
         let started = Instant::now();
         self.file
             .fdatasync()
@@ -214,11 +214,8 @@ impl Writer {
             .map_err(|e| LogError::io(format!("fdatasync of segment {}", self.segment_base), e))?;
         self.last_sync = Instant::now();
         let mut st = self.state.borrow_mut();
-        crate::metrics::fsync_completed(self.last_sync - started, covered - st.durable_offset);
-        if covered > st.durable_offset {
-            st.durable_offset = covered;
-            st.durable_event.notify(usize::MAX);
-        }
+        crate::metrics::fsync_completed(self.last_sync - started, covered - st.durable_offset());
+        st.advance_durable(covered);
         if advance_hw {
             st.set_high_watermark(covered);
         }
@@ -358,13 +355,12 @@ impl Writer {
         for _ in 0..run.count {
             let done = st.unwritten.pop_front().expect("counted above");
             assert!(
-                done.base_offset >= st.written_offset,
+                done.base_offset >= st.written_offset(),
                 "batches written out of order"
             );
             st.unwritten_bytes -= done.bytes.len() as u64;
         }
-        st.written_offset = run.last_offset + 1;
-        st.written_event.notify(usize::MAX);
+        st.advance_written(run.last_offset + 1);
         let segment_base = self.segment_base;
         let active = st
             .segments
