@@ -66,20 +66,13 @@ impl OwnerCluster {
                 "no node has registered with the cluster yet".to_owned(),
             ));
         }
-        let start = usize::try_from(fnv_hash(topic) % nodes.len() as u64).unwrap_or(0);
+        let start = usize::try_from(super::fnv_hash(topic) % nodes.len() as u64).unwrap_or(0);
         let placed = (first..count).map(|p| {
             let p = usize::try_from(p).unwrap_or(0);
             nodes[(start + p) % nodes.len()]
         });
         Ok(placed.collect())
     }
-}
-
-fn fnv_hash(text: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(text.as_bytes());
-    hasher.finish()
 }
 
 /// How long a proposer waits for its own node to apply a change the leader committed before

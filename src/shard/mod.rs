@@ -93,6 +93,14 @@ struct ShardCluster {
     nodes: RefCell<Vec<catalog_machine::NodeInfo>>,
 }
 
+/// A stable hash of a name, the same on every node and every version (placement depends on it).
+pub(crate) fn fnv_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
 /// A cluster node's shard `s` is Kafka broker `node_id * 1000 + s`.
 pub fn cluster_broker_id(node_id: crate::cluster::NodeId, shard: usize) -> i32 {
     let id = node_id
@@ -213,6 +221,42 @@ impl Shard {
             brokers.sort_by_key(|b| b.node_id);
         }
         brokers
+    }
+
+    /// The broker coordinating a group or transactional id, as the session's listener
+    /// advertises it: the shard its id hashes to (see `group::coordinator_shard`), on a
+    /// single node this one; in a cluster on the node a second hash of the id picks among
+    /// the configured peers (a fixed set, so a group never moves when a node registers late).
+    /// `None` while that node has not registered its listeners.
+    pub fn coordinator_broker(&self, session: &Session, key: &str) -> Option<BrokerAddress> {
+        let local = |shard_count: usize| crate::group::coordinator_shard(key, shard_count);
+        let (Some(cluster), Some(peers)) = (&self.cluster, &self.config.cluster) else {
+            return self
+                .brokers_for(session)
+                .get(local(self.config.shard_count))
+                .cloned();
+        };
+        let ids: Vec<crate::cluster::NodeId> = peers.peers.keys().copied().collect();
+        let index = usize::try_from(fnv_hash(key) % ids.len().max(1) as u64).unwrap_or(0);
+        let node_id = *ids.get(index)?;
+        if node_id == cluster.node_id {
+            return self
+                .brokers_for(session)
+                .get(local(self.config.shard_count))
+                .cloned();
+        }
+        let nodes = cluster.nodes.borrow();
+        let node = nodes.iter().find(|n| n.node_id == node_id)?;
+        let listener = node
+            .listeners
+            .get(session.listener)
+            .or_else(|| node.listeners.first())?;
+        let shard = local(node.shard_count());
+        Some(BrokerAddress {
+            node_id: cluster_broker_id(node_id, shard),
+            host: listener.host.clone(),
+            port: *listener.ports.get(shard)?,
+        })
     }
 
     fn set_nodes(&self, nodes: Vec<catalog_machine::NodeInfo>) {

@@ -2,8 +2,10 @@
 //! a topic created through node 1 is known to node 3 with its partitions spread over all
 //! three nodes; an rdkafka producer that only knows node 1 writes to every partition and a
 //! consumer that only knows node 2 reads every record back (each partition lives on one node;
-//! the clients follow Metadata and NOT_LEADER_OR_FOLLOWER to it); a topic created while a node
-//! is down is known to that node once it restarts.
+//! the clients follow Metadata and NOT_LEADER_OR_FOLLOWER to it); a consumer group member
+//! on node 3 commits offsets that every node's clients read back (one coordinator per group
+//! across the cluster); a topic created while a node is down is known to that node once it
+//! restarts.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -11,8 +13,9 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::common::{
     assign, consume_count, consumer, free_port_range, produce_all, producer, topic_leaders,
@@ -174,6 +177,50 @@ fn cluster_topics_are_replicated_and_spread_over_nodes() {
         read, written,
         "every record is read back from its partition"
     );
+
+    // A consumer group works across nodes: every node names the same coordinator, so a
+    // member bootstrapped on node 3 commits offsets that a client of node 1 reads back.
+    let group = topic_name("cluster-group");
+    let member = consumer(
+        nodes[2].bootstrap(),
+        &[("group.id", &group), ("auto.offset.reset", "earliest")],
+    );
+    member.subscribe(&[&topic]).expect("subscribe");
+    let joined = consume_count(&member, records.len(), CLUSTER_TIMEOUT);
+    assert_eq!(
+        joined.len(),
+        records.len(),
+        "the group member reads everything"
+    );
+    // The helper's consumers store no offsets themselves: commit the end of each partition.
+    let mut ends = TopicPartitionList::new();
+    for p in 0..partitions {
+        ends.add_partition_offset(&topic, p, Offset::Offset(5))
+            .expect("add partition offset");
+    }
+    member
+        .commit(&ends, CommitMode::Sync)
+        .expect("commit through the group coordinator");
+    // A fresh client of each node asks that node first: all of them must find the offsets.
+    for (i, node) in nodes.iter().enumerate() {
+        let checker = consumer(node.bootstrap(), &[("group.id", &group)]);
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..partitions {
+            wanted.add_partition(&topic, p);
+        }
+        let committed = checker
+            .committed_offsets(wanted, CLUSTER_TIMEOUT)
+            .expect("OffsetFetch");
+        for element in committed.elements() {
+            assert_eq!(
+                element.offset(),
+                Offset::Offset(5),
+                "partition {} committed through node 3, read through node {}",
+                element.partition(),
+                i + 1
+            );
+        }
+    }
 
     // Node 3 is down while a topic is created; after a restart it knows the topic.
     nodes[2].kill();
