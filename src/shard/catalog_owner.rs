@@ -584,6 +584,11 @@ impl CatalogOwner {
             self.catalog.set_applied_index(index);
             return;
         }
+        tracing::info!(
+            index,
+            changes = changes.len(),
+            "applying committed metadata"
+        );
         let mut next = self.catalog.clone();
         for change in &changes {
             next.apply(change);
