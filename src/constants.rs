@@ -93,3 +93,8 @@ pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Largest frame on the cluster port (metadata Raft RPCs). Metadata entries are small; this
 /// bounds what a peer can make us allocate, with room for a snapshot of a large catalog.
 pub const CLUSTER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// In a cluster, node N's shard s is Kafka broker `N * CLUSTER_SHARDS_PER_NODE_MAX + s`, so a
+/// node may run at most this many shards (`cluster::peer_list::NODE_ID_MAX` keeps the product
+/// in an i32).
+pub const CLUSTER_SHARDS_PER_NODE_MAX: u64 = 1000;

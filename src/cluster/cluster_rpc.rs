@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::cluster_status::ClusterStatus;
-use super::meta_store::{MetaRecord, MetaTypes};
+use super::meta_store::{MetaOutcome, MetaRecord, MetaTypes};
 use super::peer_list::NodeId;
 use crate::constants::CLUSTER_FRAME_BYTES_MAX;
 
@@ -39,8 +39,9 @@ pub enum RpcReply {
     Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
-    /// The log index the change was committed at, or why it was not.
-    Propose(Result<u64, String>),
+    /// The log index the change was committed at and what applying it answered, or why it
+    /// was not committed.
+    Propose(Result<(u64, MetaOutcome), String>),
     Status(ClusterStatus),
 }
 
@@ -112,7 +113,7 @@ async fn serve_connection(mut stream: TcpStream, raft: Raft<MetaTypes>) -> std::
             RpcRequest::Propose(record) => RpcReply::Propose(
                 raft.client_write(record)
                     .await
-                    .map(|r| r.log_id.index)
+                    .map(|r| (r.log_id.index, r.data))
                     .map_err(|e| e.to_string()),
             ),
             RpcRequest::Status => RpcReply::Status(ClusterStatus::of(&raft)),

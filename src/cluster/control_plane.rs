@@ -17,7 +17,7 @@ use openraft::{BasicNode, Config, Raft};
 
 use super::cluster_rpc::{self, ClusterNetwork, RpcReply, RpcRequest};
 use super::cluster_status::ClusterStatus;
-use super::meta_store::{MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
+use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +127,38 @@ impl ControlPlane {
     }
 
     /// Commits `record` through the Raft leader (forwarding to it from a follower) and returns
-    /// its log index once committed there. Safe to await from a glommio shard.
-    pub async fn propose(&self, record: MetaRecord) -> Result<u64, ClusterError> {
+    /// its log index and what applying it answered once committed there. Safe to await from a
+    /// glommio shard.
+    pub async fn propose(&self, record: MetaRecord) -> Result<(u64, MetaOutcome), ClusterError> {
         let (tx, rx) = oneshot::channel();
         let raft = self.raft.clone();
         self.runtime.spawn(async move {
             let _ = tx.send(propose_on_control_plane(raft, record).await);
         });
         rx.await.map_err(|_| ClusterError::Stopped)?
+    }
+
+    /// Proposes `record` in the background, retrying until it is committed or the control
+    /// plane stops: for announcements (node registration) that must land once a leader exists.
+    pub fn announce(&self, record: MetaRecord) {
+        let raft = self.raft.clone();
+        self.runtime.spawn(async move {
+            loop {
+                match propose_on_control_plane(raft.clone(), record.clone()).await {
+                    Ok((index, _)) => {
+                        tracing::info!(index, "cluster announcement committed");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cluster announcement: retrying"),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    /// The metadata leader this node knows of, if any (cheap: reads openraft's metrics).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
     }
 
     pub fn status(&self) -> ClusterStatus {
@@ -219,11 +243,11 @@ const LEADER_WAIT: Duration = Duration::from_secs(5);
 async fn propose_on_control_plane(
     raft: Raft<MetaTypes>,
     record: MetaRecord,
-) -> Result<u64, ClusterError> {
+) -> Result<(u64, MetaOutcome), ClusterError> {
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     loop {
         let forward = match raft.client_write(record.clone()).await {
-            Ok(reply) => return Ok(reply.log_id.index),
+            Ok(reply) => return Ok((reply.log_id.index, reply.data)),
             Err(e) => match e.forward_to_leader::<BasicNode>() {
                 Some(forward) => forward.leader_node.clone(),
                 None => return Err(ClusterError::Raft(e.to_string())),
@@ -234,10 +258,10 @@ async fn propose_on_control_plane(
             // deadline. A retry after a lost reply may commit the record twice, which is why
             // records must be idempotent (see MetaStateMachine::apply).
             let request = RpcRequest::Propose(record.clone());
-            if let Ok(RpcReply::Propose(Ok(index))) =
+            if let Ok(RpcReply::Propose(Ok(committed))) =
                 cluster_rpc::call_once(&leader.addr, &request).await
             {
-                return Ok(index);
+                return Ok(committed);
             }
         }
         if tokio::time::Instant::now() >= deadline {
@@ -257,16 +281,17 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<String>>>);
 
     impl MetaStateMachine for Recorder {
-        fn apply(&mut self, record: &MetaRecord) {
+        fn apply(&mut self, _index: u64, record: &MetaRecord) -> MetaOutcome {
             self.0
                 .lock()
                 .expect("recorder lock")
                 .push(record.body.clone());
+            MetaOutcome::default()
         }
         fn snapshot(&self) -> String {
             self.0.lock().expect("recorder lock").join("\n")
         }
-        fn restore(&mut self, snapshot: &str) -> Result<(), String> {
+        fn restore(&mut self, _index: u64, snapshot: &str) -> Result<(), String> {
             *self.0.lock().expect("recorder lock") = snapshot.lines().map(str::to_string).collect();
             Ok(())
         }

@@ -37,11 +37,18 @@ pub struct MetaRecord {
     pub body: String,
 }
 
+/// What applying a record answered (opaque like the record: the layer above's JSON), sent
+/// back to the proposer so it learns whether its change took effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaOutcome {
+    pub body: String,
+}
+
 openraft::declare_raft_types!(
     /// The metadata group's types: opaque records, u64 node ids, nodes known by address.
     pub MetaTypes:
         D = MetaRecord,
-        R = (),
+        R = MetaOutcome,
         NodeId = NodeId,
         Node = BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
@@ -52,12 +59,13 @@ openraft::declare_raft_types!(
 pub trait MetaStateMachine: Send + Sync + 'static {
     /// Applies one committed record, in log order. Records after the last snapshot are applied
     /// again after a restart, and a proposal retried after a lost reply may be committed twice,
-    /// so applying a record must be idempotent (e.g. a whole catalog image, not a delta).
-    fn apply(&mut self, record: &MetaRecord);
+    /// so applying a record must be idempotent (e.g. a whole catalog image, or a change with
+    /// its precondition). `index` is the record's Raft log index, increasing.
+    fn apply(&mut self, index: u64, record: &MetaRecord) -> MetaOutcome;
     /// The whole state, to be given to [`MetaStateMachine::restore`] on another node.
     fn snapshot(&self) -> String;
-    /// Replaces the state with a snapshot's.
-    fn restore(&mut self, snapshot: &str) -> Result<(), String>;
+    /// Replaces the state with a snapshot's, taken after the record at log index `index`.
+    fn restore(&mut self, index: u64, snapshot: &str) -> Result<(), String>;
 }
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -100,8 +108,9 @@ impl MetaStore {
         let mut last_purged = None;
         let mut membership = StoredMembership::default();
         if let Some(snapshot) = &snapshot {
+            let index = snapshot.meta.last_log_id.map_or(0, |l| l.index);
             machine
-                .restore(&snapshot.data)
+                .restore(index, &snapshot.data)
                 .map_err(std::io::Error::other)?;
             last_applied = snapshot.meta.last_log_id;
             last_purged = snapshot.meta.last_log_id;
@@ -326,20 +335,23 @@ impl RaftStorage<MetaTypes> for MetaStore {
     async fn apply_to_state_machine(
         &mut self,
         entries: &[Entry<MetaTypes>],
-    ) -> StoreResult<Vec<()>> {
+    ) -> StoreResult<Vec<MetaOutcome>> {
         let mut inner = self.lock();
+        let mut outcomes = Vec::with_capacity(entries.len());
         for entry in entries {
             inner.last_applied = Some(entry.log_id);
-            match &entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(record) => inner.machine.apply(record),
+            let outcome = match &entry.payload {
+                EntryPayload::Blank => MetaOutcome::default(),
+                EntryPayload::Normal(record) => inner.machine.apply(entry.log_id.index, record),
                 EntryPayload::Membership(membership) => {
                     inner.membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
+                    MetaOutcome::default()
                 }
-            }
+            };
+            outcomes.push(outcome);
         }
-        Ok(vec![(); entries.len()])
+        Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -366,7 +378,8 @@ impl RaftStorage<MetaTypes> for MetaStore {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         write_durably(&inner.dir, SNAPSHOT_FILE, &bytes)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        inner.machine.restore(&file.data).map_err(|e| {
+        let index = meta.last_log_id.map_or(0, |l| l.index);
+        inner.machine.restore(index, &file.data).map_err(|e| {
             StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e))
         })?;
         inner.last_applied = meta.last_log_id;

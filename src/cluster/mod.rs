@@ -18,5 +18,5 @@ pub mod peer_list;
 
 pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
-pub use meta_store::{MetaRecord, MetaStateMachine};
+pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};
 pub use peer_list::{NodeId, PeerList, PeerListError};

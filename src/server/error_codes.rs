@@ -38,5 +38,6 @@ pub fn admin_error(error: &AdminError) -> ResponseError {
         AdminError::NoScramCredential => ResponseError::ResourceNotFound,
         AdminError::ShuttingDown => ResponseError::UnknownServerError,
         AdminError::NotAuthorized => ResponseError::TopicAuthorizationFailed,
+        AdminError::NotController(_) => ResponseError::NotController,
     }
 }

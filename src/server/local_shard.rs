@@ -44,8 +44,14 @@ impl LocalShard {
             shard_id: 0,
             reason,
         };
-        start_catalog_owner(&config, catalog.clone(), vec![inbox_tx.clone()], admin_rx)
-            .map_err(failed)?;
+        start_catalog_owner(
+            &config,
+            catalog.clone(),
+            vec![inbox_tx.clone()],
+            admin_rx,
+            None,
+        )
+        .map_err(failed)?;
         let mut shard = open_shard(
             0,
             Arc::clone(&config),
@@ -53,6 +59,7 @@ impl LocalShard {
             admin_tx,
             vec![share_tx],
             vec![txn_tx],
+            None,
         )
         .await
         .map_err(failed)?;

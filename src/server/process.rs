@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 
 use super::panic_policy::PanicWatch;
+use crate::cluster::ControlPlane;
 use crate::config::BrokerConfig;
 use crate::shard::catalog::{Catalog, CatalogError};
-use crate::shard::catalog_owner::CatalogOwner;
+use crate::shard::catalog_machine::{
+    CatalogMachine, Committed, MetaChange, NodeInfo, NodeListener,
+};
+use crate::shard::catalog_owner::{CatalogOwner, OwnerCluster};
 use crate::shard::control::ShardMessage;
 use crate::shard::producer_ids::ProducerIdAllocator;
 use crate::shard::{control_loop, BrokerAddress, Shard};
@@ -68,24 +72,35 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let _lock = lock_data_dir(&data_dir)?;
     let catalog = Catalog::load(&data_dir)?;
     // A cluster node runs the metadata Raft group on its own control-plane thread (issue 17,
-    // docs/cluster.md); a single node starts none of it and leaves its data dir as it was.
-    let control_plane = match &config.cluster {
+    // docs/cluster.md), whose state machine hands committed catalog changes to shard 0; a
+    // single node starts none of it and leaves its data dir as it was.
+    let cluster = match &config.cluster {
         Some(peers) => {
+            if config.shard_count as u64 > crate::constants::CLUSTER_SHARDS_PER_NODE_MAX {
+                return Err(ServerError::Shard {
+                    shard_id: config.shard_count - 1,
+                    reason: format!(
+                        "a cluster node runs at most {} shards",
+                        crate::constants::CLUSTER_SHARDS_PER_NODE_MAX
+                    ),
+                });
+            }
+            let (committed_tx, committed_rx) = async_channel::unbounded();
             let plane = crate::cluster::ControlPlane::start(
                 peers,
                 &data_dir.join(RAFT_DIR),
-                Box::new(UnwiredCatalog),
+                Box::new(CatalogMachine::new(committed_tx)),
             )?;
-            tracing::warn!(
+            tracing::info!(
                 node_id = peers.node_id,
                 cluster_addr = peers.own_addr(),
-                "cluster mode: the metadata Raft group runs, but topics are not yet replicated \
-                 through it (this node's catalog stays local)"
+                "cluster mode: topics are replicated through the metadata Raft group"
             );
-            Some(plane)
+            Some((plane, committed_rx))
         }
         None => None,
     };
+    let control_plane = cluster.as_ref().map(|(plane, _)| plane.clone());
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.display(),
@@ -165,6 +180,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         startup_tx,
         metrics: Arc::clone(&metrics),
         tls: tls.clone(),
+        cluster,
     };
     let shard_main = move |shard_id: usize| {
         let wiring = wiring.clone();
@@ -216,7 +232,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
                 .filter_map(|(shard_id, addrs)| {
                     let addr = addrs.as_ref()?.get(index)?;
                     Some(BrokerAddress {
-                        node_id: i32::try_from(shard_id).unwrap_or(i32::MAX),
+                        node_id: match &config.cluster {
+                            Some(peers) => crate::shard::cluster_broker_id(peers.node_id, shard_id),
+                            None => i32::try_from(shard_id).unwrap_or(i32::MAX),
+                        },
                         host: listener.advertised_host.clone(),
                         port: addr.port(),
                     })
@@ -227,6 +246,23 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     for tx in &brokers_txs {
         // A shard that already exited is reported through exit_rx below.
         let _ = tx.send_blocking(listener_brokers.clone());
+    }
+    if let Some(plane) = &control_plane {
+        // Every start announces this node's listeners (ports may be ephemeral); other nodes
+        // list its shards as brokers once the record is committed.
+        let node = NodeInfo {
+            node_id: plane.node_id(),
+            listeners: config
+                .listeners
+                .iter()
+                .zip(&listener_brokers)
+                .map(|(listener, brokers)| NodeListener {
+                    host: listener.advertised_host.clone(),
+                    ports: brokers.iter().map(|b| b.port).collect(),
+                })
+                .collect(),
+        };
+        plane.announce(MetaChange::RegisterNode(node).encode());
     }
     let brokers = listener_brokers.first().cloned().unwrap_or_default();
     let others: Vec<String> = config
@@ -332,22 +368,6 @@ fn reload_tls(tls: Option<&crate::security::tls::TlsReloader>) {
 /// Where a cluster node keeps its metadata Raft log, vote and snapshot, inside the data dir.
 const RAFT_DIR: &str = "raft";
 
-/// The metadata state machine until the catalog is wired to it: committed records are only
-/// counted in the log. The next step hands each record to shard 0 as a `CatalogChange`.
-struct UnwiredCatalog;
-
-impl crate::cluster::MetaStateMachine for UnwiredCatalog {
-    fn apply(&mut self, record: &crate::cluster::MetaRecord) {
-        tracing::debug!(bytes = record.body.len(), "metadata record committed");
-    }
-    fn snapshot(&self) -> String {
-        String::new()
-    }
-    fn restore(&mut self, _snapshot: &str) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 /// How long every shard together may take to open its partitions and listen.
 const SHARD_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -368,6 +388,8 @@ struct ShardWiring {
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
     tls: Option<Arc<crate::security::tls::TlsReloader>>,
+    /// The control plane and, for shard 0, what its state machine committed.
+    cluster: Option<(ControlPlane, async_channel::Receiver<Committed>)>,
 }
 
 /// One shard's life: bind, open its partitions, serve until told to shut down.
@@ -387,6 +409,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         startup_tx,
         metrics,
         tls,
+        cluster,
     } = wiring;
     let inbox = shard_rxs[shard_id].clone();
     let brokers_rx = brokers_rxs[shard_id].clone();
@@ -419,7 +442,12 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         });
     }
     if shard_id == 0 {
-        if let Err(reason) = start_catalog_owner(&config, catalog.clone(), shard_txs, admin_rx) {
+        let owner_cluster = cluster
+            .clone()
+            .map(|(plane, committed)| OwnerCluster::new(plane, committed));
+        if let Err(reason) =
+            start_catalog_owner(&config, catalog.clone(), shard_txs, admin_rx, owner_cluster)
+        {
             return fail(reason);
         }
     }
@@ -430,6 +458,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         admin_tx,
         share_txs,
         txn_txs,
+        cluster.map(|(plane, _)| plane),
     )
     .await
     {
@@ -486,6 +515,7 @@ pub(super) fn start_catalog_owner(
     catalog: Catalog,
     shard_txs: Vec<async_channel::Sender<ShardMessage>>,
     admin_rx: async_channel::Receiver<crate::shard::control::AdminRequest>,
+    cluster: Option<OwnerCluster>,
 ) -> Result<(), String> {
     let producer_ids = ProducerIdAllocator::open(&config.data_dir).map_err(|e| e.to_string())?;
     let owner = CatalogOwner::new(
@@ -494,6 +524,7 @@ pub(super) fn start_catalog_owner(
         config.data_dir.clone(),
         config.log.clone(),
         shard_txs,
+        cluster,
     );
     crate::io::spawn(owner.run(admin_rx)).detach();
     Ok(())
@@ -508,8 +539,12 @@ pub(super) async fn open_shard(
     admin_tx: async_channel::Sender<crate::shard::control::AdminRequest>,
     share_txs: Vec<async_channel::Sender<crate::share::ShareMessage>>,
     txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
+    plane: Option<ControlPlane>,
 ) -> Result<Shard, String> {
-    let shard = Shard::new(shard_id, config, Vec::new(), catalog, admin_tx);
+    let mut shard = Shard::new(shard_id, config, Vec::new(), catalog, admin_tx);
+    if let Some(plane) = plane {
+        shard.join_cluster(plane);
+    }
     shard
         .open_owned_partitions()
         .await

@@ -28,4 +28,7 @@ pub enum AdminError {
     ShuttingDown,
     #[error("not authorized")]
     NotAuthorized,
+    /// In a cluster: no metadata leader is known, or the change raced another; retriable.
+    #[error("no metadata controller: {0}")]
+    NotController(String),
 }

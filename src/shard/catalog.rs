@@ -85,6 +85,10 @@ pub struct Catalog {
     users: BTreeMap<String, BTreeMap<SaslMechanism, ScramCredential>>,
     /// Every ACL, each once.
     acls: Vec<AclBinding>,
+    /// In a cluster, the metadata Raft log index of the last committed record this catalog
+    /// reflects (0 on a single node): a record replayed after a restart at or below it is
+    /// not applied to the shards again (see `catalog_machine`).
+    applied_index: u64,
 }
 
 impl Catalog {
@@ -122,6 +126,19 @@ impl Catalog {
 
     pub fn acls(&self) -> &[AclBinding] {
         &self.acls
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    pub fn set_applied_index(&mut self, index: u64) {
+        self.applied_index = index;
+    }
+
+    /// Every broker config resource with its overrides.
+    pub fn all_broker_overrides(&self) -> &BTreeMap<String, TopicOverrides> {
+        &self.brokers
     }
 
     pub fn apply(&mut self, change: &CatalogChange) {
@@ -180,7 +197,10 @@ impl Catalog {
             reason,
         };
         let file: CatalogFile = toml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            applied_index: file.raft_index.unwrap_or(0),
+            ..Catalog::default()
+        };
         for entry in file.broker {
             catalog.brokers.insert(entry.id, entry.config);
         }
@@ -196,23 +216,8 @@ impl Catalog {
         }
         catalog.acls = file.acl;
         for entry in file.topic {
-            let id = Uuid::parse_str(&entry.id).map_err(|e| corrupt(e.to_string()))?;
-            if entry.partitions < 1 {
-                return Err(corrupt(format!("topic {} has no partitions", entry.name)));
-            }
-            catalog.topics.insert(
-                entry.name.clone(),
-                TopicMeta {
-                    name: entry.name,
-                    id,
-                    partition_count: entry.partitions,
-                    overrides: entry.config,
-                    placement: Placement {
-                        replication_factor: entry.replication_factor.unwrap_or(1),
-                        replicas: entry.placement,
-                    },
-                },
-            );
+            let meta = entry.into_meta().map_err(corrupt)?;
+            catalog.topics.insert(meta.name.clone(), meta);
         }
         Ok(catalog)
     }
@@ -220,19 +225,8 @@ impl Catalog {
     /// Writes the catalog so that a crash leaves either the old or the new file whole.
     pub async fn persist(&self, data_dir: &Path) -> Result<(), CatalogError> {
         let file = CatalogFile {
-            topic: self
-                .topics
-                .values()
-                .map(|t| TopicEntry {
-                    name: t.name.clone(),
-                    id: t.id.to_string(),
-                    partitions: t.partition_count,
-                    replication_factor: (t.placement.replication_factor != 1)
-                        .then_some(t.placement.replication_factor),
-                    placement: t.placement.replicas.clone(),
-                    config: t.overrides.clone(),
-                })
-                .collect(),
+            raft_index: (self.applied_index != 0).then_some(self.applied_index),
+            topic: self.topics.values().map(TopicEntry::of).collect(),
             broker: self
                 .brokers
                 .iter()
@@ -271,6 +265,9 @@ impl Catalog {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CatalogFile {
+    /// See `Catalog::applied_index`; absent on a single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raft_index: Option<u64>,
     #[serde(default)]
     topic: Vec<TopicEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -287,8 +284,9 @@ struct BrokerEntry {
     config: TopicOverrides,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct TopicEntry {
+/// A topic as the catalog file and the cluster's metadata records write it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicEntry {
     name: String,
     id: String,
     partitions: i32,
@@ -298,8 +296,49 @@ struct TopicEntry {
     /// Replicas of manually placed partitions (see `Placement`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     placement: Vec<Vec<i32>>,
+    /// In a cluster, the node of each partition (see `Placement::nodes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<u64>,
     #[serde(default)]
     config: TopicOverrides,
+}
+
+impl TopicEntry {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn of(meta: &TopicMeta) -> TopicEntry {
+        TopicEntry {
+            name: meta.name.clone(),
+            id: meta.id.to_string(),
+            partitions: meta.partition_count,
+            replication_factor: (meta.placement.replication_factor != 1)
+                .then_some(meta.placement.replication_factor),
+            placement: meta.placement.replicas.clone(),
+            nodes: meta.placement.nodes.clone(),
+            config: meta.overrides.clone(),
+        }
+    }
+
+    /// The topic, or why the entry cannot be one.
+    pub fn into_meta(self) -> Result<TopicMeta, String> {
+        let id = Uuid::parse_str(&self.id).map_err(|e| format!("topic {}: {e}", self.name))?;
+        if self.partitions < 1 {
+            return Err(format!("topic {} has no partitions", self.name));
+        }
+        Ok(TopicMeta {
+            name: self.name,
+            id,
+            partition_count: self.partitions,
+            overrides: self.config,
+            placement: Placement {
+                replication_factor: self.replication_factor.unwrap_or(1),
+                replicas: self.placement,
+                nodes: self.nodes,
+            },
+        })
+    }
 }
 
 /// Kafka's legal topic names: 1..=249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
@@ -338,6 +377,7 @@ mod tests {
             placement: Placement {
                 replication_factor: 2,
                 replicas: vec![vec![1, 0], vec![], vec![0, 1]],
+                nodes: vec![2, 3, 1, 2],
             },
         }));
         crate::io::block_on_local(catalog.persist(dir.path())).expect("persist");
@@ -358,10 +398,7 @@ mod tests {
             id: Uuid::new_v4(),
             partition_count: 1,
             overrides: TopicOverrides::new(),
-            placement: Placement {
-                replication_factor: 1,
-                replicas: Vec::new(),
-            },
+            placement: Placement::default(),
         }));
         let failed = crate::io::block_on_local(async {
             dma_file::faults::enable();

@@ -1,14 +1,23 @@
 //! Shard 0's catalog authority: validates admin requests one at a time, persists the new
 //! catalog, then broadcasts the change to every shard and waits for all of them, so that
 //! a topic is usable on every shard by the time CreateTopics answers.
+//!
+//! In a cluster (docs/cluster.md) the validated change is proposed to the metadata Raft
+//! group instead of persisted here; every node's `CatalogMachine` hands committed changes
+//! back to its shard 0, which persists and broadcasts them as above, so this node and every
+//! other apply the same changes in the same order. SCRAM credentials and ACLs stay
+//! node-local for now.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use uuid::Uuid;
 
 use super::broker_config;
-use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicMeta};
+use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicEntry, TopicMeta};
+use super::catalog_machine::{ChangeOutcome, Committed, MetaChange, NodeInfo};
 use super::control::{
     AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ScramChange,
     ShardMessage,
@@ -16,6 +25,7 @@ use super::control::{
 use super::placement;
 use super::producer_ids::ProducerIdAllocator;
 use super::topic_config;
+use crate::cluster::{ClusterError, ControlPlane, NodeId};
 use crate::constants::TOPIC_PARTITIONS_MAX;
 use crate::log::LogConfig;
 use crate::security::acl::{AclBinding, AclFilter};
@@ -26,6 +36,59 @@ pub struct CatalogOwner {
     data_dir: PathBuf,
     log_defaults: LogConfig,
     shards: Vec<async_channel::Sender<ShardMessage>>,
+    cluster: Option<OwnerCluster>,
+}
+
+/// Shard 0's end of the metadata Raft group.
+pub struct OwnerCluster {
+    pub plane: ControlPlane,
+    /// What the node's `CatalogMachine` applied, in log order.
+    pub committed: async_channel::Receiver<Committed>,
+    /// The nodes registered so far, by id: where new partitions go.
+    nodes: BTreeMap<NodeId, NodeInfo>,
+}
+
+impl OwnerCluster {
+    pub fn new(plane: ControlPlane, committed: async_channel::Receiver<Committed>) -> OwnerCluster {
+        OwnerCluster {
+            plane,
+            committed,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// Nodes for partitions `first..count` of `topic`: round-robin over the registered nodes
+    /// from a start the name picks, so topics do not all begin on the same node.
+    fn place(&self, topic: &str, first: i32, count: i32) -> Result<Vec<NodeId>, AdminError> {
+        let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
+        if nodes.is_empty() {
+            return Err(AdminError::NotController(
+                "no node has registered with the cluster yet".to_owned(),
+            ));
+        }
+        let start = usize::try_from(super::fnv_hash(topic) % nodes.len() as u64).unwrap_or(0);
+        let placed = (first..count).map(|p| {
+            let p = usize::try_from(p).unwrap_or(0);
+            nodes[(start + p) % nodes.len()]
+        });
+        Ok(placed.collect())
+    }
+}
+
+/// How long a proposer waits for its own node to apply a change the leader committed before
+/// answering anyway (the change is committed; this node is just slow to hear of it).
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+enum Next {
+    Admin(AdminRequest),
+    Committed(Committed),
+}
+
+fn cluster_error(error: ClusterError) -> AdminError {
+    match error {
+        ClusterError::Stopped => AdminError::ShuttingDown,
+        other => AdminError::NotController(other.to_string()),
+    }
 }
 
 impl CatalogOwner {
@@ -35,6 +98,7 @@ impl CatalogOwner {
         data_dir: PathBuf,
         log_defaults: LogConfig,
         shards: Vec<async_channel::Sender<ShardMessage>>,
+        cluster: Option<OwnerCluster>,
     ) -> CatalogOwner {
         CatalogOwner {
             catalog,
@@ -42,80 +106,99 @@ impl CatalogOwner {
             data_dir,
             log_defaults,
             shards,
+            cluster,
         }
     }
 
     pub async fn run(mut self, inbox: async_channel::Receiver<AdminRequest>) {
-        while let Ok(request) = inbox.recv().await {
-            // Replies are dropped only when the requesting connection has gone away.
-            match request {
-                AdminRequest::AllocateProducerId { reply } => {
-                    let id = self
-                        .producer_ids
-                        .allocate()
-                        .await
-                        .map_err(|e| AdminError::Storage(e.to_string()));
-                    let _ = reply.send(id);
+        loop {
+            let next = match &self.cluster {
+                None => inbox.recv().await.map(Next::Admin),
+                Some(cluster) => {
+                    let committed = cluster.committed.clone();
+                    futures_lite::future::or(async { inbox.recv().await.map(Next::Admin) }, async {
+                        committed.recv().await.map(Next::Committed)
+                    })
+                    .await
                 }
-                AdminRequest::CreateTopics {
-                    topics,
-                    validate_only,
-                    reply,
-                } => {
-                    let mut results = Vec::with_capacity(topics.len());
-                    for topic in topics {
-                        results.push(self.create_topic(topic, validate_only).await);
-                    }
-                    let _ = reply.send(results);
+            };
+            match next {
+                Ok(Next::Admin(request)) => self.handle(request).await,
+                Ok(Next::Committed(committed)) => self.apply_committed(committed).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: AdminRequest) {
+        // Replies are dropped only when the requesting connection has gone away.
+        match request {
+            AdminRequest::AllocateProducerId { reply } => {
+                let id = self
+                    .producer_ids
+                    .allocate()
+                    .await
+                    .map_err(|e| AdminError::Storage(e.to_string()));
+                let _ = reply.send(id);
+            }
+            AdminRequest::CreateTopics {
+                topics,
+                validate_only,
+                reply,
+            } => {
+                let mut results = Vec::with_capacity(topics.len());
+                for topic in topics {
+                    results.push(self.create_topic(topic, validate_only).await);
                 }
-                AdminRequest::DeleteTopics { names, reply } => {
-                    let mut results = Vec::with_capacity(names.len());
-                    for name in names {
-                        results.push(self.delete_topic(name).await);
-                    }
-                    let _ = reply.send(results);
+                let _ = reply.send(results);
+            }
+            AdminRequest::DeleteTopics { names, reply } => {
+                let mut results = Vec::with_capacity(names.len());
+                for name in names {
+                    results.push(self.delete_topic(name).await);
                 }
-                AdminRequest::CreatePartitions {
-                    topics,
-                    validate_only,
-                    reply,
-                } => {
-                    let mut results = Vec::with_capacity(topics.len());
-                    for topic in topics {
-                        results.push(self.create_partitions(topic, validate_only).await);
-                    }
-                    let _ = reply.send(results);
+                let _ = reply.send(results);
+            }
+            AdminRequest::CreatePartitions {
+                topics,
+                validate_only,
+                reply,
+            } => {
+                let mut results = Vec::with_capacity(topics.len());
+                for topic in topics {
+                    results.push(self.create_partitions(topic, validate_only).await);
                 }
-                AdminRequest::AlterTopicConfig {
-                    name,
-                    edit,
-                    validate_only,
-                    reply,
-                } => {
-                    let _ = reply.send(self.alter_config(name, edit, validate_only).await);
+                let _ = reply.send(results);
+            }
+            AdminRequest::AlterTopicConfig {
+                name,
+                edit,
+                validate_only,
+                reply,
+            } => {
+                let _ = reply.send(self.alter_config(name, edit, validate_only).await);
+            }
+            AdminRequest::AlterBrokerConfig {
+                broker,
+                edit,
+                validate_only,
+                reply,
+            } => {
+                let outcome = self.alter_broker_config(broker, edit, validate_only).await;
+                let _ = reply.send(outcome);
+            }
+            AdminRequest::AlterScramCredentials { changes, reply } => {
+                let mut results = Vec::with_capacity(changes.len());
+                for change in changes {
+                    results.push(self.alter_scram_credential(change).await);
                 }
-                AdminRequest::AlterBrokerConfig {
-                    broker,
-                    edit,
-                    validate_only,
-                    reply,
-                } => {
-                    let outcome = self.alter_broker_config(broker, edit, validate_only).await;
-                    let _ = reply.send(outcome);
-                }
-                AdminRequest::AlterScramCredentials { changes, reply } => {
-                    let mut results = Vec::with_capacity(changes.len());
-                    for change in changes {
-                        results.push(self.alter_scram_credential(change).await);
-                    }
-                    let _ = reply.send(results);
-                }
-                AdminRequest::CreateAcls { acls, reply } => {
-                    let _ = reply.send(self.create_acls(acls).await);
-                }
-                AdminRequest::DeleteAcls { filters, reply } => {
-                    let _ = reply.send(self.delete_acls(filters).await);
-                }
+                let _ = reply.send(results);
+            }
+            AdminRequest::CreateAcls { acls, reply } => {
+                let _ = reply.send(self.create_acls(acls).await);
+            }
+            AdminRequest::DeleteAcls { filters, reply } => {
+                let _ = reply.send(self.delete_acls(filters).await);
             }
         }
     }
@@ -137,13 +220,16 @@ impl CatalogOwner {
         }
         topic_config::log_config(&self.log_defaults, &topic.overrides)
             .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
-        let meta = TopicMeta {
+        let mut meta = TopicMeta {
             name: topic.name,
             id: Uuid::new_v4(),
             partition_count: topic.partition_count,
             overrides: topic.overrides,
             placement: topic.placement,
         };
+        if let Some(cluster) = &self.cluster {
+            meta.placement.nodes = cluster.place(&meta.name, 0, meta.partition_count)?;
+        }
         if !validate_only {
             self.commit(CatalogChange::Upsert(meta.clone())).await?;
         }
@@ -194,6 +280,13 @@ impl CatalogOwner {
             let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
             meta.placement.replicas.resize(first_new, Vec::new());
             meta.placement.replicas.extend(placed);
+        }
+        if let Some(cluster) = &self.cluster {
+            // Topics from before the node joined a cluster keep every partition local.
+            if meta.placement.nodes.len() == usize::try_from(meta.partition_count).unwrap_or(0) {
+                let placed = cluster.place(&name, meta.partition_count, count)?;
+                meta.placement.nodes.extend(placed);
+            }
         }
         meta.partition_count = count;
         if validate_only {
@@ -341,14 +434,190 @@ impl CatalogOwner {
     }
 
     /// Persists `change`, then applies it on every shard. The file is written first so a
-    /// crash never leaves shards serving a topic that a restart would forget.
+    /// crash never leaves shards serving a topic that a restart would forget. In a cluster,
+    /// the change is committed through Raft first and comes back through `apply_committed`.
     async fn commit(&mut self, change: CatalogChange) -> Result<(), AdminError> {
+        let Some(cluster) = &self.cluster else {
+            return self.commit_locally(change).await;
+        };
+        let record = match &change {
+            CatalogChange::Upsert(meta) => match self.catalog.get(&meta.name) {
+                Some(current) if current.id == meta.id => MetaChange::UpdateTopic {
+                    from: TopicEntry::of(current),
+                    to: TopicEntry::of(meta),
+                },
+                _ => MetaChange::CreateTopic(TopicEntry::of(meta)),
+            },
+            CatalogChange::Delete { name } => match self.catalog.get(name) {
+                Some(current) => MetaChange::DeleteTopic {
+                    name: name.clone(),
+                    id: current.id.to_string(),
+                },
+                None => return Err(AdminError::UnknownTopic(name.clone())),
+            },
+            CatalogChange::BrokerConfig { broker, overrides } => MetaChange::BrokerConfig {
+                broker: broker.clone(),
+                overrides: overrides.clone(),
+            },
+            // Not replicated yet (docs/cluster.md): this node's alone.
+            CatalogChange::ScramCredential { .. } | CatalogChange::Acls { .. } => {
+                return self.commit_locally(change).await;
+            }
+        };
+        let (index, outcome) = cluster
+            .plane
+            .propose(record.encode())
+            .await
+            .map_err(cluster_error)?;
+        self.await_applied(index).await;
+        let name = match &change {
+            CatalogChange::Upsert(meta) => meta.name.clone(),
+            CatalogChange::Delete { name } => name.clone(),
+            _ => String::new(),
+        };
+        match ChangeOutcome::decode(&outcome) {
+            ChangeOutcome::Applied => Ok(()),
+            ChangeOutcome::TopicExists => Err(AdminError::TopicExists(name)),
+            ChangeOutcome::UnknownTopic => Err(AdminError::UnknownTopic(name)),
+            ChangeOutcome::Conflict => Err(AdminError::NotController(format!(
+                "topic {name} changed concurrently; retry"
+            ))),
+            ChangeOutcome::Invalid(reason) => Err(AdminError::InvalidRequest(reason)),
+        }
+    }
+
+    /// Applies what the node's state machine committed, in order, until the record at `index`
+    /// (this owner's own proposal) is applied here too, so that the topic is usable on this
+    /// node's shards when the admin request answers.
+    async fn await_applied(&mut self, index: u64) {
+        let deadline = std::time::Instant::now() + APPLY_WAIT;
+        while self.catalog.applied_index() < index {
+            let Some(cluster) = &self.cluster else { return };
+            let committed = cluster.committed.clone();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let next = futures_lite::future::or(async { committed.recv().await.ok() }, async {
+                crate::io::sleep(left).await;
+                None
+            })
+            .await;
+            match next {
+                Some(committed) => self.apply_committed(committed).await,
+                None => {
+                    tracing::warn!(index, "a committed metadata change is not applied here yet");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Persists and broadcasts what the metadata Raft group committed. Records at or below
+    /// the index the catalog file already reflects are replays after a restart: skipped.
+    async fn apply_committed(&mut self, committed: Committed) {
+        match committed {
+            Committed::Changes { index, changes } => {
+                if index > self.catalog.applied_index() {
+                    self.apply_changes(index, changes).await;
+                }
+            }
+            Committed::Image {
+                index,
+                topics,
+                brokers,
+            } => {
+                if index > self.catalog.applied_index() {
+                    let changes = self.catalog_diff(&topics, &brokers);
+                    self.apply_changes(index, changes).await;
+                }
+            }
+            Committed::Nodes(nodes) => {
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.nodes = nodes.iter().map(|n| (n.node_id, n.clone())).collect();
+                }
+                for shard in &self.shards {
+                    // A shard that stopped is shutting down with the rest.
+                    let _ = shard.send(ShardMessage::Nodes(nodes.clone())).await;
+                }
+            }
+        }
+    }
+
+    /// The changes that turn this node's catalog into a snapshot's topics and broker configs.
+    fn catalog_diff(
+        &self,
+        topics: &[TopicMeta],
+        brokers: &BTreeMap<String, topic_config::TopicOverrides>,
+    ) -> Vec<CatalogChange> {
+        let mut changes = Vec::new();
+        for current in self.catalog.topics() {
+            if !topics.iter().any(|t| t.name == current.name) {
+                let name = current.name.clone();
+                changes.push(CatalogChange::Delete { name });
+            }
+        }
+        for topic in topics {
+            if self.catalog.get(&topic.name) != Some(topic) {
+                changes.push(CatalogChange::Upsert(topic.clone()));
+            }
+        }
+        for (broker, overrides) in self.catalog.all_broker_overrides() {
+            if !brokers.contains_key(broker) && !overrides.is_empty() {
+                changes.push(CatalogChange::BrokerConfig {
+                    broker: broker.clone(),
+                    overrides: Default::default(),
+                });
+            }
+        }
+        for (broker, overrides) in brokers {
+            if self.catalog.broker_overrides(broker) != *overrides {
+                changes.push(CatalogChange::BrokerConfig {
+                    broker: broker.clone(),
+                    overrides: overrides.clone(),
+                });
+            }
+        }
+        changes
+    }
+
+    async fn apply_changes(&mut self, index: u64, changes: Vec<CatalogChange>) {
+        if changes.is_empty() {
+            // Nothing to persist: a replay of this index after a restart changes nothing.
+            self.catalog.set_applied_index(index);
+            return;
+        }
+        tracing::info!(
+            index,
+            changes = changes.len(),
+            "applying committed metadata"
+        );
+        let mut next = self.catalog.clone();
+        for change in &changes {
+            next.apply(change);
+        }
+        next.set_applied_index(index);
+        // A failed write leaves the older file and index: a restart replays from there.
+        if let Err(e) = next.persist(&self.data_dir).await {
+            tracing::error!(index, error = %e, "persisting a committed catalog change failed");
+        }
+        self.catalog = next;
+        for change in changes {
+            if let Err(e) = self.broadcast(change).await {
+                tracing::error!(index, error = %e, "applying a committed catalog change failed");
+            }
+        }
+    }
+
+    async fn commit_locally(&mut self, change: CatalogChange) -> Result<(), AdminError> {
         let mut next = self.catalog.clone();
         next.apply(&change);
         next.persist(&self.data_dir)
             .await
             .map_err(|e| AdminError::Storage(e.to_string()))?;
         self.catalog = next;
+        self.broadcast(change).await
+    }
+
+    /// Applies `change` on every shard and waits for all of them.
+    async fn broadcast(&mut self, change: CatalogChange) -> Result<(), AdminError> {
         let mut answers = Vec::with_capacity(self.shards.len());
         for shard in &self.shards {
             let (reply, answer) = oneshot::channel();

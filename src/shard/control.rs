@@ -104,4 +104,6 @@ pub enum ShardMessage {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// In a cluster: every node registered so far (their brokers are listed in Metadata).
+    Nodes(Vec<super::catalog_machine::NodeInfo>),
 }

@@ -5,6 +5,7 @@
 pub mod admin_error;
 pub mod broker_config;
 pub mod catalog;
+pub mod catalog_machine;
 pub mod catalog_owner;
 pub mod control;
 pub mod dead_letter;
@@ -80,6 +81,32 @@ pub struct Shard {
     share: std::rc::Rc<crate::share::ShareState>,
     /// Coordinator of the transactional ids that hash to this shard.
     txn: crate::txn::TxnCoordinator,
+    /// This node's place in a cluster; `None` on a single node.
+    cluster: Option<ShardCluster>,
+}
+
+/// What a shard of a cluster node knows of the cluster.
+struct ShardCluster {
+    node_id: crate::cluster::NodeId,
+    plane: crate::cluster::ControlPlane,
+    /// Every registered node (this one included once it has registered).
+    nodes: RefCell<Vec<catalog_machine::NodeInfo>>,
+}
+
+/// A stable hash of a name, the same on every node and every version (placement depends on it).
+pub(crate) fn fnv_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
+/// A cluster node's shard `s` is Kafka broker `node_id * 1000 + s`.
+pub fn cluster_broker_id(node_id: crate::cluster::NodeId, shard: usize) -> i32 {
+    let id = node_id
+        .saturating_mul(crate::constants::CLUSTER_SHARDS_PER_NODE_MAX)
+        .saturating_add(shard as u64);
+    i32::try_from(id).unwrap_or(i32::MAX)
 }
 
 impl Shard {
@@ -111,6 +138,130 @@ impl Shard {
             groups: std::rc::Rc::new(groups),
             share,
             txn,
+            cluster: None,
+        }
+    }
+
+    /// Makes this shard one of a cluster node's: broker ids, placement and Metadata follow.
+    pub fn join_cluster(&mut self, plane: crate::cluster::ControlPlane) {
+        self.cluster = Some(ShardCluster {
+            node_id: plane.node_id(),
+            plane,
+            nodes: RefCell::new(Vec::new()),
+        });
+    }
+
+    /// The Kafka broker id of this node's shard `shard`.
+    pub fn broker_id(&self, shard: usize) -> i32 {
+        match &self.cluster {
+            Some(cluster) => cluster_broker_id(cluster.node_id, shard),
+            None => i32::try_from(shard).unwrap_or(i32::MAX),
+        }
+    }
+
+    /// Whether `partition` of `meta` lives on this node (always, on a single node).
+    pub fn is_local(&self, meta: &TopicMeta, partition: i32) -> bool {
+        match (&self.cluster, meta.placement.node_of(partition)) {
+            (Some(cluster), Some(node)) => node == cluster.node_id,
+            _ => true,
+        }
+    }
+
+    /// The broker leading `partition` of `meta`: a shard of the node it lives on.
+    pub fn leader_broker(&self, meta: &TopicMeta, partition: i32) -> i32 {
+        if let (Some(cluster), Some(node)) = (&self.cluster, meta.placement.node_of(partition)) {
+            if node != cluster.node_id {
+                let nodes = cluster.nodes.borrow();
+                let shard_count = nodes
+                    .iter()
+                    .find(|n| n.node_id == node)
+                    .map_or(self.config.shard_count, |n| n.shard_count().max(1));
+                return cluster_broker_id(node, meta.owner(partition, shard_count));
+            }
+        }
+        self.broker_id(meta.owner(partition, self.config.shard_count))
+    }
+
+    /// The controller Metadata names: the metadata Raft leader's shard 0 in a cluster (-1
+    /// while none is known), this node's shard 0 otherwise.
+    pub fn controller_id(&self) -> i32 {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .plane
+                .leader()
+                .map_or(-1, |leader| cluster_broker_id(leader, 0)),
+            None => 0,
+        }
+    }
+
+    /// Every broker of the cluster as the session's listener advertises them: this node's
+    /// shards, then every other registered node's, by broker id.
+    pub fn cluster_brokers_for(&self, session: &Session) -> Vec<BrokerAddress> {
+        let mut brokers = self.brokers_for(session).to_vec();
+        if let Some(cluster) = &self.cluster {
+            for node in cluster.nodes.borrow().iter() {
+                if node.node_id == cluster.node_id {
+                    continue;
+                }
+                let Some(listener) = node
+                    .listeners
+                    .get(session.listener)
+                    .or_else(|| node.listeners.first())
+                else {
+                    continue;
+                };
+                for (shard, port) in listener.ports.iter().enumerate() {
+                    brokers.push(BrokerAddress {
+                        node_id: cluster_broker_id(node.node_id, shard),
+                        host: listener.host.clone(),
+                        port: *port,
+                    });
+                }
+            }
+            brokers.sort_by_key(|b| b.node_id);
+        }
+        brokers
+    }
+
+    /// The broker coordinating a group or transactional id, as the session's listener
+    /// advertises it: the shard its id hashes to (see `group::coordinator_shard`), on a
+    /// single node this one; in a cluster on the node a second hash of the id picks among
+    /// the configured peers (a fixed set, so a group never moves when a node registers late).
+    /// `None` while that node has not registered its listeners.
+    pub fn coordinator_broker(&self, session: &Session, key: &str) -> Option<BrokerAddress> {
+        let local = |shard_count: usize| crate::group::coordinator_shard(key, shard_count);
+        let (Some(cluster), Some(peers)) = (&self.cluster, &self.config.cluster) else {
+            return self
+                .brokers_for(session)
+                .get(local(self.config.shard_count))
+                .cloned();
+        };
+        let ids: Vec<crate::cluster::NodeId> = peers.peers.keys().copied().collect();
+        let index = usize::try_from(fnv_hash(key) % ids.len().max(1) as u64).unwrap_or(0);
+        let node_id = *ids.get(index)?;
+        if node_id == cluster.node_id {
+            return self
+                .brokers_for(session)
+                .get(local(self.config.shard_count))
+                .cloned();
+        }
+        let nodes = cluster.nodes.borrow();
+        let node = nodes.iter().find(|n| n.node_id == node_id)?;
+        let listener = node
+            .listeners
+            .get(session.listener)
+            .or_else(|| node.listeners.first())?;
+        let shard = local(node.shard_count());
+        Some(BrokerAddress {
+            node_id: cluster_broker_id(node_id, shard),
+            host: listener.host.clone(),
+            port: *listener.ports.get(shard)?,
+        })
+    }
+
+    fn set_nodes(&self, nodes: Vec<catalog_machine::NodeInfo>) {
+        if let Some(cluster) = &self.cluster {
+            *cluster.nodes.borrow_mut() = nodes;
         }
     }
 
@@ -133,8 +284,9 @@ impl Shard {
         &self.share
     }
 
+    /// This shard's Kafka broker id.
     pub fn node_id(&self) -> i32 {
-        i32::try_from(self.id).unwrap_or(i32::MAX)
+        self.broker_id(self.id)
     }
 
     pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
@@ -239,7 +391,9 @@ impl Shard {
     async fn open_partitions(&self, meta: &TopicMeta) -> Result<(), AdminError> {
         let log_config = self.topic_log_config(meta)?;
         for partition in 0..meta.partition_count {
-            if meta.owner(partition, self.config.shard_count) != self.id {
+            if meta.owner(partition, self.config.shard_count) != self.id
+                || !self.is_local(meta, partition)
+            {
                 continue;
             }
             let existing = self
@@ -273,7 +427,7 @@ impl Shard {
     /// undid) leaves the directory. Opening it would hand the old records to the new topic.
     async fn remove_leftover_partitions(&self, meta: &TopicMeta) -> Result<(), AdminError> {
         for partition in 0..meta.partition_count {
-            if self.owner_of(&meta.name, partition) != self.id {
+            if self.owner_of(&meta.name, partition) != self.id || !self.is_local(meta, partition) {
                 continue;
             }
             let dir = self.partition_dir(&meta.name, partition);
@@ -481,6 +635,7 @@ pub async fn control_loop(
                 let result = shard.apply(change).await;
                 let _ = reply.send(result); // the requester may have gone; nothing to undo
             }
+            ShardMessage::Nodes(nodes) => shard.set_nodes(nodes),
             ShardMessage::Shutdown { reply } => return Some(reply),
         }
     }

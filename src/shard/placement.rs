@@ -30,6 +30,10 @@ pub struct Placement {
     /// The brokers a manual assignment gave each partition, by partition index, the leader
     /// first; empty (or past the end): placed by hash.
     pub replicas: Vec<Vec<i32>>,
+    /// In a cluster, the node each partition lives on, by partition index (chosen round-robin
+    /// when the partition was created); empty on a single node, where every partition is
+    /// local. Inside its node a partition goes to a shard as above.
+    pub nodes: Vec<u64>,
 }
 
 impl Default for Placement {
@@ -37,6 +41,7 @@ impl Default for Placement {
         Placement {
             replication_factor: 1,
             replicas: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 }
@@ -50,6 +55,12 @@ impl Placement {
             .and_then(|brokers| usize::try_from(brokers[0]).ok())
             .filter(|&shard| shard < shard_count);
         assigned.unwrap_or_else(|| owner_shard(topic, partition, shard_count))
+    }
+
+    /// The cluster node `partition` lives on; `None` on a single node (or for a partition
+    /// created before the node joined a cluster), where it is local.
+    pub fn node_of(&self, partition: i32) -> Option<u64> {
+        self.nodes.get(usize::try_from(partition).ok()?).copied()
     }
 
     /// The replicas Metadata lists for `partition` led by `leader`: its assignment when that
@@ -102,6 +113,7 @@ pub fn check_new_topic(
             placement: Placement {
                 replication_factor,
                 replicas: Vec::new(),
+                nodes: Vec::new(),
             },
         });
     }
@@ -148,6 +160,7 @@ pub fn check_new_topic(
         placement: Placement {
             replication_factor,
             replicas,
+            nodes: Vec::new(),
         },
     })
 }
@@ -259,6 +272,7 @@ mod tests {
             placement: Placement {
                 replication_factor,
                 replicas: Vec::new(),
+                nodes: Vec::new(),
             },
         };
         assert_eq!(check_new_topic(-1, -1, &[], 2).ok(), Some(layout(None, 1)));
@@ -277,7 +291,8 @@ mod tests {
                 .map(|l| l.placement),
             Some(Placement {
                 replication_factor: 1,
-                replicas: vec![vec![1], vec![0]]
+                replicas: vec![vec![1], vec![0]],
+                nodes: Vec::new(),
             })
         );
         // The first broker listed (the preferred leader) gets the partition.
@@ -287,7 +302,8 @@ mod tests {
                 .map(|l| l.placement),
             Some(Placement {
                 replication_factor: 2,
-                replicas: vec![vec![1, 0]]
+                replicas: vec![vec![1, 0]],
+                nodes: Vec::new(),
             })
         );
         assert_eq!(kind(check_new_topic(2, -1, &[one(0, 0)], 2)), "request");

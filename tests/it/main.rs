@@ -37,6 +37,7 @@ mod broker_dynamic_configs_are_altered_described_and_kept;
 mod broker_message_max_bytes_bounds_existing_topics;
 mod cli_admin_commands_speak_tls;
 mod cluster_metadata_raft_fails_over_and_catches_up;
+mod cluster_topics_are_replicated_and_spread_over_nodes;
 mod compacted_topic_keeps_latest_value_per_key;
 mod compacted_topic_refuses_decompression_bombs;
 mod compacted_topic_refuses_keyless_records;

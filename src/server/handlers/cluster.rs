@@ -33,10 +33,10 @@ pub fn describe_cluster(
     let request: DescribeClusterRequest = ctx.decode(&mut body)?;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(shard.config.cluster_id.clone()))
-        .with_controller_id(BrokerId(0))
+        .with_controller_id(BrokerId(shard.controller_id()))
         .with_brokers(
             shard
-                .brokers_for(session)
+                .cluster_brokers_for(session)
                 .iter()
                 .map(|b| {
                     DescribeClusterBroker::default()

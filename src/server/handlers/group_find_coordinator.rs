@@ -74,8 +74,7 @@ fn find(shard: &Shard, session: &Session, key: &str, key_type: i8) -> Found {
         };
     }
     // Transactional ids are placed like group ids (see `txn`).
-    let shard_id = crate::group::coordinator_shard(key, shard.config.shard_count);
-    match shard.brokers_for(session).get(shard_id) {
+    match shard.coordinator_broker(session, key) {
         Some(broker) => Found {
             error: None,
             node_id: broker.node_id,

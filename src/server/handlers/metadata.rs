@@ -1,4 +1,5 @@
-//! Metadata: every shard is a broker; each partition's leader is the shard that owns it.
+//! Metadata: every shard is a broker (in a cluster, every node's); each partition's leader
+//! is the shard that owns it.
 //! Unknown topics are auto-created (when the broker and the request allow it) before answering.
 
 use std::rc::Rc;
@@ -201,7 +202,7 @@ fn build(
     let mut response = MetadataResponse::default()
         .with_brokers(
             shard
-                .brokers_for(session)
+                .cluster_brokers_for(session)
                 .iter()
                 .map(|b| {
                     MetadataResponseBroker::default()
@@ -212,7 +213,7 @@ fn build(
                 .collect(),
         )
         .with_cluster_id(Some(StrBytes::from_string(shard.config.cluster_id.clone())))
-        .with_controller_id(BrokerId(0))
+        .with_controller_id(BrokerId(shard.controller_id()))
         .with_topics(topics);
     if asked.cluster {
         response.cluster_authorized_operations = shard.authorized_operations(
@@ -236,7 +237,7 @@ fn describe(
     let leader_epoch = if version >= 7 { 0 } else { -1 };
     let partitions = (0..meta.partition_count)
         .map(|p| {
-            let leader = i32::try_from(shard.owner_of(&meta.name, p)).unwrap_or(0);
+            let leader = shard.leader_broker(meta, p);
             // Only the leader's copy exists (see shard::placement): the one in sync.
             let replicas = meta.placement.replica_ids(p, leader);
             MetadataResponsePartition::default()

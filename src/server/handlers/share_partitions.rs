@@ -191,7 +191,10 @@ pub(super) async fn acknowledge_target(
 /// The leader to name in a partition's answer: its owner when this shard is not it.
 pub(super) fn leader_hint(shard: &Shard, error: i16, target: &Target) -> i32 {
     if error == code(ResponseError::NotLeaderOrFollower) {
-        i32::try_from(shard.owner_of(&target.topic, target.partition)).unwrap_or(-1)
+        match shard.topic(&target.topic) {
+            Some(meta) => shard.leader_broker(&meta, target.partition),
+            None => -1,
+        }
     } else {
         shard.node_id()
     }

@@ -431,12 +431,13 @@ impl Broker {
             "ready line should list one broker per shard: {ready:?}"
         );
         if self.options.fixed_ports {
-            for (id, addr) in &ready.brokers {
-                // The host is whatever is advertised; the port must be PORT+id.
-                let expected = format!(":{}", self.listen_port as i32 + id);
+            // Listed by shard; a cluster node's broker ids are node_id * 1000 + shard.
+            for (shard, (id, addr)) in ready.brokers.iter().enumerate() {
+                // The host is whatever is advertised; the port must be PORT+shard.
+                let expected = format!(":{}", usize::from(self.listen_port) + shard);
                 assert!(
                     addr.ends_with(&expected),
-                    "shard {id} should listen on PORT+{id}: {addr}"
+                    "shard {shard} (broker {id}) should listen on PORT+{shard}: {addr}"
                 );
             }
         }

@@ -1,0 +1,360 @@
+//! The catalog as the cluster's metadata state machine (issue 17, docs/cluster.md).
+//!
+//! A Raft record is one [`MetaChange`]: a catalog change with its precondition, as shard 0's
+//! [`CatalogOwner`](super::catalog_owner::CatalogOwner) validated it against its own copy of
+//! the catalog. Every node's [`CatalogMachine`] applies committed records in log order to an
+//! image of the replicated state (topics, broker configs, registered nodes), which is also
+//! what a Raft snapshot holds, and hands what changed to its shard 0 as [`Committed`]; shard 0
+//! persists it and broadcasts it to its shards through the same `ShardMessage::Apply` path a
+//! single node uses.
+//!
+//! Why changes with preconditions rather than whole catalog images: a follower's catalog can
+//! lag the leader's, so an image built there would silently undo a change committed
+//! meanwhile (two nodes creating two topics at once would keep only the later one). A change
+//! states what it expects (`CreateTopic`: the name is free; `UpdateTopic`: the topic is still
+//! `from`), and the machine decides, the same way on every node, whether it applies.
+//!
+//! Idempotence: a retried proposal may be committed twice, and after a restart every record
+//! after the last snapshot is applied again. A second `CreateTopic` of the same id, an
+//! `UpdateTopic` that finds the topic already `to`, and a `DeleteTopic` of a topic that is
+//! gone are no-ops that answer "applied". Replayed records are also not handed to the shards
+//! again: the catalog file records the index of the last record it reflects, and shard 0
+//! skips anything at or below it (replaying "create t (id 1), delete t, create t (id 2)"
+//! would otherwise wipe id 2's data).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{CatalogChange, TopicEntry, TopicMeta};
+use super::topic_config::TopicOverrides;
+use crate::cluster::{MetaOutcome, MetaRecord, MetaStateMachine, NodeId};
+
+/// One listener of a node as it advertises it: its host and each shard's port, by shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeListener {
+    pub host: String,
+    pub ports: Vec<u16>,
+}
+
+/// A node as it registered itself: its listeners, in the configured order (every node of a
+/// cluster is expected to configure the same listeners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: NodeId,
+    pub listeners: Vec<NodeListener>,
+}
+
+impl NodeInfo {
+    pub fn shard_count(&self) -> usize {
+        self.listeners.first().map_or(0, |l| l.ports.len())
+    }
+}
+
+/// One metadata record: a change and, implicitly, its precondition (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaChange {
+    /// A new topic: applies if no topic has its name.
+    CreateTopic(TopicEntry),
+    /// New partitions or configs: applies if the topic is still `from`.
+    UpdateTopic { from: TopicEntry, to: TopicEntry },
+    /// Applies if the topic named is the one with `id`.
+    DeleteTopic { name: String, id: String },
+    /// Dynamic configs of a broker resource ("" = cluster default); empty removes them.
+    BrokerConfig {
+        broker: String,
+        overrides: TopicOverrides,
+    },
+    /// A node's advertised listeners, announced at each start.
+    RegisterNode(NodeInfo),
+}
+
+/// What applying a [`MetaChange`] answered, sent back to the proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeOutcome {
+    Applied,
+    TopicExists,
+    UnknownTopic,
+    /// The topic changed since the proposer read it; the request may be retried.
+    Conflict,
+    /// The record could not be decoded or holds an impossible topic.
+    Invalid(String),
+}
+
+impl MetaChange {
+    pub fn encode(&self) -> MetaRecord {
+        MetaRecord {
+            // Only strings, numbers, maps and lists: serialising cannot fail.
+            body: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
+impl ChangeOutcome {
+    pub fn decode(outcome: &MetaOutcome) -> ChangeOutcome {
+        serde_json::from_str(&outcome.body)
+            .unwrap_or_else(|e| ChangeOutcome::Invalid(format!("outcome {:?}: {e}", outcome.body)))
+    }
+
+    fn encode(&self) -> MetaOutcome {
+        MetaOutcome {
+            body: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
+/// What a committed record changed on this node, for shard 0 to persist and broadcast.
+#[derive(Debug)]
+pub enum Committed {
+    /// The catalog changes of the record at `index` (none when it was a no-op or refused;
+    /// shard 0 still learns that `index` is applied).
+    Changes {
+        index: u64,
+        changes: Vec<CatalogChange>,
+    },
+    /// A snapshot installed at `index`: the whole replicated catalog.
+    Image {
+        index: u64,
+        topics: Vec<TopicMeta>,
+        brokers: BTreeMap<String, TopicOverrides>,
+    },
+    /// Every registered node (after a registration or a snapshot).
+    Nodes(Vec<NodeInfo>),
+}
+
+/// The replicated state; its JSON is the Raft snapshot.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct MetaImage {
+    topics: BTreeMap<String, TopicEntry>,
+    brokers: BTreeMap<String, TopicOverrides>,
+    nodes: BTreeMap<NodeId, NodeInfo>,
+}
+
+/// The metadata state machine of one node; lives on its control-plane thread.
+pub struct CatalogMachine {
+    image: MetaImage,
+    shard0: async_channel::Sender<Committed>,
+}
+
+impl CatalogMachine {
+    pub fn new(shard0: async_channel::Sender<Committed>) -> CatalogMachine {
+        CatalogMachine {
+            image: MetaImage::default(),
+            shard0,
+        }
+    }
+
+    fn send(&self, committed: Committed) {
+        // Unbounded: never full. Closed only once shard 0 has stopped, at shutdown.
+        if self.shard0.try_send(committed).is_err() {
+            tracing::debug!("shard 0 has stopped; committed metadata not delivered");
+        }
+    }
+
+    fn apply_change(&mut self, change: MetaChange) -> (ChangeOutcome, Vec<CatalogChange>) {
+        let topics = &mut self.image.topics;
+        match change {
+            MetaChange::CreateTopic(entry) => {
+                let meta = match entry.clone().into_meta() {
+                    Ok(meta) => meta,
+                    Err(e) => return (ChangeOutcome::Invalid(e), Vec::new()),
+                };
+                match topics.get(&meta.name) {
+                    None => {
+                        topics.insert(meta.name.clone(), entry);
+                        (ChangeOutcome::Applied, vec![CatalogChange::Upsert(meta)])
+                    }
+                    // The same creation committed twice.
+                    Some(existing) if *existing == entry => (ChangeOutcome::Applied, Vec::new()),
+                    Some(_) => (ChangeOutcome::TopicExists, Vec::new()),
+                }
+            }
+            MetaChange::UpdateTopic { from, to } => {
+                let meta = match to.clone().into_meta() {
+                    Ok(meta) => meta,
+                    Err(e) => return (ChangeOutcome::Invalid(e), Vec::new()),
+                };
+                match topics.get(&meta.name) {
+                    Some(current) if *current == from => {
+                        topics.insert(meta.name.clone(), to);
+                        (ChangeOutcome::Applied, vec![CatalogChange::Upsert(meta)])
+                    }
+                    Some(current) if *current == to => (ChangeOutcome::Applied, Vec::new()),
+                    Some(_) => (ChangeOutcome::Conflict, Vec::new()),
+                    None => (ChangeOutcome::UnknownTopic, Vec::new()),
+                }
+            }
+            MetaChange::DeleteTopic { name, id } => {
+                let matches = topics.get(&name).map(|t| TopicEntry::id(t) == id);
+                match matches {
+                    Some(true) => {
+                        topics.remove(&name);
+                        (ChangeOutcome::Applied, vec![CatalogChange::Delete { name }])
+                    }
+                    // Deleted already (a duplicate commit, or a concurrent delete).
+                    None => (ChangeOutcome::Applied, Vec::new()),
+                    Some(false) => (ChangeOutcome::UnknownTopic, Vec::new()),
+                }
+            }
+            MetaChange::BrokerConfig { broker, overrides } => {
+                if overrides.is_empty() {
+                    self.image.brokers.remove(&broker);
+                } else {
+                    self.image.brokers.insert(broker.clone(), overrides.clone());
+                }
+                let change = CatalogChange::BrokerConfig { broker, overrides };
+                (ChangeOutcome::Applied, vec![change])
+            }
+            MetaChange::RegisterNode(node) => {
+                self.image.nodes.insert(node.node_id, node);
+                self.send(Committed::Nodes(
+                    self.image.nodes.values().cloned().collect(),
+                ));
+                (ChangeOutcome::Applied, Vec::new())
+            }
+        }
+    }
+}
+
+impl MetaStateMachine for CatalogMachine {
+    fn apply(&mut self, index: u64, record: &MetaRecord) -> MetaOutcome {
+        let (outcome, changes) = match serde_json::from_str::<MetaChange>(&record.body) {
+            Ok(change) => self.apply_change(change),
+            // A record this version cannot read (written by a newer one): skipped the same
+            // way on every node of this version, so their states stay equal.
+            Err(e) => {
+                tracing::error!(index, error = %e, "undecodable metadata record skipped");
+                (ChangeOutcome::Invalid(e.to_string()), Vec::new())
+            }
+        };
+        self.send(Committed::Changes { index, changes });
+        outcome.encode()
+    }
+
+    fn snapshot(&self) -> String {
+        serde_json::to_string(&self.image).unwrap_or_default()
+    }
+
+    fn restore(&mut self, index: u64, snapshot: &str) -> Result<(), String> {
+        self.image = if snapshot.is_empty() {
+            MetaImage::default()
+        } else {
+            serde_json::from_str(snapshot).map_err(|e| e.to_string())?
+        };
+        let topics = self.image.topics.values().cloned();
+        let topics = topics
+            .map(TopicEntry::into_meta)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.send(Committed::Image {
+            index,
+            topics,
+            brokers: self.image.brokers.clone(),
+        });
+        self.send(Committed::Nodes(
+            self.image.nodes.values().cloned().collect(),
+        ));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::placement::Placement;
+
+    fn topic(name: &str, partitions: i32) -> TopicEntry {
+        TopicEntry::of(&TopicMeta {
+            name: name.into(),
+            id: uuid::Uuid::new_v4(),
+            partition_count: partitions,
+            overrides: TopicOverrides::new(),
+            placement: Placement {
+                nodes: vec![1; usize::try_from(partitions).unwrap_or(0)],
+                ..Placement::default()
+            },
+        })
+    }
+
+    fn apply(machine: &mut CatalogMachine, index: u64, change: &MetaChange) -> ChangeOutcome {
+        ChangeOutcome::decode(&machine.apply(index, &change.encode()))
+    }
+
+    #[test]
+    fn records_are_idempotent_and_checked_against_their_precondition() {
+        let (tx, rx) = async_channel::unbounded();
+        let mut machine = CatalogMachine::new(tx);
+        let first = topic("t", 2);
+        let create = MetaChange::CreateTopic(first.clone());
+        assert_eq!(apply(&mut machine, 1, &create), ChangeOutcome::Applied);
+        // The same record committed twice changes nothing the second time.
+        assert_eq!(apply(&mut machine, 2, &create), ChangeOutcome::Applied);
+        let other = MetaChange::CreateTopic(topic("t", 1));
+        assert_eq!(apply(&mut machine, 3, &other), ChangeOutcome::TopicExists);
+        let mut grown = first.clone().into_meta().expect("valid");
+        grown.partition_count = 3;
+        grown.placement.nodes.push(2);
+        let update = MetaChange::UpdateTopic {
+            from: first.clone(),
+            to: TopicEntry::of(&grown),
+        };
+        assert_eq!(apply(&mut machine, 4, &update), ChangeOutcome::Applied);
+        assert_eq!(apply(&mut machine, 5, &update), ChangeOutcome::Applied);
+        let stale = MetaChange::UpdateTopic {
+            from: first.clone(),
+            to: topic("t", 5),
+        };
+        assert_eq!(apply(&mut machine, 6, &stale), ChangeOutcome::Conflict);
+        let delete = MetaChange::DeleteTopic {
+            name: "t".into(),
+            id: grown.id.to_string(),
+        };
+        assert_eq!(apply(&mut machine, 7, &delete), ChangeOutcome::Applied);
+        assert_eq!(apply(&mut machine, 8, &delete), ChangeOutcome::Applied);
+
+        // Shard 0 hears of every index, with a change only where one took effect.
+        let mut changed = Vec::new();
+        while let Ok(Committed::Changes { index, changes }) = rx.try_recv() {
+            changed.push((index, changes.len()));
+        }
+        let expected = [
+            (1, 1),
+            (2, 0),
+            (3, 0),
+            (4, 1),
+            (5, 0),
+            (6, 0),
+            (7, 1),
+            (8, 0),
+        ];
+        assert_eq!(changed, expected);
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_state_on_another_node() {
+        let (tx, _rx) = async_channel::unbounded();
+        let mut leader = CatalogMachine::new(tx);
+        apply(&mut leader, 1, &MetaChange::CreateTopic(topic("a", 3)));
+        let node = NodeInfo {
+            node_id: 2,
+            listeners: vec![NodeListener {
+                host: "h".into(),
+                ports: vec![9092, 9093],
+            }],
+        };
+        apply(&mut leader, 2, &MetaChange::RegisterNode(node.clone()));
+        let (tx, rx) = async_channel::unbounded();
+        let mut follower = CatalogMachine::new(tx);
+        follower
+            .restore(2, &leader.snapshot())
+            .expect("snapshot restores");
+        assert_eq!(follower.snapshot(), leader.snapshot());
+        match rx.try_recv() {
+            Ok(Committed::Image { index, topics, .. }) => {
+                assert_eq!(index, 2);
+                assert_eq!(topics.len(), 1);
+            }
+            other => panic!("expected an image, got {other:?}"),
+        }
+        assert!(matches!(rx.try_recv(), Ok(Committed::Nodes(nodes)) if nodes == [node]));
+    }
+}
