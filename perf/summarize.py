@@ -208,24 +208,6 @@ def iggy_table(run_dir, json_dir, sizes, partitions, acks_list):
                 sc, sc_med = cell_rate(s, key="consume")
                 lines.append(f"| {size} B | {parts} | {acks} | {ip} | {ic} | {il} | {sp} | {sc} "
                              f"| {ratio(sp_med, ip_med)} | {ratio(sc_med, ic_med)} |")
-    half = []
-    for size in sizes:
-        for acks in acks_list:
-            i = iggy_runs(run_dir, f"iggy-halfrate-s{size}-p16-a{acks}")
-            r = load(os.path.join(json_dir, f"halfrate-s{size}-p16-a{acks}.json"))
-            if not i or not r:
-                continue
-            a = r["produce_ack_latency"]
-            _, p50 = iggy_cell(i, "producers", "average_p50_latency_ms", fmt_ms)
-            _, p99 = iggy_cell(i, "producers", "average_p99_latency_ms", fmt_ms)
-            _, p999 = iggy_cell(i, "producers", "average_p999_latency_ms", fmt_ms)
-            half.append(f"| {size} B | {acks} | {fmt_rate(r['workload'].get('rate'))} | {fmt_ms(p50)} | {fmt_ms(p99)} "
-                        f"| {fmt_ms(p999)} | {fmt_ms(a['p50_ms'])} | {fmt_ms(a['p99_ms'])} | {fmt_ms(a['p999_ms'])} |")
-    if half:
-        lines += ["", "Same offered load as sluice's half-rate run (16 partitions; Iggy batches of 100 messages):", "",
-                  "| size | acks | rate msgs/s | Iggy send p50 | Iggy send p99 | Iggy send p99.9 "
-                  "| sluice ack p50 | sluice ack p99 | sluice ack p99.9 |",
-                  "|---|---|---|---|---|---|---|---|---|"] + half
     return lines
 
 
