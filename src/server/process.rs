@@ -232,10 +232,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
                 .filter_map(|(shard_id, addrs)| {
                     let addr = addrs.as_ref()?.get(index)?;
                     Some(BrokerAddress {
-                        node_id: match &config.cluster {
-                            Some(peers) => crate::shard::cluster_broker_id(peers.node_id, shard_id),
-                            None => i32::try_from(shard_id).unwrap_or(i32::MAX),
-                        },
+                        node_id: crate::shard::broker_id(
+                            config.cluster.as_ref().map(|peers| peers.node_id),
+                            shard_id,
+                        ),
                         host: listener.advertised_host.clone(),
                         port: addr.port(),
                     })

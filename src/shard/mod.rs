@@ -101,6 +101,15 @@ pub(crate) fn fnv_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// Shard `shard`'s Kafka broker id: the shard index on a single node, and
+/// [`cluster_broker_id`] on a cluster node `node`.
+pub fn broker_id(node: Option<crate::cluster::NodeId>, shard: usize) -> i32 {
+    match node {
+        Some(node_id) => cluster_broker_id(node_id, shard),
+        None => i32::try_from(shard).unwrap_or(i32::MAX),
+    }
+}
+
 /// A cluster node's shard `s` is Kafka broker `node_id * 1000 + s`.
 pub fn cluster_broker_id(node_id: crate::cluster::NodeId, shard: usize) -> i32 {
     let id = node_id
@@ -153,10 +162,7 @@ impl Shard {
 
     /// The Kafka broker id of this node's shard `shard`.
     pub fn broker_id(&self, shard: usize) -> i32 {
-        match &self.cluster {
-            Some(cluster) => cluster_broker_id(cluster.node_id, shard),
-            None => i32::try_from(shard).unwrap_or(i32::MAX),
-        }
+        broker_id(self.cluster.as_ref().map(|c| c.node_id), shard)
     }
 
     /// Whether `partition` of `meta` lives on this node (always, on a single node).
