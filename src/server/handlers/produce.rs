@@ -236,11 +236,13 @@ fn append_all(
         );
     }
     let response = ProduceResponse::default().with_responses(responses);
-    let refused = response
-        .responses
-        .iter()
-        .flat_map(|t| &t.partition_responses)
-        .any(|p| p.error_code != 0);
+    // Only acks=0 needs it: there is no answer to carry a refusal, so the connection closes.
+    let refused = acks == 0
+        && response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0);
     let no_backlog = backlogged.is_empty();
     // A partition whose disk backlog is full holds this request's answer (and so its
     // memory budget) until the writer catches up: producers that outrun the disk slow down
