@@ -5,8 +5,9 @@
 //! In a cluster (docs/cluster.md) the validated change is proposed to the metadata Raft
 //! group instead of persisted here; every node's `CatalogMachine` hands committed changes
 //! back to its shard 0, which persists and broadcasts them as above, so this node and every
-//! other apply the same changes in the same order. SCRAM credentials and ACLs stay
-//! node-local for now.
+//! other apply the same changes in the same order. SCRAM credentials and ACLs go the same
+//! way: AlterUserScramCredentials, CreateAcls and DeleteAcls on any node are proposed
+//! (forwarded to the leader) and applied by every node.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use super::broker_config;
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicEntry, TopicMeta};
-use super::catalog_machine::{ChangeOutcome, Committed, MetaChange, NodeInfo};
+use super::catalog_machine::{ChangeOutcome, Committed, MetaChange, NodeInfo, Users};
 use super::control::{
     AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ScramChange,
     ShardMessage,
@@ -29,6 +30,7 @@ use crate::cluster::{ClusterError, ControlPlane, NodeId};
 use crate::constants::TOPIC_PARTITIONS_MAX;
 use crate::log::LogConfig;
 use crate::security::acl::{AclBinding, AclFilter};
+use crate::security::sasl::scram_credential::ScramEntry;
 
 pub struct CatalogOwner {
     catalog: Catalog,
@@ -459,10 +461,21 @@ impl CatalogOwner {
                 broker: broker.clone(),
                 overrides: overrides.clone(),
             },
-            // Not replicated yet (docs/cluster.md): this node's alone.
-            CatalogChange::ScramCredential { .. } | CatalogChange::Acls { .. } => {
-                return self.commit_locally(change).await;
-            }
+            CatalogChange::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => MetaChange::ScramCredential {
+                user: user.clone(),
+                mechanism: mechanism.name().to_owned(),
+                credential: credential.as_ref().map(|c| ScramEntry::new(*mechanism, c)),
+            },
+            // DeleteAcls matched its filters against this node's copy; a binding another node
+            // created meanwhile is not deleted (it was not there when the filter ran).
+            CatalogChange::Acls { created, deleted } => MetaChange::Acls {
+                created: created.clone(),
+                deleted: deleted.clone(),
+            },
         };
         let (index, outcome) = cluster
             .plane
@@ -523,9 +536,12 @@ impl CatalogOwner {
                 index,
                 topics,
                 brokers,
+                users,
+                acls,
             } => {
                 if index > self.catalog.applied_index() {
-                    let changes = self.catalog_diff(&topics, &brokers);
+                    let mut changes = self.catalog_diff(&topics, &brokers);
+                    changes.extend(self.security_diff(&users, acls));
                     self.apply_changes(index, changes).await;
                 }
             }
@@ -574,6 +590,46 @@ impl CatalogOwner {
                     overrides: overrides.clone(),
                 });
             }
+        }
+        changes
+    }
+
+    /// The changes that turn this node's SCRAM credentials and ACLs into a snapshot's. A
+    /// credential only this node has (`sluice user add --data-dir` on it) goes: the
+    /// replicated state is the cluster's.
+    fn security_diff(&self, users: &Users, acls: Vec<AclBinding>) -> Vec<CatalogChange> {
+        let mut changes = Vec::new();
+        for (user, mechanisms) in self.catalog.scram_users() {
+            for (mechanism, _) in mechanisms {
+                if !users.get(user).is_some_and(|m| m.contains_key(&mechanism)) {
+                    changes.push(CatalogChange::ScramCredential {
+                        user: user.to_owned(),
+                        mechanism,
+                        credential: None,
+                    });
+                }
+            }
+        }
+        for (user, credentials) in users {
+            for (mechanism, credential) in credentials {
+                if self.catalog.scram_credential(user, *mechanism) != Some(credential) {
+                    changes.push(CatalogChange::ScramCredential {
+                        user: user.clone(),
+                        mechanism: *mechanism,
+                        credential: Some(credential.clone()),
+                    });
+                }
+            }
+        }
+        let current = self.catalog.acls();
+        let deleted: Vec<AclBinding> = current
+            .iter()
+            .filter(|a| !acls.contains(a))
+            .cloned()
+            .collect();
+        let created: Vec<AclBinding> = acls.into_iter().filter(|a| !current.contains(a)).collect();
+        if !created.is_empty() || !deleted.is_empty() {
+            changes.push(CatalogChange::Acls { created, deleted });
         }
         changes
     }
