@@ -231,6 +231,7 @@ impl CatalogOwner {
         };
         if let Some(cluster) = &self.cluster {
             meta.placement.nodes = cluster.place(&meta.name, 0, meta.partition_count)?;
+            meta.placement.pin_assigned_nodes();
         }
         if !validate_only {
             self.commit(CatalogChange::Upsert(meta.clone())).await?;
@@ -276,7 +277,7 @@ impl CatalogOwner {
             let placed = placement::check_new_partitions(
                 count - meta.partition_count,
                 &assignments,
-                self.shards.len(),
+                &self.broker_ids(),
                 meta.placement.replication_factor,
             )?;
             let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
@@ -288,6 +289,7 @@ impl CatalogOwner {
             if meta.placement.nodes.len() == usize::try_from(meta.partition_count).unwrap_or(0) {
                 let placed = cluster.place(&name, meta.partition_count, count)?;
                 meta.placement.nodes.extend(placed);
+                meta.placement.pin_assigned_nodes();
             }
         }
         meta.partition_count = count;
@@ -295,6 +297,21 @@ impl CatalogOwner {
             return Ok(());
         }
         self.commit(CatalogChange::Upsert(meta)).await
+    }
+
+    /// Every broker id an assignment may name: this node's shards, or in a cluster every
+    /// registered node's (see `Shard::broker_ids`).
+    fn broker_ids(&self) -> Vec<i32> {
+        match &self.cluster {
+            None => (0..self.shards.len())
+                .map(|s| super::broker_id(None, s))
+                .collect(),
+            Some(cluster) => cluster
+                .nodes
+                .values()
+                .flat_map(|n| (0..n.shard_count()).map(|s| super::cluster_broker_id(n.node_id, s)))
+                .collect(),
+        }
     }
 
     async fn alter_config(

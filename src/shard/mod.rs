@@ -248,6 +248,22 @@ impl Shard {
         brokers
     }
 
+    /// Every broker id a manual replica assignment may name: this node's shards, and in a
+    /// cluster every registered node's.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let own = (0..self.config.shard_count).map(|s| self.broker_id(s));
+        let mut ids: Vec<i32> = own.collect();
+        if let Some(cluster) = &self.cluster {
+            for node in cluster.nodes.borrow().iter() {
+                if node.node_id != cluster.node_id {
+                    let shards = 0..node.shard_count();
+                    ids.extend(shards.map(|s| cluster_broker_id(node.node_id, s)));
+                }
+            }
+        }
+        ids
+    }
+
     /// The broker coordinating a group or transactional id, as the session's listener
     /// advertises it: the shard its id hashes to (see `group::coordinator_shard`), on a
     /// single node this one; in a cluster on the node a second hash of the id picks among

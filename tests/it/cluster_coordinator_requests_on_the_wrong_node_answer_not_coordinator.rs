@@ -16,12 +16,12 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, ShareGroupHeartbeatRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
-    commit_each, committed_each, create_topic_via, metadata_client, start_cluster, wait_registered,
+    commit_each, committed_each, create_topic_via, registered_clients, start_cluster,
     CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
@@ -131,8 +131,7 @@ fn listed_groups(addr: &str) -> Vec<String> {
 #[test]
 fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
     let nodes = start_cluster(&[]);
-    let clients: Vec<BaseConsumer> = nodes.iter().map(metadata_client).collect();
-    wait_registered(&clients);
+    registered_clients(&nodes);
     let topic = topic_name("coordinated");
     let partitions = 3;
     create_topic_via(&nodes[0], &topic, partitions);

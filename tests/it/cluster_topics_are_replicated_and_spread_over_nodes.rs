@@ -14,8 +14,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Offset;
 
 use crate::cluster_support::{
-    commit_each, committed_each, create_topic_via, metadata_client, start_cluster, wait_registered,
-    CLUSTER_TIMEOUT, NODES,
+    commit_each, committed_each, create_topic_via, metadata_client, registered_clients,
+    start_cluster, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{
     assign, consume_count, consumer, produce_all, producer, topic_leaders, topic_name, wait_until,
@@ -34,8 +34,7 @@ fn cluster_topics_are_replicated_and_spread_over_nodes() {
     let mut nodes = start_cluster(&[]);
 
     // Every node registers its listeners through Raft; each node's Metadata lists all of them.
-    let clients: Vec<BaseConsumer> = nodes.iter().map(metadata_client).collect();
-    wait_registered(&clients);
+    let clients = registered_clients(&nodes);
     eprintln!(
         "all {NODES} nodes registered and listed everywhere {:?} after the first start",
         started.elapsed()

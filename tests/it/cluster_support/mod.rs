@@ -69,35 +69,52 @@ pub fn all_broker_ids() -> BTreeSet<i32> {
         .collect()
 }
 
-/// Waits until every node's Metadata lists every node's brokers: all have registered.
-pub fn wait_registered(clients: &[BaseConsumer]) {
+/// A metadata client of each node, once every node's Metadata lists every node's brokers:
+/// all have registered.
+pub fn registered_clients(nodes: &[Broker]) -> Vec<BaseConsumer> {
+    let clients: Vec<BaseConsumer> = nodes.iter().map(metadata_client).collect();
     let expected = all_broker_ids();
     wait_until(
         "every node to list every node's brokers",
         CLUSTER_TIMEOUT,
         || clients.iter().all(|c| broker_ids(c) == expected),
     );
+    clients
 }
 
-/// CreateTopics through `node`, retried while the cluster has no metadata leader yet.
-pub fn create_topic_via(node: &Broker, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+/// An admin client of `node`.
+pub fn admin_client(node: &Broker) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
         .set("bootstrap.servers", node.bootstrap())
         .create()
-        .expect("create admin client");
+        .expect("create admin client")
+}
+
+/// CreateTopics of `new_topic` through `node`, retried while the cluster has no metadata
+/// leader yet (NOT_CONTROLLER); any other outcome is returned.
+pub fn try_create_topic_via(node: &Broker, new_topic: &NewTopic) -> Result<(), RDKafkaErrorCode> {
+    let admin = admin_client(node);
     let options = AdminOptions::new().operation_timeout(Some(CLUSTER_TIMEOUT));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
     loop {
-        let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
+        let results = futures_lite::future::block_on(admin.create_topics([new_topic], &options))
             .expect("CreateTopics request");
         match &results[..] {
-            [Ok(_)] => return,
+            [Ok(_)] => return Ok(()),
             [Err((_, RDKafkaErrorCode::NotController))] if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            other => panic!("CreateTopics {topic}: {other:?}"),
+            [Err((_, code))] => return Err(*code),
+            other => panic!("CreateTopics {}: {other:?}", new_topic.name),
         }
+    }
+}
+
+/// CreateTopics through `node`, which must succeed.
+pub fn create_topic_via(node: &Broker, topic: &str, partitions: i32) {
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    if let Err(code) = try_create_topic_via(node, &new_topic) {
+        panic!("CreateTopics {topic}: {code:?}");
     }
 }
 
