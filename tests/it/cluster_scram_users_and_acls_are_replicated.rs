@@ -84,10 +84,15 @@ fn cluster_scram_users_and_acls_are_replicated() {
     as_admin(&nodes[0], &["user", "add", ADMIN.0, "--password", ADMIN.1]);
     assert!(!authenticates(&nodes[2], ALICE), "alice does not exist yet");
     as_admin(&nodes[0], &["user", "add", ALICE.0, "--password", ALICE.1]);
+    let created = std::time::Instant::now();
     wait_until(
         "alice, created through node 1, to authenticate on node 3",
         CLUSTER_TIMEOUT,
         || authenticates(&nodes[2], ALICE),
+    );
+    eprintln!(
+        "alice authenticated on node 3 {:?} after `sluice user add` answered on node 1",
+        created.elapsed()
     );
 
     // An ACL created through node 2 (by the replicated administrator) denies on node 1.
@@ -115,7 +120,12 @@ fn cluster_scram_users_and_acls_are_replicated() {
         topic_error(&nodes[0], ALICE, &topic)
             == Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
     };
+    let acl_created = std::time::Instant::now();
     wait_until("node 1 to deny alice the topic", CLUSTER_TIMEOUT, denied);
+    eprintln!(
+        "node 1 denied alice {:?} after `sluice acl add` answered on node 2",
+        acl_created.elapsed()
+    );
 
     // Both survive restarts: node 3 killed, node 1 stopped, each started again.
     nodes[2].kill();
