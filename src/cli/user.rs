@@ -172,5 +172,15 @@ fn add_offline(
         });
     }
     // The catalog is written through io's atomic-write helper, which runs on an executor.
-    crate::io::block_on_local(catalog.persist(data_dir)).map_err(|e| offline(e.to_string()))
+    crate::io::block_on_local(catalog.persist(data_dir)).map_err(|e| offline(e.to_string()))?;
+    if data_dir.join(crate::server::process::RAFT_DIR).is_dir() {
+        // Credentials of a cluster are replicated through its metadata Raft group; this file
+        // is one node's copy (docs/cluster.md).
+        eprintln!(
+            "note: {} belongs to a cluster node: {name} can authenticate on this node only; \
+             add it again through a running node (--bootstrap) to replicate it",
+            data_dir.display()
+        );
+    }
+    Ok(())
 }

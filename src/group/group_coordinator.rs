@@ -17,7 +17,9 @@ use super::classic_group::{
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::offset_store::{Durable, OffsetStore};
-use super::{coordinator_shard, GroupConfig, GroupError, TopicCatalog, GROUP_ID_BYTES_MAX};
+use super::{
+    coordinator_shard, GroupConfig, GroupError, NodeKeys, TopicCatalog, GROUP_ID_BYTES_MAX,
+};
 
 /// How often offsets of empty groups are checked for expiry (Kafka:
 /// `offsets.retention.check.interval.ms`).
@@ -111,6 +113,8 @@ pub struct CommitIdentity {
 pub struct GroupCoordinator {
     shard_id: usize,
     shard_count: usize,
+    /// The group ids this node serves (all of them on a single node).
+    node_keys: NodeKeys,
     config: GroupConfig,
     groups: RefCell<HashMap<String, Group>>,
     offsets: OffsetStore,
@@ -119,7 +123,13 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    pub fn new(data_dir: &Path, shard_id: usize, shard_count: usize, config: GroupConfig) -> Self {
+    pub fn new(
+        data_dir: &Path,
+        shard_id: usize,
+        shard_count: usize,
+        node_keys: NodeKeys,
+        config: GroupConfig,
+    ) -> Self {
         let offsets = OffsetStore::new(
             data_dir,
             shard_id,
@@ -129,6 +139,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             shard_id,
             shard_count,
+            node_keys,
             config,
             groups: RefCell::new(HashMap::new()),
             offsets,
@@ -159,9 +170,10 @@ impl GroupCoordinator {
         self.offsets.close().await;
     }
 
-    /// Whether this shard coordinates `group_id`.
+    /// Whether this shard coordinates `group_id`: it hashes to this shard, on this node.
     pub fn is_coordinator(&self, group_id: &str) -> bool {
         coordinator_shard(group_id, self.shard_count) == self.shard_id
+            && self.node_keys.owns(group_id)
     }
 
     fn check(&self, group_id: &str) -> Result<(), GroupError> {
@@ -512,7 +524,9 @@ impl GroupCoordinator {
 
     // ---- admin ------------------------------------------------------------------------
 
-    /// ListGroups: this shard's groups, including groups known only by their offsets.
+    /// ListGroups: this shard's groups, including groups known only by their offsets. Only
+    /// groups it coordinates: offsets a cluster node kept from before it was one are not
+    /// its to list (the group's coordinator lists the group).
     pub fn list(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
         let mut listed: BTreeMap<String, GroupListing> = BTreeMap::new();
         for (id, group) in self.groups.borrow().iter() {
@@ -544,7 +558,7 @@ impl GroupCoordinator {
         }
         listed
             .into_values()
-            .filter(|l| l.matches(states, types))
+            .filter(|l| self.node_keys.owns(&l.group_id) && l.matches(states, types))
             .collect()
     }
 
@@ -794,7 +808,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_owned();
         crate::io::block_on_local(async move {
-            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, GroupConfig::default());
+            let coordinator =
+                GroupCoordinator::new(&data_dir, 0, 1, NodeKeys::ALL, GroupConfig::default());
             coordinator.load().await.expect("load");
             let who = |member_id: &str, generation_or_epoch, member_epochs| CommitIdentity {
                 member_id: member_id.to_owned(),
@@ -856,7 +871,7 @@ mod tests {
                 offsets_retention_ms: 1_000,
                 ..GroupConfig::default()
             };
-            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, config);
+            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, NodeKeys::ALL, config);
             coordinator.load().await.expect("load");
             let simple = CommitIdentity {
                 member_id: String::new(),
@@ -885,6 +900,29 @@ mod tests {
             let fetched = |group| coordinator.fetch_offsets(group, None).expect("fetch").len();
             assert_eq!(fetched("old"), 0, "expired");
             assert_eq!(fetched("recent"), 1, "kept");
+            coordinator.close().await;
+        });
+    }
+
+    #[test]
+    fn a_cluster_node_refuses_groups_of_another_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_owned();
+        crate::io::block_on_local(async move {
+            // Node slot 1 of 3, one shard: a group hashing to another slot is not its own.
+            let keys = NodeKeys::slot(1, 3);
+            let coordinator = GroupCoordinator::new(&data_dir, 0, 1, keys, GroupConfig::default());
+            coordinator.load().await.expect("load");
+            let foreign = (0..100)
+                .map(|i| format!("group-{i}"))
+                .find(|g| NodeKeys::slot_of(g, 3) != 1)
+                .expect("some group hashes elsewhere");
+            assert!(!coordinator.is_coordinator(&foreign));
+            assert_eq!(
+                coordinator.fetch_offsets(&foreign, None).err(),
+                Some(GroupError::NotCoordinator(foreign.clone()))
+            );
+            assert!(coordinator.list(&[], &[]).is_empty());
             coordinator.close().await;
         });
     }

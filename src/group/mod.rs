@@ -60,15 +60,56 @@ const _: () = assert!(GROUP_ID_BYTES_MAX <= offset_record::RECORD_STRING_BYTES_M
 
 /// The offsets partition of `group_id`.
 pub fn offsets_partition(group_id: &str) -> u32 {
+    (key_hash(group_id) % u64::from(OFFSETS_PARTITION_COUNT)) as u32
+}
+
+/// FNV-1a of a key: stable across nodes and versions, since placement depends on it.
+fn key_hash(key: &str) -> u64 {
     use std::hash::Hasher;
     let mut hasher = fnv::FnvHasher::default();
-    hasher.write(group_id.as_bytes());
-    (hasher.finish() % u64::from(OFFSETS_PARTITION_COUNT)) as u32
+    hasher.write(key.as_bytes());
+    hasher.finish()
 }
 
 /// The shard that coordinates `group_id`.
 pub fn coordinator_shard(group_id: &str, shard_count: usize) -> usize {
     offsets_partition(group_id) as usize % shard_count.max(1)
+}
+
+/// Which coordinator keys (group ids, transactional ids) this node serves. A single node
+/// serves every key. In a cluster, a key's node is the one a hash of the key picks among the
+/// configured peers ([`NodeKeys::slot_of`]); FindCoordinator names that node's broker, and
+/// the other nodes answer NOT_COORDINATOR, as Kafka's brokers do, so a client that asks the
+/// wrong node looks the coordinator up again instead of splitting the group. shard/ builds
+/// the value from the peer list (group/ sits below cluster/ and cannot read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeKeys {
+    /// This node's position among the peers, ordered by node id.
+    slot: usize,
+    /// How many peers share the keys.
+    slots: usize,
+}
+
+impl NodeKeys {
+    /// Every key: a single node.
+    pub const ALL: NodeKeys = NodeKeys { slot: 0, slots: 1 };
+
+    /// The keys that hash to `slot` of `slots` (a cluster node's share).
+    pub fn slot(slot: usize, slots: usize) -> NodeKeys {
+        NodeKeys {
+            slot,
+            slots: slots.max(1),
+        }
+    }
+
+    /// The slot (peer position, by node id) coordinating `key` among `slots` peers.
+    pub fn slot_of(key: &str, slots: usize) -> usize {
+        usize::try_from(key_hash(key) % slots.max(1) as u64).unwrap_or(0)
+    }
+
+    pub fn owns(&self, key: &str) -> bool {
+        self.slots <= 1 || NodeKeys::slot_of(key, self.slots) == self.slot
+    }
 }
 
 /// Tunables of the group coordinator (Kafka's `group.*` and `offsets.*` broker settings).
@@ -120,6 +161,15 @@ mod tests {
             assert!(shard < shard_count);
             assert_eq!(shard, coordinator_shard("orders", shard_count));
             assert_eq!(shard, offsets_partition("orders") as usize % shard_count);
+        }
+    }
+
+    #[test]
+    fn every_key_has_exactly_one_node() {
+        let nodes: Vec<NodeKeys> = (0..3).map(|slot| NodeKeys::slot(slot, 3)).collect();
+        for key in ["orders", "payments", "txn-1", "", "g"] {
+            assert_eq!(nodes.iter().filter(|n| n.owns(key)).count(), 1, "{key}");
+            assert!(NodeKeys::ALL.owns(key));
         }
     }
 }

@@ -366,7 +366,7 @@ fn reload_tls(tls: Option<&crate::security::tls::TlsReloader>) {
 }
 
 /// Where a cluster node keeps its metadata Raft log, vote and snapshot, inside the data dir.
-const RAFT_DIR: &str = "raft";
+pub const RAFT_DIR: &str = "raft";
 
 /// How long every shard together may take to open its partitions and listen.
 const SHARD_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -3,10 +3,10 @@
 //! A Raft record is one [`MetaChange`]: a catalog change with its precondition, as shard 0's
 //! [`CatalogOwner`](super::catalog_owner::CatalogOwner) validated it against its own copy of
 //! the catalog. Every node's [`CatalogMachine`] applies committed records in log order to an
-//! image of the replicated state (topics, broker configs, registered nodes), which is also
-//! what a Raft snapshot holds, and hands what changed to its shard 0 as [`Committed`]; shard 0
-//! persists it and broadcasts it to its shards through the same `ShardMessage::Apply` path a
-//! single node uses.
+//! image of the replicated state (topics, broker configs, registered nodes, SCRAM
+//! credentials, ACLs), which is also what a Raft snapshot holds, and hands what changed to
+//! its shard 0 as [`Committed`]; shard 0 persists it and broadcasts it to its shards through
+//! the same `ShardMessage::Apply` path a single node uses.
 //!
 //! Why changes with preconditions rather than whole catalog images: a follower's catalog can
 //! lag the leader's, so an image built there would silently undo a change committed
@@ -29,6 +29,9 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{CatalogChange, TopicEntry, TopicMeta};
 use super::topic_config::TopicOverrides;
 use crate::cluster::{MetaOutcome, MetaRecord, MetaStateMachine, NodeId};
+use crate::security::acl::AclBinding;
+use crate::security::sasl::scram_credential::ScramEntry;
+use crate::security::sasl::SaslMechanism;
 
 /// One listener of a node as it advertises it: its host and each shard's port, by shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,19 @@ pub enum MetaChange {
     },
     /// A node's advertised listeners, announced at each start.
     RegisterNode(NodeInfo),
+    /// A user's SCRAM credential for one mechanism (salted keys, never a password): set, or
+    /// removed when `credential` is `None` (removing one that is gone is a no-op).
+    ScramCredential {
+        user: String,
+        mechanism: String,
+        credential: Option<ScramEntry>,
+    },
+    /// ACLs added and removed. Adding one present or removing one absent is a no-op, so a
+    /// record needs no precondition: the set it leaves is the same whatever came before.
+    Acls {
+        created: Vec<AclBinding>,
+        deleted: Vec<AclBinding>,
+    },
 }
 
 /// What applying a [`MetaChange`] answered, sent back to the proposer.
@@ -117,10 +133,15 @@ pub enum Committed {
         index: u64,
         topics: Vec<TopicMeta>,
         brokers: BTreeMap<String, TopicOverrides>,
+        users: Users,
+        acls: Vec<AclBinding>,
     },
     /// Every registered node (after a registration or a snapshot).
     Nodes(Vec<NodeInfo>),
 }
+
+/// SCRAM credentials by user, then mechanism.
+pub type Users = BTreeMap<String, BTreeMap<SaslMechanism, crate::security::sasl::ScramCredential>>;
 
 /// The replicated state; its JSON is the Raft snapshot.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -128,6 +149,29 @@ struct MetaImage {
     topics: BTreeMap<String, TopicEntry>,
     brokers: BTreeMap<String, TopicOverrides>,
     nodes: BTreeMap<NodeId, NodeInfo>,
+    /// SCRAM credentials by user, then mechanism name (absent in snapshots of the second
+    /// slice, which kept them node-local).
+    #[serde(default)]
+    users: BTreeMap<String, BTreeMap<String, ScramEntry>>,
+    #[serde(default)]
+    acls: Vec<AclBinding>,
+}
+
+impl MetaImage {
+    fn decoded_users(&self) -> Result<Users, String> {
+        let mut users = Users::new();
+        for (user, entries) in &self.users {
+            for entry in entries.values() {
+                let (mechanism, credential) =
+                    entry.decode().map_err(|e| format!("user {user}: {e}"))?;
+                users
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(mechanism, credential);
+            }
+        }
+        Ok(users)
+    }
 }
 
 /// The metadata state machine of one node; lives on its control-plane thread.
@@ -212,7 +256,79 @@ impl CatalogMachine {
                 ));
                 (ChangeOutcome::Applied, Vec::new())
             }
+            MetaChange::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self.apply_scram(user, mechanism, credential),
+            MetaChange::Acls { created, deleted } => {
+                let acls = &mut self.image.acls;
+                let deleted: Vec<AclBinding> =
+                    deleted.into_iter().filter(|a| acls.contains(a)).collect();
+                acls.retain(|a| !deleted.contains(a));
+                let mut added = Vec::new();
+                for acl in created {
+                    if !acls.contains(&acl) {
+                        acls.push(acl.clone());
+                        added.push(acl);
+                    }
+                }
+                let changes = if added.is_empty() && deleted.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![CatalogChange::Acls {
+                        created: added,
+                        deleted,
+                    }]
+                };
+                (ChangeOutcome::Applied, changes)
+            }
         }
+    }
+
+    fn apply_scram(
+        &mut self,
+        user: String,
+        mechanism: String,
+        credential: Option<ScramEntry>,
+    ) -> (ChangeOutcome, Vec<CatalogChange>) {
+        let Some(parsed) = SaslMechanism::parse(&mechanism).filter(|m| m.scram_hash().is_some())
+        else {
+            let invalid = format!("unknown SCRAM mechanism {mechanism:?}");
+            return (ChangeOutcome::Invalid(invalid), Vec::new());
+        };
+        let users = &mut self.image.users;
+        let decoded = match credential {
+            Some(entry) => match entry.decode() {
+                Ok((m, decoded)) if m == parsed => {
+                    let credentials = users.entry(user.clone()).or_default();
+                    credentials.insert(mechanism, entry);
+                    Some(decoded)
+                }
+                Ok(_) => {
+                    let invalid = format!("credential of user {user} is not {mechanism}");
+                    return (ChangeOutcome::Invalid(invalid), Vec::new());
+                }
+                Err(e) => return (ChangeOutcome::Invalid(e), Vec::new()),
+            },
+            None => {
+                let removed = users.get_mut(&user).and_then(|c| c.remove(&mechanism));
+                if users.get(&user).is_some_and(BTreeMap::is_empty) {
+                    users.remove(&user);
+                }
+                if removed.is_none() {
+                    // Removed already (a duplicate commit, or a concurrent delete).
+                    return (ChangeOutcome::Applied, Vec::new());
+                }
+                None
+            }
+        };
+        let change = CatalogChange::ScramCredential {
+            user,
+            mechanism: parsed,
+            credential: decoded,
+        };
+        (ChangeOutcome::Applied, vec![change])
     }
 }
 
@@ -249,6 +365,8 @@ impl MetaStateMachine for CatalogMachine {
             index,
             topics,
             brokers: self.image.brokers.clone(),
+            users: self.image.decoded_users()?,
+            acls: self.image.acls.clone(),
         });
         self.send(Committed::Nodes(
             self.image.nodes.values().cloned().collect(),
@@ -356,5 +474,99 @@ mod tests {
             other => panic!("expected an image, got {other:?}"),
         }
         assert!(matches!(rx.try_recv(), Ok(Committed::Nodes(nodes)) if nodes == [node]));
+    }
+
+    #[test]
+    fn credentials_and_acls_replicate_idempotently_and_through_snapshots() {
+        use crate::security::acl::{AclOperation, AclPermission, PatternType, ResourceType};
+        use crate::security::sasl::ScramCredential;
+        let (tx, rx) = async_channel::unbounded();
+        let mut leader = CatalogMachine::new(tx);
+        let credential = ScramCredential {
+            salt: vec![1, 2, 3],
+            iterations: 4096,
+            stored_key: vec![4; 64],
+            server_key: vec![5; 64],
+        };
+        let mechanism = SaslMechanism::ScramSha512;
+        let set = MetaChange::ScramCredential {
+            user: "alice".into(),
+            mechanism: mechanism.name().into(),
+            credential: Some(ScramEntry::new(mechanism, &credential)),
+        };
+        let acl = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "orders".into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: AclPermission::Deny,
+        };
+        let create = MetaChange::Acls {
+            created: vec![acl.clone()],
+            deleted: Vec::new(),
+        };
+        assert_eq!(apply(&mut leader, 1, &set), ChangeOutcome::Applied);
+        assert_eq!(apply(&mut leader, 2, &create), ChangeOutcome::Applied);
+        // Committed twice: the second adds nothing.
+        assert_eq!(apply(&mut leader, 3, &create), ChangeOutcome::Applied);
+        let wrong = MetaChange::ScramCredential {
+            user: "bob".into(),
+            mechanism: "SCRAM-SHA-256".into(),
+            credential: Some(ScramEntry::new(mechanism, &credential)),
+        };
+        assert!(matches!(
+            apply(&mut leader, 4, &wrong),
+            ChangeOutcome::Invalid(_)
+        ));
+        let mut changes = Vec::new();
+        while let Ok(Committed::Changes { changes: c, .. }) = rx.try_recv() {
+            changes.push(c);
+        }
+        assert!(matches!(
+            &changes[0][..],
+            [CatalogChange::ScramCredential { credential: Some(c), .. }] if *c == credential
+        ));
+        assert!(
+            matches!(&changes[1][..], [CatalogChange::Acls { created, .. }] if *created == [acl.clone()])
+        );
+        assert!(changes[2].is_empty() && changes[3].is_empty());
+
+        // A follower restoring the snapshot gets both.
+        let (tx, rx) = async_channel::unbounded();
+        let mut follower = CatalogMachine::new(tx);
+        follower.restore(3, &leader.snapshot()).expect("restores");
+        match rx.try_recv() {
+            Ok(Committed::Image { users, acls, .. }) => {
+                assert_eq!(users["alice"][&mechanism], credential);
+                assert_eq!(acls, std::slice::from_ref(&acl));
+            }
+            other => panic!("expected an image, got {other:?}"),
+        }
+
+        // Removing twice, and removing what is gone, are no-ops after the first.
+        let unset = MetaChange::ScramCredential {
+            user: "alice".into(),
+            mechanism: mechanism.name().into(),
+            credential: None,
+        };
+        let delete = MetaChange::Acls {
+            created: Vec::new(),
+            deleted: vec![acl],
+        };
+        for index in [4, 5] {
+            assert_eq!(apply(&mut follower, index, &unset), ChangeOutcome::Applied);
+        }
+        for index in [6, 7] {
+            assert_eq!(apply(&mut follower, index, &delete), ChangeOutcome::Applied);
+        }
+        assert!(matches!(rx.try_recv(), Ok(Committed::Nodes(_))));
+        let counts: Vec<usize> = std::iter::from_fn(|| match rx.try_recv() {
+            Ok(Committed::Changes { changes, .. }) => Some(changes.len()),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(counts, [1, 0, 1, 0]);
     }
 }

@@ -5,8 +5,9 @@
 //! In a cluster (docs/cluster.md) the validated change is proposed to the metadata Raft
 //! group instead of persisted here; every node's `CatalogMachine` hands committed changes
 //! back to its shard 0, which persists and broadcasts them as above, so this node and every
-//! other apply the same changes in the same order. SCRAM credentials and ACLs stay
-//! node-local for now.
+//! other apply the same changes in the same order. SCRAM credentials and ACLs go the same
+//! way: AlterUserScramCredentials, CreateAcls and DeleteAcls on any node are proposed
+//! (forwarded to the leader) and applied by every node.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use super::broker_config;
 use super::catalog::{validate_topic_name, Catalog, CatalogChange, TopicEntry, TopicMeta};
-use super::catalog_machine::{ChangeOutcome, Committed, MetaChange, NodeInfo};
+use super::catalog_machine::{ChangeOutcome, Committed, MetaChange, NodeInfo, Users};
 use super::control::{
     AdminError, AdminRequest, ConfigEdit, ConfigOp, NewPartitions, NewTopic, ScramChange,
     ShardMessage,
@@ -29,6 +30,7 @@ use crate::cluster::{ClusterError, ControlPlane, NodeId};
 use crate::constants::TOPIC_PARTITIONS_MAX;
 use crate::log::LogConfig;
 use crate::security::acl::{AclBinding, AclFilter};
+use crate::security::sasl::scram_credential::ScramEntry;
 
 pub struct CatalogOwner {
     catalog: Catalog,
@@ -229,6 +231,7 @@ impl CatalogOwner {
         };
         if let Some(cluster) = &self.cluster {
             meta.placement.nodes = cluster.place(&meta.name, 0, meta.partition_count)?;
+            meta.placement.pin_assigned_nodes();
         }
         if !validate_only {
             self.commit(CatalogChange::Upsert(meta.clone())).await?;
@@ -274,7 +277,7 @@ impl CatalogOwner {
             let placed = placement::check_new_partitions(
                 count - meta.partition_count,
                 &assignments,
-                self.shards.len(),
+                &self.broker_ids(),
                 meta.placement.replication_factor,
             )?;
             let first_new = usize::try_from(meta.partition_count).unwrap_or(0);
@@ -286,6 +289,7 @@ impl CatalogOwner {
             if meta.placement.nodes.len() == usize::try_from(meta.partition_count).unwrap_or(0) {
                 let placed = cluster.place(&name, meta.partition_count, count)?;
                 meta.placement.nodes.extend(placed);
+                meta.placement.pin_assigned_nodes();
             }
         }
         meta.partition_count = count;
@@ -293,6 +297,21 @@ impl CatalogOwner {
             return Ok(());
         }
         self.commit(CatalogChange::Upsert(meta)).await
+    }
+
+    /// Every broker id an assignment may name: this node's shards, or in a cluster every
+    /// registered node's (see `Shard::broker_ids`).
+    fn broker_ids(&self) -> Vec<i32> {
+        match &self.cluster {
+            None => (0..self.shards.len())
+                .map(|s| super::broker_id(None, s))
+                .collect(),
+            Some(cluster) => cluster
+                .nodes
+                .values()
+                .flat_map(|n| (0..n.shard_count()).map(|s| super::cluster_broker_id(n.node_id, s)))
+                .collect(),
+        }
     }
 
     async fn alter_config(
@@ -459,10 +478,21 @@ impl CatalogOwner {
                 broker: broker.clone(),
                 overrides: overrides.clone(),
             },
-            // Not replicated yet (docs/cluster.md): this node's alone.
-            CatalogChange::ScramCredential { .. } | CatalogChange::Acls { .. } => {
-                return self.commit_locally(change).await;
-            }
+            CatalogChange::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => MetaChange::ScramCredential {
+                user: user.clone(),
+                mechanism: mechanism.name().to_owned(),
+                credential: credential.as_ref().map(|c| ScramEntry::new(*mechanism, c)),
+            },
+            // DeleteAcls matched its filters against this node's copy; a binding another node
+            // created meanwhile is not deleted (it was not there when the filter ran).
+            CatalogChange::Acls { created, deleted } => MetaChange::Acls {
+                created: created.clone(),
+                deleted: deleted.clone(),
+            },
         };
         let (index, outcome) = cluster
             .plane
@@ -523,9 +553,12 @@ impl CatalogOwner {
                 index,
                 topics,
                 brokers,
+                users,
+                acls,
             } => {
                 if index > self.catalog.applied_index() {
-                    let changes = self.catalog_diff(&topics, &brokers);
+                    let mut changes = self.catalog_diff(&topics, &brokers);
+                    changes.extend(self.security_diff(&users, acls));
                     self.apply_changes(index, changes).await;
                 }
             }
@@ -574,6 +607,46 @@ impl CatalogOwner {
                     overrides: overrides.clone(),
                 });
             }
+        }
+        changes
+    }
+
+    /// The changes that turn this node's SCRAM credentials and ACLs into a snapshot's. A
+    /// credential only this node has (`sluice user add --data-dir` on it) goes: the
+    /// replicated state is the cluster's.
+    fn security_diff(&self, users: &Users, acls: Vec<AclBinding>) -> Vec<CatalogChange> {
+        let mut changes = Vec::new();
+        for (user, mechanisms) in self.catalog.scram_users() {
+            for (mechanism, _) in mechanisms {
+                if !users.get(user).is_some_and(|m| m.contains_key(&mechanism)) {
+                    changes.push(CatalogChange::ScramCredential {
+                        user: user.to_owned(),
+                        mechanism,
+                        credential: None,
+                    });
+                }
+            }
+        }
+        for (user, credentials) in users {
+            for (mechanism, credential) in credentials {
+                if self.catalog.scram_credential(user, *mechanism) != Some(credential) {
+                    changes.push(CatalogChange::ScramCredential {
+                        user: user.clone(),
+                        mechanism: *mechanism,
+                        credential: Some(credential.clone()),
+                    });
+                }
+            }
+        }
+        let current = self.catalog.acls();
+        let deleted: Vec<AclBinding> = current
+            .iter()
+            .filter(|a| !acls.contains(a))
+            .cloned()
+            .collect();
+        let created: Vec<AclBinding> = acls.into_iter().filter(|a| !current.contains(a)).collect();
+        if !created.is_empty() || !deleted.is_empty() {
+            changes.push(CatalogChange::Acls { created, deleted });
         }
         changes
     }

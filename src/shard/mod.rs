@@ -101,6 +101,18 @@ pub(crate) fn fnv_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// The coordinator keys (group and transactional ids) this node serves: every key on a
+/// single node; in a cluster, those whose hash picks this node among the configured peers,
+/// a fixed set, so a key never moves when a node registers late or is down (its groups are
+/// then unavailable, as with RF=1). `coordinator_broker` names the same node.
+fn node_keys(cluster: Option<&crate::cluster::PeerList>) -> crate::group::NodeKeys {
+    let Some(peers) = cluster else {
+        return crate::group::NodeKeys::ALL;
+    };
+    let slot = peers.peers.keys().position(|id| *id == peers.node_id);
+    crate::group::NodeKeys::slot(slot.unwrap_or(0), peers.peers.len())
+}
+
 /// Shard `shard`'s Kafka broker id: the shard index on a single node, and
 /// [`cluster_broker_id`] on a cluster node `node`.
 pub fn broker_id(node: Option<crate::cluster::NodeId>, shard: usize) -> i32 {
@@ -126,16 +138,23 @@ impl Shard {
         catalog: Catalog,
         admin: async_channel::Sender<AdminRequest>,
     ) -> Shard {
+        let keys = node_keys(config.cluster.as_ref());
         let groups = crate::group::GroupCoordinator::new(
             &config.data_dir,
             id,
             config.shard_count,
+            keys,
             config.group.clone(),
         );
-        let share =
-            crate::share::ShareState::new(&config.data_dir, id, config.shard_count, &config.share);
+        let share = crate::share::ShareState::new(
+            &config.data_dir,
+            id,
+            config.shard_count,
+            keys,
+            &config.share,
+        );
         let share = std::rc::Rc::new(share);
-        let txn = crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count);
+        let txn = crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count, keys);
         Shard {
             id,
             config,
@@ -229,10 +248,26 @@ impl Shard {
         brokers
     }
 
+    /// Every broker id a manual replica assignment may name: this node's shards, and in a
+    /// cluster every registered node's.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let own = (0..self.config.shard_count).map(|s| self.broker_id(s));
+        let mut ids: Vec<i32> = own.collect();
+        if let Some(cluster) = &self.cluster {
+            for node in cluster.nodes.borrow().iter() {
+                if node.node_id != cluster.node_id {
+                    let shards = 0..node.shard_count();
+                    ids.extend(shards.map(|s| cluster_broker_id(node.node_id, s)));
+                }
+            }
+        }
+        ids
+    }
+
     /// The broker coordinating a group or transactional id, as the session's listener
     /// advertises it: the shard its id hashes to (see `group::coordinator_shard`), on a
     /// single node this one; in a cluster on the node a second hash of the id picks among
-    /// the configured peers (a fixed set, so a group never moves when a node registers late).
+    /// the configured peers (see [`node_keys`]).
     /// `None` while that node has not registered its listeners.
     pub fn coordinator_broker(&self, session: &Session, key: &str) -> Option<BrokerAddress> {
         let local = |shard_count: usize| crate::group::coordinator_shard(key, shard_count);
@@ -243,8 +278,7 @@ impl Shard {
                 .cloned();
         };
         let ids: Vec<crate::cluster::NodeId> = peers.peers.keys().copied().collect();
-        let index = usize::try_from(fnv_hash(key) % ids.len().max(1) as u64).unwrap_or(0);
-        let node_id = *ids.get(index)?;
+        let node_id = *ids.get(crate::group::NodeKeys::slot_of(key, ids.len()))?;
         if node_id == cluster.node_id {
             return self
                 .brokers_for(session)

@@ -2,9 +2,10 @@
 //! `assignments`), checked in the order and with the errors of Kafka's controller
 //! (`ReplicationControlManager`), then turned into shard placement.
 //!
-//! Each shard is advertised as its own broker (broker id = shard index), so an assignment is
-//! honoured: each partition lives on the first broker its assignment lists (Kafka's
-//! preferred leader); clients that place partitions expect to find them where they put them.
+//! Each shard is advertised as its own broker (broker id = shard index; in a cluster
+//! `node * 1000 + shard`), so an assignment is honoured: each partition lives on the first
+//! broker its assignment lists (Kafka's preferred leader), in a cluster on that broker's
+//! node; clients that place partitions expect to find them where they put them.
 //! A replication factor up to the broker count is accepted, as Kafka accepts it, and
 //! remembered (CreatePartitions checks new assignments against it), but sluice keeps one
 //! copy of each partition: its "brokers" are threads of one process writing to one disk, so
@@ -21,6 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::admin_error::AdminError;
+use crate::constants::CLUSTER_SHARDS_PER_NODE_MAX;
 
 /// Where a topic's partitions live, and the replication factor its creator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +52,12 @@ impl Placement {
     /// The shard that owns `partition` of `topic`: the one its assignment names, if that
     /// shard exists (a restart with fewer shards falls back to the hash), else by hash.
     pub fn owner(&self, topic: &str, partition: i32, shard_count: usize) -> usize {
+        // A cluster's broker id is node * CLUSTER_SHARDS_PER_NODE_MAX + shard; a single
+        // node's is the shard, below that bound, which the remainder leaves as it is.
         let assigned = self
             .assigned(partition)
-            .and_then(|brokers| usize::try_from(brokers[0]).ok())
+            .and_then(|brokers| u64::try_from(brokers[0]).ok())
+            .and_then(|broker| usize::try_from(broker % CLUSTER_SHARDS_PER_NODE_MAX).ok())
             .filter(|&shard| shard < shard_count);
         assigned.unwrap_or_else(|| owner_shard(topic, partition, shard_count))
     }
@@ -61,6 +66,17 @@ impl Placement {
     /// created before the node joined a cluster), where it is local.
     pub fn node_of(&self, partition: i32) -> Option<u64> {
         self.nodes.get(usize::try_from(partition).ok()?).copied()
+    }
+
+    /// In a cluster: pins each manually assigned partition to the node of the first broker
+    /// its assignment lists (where the hash-free round-robin put it before).
+    pub fn pin_assigned_nodes(&mut self) {
+        for (partition, brokers) in self.replicas.iter().enumerate() {
+            let node = brokers.first().and_then(|b| u64::try_from(*b).ok());
+            if let (Some(broker), Some(slot)) = (node, self.nodes.get_mut(partition)) {
+                *slot = broker / CLUSTER_SHARDS_PER_NODE_MAX;
+            }
+        }
     }
 
     /// The replicas Metadata lists for `partition` led by `leader`: its assignment when that
@@ -86,12 +102,14 @@ pub struct TopicLayout {
     pub placement: Placement,
 }
 
-/// Checks a CreateTopics entry: `assignments` are (partition index, broker ids).
+/// Checks a CreateTopics entry: `assignments` are (partition index, broker ids), and
+/// `brokers` every broker id known (this node's shards, and in a cluster every registered
+/// node's).
 pub fn check_new_topic(
     num_partitions: i32,
     replication_factor: i16,
     assignments: &[(i32, Vec<i32>)],
-    broker_count: usize,
+    brokers: &[i32],
 ) -> Result<TopicLayout, AdminError> {
     if assignments.is_empty() {
         if replication_factor < -1 || replication_factor == 0 {
@@ -107,7 +125,7 @@ pub fn check_new_topic(
         }
         // Kafka's default.replication.factor is 1.
         let replication_factor = replication_factor.max(1);
-        check_replication_factor(replication_factor, broker_count)?;
+        check_replication_factor(replication_factor, brokers.len())?;
         return Ok(TopicLayout {
             partition_count: (num_partitions != -1).then_some(num_partitions),
             placement: Placement {
@@ -129,6 +147,7 @@ pub fn check_new_topic(
                 .to_owned(),
         ));
     }
+    let known = brokers;
     let mut brokers: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     let mut replicas_per_partition = None;
     for (partition, broker_ids) in assignments {
@@ -137,7 +156,7 @@ pub fn check_new_topic(
                 "Found multiple manual partition assignments for partition {partition}"
             )));
         }
-        check_assignment(broker_ids, replicas_per_partition, broker_count)?;
+        check_assignment(broker_ids, replicas_per_partition, known)?;
         replicas_per_partition = Some(broker_ids.len());
         brokers.insert(*partition, broker_ids.clone());
     }
@@ -170,7 +189,7 @@ pub fn check_new_topic(
 pub fn check_new_partitions(
     additional: i32,
     assignments: &[Vec<i32>],
-    broker_count: usize,
+    brokers: &[i32],
     replication_factor: i16,
 ) -> Result<Vec<Vec<i32>>, AdminError> {
     if usize::try_from(additional).ok() != Some(assignments.len()) {
@@ -179,13 +198,13 @@ pub fn check_new_partitions(
             assignments.len()
         )));
     }
-    let mut brokers = Vec::with_capacity(assignments.len());
+    let mut placed = Vec::with_capacity(assignments.len());
     for broker_ids in assignments {
         let replicas = usize::try_from(replication_factor).unwrap_or(1);
-        check_assignment(broker_ids, Some(replicas), broker_count)?;
-        brokers.push(broker_ids.clone());
+        check_assignment(broker_ids, Some(replicas), brokers)?;
+        placed.push(broker_ids.clone());
     }
-    Ok(brokers)
+    Ok(placed)
 }
 
 /// Kafka's `validateManualPartitionAssignment`: known brokers, none twice, and as many as
@@ -193,7 +212,7 @@ pub fn check_new_partitions(
 fn check_assignment(
     broker_ids: &[i32],
     replicas: Option<usize>,
-    broker_count: usize,
+    known: &[i32],
 ) -> Result<(), AdminError> {
     if broker_ids.is_empty() {
         return Err(AdminError::InvalidReplicaAssignment(
@@ -203,7 +222,7 @@ fn check_assignment(
     let mut sorted = broker_ids.to_vec();
     sorted.sort_unstable();
     for (i, &broker) in sorted.iter().enumerate() {
-        if usize::try_from(broker).map_or(true, |b| b >= broker_count) {
+        if !known.contains(&broker) {
             return Err(AdminError::InvalidReplicaAssignment(format!(
                 "The manual partition assignment includes broker {broker}, but no such broker is registered."
             )));
@@ -275,18 +294,24 @@ mod tests {
                 nodes: Vec::new(),
             },
         };
-        assert_eq!(check_new_topic(-1, -1, &[], 2).ok(), Some(layout(None, 1)));
-        assert_eq!(check_new_topic(3, 2, &[], 2).ok(), Some(layout(Some(3), 2)));
-        assert_eq!(kind(check_new_topic(0, 0, &[], 2)), "factor");
-        assert_eq!(kind(check_new_topic(0, 1, &[], 2)), "partitions");
-        assert_eq!(kind(check_new_topic(1, 3, &[], 2)), "factor");
+        assert_eq!(
+            check_new_topic(-1, -1, &[], &[0, 1]).ok(),
+            Some(layout(None, 1))
+        );
+        assert_eq!(
+            check_new_topic(3, 2, &[], &[0, 1]).ok(),
+            Some(layout(Some(3), 2))
+        );
+        assert_eq!(kind(check_new_topic(0, 0, &[], &[0, 1])), "factor");
+        assert_eq!(kind(check_new_topic(0, 1, &[], &[0, 1])), "partitions");
+        assert_eq!(kind(check_new_topic(1, 3, &[], &[0, 1])), "factor");
     }
 
     #[test]
     fn assignments_are_checked_as_kafka_does_and_single_replicas_honoured() {
         let one = |p: i32, b: i32| (p, vec![b]);
         assert_eq!(
-            check_new_topic(-1, -1, &[one(1, 0), one(0, 1)], 2)
+            check_new_topic(-1, -1, &[one(1, 0), one(0, 1)], &[0, 1])
                 .ok()
                 .map(|l| l.placement),
             Some(Placement {
@@ -297,7 +322,7 @@ mod tests {
         );
         // The first broker listed (the preferred leader) gets the partition.
         assert_eq!(
-            check_new_topic(-1, -1, &[(0, vec![1, 0])], 2)
+            check_new_topic(-1, -1, &[(0, vec![1, 0])], &[0, 1])
                 .ok()
                 .map(|l| l.placement),
             Some(Placement {
@@ -306,50 +331,89 @@ mod tests {
                 nodes: Vec::new(),
             })
         );
-        assert_eq!(kind(check_new_topic(2, -1, &[one(0, 0)], 2)), "request");
-        assert_eq!(kind(check_new_topic(-1, 1, &[one(0, 0)], 2)), "request");
-        assert_eq!(kind(check_new_topic(-1, -1, &[one(0, 2)], 2)), "assignment");
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[one(0, -1)], 2)),
+            kind(check_new_topic(2, -1, &[one(0, 0)], &[0, 1])),
+            "request"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, 1, &[one(0, 0)], &[0, 1])),
+            "request"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 2)], &[0, 1])),
             "assignment"
         );
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[(0, vec![])], 2)),
+            kind(check_new_topic(-1, -1, &[one(0, -1)], &[0, 1])),
             "assignment"
         );
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[(0, vec![1, 1])], 2)),
+            kind(check_new_topic(-1, -1, &[(0, vec![])], &[0, 1])),
             "assignment"
         );
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[one(0, 0), one(0, 1)], 2)),
+            kind(check_new_topic(-1, -1, &[(0, vec![1, 1])], &[0, 1])),
             "assignment"
         );
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[one(0, 0), (1, vec![0, 1])], 2)),
+            kind(check_new_topic(-1, -1, &[one(0, 0), one(0, 1)], &[0, 1])),
             "assignment"
         );
         assert_eq!(
-            kind(check_new_topic(-1, -1, &[one(0, 0), one(2, 1)], 2)),
+            kind(check_new_topic(
+                -1,
+                -1,
+                &[one(0, 0), (1, vec![0, 1])],
+                &[0, 1]
+            )),
+            "assignment"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 0), one(2, 1)], &[0, 1])),
             "assignment"
         );
     }
 
     #[test]
+    fn cluster_assignments_name_cluster_brokers_and_pin_their_nodes() {
+        let known = [1000, 1001, 2000, 2001];
+        let one = |p: i32, b: i32| (p, vec![b]);
+        let mut layout = check_new_topic(-1, -1, &[one(0, 2001), one(1, 1000)], &known)
+            .expect("cluster broker ids");
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 1)], &known)),
+            "assignment",
+            "a single node's id is no cluster broker"
+        );
+        assert_eq!(
+            kind(check_new_topic(-1, -1, &[one(0, 3000)], &known)),
+            "assignment"
+        );
+        assert_eq!(kind(check_new_topic(1, 5, &[], &known)), "factor");
+        let placement = &mut layout.placement;
+        placement.nodes = vec![1, 1];
+        placement.pin_assigned_nodes();
+        assert_eq!(placement.nodes, [2, 1]);
+        assert_eq!(placement.owner("t", 0, 2), 1);
+        assert_eq!(placement.owner("t", 1, 2), 0);
+        assert_eq!(placement.replica_ids(0, 2001), [2001]);
+    }
+
+    #[test]
     fn new_partitions_need_known_brokers_as_many_as_the_topic_has() {
         assert_eq!(
-            check_new_partitions(2, &[vec![1], vec![0]], 2, 1).ok(),
+            check_new_partitions(2, &[vec![1], vec![0]], &[0, 1], 1).ok(),
             Some(vec![vec![1], vec![0]])
         );
         assert_eq!(
-            check_new_partitions(1, &[vec![1, 0]], 2, 2).ok(),
+            check_new_partitions(1, &[vec![1, 0]], &[0, 1], 2).ok(),
             Some(vec![vec![1, 0]])
         );
         for bad in [
-            check_new_partitions(2, &[vec![1]], 2, 1),
-            check_new_partitions(1, &[vec![2]], 2, 1),
-            check_new_partitions(1, &[vec![0, 1]], 2, 1),
-            check_new_partitions(1, &[vec![0]], 2, 2),
+            check_new_partitions(2, &[vec![1]], &[0, 1], 1),
+            check_new_partitions(1, &[vec![2]], &[0, 1], 1),
+            check_new_partitions(1, &[vec![0, 1]], &[0, 1], 1),
+            check_new_partitions(1, &[vec![0]], &[0, 1], 2),
         ] {
             assert!(
                 matches!(bad, Err(AdminError::InvalidReplicaAssignment(_))),

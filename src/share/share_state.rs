@@ -165,6 +165,8 @@ pub enum StoredPartition {
 pub struct ShareState {
     shard_id: usize,
     shard_count: usize,
+    /// The share groups this node coordinates (all of them on a single node).
+    node_keys: crate::group::NodeKeys,
     data_dir: PathBuf,
     defaults: ShareGroupConfig,
     record_locks_max: usize,
@@ -246,11 +248,13 @@ impl ShareState {
         data_dir: &std::path::Path,
         shard_id: usize,
         shard_count: usize,
+        node_keys: crate::group::NodeKeys,
         config: &ShareBrokerConfig,
     ) -> ShareState {
         ShareState {
             shard_id,
             shard_count: shard_count.max(1),
+            node_keys,
             data_dir: data_dir.to_owned(),
             defaults: config.group_defaults.clone(),
             record_locks_max: config.partition_record_locks_max,
@@ -380,8 +384,11 @@ impl ShareState {
             .unwrap_or_default()
     }
 
+    /// Whether this shard coordinates share group `group`: it hashes to this shard, on
+    /// this node.
     pub fn is_coordinator(&self, group: &str) -> bool {
         crate::group::coordinator_shard(group, self.shard_count) == self.shard_id
+            && self.node_keys.owns(group)
     }
 
     /// On the coordinator: validates and stores a group's config change, then tells every

@@ -31,6 +31,8 @@ pub use super::txn_message::Verified;
 pub struct TxnCoordinator {
     shard_id: usize,
     shard_count: usize,
+    /// The transactional ids this node coordinates (all of them on a single node).
+    node_keys: crate::group::NodeKeys,
     store: TxnStore,
     txns: RefCell<HashMap<String, TxnMetadata>>,
     /// Transactional ids whose markers a task is writing now.
@@ -59,10 +61,16 @@ impl Drop for Completing<'_> {
 }
 
 impl TxnCoordinator {
-    pub fn new(data_dir: &std::path::Path, shard_id: usize, shard_count: usize) -> Self {
+    pub fn new(
+        data_dir: &std::path::Path,
+        shard_id: usize,
+        shard_count: usize,
+        node_keys: crate::group::NodeKeys,
+    ) -> Self {
         TxnCoordinator {
             shard_id,
             shard_count: shard_count.max(1),
+            node_keys,
             store: TxnStore::new(data_dir, shard_id, shard_count),
             txns: RefCell::new(HashMap::new()),
             completing: RefCell::new(HashSet::new()),
@@ -179,8 +187,11 @@ impl TxnCoordinator {
         self.store.close().await;
     }
 
+    /// Whether this shard coordinates `transactional_id`: it hashes to this shard, on this
+    /// node.
     pub fn is_coordinator(&self, transactional_id: &str) -> bool {
         coordinator_shard(transactional_id, self.shard_count) == self.shard_id
+            && self.node_keys.owns(transactional_id)
     }
 
     fn check(&self, transactional_id: &str) -> Result<(), TxnError> {
@@ -673,7 +684,7 @@ mod tests {
         let data_dir = dir.path().to_owned();
         let clock = TestClock::pinned_at(1_700_000_000_000);
         crate::io::block_on_local(async move {
-            let coordinator = TxnCoordinator::new(&data_dir, 0, 1);
+            let coordinator = TxnCoordinator::new(&data_dir, 0, 1, crate::group::NodeKeys::ALL);
             coordinator.load().await.expect("load");
             let timeout_ms = 60_000;
             coordinator

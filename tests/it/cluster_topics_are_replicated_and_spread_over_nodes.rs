@@ -8,85 +8,19 @@
 //! restarts.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
 
-use crate::common::{
-    assign, consume_count, consumer, free_port_range, produce_all, producer, topic_leaders,
-    topic_name, wait_until, Broker, BrokerOptions, TestRecord,
+use crate::cluster_support::{
+    commit_each, committed_each, create_topic_via, metadata_client, registered_clients,
+    start_cluster, CLUSTER_TIMEOUT, NODES,
 };
-
-/// Generous: an election and a commit take about a second; a loaded CI host far longer.
-const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
-const SHARDS_PER_NODE: usize = 2;
-const NODES: usize = 3;
-
-fn start_cluster() -> Vec<Broker> {
-    let base = free_port_range(NODES);
-    let peers = (0..NODES)
-        .map(|i| format!("{}@127.0.0.1:{}", i + 1, usize::from(base) + i))
-        .collect::<Vec<_>>()
-        .join(",");
-    // Started one after another: each waits for its ready line, which does not need a leader.
-    (0..NODES)
-        .map(|i| {
-            Broker::start_with(BrokerOptions {
-                shards_count: SHARDS_PER_NODE,
-                fixed_ports: true,
-                extra_args: vec![
-                    "--node-id".into(),
-                    (i + 1).to_string(),
-                    "--peers".into(),
-                    peers.clone(),
-                ],
-                ..BrokerOptions::default()
-            })
-        })
-        .collect()
-}
-
-/// A metadata-only client that knows one node alone (its shard 0).
-fn metadata_client(node: &Broker) -> BaseConsumer {
-    consumer(
-        node.bootstrap(),
-        &[("topic.metadata.refresh.interval.ms", "-1")],
-    )
-}
-
-fn broker_ids(client: &BaseConsumer) -> BTreeSet<i32> {
-    client
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map(|m| m.brokers().iter().map(|b| b.id()).collect())
-        .unwrap_or_default()
-}
-
-/// CreateTopics through `node`, retried while the cluster has no metadata leader yet.
-fn create_topic_via(node: &Broker, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", node.bootstrap())
-        .create()
-        .expect("create admin client");
-    let options = AdminOptions::new().operation_timeout(Some(CLUSTER_TIMEOUT));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let deadline = Instant::now() + CLUSTER_TIMEOUT;
-    loop {
-        let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
-            .expect("CreateTopics request");
-        match &results[..] {
-            [Ok(_)] => return,
-            [Err((_, RDKafkaErrorCode::NotController))] if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            other => panic!("CreateTopics {topic}: {other:?}"),
-        }
-    }
-}
+use crate::common::{
+    assign, consume_count, consumer, produce_all, producer, topic_leaders, topic_name, wait_until,
+    TestRecord,
+};
 
 /// The node (broker id / 1000) leading each partition, as `client`'s node reports it.
 fn partition_nodes(client: &BaseConsumer, topic: &str) -> Option<Vec<i32>> {
@@ -97,18 +31,10 @@ fn partition_nodes(client: &BaseConsumer, topic: &str) -> Option<Vec<i32>> {
 #[test]
 fn cluster_topics_are_replicated_and_spread_over_nodes() {
     let started = Instant::now();
-    let mut nodes = start_cluster();
+    let mut nodes = start_cluster(&[]);
 
     // Every node registers its listeners through Raft; each node's Metadata lists all of them.
-    let expected: BTreeSet<i32> = (1..=NODES as i32)
-        .flat_map(|n| (0..SHARDS_PER_NODE as i32).map(move |s| n * 1000 + s))
-        .collect();
-    let clients: Vec<BaseConsumer> = nodes.iter().map(metadata_client).collect();
-    wait_until(
-        "every node to list every node's brokers",
-        CLUSTER_TIMEOUT,
-        || clients.iter().all(|c| broker_ids(c) == expected),
-    );
+    let clients = registered_clients(&nodes);
     eprintln!(
         "all {NODES} nodes registered and listed everywhere {:?} after the first start",
         started.elapsed()
@@ -193,33 +119,16 @@ fn cluster_topics_are_replicated_and_spread_over_nodes() {
         "the group member reads everything"
     );
     // The helper's consumers store no offsets themselves: commit the end of each partition.
-    let mut ends = TopicPartitionList::new();
-    for p in 0..partitions {
-        ends.add_partition_offset(&topic, p, Offset::Offset(5))
-            .expect("add partition offset");
-    }
-    member
-        .commit(&ends, CommitMode::Sync)
-        .expect("commit through the group coordinator");
+    commit_each(&member, &topic, partitions, 5);
     // A fresh client of each node asks that node first: all of them must find the offsets.
     for (i, node) in nodes.iter().enumerate() {
         let checker = consumer(node.bootstrap(), &[("group.id", &group)]);
-        let mut wanted = TopicPartitionList::new();
-        for p in 0..partitions {
-            wanted.add_partition(&topic, p);
-        }
-        let committed = checker
-            .committed_offsets(wanted, CLUSTER_TIMEOUT)
-            .expect("OffsetFetch");
-        for element in committed.elements() {
-            assert_eq!(
-                element.offset(),
-                Offset::Offset(5),
-                "partition {} committed through node 3, read through node {}",
-                element.partition(),
-                i + 1
-            );
-        }
+        assert_eq!(
+            committed_each(&checker, &topic, partitions),
+            vec![Offset::Offset(5); partitions as usize],
+            "offsets committed through node 3, read through node {}",
+            i + 1
+        );
     }
 
     // Node 3 is down while a topic is created; after a restart it knows the topic.

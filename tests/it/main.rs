@@ -6,6 +6,7 @@
 //! whose path contains NAME (a scenario's module name is its old file stem).
 
 mod acl_support;
+mod cluster_support;
 mod common;
 mod compaction_support;
 mod compression_support;
@@ -36,7 +37,10 @@ mod bench_transactions_commit_what_read_committed_sees;
 mod broker_dynamic_configs_are_altered_described_and_kept;
 mod broker_message_max_bytes_bounds_existing_topics;
 mod cli_admin_commands_speak_tls;
+mod cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator;
 mod cluster_metadata_raft_fails_over_and_catches_up;
+mod cluster_replica_assignments_place_partitions_on_named_brokers;
+mod cluster_scram_users_and_acls_are_replicated;
 mod cluster_topics_are_replicated_and_spread_over_nodes;
 mod compacted_topic_keeps_latest_value_per_key;
 mod compacted_topic_refuses_decompression_bombs;

@@ -147,7 +147,7 @@ pub struct UserEntry {
     pub scram: Vec<ScramEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ScramEntry {
     pub mechanism: String,

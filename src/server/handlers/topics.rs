@@ -69,7 +69,7 @@ pub fn create_topics(
                 topic.num_partitions,
                 topic.replication_factor,
                 &assignments,
-                shard.config.shard_count,
+                &shard.broker_ids(),
             );
             let layout = match layout {
                 _ if denied.iter().any(|d| *d == *topic.name.0) => Err(AdminError::NotAuthorized),

@@ -1,0 +1,222 @@
+//! In a cluster every group and transactional id has one coordinator node (issue 17, third
+//! slice): FindCoordinator names it on every node, and a group, share-group or transaction
+//! request sent straight to another node answers NOT_COORDINATOR (16), as Kafka's brokers
+//! do, so the client looks the coordinator up again instead of splitting the group between
+//! two nodes' local coordinators. An rdkafka consumer group bootstrapped on a node that does
+//! not coordinate it still joins, consumes and commits; ListGroups lists the group on its
+//! coordinator only.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, ListGroupsRequest,
+    OffsetFetchRequest, ShareGroupHeartbeatRequest, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::Consumer;
+use rdkafka::Offset;
+use sluice::client::{Connection, ConnectionConfig};
+
+use crate::cluster_support::{
+    commit_each, committed_each, create_topic_via, registered_clients, start_cluster,
+    CLUSTER_TIMEOUT, NODES,
+};
+use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
+
+const NOT_COORDINATOR: i16 = 16;
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn connect(addr: &str) -> Connection {
+    Connection::connect(addr, &ConnectionConfig::default()).expect("connect")
+}
+
+/// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn).
+fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
+    let request = FindCoordinatorRequest::default()
+        .with_key(text(key))
+        .with_key_type(key_type);
+    let found = connect(addr)
+        .send_version(&request, 1, Duration::ZERO)
+        .expect("FindCoordinator");
+    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
+    found.node_id.0
+}
+
+/// The error code of each group / transaction API at `addr`, by name, for `key` (used as
+/// the group id and the transactional id alike).
+fn coordinator_answers(addr: &str, key: &str, topic: &str) -> Vec<(&'static str, i16)> {
+    let mut c = connect(addr);
+    let group = GroupId(text(key));
+    let join = JoinGroupRequest::default()
+        .with_group_id(group.clone())
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(text("m-1"))
+        .with_protocol_type(text("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(text("range"))
+            .with_metadata(Default::default())]);
+    let join = c.send_version(&join, 5, Duration::ZERO).expect("JoinGroup");
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id(1)
+        .with_member_id(text("m-1"));
+    let heartbeat = c
+        .send_version(&heartbeat, 1, Duration::ZERO)
+        .expect("Heartbeat");
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(group.clone())
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(text(topic)))
+            .with_partition_indexes(vec![0])]));
+    let fetch = c
+        .send_version(&fetch, 3, Duration::ZERO)
+        .expect("OffsetFetch");
+    let describe = DescribeGroupsRequest::default().with_groups(vec![group.clone()]);
+    let describe = c
+        .send_version(&describe, 1, Duration::ZERO)
+        .expect("DescribeGroups");
+    let consumer_heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group.clone())
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(text(topic))]));
+    let consumer_heartbeat = c
+        .send_version(&consumer_heartbeat, 0, Duration::ZERO)
+        .expect("ConsumerGroupHeartbeat");
+    let share_heartbeat = ShareGroupHeartbeatRequest::default()
+        .with_group_id(group)
+        .with_member_id(text("share-member-1"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(text(topic))]));
+    let share_heartbeat = c
+        .send_version(&share_heartbeat, 1, Duration::ZERO)
+        .expect("ShareGroupHeartbeat");
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(text(key))))
+        .with_transaction_timeout_ms(60_000);
+    let init = c
+        .send_version(&init, 1, Duration::ZERO)
+        .expect("InitProducerId");
+    vec![
+        ("JoinGroup", join.error_code),
+        ("Heartbeat", heartbeat.error_code),
+        ("OffsetFetch", fetch.error_code),
+        ("DescribeGroups", describe.groups[0].error_code),
+        ("ConsumerGroupHeartbeat", consumer_heartbeat.error_code),
+        ("ShareGroupHeartbeat", share_heartbeat.error_code),
+        ("InitProducerId", init.error_code),
+    ]
+}
+
+/// The group ids ListGroups (v2) names at `addr`.
+fn listed_groups(addr: &str) -> Vec<String> {
+    let listed = connect(addr)
+        .send_version(&ListGroupsRequest::default(), 2, Duration::ZERO)
+        .expect("ListGroups");
+    assert_eq!(listed.error_code, 0, "ListGroups at {addr}");
+    listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.to_string())
+        .collect()
+}
+
+#[test]
+fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
+    let nodes = start_cluster(&[]);
+    registered_clients(&nodes);
+    let topic = topic_name("coordinated");
+    let partitions = 3;
+    create_topic_via(&nodes[0], &topic, partitions);
+    let records: Vec<TestRecord> = (0..partitions)
+        .map(|p| TestRecord::new(format!("k{p}"), format!("v{p}")).partition(p))
+        .collect();
+    for delivery in produce_all(&producer(nodes[0].bootstrap(), &[]), &topic, &records) {
+        assert_eq!(delivery.error, None, "delivery {delivery:?}");
+    }
+
+    // A group whose coordinator is not node 1, so that node 1 is a wrong node to ask.
+    let group = (0..)
+        .map(|i| format!("{}-{i}", topic_name("group")))
+        .find(|g| find_coordinator(nodes[0].bootstrap(), g, 0) / 1000 != 1)
+        .expect("some group is coordinated elsewhere");
+    let coordinator = find_coordinator(nodes[0].bootstrap(), &group, 0);
+    let (home, shard) = (coordinator / 1000, (coordinator % 1000) as usize);
+    for node in &nodes {
+        assert_eq!(
+            find_coordinator(node.bootstrap(), &group, 0),
+            coordinator,
+            "every node names the same group coordinator"
+        );
+        assert_eq!(
+            find_coordinator(node.bootstrap(), &group, 1),
+            coordinator,
+            "the same id as a transactional id has the same coordinator"
+        );
+    }
+
+    // Each other node's shard of the same index (the one a single node would pick) refuses.
+    for (i, node) in nodes.iter().enumerate() {
+        let node_id = i as i32 + 1;
+        let addr = &node.ready_line().brokers[shard].1;
+        let answers = coordinator_answers(addr, &group, &topic);
+        if node_id == home {
+            for (api, error) in answers {
+                assert_ne!(error, NOT_COORDINATOR, "{api} on the coordinator {addr}");
+            }
+        } else {
+            for (api, error) in answers {
+                assert_eq!(error, NOT_COORDINATOR, "{api} on node {node_id} ({addr})");
+            }
+        }
+    }
+
+    // A consumer group bootstrapped on a node that does not coordinate it works: rdkafka
+    // asks FindCoordinator and goes to the coordinator.
+    let wrong = nodes
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i as i32 + 1 != home)
+        .map(|(_, node)| node)
+        .expect("a node that is not the coordinator");
+    let rdkafka_group = format!("{group}-rdkafka");
+    let rdkafka_coordinator = find_coordinator(wrong.bootstrap(), &rdkafka_group, 0);
+    let member = consumer(
+        wrong.bootstrap(),
+        &[
+            ("group.id", &rdkafka_group),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    member.subscribe(&[&topic]).expect("subscribe");
+    let consumed = consume_count(&member, records.len(), CLUSTER_TIMEOUT);
+    assert_eq!(consumed.len(), records.len(), "the member reads everything");
+    commit_each(&member, &topic, partitions, 1);
+    assert_eq!(
+        committed_each(&member, &topic, partitions),
+        vec![Offset::Offset(1); partitions as usize],
+        "offsets committed through the coordinator"
+    );
+
+    // ListGroups: each group on its coordinator's broker, nowhere else (the raw
+    // ConsumerGroupHeartbeat above made `group` a consumer group on its coordinator).
+    for (name, coordinator) in [(&group, coordinator), (&rdkafka_group, rdkafka_coordinator)] {
+        let mut listed_by = Vec::new();
+        for node in &nodes {
+            for (broker, addr) in &node.ready_line().brokers {
+                if listed_groups(addr).contains(name) {
+                    listed_by.push(*broker);
+                }
+            }
+        }
+        assert_eq!(listed_by, vec![coordinator], "brokers listing {name}");
+    }
+    assert_eq!(nodes.len(), NODES);
+}

@@ -1,0 +1,143 @@
+//! Shared by the cluster scenarios (issue 17): three `sluice serve --node-id N --peers ...`
+//! processes on loopback, each with its own data dir and ports, and the waits a cluster
+//! needs (registration, a metadata leader) before admin requests succeed.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::{consumer, free_port_range, wait_until, Broker, BrokerOptions};
+
+/// Generous: an election and a commit take about a second; a loaded CI host far longer.
+pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
+pub const SHARDS_PER_NODE: usize = 2;
+pub const NODES: usize = 3;
+
+/// Starts the three nodes one after another (each waits for its ready line, which does not
+/// need a leader), each with `extra_args` besides its cluster flags.
+pub fn start_cluster(extra_args: &[&str]) -> Vec<Broker> {
+    let base = free_port_range(NODES);
+    let peers = (0..NODES)
+        .map(|i| format!("{}@127.0.0.1:{}", i + 1, usize::from(base) + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    (0..NODES)
+        .map(|i| {
+            let mut args: Vec<String> = vec![
+                "--node-id".into(),
+                (i + 1).to_string(),
+                "--peers".into(),
+                peers.clone(),
+            ];
+            args.extend(extra_args.iter().map(|a| (*a).to_owned()));
+            Broker::start_with(BrokerOptions {
+                shards_count: SHARDS_PER_NODE,
+                fixed_ports: true,
+                extra_args: args,
+                ..BrokerOptions::default()
+            })
+        })
+        .collect()
+}
+
+/// A metadata-only client that knows one node alone (its shard 0).
+pub fn metadata_client(node: &Broker) -> BaseConsumer {
+    consumer(
+        node.bootstrap(),
+        &[("topic.metadata.refresh.interval.ms", "-1")],
+    )
+}
+
+pub fn broker_ids(client: &BaseConsumer) -> BTreeSet<i32> {
+    client
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.brokers().iter().map(|b| b.id()).collect())
+        .unwrap_or_default()
+}
+
+/// Every node's broker ids (`node * 1000 + shard`).
+pub fn all_broker_ids() -> BTreeSet<i32> {
+    (1..=NODES as i32)
+        .flat_map(|n| (0..SHARDS_PER_NODE as i32).map(move |s| n * 1000 + s))
+        .collect()
+}
+
+/// A metadata client of each node, once every node's Metadata lists every node's brokers:
+/// all have registered.
+pub fn registered_clients(nodes: &[Broker]) -> Vec<BaseConsumer> {
+    let clients: Vec<BaseConsumer> = nodes.iter().map(metadata_client).collect();
+    let expected = all_broker_ids();
+    wait_until(
+        "every node to list every node's brokers",
+        CLUSTER_TIMEOUT,
+        || clients.iter().all(|c| broker_ids(c) == expected),
+    );
+    clients
+}
+
+/// An admin client of `node`.
+pub fn admin_client(node: &Broker) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .create()
+        .expect("create admin client")
+}
+
+/// CreateTopics of `new_topic` through `node`, retried while the cluster has no metadata
+/// leader yet (NOT_CONTROLLER); any other outcome is returned.
+pub fn try_create_topic_via(node: &Broker, new_topic: &NewTopic) -> Result<(), RDKafkaErrorCode> {
+    let admin = admin_client(node);
+    let options = AdminOptions::new().operation_timeout(Some(CLUSTER_TIMEOUT));
+    let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    loop {
+        let results = futures_lite::future::block_on(admin.create_topics([new_topic], &options))
+            .expect("CreateTopics request");
+        match &results[..] {
+            [Ok(_)] => return Ok(()),
+            [Err((_, RDKafkaErrorCode::NotController))] if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            [Err((_, code))] => return Err(*code),
+            other => panic!("CreateTopics {}: {other:?}", new_topic.name),
+        }
+    }
+}
+
+/// CreateTopics through `node`, which must succeed.
+pub fn create_topic_via(node: &Broker, topic: &str, partitions: i32) {
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    if let Err(code) = try_create_topic_via(node, &new_topic) {
+        panic!("CreateTopics {topic}: {code:?}");
+    }
+}
+
+/// Commits `offset` for every partition of `topic` through `member`'s group coordinator.
+pub fn commit_each(member: &BaseConsumer, topic: &str, partitions: i32, offset: i64) {
+    let mut ends = TopicPartitionList::new();
+    for p in 0..partitions {
+        ends.add_partition_offset(topic, p, Offset::Offset(offset))
+            .expect("add partition offset");
+    }
+    member
+        .commit(&ends, CommitMode::Sync)
+        .expect("commit through the group coordinator");
+}
+
+/// The committed offset of every partition of `topic` in `client`'s group (OffsetFetch).
+pub fn committed_each(client: &BaseConsumer, topic: &str, partitions: i32) -> Vec<Offset> {
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..partitions {
+        wanted.add_partition(topic, p);
+    }
+    let committed = client
+        .committed_offsets(wanted, CLUSTER_TIMEOUT)
+        .expect("OffsetFetch");
+    committed.elements().iter().map(|e| e.offset()).collect()
+}
