@@ -89,6 +89,8 @@ pub struct WireWriter {
 pub struct WireReader {
     reader: BufReader<ReadHalf<WireStream>>,
     addr: String,
+    /// The last frame's buffer, reused once the caller has dropped every view of it.
+    frames: BytesMut,
 }
 
 /// Opens a connection to `addr` with Nagle off, TLS over it when `tls` is given (the server
@@ -136,6 +138,7 @@ pub async fn connect(
         WireReader {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, reader),
             addr: addr.to_owned(),
+            frames: BytesMut::new(),
         },
     ))
 }
@@ -235,9 +238,18 @@ impl WireReader {
                 size: i64::from(size),
                 max: RESPONSE_BYTES_MAX,
             })?;
-        let mut body = BytesMut::zeroed(size);
-        self.reader.read_exact(&mut body).await.map_err(io_error)?;
-        Ok(body.freeze())
+        // A fresh buffer per frame made a catch-up consumer's 32 MiB fetch answers cost the
+        // client a page fault per 4 KiB (the allocator returns blocks that large to the
+        // kernel on free): ~40 % of its time. `reserve` takes the previous frame's buffer
+        // back when no part of it is referenced any more, as after a fetch loop iteration.
+        self.frames.clear();
+        self.frames.reserve(size);
+        self.frames.resize(size, 0);
+        self.reader
+            .read_exact(&mut self.frames)
+            .await
+            .map_err(io_error)?;
+        Ok(self.frames.split().freeze())
     }
 }
 

@@ -278,7 +278,8 @@ async fn read_batches(
                         "segment file ends before its written size",
                     ));
                 }
-                Bytes::copy_from_slice(&data)
+                // Uncopied: the response's chunks are slices of the DMA buffer itself.
+                data.into_bytes()
             }
         };
         let mut p = 0usize;

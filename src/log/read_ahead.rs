@@ -118,7 +118,7 @@ impl ReadAhead {
             // A failed or short read-ahead is only a missed chance: the fetch reads the
             // file itself and reports what goes wrong.
             let data = match file.read_at(end, len).await {
-                Ok(data) if data.len() == len => Some(Bytes::copy_from_slice(&data)),
+                Ok(data) if data.len() == len => Some(data.into_bytes()),
                 _ => None,
             };
             let mut inner = inner.borrow_mut();

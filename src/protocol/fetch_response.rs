@@ -54,12 +54,14 @@ pub fn encode(
     version: i16,
     correlation_id: i32,
 ) -> Result<Vec<Bytes>, ResponseTooLarge> {
-    let mut counter = Counter(0);
+    let mut counter = Counter::default();
     write_body(&mut counter, response, version, correlation_id);
-    let size = i32::try_from(counter.0).map_err(|_| ResponseTooLarge(counter.0))?;
+    let size = i32::try_from(counter.total).map_err(|_| ResponseTooLarge(counter.total))?;
+    // Sized from the first pass: every copied byte fits without regrowing, and each piece
+    // split off is a view of this one allocation.
     let mut pieces = Pieces {
-        done: Vec::new(),
-        current: BytesMut::with_capacity(256),
+        done: Vec::with_capacity(counter.uncopied_chunks * 2 + 1),
+        current: BytesMut::with_capacity(4 + counter.copied),
     };
     pieces.current.put_i32(size);
     write_body(&mut pieces, response, version, correlation_id);
@@ -72,14 +74,30 @@ trait Out {
     fn put_records(&mut self, chunks: &[Bytes]);
 }
 
-struct Counter(usize);
+/// The first pass: the body's size, and how much of it [`Pieces`] will copy.
+#[derive(Default)]
+struct Counter {
+    total: usize,
+    /// Bytes copied into piece buffers (metadata and small record chunks).
+    copied: usize,
+    /// Record chunks that go out as their own piece.
+    uncopied_chunks: usize,
+}
 
 impl Out for Counter {
     fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
+        self.total += bytes.len();
+        self.copied += bytes.len();
     }
     fn put_records(&mut self, chunks: &[Bytes]) {
-        self.0 += chunks.iter().map(Bytes::len).sum::<usize>();
+        for chunk in chunks {
+            self.total += chunk.len();
+            if chunk.len() < RECORDS_INLINE_BYTES_MAX {
+                self.copied += chunk.len();
+            } else {
+                self.uncopied_chunks += 1;
+            }
+        }
     }
 }
 
@@ -323,6 +341,40 @@ mod tests {
                     "v{version} big={big}"
                 );
             }
+        }
+    }
+
+    /// Many small chunks around large ones: every copied piece must come from the one buffer
+    /// the first pass sized, back to back, rather than from buffers regrown on the way.
+    #[test]
+    fn copied_pieces_share_one_buffer() {
+        let small = |fill: u8| Bytes::from(vec![fill; 1000]);
+        let big = Bytes::from(vec![9u8; RECORDS_INLINE_BYTES_MAX]);
+        let mut records = Vec::new();
+        for round in 0..3u8 {
+            records.extend((0..40).map(|_| small(round)));
+            records.push(big.clone());
+        }
+        records.push(small(7));
+        let mut response = sample(false);
+        response.topics[0].partitions[0].records = records;
+        let pieces = encode(&response, 12, 1).expect("encodes");
+        assert_eq!(
+            pieces.concat(),
+            via_codec(&response, 12, 1),
+            "same bytes as the codec"
+        );
+        let copied: Vec<&Bytes> = pieces
+            .iter()
+            .filter(|p| p.as_ptr() != big.as_ptr())
+            .collect();
+        assert_eq!(copied.len(), 4, "three big chunks split four copied runs");
+        for pair in copied.windows(2) {
+            assert_eq!(
+                pair[0].as_ptr().wrapping_add(pair[0].len()),
+                pair[1].as_ptr(),
+                "copied pieces are consecutive views of one allocation"
+            );
         }
     }
 
