@@ -225,6 +225,12 @@ pub fn main(args: BenchArgs) -> ExitCode {
     match run(&args) {
         Ok(report) => {
             if report.errors > 0 {
+                // Said on stderr too, so a `--quiet` run that fails says why.
+                eprintln!(
+                    "error: {} errors during the run (last: {})",
+                    report.errors,
+                    report.last_error.as_deref().unwrap_or("?")
+                );
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
