@@ -20,6 +20,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::ThreadId;
 
 use bytes::Bytes;
@@ -160,6 +161,15 @@ impl AsRef<[u8]> for ThreadBoundRead {
     }
 }
 
+/// Read buffers leaked because their last `Bytes` was dropped off the reading thread.
+static LEAKED_READ_BUFFERS: AtomicU64 = AtomicU64::new(0);
+
+/// How many read buffers were leaked ([`ReadBuf::into_bytes`]): always 0 unless some code
+/// path moves log reads to another thread, which is a bug to find, not a cost to pay.
+pub fn leaked_read_buffers() -> u64 {
+    LEAKED_READ_BUFFERS.load(Ordering::Relaxed)
+}
+
 impl Drop for ThreadBoundRead {
     fn drop(&mut self) {
         if self.thread.is_some() && this_thread() == self.thread {
@@ -168,6 +178,13 @@ impl Drop for ThreadBoundRead {
             unsafe {
                 ManuallyDrop::drop(&mut self.inner)
             }
+        } else if LEAKED_READ_BUFFERS.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Said once: a leak that grows silently would look like a slow memory problem.
+            tracing::error!(
+                bytes = self.inner.len(),
+                "a read buffer was dropped off the thread that read it and is leaked; \
+                 log reads must stay on their shard"
+            );
         }
     }
 }
@@ -637,10 +654,12 @@ mod tests {
                 .join()
                 .expect("other thread");
             assert_eq!(seen, 5000);
-            // The last reference dropped on another thread: leaked, not freed there.
+            // The last reference dropped on another thread: leaked, not freed there, and counted.
+            let leaked_before = leaked_read_buffers();
             std::thread::spawn(move || drop(unaligned))
                 .join()
                 .expect("other thread");
+            assert_eq!(leaked_read_buffers(), leaked_before + 1);
         });
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
