@@ -36,7 +36,7 @@ pub enum RpcRequest {
     /// This node's view of the group, for `sluice cluster status`.
     Status,
     /// A request for the receiving node's shards (transaction markers, KIP-890
-    /// verification), opaque here: the layer above encodes it and answers it through the
+    /// verification, transactional offsets), opaque here: the layer above encodes it and answers it through the
     /// node's [`NodeHandler`].
     Node(String),
 }

@@ -194,10 +194,12 @@ impl ControlPlane {
         let (tx, rx) = oneshot::channel();
         self.runtime.spawn(async move {
             let request = RpcRequest::Node(body);
-            let reply = match cluster_rpc::call_once(&addr, &request).await {
-                Ok(RpcReply::Node(reply)) => reply,
-                Ok(_) => Err("the peer answered a different request".to_owned()),
-                Err(e) => Err(e.to_string()),
+            let call = cluster_rpc::call_once(&addr, &request);
+            let reply = match tokio::time::timeout(NODE_CALL_WAIT, call).await {
+                Ok(Ok(RpcReply::Node(reply))) => reply,
+                Ok(Ok(_)) => Err("the peer answered a different request".to_owned()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {NODE_CALL_WAIT:?}")),
             };
             let _ = tx.send(reply);
         });
@@ -293,6 +295,11 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
         tracing::warn!(error = %e, "raft shutdown");
     }
 }
+
+/// How long a node waits for another node to answer a node-to-node request (markers wait for
+/// an fsync there) before calling it unreachable; a silent peer (a network partition rather
+/// than a dead process, whose connection closes) would otherwise hold the caller forever.
+const NODE_CALL_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a follower waits for a metadata leader to appear before giving up on a proposal.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
