@@ -2,6 +2,9 @@
 //! then one reply per exchange, on a connection each side keeps and reuses. openraft batches
 //! entries into one AppendEntries and pipelines per follower, so frames need no batching here.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
@@ -32,6 +35,10 @@ pub enum RpcRequest {
     Propose(MetaRecord),
     /// This node's view of the group, for `sluice cluster status`.
     Status,
+    /// A request for the receiving node's shards (transaction markers, KIP-890
+    /// verification, transactional offsets), opaque here: the layer above encodes it and answers it through the
+    /// node's [`NodeHandler`].
+    Node(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,7 +50,19 @@ pub enum RpcReply {
     /// was not committed.
     Propose(Result<(u64, MetaOutcome), String>),
     Status(ClusterStatus),
+    /// The node handler's answer, or why there was none.
+    Node(Result<String, String>),
 }
+
+/// What a [`NodeHandler`] answers with: polled on the control-plane thread.
+pub type NodeAnswer = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// Answers [`RpcRequest::Node`] bodies on this node: it hands the body to the shards
+/// (through their channels) and resolves with their answer.
+pub type NodeHandler = Arc<dyn Fn(String) -> NodeAnswer + Send + Sync>;
+
+/// Where the node's handler is installed once its shards run (the RPC server starts first).
+pub type NodeHandlerSlot = Arc<OnceLock<NodeHandler>>;
 
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(body).map_err(std::io::Error::other)?;
@@ -84,7 +103,7 @@ pub async fn call_once(addr: &str, request: &RpcRequest) -> std::io::Result<RpcR
 }
 
 /// Serves peers' requests on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>) {
+pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>, handler: NodeHandlerSlot) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             // Out of descriptors or the like: back off instead of spinning.
@@ -92,8 +111,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>) {
             continue;
         };
         let raft = raft.clone();
+        let handler = Arc::clone(&handler);
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, raft).await {
+            if let Err(e) = serve_connection(stream, raft, handler).await {
                 if e.kind() != std::io::ErrorKind::UnexpectedEof {
                     tracing::debug!(%peer, error = %e, "cluster connection closed");
                 }
@@ -102,7 +122,11 @@ pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: Raft<MetaTypes>) -> std::io::Result<()> {
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: Raft<MetaTypes>,
+    handler: NodeHandlerSlot,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let request: RpcRequest = read_frame(&mut stream).await?;
@@ -117,6 +141,10 @@ async fn serve_connection(mut stream: TcpStream, raft: Raft<MetaTypes>) -> std::
                     .map_err(|e| e.to_string()),
             ),
             RpcRequest::Status => RpcReply::Status(ClusterStatus::of(&raft)),
+            RpcRequest::Node(body) => RpcReply::Node(match handler.get() {
+                Some(handle) => handle(body).await,
+                None => Err("the node's shards are not running yet".to_owned()),
+            }),
         };
         write_frame(&mut stream, &reply).await?;
     }

@@ -15,7 +15,9 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::storage::Adaptor;
 use openraft::{BasicNode, Config, Raft};
 
-use super::cluster_rpc::{self, ClusterNetwork, RpcReply, RpcRequest};
+use super::cluster_rpc::{
+    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest,
+};
 use super::cluster_status::ClusterStatus;
 use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
@@ -42,6 +44,10 @@ pub enum ClusterError {
     NoLeader,
     #[error("control plane stopped")]
     Stopped,
+    /// A node-to-node request got no answer (the node is down or not ready), or its
+    /// handler refused it: retriable.
+    #[error("node {node}: {reason}")]
+    Peer { node: NodeId, reason: String },
 }
 
 /// Raft timings for a metadata group on one LAN: a lost leader is noticed in well under a
@@ -65,6 +71,9 @@ pub struct ControlPlane {
     raft: Raft<MetaTypes>,
     runtime: tokio::runtime::Handle,
     node_id: NodeId,
+    /// Every configured node's cluster address, for node-to-node requests.
+    peers: Arc<BTreeMap<NodeId, String>>,
+    node_handler: NodeHandlerSlot,
     stop: Arc<std::sync::Mutex<Option<Running>>>,
 }
 
@@ -95,6 +104,8 @@ impl ControlPlane {
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
+        let node_handler = NodeHandlerSlot::default();
+        let served_handler = Arc::clone(&node_handler);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -110,7 +121,14 @@ impl ControlPlane {
                         return;
                     }
                 };
-                runtime.block_on(run(node_id, store, listener, members, ready_tx, stop_rx));
+                let serving = Serving {
+                    node_id,
+                    store,
+                    listener,
+                    members,
+                    handler: served_handler,
+                };
+                runtime.block_on(run(serving, ready_tx, stop_rx));
             })
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let (raft, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
@@ -118,6 +136,8 @@ impl ControlPlane {
             raft,
             runtime,
             node_id,
+            peers: Arc::new(peers.peers.clone()),
+            node_handler,
             stop: Arc::new(std::sync::Mutex::new(Some((stop_tx, thread)))),
         })
     }
@@ -156,6 +176,36 @@ impl ControlPlane {
         });
     }
 
+    /// Installs what answers other nodes' [`RpcRequest::Node`] requests here. The first
+    /// call wins; until then they are refused (retriable for the caller).
+    pub fn set_node_handler(&self, handler: NodeHandler) {
+        let _ = self.node_handler.set(handler);
+    }
+
+    /// Sends `body` to node `node`'s handler and returns its answer. Safe to await from a
+    /// glommio shard. One attempt: the caller decides whether and when to retry.
+    pub async fn call_node(&self, node: NodeId, body: String) -> Result<String, ClusterError> {
+        let peer = |reason: String| ClusterError::Peer { node, reason };
+        let addr = self
+            .peers
+            .get(&node)
+            .cloned()
+            .ok_or_else(|| peer("not a configured peer".to_owned()))?;
+        let (tx, rx) = oneshot::channel();
+        self.runtime.spawn(async move {
+            let request = RpcRequest::Node(body);
+            let call = cluster_rpc::call_once(&addr, &request);
+            let reply = match tokio::time::timeout(NODE_CALL_WAIT, call).await {
+                Ok(Ok(RpcReply::Node(reply))) => reply,
+                Ok(Ok(_)) => Err("the peer answered a different request".to_owned()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {NODE_CALL_WAIT:?}")),
+            };
+            let _ = tx.send(reply);
+        });
+        rx.await.map_err(|_| ClusterError::Stopped)?.map_err(peer)
+    }
+
     /// The metadata leader this node knows of, if any (cheap: reads openraft's metrics).
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
@@ -182,14 +232,23 @@ impl ControlPlane {
 
 type Ready = Result<(Raft<MetaTypes>, tokio::runtime::Handle), ClusterError>;
 
-async fn run(
+/// What the control-plane thread serves.
+struct Serving {
     node_id: NodeId,
     store: MetaStore,
     listener: std::net::TcpListener,
     members: BTreeMap<NodeId, BasicNode>,
-    ready: std::sync::mpsc::Sender<Ready>,
-    stop: oneshot::Receiver<()>,
-) {
+    handler: NodeHandlerSlot,
+}
+
+async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: oneshot::Receiver<()>) {
+    let Serving {
+        node_id,
+        store,
+        listener,
+        members,
+        handler,
+    } = serving;
     let started = async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -206,7 +265,7 @@ async fn run(
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let server = tokio::spawn(cluster_rpc::serve(listener, raft.clone()));
+        let server = tokio::spawn(cluster_rpc::serve(listener, raft.clone(), handler));
         // Every node proposes the same initial membership; openraft accepts it only on a node
         // that has never had a log or vote, so a restarted node keeps its state.
         match raft.initialize(members).await {
@@ -236,6 +295,11 @@ async fn run(
         tracing::warn!(error = %e, "raft shutdown");
     }
 }
+
+/// How long a node waits for another node to answer a node-to-node request (markers wait for
+/// an fsync there) before calling it unreachable; a silent peer (a network partition rather
+/// than a dead process, whose connection closes) would otherwise hold the caller forever.
+const NODE_CALL_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a follower waits for a metadata leader to appear before giving up on a proposal.
 const LEADER_WAIT: Duration = Duration::from_secs(5);

@@ -16,6 +16,7 @@ pub mod control_plane;
 pub mod meta_store;
 pub mod peer_list;
 
+pub use cluster_rpc::{NodeAnswer, NodeHandler};
 pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
 pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};

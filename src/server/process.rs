@@ -159,6 +159,9 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (txn_txs, txn_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
+    if let Some(plane) = &control_plane {
+        plane.set_node_handler(crate::shard::txn_remote::node_handler(txn_txs.clone()));
+    }
     let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
 

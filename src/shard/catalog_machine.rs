@@ -83,6 +83,15 @@ pub enum MetaChange {
         created: Vec<AclBinding>,
         deleted: Vec<AclBinding>,
     },
+    /// A block of `count` producer ids for `node` (KRaft's AllocateProducerIds): the block
+    /// starts at the cluster's next free id, or at `at_least` if that is higher (the ids a
+    /// node handed out from its own file before it joined a cluster stay unused). Every
+    /// commit takes a new block, so a retried proposal wastes ids but never repeats one.
+    AllocateProducerIds {
+        node: NodeId,
+        count: i64,
+        at_least: i64,
+    },
 }
 
 /// What applying a [`MetaChange`] answered, sent back to the proposer.
@@ -95,6 +104,11 @@ pub enum ChangeOutcome {
     Conflict,
     /// The record could not be decoded or holds an impossible topic.
     Invalid(String),
+    /// The producer ids `first..end`, the requesting node's alone.
+    ProducerIds {
+        first: i64,
+        end: i64,
+    },
 }
 
 impl MetaChange {
@@ -155,6 +169,10 @@ struct MetaImage {
     users: BTreeMap<String, BTreeMap<String, ScramEntry>>,
     #[serde(default)]
     acls: Vec<AclBinding>,
+    /// The first producer id no block has taken yet (absent before the fourth slice, when
+    /// each node allocated from its own file).
+    #[serde(default)]
+    next_producer_id: i64,
 }
 
 impl MetaImage {
@@ -282,6 +300,21 @@ impl CatalogMachine {
                     }]
                 };
                 (ChangeOutcome::Applied, changes)
+            }
+            MetaChange::AllocateProducerIds {
+                node,
+                count,
+                at_least,
+            } => {
+                let first = self.image.next_producer_id.max(at_least);
+                let end = first.checked_add(count).filter(|_| count > 0);
+                let Some(end) = end else {
+                    let invalid = format!("no block of {count} producer ids from {first}");
+                    return (ChangeOutcome::Invalid(invalid), Vec::new());
+                };
+                self.image.next_producer_id = end;
+                tracing::debug!(node, first, end, "producer id block allocated");
+                (ChangeOutcome::ProducerIds { first, end }, Vec::new())
             }
         }
     }
@@ -568,5 +601,63 @@ mod tests {
         })
         .collect();
         assert_eq!(counts, [1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap_and_survive_a_snapshot() {
+        let (tx, _rx) = async_channel::unbounded();
+        let mut leader = CatalogMachine::new(tx);
+        let block = |node, at_least| MetaChange::AllocateProducerIds {
+            node,
+            count: 1000,
+            at_least,
+        };
+        let first = apply(&mut leader, 1, &block(1, 0));
+        assert_eq!(
+            first,
+            ChangeOutcome::ProducerIds {
+                first: 0,
+                end: 1000
+            }
+        );
+        // The same proposal committed twice takes a second block: wasted, never repeated.
+        let again = apply(&mut leader, 2, &block(1, 0));
+        assert_eq!(
+            again,
+            ChangeOutcome::ProducerIds {
+                first: 1000,
+                end: 2000
+            }
+        );
+        // A node that handed out ids from its own file before joining starts past them.
+        let joined = apply(&mut leader, 3, &block(2, 5000));
+        assert_eq!(
+            joined,
+            ChangeOutcome::ProducerIds {
+                first: 5000,
+                end: 6000
+            }
+        );
+        let refused = MetaChange::AllocateProducerIds {
+            node: 3,
+            count: 0,
+            at_least: 0,
+        };
+        assert!(matches!(
+            apply(&mut leader, 4, &refused),
+            ChangeOutcome::Invalid(_)
+        ));
+        // A node restoring the snapshot (a wiped node rejoining) continues after them.
+        let (tx, _rx) = async_channel::unbounded();
+        let mut follower = CatalogMachine::new(tx);
+        follower.restore(4, &leader.snapshot()).expect("restores");
+        let next = apply(&mut follower, 5, &block(3, 0));
+        assert_eq!(
+            next,
+            ChangeOutcome::ProducerIds {
+                first: 6000,
+                end: 7000
+            }
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! (forwarded to the leader) and applied by every node.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use super::control::{
     ShardMessage,
 };
 use super::placement;
-use super::producer_ids::ProducerIdAllocator;
+use super::producer_ids::{self, ProducerIdAllocator};
 use super::topic_config;
 use crate::cluster::{ClusterError, ControlPlane, NodeId};
 use crate::constants::TOPIC_PARTITIONS_MAX;
@@ -48,6 +49,10 @@ pub struct OwnerCluster {
     pub committed: async_channel::Receiver<Committed>,
     /// The nodes registered so far, by id: where new partitions go.
     nodes: BTreeMap<NodeId, NodeInfo>,
+    /// What is left of the producer id block the metadata group gave this node. Held in
+    /// memory only: after a restart the node asks for a new block, so the rest of this one
+    /// is never handed out (as in KRaft).
+    producer_ids: Range<i64>,
 }
 
 impl OwnerCluster {
@@ -56,6 +61,7 @@ impl OwnerCluster {
             plane,
             committed,
             nodes: BTreeMap::new(),
+            producer_ids: 0..0,
         }
     }
 
@@ -136,12 +142,7 @@ impl CatalogOwner {
         // Replies are dropped only when the requesting connection has gone away.
         match request {
             AdminRequest::AllocateProducerId { reply } => {
-                let id = self
-                    .producer_ids
-                    .allocate()
-                    .await
-                    .map_err(|e| AdminError::Storage(e.to_string()));
-                let _ = reply.send(id);
+                let _ = reply.send(self.allocate_producer_id().await);
             }
             AdminRequest::CreateTopics {
                 topics,
@@ -203,6 +204,42 @@ impl CatalogOwner {
                 let _ = reply.send(self.delete_acls(filters).await);
             }
         }
+    }
+
+    /// A producer id no other node of the cluster (and no earlier life of this one) hands
+    /// out: from this node's file on a single node, from a block the metadata group
+    /// allocated in a cluster, whose ids each node would otherwise number from 0 alike.
+    async fn allocate_producer_id(&mut self) -> Result<i64, AdminError> {
+        let Some(cluster) = &mut self.cluster else {
+            return self
+                .producer_ids
+                .allocate()
+                .await
+                .map_err(|e| AdminError::Storage(e.to_string()));
+        };
+        if cluster.producer_ids.is_empty() {
+            let record = MetaChange::AllocateProducerIds {
+                node: cluster.plane.node_id(),
+                count: producer_ids::BLOCK_SIZE,
+                at_least: self.producer_ids.reserved_end(),
+            };
+            let (_, outcome) = cluster
+                .plane
+                .propose(record.encode())
+                .await
+                .map_err(cluster_error)?;
+            match ChangeOutcome::decode(&outcome) {
+                ChangeOutcome::ProducerIds { first, end } => cluster.producer_ids = first..end,
+                other => {
+                    let reason = format!("producer id block refused: {other:?}");
+                    return Err(AdminError::Storage(reason));
+                }
+            }
+        }
+        cluster
+            .producer_ids
+            .next()
+            .ok_or_else(|| AdminError::Storage("empty producer id block".to_owned()))
     }
 
     async fn create_topic(
@@ -513,6 +550,9 @@ impl CatalogOwner {
                 "topic {name} changed concurrently; retry"
             ))),
             ChangeOutcome::Invalid(reason) => Err(AdminError::InvalidRequest(reason)),
+            ChangeOutcome::ProducerIds { .. } => Err(AdminError::InvalidRequest(format!(
+                "a catalog change of {name:?} answered with producer ids"
+            ))),
         }
     }
 

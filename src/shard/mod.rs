@@ -20,6 +20,7 @@ pub mod share_timers;
 pub mod topic_config;
 pub mod txn_host;
 pub mod txn_inbox;
+pub mod txn_remote;
 pub mod txn_timers;
 
 use std::cell::RefCell;

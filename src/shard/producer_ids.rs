@@ -3,11 +3,15 @@
 //! Shard 0 hands them out. It reserves them in blocks: the end of the current block is
 //! made durable (temp file, fsync, rename) before any id from it is given out, so after a
 //! crash allocation resumes past every id that might have been used, and none is reused.
+//!
+//! In a cluster this file is only read: ids come in blocks from the metadata Raft group
+//! (`CatalogOwner::allocate_producer_id`), so they are unique across nodes.
 
 use std::path::{Path, PathBuf};
 
-/// Ids reserved per durable write.
-const BLOCK_SIZE: i64 = 1000;
+/// Ids reserved per durable write, and per block a cluster node takes from the metadata
+/// group (`MetaChange::AllocateProducerIds`).
+pub const BLOCK_SIZE: i64 = 1000;
 const STATE_FILE: &str = "producer_ids";
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,12 @@ impl ProducerIdAllocator {
             next: reserved_end,
             reserved_end,
         })
+    }
+
+    /// Ids below this may have been handed out from this data dir. A node joining a
+    /// cluster asks for blocks at or above it, so its old ids are never given again.
+    pub fn reserved_end(&self) -> i64 {
+        self.reserved_end
     }
 
     pub async fn allocate(&mut self) -> Result<i64, ProducerIdError> {

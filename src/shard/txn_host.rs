@@ -16,6 +16,37 @@ impl TxnHost for Shard {
         Shard::owner_of(self, topic, partition)
     }
 
+    fn remote_node_of(&self, topic: &str, partition: i32) -> Option<u64> {
+        Shard::remote_node_of(self, topic, partition)
+    }
+
+    async fn write_remote_markers(
+        &self,
+        node: u64,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        self.markers_on_node(node, producer_id, epoch, commit, partitions)
+            .await
+    }
+
+    fn remote_group_node(&self, group: &str) -> Option<u64> {
+        self.remote_coordinator_node(group)
+    }
+
+    async fn settle_remote_offsets(
+        &self,
+        node: u64,
+        group: &str,
+        transactional_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), TxnError> {
+        self.settle_offsets_on_node(node, group, transactional_id, offsets)
+            .await
+    }
+
     async fn allocate_producer_id(&self) -> Result<i64, TxnError> {
         self.admin(|reply| AdminRequest::AllocateProducerId { reply })
             .await

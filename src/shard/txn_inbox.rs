@@ -24,8 +24,11 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             partitions,
             reply,
         } => {
+            // From another shard these are all this shard's partitions; from another node
+            // (through shard 0) they are spread over this node's shards.
             let result = shard
-                .write_local_markers(producer_id, epoch, commit, partitions)
+                .txn()
+                .write_markers(&shard, producer_id, epoch, commit, partitions)
                 .await;
             let _ = reply.send(result);
         }

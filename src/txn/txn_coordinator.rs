@@ -129,6 +129,11 @@ impl TxnCoordinator {
         transactional_id: &str,
         partitions: Vec<(String, i32)>,
     ) -> Result<(), TxnError> {
+        // A group another node coordinates: its coordinator noted them itself when it
+        // staged them (TxnOffsetCommit), and keeps that note in memory only.
+        if !self.node_keys.owns(&group) {
+            return Ok(());
+        }
         let owner = crate::group::coordinator_shard(&group, self.shard_count);
         if owner == self.shard_id {
             self.note_pending_offsets(&group, transactional_id, partitions);
@@ -487,8 +492,14 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Sends each partition's marker to the shard that owns it and waits for all.
-    async fn write_markers<H: TxnHost>(
+    /// Sends each partition's marker to the shard that owns it, on this node through the
+    /// shards' channels and on another node through that node's cluster RPC, and waits for
+    /// all. Any failure (a node down) fails the whole call; the transaction stays prepared
+    /// and the timers task completes it again later, appending a second marker where one
+    /// was written already (control batches of an ended transaction change nothing for a
+    /// consumer, as when Kafka's coordinator retries WriteTxnMarkers).
+    /// Also how a node answers another node's request for its own partitions.
+    pub async fn write_markers<H: TxnHost>(
         &self,
         shard: &H,
         producer_id: i64,
@@ -497,7 +508,12 @@ impl TxnCoordinator {
         partitions: Vec<(String, i32)>,
     ) -> Result<(), TxnError> {
         let mut by_shard: BTreeMap<usize, Vec<(String, i32)>> = BTreeMap::new();
+        let mut by_node: BTreeMap<u64, Vec<(String, i32)>> = BTreeMap::new();
         for (topic, partition) in partitions {
+            if let Some(node) = shard.remote_node_of(&topic, partition) {
+                by_node.entry(node).or_default().push((topic, partition));
+                continue;
+            }
             let owner = shard.owner_of(&topic, partition);
             by_shard.entry(owner).or_default().push((topic, partition));
         }
@@ -518,11 +534,28 @@ impl TxnCoordinator {
             .await?;
             answers.push(answer);
         }
-        if let Some(partitions) = local {
-            shard
-                .write_local_markers(producer_id, epoch, commit, partitions)
-                .await?;
-        }
+        // Other nodes one after another (a cluster has few), while this shard writes its own.
+        let remote = async {
+            for (node, partitions) in by_node {
+                shard
+                    .write_remote_markers(node, producer_id, epoch, commit, partitions)
+                    .await?;
+            }
+            Ok::<(), TxnError>(())
+        };
+        let local = async {
+            match local {
+                Some(partitions) => {
+                    shard
+                        .write_local_markers(producer_id, epoch, commit, partitions)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (remote, local) = futures_lite::future::zip(remote, local).await;
+        local?;
+        remote?;
         for answer in answers {
             answer.await.map_err(|_| TxnError::ShuttingDown)??;
         }
@@ -554,7 +587,11 @@ impl TxnCoordinator {
                 offsets.clear();
             }
             let owner = crate::group::coordinator_shard(group, self.shard_count);
-            if owner == self.shard_id {
+            if let Some(node) = shard.remote_group_node(group) {
+                shard
+                    .settle_remote_offsets(node, group, transactional_id, offsets)
+                    .await?;
+            } else if owner == self.shard_id {
                 shard
                     .commit_local_offsets(group, transactional_id, offsets)
                     .await?;

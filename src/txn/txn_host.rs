@@ -15,6 +15,35 @@ pub trait TxnHost {
     /// The shard that owns `topic`-`partition`.
     fn owner_of(&self, topic: &str, partition: i32) -> usize;
 
+    /// The cluster node `topic`-`partition` lives on when that is another node; `None`
+    /// when it is this node's (always on a single node).
+    fn remote_node_of(&self, topic: &str, partition: i32) -> Option<u64>;
+
+    /// Has node `node` write the marker to each of `partitions` (all of them its own) and
+    /// answers once all are durable there.
+    async fn write_remote_markers(
+        &self,
+        node: u64,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError>;
+
+    /// The cluster node coordinating group `group` when that is another node; `None` when
+    /// it is this node (always on a single node).
+    fn remote_group_node(&self, group: &str) -> Option<u64>;
+
+    /// Has node `node`, which coordinates `group`, commit `offsets` of `transactional_id`
+    /// (none when it aborted).
+    async fn settle_remote_offsets(
+        &self,
+        node: u64,
+        group: &str,
+        transactional_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), TxnError>;
+
     /// A new producer id, unique in the cluster.
     async fn allocate_producer_id(&self) -> Result<i64, TxnError>;
 
@@ -42,6 +71,39 @@ pub trait TxnHost {
 impl<T: TxnHost> TxnHost for Rc<T> {
     fn owner_of(&self, topic: &str, partition: i32) -> usize {
         (**self).owner_of(topic, partition)
+    }
+
+    fn remote_node_of(&self, topic: &str, partition: i32) -> Option<u64> {
+        (**self).remote_node_of(topic, partition)
+    }
+
+    async fn write_remote_markers(
+        &self,
+        node: u64,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), TxnError> {
+        (**self)
+            .write_remote_markers(node, producer_id, epoch, commit, partitions)
+            .await
+    }
+
+    fn remote_group_node(&self, group: &str) -> Option<u64> {
+        (**self).remote_group_node(group)
+    }
+
+    async fn settle_remote_offsets(
+        &self,
+        node: u64,
+        group: &str,
+        transactional_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), TxnError> {
+        (**self)
+            .settle_remote_offsets(node, group, transactional_id, offsets)
+            .await
     }
 
     async fn allocate_producer_id(&self) -> Result<i64, TxnError> {

@@ -36,6 +36,22 @@ async fn stage(
     producer: (i64, i16),
     offsets: Vec<PendingOffset>,
 ) -> Result<(), TxnError> {
+    if let Some(node) = shard.remote_coordinator_node(&transactional_id) {
+        // The transaction's coordinator is another node: it cannot tell this shard (the
+        // group's coordinator) that the offsets are pending, so this shard notes it here.
+        let group = offsets.first().map(|o| o.group.clone()).unwrap_or_default();
+        let partitions: Vec<(String, i32)> = offsets
+            .iter()
+            .map(|o| (o.topic.clone(), o.partition))
+            .collect();
+        shard
+            .stage_offsets_on_node(node, transactional_id.clone(), producer, offsets)
+            .await?;
+        shard
+            .txn()
+            .note_pending_offsets(&group, &transactional_id, partitions);
+        return Ok(());
+    }
     let coordinator = crate::txn::coordinator_shard(&transactional_id, shard.config.shard_count);
     if coordinator == shard.id {
         return shard

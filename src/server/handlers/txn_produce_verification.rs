@@ -75,7 +75,11 @@ pub async fn verify(
         return refuse_all(ResponseError::InvalidTxnState);
     };
     let coordinator = crate::txn::coordinator_shard(&transactional_id, shard.config.shard_count);
-    let verified = if coordinator == shard.id {
+    let verified = if let Some(node) = shard.remote_coordinator_node(&transactional_id) {
+        shard
+            .verify_on_node(node, transactional_id, producer, partitions.clone())
+            .await
+    } else if coordinator == shard.id {
         shard
             .txn()
             .verify(&transactional_id, producer, partitions.clone())

@@ -106,20 +106,27 @@ pub fn connect(addr: &str) -> Connection {
     Connection::connect(addr, &ConnectionConfig::default()).expect("connect")
 }
 
-/// The node id and address of `transactional_id`'s coordinator (FindCoordinator v1).
-pub fn coordinator(broker: &Broker, transactional_id: &str) -> (i32, String) {
+/// The broker id of the coordinator of `key`, a transactional id (`key_type` 1) or a
+/// group (0), as `broker` answers FindCoordinator v1.
+pub fn coordinator_id(broker: &Broker, key: &str, key_type: i8) -> i32 {
     let request = FindCoordinatorRequest::default()
-        .with_key(text(transactional_id))
-        .with_key_type(1);
+        .with_key(text(key))
+        .with_key_type(key_type);
     let found = connect(broker.bootstrap())
         .send_version(&request, 1, Duration::ZERO)
         .expect("FindCoordinator");
     assert_eq!(found.error_code, 0, "FindCoordinator error");
+    found.node_id.0
+}
+
+/// The node id and address of `transactional_id`'s coordinator (FindCoordinator v1).
+pub fn coordinator(broker: &Broker, transactional_id: &str) -> (i32, String) {
+    let id = coordinator_id(broker, transactional_id, 1);
     let (node, addr) = broker
         .ready_line()
         .brokers
         .iter()
-        .find(|(node, _)| *node == found.node_id.0)
+        .find(|(node, _)| *node == id)
         .expect("the coordinator is one of the brokers");
     (*node, addr.clone())
 }
