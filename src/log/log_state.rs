@@ -35,10 +35,13 @@ pub(crate) struct PendingBatch {
     pub(super) segment_base: i64,
     pub(super) position: u64,
     /// The batch as the producer sent it: baseOffset and partitionLeaderEpoch are still the
-    /// producer's; the writer sets them in its copy ([`batch::assign_offset`]).
+    /// producer's.
     pub(super) bytes: Bytes,
-    /// The broker time to stamp the batch with (LogAppendTime), as its in-memory copy is.
-    pub(super) log_append_time_ms: Option<i64>,
+    /// The batch's first bytes as the broker set them (offset; under LogAppendTime also
+    /// timestamp and CRC), shared with the tail cache: the writer copies them over the
+    /// producer's instead of patching and re-checksumming again, so the file holds exactly
+    /// what in-memory readers were served.
+    pub(super) prefix: Bytes,
 }
 
 /// One partition log's in-memory state; `Rc<RefCell<_>>`-shared by its handle, its segment
@@ -305,7 +308,7 @@ impl LogState {
             segment_base,
             position,
             bytes: bytes.clone(),
-            log_append_time_ms: self.config.log_append_time.then_some(now_ms),
+            prefix: prefix.clone(),
         });
         self.unwritten_bytes += size;
         self.cache.push_back(CachedBatch {

@@ -158,9 +158,9 @@ impl PartitionLog {
         }
         // The producer's bytes stay untouched (they are usually a slice of a request frame
         // shared with other partitions): the assigned offsets go into small patched copies
-        // of each batch's first bytes, used for in-memory reads; the segment writer patches
-        // its aligned copy the same way. LogAppendTime patches more of the header, CRC
-        // included, so its copies are longer.
+        // of each batch's first bytes, used for in-memory reads and copied by the segment
+        // writer over the producer's into its aligned buffer (the one copy of the payload).
+        // LogAppendTime patches more of the header, CRC included, so its copies are longer.
         let log_append_time = st.config.log_append_time;
         let prefix_len = if log_append_time {
             batch::LOG_APPEND_TIME_FIELDS_END
@@ -242,9 +242,18 @@ impl PartitionLog {
         }
         let offset = st.log_end_offset();
         batch::assign_offset(&mut bytes, offset);
+        // Kafka stamps control batches too. The marker is the broker's own, so it is stamped
+        // in place and its prefix is just its first bytes.
+        let prefix_len = if st.config.log_append_time {
+            let (head, tail) = bytes.split_at_mut(batch::LOG_APPEND_TIME_FIELDS_END);
+            batch::stamp_log_append_time(head, tail, now_ms);
+            batch::LOG_APPEND_TIME_FIELDS_END
+        } else {
+            batch::BROKER_FIELDS_END
+        };
         let header = batch::header_fields(&bytes);
         let bytes = Bytes::from(bytes);
-        let prefix = bytes.slice(..batch::BROKER_FIELDS_END);
+        let prefix = bytes.slice(..prefix_len);
         st.push_batch(bytes, prefix, offset, header, now_ms);
         st.producers
             .record_marker(producer_id, producer_epoch, commit, offset, now_ms);
@@ -1028,6 +1037,78 @@ mod tests {
                 join_chunks(&cold.chunks),
                 joined,
                 "the file holds the patched batches"
+            );
+            log.close().await.expect("close");
+        });
+    }
+
+    /// Under LogAppendTime the broker's stamped header (offset, timestamp type, maxTimestamp,
+    /// CRC) reaches readers from the tail cache and from the segment file alike, for
+    /// producers' batches and for the broker's own markers; the producer's bytes stay as
+    /// they were sent.
+    #[test]
+    fn log_append_time_batches_read_the_same_from_memory_and_file() {
+        const NOW_MS: i64 = 5_000_000;
+        let tmp = dir();
+        let path = tmp.path().join("p");
+        crate::io::block_on_local(async move {
+            let config = LogConfig {
+                flush: FlushPolicy::Never,
+                log_append_time: true,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(path.clone(), config.clone())
+                .await
+                .expect("open");
+            log.append(Bytes::from(make_batch(2, 50, 1)), NOW_MS)
+                .expect("append");
+            let mut frame = make_batch(3, 5000, 10);
+            frame.extend_from_slice(&make_batch(1, 100, 20));
+            let sent = frame.clone();
+            let frame = Bytes::from(frame);
+            let info = log.append(frame.clone(), NOW_MS).expect("append");
+            assert_eq!((info.base_offset, info.log_append_time_ms), (2, NOW_MS));
+            let marker = log.append_marker(7, 0, true, 0, NOW_MS).expect("marker");
+            assert_eq!(marker, 6);
+            assert_eq!(&frame[..], &sent[..], "producer bytes untouched");
+            let read = log.read(0, 1 << 20).await.expect("read");
+            assert_eq!(
+                read.chunks.len(),
+                8,
+                "from the tail cache: prefix and body per batch"
+            );
+            let memory = join_chunks(&read.chunks);
+            assert_eq!(
+                batch::batch_offsets(&memory),
+                vec![
+                    (0, 1, NOW_MS),
+                    (2, 4, NOW_MS),
+                    (5, 5, NOW_MS),
+                    (6, 6, NOW_MS)
+                ],
+                "assigned offsets and the broker's time"
+            );
+            let mut at = 0;
+            while at < memory.len() {
+                let size = batch::framed_size(&memory[at..]).expect("whole batch");
+                let stamped = &memory[at..at + size];
+                assert!(batch::crc_matches(stamped), "CRC of the batch at {at}");
+                assert_ne!(
+                    batch::header_fields(stamped).attributes
+                        & crate::protocol::batch_layout::ATTRIBUTE_LOG_APPEND_TIME,
+                    0,
+                    "timestamp type of the batch at {at}"
+                );
+                at += size;
+            }
+            log.wait_durable(6).await.expect("written");
+            log.close().await.expect("close");
+            let log = PartitionLog::open(path, config).await.expect("reopen");
+            let cold = log.read(0, 1 << 20).await.expect("cold read");
+            assert_eq!(
+                join_chunks(&cold.chunks),
+                memory,
+                "the file holds what memory served"
             );
             log.close().await.expect("close");
         });

@@ -19,7 +19,6 @@ use futures_lite::future;
 use crate::constants::DMA_ALIGNMENT;
 use crate::io::dma_file::{AlignedBuf, DmaFile};
 
-use super::batch;
 use super::commit_group;
 use super::config::FlushPolicy;
 use super::error::LogError;
@@ -299,14 +298,10 @@ impl Writer {
             bytes[..tail.len()].copy_from_slice(tail);
             let mut at = tail.len();
             for pending in st.unwritten.iter().skip(skip).take(count) {
-                bytes[at..at + pending.bytes.len()].copy_from_slice(&pending.bytes);
-                batch::assign_offset(&mut bytes[at..], pending.base_offset);
-                if let Some(now_ms) = pending.log_append_time_ms {
-                    let (head, tail) = bytes[at..at + pending.bytes.len()]
-                        .split_at_mut(batch::LOG_APPEND_TIME_FIELDS_END);
-                    batch::stamp_log_append_time(head, tail, now_ms);
-                }
-                at += pending.bytes.len();
+                let (head, body) = (pending.prefix.len(), pending.bytes.len());
+                bytes[at..at + head].copy_from_slice(&pending.prefix);
+                bytes[at + head..at + body].copy_from_slice(&pending.bytes[head..]);
+                at += body;
                 last_offset = pending.last_offset;
             }
             at
