@@ -53,8 +53,9 @@ struct Shared {
     buffered_bytes: Cell<u64>,
     ack_event: Event,
     failed: Cell<bool>,
-    /// A partition refused a batch: the open transaction must not be committed.
-    produce_refused: Cell<bool>,
+    /// The first refusal of a batch by a partition: the open transaction must not be
+    /// committed, and the abort says why.
+    produce_refused: RefCell<Option<String>>,
     /// Per partition: a batch of the open transaction was acknowledged there.
     txn_opened: Vec<Cell<bool>>,
 }
@@ -94,7 +95,7 @@ async fn produce(
         buffered_bytes: Cell::new(0),
         ack_event: Event::new(),
         failed: Cell::new(false),
-        produce_refused: Cell::new(false),
+        produce_refused: RefCell::new(None),
         txn_opened: (0..workload.partition_broker.len())
             .map(|_| Cell::new(false))
             .collect(),
@@ -371,10 +372,11 @@ async fn end_transaction(
     shared: &Shared,
     recorder: &Rc<RefCell<Recorder>>,
 ) -> Result<(), BenchError> {
-    if shared.produce_refused.get() {
+    let refusal = shared.produce_refused.borrow().clone();
+    if let Some(refusal) = refusal {
         txn.abort().await?;
         return Err(BenchError::Usage(format!(
-            "aborted a transaction of {}: a produce failed; see the errors above",
+            "aborted a transaction of {}: {refusal}",
             txn.identity().transactional_id
         )));
     }
@@ -533,11 +535,15 @@ async fn read_answers(
                     for partition in &topic.partition_responses {
                         if partition.error_code != 0 {
                             failed.push(partition.index);
-                            shared.produce_refused.set(true);
-                            r.error(format!(
+                            let refusal = format!(
                                 "produce to {}-{} failed with error code {}",
                                 topic.name.0, partition.index, partition.error_code
-                            ));
+                            );
+                            shared
+                                .produce_refused
+                                .borrow_mut()
+                                .get_or_insert_with(|| refusal.clone());
+                            r.error(refusal);
                         }
                     }
                 }
