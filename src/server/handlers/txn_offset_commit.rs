@@ -32,6 +32,7 @@ const FENCED_NEVER: i16 = i16::MAX;
 
 async fn stage(
     shard: &Rc<Shard>,
+    group: &str,
     transactional_id: String,
     producer: (i64, i16),
     offsets: Vec<PendingOffset>,
@@ -39,7 +40,6 @@ async fn stage(
     if let Some(node) = shard.remote_coordinator_node(&transactional_id) {
         // The transaction's coordinator is another node: it cannot tell this shard (the
         // group's coordinator) that the offsets are pending, so this shard notes it here.
-        let group = offsets.first().map(|o| o.group.clone()).unwrap_or_default();
         let partitions: Vec<(String, i32)> = offsets
             .iter()
             .map(|o| (o.topic.clone(), o.partition))
@@ -49,7 +49,7 @@ async fn stage(
             .await?;
         shard
             .txn()
-            .note_pending_offsets(&group, &transactional_id, partitions);
+            .note_pending_offsets(group, &transactional_id, partitions);
         return Ok(());
     }
     let coordinator = crate::txn::coordinator_shard(&transactional_id, shard.config.shard_count);
@@ -158,13 +158,15 @@ pub fn txn_offset_commit(
         let outcome = match checked {
             Err(error) => error,
             Ok(()) if accepted.is_empty() => 0,
-            Ok(()) => match stage(&shard, transactional_id.clone(), producer, accepted).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    tracing::debug!(%transactional_id, %group, error = %e, "TxnOffsetCommit refused");
-                    txn_error_code(&e, ctx.version, FENCED_NEVER)
+            Ok(()) => {
+                match stage(&shard, &group, transactional_id.clone(), producer, accepted).await {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        tracing::debug!(%transactional_id, %group, error = %e, "TxnOffsetCommit refused");
+                        txn_error_code(&e, ctx.version, FENCED_NEVER)
+                    }
                 }
-            },
+            }
         };
         let topics = outcomes
             .into_iter()
