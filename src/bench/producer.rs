@@ -535,10 +535,13 @@ async fn read_answers(
                     for partition in &topic.partition_responses {
                         if partition.error_code != 0 {
                             failed.push(partition.index);
-                            let refusal = format!(
+                            let mut refusal = format!(
                                 "produce to {}-{} failed with error code {}",
                                 topic.name.0, partition.index, partition.error_code
                             );
+                            if let Some(message) = &partition.error_message {
+                                refusal.push_str(&format!(": {message}"));
+                            }
                             shared
                                 .produce_refused
                                 .borrow_mut()

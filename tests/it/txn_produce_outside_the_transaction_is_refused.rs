@@ -9,32 +9,15 @@ use crate::txn_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
-    TopicName, TransactionalId,
+    EndTxnRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
 };
 use sluice::client::Connection;
-use sluice::log::testing::{make_batch_with, ProducerFields};
-use txn_support::{connect, text};
+use txn_support::{connect, text, transactional_batch};
 
 const NONE: i16 = 0;
 const INVALID_TXN_STATE: i16 = 48;
-
-/// A one-record transactional batch of `producer` at sequence `seq`.
-fn transactional_batch(producer: (i64, i16), seq: i32) -> Bytes {
-    let fields = ProducerFields {
-        producer_id: producer.0,
-        producer_epoch: producer.1,
-        base_sequence: seq,
-    };
-    let mut batch = make_batch_with(1, 20, 1, fields);
-    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // attributes: transactional
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(batch)
-}
 
 /// (error, base offset) of a Produce v7 of `batch` to partition 0.
 fn produce(c: &mut Connection, id: &str, topic: &str, batch: Bytes) -> (i16, i64) {
@@ -62,19 +45,7 @@ fn a_batch_outside_the_transaction_is_refused_and_not_stored() {
     let id = common::topic_name("verify");
     let (_, coordinator_addr) = txn_support::coordinator(&broker, &id);
     let mut coordinator = connect(&coordinator_addr);
-    let init = coordinator
-        .send_version(
-            &InitProducerIdRequest::default()
-                .with_transactional_id(Some(TransactionalId(text(&id))))
-                .with_transaction_timeout_ms(60_000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-            4,
-            Duration::ZERO,
-        )
-        .expect("InitProducerId");
-    assert_eq!(init.error_code, NONE);
-    let producer = (init.producer_id.0, init.producer_epoch);
+    let producer = txn_support::init_producer(&mut coordinator, &id);
     let mut leader = connect(&common::leader_address(&broker, &topic, 0));
 
     let refused = produce(&mut leader, &id, &topic, transactional_batch(producer, 0));
@@ -84,23 +55,8 @@ fn a_batch_outside_the_transaction_is_refused_and_not_stored() {
         "not added to the transaction"
     );
 
-    let added = coordinator
-        .send_version(
-            &AddPartitionsToTxnRequest::default()
-                .with_v3_and_below_transactional_id(TransactionalId(text(&id)))
-                .with_v3_and_below_producer_id(ProducerId(producer.0))
-                .with_v3_and_below_producer_epoch(producer.1)
-                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(text(&topic)))
-                    .with_partitions(vec![0])]),
-            3,
-            Duration::ZERO,
-        )
-        .expect("AddPartitionsToTxn");
-    assert_eq!(
-        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-        NONE
-    );
+    let added = txn_support::add_partitions(&mut coordinator, &id, producer, &topic, vec![0]);
+    assert_eq!(added, vec![NONE]);
     // The refused batch left nothing behind: the first accepted one is at offset 0.
     assert_eq!(
         produce(&mut leader, &id, &topic, transactional_batch(producer, 0)),

@@ -4,8 +4,10 @@
 //! `txn_produce_verification`) cannot: requests behind it would overtake it, and a pipelining
 //! idempotent producer's next batch would land first and be refused as
 //! OUT_OF_ORDER_SEQUENCE. So while such a request waits, its partitions are gated: every
-//! request that touches a gated partition takes a ticket there at dispatch and appends only
-//! when all earlier tickets on it are done. Ungated partitions keep the synchronous path.
+//! request that touches a gated partition takes a ticket on each of its partitions at
+//! dispatch (gating the others too, since it now appends late on them as well) and appends
+//! only when all earlier tickets on them are done. Ungated partitions keep the synchronous
+//! path.
 //!
 //! The gates live in a thread-local map: a shard is one thread, and a partition is appended
 //! to only by the shard that owns it.
@@ -47,27 +49,25 @@ pub fn any_gated() -> bool {
     GATES.with_borrow(|gates| !gates.is_empty())
 }
 
-/// Takes a ticket on each gated partition in `partitions`; with `gate`, the request is about
-/// to wait and opens a gate on each partition not gated yet. `None`: nothing to wait for.
+/// Takes a ticket on every partition in `partitions` when the request must wait: with
+/// `gate` (it is about to wait itself) or when one of them is gated (it queues behind
+/// another). A waiting request gates its ungated partitions too, or a later request to one
+/// of them would append at once, ahead of it. `None`: nothing to wait for.
 pub fn take(partitions: Vec<PartitionKey>, gate: bool) -> Option<Tickets> {
     GATES.with_borrow_mut(|gates| {
-        let mut held = Vec::new();
-        for key in partitions {
-            let ticket = match gates.get_mut(&key) {
-                Some(existing) => existing.issued,
-                None if gate => 0,
-                None => continue,
-            };
-            let entry = gates.entry(key.clone()).or_default();
-            entry.issued += 1;
-            held.push((key, ticket));
+        if !gate && !partitions.iter().any(|key| gates.contains_key(key)) {
+            return None;
         }
-        // Not `then_some`: an empty `Tickets` built eagerly would drop inside this borrow.
-        if held.is_empty() {
-            None
-        } else {
-            Some(Tickets { held })
-        }
+        let held = partitions
+            .into_iter()
+            .map(|key| {
+                let entry = gates.entry(key.clone()).or_default();
+                let ticket = entry.issued;
+                entry.issued += 1;
+                (key, ticket)
+            })
+            .collect();
+        Some(Tickets { held })
     })
 }
 
@@ -135,7 +135,7 @@ mod tests {
     fn later_requests_queue_behind_a_gate_in_arrival_order() {
         let first = take(vec![key(1)], true).expect("gate opened");
         let second = take(vec![key(1), key(2)], false).expect("queued on the gate");
-        assert_eq!(second.held, vec![(key(1), 1)]);
+        assert_eq!(second.held, vec![(key(1), 1), (key(2), 0)]);
         let third = take(vec![key(1)], false).expect("queued");
         assert_eq!(turn_of(1), Some(0));
         // The second request gives up while waiting: the third still waits for the first.
@@ -145,5 +145,21 @@ mod tests {
         assert_eq!(turn_of(1), Some(2), "the third request's turn");
         drop(third);
         assert_eq!(turn_of(1), None, "an idle gate is removed");
+    }
+
+    #[test]
+    fn a_request_queued_behind_a_gate_gates_its_other_partitions() {
+        let waiting = take(vec![key(3)], true).expect("gate opened");
+        // Queued on partition 3, so its batch for partition 4 appends late too...
+        let queued = take(vec![key(3), key(4)], false).expect("queued on the gate");
+        assert_eq!(queued.held, vec![(key(3), 1), (key(4), 0)]);
+        // ...and a later request to partition 4 alone must not overtake it.
+        let later = take(vec![key(4)], false).expect("queued behind the request on 4");
+        assert_eq!(later.held, vec![(key(4), 1)]);
+        drop(waiting);
+        drop(queued);
+        assert_eq!(turn_of(4), Some(1), "the later request's turn");
+        drop(later);
+        assert_eq!(turn_of(4), None);
     }
 }

@@ -5,13 +5,19 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::FindCoordinatorRequest;
+use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
+    TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
 use sluice::client::{Connection, ConnectionConfig};
+use sluice::log::testing::{make_batch_with, ProducerFields};
 
 use crate::common::{self, Broker, Consumed, TestProducer, TestRecord, CLIENT_TIMEOUT};
 
@@ -129,4 +135,63 @@ pub fn coordinator(broker: &Broker, transactional_id: &str) -> (i32, String) {
         .find(|(node, _)| *node == id)
         .expect("the coordinator is one of the brokers");
     (*node, addr.clone())
+}
+
+/// A one-record transactional batch of `producer` at sequence `seq`.
+pub fn transactional_batch(producer: (i64, i16), seq: i32) -> Bytes {
+    let fields = ProducerFields {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        base_sequence: seq,
+    };
+    let mut batch = make_batch_with(1, 20, 1, fields);
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // attributes: transactional
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(batch)
+}
+
+/// InitProducerId v4 for `transactional_id` on its coordinator: (producer id, epoch).
+pub fn init_producer(coordinator: &mut Connection, transactional_id: &str) -> (i64, i16) {
+    let init = coordinator
+        .send_version(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(text(transactional_id))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+            Duration::ZERO,
+        )
+        .expect("InitProducerId");
+    assert_eq!(init.error_code, 0, "InitProducerId error");
+    (init.producer_id.0, init.producer_epoch)
+}
+
+/// AddPartitionsToTxn v3 of `partitions` of `topic`: each partition's error code.
+pub fn add_partitions(
+    coordinator: &mut Connection,
+    transactional_id: &str,
+    producer: (i64, i16),
+    topic: &str,
+    partitions: Vec<i32>,
+) -> Vec<i16> {
+    let added = coordinator
+        .send_version(
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(text(transactional_id)))
+                .with_v3_and_below_producer_id(ProducerId(producer.0))
+                .with_v3_and_below_producer_epoch(producer.1)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(text(topic)))
+                    .with_partitions(partitions)]),
+            3,
+            Duration::ZERO,
+        )
+        .expect("AddPartitionsToTxn");
+    added.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|r| r.partition_error_code)
+        .collect()
 }
