@@ -24,7 +24,7 @@
 //! recognised by their batch header, so none is applied twice.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -57,6 +57,18 @@ pub struct ReplicaConfig {
     /// The group's voters, this replica included; used only when the Raft log is new (every
     /// replica must start from the same configuration).
     pub voters: Vec<u64>,
+    /// Growth of the Raft log that triggers its compaction (`RAFT_LOG_COMPACT_BYTES`).
+    pub compact_bytes: u64,
+}
+
+impl ReplicaConfig {
+    pub fn new(id: u64, voters: Vec<u64>) -> ReplicaConfig {
+        ReplicaConfig {
+            id,
+            voters,
+            compact_bytes: RAFT_LOG_COMPACT_BYTES,
+        }
+    }
 }
 
 /// Resolves once the proposed record set is committed and applied here, with the offsets
@@ -72,13 +84,16 @@ struct Inner {
     node: RawNode<MemStorage>,
     /// Proposals of this replica as leader, by entry index.
     waiters: BTreeMap<u64, Waiter>,
-    /// Applied, not yet known durable in the partition log.
-    pending_checkpoint: Option<AppliedCheckpoint>,
+    /// Applied, not yet known durable in the partition log, oldest first (one per Ready
+    /// that applied entries; drained at every `drive`). A queue rather than the latest
+    /// alone, so that steady appends cannot keep the checkpoint from ever being recorded.
+    pending_checkpoints: VecDeque<AppliedCheckpoint>,
 }
 
 pub struct Replica {
     group: GroupKey,
     id: u64,
+    compact_bytes: u64,
     store: RaftStore,
     partition: PartitionLog,
     transport: Rc<dyn ReplicaTransport>,
@@ -175,17 +190,21 @@ impl Replica {
         // that the replica reports itself where it matters.
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&raft_config, store.mem(), &logger).map_err(raft_error)?;
-        let pending_checkpoint = (applied != store.applied()).then_some(applied);
+        let pending_checkpoints = (applied != store.applied())
+            .then_some(applied)
+            .into_iter()
+            .collect();
         Ok(Replica {
             group,
             id: config.id,
+            compact_bytes: config.compact_bytes,
             store,
             partition,
             transport,
             inner: RefCell::new(Inner {
                 node,
                 waiters: BTreeMap::new(),
-                pending_checkpoint,
+                pending_checkpoints,
             }),
             driving: Cell::new(false),
             closed: Cell::new(false),
@@ -227,6 +246,17 @@ impl Replica {
 
     pub fn last_index(&self) -> u64 {
         self.inner.borrow().node.raft.raft_log.last_index()
+    }
+
+    /// The first entry the Raft log still holds (entries before it were compacted away).
+    pub fn first_index(&self) -> u64 {
+        self.inner.borrow().node.raft.raft_log.first_index()
+    }
+
+    /// Entries up to this one are applied and durable in the partition log, as recorded on
+    /// disk (a restart resumes from it).
+    pub fn checkpointed_index(&self) -> u64 {
+        self.store.applied().index
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -433,7 +463,7 @@ impl Replica {
             }
         }
         inner.node.advance_apply_to(last);
-        inner.pending_checkpoint = Some(AppliedCheckpoint {
+        inner.pending_checkpoints.push_back(AppliedCheckpoint {
             index: last,
             log_end_offset: self.partition.log_end_offset(),
         });
@@ -484,21 +514,26 @@ impl Replica {
     /// Records the applied checkpoint once the partition log has it on disk.
     fn checkpoint_applied(&self, now_ms: i64) -> Result<(), ReplicaError> {
         let mut inner = self.inner.borrow_mut();
-        let Some(checkpoint) = inner.pending_checkpoint else {
-            return Ok(());
-        };
-        if self.partition.durable_offset() < checkpoint.log_end_offset {
-            return Ok(());
+        let durable = self.partition.durable_offset();
+        let mut latest = None;
+        while let Some(checkpoint) = inner.pending_checkpoints.front() {
+            if checkpoint.log_end_offset > durable {
+                break;
+            }
+            latest = inner.pending_checkpoints.pop_front();
         }
-        inner.pending_checkpoint = None;
-        self.store
-            .record_applied(checkpoint, now_ms)
-            .map_err(|e| self.persist_error(e))
+        match latest {
+            Some(checkpoint) => self
+                .store
+                .record_applied(checkpoint, now_ms)
+                .map_err(|e| self.persist_error(e)),
+            None => Ok(()),
+        }
     }
 
     /// Drops Raft log entries every replica has and the partition log holds durably.
     async fn compact_if_needed(&self, now_ms: i64) -> Result<(), ReplicaError> {
-        if !self.store.needs_compaction(RAFT_LOG_COMPACT_BYTES) {
+        if !self.store.needs_compaction(self.compact_bytes) {
             return Ok(());
         }
         let mut upto = self.store.applied().index;
