@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use futures_channel::oneshot;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
@@ -105,17 +104,20 @@ pub struct Replica {
     work: event_listener::Event,
 }
 
+/// Bytes of the leader's clock at the start of an entry's data.
+const PROPOSAL_CLOCK_BYTES: usize = 8;
+
 /// The leader's wall clock travels with each record set, so that every replica stamps
 /// LogAppendTime and expires producer state identically.
 fn encode_proposal(now_ms: i64, records: &[u8]) -> Vec<u8> {
-    let mut data = Vec::with_capacity(8 + records.len());
+    let mut data = Vec::with_capacity(PROPOSAL_CLOCK_BYTES + records.len());
     data.extend_from_slice(&now_ms.to_be_bytes());
     data.extend_from_slice(records);
     data
 }
 
 fn decode_proposal(data: &[u8]) -> Option<(i64, &[u8])> {
-    let (ms, records) = data.split_at_checked(8)?;
+    let (ms, records) = data.split_at_checked(PROPOSAL_CLOCK_BYTES)?;
     Some((i64::from_be_bytes(ms.try_into().ok()?), records))
 }
 
@@ -281,9 +283,7 @@ impl Replica {
     /// Advances Raft's logical clock by one tick (the shard's timer, every
     /// `REPLICA_TICK_MS`): heartbeats and election timeouts are counted in ticks.
     pub fn tick(&self) {
-        if self.inner.borrow_mut().node.tick() {
-            self.work.notify(1);
-        }
+        self.inner.borrow_mut().node.tick();
         // A tick that only advanced a counter leaves nothing to do, but a heartbeat or a
         // campaign shows up as a Ready.
         if self.has_ready() {
@@ -477,12 +477,11 @@ impl Replica {
         let outcome = if entry.data.is_empty() {
             None
         } else {
-            let (leader_ms, records) = decode_proposal(&entry.data)
+            let (leader_ms, _) = decode_proposal(&entry.data)
                 .ok_or_else(|| self.inconsistent(format!("entry {} is too short", entry.index)))?;
-            match self
-                .partition
-                .append(Bytes::copy_from_slice(records), leader_ms)
-            {
+            // The entry's bytes are shared, not copied: the log keeps a slice of them.
+            let records = entry.data.slice(PROPOSAL_CLOCK_BYTES..);
+            match self.partition.append(records, leader_ms) {
                 Ok(info) => Some(Ok(info)),
                 Err(e) if is_deterministic(&e) => Some(Err(ReplicaError::Partition {
                     group: self.name(),
