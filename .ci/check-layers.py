@@ -35,6 +35,7 @@ LAYERS = [
     "protocol",
     "metrics",
     "log",
+    "replica",
     "group",
     "share",
     "txn",

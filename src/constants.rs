@@ -98,3 +98,23 @@ pub const CLUSTER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// node may run at most this many shards (`cluster::peer_list::NODE_ID_MAX` keeps the product
 /// in an i32).
 pub const CLUSTER_SHARDS_PER_NODE_MAX: u64 = 1000;
+
+/// A partition replica's Raft clock: the owning shard ticks each replica this often.
+/// Elections and heartbeats are counted in ticks (below), so a lost leader is replaced within
+/// 1–2 s (10–20 ticks, raft-rs randomises in [election, 2 × election)).
+pub const REPLICA_TICK_MS: u64 = 100;
+pub const REPLICA_ELECTION_TICKS: usize = 10;
+pub const REPLICA_HEARTBEAT_TICKS: usize = 2;
+
+/// Most bytes of entries in one append message to a follower (about one produce batch of the
+/// default max.message.bytes), and most such messages in flight per follower: the
+/// replication pipeline's depth.
+pub const REPLICA_MESSAGE_BYTES_MAX: u64 = 1 << 20;
+pub const REPLICA_INFLIGHT_APPENDS_MAX: usize = 256;
+
+/// Segment size of a partition's Raft log (it holds only entries not yet applied durably
+/// everywhere, so it stays small), records per batch of it, and growth that triggers its
+/// compaction.
+pub const RAFT_LOG_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub const RAFT_LOG_BATCH_RECORDS_MAX: usize = 256;
+pub const RAFT_LOG_COMPACT_BYTES: u64 = 32 * 1024 * 1024;

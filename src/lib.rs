@@ -33,6 +33,7 @@ pub mod io;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod replica;
 pub mod security;
 pub mod server;
 pub mod shard;

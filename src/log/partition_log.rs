@@ -387,6 +387,11 @@ impl PartitionLog {
         self.state.borrow().high_watermark()
     }
 
+    /// Offsets below this are on disk (whatever the flush policy says consumers may see).
+    pub fn durable_offset(&self) -> i64 {
+        self.state.borrow().durable_offset()
+    }
+
     pub fn log_end_offset(&self) -> i64 {
         self.state.borrow().log_end_offset()
     }

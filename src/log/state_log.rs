@@ -314,6 +314,11 @@ impl<R: StateRecord> StateLog<R> {
         Ok(Appended { log, last_offset })
     }
 
+    /// Bytes of the current generation's log.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.borrow().size_bytes()
+    }
+
     /// Whether the log grew by more than `threshold_bytes` since its last snapshot.
     pub fn needs_compaction(&self, threshold_bytes: u64) -> bool {
         self.log.borrow().size_bytes() > self.snapshot_bytes.get().saturating_add(threshold_bytes)

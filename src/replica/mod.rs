@@ -1,0 +1,27 @@
+//! Partition replication (issue 17): each partition's replicas form a Raft group (raft-rs),
+//! led by one shard on one node; the partition log is the group's state machine.
+//!
+//! - [`Replica`] (`partition_replica`): one replica, driven by its shard (tick, step, drive);
+//!   proposals resolve once a majority has the record set durable and it is applied.
+//! - `raft_store` / `raft_record`: the replica's Raft log (entries, HardState, ConfState,
+//!   the applied checkpoint) in a [`StateLog`](crate::log::state_log::StateLog) beside the
+//!   partition, group-committed with the shard's other logs.
+//! - [`ReplicaTransport`]: messages out by group; the network is the next slice's.
+//!
+//! The layer sits between `log` (which it drives) and `group` (whose internal topics will be
+//! replicated partitions). See docs/cluster.md, "Partition replication".
+
+mod partition_replica;
+mod raft_record;
+mod raft_store;
+mod replica_error;
+mod transport;
+
+#[cfg(test)]
+mod replica_group_tests;
+
+pub use partition_replica::{Committed, Replica, ReplicaConfig};
+pub use raft::eraftpb::Message as RaftMessage;
+pub use raft_store::AppliedCheckpoint;
+pub use replica_error::ReplicaError;
+pub use transport::{GroupKey, ReplicaTransport};

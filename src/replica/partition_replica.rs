@@ -1,0 +1,679 @@
+//! `Replica`: one partition's replica on one node, a raft-rs [`RawNode`] whose state machine
+//! is the partition's [`PartitionLog`].
+//!
+//! The replica never runs on its own: the shard that owns the partition calls [`Replica::tick`]
+//! on its timer, [`Replica::step`] with each message the transport brings, and
+//! [`Replica::drive`] (or runs [`Replica::run`] as a task) to process Raft's output. One
+//! `drive` is one `Ready`:
+//!
+//! 1. messages a leader may send before its own write (appends to followers) go out;
+//! 2. committed entries are applied: each entry is one produce record set, appended to the
+//!    partition log at the offsets the log assigns (identical on every replica, since every
+//!    replica applies the same entries in the same order to the same log), and the proposer
+//!    waiting for that index hears the outcome;
+//! 3. new entries and the HardState are appended to the Raft log (`raft_store`) and raft-rs is
+//!    told the Ready is handed over, so steps and proposals can continue meanwhile;
+//! 4. once the Raft log's group commit has made them durable, the messages that must follow
+//!    persistence (a follower's append acknowledgements, votes) go out and raft-rs counts the
+//!    entries as persisted. So an entry commits only once a majority has it on disk,
+//!    the leader included.
+//!
+//! Restart: the partition log is recovered on its own; the Raft log's `Applied` checkpoint
+//! says which entry the partition log had durably reached, and entries after it that the
+//! partition log also holds (applied but not yet checkpointed when the process stopped) are
+//! recognised by their batch header, so none is applied twice.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole, Storage as _};
+
+use crate::constants::{
+    RAFT_LOG_COMPACT_BYTES, REPLICA_ELECTION_TICKS, REPLICA_HEARTBEAT_TICKS,
+    REPLICA_INFLIGHT_APPENDS_MAX, REPLICA_MESSAGE_BYTES_MAX,
+};
+use crate::log::{AppendInfo, LogError, PartitionLog};
+use crate::protocol::batch_layout::{
+    HEADER_BYTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_MAX_TIMESTAMP, OFFSET_PRODUCER_ID,
+};
+
+use super::raft_store::{AppliedCheckpoint, RaftStore, StoreError};
+use super::replica_error::ReplicaError;
+use super::transport::{GroupKey, ReplicaTransport};
+
+/// Who this replica is and who its peers are. Ids are node ids (raft-rs reserves 0).
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub id: u64,
+    /// The group's voters, this replica included; used only when the Raft log is new (every
+    /// replica must start from the same configuration).
+    pub voters: Vec<u64>,
+    /// Growth of the Raft log that triggers its compaction (`RAFT_LOG_COMPACT_BYTES`).
+    pub compact_bytes: u64,
+}
+
+impl ReplicaConfig {
+    pub fn new(id: u64, voters: Vec<u64>) -> ReplicaConfig {
+        ReplicaConfig {
+            id,
+            voters,
+            compact_bytes: RAFT_LOG_COMPACT_BYTES,
+        }
+    }
+}
+
+/// Resolves once the proposed record set is committed and applied here, with the offsets
+/// the partition log gave it (acks=all), or with why it was not.
+pub type Committed = Pin<Box<dyn Future<Output = Result<AppendInfo, ReplicaError>>>>;
+
+struct Waiter {
+    term: u64,
+    reply: oneshot::Sender<Result<AppendInfo, ReplicaError>>,
+}
+
+struct Inner {
+    node: RawNode<MemStorage>,
+    /// Proposals of this replica as leader, by entry index.
+    waiters: BTreeMap<u64, Waiter>,
+    /// Applied, not yet known durable in the partition log, oldest first (one per Ready
+    /// that applied entries; drained at every `drive`). A queue rather than the latest
+    /// alone, so that steady appends cannot keep the checkpoint from ever being recorded.
+    pending_checkpoints: VecDeque<AppliedCheckpoint>,
+}
+
+pub struct Replica {
+    group: GroupKey,
+    id: u64,
+    compact_bytes: u64,
+    store: RaftStore,
+    partition: PartitionLog,
+    transport: Rc<dyn ReplicaTransport>,
+    inner: RefCell<Inner>,
+    /// A `drive` is in progress (it awaits the disk; a second one would interleave Readies).
+    driving: Cell<bool>,
+    closed: Cell<bool>,
+    /// Fires when something may have given Raft work (a step, a tick, a proposal).
+    work: event_listener::Event,
+}
+
+/// Bytes of the leader's clock at the start of an entry's data.
+const PROPOSAL_CLOCK_BYTES: usize = 8;
+
+/// The leader's wall clock travels with each record set, so that every replica stamps
+/// LogAppendTime and expires producer state identically.
+fn encode_proposal(now_ms: i64, records: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(PROPOSAL_CLOCK_BYTES + records.len());
+    data.extend_from_slice(&now_ms.to_be_bytes());
+    data.extend_from_slice(records);
+    data
+}
+
+fn decode_proposal(data: &[u8]) -> Option<(i64, &[u8])> {
+    let (ms, records) = data.split_at_checked(PROPOSAL_CLOCK_BYTES)?;
+    Some((i64::from_be_bytes(ms.try_into().ok()?), records))
+}
+
+/// Whether a failed append says something about the record set (every replica decides the
+/// same) or about this replica's disk (it must stop applying, or it would diverge).
+fn is_deterministic(error: &LogError) -> bool {
+    matches!(
+        error,
+        LogError::CorruptMessage { .. }
+            | LogError::MessageTooLarge { .. }
+            | LogError::InvalidRecord { .. }
+            | LogError::KeylessRecords { .. }
+            | LogError::OutOfOrderSequence { .. }
+            | LogError::InvalidProducerEpoch { .. }
+    )
+}
+
+/// Whether the stored batch `stored` (from the partition log) is the one the record set
+/// `proposed` became: the broker rewrites offsets, epoch, CRC and, with LogAppendTime, the
+/// max timestamp, but never the record count, the producer's fields or the base timestamp.
+fn same_batch(proposed: &[u8], stored: &[u8]) -> bool {
+    let fields = |b: &[u8]| {
+        let first = b
+            .get(OFFSET_LAST_OFFSET_DELTA..OFFSET_MAX_TIMESTAMP)?
+            .to_vec();
+        let second = b.get(OFFSET_PRODUCER_ID..HEADER_BYTES)?.to_vec();
+        Some((first, second))
+    };
+    matches!((fields(proposed), fields(stored)), (Some(a), Some(b)) if a == b)
+}
+
+fn offset_count(batch: &[u8]) -> Option<i64> {
+    let delta = batch.get(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)?;
+    Some(i64::from(i32::from_be_bytes(delta.try_into().ok()?)) + 1)
+}
+
+impl Replica {
+    /// Opens the replica of `group` whose Raft log lives in `raft_dir` and whose state
+    /// machine is `partition` (already open).
+    pub async fn open(
+        group: GroupKey,
+        config: ReplicaConfig,
+        raft_dir: PathBuf,
+        partition: PartitionLog,
+        transport: Rc<dyn ReplicaTransport>,
+    ) -> Result<Replica, ReplicaError> {
+        let name = group.to_string();
+        let now_ms = crate::io::clock::now_ms();
+        let store = RaftStore::open(raft_dir, &config.voters, now_ms)
+            .await
+            .map_err(|e| store_error(&name, e))?;
+        let applied = recover_applied(&name, &store, &partition).await?;
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: REPLICA_ELECTION_TICKS,
+            heartbeat_tick: REPLICA_HEARTBEAT_TICKS,
+            applied: applied.index,
+            max_size_per_msg: REPLICA_MESSAGE_BYTES_MAX,
+            max_inflight_msgs: REPLICA_INFLIGHT_APPENDS_MAX,
+            // A leader that cannot reach a majority steps down (it could not commit anyway),
+            // and a node returning from a partition does not depose a working leader.
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        let raft_error = |source| ReplicaError::Raft {
+            group: name.clone(),
+            source,
+        };
+        raft_config.validate().map_err(raft_error)?;
+        // raft-rs logs through slog; its messages are per-group chatter (elections, probes)
+        // that the replica reports itself where it matters.
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&raft_config, store.mem(), &logger).map_err(raft_error)?;
+        let pending_checkpoints = (applied != store.applied())
+            .then_some(applied)
+            .into_iter()
+            .collect();
+        Ok(Replica {
+            group,
+            id: config.id,
+            compact_bytes: config.compact_bytes,
+            store,
+            partition,
+            transport,
+            inner: RefCell::new(Inner {
+                node,
+                waiters: BTreeMap::new(),
+                pending_checkpoints,
+            }),
+            driving: Cell::new(false),
+            closed: Cell::new(false),
+            work: event_listener::Event::new(),
+        })
+    }
+
+    pub fn group(&self) -> &GroupKey {
+        &self.group
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn partition(&self) -> &PartitionLog {
+        &self.partition
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.inner.borrow().node.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of, if any.
+    pub fn leader(&self) -> Option<u64> {
+        let leader = self.inner.borrow().node.raft.leader_id;
+        (leader != raft::INVALID_ID).then_some(leader)
+    }
+
+    /// The current term: the leader epoch of the partition.
+    pub fn term(&self) -> u64 {
+        self.inner.borrow().node.raft.term
+    }
+
+    /// The highest entry index known committed (by a majority, durably).
+    pub fn commit_index(&self) -> u64 {
+        self.inner.borrow().node.raft.raft_log.committed
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.inner.borrow().node.raft.raft_log.last_index()
+    }
+
+    /// The first entry the Raft log still holds (entries before it were compacted away).
+    pub fn first_index(&self) -> u64 {
+        self.inner.borrow().node.raft.raft_log.first_index()
+    }
+
+    /// Entries up to this one are applied and durable in the partition log, as recorded on
+    /// disk (a restart resumes from it).
+    pub fn checkpointed_index(&self) -> u64 {
+        self.store.applied().index
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.inner.borrow().node.raft.raft_log.applied
+    }
+
+    /// Bytes of this replica's Raft log on disk.
+    pub fn raft_log_bytes(&self) -> u64 {
+        self.store.size_bytes()
+    }
+
+    /// The high watermark: the end of what the partition log holds, which is only ever
+    /// committed entries.
+    pub fn high_watermark(&self) -> i64 {
+        self.partition.log_end_offset()
+    }
+
+    fn name(&self) -> String {
+        self.group.to_string()
+    }
+
+    /// Advances Raft's logical clock by one tick (the shard's timer, every
+    /// `REPLICA_TICK_MS`): heartbeats and election timeouts are counted in ticks.
+    pub fn tick(&self) {
+        self.inner.borrow_mut().node.tick();
+        // A tick that only advanced a counter leaves nothing to do, but a heartbeat or a
+        // campaign shows up as a Ready.
+        if self.has_ready() {
+            self.work.notify(1);
+        }
+    }
+
+    /// Starts an election now (tests, and leadership transfer on shutdown later).
+    pub fn campaign(&self) -> Result<(), ReplicaError> {
+        let result = self.inner.borrow_mut().node.campaign();
+        self.work.notify(1);
+        result.map_err(|source| ReplicaError::Raft {
+            group: self.name(),
+            source,
+        })
+    }
+
+    /// Hands Raft a message from a peer.
+    pub fn step(&self, message: Message) -> Result<(), ReplicaError> {
+        let result = self.inner.borrow_mut().node.step(message);
+        self.work.notify(1);
+        result.map_err(|source| ReplicaError::Raft {
+            group: self.name(),
+            source,
+        })
+    }
+
+    /// Tells Raft a peer could not be reached (so it probes instead of streaming appends).
+    pub fn report_unreachable(&self, peer: u64) {
+        self.inner.borrow_mut().node.report_unreachable(peer);
+    }
+
+    fn has_ready(&self) -> bool {
+        self.inner.borrow().node.has_ready()
+    }
+
+    /// Proposes one produce record set (one RecordBatch v2). Only the leader accepts;
+    /// the returned future resolves once the entry is committed and applied here.
+    pub fn propose(&self, records: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
+        if self.closed.get() {
+            return Err(ReplicaError::Closed { group: self.name() });
+        }
+        let mut inner = self.inner.borrow_mut();
+        let not_leader = |inner: &Inner| ReplicaError::NotLeader {
+            group: self.name(),
+            leader: Some(inner.node.raft.leader_id).filter(|id| *id != raft::INVALID_ID),
+        };
+        if inner.node.raft.state != StateRole::Leader {
+            return Err(not_leader(&inner));
+        }
+        match inner
+            .node
+            .propose(Vec::new(), encode_proposal(now_ms, records))
+        {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => return Err(not_leader(&inner)),
+            Err(source) => {
+                return Err(ReplicaError::Raft {
+                    group: self.name(),
+                    source,
+                })
+            }
+        }
+        let index = inner.node.raft.raft_log.last_index();
+        let term = inner.node.raft.term;
+        let (reply, receiver) = oneshot::channel();
+        inner.waiters.insert(index, Waiter { term, reply });
+        drop(inner);
+        self.work.notify(1);
+        let group = self.name();
+        Ok(Box::pin(async move {
+            receiver
+                .await
+                .unwrap_or(Err(ReplicaError::Closed { group }))
+        }))
+    }
+
+    /// Runs `drive` whenever there is work, until the replica is closed or fails.
+    pub async fn run(&self) -> Result<(), ReplicaError> {
+        loop {
+            let listener = self.work.listen();
+            while self.drive().await? {}
+            if self.closed.get() {
+                return Ok(());
+            }
+            if !self.has_ready() {
+                listener.await;
+            }
+        }
+    }
+
+    /// Processes one `Ready`; false when there was none. Errors are the disk's (the Raft
+    /// log or the partition log failing): the replica then stops, and is reopened from disk.
+    pub async fn drive(&self) -> Result<bool, ReplicaError> {
+        if self.closed.get() || self.driving.replace(true) {
+            return Ok(false);
+        }
+        let result = self.drive_one().await;
+        self.driving.set(false);
+        if result.is_err() {
+            self.fail_waiters();
+            self.closed.set(true);
+        }
+        result
+    }
+
+    async fn drive_one(&self) -> Result<bool, ReplicaError> {
+        let now_ms = crate::io::clock::now_ms();
+        self.checkpoint_applied(now_ms)?;
+        let (appended, must_sync, persisted_messages, number) = {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.node.has_ready() {
+                return Ok(false);
+            }
+            let mut ready = inner.node.ready();
+            self.transport.send(&self.group, ready.take_messages());
+            if !ready.snapshot().is_empty() {
+                return Err(ReplicaError::Unsupported {
+                    group: self.name(),
+                    what: "catching up from a Raft snapshot (segment transfer)",
+                });
+            }
+            let committed = ready.take_committed_entries();
+            let conf_state = self.apply(&mut inner, committed)?;
+            let appended = self
+                .store
+                .persist(ready.entries(), ready.hs(), conf_state.as_ref(), now_ms)
+                .map_err(|e| self.persist_error(e))?;
+            let persisted_messages = ready.take_persisted_messages();
+            let number = ready.number();
+            let must_sync = ready.must_sync();
+            inner.node.advance_append_async(ready);
+            (appended, must_sync, persisted_messages, number)
+        };
+        // A Ready that only moved the commit index need not wait: losing that is harmless.
+        if let Some(appended) = appended.filter(|_| must_sync) {
+            appended
+                .wait_durable()
+                .await
+                .map_err(|source| ReplicaError::RaftLog {
+                    group: self.name(),
+                    source,
+                })?;
+        }
+        self.transport.send(&self.group, persisted_messages);
+        // What the persisted entries unlock (commits, acknowledgements) is the next Ready.
+        self.inner.borrow_mut().node.on_persist_ready(number);
+        self.compact_if_needed(now_ms).await?;
+        Ok(true)
+    }
+
+    /// Applies committed entries in order; returns the configuration if one changed.
+    fn apply(
+        &self,
+        inner: &mut Inner,
+        entries: Vec<Entry>,
+    ) -> Result<Option<ConfState>, ReplicaError> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(None);
+        };
+        let mut conf_state = None;
+        for entry in entries {
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => self.apply_records(inner, &entry)?,
+                EntryType::EntryConfChange => {
+                    let change = ConfChange::parse_from_bytes(&entry.data)
+                        .map_err(|e| self.inconsistent(format!("a configuration change: {e}")))?;
+                    let applied = inner.node.apply_conf_change(&change);
+                    conf_state = Some(applied.map_err(|e| self.raft_error(e))?);
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let change = ConfChangeV2::parse_from_bytes(&entry.data)
+                        .map_err(|e| self.inconsistent(format!("a configuration change: {e}")))?;
+                    let applied = inner.node.apply_conf_change(&change);
+                    conf_state = Some(applied.map_err(|e| self.raft_error(e))?);
+                }
+            }
+        }
+        inner.node.advance_apply_to(last);
+        inner.pending_checkpoints.push_back(AppliedCheckpoint {
+            index: last,
+            log_end_offset: self.partition.log_end_offset(),
+        });
+        Ok(conf_state)
+    }
+
+    /// Appends one entry's record set to the partition log and answers its proposer.
+    fn apply_records(&self, inner: &mut Inner, entry: &Entry) -> Result<(), ReplicaError> {
+        // An empty entry is a new leader's first (raft-rs commits it to learn what its
+        // predecessors committed): nothing to store.
+        let outcome = if entry.data.is_empty() {
+            None
+        } else {
+            let (leader_ms, _) = decode_proposal(&entry.data)
+                .ok_or_else(|| self.inconsistent(format!("entry {} is too short", entry.index)))?;
+            // The entry's bytes are shared, not copied: the log keeps a slice of them.
+            let records = entry.data.slice(PROPOSAL_CLOCK_BYTES..);
+            match self.partition.append(records, leader_ms) {
+                Ok(info) => Some(Ok(info)),
+                Err(e) if is_deterministic(&e) => Some(Err(ReplicaError::Partition {
+                    group: self.name(),
+                    source: e,
+                })),
+                Err(source) => {
+                    return Err(ReplicaError::Partition {
+                        group: self.name(),
+                        source,
+                    })
+                }
+            }
+        };
+        if let Some(waiter) = inner.waiters.remove(&entry.index) {
+            let superseded = || ReplicaError::Superseded {
+                group: self.name(),
+                index: entry.index,
+            };
+            let reply = match outcome {
+                Some(outcome) if waiter.term == entry.term => outcome,
+                _ => Err(superseded()),
+            };
+            // A proposer that stopped waiting is no error.
+            let _ = waiter.reply.send(reply);
+        }
+        Ok(())
+    }
+
+    /// Records the applied checkpoint once the partition log has it on disk.
+    fn checkpoint_applied(&self, now_ms: i64) -> Result<(), ReplicaError> {
+        let mut inner = self.inner.borrow_mut();
+        let durable = self.partition.durable_offset();
+        let mut latest = None;
+        while let Some(checkpoint) = inner.pending_checkpoints.front() {
+            if checkpoint.log_end_offset > durable {
+                break;
+            }
+            latest = inner.pending_checkpoints.pop_front();
+        }
+        match latest {
+            Some(checkpoint) => self
+                .store
+                .record_applied(checkpoint, now_ms)
+                .map_err(|e| self.persist_error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops Raft log entries every replica has and the partition log holds durably.
+    async fn compact_if_needed(&self, now_ms: i64) -> Result<(), ReplicaError> {
+        if !self.store.needs_compaction(self.compact_bytes) {
+            return Ok(());
+        }
+        let mut upto = self.store.applied().index;
+        {
+            let inner = self.inner.borrow();
+            if inner.node.raft.state == StateRole::Leader {
+                // Entries a follower still lacks must stay: there is no snapshot to send yet.
+                for (_, progress) in inner.node.raft.prs().iter() {
+                    upto = upto.min(progress.matched);
+                }
+            }
+            let first = inner.node.store().first_index().unwrap_or(1);
+            if upto < first {
+                return Ok(());
+            }
+        }
+        self.store
+            .compact(upto, now_ms)
+            .await
+            .map_err(|e| self.persist_error(e))
+    }
+
+    fn persist_error(&self, error: StoreError) -> ReplicaError {
+        store_error(&self.name(), error)
+    }
+
+    fn raft_error(&self, source: raft::Error) -> ReplicaError {
+        ReplicaError::Raft {
+            group: self.name(),
+            source,
+        }
+    }
+
+    fn inconsistent(&self, reason: String) -> ReplicaError {
+        ReplicaError::Inconsistent {
+            group: self.name(),
+            reason,
+        }
+    }
+
+    fn fail_waiters(&self) {
+        let waiters = std::mem::take(&mut self.inner.borrow_mut().waiters);
+        for (_, waiter) in waiters {
+            let _ = waiter
+                .reply
+                .send(Err(ReplicaError::Closed { group: self.name() }));
+        }
+    }
+
+    /// Stops the replica: proposals still waiting fail with `Closed`; the Raft log is
+    /// flushed and closed. The partition log stays open (its owner closes it).
+    pub async fn close(&self) -> Result<(), ReplicaError> {
+        self.closed.set(true);
+        self.work.notify(usize::MAX);
+        self.fail_waiters();
+        self.store
+            .close()
+            .await
+            .map_err(|source| ReplicaError::RaftLog {
+                group: self.name(),
+                source,
+            })
+    }
+}
+
+fn store_error(group: &str, error: StoreError) -> ReplicaError {
+    let group = group.to_owned();
+    match error {
+        StoreError::Log(source) => ReplicaError::RaftLog { group, source },
+        StoreError::Raft(source) => ReplicaError::Raft { group, source },
+        StoreError::Inconsistent(reason) => ReplicaError::Inconsistent { group, reason },
+    }
+}
+
+/// The index of the last entry the partition log holds, from the checkpoint forward.
+async fn recover_applied(
+    group: &str,
+    store: &RaftStore,
+    partition: &PartitionLog,
+) -> Result<AppliedCheckpoint, ReplicaError> {
+    let inconsistent = |reason: String| ReplicaError::Inconsistent {
+        group: group.to_owned(),
+        reason,
+    };
+    let checkpoint = store.applied();
+    let end = partition.log_end_offset();
+    if end < checkpoint.log_end_offset {
+        return Err(inconsistent(format!(
+            "the partition log ends at {end}, before offset {} that entry {} left durable",
+            checkpoint.log_end_offset, checkpoint.index
+        )));
+    }
+    let mem = store.mem();
+    let commit = mem
+        .initial_state()
+        .map(|s| s.hard_state.commit)
+        .unwrap_or(0);
+    let mut index = checkpoint.index;
+    let mut offset = checkpoint.log_end_offset;
+    while offset < end {
+        index += 1;
+        if index > commit {
+            return Err(inconsistent(format!(
+                "the partition log holds offsets {offset}..{end} that no committed entry accounts for"
+            )));
+        }
+        let entry = mem
+            .entries(
+                index,
+                index + 1,
+                None,
+                raft::GetEntriesContext::empty(false),
+            )
+            .map_err(|source| ReplicaError::Raft {
+                group: group.to_owned(),
+                source,
+            })?;
+        let Some(entry) = entry.first() else {
+            return Err(inconsistent(format!("entry {index} is missing")));
+        };
+        if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+            continue;
+        }
+        let Some((_, records)) = decode_proposal(&entry.data) else {
+            return Err(inconsistent(format!("entry {index} is too short")));
+        };
+        let stored = partition
+            .read(offset, 1)
+            .await
+            .map_err(|source| ReplicaError::Partition {
+                group: group.to_owned(),
+                source,
+            })?;
+        let stored = stored.chunks.first().cloned().unwrap_or_default();
+        // An entry whose append was refused (a duplicate, a bad sequence) left nothing.
+        if same_batch(records, &stored) {
+            offset += offset_count(records).unwrap_or(1);
+        }
+    }
+    Ok(AppliedCheckpoint {
+        index,
+        log_end_offset: end,
+    })
+}

@@ -1,0 +1,694 @@
+//! Three replicas of one partition in one process, each with its own partition log and Raft
+//! log on a temp dir, joined by an in-memory transport that can cut a replica off. Time is
+//! Raft ticks the test gives, so nothing here depends on the machine's speed.
+
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use futures_lite::future;
+
+use super::ReplicaTransport;
+use super::{Committed, GroupKey, RaftMessage, Replica, ReplicaConfig, ReplicaError};
+use crate::constants::RAFT_LOG_COMPACT_BYTES;
+use crate::log::testing::{make_batch, make_batch_with, ProducerFields};
+use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog};
+use crate::protocol::batch_layout::{LOG_OVERHEAD, OFFSET_BASE_TIMESTAMP, OFFSET_LENGTH};
+
+const IDS: [u64; 3] = [1, 2, 3];
+/// Plenty: an election takes at most 2 × 10 ticks plus a few rounds of messages.
+const ROUNDS_MAX: usize = 3000;
+
+/// Messages in flight, and the replicas cut off from everyone.
+#[derive(Default)]
+struct Net {
+    queue: RefCell<VecDeque<RaftMessage>>,
+    cut: RefCell<HashSet<u64>>,
+}
+
+impl ReplicaTransport for Net {
+    fn send(&self, _group: &GroupKey, messages: Vec<RaftMessage>) {
+        self.queue.borrow_mut().extend(messages);
+    }
+}
+
+struct Cluster {
+    dir: PathBuf,
+    net: Rc<Net>,
+    replicas: RefCell<Vec<Option<Rc<Replica>>>>,
+    /// Replicas that receive messages but are not driven: they never persist or answer.
+    held: RefCell<HashSet<u64>>,
+    compact_bytes: u64,
+}
+
+fn group() -> GroupKey {
+    GroupKey::new("t", 0)
+}
+
+/// A one-batch record set told apart by its timestamp.
+fn records(tag: i64) -> Vec<u8> {
+    make_batch(2, 40, tag)
+}
+
+impl Cluster {
+    async fn start(dir: PathBuf, compact_bytes: u64) -> Cluster {
+        let cluster = Cluster {
+            dir,
+            net: Rc::new(Net::default()),
+            replicas: RefCell::new(vec![None, None, None]),
+            held: RefCell::new(HashSet::new()),
+            compact_bytes,
+        };
+        for id in IDS {
+            cluster.open(id).await;
+        }
+        cluster
+    }
+
+    async fn open(&self, id: u64) {
+        let base = self.dir.join(format!("node-{id}"));
+        let partition = PartitionLog::open(base.join("t-0"), LogConfig::default())
+            .await
+            .expect("open partition log");
+        let replica = Replica::open(
+            group(),
+            ReplicaConfig {
+                compact_bytes: self.compact_bytes,
+                ..ReplicaConfig::new(id, IDS.to_vec())
+            },
+            base.join("raft").join("t-0"),
+            partition,
+            self.net.clone(),
+        )
+        .await
+        .expect("open replica");
+        self.replicas.borrow_mut()[slot(id)] = Some(Rc::new(replica));
+    }
+
+    /// Stops replica `id` as a shutdown would: Raft log and partition log closed.
+    async fn stop(&self, id: u64) {
+        let replica = self.replicas.borrow_mut()[slot(id)]
+            .take()
+            .expect("running");
+        replica.close().await.expect("close replica");
+        replica.partition().close().await.expect("close partition");
+    }
+
+    fn replica(&self, id: u64) -> Rc<Replica> {
+        self.replicas.borrow()[slot(id)].clone().expect("running")
+    }
+
+    fn live(&self) -> Vec<Rc<Replica>> {
+        self.replicas.borrow().iter().flatten().cloned().collect()
+    }
+
+    fn cut(&self, id: u64) {
+        self.net.cut.borrow_mut().insert(id);
+    }
+
+    fn heal(&self) {
+        self.net.cut.borrow_mut().clear();
+    }
+
+    /// The leaders among replicas that are not cut off.
+    fn leaders(&self) -> Vec<u64> {
+        self.live()
+            .iter()
+            .filter(|r| r.is_leader() && !self.net.cut.borrow().contains(&r.id()))
+            .map(|r| r.id())
+            .collect()
+    }
+
+    /// Delivers every queued message (dropping those to or from a cut replica or a stopped
+    /// one), then drives every running, unheld replica until it has nothing to do.
+    async fn round(&self) {
+        self.deliver();
+        for replica in self.live() {
+            if self.held.borrow().contains(&replica.id()) {
+                continue;
+            }
+            while replica.drive().await.expect("drive") {}
+        }
+    }
+
+    fn deliver(&self) {
+        let messages: Vec<RaftMessage> = self.net.queue.borrow_mut().drain(..).collect();
+        for message in messages {
+            let cut = self.net.cut.borrow();
+            if cut.contains(&message.from) || cut.contains(&message.to) {
+                continue;
+            }
+            drop(cut);
+            let target = self.replicas.borrow()[slot(message.to)].clone();
+            if let Some(target) = target {
+                // A message from an older term or a stale probe is Raft's to ignore.
+                let _ = target.step(message);
+            }
+        }
+    }
+
+    fn tick(&self) {
+        for replica in self.live() {
+            replica.tick();
+        }
+    }
+
+    /// Rounds with a tick each until `done` holds.
+    async fn run_until(&self, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
+        for _ in 0..ROUNDS_MAX {
+            if done(self) {
+                return;
+            }
+            self.tick();
+            self.round().await;
+        }
+        panic!("{what} did not happen in {ROUNDS_MAX} rounds");
+    }
+
+    /// Rounds without ticks: messages and disk only, so no election timer runs out.
+    async fn settle(&self, rounds: usize) {
+        for _ in 0..rounds {
+            self.round().await;
+        }
+    }
+
+    /// Delivers messages and lets the replicas' own `run` tasks work, `rounds` times, with
+    /// no ticks.
+    async fn pump(&self, rounds: usize) {
+        for _ in 0..rounds {
+            self.deliver();
+            crate::io::runtime::yield_to_reactor().await;
+        }
+    }
+
+    /// Runs until every running replica's high watermark is `end`.
+    async fn run_until_all_at(&self, what: &str, end: i64) {
+        self.run_until(what, |c| c.live().iter().all(|r| r.high_watermark() == end))
+            .await;
+    }
+
+    async fn assert_every_log_holds(&self, expected: &[(i64, i64)]) {
+        for replica in self.live() {
+            assert_eq!(
+                contents(&replica).await,
+                expected,
+                "replica {}",
+                replica.id()
+            );
+        }
+    }
+
+    async fn elect(&self) -> u64 {
+        self.run_until("an election", |c| c.leaders().len() == 1)
+            .await;
+        // Let the followers hear from the leader, so they name it.
+        self.settle(3).await;
+        self.leaders()[0]
+    }
+}
+
+fn slot(id: u64) -> usize {
+    usize::try_from(id - 1).expect("small id")
+}
+
+/// The (base offset, tag) of every batch replica `r`'s partition log holds, once durable.
+async fn contents(replica: &Replica) -> Vec<(i64, i64)> {
+    let log = replica.partition();
+    let end = log.log_end_offset();
+    if end == 0 {
+        return Vec::new();
+    }
+    log.wait_durable(end - 1).await.expect("durable");
+    let read = log.read(0, usize::MAX / 2).await.expect("read");
+    // A chunk may be part of a batch (the broker's patched header prefix, then the rest).
+    let bytes: Vec<u8> = read.chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    let mut batches = Vec::new();
+    {
+        let mut rest = &bytes[..];
+        while rest.len() >= LOG_OVERHEAD {
+            let base = i64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+            let length = i32::from_be_bytes(
+                rest[OFFSET_LENGTH..OFFSET_LENGTH + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            let tag = i64::from_be_bytes(
+                rest[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8]
+                    .try_into()
+                    .expect("8 bytes"),
+            );
+            batches.push((base, tag));
+            rest = &rest[LOG_OVERHEAD + usize::try_from(length).expect("length")..];
+        }
+    }
+    batches
+}
+
+fn tags(batches: &[(i64, i64)]) -> Vec<i64> {
+    batches.iter().map(|(_, tag)| *tag).collect()
+}
+
+/// The outcome of a proposal if it has one yet.
+fn poll(committed: &mut Committed) -> Option<Result<AppendInfo, ReplicaError>> {
+    future::block_on(future::poll_once(committed))
+}
+
+fn with_cluster<F: Future<Output = ()> + 'static>(test: impl FnOnce(Cluster) -> F + 'static) {
+    with_compacting_cluster(RAFT_LOG_COMPACT_BYTES, test);
+}
+
+/// A cluster whose replicas compact their Raft logs after `compact_bytes` of growth.
+fn with_compacting_cluster<F: Future<Output = ()> + 'static>(
+    compact_bytes: u64,
+    test: impl FnOnce(Cluster) -> F + 'static,
+) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().to_owned();
+    crate::io::block_on_local(async move {
+        let cluster = Cluster::start(dir, compact_bytes).await;
+        test(cluster).await;
+    });
+}
+
+#[test]
+fn three_replicas_elect_one_leader_and_replicate_batches_in_order() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        let followers: Vec<u64> = IDS.into_iter().filter(|id| *id != leader).collect();
+        for follower in &followers {
+            assert!(c.replica(*follower).propose(&records(1), 0).is_err_and(
+                |e| matches!(e, ReplicaError::NotLeader { leader: Some(l), .. } if l == leader)
+            ));
+        }
+        let mut proposals: Vec<Committed> = (1..=5)
+            .map(|tag| {
+                c.replica(leader)
+                    .propose(&records(tag), 0)
+                    .expect("propose")
+            })
+            .collect();
+        c.run_until_all_at("all five applied everywhere", 10).await;
+        for (i, proposal) in proposals.iter_mut().enumerate() {
+            let info = poll(proposal).expect("resolved").expect("committed");
+            assert_eq!(info.base_offset, 2 * i as i64);
+            assert_eq!(info.last_offset, 2 * i as i64 + 1);
+        }
+        let expected: Vec<(i64, i64)> = (0..5).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+    });
+}
+
+#[test]
+fn an_entry_commits_only_once_a_majority_has_it_durable() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        c.settle(5).await;
+        let followers: Vec<u64> = IDS.into_iter().filter(|id| *id != leader).collect();
+        // Both followers receive the entry but never persist it, so never acknowledge it.
+        c.held.borrow_mut().extend(followers.iter().copied());
+        let before = c.replica(leader).commit_index();
+        let mut proposal = c.replica(leader).propose(&records(7), 0).expect("propose");
+        let index = c.replica(leader).last_index();
+        c.settle(20).await;
+        assert_eq!(c.replica(leader).commit_index(), before);
+        assert!(poll(&mut proposal).is_none());
+        assert_eq!(c.replica(leader).high_watermark(), 0);
+
+        // One follower persists and acknowledges: with the leader, a majority.
+        c.held.borrow_mut().remove(&followers[0]);
+        c.settle(10).await;
+        assert!(c.replica(leader).commit_index() >= index);
+        let info = poll(&mut proposal).expect("resolved").expect("committed");
+        assert_eq!((info.base_offset, info.last_offset), (0, 1));
+        assert_eq!(tags(&contents(&c.replica(leader)).await), vec![7]);
+        assert_eq!(tags(&contents(&c.replica(followers[0])).await), vec![7]);
+        // The held follower has the entry in memory at most, and applied nothing.
+        assert_eq!(c.replica(followers[1]).high_watermark(), 0);
+
+        c.held.borrow_mut().clear();
+        c.settle(10).await;
+        assert_eq!(tags(&contents(&c.replica(followers[1])).await), vec![7]);
+    });
+}
+
+#[test]
+fn a_partitioned_leader_cannot_commit_and_its_tail_is_truncated() {
+    with_cluster(|c| async move {
+        let old = c.elect().await;
+        let mut first = c.replica(old).propose(&records(1), 0).expect("propose");
+        c.run_until_all_at("the first batch everywhere", 2).await;
+        assert!(poll(&mut first).expect("resolved").is_ok());
+
+        c.cut(old);
+        let mut lost = c
+            .replica(old)
+            .propose(&records(99), 0)
+            .expect("still leader");
+        let lost_index = c.replica(old).last_index();
+        c.run_until("a new leader on the majority side", |c| {
+            c.leaders().iter().any(|l| *l != old)
+        })
+        .await;
+        let new = c.leaders()[0];
+        let mut later: Vec<Committed> = [2, 3]
+            .into_iter()
+            .map(|tag| c.replica(new).propose(&records(tag), 0).expect("propose"))
+            .collect();
+        c.run_until("the new leader commits", |c| {
+            c.replica(new).high_watermark() == 6
+        })
+        .await;
+        // Cut off, the old leader could not commit its entry (and has stepped down).
+        assert!(c.replica(old).commit_index() < lost_index);
+        assert!(!c.replica(old).is_leader());
+        assert!(poll(&mut lost).is_none());
+        assert_eq!(tags(&contents(&c.replica(old)).await), vec![1]);
+
+        c.heal();
+        c.run_until("the old leader catches up", |c| {
+            c.replica(old).high_watermark() == 6
+        })
+        .await;
+        let expected = vec![(0, 1), (2, 2), (4, 3)];
+        c.assert_every_log_holds(&expected).await;
+        assert!(matches!(
+            poll(&mut lost).expect("resolved"),
+            Err(ReplicaError::Superseded { .. })
+        ));
+        for proposal in &mut later {
+            assert!(poll(proposal).expect("resolved").is_ok());
+        }
+    });
+}
+
+#[test]
+fn a_restarted_replica_reopens_from_disk_and_catches_up() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        for tag in 1..=3 {
+            drop(
+                c.replica(leader)
+                    .propose(&records(tag), 0)
+                    .expect("propose"),
+            );
+        }
+        c.run_until_all_at("three batches everywhere", 6).await;
+        let follower = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let applied = c.replica(follower).applied_index();
+        c.stop(follower).await;
+
+        for tag in 4..=6 {
+            drop(
+                c.replica(leader)
+                    .propose(&records(tag), 0)
+                    .expect("propose"),
+            );
+        }
+        c.run_until_all_at("the two running replicas commit", 12)
+            .await;
+
+        c.open(follower).await;
+        let reopened = c.replica(follower);
+        assert_eq!(reopened.applied_index(), applied, "applied index from disk");
+        assert_eq!(tags(&contents(&reopened).await), vec![1, 2, 3]);
+        c.run_until("the restarted replica catches up", |c| {
+            c.replica(follower).high_watermark() == 12
+        })
+        .await;
+        let expected: Vec<(i64, i64)> = (0..6).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+    });
+}
+
+#[test]
+fn nothing_commits_while_no_replica_can_make_it_durable() {
+    use crate::io::dma_file::faults;
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        // Every fdatasync on this thread now waits: entries travel but none is durable.
+        faults::enable();
+        faults::hold_syncs();
+        let runners: Vec<_> = c
+            .live()
+            .into_iter()
+            .map(|r| crate::io::spawn(async move { r.run().await }))
+            .collect();
+        let before = c.replica(leader).commit_index();
+        let mut proposal = c.replica(leader).propose(&records(5), 0).expect("propose");
+        let index = c.replica(leader).last_index();
+        c.pump(200).await;
+        for replica in c.live() {
+            assert!(
+                replica.last_index() >= index,
+                "replica {} got the entry",
+                replica.id()
+            );
+        }
+        assert_eq!(c.replica(leader).commit_index(), before);
+        assert!(poll(&mut proposal).is_none());
+
+        faults::release_syncs();
+        for _ in 0..ROUNDS_MAX {
+            if c.live().iter().all(|r| r.high_watermark() == 2) {
+                break;
+            }
+            c.pump(1).await;
+        }
+        let info = poll(&mut proposal).expect("resolved").expect("committed");
+        assert_eq!(info.base_offset, 0);
+        for replica in c.live() {
+            assert_eq!(tags(&contents(&replica).await), vec![5]);
+            replica.close().await.expect("close");
+        }
+        faults::disable();
+        for runner in runners {
+            runner.await.expect("run ends cleanly");
+        }
+    });
+}
+
+#[test]
+fn compaction_keeps_what_a_stopped_follower_still_needs() {
+    with_compacting_cluster(4096, |c| async move {
+        let leader = c.elect().await;
+        let stopped = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let running = IDS
+            .into_iter()
+            .find(|id| *id != leader && *id != stopped)
+            .expect("another follower");
+        c.stop(stopped).await;
+        for tag in 1..=40 {
+            drop(
+                c.replica(leader)
+                    .propose(&big_records(tag), 0)
+                    .expect("propose"),
+            );
+            c.round().await;
+        }
+        c.run_until_all_at("forty batches on the running replicas", 80)
+            .await;
+        // The running follower dropped applied entries; the leader kept every entry the
+        // stopped follower lacks, since there is no snapshot to send it instead.
+        assert!(c.replica(running).first_index() > 10);
+        assert!(c.replica(leader).first_index() <= 3);
+
+        c.open(stopped).await;
+        c.run_until_all_at("the stopped follower catches up", 80)
+            .await;
+        let expected: Vec<(i64, i64)> = (0..40).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+        // Once every follower has the entries, the leader compacts too.
+        for tag in 41..=60 {
+            drop(
+                c.replica(leader)
+                    .propose(&big_records(tag), 0)
+                    .expect("propose"),
+            );
+            c.round().await;
+        }
+        c.run_until_all_at("sixty batches everywhere", 120).await;
+        assert!(c.replica(leader).first_index() > 10);
+    });
+}
+
+/// A record set of about 1 KiB, so a few of them fill a small Raft log.
+fn big_records(tag: i64) -> Vec<u8> {
+    make_batch(2, 1000, tag)
+}
+
+/// Applying is resumed where the partition log ends, not where the checkpoint says: entries
+/// applied after the last checkpoint are recognised (and one the log refused is skipped), so
+/// none is applied twice.
+#[test]
+fn reopening_resumes_applying_after_entries_the_checkpoint_missed() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().to_owned();
+    crate::io::block_on_local(async move {
+        let net = Rc::new(Net::default());
+        let open = || async {
+            let partition = PartitionLog::open(dir.join("t-0"), LogConfig::default())
+                .await
+                .expect("open partition log");
+            Replica::open(
+                group(),
+                ReplicaConfig::new(1, vec![1]),
+                dir.join("raft"),
+                partition,
+                net.clone(),
+            )
+            .await
+            .expect("open replica")
+        };
+        let idempotent = |tag, base_sequence| {
+            make_batch_with(
+                2,
+                40,
+                tag,
+                ProducerFields {
+                    producer_id: 5,
+                    producer_epoch: 0,
+                    base_sequence,
+                },
+            )
+        };
+        let replica = open().await;
+        replica.campaign().expect("campaign");
+        while replica.drive().await.expect("drive") {}
+        assert!(replica.is_leader());
+        let mut proposals = [
+            replica.propose(&records(1), 0).expect("propose"),
+            replica.propose(&idempotent(2, 0), 0).expect("propose"),
+            // Sequence 5 after 0..=1: refused identically wherever it is applied.
+            replica.propose(&idempotent(3, 5), 0).expect("propose"),
+            replica.propose(&records(4), 0).expect("propose"),
+        ];
+        let last = replica.last_index();
+        // Stop right after the Ready that applies the last entry: its checkpoint is never
+        // recorded.
+        while replica.applied_index() < last {
+            assert!(replica.drive().await.expect("drive"));
+        }
+        assert!(matches!(
+            poll(&mut proposals[2]).expect("resolved"),
+            Err(ReplicaError::Partition {
+                source: LogError::OutOfOrderSequence { .. },
+                ..
+            })
+        ));
+        replica.close().await.expect("close");
+        replica.partition().close().await.expect("close partition");
+
+        let replica = open().await;
+        assert!(
+            replica.checkpointed_index() < last,
+            "the test needs a stale checkpoint"
+        );
+        assert_eq!(replica.applied_index(), last);
+        replica.campaign().expect("campaign");
+        while replica.drive().await.expect("drive") {}
+        let mut fifth = replica.propose(&records(5), 0).expect("propose");
+        while replica.drive().await.expect("drive") {}
+        let info = poll(&mut fifth).expect("resolved").expect("applied");
+        assert_eq!(info.base_offset, 6);
+        assert_eq!(
+            contents(&replica).await,
+            vec![(0, 1), (2, 2), (4, 4), (6, 5)]
+        );
+        replica.close().await.expect("close");
+        replica.partition().close().await.expect("close partition");
+    });
+}
+
+/// A power loss of all three replicas at once (everything not fdatasynced is lost): after
+/// they restart, every acknowledged record set is in every log exactly once and in order,
+/// and the group goes on committing.
+#[test]
+fn acknowledged_batches_survive_a_power_loss_of_every_replica() {
+    use crate::io::dma_file::faults;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().to_owned();
+    faults::enable();
+    let acknowledged = crate::io::block_on_local({
+        let dir = dir.clone();
+        async move {
+            let c = Cluster::start(dir, RAFT_LOG_COMPACT_BYTES).await;
+            let leader = c.elect().await;
+            let mut proposals = Vec::new();
+            for tag in 1..=30 {
+                proposals.push((tag, c.replica(leader).propose(&records(tag), 0).expect("p")));
+                // Some rounds finish a proposal, some leave it in flight at the power loss.
+                if tag % 3 != 0 {
+                    c.round().await;
+                }
+            }
+            // From here on nothing reaches the disk: the replicas run as tasks, entries still
+            // travel, and what was committed before is applied (and acknowledged) into
+            // partition logs that will lose it.
+            faults::hold_syncs();
+            let _runners: Vec<_> = c
+                .live()
+                .into_iter()
+                .map(|r| crate::io::spawn(async move { r.run().await }))
+                .collect();
+            for tag in 31..=35 {
+                proposals.push((tag, c.replica(leader).propose(&records(tag), 0).expect("p")));
+            }
+            c.pump(50).await;
+            let acknowledged: Vec<i64> = proposals
+                .iter_mut()
+                .filter_map(|(tag, p)| matches!(poll(p), Some(Ok(_))).then_some(*tag))
+                .collect();
+            assert!(acknowledged.len() >= 10, "{acknowledged:?}");
+            // The executor ends here with nothing closed: the power goes.
+            acknowledged
+        }
+    });
+    let lost = faults::lose_unsynced().expect("lose unsynced writes");
+    assert!(lost > 0, "the power loss must lose something");
+    faults::disable();
+    // A fresh thread, as after a reboot: the shard's thread-local group commit still
+    // believes the round that the power loss interrupted is running.
+    let restart = std::thread::spawn(move || {
+        crate::io::block_on_local(restart_after_power_loss(dir, acknowledged))
+    });
+    restart.join().expect("restart");
+}
+
+/// Restarts the three replicas in `dir` and checks what the power loss left.
+async fn restart_after_power_loss(dir: PathBuf, acknowledged: Vec<i64>) {
+    let c = Cluster::start(dir, RAFT_LOG_COMPACT_BYTES).await;
+    let leader = c.elect().await;
+    let mut last = c
+        .replica(leader)
+        .propose(&records(100), 0)
+        .expect("propose");
+    c.run_until("the group commits after the restart", |c| {
+        let end = c.replica(leader).high_watermark();
+        c.live().iter().all(|r| r.high_watermark() == end) && matches!(poll(&mut last), Some(Ok(_)))
+    })
+    .await;
+    let held = tags(&contents(&c.replica(leader)).await);
+    assert_eq!(held.last(), Some(&100));
+    let survivors: Vec<i64> = held
+        .iter()
+        .copied()
+        .filter(|tag| acknowledged.contains(tag))
+        .collect();
+    assert_eq!(
+        survivors, acknowledged,
+        "every acknowledged batch, once, in order"
+    );
+    let mut sorted = held.clone();
+    sorted.dedup();
+    assert_eq!(sorted, held, "no batch twice");
+    let expected = contents(&c.replica(leader)).await;
+    c.assert_every_log_holds(&expected).await;
+}
