@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -19,7 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::cluster_status::ClusterStatus;
-use super::meta_store::{MetaOutcome, MetaRecord, MetaTypes};
+use super::join_gate::JoinGate;
+use super::membership_change::{change_members, MemberChange};
+use super::meta_store::{MetaOutcome, MetaRecord, MetaStore, MetaTypes};
 use super::peer_list::NodeId;
 use crate::constants::CLUSTER_FRAME_BYTES_MAX;
 
@@ -39,6 +43,12 @@ pub enum RpcRequest {
     /// verification, transactional offsets), opaque here: the layer above encodes it and answers it through the
     /// node's [`NodeHandler`].
     Node(String),
+    /// `sluice cluster add-node / remove-node`, carried out on the leader; `forwarded` once a
+    /// follower passed it on (it is not passed on twice).
+    Members {
+        change: MemberChange,
+        forwarded: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +62,11 @@ pub enum RpcReply {
     Status(ClusterStatus),
     /// The node handler's answer, or why there was none.
     Node(Result<String, String>),
+    /// What the membership change did, or why it was refused.
+    Members(Result<String, String>),
+    /// This node takes no part in Raft yet (it is deciding how to join, or fenced after losing
+    /// its `raft/` dir): the sender backs off as from an unreachable node.
+    Refused(String),
 }
 
 /// What a [`NodeHandler`] answers with: polled on the control-plane thread.
@@ -102,18 +117,61 @@ pub async fn call_once(addr: &str, request: &RpcRequest) -> std::io::Result<RpcR
     read_frame(&mut stream).await
 }
 
+/// What the RPC server answers from: the node's Raft, its storage (for the status), its
+/// join gate and its node handler.
+#[derive(Clone)]
+pub struct Served {
+    pub raft: Raft<MetaTypes>,
+    pub store: MetaStore,
+    pub gate: JoinGate,
+    pub handler: NodeHandlerSlot,
+}
+
+impl Served {
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus::of(&self.raft, &self.gate, self.store.joined_nodes())
+    }
+
+    /// Why a Raft request is not served, if it is not: the node is deciding how to join or
+    /// fenced, or (a vote) the candidate is not a voter here, e.g. a removed node that never
+    /// learnt it was removed and would otherwise disrupt the group with ever higher terms.
+    fn refusal(&self, request: &RpcRequest) -> Option<String> {
+        let raft_request = matches!(
+            request,
+            RpcRequest::Append(_) | RpcRequest::Vote(_) | RpcRequest::Snapshot(_)
+        );
+        if raft_request && !self.gate.admits() {
+            return Some(if self.gate.fenced() {
+                "fenced: this node lost its raft state and must be removed and added again"
+            } else {
+                "deciding how to join the cluster"
+            }
+            .to_owned());
+        }
+        let RpcRequest::Vote(vote) = request else {
+            return None;
+        };
+        let candidate = vote.vote.leader_id().voted_for()?;
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let is_voter = membership.voter_ids().any(|id| id == candidate);
+        // A node with no membership yet cannot tell; openraft decides as usual.
+        let knows = membership.voter_ids().next().is_some();
+        (knows && !is_voter).then(|| format!("node {candidate} is not a voter"))
+    }
+}
+
 /// Serves peers' requests on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>, handler: NodeHandlerSlot) {
+pub async fn serve(listener: TcpListener, served: Served) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             // Out of descriptors or the like: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let raft = raft.clone();
-        let handler = Arc::clone(&handler);
+        let served = served.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, raft, handler).await {
+            if let Err(e) = serve_connection(stream, served).await {
                 if e.kind() != std::io::ErrorKind::UnexpectedEof {
                     tracing::debug!(%peer, error = %e, "cluster connection closed");
                 }
@@ -122,14 +180,15 @@ pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>, handler: NodeHa
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    raft: Raft<MetaTypes>,
-    handler: NodeHandlerSlot,
-) -> std::io::Result<()> {
+async fn serve_connection(mut stream: TcpStream, served: Served) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let request: RpcRequest = read_frame(&mut stream).await?;
+        if let Some(reason) = served.refusal(&request) {
+            write_frame(&mut stream, &RpcReply::Refused(reason)).await?;
+            continue;
+        }
+        let raft = &served.raft;
         let reply = match request {
             RpcRequest::Append(rpc) => RpcReply::Append(raft.append_entries(rpc).await),
             RpcRequest::Vote(rpc) => RpcReply::Vote(raft.vote(rpc).await),
@@ -140,11 +199,14 @@ async fn serve_connection(
                     .map(|r| (r.log_id.index, r.data))
                     .map_err(|e| e.to_string()),
             ),
-            RpcRequest::Status => RpcReply::Status(ClusterStatus::of(&raft)),
-            RpcRequest::Node(body) => RpcReply::Node(match handler.get() {
+            RpcRequest::Status => RpcReply::Status(served.status()),
+            RpcRequest::Node(body) => RpcReply::Node(match served.handler.get() {
                 Some(handle) => handle(body).await,
                 None => Err("the node's shards are not running yet".to_owned()),
             }),
+            RpcRequest::Members { change, forwarded } => {
+                RpcReply::Members(change_members(raft, change, forwarded).await)
+            }
         };
         write_frame(&mut stream, &reply).await?;
     }
@@ -208,6 +270,10 @@ impl PeerClient {
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
         };
+        if let RpcReply::Refused(reason) = reply {
+            let e = std::io::Error::other(format!("node {}: {reason}", self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
         match pick(reply) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),

@@ -11,14 +11,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_channel::oneshot;
-use openraft::error::{InitializeError, RaftError};
 use openraft::storage::Adaptor;
 use openraft::{BasicNode, Config, Raft};
 
 use super::cluster_rpc::{
-    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest,
+    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest, Served,
 };
 use super::cluster_status::ClusterStatus;
+use super::join_gate::{self, JoinGate};
 use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
 
@@ -71,15 +71,17 @@ pub struct ControlPlane {
     raft: Raft<MetaTypes>,
     runtime: tokio::runtime::Handle,
     node_id: NodeId,
-    /// Every configured node's cluster address, for node-to-node requests.
+    /// Every initial member's cluster address, for node-to-node requests to a node the
+    /// membership does not name (yet).
     peers: Arc<BTreeMap<NodeId, String>>,
-    node_handler: NodeHandlerSlot,
+    served: Served,
     stop: Arc<std::sync::Mutex<Option<Running>>>,
 }
 
 impl ControlPlane {
-    /// Starts the control-plane thread: opens `raft_dir`, binds this node's cluster port,
-    /// starts Raft, and (on a brand-new cluster) proposes the initial membership from `peers`.
+    /// Starts the control-plane thread: opens `raft_dir`, binds this node's cluster port and
+    /// starts Raft. A node with no Raft state yet first asks its peers what it is (see
+    /// `join_gate`): on a brand-new cluster it proposes the initial membership from `peers`.
     pub fn start(
         peers: &PeerList,
         raft_dir: &Path,
@@ -99,13 +101,10 @@ impl ControlPlane {
             .set_nonblocking(true)
             .map_err(|source| ClusterError::Listen { addr, source })?;
         let node_id = peers.node_id;
-        let members: BTreeMap<NodeId, BasicNode> = peers
-            .peers
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
+        let gate = join_gate::gate_for(store.is_pristine());
         let node_handler = NodeHandlerSlot::default();
         let served_handler = Arc::clone(&node_handler);
+        let served_peers = peers.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -122,22 +121,22 @@ impl ControlPlane {
                     }
                 };
                 let serving = Serving {
-                    node_id,
+                    peers: served_peers,
                     store,
                     listener,
-                    members,
+                    gate,
                     handler: served_handler,
                 };
                 runtime.block_on(run(serving, ready_tx, stop_rx));
             })
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let (raft, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
+        let (served, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
         Ok(ControlPlane {
-            raft,
+            raft: served.raft.clone(),
             runtime,
             node_id,
             peers: Arc::new(peers.peers.clone()),
-            node_handler,
+            served,
             stop: Arc::new(std::sync::Mutex::new(Some((stop_tx, thread)))),
         })
     }
@@ -179,18 +178,22 @@ impl ControlPlane {
     /// Installs what answers other nodes' [`RpcRequest::Node`] requests here. The first
     /// call wins; until then they are refused (retriable for the caller).
     pub fn set_node_handler(&self, handler: NodeHandler) {
-        let _ = self.node_handler.set(handler);
+        let _ = self.served.handler.set(handler);
     }
 
     /// Sends `body` to node `node`'s handler and returns its answer. Safe to await from a
     /// glommio shard. One attempt: the caller decides whether and when to retry.
     pub async fn call_node(&self, node: NodeId, body: String) -> Result<String, ClusterError> {
         let peer = |reason: String| ClusterError::Peer { node, reason };
-        let addr = self
-            .peers
-            .get(&node)
-            .cloned()
-            .ok_or_else(|| peer("not a configured peer".to_owned()))?;
+        let member = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            membership.get_node(&node).map(|n| n.addr.clone())
+        };
+        let addr = member
+            .or_else(|| self.peers.get(&node).cloned())
+            .ok_or_else(|| peer("not a member of the cluster".to_owned()))?;
         let (tx, rx) = oneshot::channel();
         self.runtime.spawn(async move {
             let request = RpcRequest::Node(body);
@@ -212,7 +215,7 @@ impl ControlPlane {
     }
 
     pub fn status(&self) -> ClusterStatus {
-        ClusterStatus::of(&self.raft)
+        self.served.status()
     }
 
     /// Stops Raft and the RPC server and joins the thread. Later calls do nothing.
@@ -230,32 +233,34 @@ impl ControlPlane {
     }
 }
 
-type Ready = Result<(Raft<MetaTypes>, tokio::runtime::Handle), ClusterError>;
+type Ready = Result<(Served, tokio::runtime::Handle), ClusterError>;
 
 /// What the control-plane thread serves.
 struct Serving {
-    node_id: NodeId,
+    peers: PeerList,
     store: MetaStore,
     listener: std::net::TcpListener,
-    members: BTreeMap<NodeId, BasicNode>,
+    gate: JoinGate,
     handler: NodeHandlerSlot,
 }
 
 async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: oneshot::Receiver<()>) {
     let Serving {
-        node_id,
+        peers,
         store,
         listener,
-        members,
+        gate,
         handler,
     } = serving;
+    let node_id = peers.node_id;
+    let pristine = store.is_pristine();
     let started = async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let config = raft_config()
             .validate()
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let (log_store, state_machine) = Adaptor::new(store);
+        let (log_store, state_machine) = Adaptor::new(store.clone());
         let raft = Raft::new(
             node_id,
             Arc::new(config),
@@ -265,25 +270,28 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let server = tokio::spawn(cluster_rpc::serve(listener, raft.clone(), handler));
-        // Every node proposes the same initial membership; openraft accepts it only on a node
-        // that has never had a log or vote, so a restarted node keeps its state.
-        match raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(ClusterError::Raft(e.to_string())),
-        }
-        Ok::<_, ClusterError>((raft, server))
+        let served = Served {
+            raft: raft.clone(),
+            store,
+            gate: gate.clone(),
+            handler,
+        };
+        let server = tokio::spawn(cluster_rpc::serve(listener, served.clone()));
+        // A node with Raft state carries on from it; one without asks its peers first.
+        let settling = pristine.then(|| tokio::spawn(join_gate::settle(raft.clone(), peers, gate)));
+        Ok::<_, ClusterError>((served, server, settling))
     }
     .await;
-    let (raft, server) = match started {
+    let (served, server, settling) = match started {
         Ok(started) => started,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
+    let raft = served.raft.clone();
     if ready
-        .send(Ok((raft.clone(), tokio::runtime::Handle::current())))
+        .send(Ok((served, tokio::runtime::Handle::current())))
         .is_err()
     {
         return;
@@ -291,6 +299,9 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
     // Either a stop request or the handle being dropped ends the control plane.
     let _ = stop.await;
     server.abort();
+    if let Some(settling) = settling {
+        settling.abort();
+    }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }

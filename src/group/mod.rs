@@ -107,8 +107,11 @@ impl NodeKeys {
         usize::try_from(key_hash(key) % slots.max(1) as u64).unwrap_or(0)
     }
 
+    /// A slot outside `0..slots` owns nothing: a node added after the cluster was formed,
+    /// which is not among the peers the keys hash over.
     pub fn owns(&self, key: &str) -> bool {
-        self.slots <= 1 || NodeKeys::slot_of(key, self.slots) == self.slot
+        self.slot < self.slots
+            && (self.slots <= 1 || NodeKeys::slot_of(key, self.slots) == self.slot)
     }
 }
 

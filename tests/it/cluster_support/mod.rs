@@ -141,3 +141,53 @@ pub fn committed_each(client: &BaseConsumer, topic: &str, partitions: i32) -> Ve
         .expect("OffsetFetch");
     committed.elements().iter().map(|e| e.offset()).collect()
 }
+
+/// Each node's cluster address (its `--peers` entry), in node order.
+pub fn cluster_addrs(nodes: &[Broker]) -> Vec<String> {
+    let args = &nodes[0].options().extra_args;
+    let peers = args
+        .iter()
+        .position(|a| a == "--peers")
+        .and_then(|i| args.get(i + 1))
+        .expect("cluster nodes are started with --peers");
+    peers
+        .split(',')
+        .map(|entry| entry.split_once('@').expect("id@addr").1.to_owned())
+        .collect()
+}
+
+/// `sluice cluster ARGS --node NODE`, run to completion.
+pub fn cluster_cli(args: &[&str], node: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("cluster")
+        .args(args)
+        .args(["--node", node])
+        .output()
+        .expect("run sluice cluster")
+}
+
+/// `sluice cluster status` of the node whose cluster port is `addr`, or None if unreachable.
+pub fn cluster_status(addr: &str) -> Option<serde_json::Value> {
+    let output = cluster_cli(&["status"], addr);
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// The metadata leader's node id, once a leader's own status says it leads.
+pub fn metadata_leader(addrs: &[String]) -> Option<u64> {
+    addrs
+        .iter()
+        .filter_map(|addr| cluster_status(addr))
+        .find(|s| s["role"] == "Leader")
+        .and_then(|s| s["node_id"].as_u64())
+}
+
+/// The topic names `client`'s node lists in Metadata.
+pub fn topic_names(client: &BaseConsumer) -> BTreeSet<String> {
+    client
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+        .unwrap_or_default()
+}
