@@ -141,12 +141,14 @@ impl Served {
             RpcRequest::Append(_) | RpcRequest::Vote(_) | RpcRequest::Snapshot(_)
         );
         if raft_request && !self.gate.admits() {
-            return Some(if self.gate.fenced() {
-                "fenced: this node lost its raft state and must be removed and added again"
-            } else {
-                "deciding how to join the cluster"
-            }
-            .to_owned());
+            return Some(
+                if self.gate.fenced() {
+                    "fenced: this node lost its raft state and must be removed and added again"
+                } else {
+                    "deciding how to join the cluster"
+                }
+                .to_owned(),
+            );
         }
         let RpcRequest::Vote(vote) = request else {
             return None;

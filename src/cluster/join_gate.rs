@@ -181,7 +181,10 @@ pub async fn settle(raft: Raft<MetaTypes>, peers: PeerList, gate: JoinGate) {
                 return;
             }
             (Verdict::Fresh, None) => {
-                tracing::info!(node_id = me, "joining the cluster as a member it has not heard from");
+                tracing::info!(
+                    node_id = me,
+                    "joining the cluster as a member it has not heard from"
+                );
                 gate.set(OPEN);
                 return;
             }
@@ -250,9 +253,13 @@ mod tests {
             term: 1,
             last_log_index: last,
             applied_index: last,
-            nodes: [(1, "h:1".to_owned()), (2, "h:2".to_owned()), (3, "h:3".to_owned())]
-                .into_iter()
-                .collect(),
+            nodes: [
+                (1, "h:1".to_owned()),
+                (2, "h:2".to_owned()),
+                (3, "h:3".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
             learners: Default::default(),
             membership_index: Some(0),
             replication: Default::default(),
@@ -268,7 +275,10 @@ mod tests {
         let initialised = status(2, "Candidate", Some(0));
         assert_eq!(verdict(1, &peers(1), None, &[]), Verdict::Undecided);
         assert_eq!(verdict(1, &peers(1), None, &[empty]), Verdict::Bootstrap);
-        assert_eq!(verdict(1, &peers(1), None, &[initialised]), Verdict::Bootstrap);
+        assert_eq!(
+            verdict(1, &peers(1), None, &[initialised]),
+            Verdict::Bootstrap
+        );
         let formed = status(2, "Follower", Some(4));
         assert_eq!(verdict(1, &peers(1), None, &[formed]), Verdict::Undecided);
     }

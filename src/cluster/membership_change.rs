@@ -173,7 +173,14 @@ async fn add(raft: &Raft<MetaTypes>, node: NodeId, addr: String) -> Result<Strin
     let before = voters_of(raft);
     let mut after = before.clone();
     after.insert(node);
-    check_quorum(raft, &format!("promote node {node}"), &before, &after, Some(node)).await?;
+    check_quorum(
+        raft,
+        &format!("promote node {node}"),
+        &before,
+        &after,
+        Some(node),
+    )
+    .await?;
     tokio::time::timeout(
         COMMIT_WAIT,
         raft.change_membership(ChangeMembers::AddVoterIds([node].into()), false),

@@ -173,6 +173,9 @@ mod tests {
         for key in ["orders", "payments", "txn-1", "", "g"] {
             assert_eq!(nodes.iter().filter(|n| n.owns(key)).count(), 1, "{key}");
             assert!(NodeKeys::ALL.owns(key));
+            // A node added after the cluster formed is outside the slots: it owns nothing.
+            assert!(!NodeKeys::slot(3, 3).owns(key));
+            assert!(!NodeKeys::slot(1, 1).owns(key));
         }
     }
 }

@@ -558,7 +558,11 @@ mod tests {
             })
             .collect();
         assert_eq!(listed, [vec![], vec![1], vec![1, 2], vec![1], vec![1, 2]]);
-        assert_eq!(machine.joined_nodes(), [1, 2], "registration outlives membership");
+        assert_eq!(
+            machine.joined_nodes(),
+            [1, 2],
+            "registration outlives membership"
+        );
         // A replayed membership entry changes nothing.
         machine.members(4, &[1, 2].into());
         assert!(rx.try_recv().is_err());

@@ -66,7 +66,9 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     let leader = usize::try_from(leader_id - 1).expect("ids are 1..=3");
     // Node 3 unless it leads: the point is a wiped follower under a running leader.
     let wiped = if leader == 2 { 1 } else { 2 };
-    let other = (0..NODES).find(|i| *i != leader && *i != wiped).expect("a third node");
+    let other = (0..NODES)
+        .find(|i| *i != leader && *i != wiped)
+        .expect("a third node");
     let wiped_id = (wiped + 1).to_string();
 
     nodes[wiped].kill();
@@ -87,7 +89,11 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     );
     nodes[leader].assert_alive();
     let status = cluster_status(&addrs[wiped]);
-    assert_eq!(field(&status, "fenced"), true, "the wiped node is fenced: {status:?}");
+    assert_eq!(
+        field(&status, "fenced"),
+        true,
+        "the wiped node is fenced: {status:?}"
+    );
     assert!(
         nodes[wiped].stderr().contains("remove-node"),
         "the wiped node tells the operator what to do:\n{}",
@@ -136,7 +142,10 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     // commit: refused, and nothing changes.
     nodes[other].kill();
     let refused = cluster_cli(&["remove-node", &(other + 1).to_string()], &addrs[leader]);
-    assert!(!refused.status.success(), "a removal that loses quorum is refused");
+    assert!(
+        !refused.status.success(),
+        "a removal that loses quorum is refused"
+    );
     let reason = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert!(reason.contains("refusing to remove"), "{reason}");
     nodes[other].restart();
@@ -153,10 +162,16 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
 
     // It knows every topic, and every node lists every node's brokers again.
     let rejoined = metadata_client(&nodes[wiped]);
-    wait_until("the re-added node to know every topic", CLUSTER_TIMEOUT, || {
-        let names = topic_names(&rejoined);
-        [&before, &during, &after].iter().all(|t| names.contains(*t))
-    });
+    wait_until(
+        "the re-added node to know every topic",
+        CLUSTER_TIMEOUT,
+        || {
+            let names = topic_names(&rejoined);
+            [&before, &during, &after]
+                .iter()
+                .all(|t| names.contains(*t))
+        },
+    );
     registered_clients(&nodes);
     assert_eq!(broker_ids(&rejoined), all_broker_ids());
     // And takes part: a topic created through it commits.
