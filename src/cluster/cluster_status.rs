@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use openraft::{Raft, ServerState};
 use serde::{Deserialize, Serialize};
 
-use super::join_gate::JoinGate;
 use super::meta_store::MetaTypes;
 use super::peer_list::NodeId;
 
@@ -44,7 +43,12 @@ pub struct ClusterStatus {
 }
 
 impl ClusterStatus {
-    pub fn of(raft: &Raft<MetaTypes>, gate: &JoinGate, joined: Vec<NodeId>) -> ClusterStatus {
+    pub fn of(
+        raft: &Raft<MetaTypes>,
+        fenced: bool,
+        refused: u64,
+        joined: Vec<NodeId>,
+    ) -> ClusterStatus {
         let metrics = raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let addr = |id: NodeId| {
@@ -74,8 +78,8 @@ impl ClusterStatus {
                 .flatten()
                 .map(|(id, matched)| (*id, matched.map(|l| l.index)))
                 .collect(),
-            fenced: gate.fenced(),
-            refused: gate.refused(),
+            fenced,
+            refused,
             joined,
         }
     }

@@ -15,12 +15,13 @@ use openraft::storage::Adaptor;
 use openraft::{BasicNode, Config, Raft};
 
 use super::cluster_rpc::{
-    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest, Served,
+    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest,
 };
 use super::cluster_status::ClusterStatus;
 use super::join_gate::{self, JoinGate};
 use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
+use super::rpc_server::{self, Served};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -276,7 +277,7 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
             gate: gate.clone(),
             handler,
         };
-        let server = tokio::spawn(cluster_rpc::serve(listener, served.clone()));
+        let server = tokio::spawn(rpc_server::serve(listener, served.clone()));
         // A node with Raft state carries on from it; one without asks its peers first.
         let settling = pristine.then(|| tokio::spawn(join_gate::settle(raft.clone(), peers, gate)));
         Ok::<_, ClusterError>((served, server, settling))

@@ -26,7 +26,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Raft};
 
-use super::cluster_rpc::{call_once, RpcReply, RpcRequest};
+use super::cluster_rpc::status_of;
 use super::cluster_status::ClusterStatus;
 use super::meta_store::MetaTypes;
 use super::peer_list::{NodeId, PeerList};
@@ -37,9 +37,6 @@ const FENCED: u8 = 2;
 
 /// How often a deciding or fenced node asks its peers again.
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
-
-/// How long one peer's status may take before it counts as not answering.
-const STATUS_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether this node answers Raft requests; shared by the RPC server and the status.
 #[derive(Clone, Default)]
@@ -141,15 +138,6 @@ async fn ask_peers(me: NodeId, peers: &PeerList) -> (Option<ClusterStatus>, Vec<
         }
     }
     (leader, answered)
-}
-
-/// One node's status over its cluster port, or `None` if it does not answer in time.
-pub async fn status_of(addr: &str) -> Option<ClusterStatus> {
-    let reply = tokio::time::timeout(STATUS_WAIT, call_once(addr, &RpcRequest::Status)).await;
-    match reply {
-        Ok(Ok(RpcReply::Status(status))) => Some(status),
-        _ => None,
-    }
 }
 
 /// Decides, for a node that starts with no Raft state, whether it forms the cluster, follows

@@ -14,10 +14,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
-use serde::{Deserialize, Serialize};
 
-use super::cluster_rpc::{call_once, RpcReply, RpcRequest};
-use super::join_gate::status_of;
+use super::cluster_rpc::{call_once, status_of, MemberChange, RpcReply, RpcRequest};
 use super::meta_store::MetaTypes;
 use super::peer_list::NodeId;
 
@@ -26,12 +24,6 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a membership change may take to commit.
 const COMMIT_WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum MemberChange {
-    Add { node: NodeId, addr: String },
-    Remove { node: NodeId },
-}
 
 /// Carries out `change` if this node leads, else forwards it to the leader (once: a request
 /// that was forwarded already is not forwarded again). Answers what happened, for the CLI.

@@ -4,7 +4,8 @@
 //!
 //! - [`peer_list`]: `--node-id` / `--peers` parsing.
 //! - [`meta_store`]: the Raft log, vote and snapshot on disk, and the state-machine seam.
-//! - [`cluster_rpc`]: the length-prefixed TCP protocol between nodes.
+//! - [`cluster_rpc`]: the length-prefixed TCP protocol between nodes, client side.
+//! - [`rpc_server`]: what a node answers on its cluster port.
 //! - [`cluster_status`]: a node's view of the group, for `sluice cluster status`.
 //! - [`control_plane`]: the thread, its tokio runtime, and the handle shards use.
 //! - [`join_gate`]: whether a node with an empty `raft/` forms, follows or is fenced.
@@ -19,10 +20,11 @@ pub mod join_gate;
 pub mod membership_change;
 pub mod meta_store;
 pub mod peer_list;
+pub mod rpc_server;
 
+pub use cluster_rpc::MemberChange;
 pub use cluster_rpc::{NodeAnswer, NodeHandler};
 pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
-pub use membership_change::MemberChange;
 pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};
 pub use peer_list::{NodeId, PeerList, PeerListError};

@@ -7,43 +7,18 @@
 //! A restarted initial node follows the committed membership, not its `--peers`.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use kafka_protocol::messages::FindCoordinatorRequest;
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::BaseConsumer;
-use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
-    broker_ids, cluster_addrs, cluster_cli, cluster_status, create_topic_via, metadata_client,
-    registered_clients, start_cluster, topic_names, CLUSTER_TIMEOUT, SHARDS_PER_NODE,
+    broker_ids, cluster_addrs, cluster_cli, cluster_status, cluster_voters as voters,
+    create_topic_via, find_coordinator, metadata_client, registered_clients, start_cluster,
+    topic_names, CLUSTER_TIMEOUT, SHARDS_PER_NODE,
 };
 use crate::common::{
     free_port_range, produce_all, producer, topic_leaders, topic_name, wait_until, Broker,
     BrokerOptions, TestRecord,
 };
-
-/// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn).
-fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
-    let request = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(key.to_owned()))
-        .with_key_type(key_type);
-    let found = Connection::connect(addr, &ConnectionConfig::default())
-        .expect("connect")
-        .send_version(&request, 1, Duration::ZERO)
-        .expect("FindCoordinator");
-    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
-    found.node_id.0
-}
-
-fn voters(addr: &str) -> BTreeSet<u64> {
-    cluster_status(addr)
-        .and_then(|s| {
-            let nodes = s["nodes"].as_object()?.clone();
-            Some(nodes.keys().filter_map(|k| k.parse().ok()).collect())
-        })
-        .unwrap_or_default()
-}
 
 fn partition_nodes(client: &BaseConsumer, topic: &str) -> BTreeSet<i32> {
     topic_leaders(client, topic)

@@ -10,9 +10,9 @@
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 use crate::cluster_support::{
-    all_broker_ids, broker_ids, cluster_addrs, cluster_cli, cluster_status, create_topic_via,
-    metadata_client, metadata_leader, registered_clients, start_cluster, topic_names,
-    try_create_topic_via, CLUSTER_TIMEOUT, NODES,
+    all_broker_ids, broker_ids, cluster_addrs, cluster_cli, cluster_status, cluster_voters,
+    create_topic_via, metadata_client, metadata_leader, registered_clients, start_cluster,
+    topic_names, try_create_topic_via, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{produce_all, producer, topic_name, wait_until, Broker, TestRecord};
 
@@ -32,14 +32,6 @@ fn field(status: &Option<serde_json::Value>, name: &str) -> serde_json::Value {
     status
         .as_ref()
         .map_or(serde_json::Value::Null, |s| s[name].clone())
-}
-
-fn voters(addr: &str) -> Vec<u64> {
-    let status = cluster_status(addr);
-    field(&status, "nodes")
-        .as_object()
-        .map(|n| n.keys().filter_map(|k| k.parse().ok()).collect())
-        .unwrap_or_default()
 }
 
 fn stdout_of(output: &std::process::Output) -> String {
@@ -120,7 +112,12 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     assert!(removed.contains("no longer a member"), "{removed}");
     let mut remaining = vec![leader_id, (other + 1) as u64];
     remaining.sort_unstable();
-    assert_eq!(voters(&addrs[leader]), remaining);
+    assert_eq!(
+        cluster_voters(&addrs[leader])
+            .into_iter()
+            .collect::<Vec<_>>(),
+        remaining
+    );
 
     // Two voters: creating topics and producing still work; the removed node's brokers are no
     // longer listed and get no new partitions.
@@ -149,13 +146,18 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     let reason = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert!(reason.contains("refusing to remove"), "{reason}");
     nodes[other].restart();
-    assert_eq!(voters(&addrs[leader]), remaining);
+    assert_eq!(
+        cluster_voters(&addrs[leader])
+            .into_iter()
+            .collect::<Vec<_>>(),
+        remaining
+    );
 
     // add-node: the wiped node is a learner, catches up, and is promoted to voter.
     let added = stdout_of(&cluster_cli(&["add-node", &member], &addrs[other]));
     assert!(added.contains("is a voter"), "{added}");
     wait_until("every node to count three voters", CLUSTER_TIMEOUT, || {
-        addrs.iter().all(|a| voters(a).len() == NODES)
+        addrs.iter().all(|a| cluster_voters(a).len() == NODES)
     });
     let status = cluster_status(&addrs[wiped]);
     assert_eq!(field(&status, "fenced"), false, "{status:?}");

@@ -191,3 +191,29 @@ pub fn topic_names(client: &BaseConsumer) -> BTreeSet<String> {
         .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
         .unwrap_or_default()
 }
+
+/// The voters the node at cluster address `addr` knows, by id (empty if it does not answer).
+pub fn cluster_voters(addr: &str) -> BTreeSet<u64> {
+    cluster_status(addr)
+        .and_then(|s| {
+            let nodes = s["nodes"].as_object()?.clone();
+            Some(nodes.keys().filter_map(|k| k.parse().ok()).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn),
+/// asked of the broker at `addr`.
+pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(
+            key.to_owned(),
+        ))
+        .with_key_type(key_type);
+    let found = sluice::client::Connection::connect(addr, &Default::default())
+        .expect("connect")
+        .send_version(&request, 1, Duration::ZERO)
+        .expect("FindCoordinator");
+    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
+    found.node_id.0
+}
