@@ -187,6 +187,13 @@ impl PeerClient {
         let reply = tokio::time::timeout(option.hard_ttl(), self.exchange(&request)).await;
         let reply = match reply {
             Ok(Ok(reply)) => reply,
+            // No connection at all (the node is down): openraft backs off before the next
+            // attempt only for `Unreachable`; a network error is retried at once, which
+            // spun the control-plane thread (thousands of attempts a second, three log lines
+            // each) for as long as a follower was down.
+            Ok(Err(e)) if connect_failed(&e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
             Ok(Err(e)) => return Err(RPCError::Network(NetworkError::new(&e))),
             Err(_) => {
                 let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
@@ -206,6 +213,18 @@ impl PeerClient {
             }
         }
     }
+}
+
+/// Whether `exchange` failed to connect (rather than on an open connection): only connecting
+/// is refused, and only the connect has a timeout of its own inside `exchange`.
+fn connect_failed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{
+        AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable, TimedOut,
+    };
+    matches!(
+        e.kind(),
+        ConnectionRefused | TimedOut | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+    )
 }
 
 impl RaftNetwork<MetaTypes> for PeerClient {

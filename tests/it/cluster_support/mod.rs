@@ -91,16 +91,32 @@ pub fn admin_client(node: &Broker) -> AdminClient<DefaultClientContext> {
 }
 
 /// CreateTopics of `new_topic` through `node`, retried while the cluster has no metadata
-/// leader yet (NOT_CONTROLLER); any other outcome is returned.
+/// leader yet (NOT_CONTROLLER), or while the request gets no answer: rdkafka sends it to the
+/// controller named in Metadata, which may be a leader that was just killed. Any other
+/// outcome is returned.
 pub fn try_create_topic_via(node: &Broker, new_topic: &NewTopic) -> Result<(), RDKafkaErrorCode> {
-    let admin = admin_client(node);
-    let options = AdminOptions::new().operation_timeout(Some(CLUSTER_TIMEOUT));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(CLUSTER_TIMEOUT))
+        .request_timeout(Some(Duration::from_secs(10)));
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    let mut timed_out = false;
     loop {
-        let results = futures_lite::future::block_on(admin.create_topics([new_topic], &options))
-            .expect("CreateTopics request");
+        // A fresh client each time, so it reads Metadata (the controller) again.
+        let admin = admin_client(node);
+        let results =
+            match futures_lite::future::block_on(admin.create_topics([new_topic], &options)) {
+                Ok(results) => results,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("CreateTopics {}: {e}; retrying", new_topic.name);
+                    timed_out = true;
+                    continue;
+                }
+                Err(e) => panic!("CreateTopics request: {e:?}"),
+            };
         match &results[..] {
             [Ok(_)] => return Ok(()),
+            // The unanswered attempt did reach the leader after all.
+            [Err((_, RDKafkaErrorCode::TopicAlreadyExists))] if timed_out => return Ok(()),
             [Err((_, RDKafkaErrorCode::NotController))] if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
             }
