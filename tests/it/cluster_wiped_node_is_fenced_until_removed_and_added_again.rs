@@ -7,6 +7,8 @@
 //! answering is refused; `sluice cluster add-node` adds it back as a learner, which catches
 //! up and is promoted: it knows every topic and is registered again.
 
+use std::time::Instant;
+
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 use crate::cluster_support::{
@@ -66,6 +68,7 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     nodes[wiped].kill();
     wipe(&nodes[wiped]);
     nodes[wiped].restart();
+    let restarted = Instant::now();
 
     // The leader reaches the wiped node (it replicates to every voter): the wiped node refuses,
     // or, as before this slice, the leader's process goes down on the log that went backwards.
@@ -80,6 +83,10 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
         },
     );
     nodes[leader].assert_alive();
+    eprintln!(
+        "the wiped node refused the leader {:?} after its ready line",
+        restarted.elapsed()
+    );
     let status = cluster_status(&addrs[wiped]);
     assert_eq!(
         field(&status, "fenced"),
@@ -108,7 +115,9 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     );
 
     // remove-node through the node that does not lead: it passes the request to the leader.
+    let removing = Instant::now();
     let removed = stdout_of(&cluster_cli(&["remove-node", &wiped_id], &addrs[other]));
+    eprintln!("remove-node answered in {:?}", removing.elapsed());
     assert!(removed.contains("no longer a member"), "{removed}");
     let mut remaining = vec![leader_id, (other + 1) as u64];
     remaining.sort_unstable();
@@ -154,7 +163,9 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
     );
 
     // add-node: the wiped node is a learner, catches up, and is promoted to voter.
+    let adding = Instant::now();
     let added = stdout_of(&cluster_cli(&["add-node", &member], &addrs[other]));
+    eprintln!("add-node answered in {:?}", adding.elapsed());
     assert!(added.contains("is a voter"), "{added}");
     wait_until("every node to count three voters", CLUSTER_TIMEOUT, || {
         addrs.iter().all(|a| cluster_voters(a).len() == NODES)
@@ -173,6 +184,10 @@ fn cluster_wiped_node_is_fenced_until_removed_and_added_again() {
                 .iter()
                 .all(|t| names.contains(*t))
         },
+    );
+    eprintln!(
+        "the re-added node listed every topic {:?} after add-node was sent",
+        adding.elapsed()
     );
     registered_clients(&nodes);
     assert_eq!(broker_ids(&rejoined), all_broker_ids());
