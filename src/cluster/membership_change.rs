@@ -34,6 +34,19 @@ pub async fn change_members(
 ) -> Result<String, String> {
     let metrics = raft.metrics().borrow().clone();
     if metrics.state != ServerState::Leader {
+        let member = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == metrics.id);
+        if !member {
+            // A removed node may still believe in a stale leader (or itself).
+            return Err(format!(
+                "node {} is not a voter of the metadata group (removed, or not added yet): \
+                 send the request to a member's cluster address",
+                metrics.id
+            ));
+        }
         let leader = metrics
             .current_leader
             .ok_or("no metadata leader is known (an election is under way); try again")?;
