@@ -413,6 +413,76 @@ mod tests {
         }
     }
 
+    /// Runs `add-node` / `remove-node` on `node`'s control plane, as its RPC server would.
+    fn change(node: &TestNode, change: super::super::MemberChange) -> Result<String, String> {
+        let raft = node.plane.raft.clone();
+        let task = node.plane.runtime.spawn(async move {
+            super::super::membership_change::change_members(&raft, change, false).await
+        });
+        futures_lite::future::block_on(task).expect("the change task runs")
+    }
+
+    #[test]
+    fn removal_refuses_a_lost_majority_and_the_last_voter() {
+        use super::super::MemberChange::Remove;
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        let list = (1..=3)
+            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let lists: Vec<_> = (1..=3)
+            .map(|id| PeerList::parse(id, &list).expect("peer list"))
+            .collect();
+        let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
+        wait_for("a leader all agree on", || {
+            agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
+        });
+        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        let l = usize::try_from(leader - 1).expect("ids are 1..=3");
+        let (f1, f2) = match l {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        let id = |i: usize| i as u64 + 1;
+
+        // One follower down: removing the other would leave {leader, down one}.
+        nodes[f1].plane.shutdown();
+        let refused = change(&nodes[l], Remove { node: id(f2) }).expect_err("refused");
+        assert!(refused.contains("refusing to remove"), "{refused}");
+        assert_eq!(nodes[l].plane.status().nodes.len(), 3, "nothing changed");
+
+        // Back up: both removals go through, then the last voter stays.
+        nodes[f1] = start(&lists[f1], dirs[f1].path());
+        wait_for("the follower to be back", || {
+            nodes[f1].plane.status().leader == Some(leader)
+        });
+        change(&nodes[l], Remove { node: id(f2) }).expect("second follower removed");
+        change(&nodes[l], Remove { node: id(f1) }).expect("first follower removed");
+        let refused = change(&nodes[l], Remove { node: leader }).expect_err("refused");
+        assert!(refused.contains("last voter"), "{refused}");
+        let refused = change(&nodes[l], Remove { node: 9 }).expect_err("refused");
+        assert!(refused.contains("not a member"), "{refused}");
+        assert_eq!(
+            nodes[l]
+                .plane
+                .status()
+                .nodes
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [leader]
+        );
+        // The lone voter still commits.
+        futures_lite::future::block_on(nodes[l].plane.propose(record("alone")))
+            .expect("a single voter commits");
+        for node in &nodes {
+            node.plane.shutdown();
+        }
+    }
+
     #[test]
     fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         let dirs: Vec<_> = (0..3)
