@@ -413,6 +413,38 @@ mod tests {
         }
     }
 
+    /// Three control planes of one cluster, each with its own dir, once they agree on a leader.
+    struct Three {
+        dirs: Vec<tempfile::TempDir>,
+        lists: Vec<PeerList>,
+        nodes: Vec<TestNode>,
+        leader: NodeId,
+    }
+
+    fn three_nodes() -> Three {
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        let list = (1..=3)
+            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let lists: Vec<_> = (1..=3)
+            .map(|id| PeerList::parse(id, &list).expect("peer list"))
+            .collect();
+        let nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
+        wait_for("a leader all agree on", || {
+            agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
+        });
+        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        Three {
+            dirs,
+            lists,
+            nodes,
+            leader,
+        }
+    }
+
     /// Runs `add-node` / `remove-node` on `node`'s control plane, as its RPC server would.
     fn change(node: &TestNode, change: super::super::MemberChange) -> Result<String, String> {
         let raft = node.plane.raft.clone();
@@ -425,21 +457,12 @@ mod tests {
     #[test]
     fn removal_refuses_a_lost_majority_and_the_last_voter() {
         use super::super::MemberChange::Remove;
-        let dirs: Vec<_> = (0..3)
-            .map(|_| tempfile::tempdir().expect("temp dir"))
-            .collect();
-        let list = (1..=3)
-            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let lists: Vec<_> = (1..=3)
-            .map(|id| PeerList::parse(id, &list).expect("peer list"))
-            .collect();
-        let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
-        wait_for("a leader all agree on", || {
-            agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
-        });
-        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        let Three {
+            dirs,
+            lists,
+            mut nodes,
+            leader,
+        } = three_nodes();
         let l = usize::try_from(leader - 1).expect("ids are 1..=3");
         let (f1, f2) = match l {
             0 => (1, 2),
@@ -485,22 +508,12 @@ mod tests {
 
     #[test]
     fn three_nodes_elect_replicate_fail_over_and_catch_up() {
-        let dirs: Vec<_> = (0..3)
-            .map(|_| tempfile::tempdir().expect("temp dir"))
-            .collect();
-        let list = (1..=3)
-            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let lists: Vec<_> = (1..=3)
-            .map(|id| PeerList::parse(id, &list).expect("peer list"))
-            .collect();
-        let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
-
-        wait_for("a leader all agree on", || {
-            agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
-        });
-        let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        let Three {
+            dirs,
+            lists,
+            mut nodes,
+            leader,
+        } = three_nodes();
         let follower = nodes
             .iter()
             .position(|n| n.plane.node_id() != leader)
