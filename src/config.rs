@@ -158,12 +158,14 @@ pub struct ConfigFile {
     pub cluster: Option<ClusterSection>,
 }
 
-/// The config file's `[cluster]` table: `node-id = 1`, `peers = "1@host:port,2@host:port"`.
+/// The config file's `[cluster]` table: `node-id = 1`, `peers = "1@host:port,2@host:port"`,
+/// and for a node added to a running cluster `cluster-addr = "host:port"`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ClusterSection {
     pub node_id: Option<u64>,
     pub peers: Option<String>,
+    pub cluster_addr: Option<String>,
 }
 
 impl ConfigFile {

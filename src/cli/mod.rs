@@ -6,7 +6,8 @@
 //! - `group` / `share-group` — consumer-group and share-group administration.
 //! - `user` — SCRAM users (add/list/delete), online or into a stopped broker's data dir.
 //! - `acl add|list|remove` — Kafka ACLs (with `serve --authorizer acl`).
-//! - `cluster status` — a cluster node's view of the metadata Raft group.
+//! - `cluster status | add-node | remove-node` — a cluster node's view of the metadata Raft
+//!   group, and changes of its members.
 //!
 //! Client commands print `error: ...` and exit 1 on failure; usage errors exit 2.
 use std::process::ExitCode;
@@ -55,7 +56,7 @@ pub enum Command {
     User(user::UserArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
     Acl(acl::AclArgs),
-    /// A cluster node's view of the metadata Raft group (`cluster status`).
+    /// A cluster's metadata Raft group: a node's view, adding and removing nodes.
     Cluster(cluster::ClusterArgs),
     /// Load generator: produce/consume workloads with HDR latency (see perf/).
     Bench(crate::bench::BenchArgs),

@@ -28,9 +28,14 @@ pub struct ServeArgs {
     /// This node's id in a cluster (with --peers); without both, a single node as before
     #[arg(long, env = "SLUICE_NODE_ID")]
     pub node_id: Option<u64>,
-    /// Every node of the cluster with its cluster port, e.g. 1@10.0.0.1:9093,2@10.0.0.2:9093
+    /// The cluster's initial nodes with their cluster ports, e.g. 1@10.0.0.1:9093,2@10.0.0.2:9093
+    /// (the same list on every node, also on nodes added later)
     #[arg(long, env = "SLUICE_PEERS")]
     pub peers: Option<String>,
+    /// This node's cluster address when it is not in --peers (a node added to a running
+    /// cluster with `sluice cluster add-node`)
+    #[arg(long, env = "SLUICE_CLUSTER_ADDR")]
+    pub cluster_addr: Option<String>,
     /// Number of shards (one executor and one broker id each) [default: all cores]
     #[arg(long, env = "SLUICE_SHARDS")]
     pub shards: Option<usize>,
@@ -340,12 +345,17 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         args.peers.or(cluster_file.peers),
     ) {
         (None, None) => None,
-        (Some(node_id), Some(peers)) => Some(
-            crate::cluster::PeerList::parse(node_id, &peers).map_err(|e| ConfigError::Invalid {
-                key: "peers",
-                reason: e.to_string(),
-            })?,
-        ),
+        (Some(node_id), Some(peers)) => {
+            let own = args.cluster_addr.or(cluster_file.cluster_addr);
+            Some(
+                crate::cluster::PeerList::parse_with(node_id, &peers, own.as_deref()).map_err(
+                    |e| ConfigError::Invalid {
+                        key: "peers",
+                        reason: e.to_string(),
+                    },
+                )?,
+            )
+        }
         _ => {
             return Err(ConfigError::Invalid {
                 key: "node-id",

@@ -1,22 +1,25 @@
 //! Inter-node RPC on the cluster port: a `u32` big-endian length, then a JSON body; one request
 //! then one reply per exchange, on a connection each side keeps and reuses. openraft batches
 //! entries into one AppendEntries and pipelines per follower, so frames need no batching here.
+//! This file is the wire and the client side; `rpc_server` answers.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Raft};
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use super::cluster_status::ClusterStatus;
 use super::meta_store::{MetaOutcome, MetaRecord, MetaTypes};
@@ -39,6 +42,12 @@ pub enum RpcRequest {
     /// verification, transactional offsets), opaque here: the layer above encodes it and answers it through the
     /// node's [`NodeHandler`].
     Node(String),
+    /// `sluice cluster add-node / remove-node`, carried out on the leader; `forwarded` once a
+    /// follower passed it on (it is not passed on twice).
+    Members {
+        change: MemberChange,
+        forwarded: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +61,11 @@ pub enum RpcReply {
     Status(ClusterStatus),
     /// The node handler's answer, or why there was none.
     Node(Result<String, String>),
+    /// What the membership change did, or why it was refused.
+    Members(Result<String, String>),
+    /// This node takes no part in Raft yet (it is deciding how to join, or fenced after losing
+    /// its `raft/` dir): the sender backs off as from an unreachable node.
+    Refused(String),
 }
 
 /// What a [`NodeHandler`] answers with: polled on the control-plane thread.
@@ -92,6 +106,25 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
+/// A change of the metadata group's members (`sluice cluster add-node / remove-node`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MemberChange {
+    Add { node: NodeId, addr: String },
+    Remove { node: NodeId },
+}
+
+/// How long one node's status may take before it counts as not answering.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// One node's status over its cluster port, or `None` if it does not answer in time.
+pub async fn status_of(addr: &str) -> Option<ClusterStatus> {
+    let reply = tokio::time::timeout(STATUS_WAIT, call_once(addr, &RpcRequest::Status)).await;
+    match reply {
+        Ok(Ok(RpcReply::Status(status))) => Some(status),
+        _ => None,
+    }
+}
+
 /// One request/reply exchange on a fresh connection (used for forwarding proposals).
 pub async fn call_once(addr: &str, request: &RpcRequest) -> std::io::Result<RpcReply> {
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
@@ -100,54 +133,6 @@ pub async fn call_once(addr: &str, request: &RpcRequest) -> std::io::Result<RpcR
     stream.set_nodelay(true)?;
     write_frame(&mut stream, request).await?;
     read_frame(&mut stream).await
-}
-
-/// Serves peers' requests on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, raft: Raft<MetaTypes>, handler: NodeHandlerSlot) {
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            // Out of descriptors or the like: back off instead of spinning.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let raft = raft.clone();
-        let handler = Arc::clone(&handler);
-        tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, raft, handler).await {
-                if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                    tracing::debug!(%peer, error = %e, "cluster connection closed");
-                }
-            }
-        });
-    }
-}
-
-async fn serve_connection(
-    mut stream: TcpStream,
-    raft: Raft<MetaTypes>,
-    handler: NodeHandlerSlot,
-) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    loop {
-        let request: RpcRequest = read_frame(&mut stream).await?;
-        let reply = match request {
-            RpcRequest::Append(rpc) => RpcReply::Append(raft.append_entries(rpc).await),
-            RpcRequest::Vote(rpc) => RpcReply::Vote(raft.vote(rpc).await),
-            RpcRequest::Snapshot(rpc) => RpcReply::Snapshot(raft.install_snapshot(rpc).await),
-            RpcRequest::Propose(record) => RpcReply::Propose(
-                raft.client_write(record)
-                    .await
-                    .map(|r| (r.log_id.index, r.data))
-                    .map_err(|e| e.to_string()),
-            ),
-            RpcRequest::Status => RpcReply::Status(ClusterStatus::of(&raft)),
-            RpcRequest::Node(body) => RpcReply::Node(match handler.get() {
-                Some(handle) => handle(body).await,
-                None => Err("the node's shards are not running yet".to_owned()),
-            }),
-        };
-        write_frame(&mut stream, &reply).await?;
-    }
 }
 
 /// Makes a [`PeerClient`] per target node for openraft's replication and elections.
@@ -202,12 +187,23 @@ impl PeerClient {
         let reply = tokio::time::timeout(option.hard_ttl(), self.exchange(&request)).await;
         let reply = match reply {
             Ok(Ok(reply)) => reply,
+            // No connection at all (the node is down): openraft backs off before the next
+            // attempt only for `Unreachable`; a network error is retried at once, which
+            // spun the control-plane thread (thousands of attempts a second, three log lines
+            // each) for as long as a follower was down.
+            Ok(Err(e)) if connect_failed(&e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
             Ok(Err(e)) => return Err(RPCError::Network(NetworkError::new(&e))),
             Err(_) => {
                 let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
         };
+        if let RpcReply::Refused(reason) = reply {
+            let e = std::io::Error::other(format!("node {}: {reason}", self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
         match pick(reply) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
@@ -217,6 +213,18 @@ impl PeerClient {
             }
         }
     }
+}
+
+/// Whether `exchange` failed to connect (rather than on an open connection): only connecting
+/// is refused, and only the connect has a timeout of its own inside `exchange`.
+fn connect_failed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{
+        AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable, TimedOut,
+    };
+    matches!(
+        e.kind(),
+        ConnectionRefused | TimedOut | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+    )
 }
 
 impl RaftNetwork<MetaTypes> for PeerClient {

@@ -20,11 +20,41 @@ pub struct ClusterStatus {
     pub applied_index: Option<u64>,
     /// The voters, by id, with their cluster addresses.
     pub nodes: BTreeMap<NodeId, String>,
+    /// Members that receive the log but do not vote (a node being added), by id.
+    #[serde(default)]
+    pub learners: BTreeMap<NodeId, String>,
+    /// The log index of the membership this node knows (voters and learners above).
+    #[serde(default)]
+    pub membership_index: Option<u64>,
+    /// On the leader: the last log index each other member has acknowledged (`None`: nothing
+    /// yet). Empty on other nodes.
+    #[serde(default)]
+    pub replication: BTreeMap<NodeId, Option<u64>>,
+    /// Whether this node refuses to take part because it lost its `raft/` dir (see
+    /// `join_gate`): it must be removed and added again.
+    #[serde(default)]
+    pub fenced: bool,
+    /// Raft requests this node refused while it was fenced or deciding how to join.
+    #[serde(default)]
+    pub refused: u64,
+    /// Nodes the replicated state says have joined before (registered), by id.
+    #[serde(default)]
+    pub joined: Vec<NodeId>,
 }
 
 impl ClusterStatus {
-    pub fn of(raft: &Raft<MetaTypes>) -> ClusterStatus {
+    pub fn of(
+        raft: &Raft<MetaTypes>,
+        fenced: bool,
+        refused: u64,
+        joined: Vec<NodeId>,
+    ) -> ClusterStatus {
         let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let addr = |id: NodeId| {
+            let node = membership.get_node(&id);
+            (id, node.map(|n| n.addr.clone()).unwrap_or_default())
+        };
         ClusterStatus {
             node_id: metrics.id,
             role: match metrics.state {
@@ -39,11 +69,18 @@ impl ClusterStatus {
             term: metrics.current_term,
             last_log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|l| l.index),
-            nodes: metrics
-                .membership_config
-                .nodes()
-                .map(|(id, node)| (*id, node.addr.clone()))
+            nodes: membership.voter_ids().map(addr).collect(),
+            learners: membership.learner_ids().map(addr).collect(),
+            membership_index: metrics.membership_config.log_id().map(|l| l.index),
+            replication: metrics
+                .replication
+                .iter()
+                .flatten()
+                .map(|(id, matched)| (*id, matched.map(|l| l.index)))
                 .collect(),
+            fenced,
+            refused,
+            joined,
         }
     }
 }

@@ -11,7 +11,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_channel::oneshot;
-use openraft::error::{InitializeError, RaftError};
 use openraft::storage::Adaptor;
 use openraft::{BasicNode, Config, Raft};
 
@@ -19,8 +18,10 @@ use super::cluster_rpc::{
     self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest,
 };
 use super::cluster_status::ClusterStatus;
+use super::join_gate::{self, JoinGate};
 use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
+use super::rpc_server::{self, Served};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -71,15 +72,17 @@ pub struct ControlPlane {
     raft: Raft<MetaTypes>,
     runtime: tokio::runtime::Handle,
     node_id: NodeId,
-    /// Every configured node's cluster address, for node-to-node requests.
+    /// Every initial member's cluster address, for node-to-node requests to a node the
+    /// membership does not name (yet).
     peers: Arc<BTreeMap<NodeId, String>>,
-    node_handler: NodeHandlerSlot,
+    served: Served,
     stop: Arc<std::sync::Mutex<Option<Running>>>,
 }
 
 impl ControlPlane {
-    /// Starts the control-plane thread: opens `raft_dir`, binds this node's cluster port,
-    /// starts Raft, and (on a brand-new cluster) proposes the initial membership from `peers`.
+    /// Starts the control-plane thread: opens `raft_dir`, binds this node's cluster port and
+    /// starts Raft. A node with no Raft state yet first asks its peers what it is (see
+    /// `join_gate`): on a brand-new cluster it proposes the initial membership from `peers`.
     pub fn start(
         peers: &PeerList,
         raft_dir: &Path,
@@ -99,13 +102,10 @@ impl ControlPlane {
             .set_nonblocking(true)
             .map_err(|source| ClusterError::Listen { addr, source })?;
         let node_id = peers.node_id;
-        let members: BTreeMap<NodeId, BasicNode> = peers
-            .peers
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
+        let gate = join_gate::gate_for(store.is_pristine());
         let node_handler = NodeHandlerSlot::default();
         let served_handler = Arc::clone(&node_handler);
+        let served_peers = peers.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -122,22 +122,22 @@ impl ControlPlane {
                     }
                 };
                 let serving = Serving {
-                    node_id,
+                    peers: served_peers,
                     store,
                     listener,
-                    members,
+                    gate,
                     handler: served_handler,
                 };
                 runtime.block_on(run(serving, ready_tx, stop_rx));
             })
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let (raft, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
+        let (served, runtime) = ready_rx.recv().map_err(|_| ClusterError::Stopped)??;
         Ok(ControlPlane {
-            raft,
+            raft: served.raft.clone(),
             runtime,
             node_id,
             peers: Arc::new(peers.peers.clone()),
-            node_handler,
+            served,
             stop: Arc::new(std::sync::Mutex::new(Some((stop_tx, thread)))),
         })
     }
@@ -179,18 +179,22 @@ impl ControlPlane {
     /// Installs what answers other nodes' [`RpcRequest::Node`] requests here. The first
     /// call wins; until then they are refused (retriable for the caller).
     pub fn set_node_handler(&self, handler: NodeHandler) {
-        let _ = self.node_handler.set(handler);
+        let _ = self.served.handler.set(handler);
     }
 
     /// Sends `body` to node `node`'s handler and returns its answer. Safe to await from a
     /// glommio shard. One attempt: the caller decides whether and when to retry.
     pub async fn call_node(&self, node: NodeId, body: String) -> Result<String, ClusterError> {
         let peer = |reason: String| ClusterError::Peer { node, reason };
-        let addr = self
-            .peers
-            .get(&node)
-            .cloned()
-            .ok_or_else(|| peer("not a configured peer".to_owned()))?;
+        let member = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            membership.get_node(&node).map(|n| n.addr.clone())
+        };
+        let addr = member
+            .or_else(|| self.peers.get(&node).cloned())
+            .ok_or_else(|| peer("not a member of the cluster".to_owned()))?;
         let (tx, rx) = oneshot::channel();
         self.runtime.spawn(async move {
             let request = RpcRequest::Node(body);
@@ -212,7 +216,7 @@ impl ControlPlane {
     }
 
     pub fn status(&self) -> ClusterStatus {
-        ClusterStatus::of(&self.raft)
+        self.served.status()
     }
 
     /// Stops Raft and the RPC server and joins the thread. Later calls do nothing.
@@ -230,32 +234,34 @@ impl ControlPlane {
     }
 }
 
-type Ready = Result<(Raft<MetaTypes>, tokio::runtime::Handle), ClusterError>;
+type Ready = Result<(Served, tokio::runtime::Handle), ClusterError>;
 
 /// What the control-plane thread serves.
 struct Serving {
-    node_id: NodeId,
+    peers: PeerList,
     store: MetaStore,
     listener: std::net::TcpListener,
-    members: BTreeMap<NodeId, BasicNode>,
+    gate: JoinGate,
     handler: NodeHandlerSlot,
 }
 
 async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: oneshot::Receiver<()>) {
     let Serving {
-        node_id,
+        peers,
         store,
         listener,
-        members,
+        gate,
         handler,
     } = serving;
+    let node_id = peers.node_id;
+    let pristine = store.is_pristine();
     let started = async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let config = raft_config()
             .validate()
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let (log_store, state_machine) = Adaptor::new(store);
+        let (log_store, state_machine) = Adaptor::new(store.clone());
         let raft = Raft::new(
             node_id,
             Arc::new(config),
@@ -265,25 +271,28 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let server = tokio::spawn(cluster_rpc::serve(listener, raft.clone(), handler));
-        // Every node proposes the same initial membership; openraft accepts it only on a node
-        // that has never had a log or vote, so a restarted node keeps its state.
-        match raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(ClusterError::Raft(e.to_string())),
-        }
-        Ok::<_, ClusterError>((raft, server))
+        let served = Served {
+            raft: raft.clone(),
+            store,
+            gate: gate.clone(),
+            handler,
+        };
+        let server = tokio::spawn(rpc_server::serve(listener, served.clone()));
+        // A node with Raft state carries on from it; one without asks its peers first.
+        let settling = pristine.then(|| tokio::spawn(join_gate::settle(raft.clone(), peers, gate)));
+        Ok::<_, ClusterError>((served, server, settling))
     }
     .await;
-    let (raft, server) = match started {
+    let (served, server, settling) = match started {
         Ok(started) => started,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
+    let raft = served.raft.clone();
     if ready
-        .send(Ok((raft.clone(), tokio::runtime::Handle::current())))
+        .send(Ok((served, tokio::runtime::Handle::current())))
         .is_err()
     {
         return;
@@ -291,6 +300,9 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
     // Either a stop request or the handle being dropped ends the control plane.
     let _ = stop.await;
     server.abort();
+    if let Some(settling) = settling {
+        settling.abort();
+    }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
@@ -401,8 +413,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn three_nodes_elect_replicate_fail_over_and_catch_up() {
+    /// Three control planes of one cluster, each with its own dir, once they agree on a leader.
+    struct Three {
+        dirs: Vec<tempfile::TempDir>,
+        lists: Vec<PeerList>,
+        nodes: Vec<TestNode>,
+        leader: NodeId,
+    }
+
+    fn three_nodes() -> Three {
         let dirs: Vec<_> = (0..3)
             .map(|_| tempfile::tempdir().expect("temp dir"))
             .collect();
@@ -413,12 +432,88 @@ mod tests {
         let lists: Vec<_> = (1..=3)
             .map(|id| PeerList::parse(id, &list).expect("peer list"))
             .collect();
-        let mut nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
-
+        let nodes: Vec<TestNode> = (0..3).map(|i| start(&lists[i], dirs[i].path())).collect();
         wait_for("a leader all agree on", || {
             agreed_leader(&nodes.iter().collect::<Vec<_>>()).is_some()
         });
         let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).expect("a leader");
+        Three {
+            dirs,
+            lists,
+            nodes,
+            leader,
+        }
+    }
+
+    /// Runs `add-node` / `remove-node` on `node`'s control plane, as its RPC server would.
+    fn change(node: &TestNode, change: super::super::MemberChange) -> Result<String, String> {
+        let raft = node.plane.raft.clone();
+        let task = node.plane.runtime.spawn(async move {
+            super::super::membership_change::change_members(&raft, change, false).await
+        });
+        futures_lite::future::block_on(task).expect("the change task runs")
+    }
+
+    #[test]
+    fn removal_refuses_a_lost_majority_and_the_last_voter() {
+        use super::super::MemberChange::Remove;
+        let Three {
+            dirs,
+            lists,
+            mut nodes,
+            leader,
+        } = three_nodes();
+        let l = usize::try_from(leader - 1).expect("ids are 1..=3");
+        let (f1, f2) = match l {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        let id = |i: usize| i as u64 + 1;
+
+        // One follower down: removing the other would leave {leader, down one}.
+        nodes[f1].plane.shutdown();
+        let refused = change(&nodes[l], Remove { node: id(f2) }).expect_err("refused");
+        assert!(refused.contains("refusing to remove"), "{refused}");
+        assert_eq!(nodes[l].plane.status().nodes.len(), 3, "nothing changed");
+
+        // Back up: both removals go through, then the last voter stays.
+        nodes[f1] = start(&lists[f1], dirs[f1].path());
+        wait_for("the follower to be back", || {
+            nodes[f1].plane.status().leader == Some(leader)
+        });
+        change(&nodes[l], Remove { node: id(f2) }).expect("second follower removed");
+        change(&nodes[l], Remove { node: id(f1) }).expect("first follower removed");
+        let refused = change(&nodes[l], Remove { node: leader }).expect_err("refused");
+        assert!(refused.contains("last voter"), "{refused}");
+        let refused = change(&nodes[l], Remove { node: 9 }).expect_err("refused");
+        assert!(refused.contains("not a member"), "{refused}");
+        assert_eq!(
+            nodes[l]
+                .plane
+                .status()
+                .nodes
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [leader]
+        );
+        // The lone voter still commits.
+        futures_lite::future::block_on(nodes[l].plane.propose(record("alone")))
+            .expect("a single voter commits");
+        for node in &nodes {
+            node.plane.shutdown();
+        }
+    }
+
+    #[test]
+    fn three_nodes_elect_replicate_fail_over_and_catch_up() {
+        let Three {
+            dirs,
+            lists,
+            mut nodes,
+            leader,
+        } = three_nodes();
         let follower = nodes
             .iter()
             .position(|n| n.plane.node_id() != leader)

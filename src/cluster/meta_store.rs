@@ -14,7 +14,7 @@
 //! snapshot builder objects; all of them run on the one control-plane thread, so the lock is
 //! never contended and never seen by a shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::io::{Cursor, Write};
 use std::ops::RangeBounds;
@@ -66,6 +66,14 @@ pub trait MetaStateMachine: Send + Sync + 'static {
     fn snapshot(&self) -> String;
     /// Replaces the state with a snapshot's, taken after the record at log index `index`.
     fn restore(&mut self, index: u64, snapshot: &str) -> Result<(), String>;
+    /// The members (voters and learners) of a membership entry at `index`, applied in log
+    /// order like records (so idempotent as they are).
+    fn members(&mut self, _index: u64, _members: &BTreeSet<NodeId>) {}
+    /// The nodes the state says have joined the cluster before (e.g. registered): a node that
+    /// starts with an empty `raft/` but is listed here lost its log (see `join_gate`).
+    fn joined_nodes(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
 }
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -149,6 +157,18 @@ impl MetaStore {
                 snapshot_count: 0,
             })),
         })
+    }
+
+    /// Whether nothing of a Raft run is here (no vote, log or snapshot): a first start, or a
+    /// node that lost its `raft/` dir.
+    pub fn is_pristine(&self) -> bool {
+        let inner = self.lock();
+        inner.vote.is_none() && inner.log.is_empty() && inner.snapshot.is_none()
+    }
+
+    /// See [`MetaStateMachine::joined_nodes`].
+    pub fn joined_nodes(&self) -> Vec<NodeId> {
+        self.lock().machine.joined_nodes()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -344,6 +364,8 @@ impl RaftStorage<MetaTypes> for MetaStore {
                 EntryPayload::Blank => MetaOutcome::default(),
                 EntryPayload::Normal(record) => inner.machine.apply(entry.log_id.index, record),
                 EntryPayload::Membership(membership) => {
+                    let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+                    inner.machine.members(entry.log_id.index, &members);
                     inner.membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
                     MetaOutcome::default()

@@ -107,8 +107,11 @@ impl NodeKeys {
         usize::try_from(key_hash(key) % slots.max(1) as u64).unwrap_or(0)
     }
 
+    /// A slot outside `0..slots` owns nothing: a node added after the cluster was formed,
+    /// which is not among the peers the keys hash over.
     pub fn owns(&self, key: &str) -> bool {
-        self.slots <= 1 || NodeKeys::slot_of(key, self.slots) == self.slot
+        self.slot < self.slots
+            && (self.slots <= 1 || NodeKeys::slot_of(key, self.slots) == self.slot)
     }
 }
 
@@ -170,6 +173,9 @@ mod tests {
         for key in ["orders", "payments", "txn-1", "", "g"] {
             assert_eq!(nodes.iter().filter(|n| n.owns(key)).count(), 1, "{key}");
             assert!(NodeKeys::ALL.owns(key));
+            // A node added after the cluster formed is outside the slots: it owns nothing.
+            assert!(!NodeKeys::slot(3, 3).owns(key));
+            assert!(!NodeKeys::slot(1, 1).owns(key));
         }
     }
 }

@@ -22,7 +22,7 @@
 //! skips anything at or below it (replaying "create t (id 1), delete t, create t (id 2)"
 //! would otherwise wipe id 2's data).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -173,9 +173,26 @@ struct MetaImage {
     /// each node allocated from its own file).
     #[serde(default)]
     next_producer_id: i64,
+    /// The metadata group's members (voters and learners) as of the last membership entry
+    /// applied; `None` before the fifth slice, when every registered node was one. A
+    /// registered node that is no longer a member (`sluice cluster remove-node`) keeps its
+    /// registration, so it is listed again as soon as it is added back, but is neither listed
+    /// as a broker nor given new partitions meanwhile.
+    #[serde(default)]
+    members: Option<BTreeSet<NodeId>>,
 }
 
 impl MetaImage {
+    /// The registered nodes that are members: the brokers Metadata lists and placement uses.
+    fn listed_nodes(&self) -> Vec<NodeInfo> {
+        let member = |id: &NodeId| self.members.as_ref().is_none_or(|m| m.contains(id));
+        self.nodes
+            .values()
+            .filter(|n| member(&n.node_id))
+            .cloned()
+            .collect()
+    }
+
     fn decoded_users(&self) -> Result<Users, String> {
         let mut users = Users::new();
         for (user, entries) in &self.users {
@@ -269,9 +286,7 @@ impl CatalogMachine {
             }
             MetaChange::RegisterNode(node) => {
                 self.image.nodes.insert(node.node_id, node);
-                self.send(Committed::Nodes(
-                    self.image.nodes.values().cloned().collect(),
-                ));
+                self.send(Committed::Nodes(self.image.listed_nodes()));
                 (ChangeOutcome::Applied, Vec::new())
             }
             MetaChange::ScramCredential {
@@ -401,10 +416,21 @@ impl MetaStateMachine for CatalogMachine {
             users: self.image.decoded_users()?,
             acls: self.image.acls.clone(),
         });
-        self.send(Committed::Nodes(
-            self.image.nodes.values().cloned().collect(),
-        ));
+        self.send(Committed::Nodes(self.image.listed_nodes()));
         Ok(())
+    }
+
+    fn members(&mut self, index: u64, members: &BTreeSet<NodeId>) {
+        if self.image.members.as_ref() == Some(members) {
+            return;
+        }
+        tracing::info!(index, ?members, "metadata group membership applied");
+        self.image.members = Some(members.clone());
+        self.send(Committed::Nodes(self.image.listed_nodes()));
+    }
+
+    fn joined_nodes(&self) -> Vec<NodeId> {
+        self.image.nodes.keys().copied().collect()
     }
 }
 
@@ -507,6 +533,39 @@ mod tests {
             other => panic!("expected an image, got {other:?}"),
         }
         assert!(matches!(rx.try_recv(), Ok(Committed::Nodes(nodes)) if nodes == [node]));
+    }
+
+    #[test]
+    fn a_removed_node_is_not_listed_until_it_is_a_member_again() {
+        let (tx, rx) = async_channel::unbounded();
+        let mut machine = CatalogMachine::new(tx);
+        let node = |node_id| NodeInfo {
+            node_id,
+            listeners: vec![NodeListener {
+                host: "h".into(),
+                ports: vec![9092],
+            }],
+        };
+        machine.members(0, &[1, 2].into());
+        apply(&mut machine, 1, &MetaChange::RegisterNode(node(1)));
+        apply(&mut machine, 2, &MetaChange::RegisterNode(node(2)));
+        machine.members(3, &[1].into());
+        machine.members(4, &[1, 2].into());
+        let listed: Vec<Vec<NodeId>> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|c| match c {
+                Committed::Nodes(nodes) => Some(nodes.iter().map(|n| n.node_id).collect()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(listed, [vec![], vec![1], vec![1, 2], vec![1], vec![1, 2]]);
+        assert_eq!(
+            machine.joined_nodes(),
+            [1, 2],
+            "registration outlives membership"
+        );
+        // A replayed membership entry changes nothing.
+        machine.members(4, &[1, 2].into());
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

@@ -110,8 +110,10 @@ fn node_keys(cluster: Option<&crate::cluster::PeerList>) -> crate::group::NodeKe
     let Some(peers) = cluster else {
         return crate::group::NodeKeys::ALL;
     };
+    // A node added later (not among the initial peers) coordinates nothing: the keys keep
+    // hashing over the initial peers (docs/cluster.md, "Membership changes").
     let slot = peers.peers.keys().position(|id| *id == peers.node_id);
-    crate::group::NodeKeys::slot(slot.unwrap_or(0), peers.peers.len())
+    crate::group::NodeKeys::slot(slot.unwrap_or(peers.peers.len()), peers.peers.len())
 }
 
 /// Shard `shard`'s Kafka broker id: the shard index on a single node, and

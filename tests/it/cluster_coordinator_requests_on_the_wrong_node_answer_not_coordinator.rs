@@ -11,9 +11,9 @@ use std::time::Duration;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, ListGroupsRequest,
-    OffsetFetchRequest, ShareGroupHeartbeatRequest, TopicName, TransactionalId,
+    ConsumerGroupHeartbeatRequest, DescribeGroupsRequest, GroupId, HeartbeatRequest,
+    InitProducerIdRequest, JoinGroupRequest, ListGroupsRequest, OffsetFetchRequest,
+    ShareGroupHeartbeatRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
@@ -21,8 +21,8 @@ use rdkafka::Offset;
 use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
-    commit_each, committed_each, create_topic_via, registered_clients, start_cluster,
-    CLUSTER_TIMEOUT, NODES,
+    commit_each, committed_each, create_topic_via, find_coordinator, registered_clients,
+    start_cluster, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
 
@@ -34,18 +34,6 @@ fn text(s: &str) -> StrBytes {
 
 fn connect(addr: &str) -> Connection {
     Connection::connect(addr, &ConnectionConfig::default()).expect("connect")
-}
-
-/// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn).
-fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
-    let request = FindCoordinatorRequest::default()
-        .with_key(text(key))
-        .with_key_type(key_type);
-    let found = connect(addr)
-        .send_version(&request, 1, Duration::ZERO)
-        .expect("FindCoordinator");
-    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
-    found.node_id.0
 }
 
 /// The error code of each group / transaction API at `addr`, by name, for `key` (used as

@@ -91,16 +91,32 @@ pub fn admin_client(node: &Broker) -> AdminClient<DefaultClientContext> {
 }
 
 /// CreateTopics of `new_topic` through `node`, retried while the cluster has no metadata
-/// leader yet (NOT_CONTROLLER); any other outcome is returned.
+/// leader yet (NOT_CONTROLLER), or while the request gets no answer: rdkafka sends it to the
+/// controller named in Metadata, which may be a leader that was just killed. Any other
+/// outcome is returned.
 pub fn try_create_topic_via(node: &Broker, new_topic: &NewTopic) -> Result<(), RDKafkaErrorCode> {
-    let admin = admin_client(node);
-    let options = AdminOptions::new().operation_timeout(Some(CLUSTER_TIMEOUT));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(CLUSTER_TIMEOUT))
+        .request_timeout(Some(Duration::from_secs(10)));
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    let mut timed_out = false;
     loop {
-        let results = futures_lite::future::block_on(admin.create_topics([new_topic], &options))
-            .expect("CreateTopics request");
+        // A fresh client each time, so it reads Metadata (the controller) again.
+        let admin = admin_client(node);
+        let results =
+            match futures_lite::future::block_on(admin.create_topics([new_topic], &options)) {
+                Ok(results) => results,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("CreateTopics {}: {e}; retrying", new_topic.name);
+                    timed_out = true;
+                    continue;
+                }
+                Err(e) => panic!("CreateTopics request: {e:?}"),
+            };
         match &results[..] {
             [Ok(_)] => return Ok(()),
+            // The unanswered attempt did reach the leader after all.
+            [Err((_, RDKafkaErrorCode::TopicAlreadyExists))] if timed_out => return Ok(()),
             [Err((_, RDKafkaErrorCode::NotController))] if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -140,4 +156,80 @@ pub fn committed_each(client: &BaseConsumer, topic: &str, partitions: i32) -> Ve
         .committed_offsets(wanted, CLUSTER_TIMEOUT)
         .expect("OffsetFetch");
     committed.elements().iter().map(|e| e.offset()).collect()
+}
+
+/// Each node's cluster address (its `--peers` entry), in node order.
+pub fn cluster_addrs(nodes: &[Broker]) -> Vec<String> {
+    let args = &nodes[0].options().extra_args;
+    let peers = args
+        .iter()
+        .position(|a| a == "--peers")
+        .and_then(|i| args.get(i + 1))
+        .expect("cluster nodes are started with --peers");
+    peers
+        .split(',')
+        .map(|entry| entry.split_once('@').expect("id@addr").1.to_owned())
+        .collect()
+}
+
+/// `sluice cluster ARGS --node NODE`, run to completion.
+pub fn cluster_cli(args: &[&str], node: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("cluster")
+        .args(args)
+        .args(["--node", node])
+        .output()
+        .expect("run sluice cluster")
+}
+
+/// `sluice cluster status` of the node whose cluster port is `addr`, or None if unreachable.
+pub fn cluster_status(addr: &str) -> Option<serde_json::Value> {
+    let output = cluster_cli(&["status"], addr);
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// The metadata leader's node id, once a leader's own status says it leads.
+pub fn metadata_leader(addrs: &[String]) -> Option<u64> {
+    addrs
+        .iter()
+        .filter_map(|addr| cluster_status(addr))
+        .find(|s| s["role"] == "Leader")
+        .and_then(|s| s["node_id"].as_u64())
+}
+
+/// The topic names `client`'s node lists in Metadata.
+pub fn topic_names(client: &BaseConsumer) -> BTreeSet<String> {
+    client
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The voters the node at cluster address `addr` knows, by id (empty if it does not answer).
+pub fn cluster_voters(addr: &str) -> BTreeSet<u64> {
+    cluster_status(addr)
+        .and_then(|s| {
+            let nodes = s["nodes"].as_object()?.clone();
+            Some(nodes.keys().filter_map(|k| k.parse().ok()).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn),
+/// asked of the broker at `addr`.
+pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(
+            key.to_owned(),
+        ))
+        .with_key_type(key_type);
+    let found = sluice::client::Connection::connect(addr, &Default::default())
+        .expect("connect")
+        .send_version(&request, 1, Duration::ZERO)
+        .expect("FindCoordinator");
+    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
+    found.node_id.0
 }
