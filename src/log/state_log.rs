@@ -75,6 +75,9 @@ impl StateLogConfig {
     }
 }
 
+/// Why a compaction's snapshot could not be taken (the caller's own error).
+pub type SnapshotError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateLogError {
@@ -96,6 +99,13 @@ pub enum StateLogError {
     NotDurable {
         #[source]
         source: LogError,
+    },
+    /// The caller could not read the state a compaction was to write; nothing was switched.
+    #[error("taking a snapshot for the state log in {dir:?}: {source}")]
+    Snapshot {
+        dir: PathBuf,
+        #[source]
+        source: SnapshotError,
     },
     #[error("encoding records of the state log in {dir:?}: {source}")]
     Encode {
@@ -332,15 +342,32 @@ impl<R: StateRecord> StateLog<R> {
         now_ms: i64,
         snapshot: impl FnOnce() -> Vec<R>,
     ) -> Result<u64, StateLogError> {
+        self.try_compact(now_ms, || Ok(snapshot())).await
+    }
+
+    /// [`StateLog::compact`] with a snapshot that can fail to be read: then the old
+    /// generation stays the log and the error is returned.
+    pub async fn try_compact(
+        &self,
+        now_ms: i64,
+        snapshot: impl FnOnce() -> Result<Vec<R>, SnapshotError>,
+    ) -> Result<u64, StateLogError> {
         let next = self.generation.get() + 1;
         let path = generation_dir(&self.dir, next);
         let new_log = PartitionLog::open(path.clone(), self.config.log_config())
             .await
             .map_err(log_error("creating", &path))?;
         // From here to the switch nothing awaits, so no change slips between snapshot and switch.
-        let mut records = snapshot();
-        records.push(R::snapshot_complete(next));
-        let last = match append_records(&new_log, &self.dir, self.config, &records, now_ms) {
+        let written = snapshot()
+            .map_err(|source| StateLogError::Snapshot {
+                dir: self.dir.clone(),
+                source,
+            })
+            .and_then(|mut records| {
+                records.push(R::snapshot_complete(next));
+                append_records(&new_log, &self.dir, self.config, &records, now_ms)
+            });
+        let last = match written {
             Ok(last) => last,
             Err(e) => {
                 // Leave no half-written generation for the next compaction to append to.
@@ -694,6 +721,27 @@ mod tests {
             .map(|g| generation_dir(Path::new(""), *g).display().to_string())
             .collect();
         assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_read_leaves_the_log_as_it_was() {
+        with_dir(|dir| async move {
+            let (log, mut state) = open(&dir).await;
+            append(&log, &mut state, vec![set("a", 1), set("b", 2)]).await;
+            let refused = log
+                .try_compact(0, || Err("the state is unreadable".into()))
+                .await;
+            assert!(
+                matches!(refused, Err(StateLogError::Snapshot { .. })),
+                "{refused:?}"
+            );
+            assert_eq!(log.generation(), 0, "no switch to a new generation");
+            append(&log, &mut state, vec![set("c", 3)]).await;
+            log.close().await.expect("close");
+            assert_generations(&dir, &[0]);
+            let (_, reopened) = open(&dir).await;
+            assert_eq!(reopened, state, "every record still there");
+        });
     }
 
     #[test]

@@ -16,7 +16,7 @@ use raft::storage::MemStorage;
 use raft::Storage as _;
 
 use crate::constants::{RAFT_LOG_BATCH_RECORDS_MAX, RAFT_LOG_SEGMENT_BYTES};
-use crate::log::state_log::{Appended, StateLog, StateLogConfig, StateLogError};
+use crate::log::state_log::{Appended, SnapshotError, StateLog, StateLogConfig, StateLogError};
 
 use super::raft_record::RaftRecord;
 
@@ -248,36 +248,34 @@ impl RaftStore {
     pub async fn compact(&self, index: u64, now_ms: i64) -> Result<(), StoreError> {
         let term = self.mem.term(index).map_err(StoreError::Raft)?;
         self.mem.wl().compact(index).map_err(StoreError::Raft)?;
-        let snapshot = || {
-            // Reading back what the store holds cannot fail: it is all in memory.
-            let raft_state = self.mem.initial_state().unwrap_or_default();
-            let first = self.mem.first_index().unwrap_or(index + 1);
-            let last = self.mem.last_index().unwrap_or(index);
+        // A read error here would otherwise rewrite the log without the entries it holds.
+        let snapshot = || -> Result<Vec<RaftRecord>, SnapshotError> {
+            let raft_state = self.mem.initial_state()?;
+            let first = self.mem.first_index()?;
+            let last = self.mem.last_index()?;
             let mut records = vec![
                 RaftRecord::HardState(raft_state.hard_state),
                 RaftRecord::ConfState(raft_state.conf_state),
                 RaftRecord::Compacted { index, term },
             ];
             if first <= last {
-                let entries =
-                    self.mem
-                        .entries(first, last + 1, None, raft::GetEntriesContext::empty(false));
-                records.extend(
-                    entries
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(RaftRecord::Entry),
-                );
+                let entries = self.mem.entries(
+                    first,
+                    last + 1,
+                    None,
+                    raft::GetEntriesContext::empty(false),
+                )?;
+                records.extend(entries.into_iter().map(RaftRecord::Entry));
             }
             let applied = self.applied.get();
             records.push(RaftRecord::Applied {
                 index: applied.index,
                 log_end_offset: applied.log_end_offset,
             });
-            records
+            Ok(records)
         };
         self.log
-            .compact(now_ms, snapshot)
+            .try_compact(now_ms, snapshot)
             .await
             .map(|_| ())
             .map_err(StoreError::Log)
