@@ -16,7 +16,9 @@
 //!
 //! Every message value starts with its intended send time (ns on one monotonic clock in this
 //! process); ack latency and end-to-end latency are measured from it, so a fixed `--rate`
-//! is open loop and free of coordinated omission.
+//! is open loop and free of coordinated omission. How far a producer fell behind its schedule
+//! is reported as `schedule_lag_ms_max`, as `sluice bench` does: when it is large, the load
+//! generator (not the server) may be what the latency shows.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,12 +126,17 @@ struct Shared {
     stop_producing: AtomicBool,
     stop_consuming: AtomicBool,
     producers_running: AtomicU64,
+    /// The largest lag behind schedule since the last report tick (ns).
+    lag_max_ns: AtomicU64,
     stats: Mutex<Stats>,
 }
 
 impl Shared {
     fn now(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
+    }
+    fn lagged(&self, ns: u64) {
+        self.lag_max_ns.fetch_max(ns, Ordering::Relaxed);
     }
     fn error(&self, e: String) {
         let mut s = self.stats.lock().expect("stats lock");
@@ -146,11 +153,30 @@ impl Shared {
     }
     fn consumed(&self, stamps: &[u64]) {
         let now = self.now();
+        let latencies: Vec<u64> = stamps.iter().map(|&t| now.saturating_sub(t)).collect();
+        self.consumed_latencies(&latencies);
+    }
+    /// End-to-end latencies taken as each message arrived: a consumer that records them in
+    /// batches must not add the batch's wait to them.
+    fn consumed_latencies(&self, latencies: &[u64]) {
         let mut s = self.stats.lock().expect("stats lock");
-        s.consumed += stamps.len() as u64;
-        for &t in stamps {
-            s.e2e.saturating_record(now.saturating_sub(t).max(1));
+        s.consumed += latencies.len() as u64;
+        for &l in latencies {
+            s.e2e.saturating_record(l.max(1));
         }
+    }
+}
+
+/// Requests in flight, each a task of its own: it is sent, and its answer timed, as soon as
+/// the runtime can, not when its producer next polls (a future in a `FuturesUnordered` does
+/// nothing until polled, which at a low rate is when the pipeline is full).
+type InFlight = FuturesUnordered<tokio::task::JoinHandle<Result<(), String>>>;
+
+/// Waits for one request in flight to finish.
+async fn reap_one(in_flight: &mut InFlight) -> Result<(), String> {
+    match in_flight.next().await {
+        Some(joined) => joined.map_err(|e| e.to_string())?,
+        None => Ok(()),
     }
 }
 
@@ -184,6 +210,13 @@ impl Schedule {
                 }
                 out
             }
+        }
+    }
+    /// How late the producer is for its next message (0 at the maximum rate).
+    fn lag(&self, now: u64) -> u64 {
+        match self.interval_ns {
+            None => 0,
+            Some(_) => now.saturating_sub(self.next as u64),
         }
     }
     fn wait(&self, now: u64) -> Duration {
@@ -225,23 +258,25 @@ async fn redis_setup(args: &Args) -> redis::RedisResult<()> {
 }
 
 async fn redis_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
-    let result: redis::RedisResult<()> = async {
-        let client = redis::Client::open(args.url.as_str())?;
-        let con = client.get_multiplexed_async_connection().await?;
+    let result: Result<(), String> = async {
+        let client = redis::Client::open(args.url.as_str()).map_err(|e| e.to_string())?;
+        let con = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
         let filler = filler(args.message_size);
         let mut schedule = Schedule {
             interval_ns: (args.rate > 0.0).then(|| 1e9 * args.producers as f64 / args.rate),
             next: shared.now() as f64,
         };
-        let mut in_flight = FuturesUnordered::new();
+        let mut in_flight = InFlight::new();
         let mut partition = id % args.partitions;
         while !shared.stop_producing.load(Ordering::Relaxed) {
             while in_flight.len() >= args.pipeline {
-                if let Some(r) = in_flight.next().await {
-                    r?;
-                }
+                reap_one(&mut in_flight).await?;
             }
             let now = shared.now();
+            shared.lagged(schedule.lag(now));
             let stamps = schedule.due(now, args.batch);
             if stamps.is_empty() {
                 tokio::time::sleep(schedule.wait(now).min(Duration::from_millis(1))).await;
@@ -260,16 +295,15 @@ async fn redis_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
             }
             let mut con = con.clone();
             let shared = Arc::clone(&shared);
-            in_flight.push(async move {
+            in_flight.push(tokio::spawn(async move {
                 let r: redis::RedisResult<()> = pipe.query_async(&mut con).await;
-                if r.is_ok() {
-                    shared.acked(&stamps);
-                }
-                r
-            });
+                r.map_err(|e| e.to_string())?;
+                shared.acked(&stamps);
+                Ok(())
+            }));
         }
-        while let Some(r) = in_flight.next().await {
-            r?;
+        while !in_flight.is_empty() {
+            reap_one(&mut in_flight).await?;
         }
         Ok(())
     }
@@ -371,12 +405,13 @@ async fn nats_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
             interval_ns: (args.rate > 0.0).then(|| 1e9 * args.producers as f64 / args.rate),
             next: shared.now() as f64,
         };
-        let mut in_flight = FuturesUnordered::new();
+        let mut in_flight = InFlight::new();
         let mut partition = id % args.partitions;
         let mut pending: Vec<u64> = Vec::new();
         while !shared.stop_producing.load(Ordering::Relaxed) {
             if pending.is_empty() {
                 let now = shared.now();
+                shared.lagged(schedule.lag(now));
                 pending = schedule.due(now, args.batch);
                 pending.reverse();
                 if pending.is_empty() {
@@ -385,9 +420,7 @@ async fn nats_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
                 }
             }
             while in_flight.len() >= args.pipeline {
-                if let Some(r) = in_flight.next().await {
-                    r?;
-                }
+                reap_one(&mut in_flight).await?;
             }
             let Some(t) = pending.pop() else { continue };
             let subject = format!("{}.{partition}", args.prefix);
@@ -397,14 +430,14 @@ async fn nats_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
                 .await
                 .map_err(|e| e.to_string())?;
             let shared = Arc::clone(&shared);
-            in_flight.push(async move {
+            in_flight.push(tokio::spawn(async move {
                 ack.await.map_err(|e| e.to_string())?;
                 shared.acked(&[t]);
-                Ok::<(), String>(())
-            });
+                Ok(())
+            }));
         }
-        while let Some(r) = in_flight.next().await {
-            r?;
+        while !in_flight.is_empty() {
+            reap_one(&mut in_flight).await?;
         }
         Ok(())
     }
@@ -437,17 +470,17 @@ async fn nats_consumer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
             let shared = Arc::clone(&shared);
             tasks.push(tokio::spawn(async move {
                 let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-                let mut stamps = Vec::with_capacity(256);
+                let mut latencies = Vec::with_capacity(256);
                 loop {
                     let next = tokio::time::timeout(Duration::from_millis(100), messages.next());
                     match next.await {
                         Ok(Some(Ok(m))) => {
                             if let Some(s) = stamp_of(&m.payload) {
-                                stamps.push(s);
+                                latencies.push(shared.now().saturating_sub(s));
                             }
-                            if stamps.len() >= 256 {
-                                shared.consumed(&stamps);
-                                stamps.clear();
+                            if latencies.len() >= 256 {
+                                shared.consumed_latencies(&latencies);
+                                latencies.clear();
                             }
                             continue;
                         }
@@ -455,9 +488,9 @@ async fn nats_consumer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
                         Ok(None) => break,
                         Err(_) => {}
                     }
-                    if !stamps.is_empty() {
-                        shared.consumed(&stamps);
-                        stamps.clear();
+                    if !latencies.is_empty() {
+                        shared.consumed_latencies(&latencies);
+                        latencies.clear();
                     }
                     if shared.stop_consuming.load(Ordering::Relaxed) {
                         break;
@@ -528,6 +561,7 @@ async fn rdkafka_producer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
         };
         while !shared.stop_producing.load(Ordering::Relaxed) {
             let now = shared.now();
+            shared.lagged(schedule.lag(now));
             let stamps = schedule.due(now, args.batch);
             if stamps.is_empty() {
                 std::thread::sleep(schedule.wait(now).min(Duration::from_millis(1)));
@@ -587,29 +621,29 @@ async fn rdkafka_consumer(id: usize, args: Arc<Args>, shared: Arc<Shared>) {
                 .map_err(|e| e.to_string())?;
         }
         consumer.assign(&assignment).map_err(|e| e.to_string())?;
-        let mut stamps = Vec::with_capacity(1024);
+        let mut latencies = Vec::with_capacity(1024);
         while !shared.stop_consuming.load(Ordering::Relaxed) {
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
                     if let Some(s) = m.payload().and_then(stamp_of) {
-                        stamps.push(s);
+                        latencies.push(shared.now().saturating_sub(s));
                     }
-                    if stamps.len() >= 1024 {
-                        shared.consumed(&stamps);
-                        stamps.clear();
+                    if latencies.len() >= 1024 {
+                        shared.consumed_latencies(&latencies);
+                        latencies.clear();
                     }
                     continue;
                 }
                 Some(Err(e)) => return Err(e.to_string()),
                 None => {}
             }
-            if !stamps.is_empty() {
-                shared.consumed(&stamps);
-                stamps.clear();
+            if !latencies.is_empty() {
+                shared.consumed_latencies(&latencies);
+                latencies.clear();
             }
         }
-        if !stamps.is_empty() {
-            shared.consumed(&stamps);
+        if !latencies.is_empty() {
+            shared.consumed_latencies(&latencies);
         }
         Ok(())
     });
@@ -660,6 +694,7 @@ async fn main() {
         stop_producing: AtomicBool::new(false),
         stop_consuming: AtomicBool::new(false),
         producers_running: AtomicU64::new(args.producers as u64),
+        lag_max_ns: AtomicU64::new(0),
         stats: Mutex::new(Stats::new()),
     });
     let mut consumers = Vec::new();
@@ -685,6 +720,7 @@ async fn main() {
     }
     let (mut m_acked, mut m_consumed, mut m_secs) = (0u64, 0u64, 0.0f64);
     let (mut all_acked, mut all_consumed) = (0u64, 0u64);
+    let mut m_lag_ns = 0u64;
     let mut m_ack = hist();
     let mut m_e2e = hist();
     let mut series = Vec::new();
@@ -705,6 +741,7 @@ async fn main() {
             s.e2e.reset();
             out
         };
+        let lag_ns = shared.lag_max_ns.swap(0, Ordering::Relaxed);
         all_acked += acked;
         all_consumed += consumed;
         let producing = !shared.stop_producing.load(Ordering::SeqCst);
@@ -721,6 +758,7 @@ async fn main() {
             m_secs += 1.0;
             m_ack.add(&ack).ok();
             m_e2e.add(&e2e).ok();
+            m_lag_ns = m_lag_ns.max(lag_ns);
         }
         let point = json!({
             "t_s": t, "phase": phase,
@@ -774,6 +812,7 @@ async fn main() {
         "produce_ack_latency": summary(&m_ack),
         "end_to_end_latency": summary(&m_e2e),
         "errors": s.errors, "last_error": s.last_error, "series": series,
+        "schedule_lag_ms_max": m_lag_ns as f64 / 1e6,
     });
     println!(
         "\n{:?}: produce {:.0} msg/s ({:.1} MB/s), consume {:.0} msg/s; ack p50 {:.3} p99 {:.3} ms; e2e p50 {:.3} p99 {:.3} ms; errors {}",
