@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use fnv::FnvHashMap;
 use hdrhistogram::Histogram;
 
-use super::snapshot::{BATCH_BOUNDS_RECORDS, LATENCY_BOUNDS_US};
-
 /// API keys 0..API_SLOTS-1 are counted individually; anything larger lands in the last slot.
 pub(crate) const API_SLOTS: usize = 128;
 
@@ -26,6 +24,17 @@ const LATENCY_US_MAX: u64 = 60_000_000;
 const BATCH_RECORDS_MAX: u64 = 10_000_000;
 /// Two significant figures: 1% precision, ~20 KiB per histogram.
 const HISTOGRAM_SIGFIGS: u8 = 2;
+
+/// Upper bounds of the latency buckets, in microseconds (exported in seconds).
+pub(crate) const LATENCY_BOUNDS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Upper bounds of the group-commit size buckets, in records.
+pub(crate) const BATCH_BOUNDS_RECORDS: &[u64] = &[
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
+];
 
 /// The shard's histograms, in the order of [`HISTOGRAMS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,17 +8,6 @@ use super::shard_metrics::{
     Distribution, PartitionCounters, ShardMetrics, API_SLOTS, HISTOGRAMS, HISTOGRAM_COUNT,
 };
 
-/// Upper bounds of the latency buckets, in microseconds (exported in seconds).
-pub(crate) const LATENCY_BOUNDS_US: &[u64] = &[
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
-];
-
-/// Upper bounds of the group-commit size buckets, in records.
-pub(crate) const BATCH_BOUNDS_RECORDS: &[u64] = &[
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
-];
-
 /// Quantiles reported for the most recent publish interval, and since the start.
 pub(crate) const RECENT_QUANTILES: &[f64] = &[0.5, 0.99, 0.999, 1.0];
 
