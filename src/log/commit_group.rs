@@ -18,7 +18,9 @@
 //! Why not shared rounds (all pending files synced together, high watermarks advanced when
 //! the round ends): a round ends with its slowest fdatasync, and data written during a round
 //! waited for the whole next one, so a partition's wait was up to two rounds of the slowest
-//! file of the shard (perf/RESULTS.md, "Where the acks=all latency goes").
+//! file of the shard. The price of going without: fdatasyncs of different files reach the
+//! disk together less often, so fewer share an ext4 journal commit, and each took longer
+//! at 50 % load (perf/RESULTS.md, "Where the acks=all ack latency goes").
 //!
 //! One group per executor thread, which is one shard (thread-per-core): every log the shard
 //! opens with group commit shares it, including the broker's internal state logs. It holds
