@@ -11,10 +11,10 @@ use crate::constants::MESSAGE_BYTES_MAX_DEFAULT;
 /// | `Never`       | only at segment roll and close (unsafe)| at append               | once written (no fsync) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
-    /// One fdatasync covers every batch of the partition written before it (`commit_group`).
-    /// The writer waits up to `delay_us` for more appends before writing (0 = write at once)
-    /// and writes at most `bytes_max` bytes in a row; an fdatasync starts as soon as a write
-    /// completes, or right after the partition's running one.
+    /// One fdatasync covers every batch written before it, in rounds shared by all the
+    /// partitions of the shard (`commit_group`). The writer waits up to `delay_us` for more
+    /// appends before writing (0 = write at once) and writes at most `bytes_max` bytes in a
+    /// row; a round starts as soon as a write completes, or right after the running round.
     GroupCommit { delay_us: u64, bytes_max: u64 },
     /// fsync every N milliseconds; consumers may see data a crash can take back.
     IntervalMs(u64),

@@ -1,12 +1,12 @@
 //! `LogState`: one partition log's state in memory, shared by its handle (`PartitionLog`), its
-//! segment writer (`segment_writer`) and the shard's group commit (`commit_group`).
+//! segment writer (`segment_writer`) and the shard's commit rounds (`commit_group`).
 //!
 //! The five offsets are private and only move through methods that check, in release builds
 //! too, `log_start_offset <= high_watermark <= log_end_offset` and
 //! `durable_offset <= written_offset <= log_end_offset`: a violation would serve or
 //! acknowledge records the log does not hold. Worked example: after appending offsets 0..=9
 //! under group commit, `log_end_offset == 10`; once the writer has them in the file,
-//! `written_offset == 10`; the group commit's fdatasync then makes `durable_offset` and
+//! `written_offset == 10`; the commit round's fdatasync then makes `durable_offset` and
 //! `high_watermark` 10.
 
 use std::collections::VecDeque;
@@ -45,7 +45,7 @@ pub(crate) struct PendingBatch {
 }
 
 /// One partition log's in-memory state; `Rc<RefCell<_>>`-shared by its handle, its segment
-/// writer task and the shard's group commit, all on one shard.
+/// writer task and the shard's commit rounds, all on one shard.
 pub(crate) struct LogState {
     pub(super) dir: PathBuf,
     pub(super) config: LogConfig,

@@ -5,8 +5,8 @@
 //! under the flush policy. Under group commit one fdatasync covers everything written before
 //! it; batches appended while an fsync runs share the next one. Durability (and the high
 //! watermark) only ever advances in offset order, so acknowledgements complete in append
-//! order. Under group commit the shard's `commit_group` runs the fdatasyncs: one in flight
-//! per partition, covering everything it wrote before it started. It also rolls segments:
+//! order. Under group commit the fdatasync round is the shard's (see `commit_group`): one
+//! round covers every partition of the shard with data written. It also rolls segments:
 //! seals the previous one (fsync, truncate to size, write indexes) and creates and
 //! preallocates the next.
 
@@ -181,7 +181,7 @@ impl Writer {
             }
             let st_closing = self.state.borrow().closing;
             match policy {
-                // Otherwise the shard's group commit makes the writes durable (`complete`).
+                // Otherwise the shard's commit rounds make the writes durable (`complete`).
                 FlushPolicy::GroupCommit { .. } if st_closing => self.sync(true).await?,
                 FlushPolicy::GroupCommit { .. } => {}
                 FlushPolicy::IntervalMs(ms) => {

@@ -45,12 +45,13 @@ pub enum Hist {
     ProduceDurableWait,
     FetchLatency,
     FsyncLatency,
+    CommitRound,
     LogWrite,
     WrittenToDurable,
     GroupCommitRecords,
 }
 
-pub(crate) const HISTOGRAM_COUNT: usize = 9;
+pub(crate) const HISTOGRAM_COUNT: usize = 10;
 
 /// How one histogram is kept and exported.
 pub(crate) struct HistogramSpec {
@@ -75,8 +76,7 @@ const fn latency_spec(name: &'static str, help: &'static str) -> HistogramSpec {
 }
 
 /// Indexed by [`Hist`]. The produce-path ones decompose an acks=all answer: the request's
-/// time in the broker = (append) + write + wait for the partition's running fsync + fsync +
-/// answer.
+/// time in the broker = (append) + write + wait for a commit round + fsync + answer.
 pub(crate) const HISTOGRAMS: [HistogramSpec; HISTOGRAM_COUNT] = [
     latency_spec(
         "sluice_produce_latency_seconds",
@@ -103,12 +103,16 @@ pub(crate) const HISTOGRAMS: [HistogramSpec; HISTOGRAM_COUNT] = [
         "fdatasync of a partition's active segment (each file's own).",
     ),
     latency_spec(
+        "sluice_commit_round_seconds",
+        "Group-commit rounds, from their first fdatasync submitted to their last one done.",
+    ),
+    latency_spec(
         "sluice_log_write_seconds",
         "O_DIRECT writes of queued batches to a segment file.",
     ),
     latency_spec(
         "sluice_written_to_durable_seconds",
-        "Per partition, from a write completing to its high watermark covering it (its fdatasync, after the running one).",
+        "Per partition, from a write completing to its high watermark covering it (waiting for a round, and the round).",
     ),
     HistogramSpec {
         name: "sluice_group_commit_records",
