@@ -8,7 +8,7 @@ b=$!
 for _ in $(seq 50); do grep -q "sluice ready" $O/broker-$label.log && break; sleep 0.2; done
 ratef=(); [ "$rate" != max ] && ratef=(--rate $rate)
 echo "$(date -u +%T) load $(cut -d' ' -f1 /proc/loadavg) $label" >> $O/commands.txt
-$bin bench -b 127.0.0.1:29700 --partitions 16 --message-size 100 --threads 1 --warmup-secs 2 --duration-secs 6 --cpus 1 --producers 2 --consumers 1 --acks all "${ratef[@]}" "$@" --json $O/$label.json --quiet > $O/bench-$label.txt 2>&1
+$bin bench -b 127.0.0.1:29700 --partitions 16 --message-size 100 --threads ${THREADS:-1} --warmup-secs 2 --duration-secs 6 --cpus 1 --producers 2 --consumers 1 --acks all "${ratef[@]}" "$@" --json $O/$label.json --quiet > $O/bench-$label.txt 2>&1
 sleep 1.2; curl -s http://127.0.0.1:29790/metrics > $O/m-$label.txt
 kill $b; wait $b; rm -rf $D
 python3 - $O $label <<'PY'
