@@ -278,7 +278,7 @@ impl DmaFile {
     }
 
     pub async fn fdatasync(&self) -> io::Result<()> {
-        faults::before_sync().await;
+        faults::before_sync(&self.path).await;
         self.inner.fdatasync().await?;
         faults::after_sync(&self.path);
         Ok(())
@@ -445,8 +445,9 @@ pub mod faults {
         writes_left: Option<u64>,
         /// The errno of injected write failures.
         write_errno: i32,
-        /// While set, fdatasyncs wait for it (see [`hold_syncs`]).
-        sync_hold: Option<event_listener::Event>,
+        /// While set, fdatasyncs wait for it (see [`hold_syncs`]): all of them, or those of
+        /// files under the path (see [`hold_syncs_under`]).
+        sync_hold: Option<(Option<PathBuf>, event_listener::Event)>,
     }
 
     thread_local! {
@@ -477,11 +478,21 @@ pub mod faults {
     /// Makes every later fdatasync on this thread wait until [`release_syncs`]: a test can
     /// then order what happens during a sync deterministically. Needs [`enable`].
     pub fn hold_syncs() {
+        hold(None);
+    }
+
+    /// Like [`hold_syncs`], for the fdatasyncs of files under `dir` only: a test can hold one
+    /// partition's while others' go ahead. Needs [`enable`].
+    pub fn hold_syncs_under(dir: &Path) {
+        hold(Some(dir.to_path_buf()));
+    }
+
+    fn hold(under: Option<PathBuf>) {
         FAULTS.with(|f| {
             if let Some(faults) = f.borrow_mut().as_mut() {
                 faults
                     .sync_hold
-                    .get_or_insert_with(event_listener::Event::new);
+                    .get_or_insert_with(|| (under, event_listener::Event::new()));
             }
         });
     }
@@ -489,17 +500,18 @@ pub mod faults {
     /// Lets the fdatasyncs held by [`hold_syncs`] (and all later ones) go ahead.
     pub fn release_syncs() {
         let hold = FAULTS.with(|f| f.borrow_mut().as_mut().and_then(|f| f.sync_hold.take()));
-        if let Some(hold) = hold {
+        if let Some((_, hold)) = hold {
             hold.notify(usize::MAX);
         }
     }
 
-    pub(super) async fn before_sync() {
+    pub(super) async fn before_sync(path: &Path) {
         loop {
             let listener = FAULTS.with(|f| {
-                f.borrow()
-                    .as_ref()
-                    .and_then(|f| f.sync_hold.as_ref().map(|hold| hold.listen()))
+                let f = f.borrow();
+                let (under, hold) = f.as_ref()?.sync_hold.as_ref()?;
+                let held = under.as_ref().is_none_or(|dir| path.starts_with(dir));
+                held.then(|| hold.listen())
             });
             match listener {
                 Some(listener) => listener.await,

@@ -22,9 +22,10 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::io::dma_file::DmaFile;
+use crate::metrics::Hist;
 
 use super::error::LogError;
 use super::log_state::LogState;
@@ -46,19 +47,26 @@ struct Member {
     /// The file the partition wrote to last: data in earlier segments was fdatasynced when
     /// they were sealed.
     file: Weak<DmaFile>,
+    /// When the oldest of the writes waiting for the next round completed.
+    since: Instant,
 }
 
 /// Records that `state` has written data (the last of it to `file`) that is not yet
 /// durable; a round covering it starts now, or right after the running one.
 pub(crate) fn written(state: &Rc<RefCell<LogState>>, file: &Rc<DmaFile>) {
     let group = GROUP.with(Rc::clone);
-    group.pending.borrow_mut().insert(
-        Rc::as_ptr(state) as usize,
+    let mut pending = group.pending.borrow_mut();
+    let key = Rc::as_ptr(state) as usize;
+    let since = pending.get(&key).map_or_else(Instant::now, |m| m.since);
+    pending.insert(
+        key,
         Member {
             state: Rc::downgrade(state),
             file: Rc::downgrade(file),
+            since,
         },
     );
+    drop(pending);
     if !std::mem::replace(&mut *group.running.borrow_mut(), true) {
         crate::io::spawn_in(crate::io::TaskClass::Produce, async move {
             group.run_rounds().await
@@ -82,6 +90,7 @@ struct RoundMember {
     state: Rc<RefCell<LogState>>,
     file: Rc<DmaFile>,
     covered: i64,
+    since: Instant,
 }
 
 impl CommitGroup {
@@ -111,22 +120,21 @@ impl CommitGroup {
                     state,
                     file,
                     covered,
+                    since: member.since,
                 })
             })
             .collect();
         let started = Instant::now();
-        let results: Vec<std::io::Result<()>> = match members.as_slice() {
+        let results: Vec<(std::io::Result<()>, Duration)> = match members.as_slice() {
             [] => return,
-            [one] => vec![one.file.fdatasync().await],
+            [one] => vec![timed_fdatasync(one.file.clone()).await],
             many => {
                 // One task per file so that the fdatasyncs are at the disk together.
                 let syncs: Vec<_> = many
                     .iter()
                     .map(|member| {
                         let file = member.file.clone();
-                        crate::io::spawn_in(crate::io::TaskClass::Produce, async move {
-                            file.fdatasync().await
-                        })
+                        crate::io::spawn_in(crate::io::TaskClass::Produce, timed_fdatasync(file))
                     })
                     .collect();
                 let mut results = Vec::with_capacity(syncs.len());
@@ -136,8 +144,8 @@ impl CommitGroup {
                 results
             }
         };
-        let elapsed = started.elapsed();
-        for (member, result) in members.iter().zip(results) {
+        crate::metrics::latency(Hist::CommitRound, started.elapsed());
+        for (member, (result, elapsed)) in members.iter().zip(results) {
             let mut st = member.state.borrow_mut();
             match result {
                 Ok(()) => {
@@ -146,6 +154,7 @@ impl CommitGroup {
                     st.advance_durable(member.covered);
                     st.set_high_watermark(member.covered);
                     st.assert_offsets();
+                    crate::metrics::latency(Hist::WrittenToDurable, member.since.elapsed());
                 }
                 Err(e) => {
                     let path = member.file.path().to_path_buf();
@@ -154,4 +163,11 @@ impl CommitGroup {
             }
         }
     }
+}
+
+/// fdatasyncs `file`, and says how long that took (the file's own, not the round's).
+async fn timed_fdatasync(file: Rc<DmaFile>) -> (std::io::Result<()>, Duration) {
+    let started = Instant::now();
+    let result = file.fdatasync().await;
+    (result, started.elapsed())
 }

@@ -252,8 +252,13 @@ impl Writer {
                 crate::io::runtime::yield_to_reactor().await;
                 self.prepare(run.count, &run.next_tail)
             };
-            let (result, prepared) =
-                future::zip(file.write_at(buf, run.aligned_start), build_next).await;
+            let write = async {
+                let started = Instant::now();
+                let result = file.write_at(buf, run.aligned_start).await;
+                crate::metrics::latency(crate::metrics::Hist::LogWrite, started.elapsed());
+                result
+            };
+            let (result, prepared) = future::zip(write, build_next).await;
             result.map_err(|e| LogError::io(format!("writing segment {segment_base}"), e))?;
             written += run.payload;
             self.complete(run);

@@ -21,7 +21,7 @@ pub mod snapshot;
 
 pub use metrics_registry::MetricsRegistry;
 pub use shard_metrics::{
-    bytes_sent, connection_refused, error_code, fetched, fsync_completed, produced,
-    track_inflight_bytes, ConnectionGuard, RequestTimer,
+    bytes_sent, connection_refused, error_code, fetched, fsync_completed, latency, produce_acks,
+    produced, track_inflight_bytes, ConnectionGuard, Hist, RequestTimer,
 };
 pub use snapshot::ShardSnapshot;

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 
+use super::shard_metrics::HISTOGRAMS;
 use super::snapshot::{HistogramSnapshot, ShardSnapshot};
 
 /// Process-wide values read by the admin thread at scrape time.
@@ -30,14 +31,6 @@ type ShardFamily = (
     &'static str,
     fn(&ShardSnapshot) -> u64,
 );
-/// (name, help, divisor from recorded units to exported units, histogram).
-type HistogramFamily = (
-    &'static str,
-    &'static str,
-    f64,
-    fn(&ShardSnapshot) -> &HistogramSnapshot,
-);
-
 pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
     let mut out = Text(String::with_capacity(16 * 1024));
     out.family(
@@ -189,39 +182,37 @@ pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
         }
     }
 
-    let histograms: [HistogramFamily; 4] = [
-        (
-            "sluice_produce_latency_seconds",
-            "Produce requests, from frame read to answer written (acks=all includes the fsync).",
-            1e6,
-            |s| &s.produce_latency_us,
-        ),
-        (
-            "sluice_fetch_latency_seconds",
-            "Fetch requests, from frame read to answer written (long-poll waits included).",
-            1e6,
-            |s| &s.fetch_latency_us,
-        ),
-        (
-            "sluice_fsync_latency_seconds",
-            "fdatasync of a partition's active segment.",
-            1e6,
-            |s| &s.fsync_latency_us,
-        ),
-        (
-            "sluice_group_commit_records",
-            "Records made durable by one fsync (group-commit batch size).",
-            1.0,
-            |s| &s.group_commit_records,
-        ),
-    ];
-    for (name, help, divisor, histogram) in histograms {
-        out.family(name, "histogram", help);
+    for (i, spec) in HISTOGRAMS.iter().enumerate() {
+        out.family(spec.name, "histogram", spec.help);
         for s in snapshots {
-            out.histogram(name, &s.shard_id.to_string(), histogram(s), divisor);
+            if let Some(h) = s.histograms.get(i) {
+                out.histogram(spec.name, &s.shard_id.to_string(), h, spec.divisor);
+            }
         }
     }
-    for (name, _, divisor, histogram) in histograms {
+    for (i, spec) in HISTOGRAMS.iter().enumerate() {
+        let overall = format!("{}_overall", spec.name);
+        out.family(
+            &overall,
+            "gauge",
+            "Quantiles of the histogram of the same name since the shard started, at 1 % precision (max is quantile 1).",
+        );
+        for s in snapshots {
+            let Some(h) = s.histograms.get(i) else {
+                continue;
+            };
+            let shard = s.shard_id.to_string();
+            for (quantile, value) in &h.overall {
+                out.sample_f64(
+                    &overall,
+                    &[("shard", &shard), ("quantile", &quantile.to_string())],
+                    *value as f64 / spec.divisor,
+                );
+            }
+        }
+    }
+    for (i, spec) in HISTOGRAMS.iter().enumerate() {
+        let (name, divisor) = (spec.name, spec.divisor);
         let recent = format!("{name}_recent");
         out.family(
             &recent,
@@ -229,8 +220,11 @@ pub fn render(snapshots: &[ShardSnapshot], process: &ProcessGauges) -> String {
             "Quantiles of the histogram of the same name over the last second (max is quantile 1).",
         );
         for s in snapshots {
+            let Some(h) = s.histograms.get(i) else {
+                continue;
+            };
             let shard = s.shard_id.to_string();
-            for (quantile, value) in &histogram(s).recent {
+            for (quantile, value) in &h.recent {
                 out.sample_f64(
                     &recent,
                     &[("shard", &shard), ("quantile", &quantile.to_string())],

@@ -25,6 +25,104 @@ const BATCH_RECORDS_MAX: u64 = 10_000_000;
 /// Two significant figures: 1% precision, ~20 KiB per histogram.
 const HISTOGRAM_SIGFIGS: u8 = 2;
 
+/// Upper bounds of the latency buckets, in microseconds (exported in seconds).
+pub(crate) const LATENCY_BOUNDS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Upper bounds of the group-commit size buckets, in records.
+pub(crate) const BATCH_BOUNDS_RECORDS: &[u64] = &[
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
+];
+
+/// The shard's histograms, in the order of [`HISTOGRAMS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hist {
+    ProduceLatency,
+    ProduceAcksAllLatency,
+    ProduceAcks1Latency,
+    ProduceDurableWait,
+    FetchLatency,
+    FsyncLatency,
+    CommitRound,
+    LogWrite,
+    WrittenToDurable,
+    GroupCommitRecords,
+}
+
+pub(crate) const HISTOGRAM_COUNT: usize = 10;
+
+/// How one histogram is kept and exported.
+pub(crate) struct HistogramSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// From recorded units to exported ones (microseconds to seconds: 1e6).
+    pub divisor: f64,
+    /// The largest value recorded (larger ones saturate).
+    pub max: u64,
+    /// Upper bounds of the exported buckets, in recorded units.
+    pub bounds: &'static [u64],
+}
+
+const fn latency_spec(name: &'static str, help: &'static str) -> HistogramSpec {
+    HistogramSpec {
+        name,
+        help,
+        divisor: 1e6,
+        max: LATENCY_US_MAX,
+        bounds: LATENCY_BOUNDS_US,
+    }
+}
+
+/// Indexed by [`Hist`]. The produce-path ones decompose an acks=all answer: the request's
+/// time in the broker = (append) + write + wait for a commit round + fsync + answer.
+pub(crate) const HISTOGRAMS: [HistogramSpec; HISTOGRAM_COUNT] = [
+    latency_spec(
+        "sluice_produce_latency_seconds",
+        "Produce requests, from frame read to answer written (acks=all includes the fsync).",
+    ),
+    latency_spec(
+        "sluice_produce_acks_all_latency_seconds",
+        "acks=all produce requests, from frame read to answer written.",
+    ),
+    latency_spec(
+        "sluice_produce_acks_1_latency_seconds",
+        "acks=1 produce requests, from frame read to answer written.",
+    ),
+    latency_spec(
+        "sluice_produce_durable_wait_seconds",
+        "acks=all produce requests, from append to every partition of the request durable.",
+    ),
+    latency_spec(
+        "sluice_fetch_latency_seconds",
+        "Fetch requests, from frame read to answer written (long-poll waits included).",
+    ),
+    latency_spec(
+        "sluice_fsync_latency_seconds",
+        "fdatasync of a partition's active segment (each file's own).",
+    ),
+    latency_spec(
+        "sluice_commit_round_seconds",
+        "Group-commit rounds, from their first fdatasync submitted to their last one done.",
+    ),
+    latency_spec(
+        "sluice_log_write_seconds",
+        "O_DIRECT writes of queued batches to a segment file.",
+    ),
+    latency_spec(
+        "sluice_written_to_durable_seconds",
+        "Per partition, from a write completing to its high watermark covering it (waiting for a round, and the round).",
+    ),
+    HistogramSpec {
+        name: "sluice_group_commit_records",
+        help: "Records made durable by one fsync (group-commit batch size).",
+        divisor: 1.0,
+        max: BATCH_RECORDS_MAX,
+        bounds: BATCH_BOUNDS_RECORDS,
+    },
+];
+
 /// A histogram plus the exact sum Prometheus wants (hdrhistogram only keeps the mean).
 pub(crate) struct Distribution {
     pub histogram: Histogram<u64>,
@@ -72,10 +170,8 @@ pub(crate) struct ShardMetrics {
     pub connections_refused: Cell<u64>,
     /// topic → counters indexed by partition number.
     pub partitions: RefCell<FnvHashMap<String, Vec<PartitionCounters>>>,
-    pub produce_latency_us: RefCell<Distribution>,
-    pub fetch_latency_us: RefCell<Distribution>,
-    pub fsync_latency_us: RefCell<Distribution>,
-    pub group_commit_records: RefCell<Distribution>,
+    /// Indexed by [`Hist`]; [`HISTOGRAMS`] describes each.
+    pub histograms: [RefCell<Distribution>; HISTOGRAM_COUNT],
     pub inflight: RefCell<Option<InflightProbe>>,
 }
 
@@ -90,12 +186,15 @@ impl ShardMetrics {
             connections_accepted: Cell::new(0),
             connections_refused: Cell::new(0),
             partitions: RefCell::new(FnvHashMap::default()),
-            produce_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
-            fetch_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
-            fsync_latency_us: RefCell::new(Distribution::new(LATENCY_US_MAX)),
-            group_commit_records: RefCell::new(Distribution::new(BATCH_RECORDS_MAX)),
+            histograms: std::array::from_fn(|i| RefCell::new(Distribution::new(HISTOGRAMS[i].max))),
             inflight: RefCell::new(None),
         }
+    }
+
+    fn record(&self, histogram: Hist, value: u64) {
+        self.histograms[histogram as usize]
+            .borrow_mut()
+            .record(value);
     }
 
     fn partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut PartitionCounters)) {
@@ -141,6 +240,19 @@ fn micros(elapsed: Duration) -> u64 {
 pub struct RequestTimer {
     api_key: i16,
     started: Instant,
+    /// A produce request's acks, once its handler has run (see [`RequestTimer::take_acks`]).
+    acks: Option<i16>,
+}
+
+thread_local! {
+    /// The acks of the produce request the handler on this thread ran last; read back right
+    /// after it returns (no await between), so no other request can have overwritten it.
+    static PRODUCE_ACKS: std::cell::Cell<Option<i16>> = const { std::cell::Cell::new(None) };
+}
+
+/// The produce handler tells the request's timer its acks (see [`RequestTimer::take_acks`]).
+pub fn produce_acks(acks: i16) {
+    PRODUCE_ACKS.with(|a| a.set(Some(acks)));
 }
 
 impl RequestTimer {
@@ -155,10 +267,18 @@ impl RequestTimer {
             add(&m.requests[api_slot(api_key)], 1);
             add(&m.network_bytes_in, frame.len() as u64 + 4);
         });
+        PRODUCE_ACKS.with(|a| a.set(None));
         RequestTimer {
             api_key,
             started: Instant::now(),
+            acks: None,
         }
+    }
+
+    /// Call right after the request's handler returned: a produce request's latency then
+    /// also goes to the histogram of its acks.
+    pub fn take_acks(&mut self) {
+        self.acks = PRODUCE_ACKS.with(|a| a.take());
     }
 }
 
@@ -169,8 +289,15 @@ impl Drop for RequestTimer {
         }
         let elapsed_us = micros(self.started.elapsed());
         with(|m| match self.api_key {
-            API_PRODUCE => m.produce_latency_us.borrow_mut().record(elapsed_us),
-            API_FETCH => m.fetch_latency_us.borrow_mut().record(elapsed_us),
+            API_PRODUCE => {
+                m.record(Hist::ProduceLatency, elapsed_us);
+                match self.acks {
+                    Some(-1) => m.record(Hist::ProduceAcksAllLatency, elapsed_us),
+                    Some(1) => m.record(Hist::ProduceAcks1Latency, elapsed_us),
+                    _ => {}
+                }
+            }
+            API_FETCH => m.record(Hist::FetchLatency, elapsed_us),
             _ => {}
         });
     }
@@ -246,13 +373,18 @@ pub fn fetched(topic: &str, partition: i32, chunks: &[bytes::Bytes]) {
 /// One fdatasync of a partition log took `elapsed` and made `records` records durable.
 pub fn fsync_completed(elapsed: Duration, records: i64) {
     with(|m| {
-        m.fsync_latency_us.borrow_mut().record(micros(elapsed));
+        m.record(Hist::FsyncLatency, micros(elapsed));
         if let Ok(records) = u64::try_from(records) {
             if records > 0 {
-                m.group_commit_records.borrow_mut().record(records);
+                m.record(Hist::GroupCommitRecords, records);
             }
         }
     });
+}
+
+/// Records a duration on one of the shard's latency histograms.
+pub fn latency(histogram: Hist, elapsed: Duration) {
+    with(|m| m.record(histogram, micros(elapsed)));
 }
 
 /// Lets the snapshot report the shard's in-flight request bytes against their bound.
@@ -369,8 +501,19 @@ mod tests {
         with(|m| {
             assert_eq!(m.requests[0].get(), 1);
             assert_eq!(m.requests[3].get(), 1);
-            assert_eq!(m.produce_latency_us.borrow().histogram.len(), 1);
-            assert_eq!(m.fetch_latency_us.borrow().histogram.len(), 1);
+            let len = |h: Hist| m.histograms[h as usize].borrow().histogram.len();
+            assert_eq!(len(Hist::ProduceLatency), 1);
+            assert_eq!(len(Hist::FetchLatency), 1);
+            assert_eq!(len(Hist::ProduceAcksAllLatency), 0, "acks not told");
+        });
+        let mut timer = RequestTimer::start(&[0, 0, 0, 9]);
+        produce_acks(-1);
+        timer.take_acks();
+        drop(timer);
+        with(|m| {
+            let len = |h: Hist| m.histograms[h as usize].borrow().histogram.len();
+            assert_eq!(len(Hist::ProduceAcksAllLatency), 1);
+            assert_eq!(len(Hist::ProduceAcks1Latency), 0);
         });
     }
 }

@@ -4,20 +4,11 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::shard_metrics::{Distribution, PartitionCounters, ShardMetrics, API_SLOTS};
+use super::shard_metrics::{
+    Distribution, PartitionCounters, ShardMetrics, API_SLOTS, HISTOGRAMS, HISTOGRAM_COUNT,
+};
 
-/// Upper bounds of the latency buckets, in microseconds (exported in seconds).
-pub(crate) const LATENCY_BOUNDS_US: &[u64] = &[
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
-];
-
-/// Upper bounds of the group-commit size buckets, in records.
-pub(crate) const BATCH_BOUNDS_RECORDS: &[u64] = &[
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
-];
-
-/// Quantiles reported for the most recent publish interval.
+/// Quantiles reported for the most recent publish interval, and since the start.
 pub(crate) const RECENT_QUANTILES: &[f64] = &[0.5, 0.99, 0.999, 1.0];
 
 /// A Prometheus histogram: cumulative counts per upper bound (same units as recorded).
@@ -28,6 +19,9 @@ pub struct HistogramSnapshot {
     pub sum: u64,
     /// (quantile, value) over the last publish interval; empty when nothing was recorded.
     pub recent: Vec<(f64, u64)>,
+    /// (quantile, value) since the shard started, at the histogram's precision (the buckets
+    /// are too coarse to tell 0.3 ms from 0.9 ms); empty when nothing was recorded.
+    pub overall: Vec<(f64, u64)>,
 }
 
 impl HistogramSnapshot {
@@ -59,11 +53,20 @@ impl HistogramSnapshot {
                 .map(|&q| (q, window.value_at_quantile(q)))
                 .collect();
         }
+        let overall = if histogram.is_empty() {
+            Vec::new()
+        } else {
+            RECENT_QUANTILES
+                .iter()
+                .map(|&q| (q, histogram.value_at_quantile(q)))
+                .collect()
+        };
         HistogramSnapshot {
             buckets,
             count: histogram.len(),
             sum: distribution.sum,
             recent,
+            overall,
         }
     }
 }
@@ -115,19 +118,17 @@ pub struct ShardSnapshot {
     pub inflight_bytes: Option<(u64, u64)>,
     pub partitions: Vec<PartitionSnapshot>,
     pub group_offsets: Vec<GroupOffsetSnapshot>,
-    pub produce_latency_us: HistogramSnapshot,
-    pub fetch_latency_us: HistogramSnapshot,
-    pub fsync_latency_us: HistogramSnapshot,
-    pub group_commit_records: HistogramSnapshot,
+    /// In the order of `HISTOGRAMS` (indexed by `Hist`).
+    pub histograms: Vec<HistogramSnapshot>,
 }
 
 /// The histograms as of the previous publish, for recent quantiles.
-#[derive(Default)]
-pub(crate) struct PreviousHistograms {
-    produce: Option<Histogram<u64>>,
-    fetch: Option<Histogram<u64>>,
-    fsync: Option<Histogram<u64>>,
-    group_commit: Option<Histogram<u64>>,
+pub(crate) struct PreviousHistograms([Option<Histogram<u64>>; HISTOGRAM_COUNT]);
+
+impl Default for PreviousHistograms {
+    fn default() -> PreviousHistograms {
+        PreviousHistograms(std::array::from_fn(|_| None))
+    }
 }
 
 impl ShardSnapshot {
@@ -183,14 +184,18 @@ impl ShardSnapshot {
                 probe.bytes_max as u64,
             )
         });
-        let histogram = |d: &std::cell::RefCell<Distribution>,
-                         bounds: &[u64],
-                         prev: &mut Option<Histogram<u64>>| {
-            let d = d.borrow();
-            let snapshot = HistogramSnapshot::of(&d, bounds, prev.as_ref());
-            *prev = Some(d.histogram.clone());
-            snapshot
-        };
+        let histograms = metrics
+            .histograms
+            .iter()
+            .zip(previous.0.iter_mut())
+            .zip(HISTOGRAMS.iter())
+            .map(|((d, prev), spec)| {
+                let d: std::cell::Ref<'_, Distribution> = d.borrow();
+                let snapshot = HistogramSnapshot::of(&d, spec.bounds, prev.as_ref());
+                *prev = Some(d.histogram.clone());
+                snapshot
+            })
+            .collect();
         ShardSnapshot {
             shard_id,
             taken_at: Instant::now(),
@@ -204,26 +209,7 @@ impl ShardSnapshot {
             inflight_bytes,
             partitions,
             group_offsets,
-            produce_latency_us: histogram(
-                &metrics.produce_latency_us,
-                LATENCY_BOUNDS_US,
-                &mut previous.produce,
-            ),
-            fetch_latency_us: histogram(
-                &metrics.fetch_latency_us,
-                LATENCY_BOUNDS_US,
-                &mut previous.fetch,
-            ),
-            fsync_latency_us: histogram(
-                &metrics.fsync_latency_us,
-                LATENCY_BOUNDS_US,
-                &mut previous.fsync,
-            ),
-            group_commit_records: histogram(
-                &metrics.group_commit_records,
-                BATCH_BOUNDS_RECORDS,
-                &mut previous.group_commit,
-            ),
+            histograms,
         }
     }
 }

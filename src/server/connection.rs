@@ -207,8 +207,10 @@ async fn serve_connection<S: ClientStream>(
                     break;
                 }
             };
-        let timer = RequestTimer::start(&frame);
-        match super::handlers::dispatch(&shard, frame, &mut session) {
+        let mut timer = RequestTimer::start(&frame);
+        let dispatched = super::handlers::dispatch(&shard, frame, &mut session);
+        timer.take_acks();
+        match dispatched {
             Ok(Reply::None) => {}
             Ok(reply) => {
                 let closes = matches!(reply, Reply::Close);

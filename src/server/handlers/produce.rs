@@ -32,6 +32,7 @@ pub fn handle(
     mut body: Bytes,
 ) -> Result<Reply, ProtocolError> {
     let request: ProduceRequest = ctx.decode(&mut body)?;
+    crate::metrics::produce_acks(request.acks);
     let denied = denials(shard, session, &request);
     let partition_count: usize = request
         .topic_data
@@ -254,6 +255,7 @@ fn append_all(
         }
         AfterSilence::KeepOpen
     };
+    let appended_at = std::time::Instant::now();
     match acks {
         0 if refused => Ok(Reply::Close),
         0 if no_backlog => Ok(Reply::None),
@@ -274,6 +276,10 @@ fn append_all(
                     }
                 }
             }
+            crate::metrics::latency(
+                crate::metrics::Hist::ProduceDurableWait,
+                appended_at.elapsed(),
+            );
             ctx.encode(&response)
         }))),
         _ if no_backlog => ctx.reply(&response),
