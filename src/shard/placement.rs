@@ -36,6 +36,10 @@ pub struct Placement {
     /// when the partition was created); empty on a single node, where every partition is
     /// local. Inside its node a partition goes to a shard as above.
     pub nodes: Vec<u64>,
+    /// In a cluster with a replication factor above 1: each partition's replica nodes, the
+    /// preferred leader (`nodes[p]`) first; every replica of a partition lives on the same
+    /// shard index of its node. Empty: one copy, on `nodes[p]`.
+    pub replica_nodes: Vec<Vec<u64>>,
 }
 
 impl Default for Placement {
@@ -44,6 +48,7 @@ impl Default for Placement {
             replication_factor: 1,
             replicas: Vec::new(),
             nodes: Vec::new(),
+            replica_nodes: Vec::new(),
         }
     }
 }
@@ -66,6 +71,12 @@ impl Placement {
     /// created before the node joined a cluster), where it is local.
     pub fn node_of(&self, partition: i32) -> Option<u64> {
         self.nodes.get(usize::try_from(partition).ok()?).copied()
+    }
+
+    /// The nodes holding a replica of `partition` when it is replicated (more than one).
+    pub fn replicas_of(&self, partition: i32) -> Option<&[u64]> {
+        let nodes = self.replica_nodes.get(usize::try_from(partition).ok()?)?;
+        (nodes.len() > 1).then_some(nodes.as_slice())
     }
 
     /// In a cluster: pins each manually assigned partition to the node of the first broker
@@ -132,6 +143,7 @@ pub fn check_new_topic(
                 replication_factor,
                 replicas: Vec::new(),
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             },
         });
     }
@@ -180,6 +192,7 @@ pub fn check_new_topic(
             replication_factor,
             replicas,
             nodes: Vec::new(),
+            replica_nodes: Vec::new(),
         },
     })
 }
@@ -292,6 +305,7 @@ mod tests {
                 replication_factor,
                 replicas: Vec::new(),
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             },
         };
         assert_eq!(
@@ -318,6 +332,7 @@ mod tests {
                 replication_factor: 1,
                 replicas: vec![vec![1], vec![0]],
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             })
         );
         // The first broker listed (the preferred leader) gets the partition.
@@ -329,6 +344,7 @@ mod tests {
                 replication_factor: 2,
                 replicas: vec![vec![1, 0]],
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             })
         );
         assert_eq!(
