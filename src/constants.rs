@@ -112,6 +112,16 @@ pub const REPLICA_HEARTBEAT_TICKS: usize = 2;
 pub const REPLICA_MESSAGE_BYTES_MAX: u64 = 1 << 20;
 pub const REPLICA_INFLIGHT_APPENDS_MAX: usize = 256;
 
+/// Largest frame of partition replication messages between two shards (many groups'
+/// messages; one append is at most `REPLICA_MESSAGE_BYTES_MAX`): bounds what a peer can make
+/// a shard allocate.
+pub const REPLICA_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Backoff between attempts to reach a replication peer, doubling from the first to the
+/// second bound. Raft's own retries (heartbeats, probes) resend what was dropped meanwhile.
+pub const REPLICA_RECONNECT_BACKOFF_MIN_MS: u64 = 50;
+pub const REPLICA_RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
+
 /// Segment size of a partition's Raft log (it holds only entries not yet applied durably
 /// everywhere, so it stays small), records per batch of it, and growth that triggers its
 /// compaction.

@@ -316,6 +316,28 @@ impl Replica {
         self.inner.borrow_mut().node.report_unreachable(peer);
     }
 
+    /// Fails the proposals still waiting here once this replica no longer leads, as Kafka
+    /// fails pending acks=all requests with NOT_LEADER_OR_FOLLOWER when leadership moves:
+    /// otherwise they would wait until this replica applies their index again. An entry that
+    /// did commit under the next leader is then acknowledged to nobody, and the producer's
+    /// retry is a duplicate the partition log recognises (idempotent producers).
+    pub fn release_if_deposed(&self) {
+        let waiters = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.waiters.is_empty() || inner.node.raft.state == StateRole::Leader {
+                return;
+            }
+            std::mem::take(&mut inner.waiters)
+        };
+        let leader = self.leader();
+        for (_, waiter) in waiters {
+            let _ = waiter.reply.send(Err(ReplicaError::NotLeader {
+                group: self.name(),
+                leader,
+            }));
+        }
+    }
+
     fn has_ready(&self) -> bool {
         self.inner.borrow().node.has_ready()
     }

@@ -3,6 +3,13 @@
 //! - `acks=0`: never (the client does not read one);
 //! - `acks=1`: once appended to the partition's log (in memory, queued for the disk);
 //! - `acks=-1`: once the flush policy made it durable (after the group-commit fsync).
+//!
+//! A replicated partition (a cluster topic with replication factor above 1) is written
+//! through its Raft group instead: the leader proposes the record set, and acks=1 and
+//! acks=-1 both answer once the entry is committed (a majority has it durable in its Raft
+//! log) and applied to the leader's partition log, with the offsets applying gave it.
+//! That makes acks=1 as strong as acks=all (Kafka answers acks=1 once the leader's log
+//! has it). acks=0 proposes and forgets. A follower answers NOT_LEADER_OR_FOLLOWER.
 
 use std::rc::Rc;
 
@@ -17,8 +24,9 @@ use super::produce_order;
 use super::txn_produce_verification::{self, Refusals};
 use super::{access, RequestContext};
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
-use crate::log::{LogError, PartitionLog};
+use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::replica::{Committed, ReplicaError};
 use crate::security::acl::AclOperation;
 use crate::security::Session;
 use crate::server::connection::{now_ms, AfterSilence, Reply};
@@ -145,6 +153,8 @@ fn append_all(
     let now = now_ms();
     // Appended partitions whose answer waits for durability: (topic, partition) indexes.
     let mut durable_waits: Vec<(usize, usize, PartitionLog, i64)> = Vec::new();
+    // Proposals to replicated partitions whose answer waits for their commit.
+    let mut commit_waits: Vec<CommitWait> = Vec::new();
     // Partitions whose disk backlog this request filled up (see below).
     let mut backlogged: Vec<PartitionLog> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -165,8 +175,42 @@ fn append_all(
                     .get(&(topic.name.0.to_string(), data.index))
                     .copied()
             };
+            let replica = refusal
+                .is_none()
+                .then(|| shard.replica(&topic.name, data.index))
+                .flatten();
             let error = match (refusal, shard.partition(&topic.name, data.index)) {
                 (Some(error), _) => Some(error),
+                (None, _) if replica.is_some() => {
+                    let replica = replica.as_ref().map(|r| r.as_ref());
+                    match (replica, data.records) {
+                        (None, _) => None,
+                        (Some(_), None) => Some(ResponseError::CorruptMessage),
+                        (Some(r), Some(_)) if !r.is_leader() => {
+                            Some(ResponseError::NotLeaderOrFollower)
+                        }
+                        (Some(r), Some(_)) if r.partition().is_storage_full() => {
+                            Some(ResponseError::KafkaStorageError)
+                        }
+                        (Some(r), Some(records)) => match r.propose(&records[..], now) {
+                            Ok(committed) => {
+                                if acks != 0 {
+                                    commit_waits.push(CommitWait {
+                                        topic_index,
+                                        partition_index,
+                                        bytes: records.len(),
+                                        committed,
+                                    });
+                                }
+                                None
+                            }
+                            Err(e) => {
+                                tracing::debug!(topic = %topic.name.0, partition = data.index, error = %e, "proposal refused");
+                                Some(replica_error(&e))
+                            }
+                        },
+                    }
+                }
                 (None, PartitionLookup::UnknownTopic) => {
                     Some(ResponseError::UnknownTopicOrPartition)
                 }
@@ -254,26 +298,38 @@ fn append_all(
         }
         AfterSilence::KeepOpen
     };
+    if acks != 0 && !commit_waits.is_empty() {
+        let topics: Vec<String> = response
+            .responses
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .collect();
+        return Ok(Reply::Deferred(Box::pin(async move {
+            let mut response = response;
+            for wait in commit_waits {
+                let outcome = wait.committed.await;
+                let Some(answer) = response
+                    .responses
+                    .get_mut(wait.topic_index)
+                    .and_then(|t| t.partition_responses.get_mut(wait.partition_index))
+                else {
+                    continue;
+                };
+                let topic = topics.get(wait.topic_index).map_or("", String::as_str);
+                committed_answer(ctx, answer, topic, wait.bytes, outcome);
+            }
+            await_durable(ctx, &mut response, durable_waits).await;
+            drained.await;
+            ctx.encode(&response)
+        })));
+    }
     match acks {
         0 if refused => Ok(Reply::Close),
         0 if no_backlog => Ok(Reply::None),
         0 => Ok(Reply::Silent(Box::pin(drained))),
         -1 if !durable_waits.is_empty() => Ok(Reply::Deferred(Box::pin(async move {
             let mut response = response;
-            for (topic_index, partition_index, log, last_offset) in durable_waits {
-                if let Err(e) = log.wait_durable(last_offset).await {
-                    tracing::error!(error = %e, "flush failed; produce not acknowledged");
-                    if let Some(answer) = response
-                        .responses
-                        .get_mut(topic_index)
-                        .and_then(|t| t.partition_responses.get_mut(partition_index))
-                    {
-                        answer.error_code = code(log_error(&e));
-                        crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
-                        answer.base_offset = -1;
-                    }
-                }
-            }
+            await_durable(ctx, &mut response, durable_waits).await;
             ctx.encode(&response)
         }))),
         _ if no_backlog => ctx.reply(&response),
@@ -281,6 +337,86 @@ fn append_all(
             drained.await;
             ctx.encode(&response)
         }))),
+    }
+}
+
+/// A proposal to a replicated partition whose answer waits for its commit.
+struct CommitWait {
+    topic_index: usize,
+    partition_index: usize,
+    bytes: usize,
+    committed: Committed,
+}
+
+/// Waits until each appended partition has its records durable; a failed flush answers
+/// that partition's error.
+async fn await_durable(
+    ctx: RequestContext,
+    response: &mut ProduceResponse,
+    durable_waits: Vec<(usize, usize, PartitionLog, i64)>,
+) {
+    for (topic_index, partition_index, log, last_offset) in durable_waits {
+        if let Err(e) = log.wait_durable(last_offset).await {
+            tracing::error!(error = %e, "flush failed; produce not acknowledged");
+            if let Some(answer) = response
+                .responses
+                .get_mut(topic_index)
+                .and_then(|t| t.partition_responses.get_mut(partition_index))
+            {
+                answer.error_code = code(log_error(&e));
+                crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
+                answer.base_offset = -1;
+            }
+        }
+    }
+}
+
+/// Fills a replicated partition's answer from its proposal's outcome.
+fn committed_answer(
+    ctx: RequestContext,
+    answer: &mut PartitionProduceResponse,
+    topic: &str,
+    bytes: usize,
+    outcome: Result<AppendInfo, ReplicaError>,
+) {
+    match outcome {
+        Ok(info) => {
+            let count = info.last_offset - info.base_offset + 1;
+            crate::metrics::produced(topic, answer.index, bytes, count);
+            answer.base_offset = info.base_offset;
+            answer.log_append_time_ms = info.log_append_time_ms;
+            if ctx.version >= 5 {
+                answer.log_start_offset = info.log_start_offset;
+            }
+        }
+        Err(e) => {
+            let partition = answer.index;
+            tracing::debug!(topic, partition, error = %e, "replicated append refused");
+            if ctx.version >= 8 {
+                if let ReplicaError::Partition { source, .. } = &e {
+                    answer.error_message = Some(StrBytes::from_string(source.to_string()));
+                    if let LogError::KeylessRecords { record_indexes } = source {
+                        keyless_record_errors(answer, topic, partition, record_indexes);
+                    }
+                }
+            }
+            answer.error_code = code(replica_error(&e));
+            crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
+            answer.base_offset = -1;
+        }
+    }
+}
+
+/// The Kafka error for a proposal that failed: the partition log's refusal as on a single
+/// node; leadership moving (retriable: the client refreshes its metadata); else the disk.
+fn replica_error(error: &ReplicaError) -> ResponseError {
+    match error {
+        ReplicaError::Partition { source, .. } => log_error(source),
+        ReplicaError::NotLeader { .. }
+        | ReplicaError::Superseded { .. }
+        | ReplicaError::Closed { .. }
+        | ReplicaError::Raft { .. } => ResponseError::NotLeaderOrFollower,
+        _ => ResponseError::KafkaStorageError,
     }
 }
 
