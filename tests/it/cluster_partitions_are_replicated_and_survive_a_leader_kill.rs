@@ -6,7 +6,10 @@
 //! reaches the partition log on disk of all three nodes; a follower answers a raw Produce
 //! with NOT_LEADER_OR_FOLLOWER; after the leader of partition 0 is killed with SIGKILL a
 //! new leader is elected, a producer keeps writing until acknowledged, and a consumer reads
-//! every acknowledged record exactly once and in order per partition.
+//! every acknowledged record exactly once and in order per partition. Then the leader of a
+//! partition is left alone (the other survivor killed too): a Produce it acknowledges must
+//! survive its own death and the restart of the two others, which never had it unless it
+//! was committed (a leader answering before the commit fails here).
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -253,4 +256,49 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     }
     assert_eq!(consumed.len(), expected_count, "no record twice or extra");
     assert_eq!(read, written, "every acknowledged record, in order");
+
+    // The leader of partition 0 is left without a majority: the other survivor is killed.
+    // A Produce it acknowledged now must be in the log the other two nodes keep without it.
+    let alone = usize::try_from(after[0] / 1000 - 1).expect("node index");
+    let other = *survivors
+        .iter()
+        .find(|i| **i != alone)
+        .expect("other survivor");
+    let alone_address =
+        broker_address(&survivor_clients[0], after[0]).expect("partition 0 leader address");
+    nodes[other].kill();
+    let lonely = b"written-to-a-lonely-leader";
+    let mut stream = TcpStream::connect(&alone_address).expect("connect to the lonely leader");
+    let batch = record_batch(&[lonely], 1_700_000_000_000, false);
+    let reply = round_trip(
+        &mut stream,
+        0,
+        3,
+        8,
+        &produce_v3_body(&topic, 0, -1, &batch),
+        Duration::from_secs(10),
+    );
+    let acknowledged = match &reply {
+        Reply::Frame(frame) => parse_produce_v3_response(frame, 8).0 == 0,
+        Reply::Closed | Reply::Silent => false,
+    };
+    eprintln!("a Produce to the lonely leader: {reply:?}, acknowledged: {acknowledged}");
+    nodes[alone].kill();
+    nodes[victim].restart();
+    nodes[other].restart();
+    let reader = consumer(nodes[other].bootstrap(), &[]);
+    assign(&reader, &topic, &[(0, 0)]);
+    let mut expected = written.remove(&0).expect("partition 0 records");
+    if acknowledged {
+        expected.push(lonely.to_vec());
+    }
+    let consumed = consume_count(&reader, expected.len(), CLUSTER_TIMEOUT);
+    let values: Vec<Vec<u8>> = consumed
+        .iter()
+        .map(|c| c.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        values, expected,
+        "partition 0 after its lonely leader died: every acknowledged record, nothing else"
+    );
 }
