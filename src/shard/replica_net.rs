@@ -284,20 +284,24 @@ mod tests {
 
     #[test]
     fn frames_carry_many_groups_messages_and_refuse_truncation() {
-        let mut heartbeat = RaftMessage::default();
-        heartbeat.to = 2;
-        heartbeat.from = 1;
-        heartbeat.term = 7;
-        let mut append = heartbeat.clone();
-        append.index = 42;
+        let heartbeat = RaftMessage {
+            to: 2,
+            from: 1,
+            term: 7,
+            ..Default::default()
+        };
+        let append = RaftMessage {
+            index: 42,
+            ..heartbeat.clone()
+        };
         let batch = vec![
             (GroupKey::new("orders", 0), heartbeat),
             (GroupKey::new("payments", 3), append),
         ];
         let frames = encode_frames(&batch);
-        let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes(frames[..4].try_into().expect("a length")) as usize;
         assert_eq!(len + 4, frames.len(), "one frame for the whole batch");
-        let decoded = decode_frame(&frames[4..]).unwrap();
+        let decoded = decode_frame(&frames[4..]).expect("a whole frame");
         assert_eq!(decoded.len(), 2);
         assert_eq!((decoded[0].0.as_str(), decoded[0].1), ("orders", 0));
         assert_eq!((decoded[1].0.as_str(), decoded[1].1), ("payments", 3));
