@@ -226,6 +226,12 @@ impl Replica {
         &self.partition
     }
 
+    /// Whether the replica stopped (closed, or failed on its disk): it then takes no part in
+    /// its group until it is reopened.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.inner.borrow().node.raft.state == StateRole::Leader
     }

@@ -183,8 +183,12 @@ impl Shard {
         for ((topic, partition), hosted) in self.replicas.borrow().iter() {
             hosted.replica.tick();
             hosted.replica.release_if_deposed();
+            // A stopped replica's last view would name a leader that may be long gone.
             let now = PartitionLeader {
-                node: hosted.replica.leader(),
+                node: hosted
+                    .replica
+                    .leader()
+                    .filter(|_| !hosted.replica.is_closed()),
                 term: hosted.replica.term(),
             };
             if hosted.published.get() != Some(now) {
