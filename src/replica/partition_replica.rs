@@ -42,7 +42,8 @@ use crate::constants::{
 };
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::batch_layout::{
-    HEADER_BYTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_MAX_TIMESTAMP, OFFSET_PRODUCER_ID,
+    HEADER_BYTES, LOG_OVERHEAD, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH, OFFSET_MAX_TIMESTAMP,
+    OFFSET_PRODUCER_ID,
 };
 
 use super::raft_store::{AppliedCheckpoint, RaftStore, StoreError};
@@ -147,6 +148,30 @@ fn same_batch(proposed: &[u8], stored: &[u8]) -> bool {
         Some((first, second))
     };
     matches!((fields(proposed), fields(stored)), (Some(a), Some(b)) if a == b)
+}
+
+/// The batches of a record set by their framing (base offset, then length); whatever does
+/// not frame as a whole batch stays with the last piece.
+fn split_batches(records: &[u8]) -> Vec<&[u8]> {
+    let mut batches = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let size = rest
+            .get(OFFSET_LENGTH..LOG_OVERHEAD)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes)
+            .and_then(|len| usize::try_from(len).ok())
+            .map(|len| len + LOG_OVERHEAD)
+            .filter(|size| *size <= rest.len());
+        let Some(size) = size else {
+            batches.push(rest);
+            break;
+        };
+        let (batch, tail) = rest.split_at(size);
+        batches.push(batch);
+        rest = tail;
+    }
+    batches
 }
 
 fn offset_count(batch: &[u8]) -> Option<i64> {
@@ -386,6 +411,49 @@ impl Replica {
             receiver
                 .await
                 .unwrap_or(Err(ReplicaError::Closed { group }))
+        }))
+    }
+
+    /// Proposes a produce record set that may hold several batches (a non-idempotent
+    /// producer may send them together): one entry per batch, so that an entry stays as
+    /// large as one batch (`max.message.bytes`) and the restart walk can match it against
+    /// one stored batch. Resolves once every entry is committed and applied, with the first
+    /// batch's base offset and the last one's end, or with the first failure. Bytes that do
+    /// not frame as a batch go into the last entry, where the partition log refuses them as
+    /// it would on a single node.
+    pub fn propose_record_set(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Committed, ReplicaError> {
+        let batches = split_batches(records);
+        if batches.len() <= 1 {
+            return self.propose(records, now_ms);
+        }
+        let commits = batches
+            .into_iter()
+            .map(|batch| self.propose(batch, now_ms))
+            .collect::<Result<Vec<Committed>, ReplicaError>>()?;
+        Ok(Box::pin(async move {
+            let mut first: Option<AppendInfo> = None;
+            let mut last = None;
+            for commit in commits {
+                let info = commit.await?;
+                first.get_or_insert(info);
+                last = Some(info);
+            }
+            match (first, last) {
+                (Some(first), Some(last)) => Ok(AppendInfo {
+                    base_offset: first.base_offset,
+                    duplicate: first.duplicate && last.duplicate,
+                    ..last
+                }),
+                // Not reached: there were at least two batches.
+                _ => Err(ReplicaError::Inconsistent {
+                    group: String::new(),
+                    reason: "an empty record set".to_owned(),
+                }),
+            }
         }))
     }
 

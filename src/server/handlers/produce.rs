@@ -192,7 +192,7 @@ fn append_all(
                         (Some(r), Some(_)) if r.partition().is_storage_full() => {
                             Some(ResponseError::KafkaStorageError)
                         }
-                        (Some(r), Some(records)) => match r.propose(&records[..], now) {
+                        (Some(r), Some(records)) => match r.propose_record_set(&records[..], now) {
                             Ok(committed) => {
                                 if acks != 0 {
                                     commit_waits.push(CommitWait {
