@@ -92,10 +92,10 @@ pub type ReplicaStreamHandler = Arc<dyn Fn(NodeId, usize, std::os::fd::OwnedFd) 
 /// Where the replication handler is installed once the shards run.
 pub type ReplicaStreamSlot = Arc<OnceLock<ReplicaStreamHandler>>;
 
-/// One request as [`write_frame`] sends it, for a client that is not on tokio (a shard
+/// One frame as [`write_frame`] sends it; public for a client that is not on tokio (a shard
 /// opening a replication stream writes its handshake with its own socket).
-pub fn encode_request(request: &RpcRequest) -> std::io::Result<Vec<u8>> {
-    let bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+pub fn encode_frame<T: Serialize>(body: &T) -> std::io::Result<Vec<u8>> {
+    let bytes = serde_json::to_vec(body).map_err(std::io::Error::other)?;
     let len = u32::try_from(bytes.len())
         .ok()
         .filter(|len| *len as usize <= CLUSTER_FRAME_BYTES_MAX)
@@ -107,13 +107,7 @@ pub fn encode_request(request: &RpcRequest) -> std::io::Result<Vec<u8>> {
 }
 
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(body).map_err(std::io::Error::other)?;
-    let len = u32::try_from(bytes.len())
-        .ok()
-        .filter(|len| *len as usize <= CLUSTER_FRAME_BYTES_MAX)
-        .ok_or_else(|| std::io::Error::other("cluster frame too large"))?;
-    stream.write_all(&len.to_be_bytes()).await?;
-    stream.write_all(&bytes).await?;
+    stream.write_all(&encode_frame(body)?).await?;
     stream.flush().await
 }
 

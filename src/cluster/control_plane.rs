@@ -79,9 +79,6 @@ pub struct ControlPlane {
     peers: Arc<BTreeMap<NodeId, String>>,
     served: Served,
     stop: Arc<std::sync::Mutex<Option<Running>>>,
-    /// The partition leaders this node's replicas know, shared by its shards (Metadata on
-    /// any shard names them).
-    leaders: ReplicaLeaders,
 }
 
 impl ControlPlane {
@@ -144,7 +141,6 @@ impl ControlPlane {
             peers: Arc::new(peers.peers.clone()),
             served,
             stop: Arc::new(std::sync::Mutex::new(Some((stop_tx, thread)))),
-            leaders: ReplicaLeaders::default(),
         })
     }
 
@@ -196,7 +192,7 @@ impl ControlPlane {
 
     /// The partition leaders this node's replicas know (see [`ReplicaLeaders`]).
     pub fn replica_leaders(&self) -> &ReplicaLeaders {
-        &self.leaders
+        &self.served.leaders
     }
 
     /// Node `node`'s cluster address: from the committed membership, else the initial peers.
@@ -299,6 +295,7 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
             gate: gate.clone(),
             handler,
             replica_streams: ReplicaStreamSlot::default(),
+            leaders: ReplicaLeaders::default(),
         };
         let server = tokio::spawn(rpc_server::serve(listener, served.clone()));
         // A node with Raft state carries on from it; one without asks its peers first.

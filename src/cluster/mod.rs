@@ -30,4 +30,4 @@ pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
 pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};
 pub use peer_list::{NodeId, PeerList, PeerListError};
-pub use replica_leaders::{PartitionLeader, ReplicaLeaders};
+pub use replica_leaders::{PartitionLeader, PartitionStatus, ReplicaLeaders, ReplicaView};

@@ -24,6 +24,8 @@ pub struct Served {
     pub gate: JoinGate,
     pub handler: NodeHandlerSlot,
     pub replica_streams: ReplicaStreamSlot,
+    /// The node's replicated partitions as its replicas see them (shared by its shards).
+    pub leaders: super::ReplicaLeaders,
 }
 
 impl Served {
@@ -33,6 +35,7 @@ impl Served {
             self.gate.fenced(),
             self.gate.refused(),
             self.store.joined_nodes(),
+            self.leaders.statuses(),
         )
     }
 

@@ -267,6 +267,20 @@ impl Replica {
         (leader != raft::INVALID_ID).then_some(leader)
     }
 
+    /// On the leader: the index each other replica has acknowledged, by node; empty
+    /// elsewhere.
+    pub fn follower_matches(&self) -> std::collections::BTreeMap<u64, u64> {
+        let inner = self.inner.borrow();
+        if inner.node.raft.state != StateRole::Leader {
+            return std::collections::BTreeMap::new();
+        }
+        let progress = inner.node.raft.prs().iter();
+        progress
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, p)| (*id, p.matched))
+            .collect()
+    }
+
     /// The current term: the leader epoch of the partition.
     pub fn term(&self) -> u64 {
         self.inner.borrow().node.raft.term

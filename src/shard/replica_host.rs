@@ -14,7 +14,7 @@
 //! follower answer NOT_LEADER_OR_FOLLOWER (`Shard::partition` does not hand out a follower's
 //! log).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::catalog::TopicMeta;
 use super::control::AdminError;
 use super::Shard;
-use crate::cluster::PartitionLeader;
+use crate::cluster::{PartitionLeader, ReplicaView};
 use crate::log::PartitionLog;
 use crate::replica::{GroupKey, RaftMessage, Replica, ReplicaConfig, ReplicaTransport};
 
@@ -34,7 +34,7 @@ pub const REPLICAS_DIR: &str = "replicas";
 pub(super) struct Hosted {
     replica: Rc<Replica>,
     _run: crate::io::Task<()>,
-    published: Cell<Option<PartitionLeader>>,
+    published: RefCell<Option<ReplicaView>>,
 }
 
 impl Shard {
@@ -99,7 +99,7 @@ impl Shard {
             Hosted {
                 replica,
                 _run: run,
-                published: Cell::new(None),
+                published: RefCell::new(None),
             },
         );
         Ok(())
@@ -183,16 +183,20 @@ impl Shard {
         for ((topic, partition), hosted) in self.replicas.borrow().iter() {
             hosted.replica.tick();
             hosted.replica.release_if_deposed();
+            let replica = &hosted.replica;
             // A stopped replica's last view would name a leader that may be long gone.
-            let now = PartitionLeader {
-                node: hosted
-                    .replica
-                    .leader()
-                    .filter(|_| !hosted.replica.is_closed()),
-                term: hosted.replica.term(),
+            let now = ReplicaView {
+                leader: PartitionLeader {
+                    node: replica.leader().filter(|_| !replica.is_closed()),
+                    term: replica.term(),
+                },
+                last_index: replica.last_index(),
+                commit_index: replica.commit_index(),
+                matched: replica.follower_matches(),
             };
-            if hosted.published.get() != Some(now) {
-                hosted.published.set(Some(now));
+            let mut published = hosted.published.borrow_mut();
+            if published.as_ref() != Some(&now) {
+                *published = Some(now.clone());
                 changes.push(((topic.clone(), *partition), now));
             }
         }

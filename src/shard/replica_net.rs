@@ -26,7 +26,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use protobuf::Message as _;
 
 use super::Shard;
-use crate::cluster::cluster_rpc::{encode_request, RpcRequest};
+use crate::cluster::cluster_rpc::{encode_frame, RpcRequest};
 use crate::cluster::{ControlPlane, NodeId};
 use crate::constants::{
     REPLICA_FRAME_BYTES_MAX, REPLICA_RECONNECT_BACKOFF_MAX_MS, REPLICA_RECONNECT_BACKOFF_MIN_MS,
@@ -163,7 +163,7 @@ impl Writer {
         stream
             .set_nodelay(true)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let handshake = encode_request(&RpcRequest::ReplicaStream {
+        let handshake = encode_frame(&RpcRequest::ReplicaStream {
             from: self.from,
             shard: self.shard,
         })?;

@@ -4,7 +4,8 @@
 //! factor above the node count is INVALID_REPLICATION_FACTOR; an idempotent rdkafka producer
 //! (acks=all) bootstrapped on node 1 writes to every partition, and each acknowledged record
 //! reaches the partition log on disk of all three nodes; a follower answers a raw Produce
-//! with NOT_LEADER_OR_FOLLOWER; after the leader of partition 0 is killed with SIGKILL a
+//! with NOT_LEADER_OR_FOLLOWER; `sluice cluster status` of a leader's node shows its
+//! followers caught up; after the leader of partition 0 is killed with SIGKILL a
 //! new leader is elected, a producer keeps writing until acknowledged, and a consumer reads
 //! every acknowledged record exactly once and in order per partition. Then the leader of a
 //! partition is left alone (the other survivor killed too): a Produce it acknowledges must
@@ -21,7 +22,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::cluster_support::{
-    metadata_client, registered_clients, start_cluster, try_create_topic_via, CLUSTER_TIMEOUT,
+    cluster_addrs, cluster_status, metadata_client, registered_clients, start_cluster,
+    try_create_topic_via, CLUSTER_TIMEOUT,
 };
 use crate::common::raw::{
     parse_produce_v3_response, produce_v3_body, record_batch, round_trip, Reply,
@@ -189,6 +191,32 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     });
     let leaders = agreed(&clients).expect("agreed leaders");
     eprintln!("leaders by partition: {leaders:?}");
+
+    // `sluice cluster status` of a partition's leader node shows its term and each
+    // follower's acknowledged index, with no lag once the writes stopped.
+    let addrs = cluster_addrs(&nodes);
+    let leader_addr = &addrs[usize::try_from(leaders[0] / 1000 - 1).expect("node index")];
+    let caught_up = |status: &serde_json::Value| {
+        status["partitions"].as_array().is_some_and(|parts| {
+            parts.iter().any(|p| {
+                let followers = p["followers"].as_object();
+                p["topic"] == topic.as_str()
+                    && p["partition"] == 0
+                    && p["leader"].as_i64() == Some(i64::from(leaders[0] / 1000))
+                    && p["term"].as_u64().is_some_and(|t| t > 0)
+                    && followers.is_some_and(|f| {
+                        f.len() == 2
+                            && f.values()
+                                .all(|s| s["lag"] == 0 && s["matched"] == p["last_index"])
+                    })
+            })
+        })
+    };
+    wait_until(
+        "partition 0's followers to have caught up",
+        CLUSTER_TIMEOUT,
+        || cluster_status(leader_addr).is_some_and(|s| caught_up(&s)),
+    );
 
     // A follower of partition 1 answers a raw Produce with NOT_LEADER_OR_FOLLOWER.
     let part1 = describe(&clients[0], &topic).expect("described")[1].clone();
