@@ -7,9 +7,11 @@
 //! broker its assignment lists (Kafka's preferred leader), in a cluster on that broker's
 //! node; clients that place partitions expect to find them where they put them.
 //! A replication factor up to the broker count is accepted, as Kafka accepts it, and
-//! remembered (CreatePartitions checks new assignments against it), but sluice keeps one
+//! remembered (CreatePartitions checks new assignments against it). A single node keeps one
 //! copy of each partition: its "brokers" are threads of one process writing to one disk, so
-//! more in-process copies would add no protection against losing that disk or host. Metadata
+//! more in-process copies would add no protection against losing that disk or host. In a
+//! cluster, a topic placed without assignments gets `replica_nodes`: a copy on that many
+//! nodes (at most one per node), kept by the partition's Raft group (`replica`). Metadata
 //! lists an assigned partition's replicas as assigned (clients such as librdkafka's admin
 //! tests check them) with only the leader in sync, which is the truth.
 //!
