@@ -105,6 +105,10 @@ pub const CLUSTER_SHARDS_PER_NODE_MAX: u64 = 1000;
 pub const REPLICA_TICK_MS: u64 = 100;
 pub const REPLICA_ELECTION_TICKS: usize = 10;
 pub const REPLICA_HEARTBEAT_TICKS: usize = 2;
+/// How often (in ticks) a partition leader that is not the preferred one hands leadership
+/// back to the preferred replica once that one has the whole log (Kafka's preferred leader
+/// election, `leader.imbalance.check.interval.seconds`, much shorter here).
+pub const REPLICA_PREFERRED_LEADER_CHECK_TICKS: u64 = 50;
 
 /// Most bytes of entries in one append message to a follower (about one produce batch of the
 /// default max.message.bytes), and most such messages in flight per follower: the

@@ -356,6 +356,12 @@ impl Replica {
         })
     }
 
+    /// Hands leadership to `to` (a caught-up follower): raft-rs has it campaign at once.
+    pub fn transfer_leader(&self, to: u64) {
+        self.inner.borrow_mut().node.transfer_leader(to);
+        self.work.notify(1);
+    }
+
     /// Tells Raft a peer could not be reached (so it probes instead of streaming appends).
     pub fn report_unreachable(&self, peer: u64) {
         self.inner.borrow_mut().node.report_unreachable(peer);

@@ -35,6 +35,8 @@ pub(super) struct Hosted {
     replica: Rc<Replica>,
     _run: crate::io::Task<()>,
     published: RefCell<Option<ReplicaView>>,
+    /// The partition's preferred leader (its first replica node).
+    preferred: u64,
 }
 
 impl Shard {
@@ -100,6 +102,7 @@ impl Shard {
                 replica,
                 _run: run,
                 published: RefCell::new(None),
+                preferred: nodes.first().copied().unwrap_or(cluster.node_id),
             },
         );
         Ok(())
@@ -175,7 +178,10 @@ impl Shard {
     }
 
     /// One Raft clock tick for every hosted replica; publishes leadership that changed.
-    fn tick_replicas(&self) {
+    /// With `rebalance`, a leader that is not its partition's preferred leader hands
+    /// leadership back to it once it has the whole log (after a restart, say), so leaders
+    /// stay spread over the nodes as placement spread them.
+    fn tick_replicas(&self, rebalance: bool) {
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -184,6 +190,13 @@ impl Shard {
             hosted.replica.tick();
             hosted.replica.release_if_deposed();
             let replica = &hosted.replica;
+            if rebalance && replica.is_leader() && hosted.preferred != cluster.node_id {
+                let matched = replica.follower_matches().get(&hosted.preferred).copied();
+                if matched == Some(replica.last_index()) {
+                    tracing::info!(group = %replica.group(), to = hosted.preferred, "handing leadership back to the preferred replica");
+                    replica.transfer_leader(hosted.preferred);
+                }
+            }
             // A stopped replica's last view would name a leader that may be long gone.
             let now = ReplicaView {
                 leader: PartitionLeader {
@@ -207,8 +220,12 @@ impl Shard {
 /// Ticks the shard's replicas every `REPLICA_TICK_MS` until the task is dropped.
 pub async fn tick_loop(shard: Rc<Shard>) {
     let period = Duration::from_millis(crate::constants::REPLICA_TICK_MS);
+    let mut ticks: u64 = 0;
     loop {
         crate::io::sleep(period).await;
-        shard.tick_replicas();
+        ticks = ticks.wrapping_add(1);
+        shard.tick_replicas(
+            ticks.is_multiple_of(crate::constants::REPLICA_PREFERRED_LEADER_CHECK_TICKS),
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! every acknowledged record exactly once and in order per partition. Then the leader of a
 //! partition is left alone (the other survivor killed too): a Produce it acknowledges must
 //! survive its own death and the restart of the two others, which never had it unless it
-//! was committed (a leader answering before the commit fails here).
+//! was committed (a leader answering before the commit fails here); once the two are back,
+//! each partition whose preferred replica is up is led by it again.
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -328,5 +329,27 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     assert_eq!(
         values, expected,
         "partition 0 after its lonely leader died: every acknowledged record, nothing else"
+    );
+
+    // Leadership goes back to the preferred replica (the first) of each partition whose
+    // preferred node is up again, once it has caught up.
+    let restarted = [victim, other];
+    let up = |broker: i32| {
+        restarted
+            .iter()
+            .any(|i| i32::try_from(*i + 1).ok() == Some(broker / 1000))
+    };
+    let client = metadata_client(&nodes[victim]);
+    wait_until(
+        "leadership back on the restarted preferred replicas",
+        CLUSTER_TIMEOUT,
+        || {
+            describe(&client, &topic).is_some_and(|parts| {
+                parts
+                    .iter()
+                    .filter(|p| up(p.replicas[0]))
+                    .all(|p| p.leader == p.replicas[0])
+            })
+        },
     );
 }
