@@ -261,6 +261,18 @@ impl Replica {
         self.inner.borrow().node.raft.state == StateRole::Leader
     }
 
+    /// Whether this replica leads and its partition log already holds everything committed
+    /// before its term: it has applied an entry of its own term (the empty entry a new
+    /// leader commits first). Until then a new leader's log can end before offsets its
+    /// predecessor already served, so it must not answer reads (a consumer's position past
+    /// its end would be OFFSET_OUT_OF_RANGE).
+    pub fn is_readable_leader(&self) -> bool {
+        let inner = self.inner.borrow();
+        let raft = &inner.node.raft;
+        raft.state == StateRole::Leader
+            && raft.raft_log.term(raft.raft_log.applied).ok() == Some(raft.term)
+    }
+
     /// The leader this replica knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         let leader = self.inner.borrow().node.raft.leader_id;

@@ -301,6 +301,22 @@ fn three_replicas_elect_one_leader_and_replicate_batches_in_order() {
 }
 
 #[test]
+fn a_new_leader_serves_reads_once_it_applied_an_entry_of_its_term() {
+    with_cluster(|c| async move {
+        c.run_until("an election", |c| c.leaders().len() == 1).await;
+        let leader = c.leaders()[0];
+        // Its first entry is not committed yet: what its predecessors committed may not be
+        // in its partition log.
+        assert!(!c.replica(leader).is_readable_leader());
+        c.settle(5).await;
+        assert!(c.replica(leader).is_readable_leader());
+        for follower in IDS.into_iter().filter(|id| *id != leader) {
+            assert!(!c.replica(follower).is_readable_leader());
+        }
+    });
+}
+
+#[test]
 fn a_record_set_of_several_batches_becomes_one_entry_per_batch() {
     with_cluster(|c| async move {
         let leader = c.elect().await;

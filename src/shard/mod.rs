@@ -425,10 +425,11 @@ impl Shard {
             .get(topic)
             .and_then(|parts| parts.get(&partition))
         {
-            // A follower's log is not served: clients go to the leader (no KIP-392).
+            // A follower's log is not served: clients go to the leader (no KIP-392); nor is
+            // a new leader's before it applied what its predecessors committed.
             if self
                 .replica(topic, partition)
-                .is_some_and(|replica| !replica.is_leader())
+                .is_some_and(|replica| !replica.is_readable_leader())
             {
                 return PartitionLookup::NotHere;
             }
