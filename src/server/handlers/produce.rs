@@ -192,6 +192,18 @@ fn append_all(
                         (Some(r), Some(_)) if r.partition().is_storage_full() => {
                             Some(ResponseError::KafkaStorageError)
                         }
+                        // Markers are not entries of the Raft group yet: a transaction on a
+                        // replicated partition would leave its replicas' offsets apart.
+                        (Some(_), Some(records))
+                            if crate::log::transactional_producer(&records).is_some() =>
+                        {
+                            if ctx.version >= 8 {
+                                answer.error_message = Some(StrBytes::from_static_str(
+                                    "transactions on replicated partitions are not supported yet",
+                                ));
+                            }
+                            Some(ResponseError::InvalidRecord)
+                        }
                         (Some(r), Some(records)) => match r.propose_record_set(&records[..], now) {
                             Ok(committed) => {
                                 if acks != 0 {
