@@ -26,7 +26,7 @@ use super::{access, RequestContext};
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
-use crate::replica::{Committed, ReplicaError};
+use crate::replica::{Committed, Replica, ReplicaError};
 use crate::security::acl::AclOperation;
 use crate::security::Session;
 use crate::server::connection::{now_ms, AfterSilence, Reply};
@@ -179,62 +179,38 @@ fn append_all(
                 .is_none()
                 .then(|| shard.replica(&topic.name, data.index))
                 .flatten();
-            let error = match (refusal, shard.partition(&topic.name, data.index)) {
-                (Some(error), _) => Some(error),
-                (None, _) if replica.is_some() => {
-                    let replica = replica.as_ref().map(|r| r.as_ref());
-                    match (replica, data.records) {
-                        (None, _) => None,
-                        (Some(_), None) => Some(ResponseError::CorruptMessage),
-                        (Some(r), Some(_)) if !r.is_leader() => {
-                            Some(ResponseError::NotLeaderOrFollower)
-                        }
-                        (Some(r), Some(_)) if r.partition().is_storage_full() => {
-                            Some(ResponseError::KafkaStorageError)
-                        }
-                        // Markers are not entries of the Raft group yet: a transaction on a
-                        // replicated partition would leave its replicas' offsets apart.
-                        (Some(_), Some(records))
-                            if crate::log::transactional_producer(&records).is_some() =>
-                        {
-                            if ctx.version >= 8 {
-                                answer.error_message = Some(StrBytes::from_static_str(
-                                    "transactions on replicated partitions are not supported yet",
-                                ));
+            let error = match (refusal, replica, shard.partition(&topic.name, data.index)) {
+                (Some(error), _, _) => Some(error),
+                (None, Some(replica), _) => {
+                    match propose(&replica, data.records, now, ctx.version, &mut answer) {
+                        Ok((committed, bytes)) => {
+                            if acks != 0 {
+                                commit_waits.push(CommitWait {
+                                    topic_index,
+                                    partition_index,
+                                    bytes,
+                                    committed,
+                                });
                             }
-                            Some(ResponseError::InvalidRecord)
+                            None
                         }
-                        (Some(r), Some(records)) => match r.propose_record_set(&records[..], now) {
-                            Ok(committed) => {
-                                if acks != 0 {
-                                    commit_waits.push(CommitWait {
-                                        topic_index,
-                                        partition_index,
-                                        bytes: records.len(),
-                                        committed,
-                                    });
-                                }
-                                None
-                            }
-                            Err(e) => {
-                                tracing::debug!(topic = %topic.name.0, partition = data.index, error = %e, "proposal refused");
-                                Some(replica_error(&e))
-                            }
-                        },
+                        Err(error) => Some(error),
                     }
                 }
-                (None, PartitionLookup::UnknownTopic) => {
+                (None, None, PartitionLookup::UnknownTopic) => {
                     Some(ResponseError::UnknownTopicOrPartition)
                 }
-                (None, PartitionLookup::NotHere)
+                (None, None, PartitionLookup::NotHere)
                     if shard
                         .topic(&topic.name)
                         .is_some_and(|m| data.index >= 0 && data.index < m.partition_count) =>
                 {
                     Some(ResponseError::NotLeaderOrFollower)
                 }
-                (None, PartitionLookup::NotHere) => Some(ResponseError::UnknownTopicOrPartition),
-                (None, PartitionLookup::Local(log)) => match data.records {
+                (None, None, PartitionLookup::NotHere) => {
+                    Some(ResponseError::UnknownTopicOrPartition)
+                }
+                (None, None, PartitionLookup::Local(log)) => match data.records {
                     None => Some(ResponseError::CorruptMessage),
                     // Retriable: the client backs off and retries until the disk has room.
                     Some(_) if log.is_storage_full() => Some(ResponseError::KafkaStorageError),
@@ -350,6 +326,43 @@ fn append_all(
             ctx.encode(&response)
         }))),
     }
+}
+
+/// Proposes a record set to a replicated partition's Raft group: the proposal to await
+/// and the record set's size, or why it is refused before any proposal.
+fn propose(
+    replica: &Replica,
+    records: Option<Bytes>,
+    now: i64,
+    version: i16,
+    answer: &mut PartitionProduceResponse,
+) -> Result<(Committed, usize), ResponseError> {
+    let Some(records) = records else {
+        return Err(ResponseError::CorruptMessage);
+    };
+    if !replica.is_leader() {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    if replica.partition().is_storage_full() {
+        return Err(ResponseError::KafkaStorageError);
+    }
+    // Markers are not entries of the Raft group yet: a transaction on a replicated
+    // partition would leave its replicas' offsets apart.
+    if crate::log::transactional_producer(&records).is_some() {
+        if version >= 8 {
+            answer.error_message = Some(StrBytes::from_static_str(
+                "transactions on replicated partitions are not supported yet",
+            ));
+        }
+        return Err(ResponseError::InvalidRecord);
+    }
+    replica
+        .propose_record_set(&records, now)
+        .map(|committed| (committed, records.len()))
+        .map_err(|e| {
+            tracing::debug!(error = %e, "proposal refused");
+            replica_error(&e)
+        })
 }
 
 /// A proposal to a replicated partition whose answer waits for its commit.
