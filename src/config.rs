@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics and CreateTopics with -1 partitions.
     pub num_partitions: i32,
+    /// Replicas of a topic created without a replication factor (Kafka's
+    /// `default.replication.factor`); above 1 only means something in a cluster.
+    pub default_replication_factor: i16,
     /// Defaults for topic-level settings (`segment.bytes`, `retention.ms`, flush policy, ...).
     pub log: LogConfig,
     pub cluster_id: String,
@@ -166,6 +169,7 @@ pub struct ClusterSection {
     pub node_id: Option<u64>,
     pub peers: Option<String>,
     pub cluster_addr: Option<String>,
+    pub default_replication_factor: Option<i16>,
 }
 
 impl ConfigFile {

@@ -105,12 +105,26 @@ pub const CLUSTER_SHARDS_PER_NODE_MAX: u64 = 1000;
 pub const REPLICA_TICK_MS: u64 = 100;
 pub const REPLICA_ELECTION_TICKS: usize = 10;
 pub const REPLICA_HEARTBEAT_TICKS: usize = 2;
+/// How often (in ticks) a partition leader that is not the preferred one hands leadership
+/// back to the preferred replica once that one has the whole log (Kafka's preferred leader
+/// election, `leader.imbalance.check.interval.seconds`, much shorter here).
+pub const REPLICA_PREFERRED_LEADER_CHECK_TICKS: u64 = 50;
 
 /// Most bytes of entries in one append message to a follower (about one produce batch of the
 /// default max.message.bytes), and most such messages in flight per follower: the
 /// replication pipeline's depth.
 pub const REPLICA_MESSAGE_BYTES_MAX: u64 = 1 << 20;
 pub const REPLICA_INFLIGHT_APPENDS_MAX: usize = 256;
+
+/// Largest frame of partition replication messages between two shards (many groups'
+/// messages; one append is at most `REPLICA_MESSAGE_BYTES_MAX`): bounds what a peer can make
+/// a shard allocate.
+pub const REPLICA_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Backoff between attempts to reach a replication peer, doubling from the first to the
+/// second bound. Raft's own retries (heartbeats, probes) resend what was dropped meanwhile.
+pub const REPLICA_RECONNECT_BACKOFF_MIN_MS: u64 = 50;
+pub const REPLICA_RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
 
 /// Segment size of a partition's Raft log (it holds only entries not yet applied durably
 /// everywhere, so it stays small), records per batch of it, and growth that triggers its

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// cluster with `sluice cluster add-node`)
     #[arg(long, env = "SLUICE_CLUSTER_ADDR")]
     pub cluster_addr: Option<String>,
+    /// Replicas of topics created without a replication factor (Kafka's
+    /// default.replication.factor; also `[cluster] default-replication-factor`) [default: 1]
+    #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR")]
+    pub default_replication_factor: Option<i16>,
     /// Number of shards (one executor and one broker id each) [default: all cores]
     #[arg(long, env = "SLUICE_SHARDS")]
     pub shards: Option<usize>,
@@ -340,6 +344,16 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
         log.write_bytes_max = write_bytes;
     }
     let cluster_file = file.cluster.unwrap_or_default();
+    let default_replication_factor = args
+        .default_replication_factor
+        .or(cluster_file.default_replication_factor)
+        .unwrap_or(1);
+    if default_replication_factor < 1 {
+        return Err(ConfigError::Invalid {
+            key: "default-replication-factor",
+            reason: format!("{default_replication_factor} is not at least 1"),
+        });
+    }
     let cluster = match (
         args.node_id.or(cluster_file.node_id),
         args.peers.or(cluster_file.peers),
@@ -377,6 +391,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .or(file.auto_create_topics)
             .unwrap_or(true),
         num_partitions,
+        default_replication_factor,
         log,
         cluster_id: file
             .cluster_id

@@ -48,6 +48,13 @@ pub enum RpcRequest {
         change: MemberChange,
         forwarded: bool,
     },
+    /// Opens a partition replication stream from shard `shard` of node `from` to the same
+    /// shard here: the server answers nothing and hands the connection to that shard, which
+    /// reads the shard layer's replication frames from it (see [`ReplicaStreamHandler`]).
+    ReplicaStream {
+        from: NodeId,
+        shard: usize,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,14 +85,29 @@ pub type NodeHandler = Arc<dyn Fn(String) -> NodeAnswer + Send + Sync>;
 /// Where the node's handler is installed once its shards run (the RPC server starts first).
 pub type NodeHandlerSlot = Arc<OnceLock<NodeHandler>>;
 
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
+/// Takes a replication connection ([`RpcRequest::ReplicaStream`]) off the control plane:
+/// (from node, shard, socket). Called on the control-plane thread; it must only queue.
+pub type ReplicaStreamHandler = Arc<dyn Fn(NodeId, usize, std::os::fd::OwnedFd) + Send + Sync>;
+
+/// Where the replication handler is installed once the shards run.
+pub type ReplicaStreamSlot = Arc<OnceLock<ReplicaStreamHandler>>;
+
+/// One frame as [`write_frame`] sends it; public for a client that is not on tokio (a shard
+/// opening a replication stream writes its handshake with its own socket).
+pub fn encode_frame<T: Serialize>(body: &T) -> std::io::Result<Vec<u8>> {
     let bytes = serde_json::to_vec(body).map_err(std::io::Error::other)?;
     let len = u32::try_from(bytes.len())
         .ok()
         .filter(|len| *len as usize <= CLUSTER_FRAME_BYTES_MAX)
         .ok_or_else(|| std::io::Error::other("cluster frame too large"))?;
-    stream.write_all(&len.to_be_bytes()).await?;
-    stream.write_all(&bytes).await?;
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    Ok(frame)
+}
+
+pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
+    stream.write_all(&encode_frame(body)?).await?;
     stream.flush().await
 }
 

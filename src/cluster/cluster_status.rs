@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::meta_store::MetaTypes;
 use super::peer_list::NodeId;
+use super::replica_leaders::PartitionStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterStatus {
@@ -40,6 +41,10 @@ pub struct ClusterStatus {
     /// Nodes the replicated state says have joined before (registered), by id.
     #[serde(default)]
     pub joined: Vec<NodeId>,
+    /// The replicated partitions this node has a replica of: leader and term as its replica
+    /// knows them and, where it leads, each follower's acknowledged index and lag.
+    #[serde(default)]
+    pub partitions: Vec<PartitionStatus>,
 }
 
 impl ClusterStatus {
@@ -48,6 +53,7 @@ impl ClusterStatus {
         fenced: bool,
         refused: u64,
         joined: Vec<NodeId>,
+        partitions: Vec<PartitionStatus>,
     ) -> ClusterStatus {
         let metrics = raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
@@ -81,6 +87,7 @@ impl ClusterStatus {
             fenced,
             refused,
             joined,
+            partitions,
         }
     }
 }

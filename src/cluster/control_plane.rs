@@ -15,12 +15,14 @@ use openraft::storage::Adaptor;
 use openraft::{BasicNode, Config, Raft};
 
 use super::cluster_rpc::{
-    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, RpcReply, RpcRequest,
+    self, ClusterNetwork, NodeHandler, NodeHandlerSlot, ReplicaStreamHandler, ReplicaStreamSlot,
+    RpcReply, RpcRequest,
 };
 use super::cluster_status::ClusterStatus;
 use super::join_gate::{self, JoinGate};
 use super::meta_store::{MetaOutcome, MetaRecord, MetaStateMachine, MetaStore, MetaTypes};
 use super::peer_list::{NodeId, PeerList};
+use super::replica_leaders::ReplicaLeaders;
 use super::rpc_server::{self, Served};
 
 #[derive(Debug, thiserror::Error)]
@@ -182,18 +184,34 @@ impl ControlPlane {
         let _ = self.served.handler.set(handler);
     }
 
-    /// Sends `body` to node `node`'s handler and returns its answer. Safe to await from a
-    /// glommio shard. One attempt: the caller decides whether and when to retry.
-    pub async fn call_node(&self, node: NodeId, body: String) -> Result<String, ClusterError> {
-        let peer = |reason: String| ClusterError::Peer { node, reason };
+    /// Installs what takes replication connections peers open to this node's shards. The
+    /// first call wins; until then such connections are closed (the peer reconnects).
+    pub fn set_replica_stream_handler(&self, handler: ReplicaStreamHandler) {
+        let _ = self.served.replica_streams.set(handler);
+    }
+
+    /// The partition leaders this node's replicas know (see [`ReplicaLeaders`]).
+    pub fn replica_leaders(&self) -> &ReplicaLeaders {
+        &self.served.leaders
+    }
+
+    /// Node `node`'s cluster address: from the committed membership, else the initial peers.
+    pub fn peer_addr(&self, node: NodeId) -> Option<String> {
         let member = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
             let membership = metrics.membership_config.membership();
             membership.get_node(&node).map(|n| n.addr.clone())
         };
-        let addr = member
-            .or_else(|| self.peers.get(&node).cloned())
+        member.or_else(|| self.peers.get(&node).cloned())
+    }
+
+    /// Sends `body` to node `node`'s handler and returns its answer. Safe to await from a
+    /// glommio shard. One attempt: the caller decides whether and when to retry.
+    pub async fn call_node(&self, node: NodeId, body: String) -> Result<String, ClusterError> {
+        let peer = |reason: String| ClusterError::Peer { node, reason };
+        let addr = self
+            .peer_addr(node)
             .ok_or_else(|| peer("not a member of the cluster".to_owned()))?;
         let (tx, rx) = oneshot::channel();
         self.runtime.spawn(async move {
@@ -276,6 +294,8 @@ async fn run(serving: Serving, ready: std::sync::mpsc::Sender<Ready>, stop: ones
             store,
             gate: gate.clone(),
             handler,
+            replica_streams: ReplicaStreamSlot::default(),
+            leaders: ReplicaLeaders::default(),
         };
         let server = tokio::spawn(rpc_server::serve(listener, served.clone()));
         // A node with Raft state carries on from it; one without asks its peers first.

@@ -254,6 +254,7 @@ mod tests {
             fenced: false,
             refused: 0,
             joined: Vec::new(),
+            partitions: Vec::new(),
         }
     }
 

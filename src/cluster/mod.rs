@@ -10,6 +10,7 @@
 //! - [`control_plane`]: the thread, its tokio runtime, and the handle shards use.
 //! - [`join_gate`]: whether a node with an empty `raft/` forms, follows or is fenced.
 //! - [`membership_change`]: adding and removing voters at runtime (`sluice cluster add-node`).
+//! - [`replica_leaders`]: the partition leaders a node's replicas know, shared by its shards.
 //!
 //! A node started without peers never touches this module.
 
@@ -20,11 +21,13 @@ pub mod join_gate;
 pub mod membership_change;
 pub mod meta_store;
 pub mod peer_list;
+pub mod replica_leaders;
 pub mod rpc_server;
 
 pub use cluster_rpc::MemberChange;
-pub use cluster_rpc::{NodeAnswer, NodeHandler};
+pub use cluster_rpc::{NodeAnswer, NodeHandler, ReplicaStreamHandler};
 pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
 pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};
 pub use peer_list::{NodeId, PeerList, PeerListError};
+pub use replica_leaders::{PartitionLeader, PartitionStatus, ReplicaLeaders, ReplicaView};

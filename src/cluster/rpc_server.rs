@@ -7,7 +7,9 @@ use std::time::Duration;
 use openraft::Raft;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::cluster_rpc::{read_frame, write_frame, NodeHandlerSlot, RpcReply, RpcRequest};
+use super::cluster_rpc::{
+    read_frame, write_frame, NodeHandlerSlot, ReplicaStreamSlot, RpcReply, RpcRequest,
+};
 use super::cluster_status::ClusterStatus;
 use super::join_gate::JoinGate;
 use super::membership_change::change_members;
@@ -21,6 +23,9 @@ pub struct Served {
     pub store: MetaStore,
     pub gate: JoinGate,
     pub handler: NodeHandlerSlot,
+    pub replica_streams: ReplicaStreamSlot,
+    /// The node's replicated partitions as its replicas see them (shared by its shards).
+    pub leaders: super::ReplicaLeaders,
 }
 
 impl Served {
@@ -30,6 +35,7 @@ impl Served {
             self.gate.fenced(),
             self.gate.refused(),
             self.store.joined_nodes(),
+            self.leaders.statuses(),
         )
     }
 
@@ -87,6 +93,9 @@ async fn serve_connection(mut stream: TcpStream, served: Served) -> std::io::Res
     stream.set_nodelay(true)?;
     loop {
         let request: RpcRequest = read_frame(&mut stream).await?;
+        if let RpcRequest::ReplicaStream { from, shard } = request {
+            return hand_over(stream, &served, from, shard);
+        }
         if let Some(reason) = served.refusal(&request) {
             write_frame(&mut stream, &RpcReply::Refused(reason)).await?;
             continue;
@@ -110,7 +119,29 @@ async fn serve_connection(mut stream: TcpStream, served: Served) -> std::io::Res
             RpcRequest::Members { change, forwarded } => {
                 RpcReply::Members(change_members(raft, change, forwarded).await)
             }
+            // Taken above: the connection left this loop.
+            RpcRequest::ReplicaStream { .. } => RpcReply::Refused("unexpected".to_owned()),
         };
         write_frame(&mut stream, &reply).await?;
     }
+}
+
+/// Gives a replication connection to the shard it names (its frames are the shard layer's,
+/// read on that shard's executor, off this thread). Nothing is buffered here: `read_frame`
+/// read exactly the handshake, so the first replication frame is still in the socket.
+fn hand_over(
+    stream: TcpStream,
+    served: &Served,
+    from: super::NodeId,
+    shard: usize,
+) -> std::io::Result<()> {
+    let Some(handler) = served.replica_streams.get() else {
+        // The shards are not running yet: dropping the socket makes the peer reconnect.
+        return Ok(());
+    };
+    let stream = stream.into_std()?;
+    // glommio drives the socket through io_uring, which expects a blocking socket.
+    stream.set_nonblocking(false)?;
+    handler(from, shard, std::os::fd::OwnedFd::from(stream));
+    Ok(())
 }

@@ -20,3 +20,18 @@ pub fn bind_exclusive(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let listener = unsafe { TcpListener::from_raw_fd(fd) };
     Ok(listener)
 }
+
+/// Adopts a connected TCP socket (one the cluster control plane accepted and handed over)
+/// on the current executor.
+pub fn stream_from_fd(fd: std::os::fd::OwnedFd) -> TcpStream {
+    let fd = fd.into_raw_fd();
+    #[allow(
+        unsafe_code,
+        reason = "handing a connected socket to glommio needs from_raw_fd"
+    )]
+    // SAFETY: `fd` comes from `into_raw_fd` of an `OwnedFd` we own (a connected TCP socket,
+    // see `cluster::rpc_server::hand_over`), so it is valid and open, and ownership passes
+    // to glommio's stream exactly once.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    stream
+}

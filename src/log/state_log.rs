@@ -548,7 +548,10 @@ fn append_records<R: StateRecord>(
     Ok(last)
 }
 
-/// Encodes `records` as record batches of at most `batch_record_count_max` each.
+/// Encodes `records` as record batches of at most `batch_record_count_max` each, and of at
+/// most half the log's batch size limit in record bytes: a few large records (a partition
+/// replica's Raft entries are whole produce batches) would otherwise make a batch the log
+/// refuses. A single record above that bound still gets a batch of its own.
 fn encode_batches<R: StateRecord>(
     dir: &Path,
     config: StateLogConfig,
@@ -559,26 +562,39 @@ fn encode_batches<R: StateRecord>(
         dir: dir.to_owned(),
         source,
     };
+    let bytes_max =
+        usize::try_from(config.log_config().max_message_bytes / 2).unwrap_or(usize::MAX);
+    // A zero limit means one record per batch.
+    let count_max = config.batch_record_count_max.max(1);
     let mut batches = Vec::new();
-    // `chunks(0)` panics; a zero limit means one record per batch.
-    for chunk in records.chunks(config.batch_record_count_max.max(1)) {
-        let records = chunk
-            .iter()
-            .map(|record| {
-                let (key, value) = record.encode()?;
-                Ok(ProducerRecord {
-                    key: Some(key),
-                    value,
-                    headers: Vec::new(),
-                    timestamp_ms: Some(now_ms),
-                })
-            })
-            .collect::<Result<Vec<_>, CodecError>>()
-            .map_err(encode_error)?;
-        let batch = record_batch::encode(&records, Compression::None, now_ms)
+    let mut pending: Vec<ProducerRecord> = Vec::new();
+    let mut pending_bytes = 0;
+    let mut flush = |pending: &mut Vec<ProducerRecord>| -> Result<(), StateLogError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batch = record_batch::encode(pending, Compression::None, now_ms)
             .map_err(|e| encode_error(e.into()))?;
         batches.push(batch);
+        pending.clear();
+        Ok(())
+    };
+    for record in records {
+        let (key, value) = record.encode().map_err(encode_error)?;
+        let size = key.len() + value.as_ref().map_or(0, |v| v.len());
+        if !pending.is_empty() && (pending.len() >= count_max || pending_bytes + size > bytes_max) {
+            flush(&mut pending)?;
+            pending_bytes = 0;
+        }
+        pending_bytes += size;
+        pending.push(ProducerRecord {
+            key: Some(key),
+            value,
+            headers: Vec::new(),
+            timestamp_ms: Some(now_ms),
+        });
     }
+    flush(&mut pending)?;
     Ok(batches)
 }
 
@@ -741,6 +757,19 @@ mod tests {
             assert_generations(&dir, &[0]);
             let (_, reopened) = open(&dir).await;
             assert_eq!(reopened, state, "every record still there");
+        });
+    }
+
+    #[test]
+    fn large_records_are_split_into_batches_the_log_accepts() {
+        with_dir(|dir| async move {
+            let (log, mut state) = open(&dir).await;
+            // Two 5 MiB records: one batch of both would exceed the 8 MiB batch limit.
+            let big = |c: &str| c.repeat(5 << 20);
+            append(&log, &mut state, vec![set(&big("a"), 1), set(&big("b"), 2)]).await;
+            drop(log);
+            let (_, reopened) = open(&dir).await;
+            assert_eq!(reopened, state, "both records stored");
         });
     }
 

@@ -42,7 +42,8 @@ use crate::constants::{
 };
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::batch_layout::{
-    HEADER_BYTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_MAX_TIMESTAMP, OFFSET_PRODUCER_ID,
+    HEADER_BYTES, LOG_OVERHEAD, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH, OFFSET_MAX_TIMESTAMP,
+    OFFSET_PRODUCER_ID,
 };
 
 use super::raft_store::{AppliedCheckpoint, RaftStore, StoreError};
@@ -149,6 +150,30 @@ fn same_batch(proposed: &[u8], stored: &[u8]) -> bool {
     matches!((fields(proposed), fields(stored)), (Some(a), Some(b)) if a == b)
 }
 
+/// The batches of a record set by their framing (base offset, then length); whatever does
+/// not frame as a whole batch stays with the last piece.
+fn split_batches(records: &[u8]) -> Vec<&[u8]> {
+    let mut batches = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let size = rest
+            .get(OFFSET_LENGTH..LOG_OVERHEAD)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes)
+            .and_then(|len| usize::try_from(len).ok())
+            .map(|len| len + LOG_OVERHEAD)
+            .filter(|size| *size <= rest.len());
+        let Some(size) = size else {
+            batches.push(rest);
+            break;
+        };
+        let (batch, tail) = rest.split_at(size);
+        batches.push(batch);
+        rest = tail;
+    }
+    batches
+}
+
 fn offset_count(batch: &[u8]) -> Option<i64> {
     let delta = batch.get(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)?;
     Some(i64::from(i32::from_be_bytes(delta.try_into().ok()?)) + 1)
@@ -226,14 +251,46 @@ impl Replica {
         &self.partition
     }
 
+    /// Whether the replica stopped (closed, or failed on its disk): it then takes no part in
+    /// its group until it is reopened.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.inner.borrow().node.raft.state == StateRole::Leader
+    }
+
+    /// Whether this replica leads and its partition log already holds everything committed
+    /// before its term: it has applied an entry of its own term (the empty entry a new
+    /// leader commits first). Until then a new leader's log can end before offsets its
+    /// predecessor already served, so it must not answer reads (a consumer's position past
+    /// its end would be OFFSET_OUT_OF_RANGE).
+    pub fn is_readable_leader(&self) -> bool {
+        let inner = self.inner.borrow();
+        let raft = &inner.node.raft;
+        raft.state == StateRole::Leader
+            && raft.raft_log.term(raft.raft_log.applied).ok() == Some(raft.term)
     }
 
     /// The leader this replica knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         let leader = self.inner.borrow().node.raft.leader_id;
         (leader != raft::INVALID_ID).then_some(leader)
+    }
+
+    /// On the leader: the index each other replica has acknowledged, by node; empty
+    /// elsewhere.
+    pub fn follower_matches(&self) -> std::collections::BTreeMap<u64, u64> {
+        let inner = self.inner.borrow();
+        if inner.node.raft.state != StateRole::Leader {
+            return std::collections::BTreeMap::new();
+        }
+        let progress = inner.node.raft.prs().iter();
+        progress
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, p)| (*id, p.matched))
+            .collect()
     }
 
     /// The current term: the leader epoch of the partition.
@@ -311,9 +368,37 @@ impl Replica {
         })
     }
 
+    /// Hands leadership to `to` (a caught-up follower): raft-rs has it campaign at once.
+    pub fn transfer_leader(&self, to: u64) {
+        self.inner.borrow_mut().node.transfer_leader(to);
+        self.work.notify(1);
+    }
+
     /// Tells Raft a peer could not be reached (so it probes instead of streaming appends).
     pub fn report_unreachable(&self, peer: u64) {
         self.inner.borrow_mut().node.report_unreachable(peer);
+    }
+
+    /// Fails the proposals still waiting here once this replica no longer leads, as Kafka
+    /// fails pending acks=all requests with NOT_LEADER_OR_FOLLOWER when leadership moves:
+    /// otherwise they would wait until this replica applies their index again. An entry that
+    /// did commit under the next leader is then acknowledged to nobody, and the producer's
+    /// retry is a duplicate the partition log recognises (idempotent producers).
+    pub fn release_if_deposed(&self) {
+        let waiters = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.waiters.is_empty() || inner.node.raft.state == StateRole::Leader {
+                return;
+            }
+            std::mem::take(&mut inner.waiters)
+        };
+        let leader = self.leader();
+        for (_, waiter) in waiters {
+            let _ = waiter.reply.send(Err(ReplicaError::NotLeader {
+                group: self.name(),
+                leader,
+            }));
+        }
     }
 
     fn has_ready(&self) -> bool {
@@ -358,6 +443,49 @@ impl Replica {
             receiver
                 .await
                 .unwrap_or(Err(ReplicaError::Closed { group }))
+        }))
+    }
+
+    /// Proposes a produce record set that may hold several batches (a non-idempotent
+    /// producer may send them together): one entry per batch, so that an entry stays as
+    /// large as one batch (`max.message.bytes`) and the restart walk can match it against
+    /// one stored batch. Resolves once every entry is committed and applied, with the first
+    /// batch's base offset and the last one's end, or with the first failure. Bytes that do
+    /// not frame as a batch go into the last entry, where the partition log refuses them as
+    /// it would on a single node.
+    pub fn propose_record_set(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Committed, ReplicaError> {
+        let batches = split_batches(records);
+        if batches.len() <= 1 {
+            return self.propose(records, now_ms);
+        }
+        let commits = batches
+            .into_iter()
+            .map(|batch| self.propose(batch, now_ms))
+            .collect::<Result<Vec<Committed>, ReplicaError>>()?;
+        Ok(Box::pin(async move {
+            let mut first: Option<AppendInfo> = None;
+            let mut last = None;
+            for commit in commits {
+                let info = commit.await?;
+                first.get_or_insert(info);
+                last = Some(info);
+            }
+            match (first, last) {
+                (Some(first), Some(last)) => Ok(AppendInfo {
+                    base_offset: first.base_offset,
+                    duplicate: first.duplicate && last.duplicate,
+                    ..last
+                }),
+                // Not reached: there were at least two batches.
+                _ => Err(ReplicaError::Inconsistent {
+                    group: String::new(),
+                    reason: "an empty record set".to_owned(),
+                }),
+            }
         }))
     }
 

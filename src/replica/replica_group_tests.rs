@@ -301,6 +301,46 @@ fn three_replicas_elect_one_leader_and_replicate_batches_in_order() {
 }
 
 #[test]
+fn a_new_leader_serves_reads_once_it_applied_an_entry_of_its_term() {
+    with_cluster(|c| async move {
+        c.run_until("an election", |c| c.leaders().len() == 1).await;
+        let leader = c.leaders()[0];
+        // Its first entry is not committed yet: what its predecessors committed may not be
+        // in its partition log.
+        assert!(!c.replica(leader).is_readable_leader());
+        c.settle(5).await;
+        assert!(c.replica(leader).is_readable_leader());
+        for follower in IDS.into_iter().filter(|id| *id != leader) {
+            assert!(!c.replica(follower).is_readable_leader());
+        }
+    });
+}
+
+#[test]
+fn a_record_set_of_several_batches_becomes_one_entry_per_batch() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        let before = c.replica(leader).last_index();
+        // Three batches in one record set, as a non-idempotent producer may send them.
+        let set: Vec<u8> = [records(1), records(2), records(3)].concat();
+        let mut proposal = c
+            .replica(leader)
+            .propose_record_set(&set, 0)
+            .expect("propose");
+        assert_eq!(
+            c.replica(leader).last_index(),
+            before + 3,
+            "an entry per batch"
+        );
+        c.run_until_all_at("the three batches applied everywhere", 6)
+            .await;
+        let info = poll(&mut proposal).expect("resolved").expect("committed");
+        assert_eq!((info.base_offset, info.last_offset), (0, 5));
+        c.assert_every_log_holds(&[(0, 1), (2, 2), (4, 3)]).await;
+    });
+}
+
+#[test]
 fn an_entry_commits_only_once_a_majority_has_it_durable() {
     with_cluster(|c| async move {
         let leader = c.elect().await;

@@ -159,8 +159,16 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     let (txn_txs, txn_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
+    let (replica_stream_txs, replica_stream_rxs): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     if let Some(plane) = &control_plane {
         plane.set_node_handler(crate::shard::txn_remote::node_handler(txn_txs.clone()));
+        plane.set_replica_stream_handler(Arc::new(move |from, shard, fd| {
+            // A shard index this node does not have: the socket closes with the message.
+            if let Some(tx) = replica_stream_txs.get(shard) {
+                let _ = tx.try_send((from, fd));
+            }
+        }));
     }
     let (startup_tx, startup_rx) = mpsc::channel::<Startup>();
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
@@ -180,6 +188,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         share_rxs,
         txn_txs,
         txn_rxs,
+        replica_stream_rxs,
         startup_tx,
         metrics: Arc::clone(&metrics),
         tls: tls.clone(),
@@ -388,6 +397,8 @@ struct ShardWiring {
     share_rxs: Vec<async_channel::Receiver<crate::share::ShareMessage>>,
     txn_txs: Vec<async_channel::Sender<crate::txn::TxnMessage>>,
     txn_rxs: Vec<async_channel::Receiver<crate::txn::TxnMessage>>,
+    /// Replication connections peers opened to each shard (see `shard::replica_net`).
+    replica_stream_rxs: Vec<async_channel::Receiver<ReplicaStream>>,
     startup_tx: mpsc::Sender<Startup>,
     metrics: Arc<crate::metrics::MetricsRegistry>,
     tls: Option<Arc<crate::security::tls::TlsReloader>>,
@@ -409,6 +420,7 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         share_rxs,
         txn_txs,
         txn_rxs,
+        replica_stream_rxs,
         startup_tx,
         metrics,
         tls,
@@ -500,7 +512,9 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
         share_rxs[shard_id].clone(),
         txn_rxs[shard_id].clone(),
     );
+    let replication = cluster_replication(&shard, replica_stream_rxs[shard_id].clone());
     let shutdown = control_loop(Rc::clone(&shard), inbox).await;
+    drop(replication);
     // Stop accepting first; connections already open keep being served while the logs
     // flush, so acks=all produces in flight are answered once their fsync completes.
     drop(accept);
@@ -510,6 +524,27 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     if let Some(reply) = shutdown {
         let _ = reply.send(()); // the main thread may have given up waiting
     }
+}
+
+/// A replication connection a peer opened to a shard: its node and socket.
+type ReplicaStream = (crate::cluster::NodeId, std::os::fd::OwnedFd);
+
+/// In a cluster, the shard's replica clock and its reader of peers' replication streams
+/// (nothing on a single node). Dropping them stops both.
+fn cluster_replication(
+    shard: &Rc<Shard>,
+    streams: async_channel::Receiver<ReplicaStream>,
+) -> Vec<crate::io::Task<()>> {
+    if shard.config.cluster.is_none() {
+        return Vec::new();
+    }
+    vec![
+        crate::io::spawn(crate::shard::replica_host::tick_loop(Rc::clone(shard))),
+        crate::io::spawn(crate::shard::replica_net::accept_streams(
+            Rc::clone(shard),
+            streams,
+        )),
+    ]
 }
 
 /// Shard 0's catalog authority, spawned on the current executor.

@@ -299,6 +299,10 @@ pub struct TopicEntry {
     /// In a cluster, the node of each partition (see `Placement::nodes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     nodes: Vec<u64>,
+    /// In a cluster, the replica nodes of each partition of a replicated topic (see
+    /// `Placement::replica_nodes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    replica_nodes: Vec<Vec<u64>>,
     #[serde(default)]
     config: TopicOverrides,
 }
@@ -317,6 +321,7 @@ impl TopicEntry {
                 .then_some(meta.placement.replication_factor),
             placement: meta.placement.replicas.clone(),
             nodes: meta.placement.nodes.clone(),
+            replica_nodes: meta.placement.replica_nodes.clone(),
             config: meta.overrides.clone(),
         }
     }
@@ -336,6 +341,7 @@ impl TopicEntry {
                 replication_factor: self.replication_factor.unwrap_or(1),
                 replicas: self.placement,
                 nodes: self.nodes,
+                replica_nodes: self.replica_nodes,
             },
         })
     }
@@ -378,6 +384,7 @@ mod tests {
                 replication_factor: 2,
                 replicas: vec![vec![1, 0], vec![], vec![0, 1]],
                 nodes: vec![2, 3, 1, 2],
+                replica_nodes: vec![vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3]],
             },
         }));
         crate::io::block_on_local(catalog.persist(dir.path())).expect("persist");

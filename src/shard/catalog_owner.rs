@@ -66,20 +66,52 @@ impl OwnerCluster {
     }
 
     /// Nodes for partitions `first..count` of `topic`: round-robin over the registered nodes
-    /// from a start the name picks, so topics do not all begin on the same node.
-    fn place(&self, topic: &str, first: i32, count: i32) -> Result<Vec<NodeId>, AdminError> {
+    /// from a start the name picks, so topics do not all begin on the same node. With
+    /// `replicas` above 1, also each partition's replica nodes: the partition's node (its
+    /// preferred leader) and the next ones round the ring, so leaders spread like the
+    /// partitions did. More replicas than registered nodes is INVALID_REPLICATION_FACTOR.
+    fn place(
+        &self,
+        topic: &str,
+        first: i32,
+        count: i32,
+        replicas: i16,
+    ) -> Result<(Vec<NodeId>, Vec<Vec<NodeId>>), AdminError> {
         let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
         if nodes.is_empty() {
             return Err(AdminError::NotController(
                 "no node has registered with the cluster yet".to_owned(),
             ));
         }
+        let replicas = usize::try_from(replicas).unwrap_or(1).max(1);
+        if replicas > nodes.len() {
+            return Err(AdminError::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {replicas} time(s): The target replication factor of {replicas} cannot be reached because only {} node(s) are registered.",
+                nodes.len()
+            )));
+        }
         let start = usize::try_from(super::fnv_hash(topic) % nodes.len() as u64).unwrap_or(0);
-        let placed = (first..count).map(|p| {
-            let p = usize::try_from(p).unwrap_or(0);
-            nodes[(start + p) % nodes.len()]
-        });
-        Ok(placed.collect())
+        let at =
+            |p: i32, k: usize| nodes[(start + usize::try_from(p).unwrap_or(0) + k) % nodes.len()];
+        let placed = (first..count).map(|p| at(p, 0)).collect();
+        let replica_nodes = if replicas > 1 {
+            (first..count)
+                .map(|p| (0..replicas).map(|k| at(p, k)).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((placed, replica_nodes))
+    }
+
+    /// The replication factor that gets replica nodes: the topic's, unless a manual
+    /// assignment placed it (assigned partitions keep one copy, on their first broker).
+    fn replicated(placement: &super::placement::Placement) -> i16 {
+        if placement.replicas.is_empty() {
+            placement.replication_factor
+        } else {
+            1
+        }
     }
 }
 
@@ -267,7 +299,11 @@ impl CatalogOwner {
             placement: topic.placement,
         };
         if let Some(cluster) = &self.cluster {
-            meta.placement.nodes = cluster.place(&meta.name, 0, meta.partition_count)?;
+            let replicas = OwnerCluster::replicated(&meta.placement);
+            let (nodes, replica_nodes) =
+                cluster.place(&meta.name, 0, meta.partition_count, replicas)?;
+            meta.placement.nodes = nodes;
+            meta.placement.replica_nodes = replica_nodes;
             meta.placement.pin_assigned_nodes();
         }
         if !validate_only {
@@ -324,8 +360,18 @@ impl CatalogOwner {
         if let Some(cluster) = &self.cluster {
             // Topics from before the node joined a cluster keep every partition local.
             if meta.placement.nodes.len() == usize::try_from(meta.partition_count).unwrap_or(0) {
-                let placed = cluster.place(&name, meta.partition_count, count)?;
+                let replicated = usize::try_from(meta.partition_count).ok()
+                    == Some(meta.placement.replica_nodes.len())
+                    && !meta.placement.replica_nodes.is_empty();
+                let replicas = if replicated {
+                    meta.placement.replication_factor
+                } else {
+                    1
+                };
+                let (placed, replica_nodes) =
+                    cluster.place(&name, meta.partition_count, count, replicas)?;
                 meta.placement.nodes.extend(placed);
+                meta.placement.replica_nodes.extend(replica_nodes);
                 meta.placement.pin_assigned_nodes();
             }
         }

@@ -14,6 +14,8 @@ pub mod log_cleaner_task;
 pub mod metrics_publisher;
 pub mod placement;
 pub mod producer_ids;
+pub mod replica_host;
+pub mod replica_net;
 pub mod share_admin;
 pub mod share_inbox;
 pub mod share_timers;
@@ -84,6 +86,8 @@ pub struct Shard {
     txn: crate::txn::TxnCoordinator,
     /// This node's place in a cluster; `None` on a single node.
     cluster: Option<ShardCluster>,
+    /// Replicas of the replicated partitions this shard hosts (see `replica_host`).
+    replicas: RefCell<HashMap<(String, i32), replica_host::Hosted>>,
 }
 
 /// What a shard of a cluster node knows of the cluster.
@@ -92,6 +96,8 @@ struct ShardCluster {
     plane: crate::cluster::ControlPlane,
     /// Every registered node (this one included once it has registered).
     nodes: RefCell<Vec<catalog_machine::NodeInfo>>,
+    /// The replicas' transport to the same shard of other nodes.
+    net: std::rc::Rc<replica_net::ReplicaNet>,
 }
 
 /// A stable hash of a name, the same on every node and every version (placement depends on it).
@@ -170,15 +176,18 @@ impl Shard {
             share,
             txn,
             cluster: None,
+            replicas: RefCell::new(HashMap::new()),
         }
     }
 
     /// Makes this shard one of a cluster node's: broker ids, placement and Metadata follow.
     pub fn join_cluster(&mut self, plane: crate::cluster::ControlPlane) {
+        let net = replica_net::ReplicaNet::new(plane.node_id(), self.id, plane.clone());
         self.cluster = Some(ShardCluster {
             node_id: plane.node_id(),
             plane,
             nodes: RefCell::new(Vec::new()),
+            net: std::rc::Rc::new(net),
         });
     }
 
@@ -187,27 +196,70 @@ impl Shard {
         broker_id(self.cluster.as_ref().map(|c| c.node_id), shard)
     }
 
-    /// Whether `partition` of `meta` lives on this node (always, on a single node).
+    /// Whether `partition` of `meta` lives on this node (always, on a single node): it is
+    /// the partition's node, or one of its replica nodes.
     pub fn is_local(&self, meta: &TopicMeta, partition: i32) -> bool {
-        match (&self.cluster, meta.placement.node_of(partition)) {
-            (Some(cluster), Some(node)) => node == cluster.node_id,
-            _ => true,
+        let Some(cluster) = &self.cluster else {
+            return true;
+        };
+        if let Some(nodes) = meta.placement.replicas_of(partition) {
+            return nodes.contains(&cluster.node_id);
+        }
+        meta.placement
+            .node_of(partition)
+            .is_none_or(|node| node == cluster.node_id)
+    }
+
+    /// The broker leading `partition` of `meta`: a shard of the node it lives on; for a
+    /// replicated partition, of the node its replica here knows as leader, else of its
+    /// preferred leader (a node without a replica does not know better; leader placement
+    /// through the metadata group is a later step).
+    pub fn leader_broker(&self, meta: &TopicMeta, partition: i32) -> i32 {
+        let Some(cluster) = &self.cluster else {
+            return self.broker_id(meta.owner(partition, self.config.shard_count));
+        };
+        if let Some(nodes) = meta.placement.replicas_of(partition) {
+            let known = cluster
+                .plane
+                .replica_leaders()
+                .get(&meta.name, partition)
+                .and_then(|leader| leader.node)
+                .filter(|node| nodes.contains(node));
+            return self.broker_on(known.unwrap_or(nodes[0]), meta, partition);
+        }
+        match meta.placement.node_of(partition) {
+            Some(node) => self.broker_on(node, meta, partition),
+            None => self.broker_id(meta.owner(partition, self.config.shard_count)),
         }
     }
 
-    /// The broker leading `partition` of `meta`: a shard of the node it lives on.
-    pub fn leader_broker(&self, meta: &TopicMeta, partition: i32) -> i32 {
-        if let (Some(cluster), Some(node)) = (&self.cluster, meta.placement.node_of(partition)) {
-            if node != cluster.node_id {
-                let nodes = cluster.nodes.borrow();
-                let shard_count = nodes
-                    .iter()
-                    .find(|n| n.node_id == node)
-                    .map_or(self.config.shard_count, |n| n.shard_count().max(1));
-                return cluster_broker_id(node, meta.owner(partition, shard_count));
-            }
+    /// The brokers holding a replica of a replicated `partition` (the same shard index on
+    /// each replica node), in replica order; `None` when the partition has one copy.
+    pub fn replica_brokers(&self, meta: &TopicMeta, partition: i32) -> Option<Vec<i32>> {
+        self.cluster.as_ref()?;
+        let nodes = meta.placement.replicas_of(partition)?;
+        Some(
+            nodes
+                .iter()
+                .map(|node| self.broker_on(*node, meta, partition))
+                .collect(),
+        )
+    }
+
+    /// The broker of node `node` that owns `partition` of `meta`.
+    fn broker_on(&self, node: crate::cluster::NodeId, meta: &TopicMeta, partition: i32) -> i32 {
+        let Some(cluster) = &self.cluster else {
+            return self.broker_id(meta.owner(partition, self.config.shard_count));
+        };
+        if node == cluster.node_id {
+            return self.broker_id(meta.owner(partition, self.config.shard_count));
         }
-        self.broker_id(meta.owner(partition, self.config.shard_count))
+        let nodes = cluster.nodes.borrow();
+        let shard_count = nodes
+            .iter()
+            .find(|n| n.node_id == node)
+            .map_or(self.config.shard_count, |n| n.shard_count().max(1));
+        cluster_broker_id(node, meta.owner(partition, shard_count))
     }
 
     /// The controller Metadata names: the metadata Raft leader's shard 0 in a cluster (-1
@@ -373,6 +425,14 @@ impl Shard {
             .get(topic)
             .and_then(|parts| parts.get(&partition))
         {
+            // A follower's log is not served: clients go to the leader (no KIP-392); nor is
+            // a new leader's before it applied what its predecessors committed.
+            if self
+                .replica(topic, partition)
+                .is_some_and(|replica| !replica.is_readable_leader())
+            {
+                return PartitionLookup::NotHere;
+            }
             return PartitionLookup::Local(log.clone());
         }
         if self.catalog.borrow().get(topic).is_some() {
@@ -447,6 +507,7 @@ impl Shard {
                 .cloned();
             if let Some(log) = existing {
                 log.update_config(log_config.clone());
+                self.open_replica(meta, partition, &log).await?;
                 continue;
             }
             let dir = self.partition_dir(&meta.name, partition);
@@ -459,7 +520,8 @@ impl Shard {
                 .borrow_mut()
                 .entry(meta.name.clone())
                 .or_default()
-                .insert(partition, log);
+                .insert(partition, log.clone());
+            self.open_replica(meta, partition, &log).await?;
         }
         Ok(())
     }
@@ -473,6 +535,8 @@ impl Shard {
             if self.owner_of(&meta.name, partition) != self.id || !self.is_local(meta, partition) {
                 continue;
             }
+            // A Raft log left behind would make the new topic's replica replay the old one's.
+            self.remove_replica_dir(&meta.name, partition).await?;
             let dir = self.partition_dir(&meta.name, partition);
             if !crate::io::dma_file::exists(&dir) {
                 continue;
@@ -515,6 +579,8 @@ impl Shard {
                 self.open_partitions(&meta).await
             }
             CatalogChange::Delete { name } => {
+                // Before the logs: a replica applies into its partition log.
+                self.drop_replicas_of(&name).await?;
                 let removed = self.logs.borrow_mut().remove(&name);
                 for (partition, log) in removed.into_iter().flatten() {
                     log.delete().await.map_err(|e| {
@@ -646,6 +712,7 @@ impl Shard {
 
     /// Flushes and closes every owned log, marking a clean shutdown.
     pub async fn close_all(&self) {
+        self.close_replicas().await;
         let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
         for (topic, parts) in logs {
             for (partition, log) in parts {

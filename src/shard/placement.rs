@@ -7,9 +7,11 @@
 //! broker its assignment lists (Kafka's preferred leader), in a cluster on that broker's
 //! node; clients that place partitions expect to find them where they put them.
 //! A replication factor up to the broker count is accepted, as Kafka accepts it, and
-//! remembered (CreatePartitions checks new assignments against it), but sluice keeps one
+//! remembered (CreatePartitions checks new assignments against it). A single node keeps one
 //! copy of each partition: its "brokers" are threads of one process writing to one disk, so
-//! more in-process copies would add no protection against losing that disk or host. Metadata
+//! more in-process copies would add no protection against losing that disk or host. In a
+//! cluster, a topic placed without assignments gets `replica_nodes`: a copy on that many
+//! nodes (at most one per node), kept by the partition's Raft group (`replica`). Metadata
 //! lists an assigned partition's replicas as assigned (clients such as librdkafka's admin
 //! tests check them) with only the leader in sync, which is the truth.
 //!
@@ -36,6 +38,10 @@ pub struct Placement {
     /// when the partition was created); empty on a single node, where every partition is
     /// local. Inside its node a partition goes to a shard as above.
     pub nodes: Vec<u64>,
+    /// In a cluster with a replication factor above 1: each partition's replica nodes, the
+    /// preferred leader (`nodes[p]`) first; every replica of a partition lives on the same
+    /// shard index of its node. Empty: one copy, on `nodes[p]`.
+    pub replica_nodes: Vec<Vec<u64>>,
 }
 
 impl Default for Placement {
@@ -44,6 +50,7 @@ impl Default for Placement {
             replication_factor: 1,
             replicas: Vec::new(),
             nodes: Vec::new(),
+            replica_nodes: Vec::new(),
         }
     }
 }
@@ -66,6 +73,12 @@ impl Placement {
     /// created before the node joined a cluster), where it is local.
     pub fn node_of(&self, partition: i32) -> Option<u64> {
         self.nodes.get(usize::try_from(partition).ok()?).copied()
+    }
+
+    /// The nodes holding a replica of `partition` when it is replicated (more than one).
+    pub fn replicas_of(&self, partition: i32) -> Option<&[u64]> {
+        let nodes = self.replica_nodes.get(usize::try_from(partition).ok()?)?;
+        (nodes.len() > 1).then_some(nodes.as_slice())
     }
 
     /// In a cluster: pins each manually assigned partition to the node of the first broker
@@ -132,6 +145,7 @@ pub fn check_new_topic(
                 replication_factor,
                 replicas: Vec::new(),
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             },
         });
     }
@@ -180,6 +194,7 @@ pub fn check_new_topic(
             replication_factor,
             replicas,
             nodes: Vec::new(),
+            replica_nodes: Vec::new(),
         },
     })
 }
@@ -292,6 +307,7 @@ mod tests {
                 replication_factor,
                 replicas: Vec::new(),
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             },
         };
         assert_eq!(
@@ -318,6 +334,7 @@ mod tests {
                 replication_factor: 1,
                 replicas: vec![vec![1], vec![0]],
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             })
         );
         // The first broker listed (the preferred leader) gets the partition.
@@ -329,6 +346,7 @@ mod tests {
                 replication_factor: 2,
                 replicas: vec![vec![1, 0]],
                 nodes: Vec::new(),
+                replica_nodes: Vec::new(),
             })
         );
         assert_eq!(

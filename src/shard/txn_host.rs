@@ -64,6 +64,12 @@ impl TxnHost for Shard {
         let now = now_ms();
         let mut appended = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
+            // A replicated partition holds no transactional data (Produce refuses it until
+            // markers are Raft entries), and a marker written to one replica alone would
+            // shift its offsets from the others'.
+            if self.replica(&topic, partition).is_some() {
+                continue;
+            }
             let log = match self.partition(&topic, partition) {
                 PartitionLookup::Local(log) => log,
                 PartitionLookup::UnknownTopic => continue,

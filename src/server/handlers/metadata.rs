@@ -106,7 +106,10 @@ pub fn handle(
                 name,
                 partition_count: num_partitions,
                 overrides: Default::default(),
-                placement: Default::default(),
+                placement: crate::shard::placement::Placement {
+                    replication_factor: shard.config.default_replication_factor,
+                    ..Default::default()
+                },
             })
             .collect();
         let created: Vec<(String, AdminError)> = match shard
@@ -238,14 +241,19 @@ fn describe(
     let partitions = (0..meta.partition_count)
         .map(|p| {
             let leader = shard.leader_broker(meta, p);
-            // Only the leader's copy exists (see shard::placement): the one in sync.
-            let replicas = meta.placement.replica_ids(p, leader);
+            // A replicated partition lists every replica as in sync: followers are not told
+            // apart by lag yet (docs/cluster.md). Otherwise only the leader's copy exists (see
+            // shard::placement): the one in sync.
+            let (replicas, isr) = match shard.replica_brokers(meta, p) {
+                Some(replicas) => (replicas.clone(), replicas),
+                None => (meta.placement.replica_ids(p, leader), vec![leader]),
+            };
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(leader_epoch)
                 .with_replica_nodes(replicas.into_iter().map(BrokerId).collect())
-                .with_isr_nodes(vec![BrokerId(leader)])
+                .with_isr_nodes(isr.into_iter().map(BrokerId).collect())
         })
         .collect();
     let mut topic = MetadataResponseTopic::default()

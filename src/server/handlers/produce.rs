@@ -3,6 +3,13 @@
 //! - `acks=0`: never (the client does not read one);
 //! - `acks=1`: once appended to the partition's log (in memory, queued for the disk);
 //! - `acks=-1`: once the flush policy made it durable (after the group-commit fsync).
+//!
+//! A replicated partition (a cluster topic with replication factor above 1) is written
+//! through its Raft group instead: the leader proposes the record set, and acks=1 and
+//! acks=-1 both answer once the entry is committed (a majority has it durable in its Raft
+//! log) and applied to the leader's partition log, with the offsets applying gave it.
+//! That makes acks=1 as strong as acks=all (Kafka answers acks=1 once the leader's log
+//! has it). acks=0 proposes and forgets. A follower answers NOT_LEADER_OR_FOLLOWER.
 
 use std::rc::Rc;
 
@@ -17,8 +24,9 @@ use super::produce_order;
 use super::txn_produce_verification::{self, Refusals};
 use super::{access, RequestContext};
 use crate::constants::PARTITION_UNWRITTEN_BYTES_MAX;
-use crate::log::{LogError, PartitionLog};
+use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::{code, ProtocolError, ResponseError};
+use crate::replica::{Committed, Replica, ReplicaError};
 use crate::security::acl::AclOperation;
 use crate::security::Session;
 use crate::server::connection::{now_ms, AfterSilence, Reply};
@@ -146,6 +154,8 @@ fn append_all(
     let now = now_ms();
     // Appended partitions whose answer waits for durability: (topic, partition) indexes.
     let mut durable_waits: Vec<(usize, usize, PartitionLog, i64)> = Vec::new();
+    // Proposals to replicated partitions whose answer waits for their commit.
+    let mut commit_waits: Vec<CommitWait> = Vec::new();
     // Partitions whose disk backlog this request filled up (see below).
     let mut backlogged: Vec<PartitionLog> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -166,20 +176,42 @@ fn append_all(
                     .get(&(topic.name.0.to_string(), data.index))
                     .copied()
             };
-            let error = match (refusal, shard.partition(&topic.name, data.index)) {
-                (Some(error), _) => Some(error),
-                (None, PartitionLookup::UnknownTopic) => {
+            let replica = refusal
+                .is_none()
+                .then(|| shard.replica(&topic.name, data.index))
+                .flatten();
+            let error = match (refusal, replica, shard.partition(&topic.name, data.index)) {
+                (Some(error), _, _) => Some(error),
+                (None, Some(replica), _) => {
+                    match propose(&replica, data.records, now, ctx.version, &mut answer) {
+                        Ok((committed, bytes)) => {
+                            if acks != 0 {
+                                commit_waits.push(CommitWait {
+                                    topic_index,
+                                    partition_index,
+                                    bytes,
+                                    committed,
+                                });
+                            }
+                            None
+                        }
+                        Err(error) => Some(error),
+                    }
+                }
+                (None, None, PartitionLookup::UnknownTopic) => {
                     Some(ResponseError::UnknownTopicOrPartition)
                 }
-                (None, PartitionLookup::NotHere)
+                (None, None, PartitionLookup::NotHere)
                     if shard
                         .topic(&topic.name)
                         .is_some_and(|m| data.index >= 0 && data.index < m.partition_count) =>
                 {
                     Some(ResponseError::NotLeaderOrFollower)
                 }
-                (None, PartitionLookup::NotHere) => Some(ResponseError::UnknownTopicOrPartition),
-                (None, PartitionLookup::Local(log)) => match data.records {
+                (None, None, PartitionLookup::NotHere) => {
+                    Some(ResponseError::UnknownTopicOrPartition)
+                }
+                (None, None, PartitionLookup::Local(log)) => match data.records {
                     None => Some(ResponseError::CorruptMessage),
                     // Retriable: the client backs off and retries until the disk has room.
                     Some(_) if log.is_storage_full() => Some(ResponseError::KafkaStorageError),
@@ -256,26 +288,38 @@ fn append_all(
         AfterSilence::KeepOpen
     };
     let appended_at = std::time::Instant::now();
+    if acks != 0 && !commit_waits.is_empty() {
+        let topics: Vec<String> = response
+            .responses
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .collect();
+        return Ok(Reply::Deferred(Box::pin(async move {
+            let mut response = response;
+            for wait in commit_waits {
+                let outcome = wait.committed.await;
+                let Some(answer) = response
+                    .responses
+                    .get_mut(wait.topic_index)
+                    .and_then(|t| t.partition_responses.get_mut(wait.partition_index))
+                else {
+                    continue;
+                };
+                let topic = topics.get(wait.topic_index).map_or("", String::as_str);
+                committed_answer(ctx, answer, topic, wait.bytes, outcome);
+            }
+            await_durable(ctx, &mut response, durable_waits).await;
+            drained.await;
+            ctx.encode(&response)
+        })));
+    }
     match acks {
         0 if refused => Ok(Reply::Close),
         0 if no_backlog => Ok(Reply::None),
         0 => Ok(Reply::Silent(Box::pin(drained))),
         -1 if !durable_waits.is_empty() => Ok(Reply::Deferred(Box::pin(async move {
             let mut response = response;
-            for (topic_index, partition_index, log, last_offset) in durable_waits {
-                if let Err(e) = log.wait_durable(last_offset).await {
-                    tracing::error!(error = %e, "flush failed; produce not acknowledged");
-                    if let Some(answer) = response
-                        .responses
-                        .get_mut(topic_index)
-                        .and_then(|t| t.partition_responses.get_mut(partition_index))
-                    {
-                        answer.error_code = code(log_error(&e));
-                        crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
-                        answer.base_offset = -1;
-                    }
-                }
-            }
+            await_durable(ctx, &mut response, durable_waits).await;
             crate::metrics::latency(
                 crate::metrics::Hist::ProduceDurableWait,
                 appended_at.elapsed(),
@@ -287,6 +331,123 @@ fn append_all(
             drained.await;
             ctx.encode(&response)
         }))),
+    }
+}
+
+/// Proposes a record set to a replicated partition's Raft group: the proposal to await
+/// and the record set's size, or why it is refused before any proposal.
+fn propose(
+    replica: &Replica,
+    records: Option<Bytes>,
+    now: i64,
+    version: i16,
+    answer: &mut PartitionProduceResponse,
+) -> Result<(Committed, usize), ResponseError> {
+    let Some(records) = records else {
+        return Err(ResponseError::CorruptMessage);
+    };
+    if !replica.is_leader() {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    if replica.partition().is_storage_full() {
+        return Err(ResponseError::KafkaStorageError);
+    }
+    // Markers are not entries of the Raft group yet: a transaction on a replicated
+    // partition would leave its replicas' offsets apart.
+    if crate::log::transactional_producer(&records).is_some() {
+        if version >= 8 {
+            answer.error_message = Some(StrBytes::from_static_str(
+                "transactions on replicated partitions are not supported yet",
+            ));
+        }
+        return Err(ResponseError::InvalidRecord);
+    }
+    replica
+        .propose_record_set(&records, now)
+        .map(|committed| (committed, records.len()))
+        .map_err(|e| {
+            tracing::debug!(error = %e, "proposal refused");
+            replica_error(&e)
+        })
+}
+
+/// A proposal to a replicated partition whose answer waits for its commit.
+struct CommitWait {
+    topic_index: usize,
+    partition_index: usize,
+    bytes: usize,
+    committed: Committed,
+}
+
+/// Waits until each appended partition has its records durable; a failed flush answers
+/// that partition's error.
+async fn await_durable(
+    ctx: RequestContext,
+    response: &mut ProduceResponse,
+    durable_waits: Vec<(usize, usize, PartitionLog, i64)>,
+) {
+    for (topic_index, partition_index, log, last_offset) in durable_waits {
+        if let Err(e) = log.wait_durable(last_offset).await {
+            tracing::error!(error = %e, "flush failed; produce not acknowledged");
+            if let Some(answer) = response
+                .responses
+                .get_mut(topic_index)
+                .and_then(|t| t.partition_responses.get_mut(partition_index))
+            {
+                answer.error_code = code(log_error(&e));
+                crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
+                answer.base_offset = -1;
+            }
+        }
+    }
+}
+
+/// Fills a replicated partition's answer from its proposal's outcome.
+fn committed_answer(
+    ctx: RequestContext,
+    answer: &mut PartitionProduceResponse,
+    topic: &str,
+    bytes: usize,
+    outcome: Result<AppendInfo, ReplicaError>,
+) {
+    match outcome {
+        Ok(info) => {
+            let count = info.last_offset - info.base_offset + 1;
+            crate::metrics::produced(topic, answer.index, bytes, count);
+            answer.base_offset = info.base_offset;
+            answer.log_append_time_ms = info.log_append_time_ms;
+            if ctx.version >= 5 {
+                answer.log_start_offset = info.log_start_offset;
+            }
+        }
+        Err(e) => {
+            let partition = answer.index;
+            tracing::debug!(topic, partition, error = %e, "replicated append refused");
+            if ctx.version >= 8 {
+                if let ReplicaError::Partition { source, .. } = &e {
+                    answer.error_message = Some(StrBytes::from_string(source.to_string()));
+                    if let LogError::KeylessRecords { record_indexes } = source {
+                        keyless_record_errors(answer, topic, partition, record_indexes);
+                    }
+                }
+            }
+            answer.error_code = code(replica_error(&e));
+            crate::metrics::error_code(ctx.api_key as i16, answer.error_code);
+            answer.base_offset = -1;
+        }
+    }
+}
+
+/// The Kafka error for a proposal that failed: the partition log's refusal as on a single
+/// node; leadership moving (retriable: the client refreshes its metadata); else the disk.
+fn replica_error(error: &ReplicaError) -> ResponseError {
+    match error {
+        ReplicaError::Partition { source, .. } => log_error(source),
+        ReplicaError::NotLeader { .. }
+        | ReplicaError::Superseded { .. }
+        | ReplicaError::Closed { .. }
+        | ReplicaError::Raft { .. } => ResponseError::NotLeaderOrFollower,
+        _ => ResponseError::KafkaStorageError,
     }
 }
 

@@ -65,9 +65,14 @@ pub fn create_topics(
                     )
                 })
                 .collect();
+            // -1: the broker's default.replication.factor.
+            let replication_factor = match topic.replication_factor {
+                -1 if topic.assignments.is_empty() => shard.config.default_replication_factor,
+                asked => asked,
+            };
             let layout = placement::check_new_topic(
                 topic.num_partitions,
-                topic.replication_factor,
+                replication_factor,
                 &assignments,
                 &shard.broker_ids(),
             );

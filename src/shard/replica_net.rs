@@ -1,0 +1,311 @@
+//! Partition replication between nodes (issue 17, sixth slice part 2): the Raft messages of
+//! the partitions a shard hosts go to the same shard index on the other replica nodes.
+//!
+//! One connection per (peer node, shard), opened by the sending shard to the peer's cluster
+//! port: its first frame is the cluster RPC handshake [`RpcRequest::ReplicaStream`], after
+//! which the peer's control plane hands the socket to its shard of that index (fd handoff,
+//! see `cluster::rpc_server::hand_over`), which reads it on its own executor. A connection
+//! carries one direction; each side opens its own, so neither waits for the other.
+//!
+//! Sending never blocks the replica: [`ReplicaTransport::send`] queues, and the peer's
+//! writer task takes everything queued since its last write as one frame (many groups'
+//! messages, appends and heartbeats alike) and writes it while the next batch queues
+//! (pipelined). A peer that cannot be reached has its queue dropped (Raft retries:
+//! heartbeats, append probes) and is reconnected with a doubling backoff.
+//!
+//! Frame: `u32` big-endian body length, then per message: topic length (`u16`), topic,
+//! partition (`i32`), message length (`u32`), the raft-rs `Message` (protobuf). Lengths are
+//! checked against [`REPLICA_FRAME_BYTES_MAX`] before anything is allocated.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use protobuf::Message as _;
+
+use super::Shard;
+use crate::cluster::cluster_rpc::{encode_frame, RpcRequest};
+use crate::cluster::{ControlPlane, NodeId};
+use crate::constants::{
+    REPLICA_FRAME_BYTES_MAX, REPLICA_RECONNECT_BACKOFF_MAX_MS, REPLICA_RECONNECT_BACKOFF_MIN_MS,
+};
+use crate::io::net::TcpStream;
+use crate::replica::{GroupKey, RaftMessage, ReplicaTransport};
+
+/// How long a connect to a peer's cluster port may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Messages queued for one peer node, and its writer.
+struct PeerLink {
+    queue: RefCell<Vec<(GroupKey, RaftMessage)>>,
+    ready: event_listener::Event,
+}
+
+/// A shard's replication transport: a link per peer node, created on first use.
+pub struct ReplicaNet {
+    node_id: NodeId,
+    shard: usize,
+    plane: ControlPlane,
+    links: RefCell<HashMap<NodeId, Rc<PeerLink>>>,
+    /// The links' writers; dropped with the transport.
+    writers: RefCell<Vec<crate::io::Task<()>>>,
+}
+
+impl ReplicaNet {
+    pub fn new(node_id: NodeId, shard: usize, plane: ControlPlane) -> ReplicaNet {
+        ReplicaNet {
+            node_id,
+            shard,
+            plane,
+            links: RefCell::new(HashMap::new()),
+            writers: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn link(&self, peer: NodeId) -> Rc<PeerLink> {
+        if let Some(link) = self.links.borrow().get(&peer) {
+            return Rc::clone(link);
+        }
+        let link = Rc::new(PeerLink {
+            queue: RefCell::new(Vec::new()),
+            ready: event_listener::Event::new(),
+        });
+        self.links.borrow_mut().insert(peer, Rc::clone(&link));
+        let writer = Writer {
+            link: Rc::clone(&link),
+            plane: self.plane.clone(),
+            peer,
+            from: self.node_id,
+            shard: self.shard,
+        };
+        self.writers
+            .borrow_mut()
+            .push(crate::io::spawn(writer.run()));
+        link
+    }
+}
+
+impl ReplicaTransport for ReplicaNet {
+    fn send(&self, group: &GroupKey, messages: Vec<RaftMessage>) {
+        for message in messages {
+            if message.to == self.node_id {
+                continue;
+            }
+            let link = self.link(message.to);
+            link.queue.borrow_mut().push((group.clone(), message));
+            link.ready.notify(1);
+        }
+    }
+}
+
+struct Writer {
+    link: Rc<PeerLink>,
+    plane: ControlPlane,
+    peer: NodeId,
+    from: NodeId,
+    shard: usize,
+}
+
+impl Writer {
+    async fn run(self) {
+        let backoff_min = Duration::from_millis(REPLICA_RECONNECT_BACKOFF_MIN_MS);
+        let mut backoff = backoff_min;
+        let mut stream: Option<TcpStream> = None;
+        loop {
+            let listener = self.link.ready.listen();
+            if self.link.queue.borrow().is_empty() {
+                listener.await;
+                continue;
+            }
+            let connected = match stream.take() {
+                Some(connected) => Ok(connected),
+                None => self.connect().await,
+            };
+            let mut connected = match connected {
+                Ok(connected) => connected,
+                Err(e) => {
+                    tracing::debug!(peer = self.peer, shard = self.shard, error = %e, "replication peer unreachable");
+                    self.link.queue.borrow_mut().clear();
+                    crate::io::sleep(backoff).await;
+                    backoff =
+                        (backoff * 2).min(Duration::from_millis(REPLICA_RECONNECT_BACKOFF_MAX_MS));
+                    continue;
+                }
+            };
+            let batch = std::mem::take(&mut *self.link.queue.borrow_mut());
+            let frames = encode_frames(&batch);
+            match connected.write_all(&frames).await {
+                Ok(()) => {
+                    backoff = backoff_min;
+                    stream = Some(connected);
+                }
+                Err(e) => {
+                    tracing::debug!(peer = self.peer, shard = self.shard, error = %e, "replication connection lost");
+                    crate::io::sleep(backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let addr = self
+            .plane
+            .peer_addr(self.peer)
+            .ok_or_else(|| std::io::Error::other(format!("no address for node {}", self.peer)))?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+        let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let handshake = encode_frame(&RpcRequest::ReplicaStream {
+            from: self.from,
+            shard: self.shard,
+        })?;
+        stream.write_all(&handshake).await?;
+        Ok(stream)
+    }
+}
+
+/// Encodes a batch as frames of at most `REPLICA_FRAME_BYTES_MAX` (a single message larger
+/// than that is dropped: raft-rs bounds appends far below it).
+fn encode_frames(batch: &[(GroupKey, RaftMessage)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    let flush = |out: &mut Vec<u8>, body: &mut Vec<u8>| {
+        if body.is_empty() {
+            return;
+        }
+        // Bounded by REPLICA_FRAME_BYTES_MAX (below u32::MAX) by construction.
+        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.append(body);
+    };
+    for (group, message) in batch {
+        let Ok(bytes) = message.write_to_bytes() else {
+            continue;
+        };
+        let topic = group.topic.as_bytes();
+        let (Ok(topic_len), Ok(message_len)) =
+            (u16::try_from(topic.len()), u32::try_from(bytes.len()))
+        else {
+            continue;
+        };
+        let size = 2 + topic.len() + 4 + 4 + bytes.len();
+        if size > REPLICA_FRAME_BYTES_MAX {
+            continue;
+        }
+        if body.len() + size > REPLICA_FRAME_BYTES_MAX {
+            flush(&mut out, &mut body);
+        }
+        body.extend_from_slice(&topic_len.to_be_bytes());
+        body.extend_from_slice(topic);
+        body.extend_from_slice(&group.partition.to_be_bytes());
+        body.extend_from_slice(&message_len.to_be_bytes());
+        body.extend_from_slice(&bytes);
+    }
+    flush(&mut out, &mut body);
+    out
+}
+
+/// One frame's messages, or why the frame is malformed (the connection is then closed).
+fn decode_frame(mut body: &[u8]) -> Result<Vec<(String, i32, RaftMessage)>, String> {
+    fn take<'a>(body: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        let (head, rest) = body
+            .split_at_checked(n)
+            .ok_or_else(|| "truncated replication frame".to_owned())?;
+        *body = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
+        bytes.try_into().map_err(|_| "bad field".to_owned())
+    }
+    let mut messages = Vec::new();
+    while !body.is_empty() {
+        let topic_len = u16::from_be_bytes(array(take(&mut body, 2)?)?);
+        let topic = std::str::from_utf8(take(&mut body, usize::from(topic_len))?)
+            .map_err(|e| e.to_string())?
+            .to_owned();
+        let partition = i32::from_be_bytes(array(take(&mut body, 4)?)?);
+        let len = u32::from_be_bytes(array(take(&mut body, 4)?)?);
+        let bytes = take(&mut body, usize::try_from(len).map_err(|e| e.to_string())?)?;
+        let message = RaftMessage::parse_from_bytes(bytes).map_err(|e| e.to_string())?;
+        messages.push((topic, partition, message));
+    }
+    Ok(messages)
+}
+
+/// Takes the replication connections the control plane hands to this shard and reads each
+/// until it closes.
+pub async fn accept_streams(
+    shard: Rc<Shard>,
+    streams: async_channel::Receiver<(NodeId, std::os::fd::OwnedFd)>,
+) {
+    while let Ok((from, fd)) = streams.recv().await {
+        let stream = crate::io::net::stream_from_fd(fd);
+        let shard = Rc::clone(&shard);
+        crate::io::spawn(async move {
+            if let Err(e) = read_stream(&shard, stream).await {
+                tracing::debug!(from, shard = shard.id, error = %e, "replication stream closed");
+            }
+        })
+        .detach();
+    }
+}
+
+async fn read_stream(shard: &Shard, mut stream: TcpStream) -> std::io::Result<()> {
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        // Checked before allocating: whoever connected chose this number.
+        if len > REPLICA_FRAME_BYTES_MAX {
+            return Err(std::io::Error::other(format!(
+                "replication frame of {len} bytes"
+            )));
+        }
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await?;
+        let messages = decode_frame(&body).map_err(|e| std::io::Error::other(e.to_string()))?;
+        for (topic, partition, message) in messages {
+            shard.step_replica(&topic, partition, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_many_groups_messages_and_refuse_truncation() {
+        let heartbeat = RaftMessage {
+            to: 2,
+            from: 1,
+            term: 7,
+            ..Default::default()
+        };
+        let append = RaftMessage {
+            index: 42,
+            ..heartbeat.clone()
+        };
+        let batch = vec![
+            (GroupKey::new("orders", 0), heartbeat),
+            (GroupKey::new("payments", 3), append),
+        ];
+        let frames = encode_frames(&batch);
+        let len = u32::from_be_bytes(frames[..4].try_into().expect("a length")) as usize;
+        assert_eq!(len + 4, frames.len(), "one frame for the whole batch");
+        let decoded = decode_frame(&frames[4..]).expect("a whole frame");
+        assert_eq!(decoded.len(), 2);
+        assert_eq!((decoded[0].0.as_str(), decoded[0].1), ("orders", 0));
+        assert_eq!((decoded[1].0.as_str(), decoded[1].1), ("payments", 3));
+        assert_eq!((decoded[1].2.term, decoded[1].2.index), (7, 42));
+        assert!(decode_frame(&frames[4..frames.len() - 1]).is_err());
+    }
+}
