@@ -14,110 +14,29 @@
 //! was committed (a leader answering before the commit fails here); once the two are back,
 //! each partition whose preferred replica is up is led by it again.
 
-use std::collections::BTreeMap;
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::cluster_support::{
-    cluster_addrs, cluster_status, metadata_client, registered_clients, start_cluster,
-    try_create_topic_via, CLUSTER_TIMEOUT,
+    agreed_leaders, broker_address, cluster_addrs, cluster_status, consumed_by_partition, describe,
+    dir_contains, leads_with_followers_caught_up, metadata_client, produce_until_acknowledged,
+    records_by_partition, registered_clients, start_cluster, try_create_topic_via,
+    written_by_partition, CLUSTER_TIMEOUT,
 };
 use crate::common::raw::{
     parse_produce_v3_response, produce_v3_body, record_batch, round_trip, Reply,
 };
-use crate::common::{
-    assign, consume_count, consumer, produce_all, producer, topic_name, wait_until, TestRecord,
-};
+use crate::common::{assign, consume_count, consumer, topic_name, wait_until};
 
 const PARTITIONS: i32 = 4;
 const PER_PARTITION: usize = 20;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-
-/// One partition as a node's Metadata describes it: leader, replicas, in-sync replicas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Described {
-    leader: i32,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
-}
-
-fn describe(client: &BaseConsumer, topic: &str) -> Option<Vec<Described>> {
-    let metadata = client
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .ok()?;
-    let topic = metadata.topics().first()?;
-    if topic.error().is_some() || topic.partitions().len() != PARTITIONS as usize {
-        return None;
-    }
-    let mut partitions: Vec<_> = topic.partitions().iter().collect();
-    partitions.sort_by_key(|p| p.id());
-    Some(
-        partitions
-            .iter()
-            .map(|p| Described {
-                leader: p.leader(),
-                replicas: p.replicas().to_vec(),
-                isr: p.isr().to_vec(),
-            })
-            .collect(),
-    )
-}
-
-/// The address of broker `id` in `client`'s Metadata.
-fn broker_address(client: &BaseConsumer, id: i32) -> Option<String> {
-    let metadata = client.fetch_metadata(None, Duration::from_secs(5)).ok()?;
-    let broker = metadata.brokers().iter().find(|b| b.id() == id)?;
-    Some(format!("{}:{}", broker.host(), broker.port()))
-}
-
-/// Whether `needle` occurs in one of the files of `dir` (a partition's segments: records are
-/// stored as produced, uncompressed).
-fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        std::fs::read(entry.path())
-            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-    })
-}
-
-fn records(round: &str) -> Vec<TestRecord> {
-    (0..PARTITIONS)
-        .flat_map(|p| {
-            (0..PER_PARTITION).map(move |i| {
-                TestRecord::new(
-                    format!("k{p}-{i}"),
-                    format!("value-{round}-p{p}-{i:04}-replicated"),
-                )
-                .partition(p)
-            })
-        })
-        .collect()
-}
-
-/// Produces `records` with an idempotent producer bootstrapped on `bootstrap`: rdkafka keeps
-/// retrying a record (a leader that was killed, an election under way) until it is
-/// acknowledged, within `message.timeout.ms`; every record must be. Nothing is sent twice by
-/// the test, so a duplicate in the log would be the broker's.
-fn produce_until_acknowledged(bootstrap: &str, topic: &str, records: &[TestRecord]) {
-    let writer = producer(
-        bootstrap,
-        &[
-            ("enable.idempotence", "true"),
-            ("compression.type", "none"),
-            ("message.timeout.ms", "55000"),
-        ],
-    );
-    produce_all(&writer, topic, records);
-}
 
 #[test]
 fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
@@ -145,7 +64,7 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
         CLUSTER_TIMEOUT,
         || {
             clients.iter().all(|c| {
-                describe(c, &topic).is_some_and(|parts| {
+                describe(c, &topic, PARTITIONS).is_some_and(|parts| {
                     parts.iter().all(|p| {
                         let mut nodes: Vec<i32> = p.replicas.iter().map(|b| b / 1000).collect();
                         nodes.sort_unstable();
@@ -156,13 +75,13 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
         },
     );
     // The replicas of a partition are the same shard on every node.
-    for part in describe(&clients[0], &topic).expect("described") {
+    for part in describe(&clients[0], &topic, PARTITIONS).expect("described") {
         let shards: Vec<i32> = part.replicas.iter().map(|b| b % 1000).collect();
         assert!(shards.windows(2).all(|w| w[0] == w[1]), "{part:?}");
     }
 
     // An idempotent producer bootstrapped on node 1 writes to every partition.
-    let first = records("before");
+    let first = records_by_partition("before", PARTITIONS, PER_PARTITION);
     produce_until_acknowledged(nodes[0].bootstrap(), &topic, &first);
 
     // Every acknowledged record is in every node's copy of its partition.
@@ -180,16 +99,7 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     }
 
     // All nodes agree on each partition's leader once elections settled.
-    let agreed = |clients: &[BaseConsumer]| -> Option<Vec<i32>> {
-        let views: Vec<Vec<i32>> = clients
-            .iter()
-            .map(|c| describe(c, &topic).map(|p| p.iter().map(|d| d.leader).collect()))
-            .collect::<Option<_>>()?;
-        views
-            .windows(2)
-            .all(|w| w[0] == w[1])
-            .then(|| views[0].clone())
-    };
+    let agreed = |clients: &[BaseConsumer]| agreed_leaders(clients, &topic, PARTITIONS);
     wait_until("the nodes to agree on the leaders", CLUSTER_TIMEOUT, || {
         agreed(&clients).is_some()
     });
@@ -200,21 +110,9 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     // follower's acknowledged index, with no lag once the writes stopped.
     let addrs = cluster_addrs(&nodes);
     let leader_addr = &addrs[usize::try_from(leaders[0] / 1000 - 1).expect("node index")];
+    let leader_node = u64::try_from(leaders[0] / 1000).expect("node id");
     let caught_up = |status: &serde_json::Value| {
-        status["partitions"].as_array().is_some_and(|parts| {
-            parts.iter().any(|p| {
-                let followers = p["followers"].as_object();
-                p["topic"] == topic.as_str()
-                    && p["partition"] == 0
-                    && p["leader"].as_i64() == Some(i64::from(leaders[0] / 1000))
-                    && p["term"].as_u64().is_some_and(|t| t > 0)
-                    && followers.is_some_and(|f| {
-                        f.len() == 2
-                            && f.values()
-                                .all(|s| s["lag"] == 0 && s["matched"] == p["last_index"])
-                    })
-            })
-        })
+        leads_with_followers_caught_up(status, &topic, 0, leader_node, 2)
     };
     wait_until(
         "partition 0's followers to have caught up",
@@ -223,7 +121,7 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     );
 
     // A follower of partition 1 answers a raw Produce with NOT_LEADER_OR_FOLLOWER.
-    let part1 = describe(&clients[0], &topic).expect("described")[1].clone();
+    let part1 = describe(&clients[0], &topic, PARTITIONS).expect("described")[1].clone();
     let follower = *part1
         .replicas
         .iter()
@@ -288,7 +186,7 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
         .iter()
         .map(|i| metadata_client(&nodes[*i]))
         .collect();
-    let second = records("after");
+    let second = records_by_partition("after", PARTITIONS, PER_PARTITION);
     produce_until_acknowledged(nodes[survivors[0]].bootstrap(), &topic, &second);
     eprintln!(
         "every record of the second round acknowledged {:?} after the kill",
@@ -303,19 +201,8 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
     assign(&reader, &topic, &starts);
     let expected_count = first.len() + second.len();
     let consumed = consume_count(&reader, expected_count, CLUSTER_TIMEOUT);
-    let mut read: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
-    for record in &consumed {
-        read.entry(record.partition)
-            .or_default()
-            .push(record.value.clone().unwrap_or_default());
-    }
-    let mut written: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
-    for record in first.iter().chain(&second) {
-        written
-            .entry(record.partition.expect("partition"))
-            .or_default()
-            .push(record.value.clone().unwrap_or_default());
-    }
+    let read = consumed_by_partition(&consumed);
+    let mut written = written_by_partition(first.iter().chain(&second));
     assert_eq!(consumed.len(), expected_count, "no record twice or extra");
     assert_eq!(read, written, "every acknowledged record, in order");
 
@@ -377,7 +264,7 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
         "leadership back on the restarted preferred replicas",
         CLUSTER_TIMEOUT,
         || {
-            describe(&client, &topic).is_some_and(|parts| {
+            describe(&client, &topic, PARTITIONS).is_some_and(|parts| {
                 parts
                     .iter()
                     .filter(|p| up(p.replicas[0]))

@@ -3,7 +3,8 @@
 //! needs (registration, a metadata leader) before admin requests succeed.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -13,7 +14,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::common::{consumer, free_port_range, wait_until, Broker, BrokerOptions};
+use crate::common::{
+    consumer, free_port_range, produce_all, producer, wait_until, Broker, BrokerOptions, Consumed,
+    TestRecord,
+};
 
 /// Generous: an election and a commit take about a second; a loaded CI host far longer.
 pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -232,4 +236,163 @@ pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
         .expect("FindCoordinator");
     assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
     found.node_id.0
+}
+
+/// One partition as a node's Metadata describes it: leader, replicas, in-sync replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Each partition of `topic` (which has `partitions`) as `client`'s node describes it, in
+/// partition order; None until the node knows the topic and all its partitions.
+pub fn describe(client: &BaseConsumer, topic: &str, partitions: i32) -> Option<Vec<Described>> {
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let topic = metadata.topics().first()?;
+    if topic.error().is_some() || topic.partitions().len() != usize::try_from(partitions).ok()? {
+        return None;
+    }
+    let mut described: Vec<_> = topic.partitions().iter().collect();
+    described.sort_by_key(|p| p.id());
+    Some(
+        described
+            .iter()
+            .map(|p| Described {
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                isr: p.isr().to_vec(),
+            })
+            .collect(),
+    )
+}
+
+/// The leader broker of each partition of `topic`, once every one of `clients`' nodes names
+/// the same ones.
+pub fn agreed_leaders(clients: &[BaseConsumer], topic: &str, partitions: i32) -> Option<Vec<i32>> {
+    let views: Vec<Vec<i32>> = clients
+        .iter()
+        .map(|c| describe(c, topic, partitions).map(|p| p.iter().map(|d| d.leader).collect()))
+        .collect::<Option<_>>()?;
+    views
+        .windows(2)
+        .all(|w| w[0] == w[1])
+        .then(|| views.first().cloned())
+        .flatten()
+}
+
+/// The address of broker `id` in `client`'s Metadata.
+pub fn broker_address(client: &BaseConsumer, id: i32) -> Option<String> {
+    let metadata = client.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    let broker = metadata.brokers().iter().find(|b| b.id() == id)?;
+    Some(format!("{}:{}", broker.host(), broker.port()))
+}
+
+/// Whether `needle` occurs in one of the files of `dir` (a partition's segments: records are
+/// stored as produced, uncompressed).
+pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path())
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+/// `per_partition` keyed records for each of `partitions`, their values naming `round`, the
+/// partition and the record's place, so that every value of a test is unique.
+pub fn records_by_partition(round: &str, partitions: i32, per_partition: usize) -> Vec<TestRecord> {
+    (0..partitions)
+        .flat_map(|p| {
+            (0..per_partition).map(move |i| {
+                TestRecord::new(format!("k{p}-{i}"), format!("value-{round}-p{p}-{i:04}"))
+                    .partition(p)
+            })
+        })
+        .collect()
+}
+
+/// Produces `records` with an idempotent producer (acks=all) bootstrapped on `bootstrap`:
+/// rdkafka keeps retrying a record (a leader that was killed or stopped, an election under
+/// way) until it is acknowledged, within `message.timeout.ms`; every record must be. Nothing
+/// is sent twice by the test, so a duplicate in the log would be the broker's.
+pub fn produce_until_acknowledged(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+    let writer = producer(
+        bootstrap,
+        &[
+            ("enable.idempotence", "true"),
+            ("compression.type", "none"),
+            ("message.timeout.ms", "55000"),
+            // A stopped node keeps its connections open and answers nothing: a request to it
+            // would wait out the default 60 s before the retry that finds the new leader.
+            ("socket.timeout.ms", "10000"),
+        ],
+    );
+    produce_all(&writer, topic, records);
+}
+
+/// Values by partition, in the order given.
+fn values_by_partition<'a>(
+    records: impl IntoIterator<Item = (i32, &'a Option<Vec<u8>>)>,
+) -> BTreeMap<i32, Vec<Vec<u8>>> {
+    let mut values: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
+    for (partition, value) in records {
+        values
+            .entry(partition)
+            .or_default()
+            .push(value.clone().unwrap_or_default());
+    }
+    values
+}
+
+/// The values of `written` by partition, in order, for comparing with what a consumer read.
+pub fn written_by_partition<'a>(
+    written: impl IntoIterator<Item = &'a TestRecord>,
+) -> BTreeMap<i32, Vec<Vec<u8>>> {
+    values_by_partition(
+        written
+            .into_iter()
+            .map(|r| (r.partition.expect("records name their partition"), &r.value)),
+    )
+}
+
+/// The values `consumed` holds, by partition, in the order read.
+pub fn consumed_by_partition(consumed: &[Consumed]) -> BTreeMap<i32, Vec<Vec<u8>>> {
+    values_by_partition(consumed.iter().map(|c| (c.partition, &c.value)))
+}
+
+/// The entry of `status` (a node's `sluice cluster status`) for `partition` of `topic`.
+pub fn partition_status<'a>(
+    status: &'a serde_json::Value,
+    topic: &str,
+    partition: i32,
+) -> Option<&'a serde_json::Value> {
+    status["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == topic && p["partition"] == partition)
+}
+
+/// Whether `status` is that of `leader`'s node leading `partition` of `topic` with every
+/// follower caught up (no lag, each has acknowledged the whole log).
+pub fn leads_with_followers_caught_up(
+    status: &serde_json::Value,
+    topic: &str,
+    partition: i32,
+    leader: u64,
+    followers: usize,
+) -> bool {
+    partition_status(status, topic, partition).is_some_and(|p| {
+        p["leader"].as_u64() == Some(leader)
+            && p["term"].as_u64().is_some_and(|t| t > 0)
+            && p["followers"].as_object().is_some_and(|f| {
+                f.len() == followers
+                    && f.values()
+                        .all(|s| s["lag"] == 0 && s["matched"] == p["last_index"])
+            })
+    })
 }

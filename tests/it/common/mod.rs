@@ -255,16 +255,11 @@ impl Broker {
 
     /// Sends `signal` (`TERM` or `INT`), then waits for exit code 0 within `SHUTDOWN_TIMEOUT`.
     pub fn stop_with_signal(&mut self, signal: &str) {
+        self.signal(signal);
         let Some(mut child) = self.child.take() else {
             return;
         };
         self.ready = None;
-        let pid = child.id();
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill -{signal} {pid}")])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {pid} failed");
         match wait_child(&mut child, SHUTDOWN_TIMEOUT) {
             Some(status) => assert!(
                 status.success(),
@@ -280,6 +275,21 @@ impl Broker {
                 );
             }
         }
+    }
+
+    /// Sends `signal` (`kill -SIGNAL`) to the running broker and returns at once; nothing if
+    /// it is not running. `STOP` freezes every thread of the process, as a network partition
+    /// would cut the node off: its sockets stay open and take requests, and nothing is
+    /// answered until `CONT`.
+    pub fn signal(&self, signal: &str) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
     }
 
     /// SIGKILL: no chance to flush anything not already durable.
