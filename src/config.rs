@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     /// Replicas of a topic created without a replication factor (Kafka's
     /// `default.replication.factor`); above 1 only means something in a cluster.
     pub default_replication_factor: i16,
+    /// Growth of a partition's Raft log that triggers its compaction.
+    pub replica_log_compact_bytes: u64,
     /// Defaults for topic-level settings (`segment.bytes`, `retention.ms`, flush policy, ...).
     pub log: LogConfig,
     pub cluster_id: String,
@@ -170,6 +172,7 @@ pub struct ClusterSection {
     pub peers: Option<String>,
     pub cluster_addr: Option<String>,
     pub default_replication_factor: Option<i16>,
+    pub replica_log_compact_bytes: Option<u64>,
 }
 
 impl ConfigFile {

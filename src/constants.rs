@@ -132,3 +132,11 @@ pub const REPLICA_RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
 pub const RAFT_LOG_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const RAFT_LOG_BATCH_RECORDS_MAX: usize = 256;
 pub const RAFT_LOG_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes a follower installing a snapshot asks the leader's partition log for at a time.
+pub const REPLICA_SNAPSHOT_READ_BYTES: usize = 4 * 1024 * 1024;
+/// Failed reads in a row after which a snapshot install gives up (the replica stops).
+pub const REPLICA_SNAPSHOT_ATTEMPTS: u32 = 20;
+/// Ticks a leader waits for a follower to acknowledge a snapshot before sending another
+/// (30 s: a copy of several GB over loopback fits; a larger one is resent meanwhile, and the
+/// copy resumes where the follower's log ends).
+pub const REPLICA_SNAPSHOT_TIMEOUT_TICKS: u32 = 300;

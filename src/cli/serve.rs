@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// default.replication.factor; also `[cluster] default-replication-factor`) [default: 1]
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR")]
     pub default_replication_factor: Option<i16>,
+    /// Growth in bytes of a partition's Raft log that triggers its compaction (a follower
+    /// that needs compacted entries is sent a snapshot; also `[cluster]
+    /// replica-log-compact-bytes`) [default: 32 MiB]
+    #[arg(long, env = "SLUICE_REPLICA_LOG_COMPACT_BYTES")]
+    pub replica_log_compact_bytes: Option<u64>,
     /// Number of shards (one executor and one broker id each) [default: all cores]
     #[arg(long, env = "SLUICE_SHARDS")]
     pub shards: Option<usize>,
@@ -354,6 +359,16 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             reason: format!("{default_replication_factor} is not at least 1"),
         });
     }
+    let replica_log_compact_bytes = args
+        .replica_log_compact_bytes
+        .or(cluster_file.replica_log_compact_bytes)
+        .unwrap_or(crate::constants::RAFT_LOG_COMPACT_BYTES);
+    if replica_log_compact_bytes == 0 {
+        return Err(ConfigError::Invalid {
+            key: "replica-log-compact-bytes",
+            reason: "0 is not at least 1".to_owned(),
+        });
+    }
     let cluster = match (
         args.node_id.or(cluster_file.node_id),
         args.peers.or(cluster_file.peers),
@@ -392,6 +407,7 @@ pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
             .unwrap_or(true),
         num_partitions,
         default_replication_factor,
+        replica_log_compact_bytes,
         log,
         cluster_id: file
             .cluster_id

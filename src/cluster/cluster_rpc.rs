@@ -50,11 +50,24 @@ pub enum RpcRequest {
     },
     /// Opens a partition replication stream from shard `shard` of node `from` to the same
     /// shard here: the server answers nothing and hands the connection to that shard, which
-    /// reads the shard layer's replication frames from it (see [`ReplicaStreamHandler`]).
+    /// reads the shard layer's replication frames from it (see [`ReplicaStreamHandler`]),
+    /// or, for [`StreamPurpose::LogReads`], answers reads of its partition logs on it.
     ReplicaStream {
         from: NodeId,
         shard: usize,
+        #[serde(default)]
+        purpose: StreamPurpose,
     },
+}
+
+/// What a replication connection carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamPurpose {
+    /// Raft messages, one way.
+    #[default]
+    RaftMessages,
+    /// Requests for a partition log's batches and their answers: a snapshot's data.
+    LogReads,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,8 +99,10 @@ pub type NodeHandler = Arc<dyn Fn(String) -> NodeAnswer + Send + Sync>;
 pub type NodeHandlerSlot = Arc<OnceLock<NodeHandler>>;
 
 /// Takes a replication connection ([`RpcRequest::ReplicaStream`]) off the control plane:
-/// (from node, shard, socket). Called on the control-plane thread; it must only queue.
-pub type ReplicaStreamHandler = Arc<dyn Fn(NodeId, usize, std::os::fd::OwnedFd) + Send + Sync>;
+/// (from node, shard, purpose, socket). Called on the control-plane thread; it must only
+/// queue.
+pub type ReplicaStreamHandler =
+    Arc<dyn Fn(NodeId, usize, StreamPurpose, std::os::fd::OwnedFd) + Send + Sync>;
 
 /// Where the replication handler is installed once the shards run.
 pub type ReplicaStreamSlot = Arc<OnceLock<ReplicaStreamHandler>>;

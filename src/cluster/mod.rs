@@ -25,7 +25,7 @@ pub mod replica_leaders;
 pub mod rpc_server;
 
 pub use cluster_rpc::MemberChange;
-pub use cluster_rpc::{NodeAnswer, NodeHandler, ReplicaStreamHandler};
+pub use cluster_rpc::{NodeAnswer, NodeHandler, ReplicaStreamHandler, StreamPurpose};
 pub use cluster_status::ClusterStatus;
 pub use control_plane::{ClusterError, ControlPlane};
 pub use meta_store::{MetaOutcome, MetaRecord, MetaStateMachine};

@@ -93,8 +93,13 @@ async fn serve_connection(mut stream: TcpStream, served: Served) -> std::io::Res
     stream.set_nodelay(true)?;
     loop {
         let request: RpcRequest = read_frame(&mut stream).await?;
-        if let RpcRequest::ReplicaStream { from, shard } = request {
-            return hand_over(stream, &served, from, shard);
+        if let RpcRequest::ReplicaStream {
+            from,
+            shard,
+            purpose,
+        } = request
+        {
+            return hand_over(stream, &served, from, shard, purpose);
         }
         if let Some(reason) = served.refusal(&request) {
             write_frame(&mut stream, &RpcReply::Refused(reason)).await?;
@@ -134,6 +139,7 @@ fn hand_over(
     served: &Served,
     from: super::NodeId,
     shard: usize,
+    purpose: super::StreamPurpose,
 ) -> std::io::Result<()> {
     let Some(handler) = served.replica_streams.get() else {
         // The shards are not running yet: dropping the socket makes the peer reconnect.
@@ -142,6 +148,6 @@ fn hand_over(
     let stream = stream.into_std()?;
     // glommio drives the socket through io_uring, which expects a blocking socket.
     stream.set_nonblocking(false)?;
-    handler(from, shard, std::os::fd::OwnedFd::from(stream));
+    handler(from, shard, purpose, std::os::fd::OwnedFd::from(stream));
     Ok(())
 }

@@ -22,6 +22,12 @@
 //! says which entry the partition log had durably reached, and entries after it that the
 //! partition log also holds (applied but not yet checkpointed when the process stopped) are
 //! recognised by their batch header, so none is applied twice.
+//!
+//! Snapshots: a follower that needs entries the leader compacted away (it was down, or lost
+//! its disk) gets a snapshot, "the partition log up to offset O at index I" (`raft_store`).
+//! It copies the batches it lacks from the leader's partition log over the transport
+//! (`ReplicaTransport::read_log`), appends them as the leader did, waits for them to be
+//! durable, and only then records the snapshot in its Raft log and acknowledges it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -30,23 +36,29 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use futures_channel::oneshot;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage as _};
+use raft::eraftpb::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
+};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage as _};
 
 use crate::constants::{
     RAFT_LOG_COMPACT_BYTES, REPLICA_ELECTION_TICKS, REPLICA_HEARTBEAT_TICKS,
-    REPLICA_INFLIGHT_APPENDS_MAX, REPLICA_MESSAGE_BYTES_MAX,
+    REPLICA_INFLIGHT_APPENDS_MAX, REPLICA_MESSAGE_BYTES_MAX, REPLICA_SNAPSHOT_ATTEMPTS,
+    REPLICA_SNAPSHOT_READ_BYTES, REPLICA_SNAPSHOT_TIMEOUT_TICKS,
 };
+use crate::log::state_log::Appended;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::protocol::batch_layout::{
     HEADER_BYTES, LOG_OVERHEAD, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH, OFFSET_MAX_TIMESTAMP,
     OFFSET_PRODUCER_ID,
 };
 
-use super::raft_store::{AppliedCheckpoint, RaftStore, StoreError};
+use super::raft_store::{
+    decode_snapshot_data, AppliedCheckpoint, RaftStore, ReplicaStorage, StoreError,
+};
 use super::replica_error::ReplicaError;
 use super::transport::{GroupKey, ReplicaTransport};
 
@@ -81,13 +93,15 @@ struct Waiter {
 }
 
 struct Inner {
-    node: RawNode<MemStorage>,
+    node: RawNode<ReplicaStorage>,
     /// Proposals of this replica as leader, by entry index.
     waiters: BTreeMap<u64, Waiter>,
     /// Applied, not yet known durable in the partition log, oldest first (one per Ready
     /// that applied entries; drained at every `drive`). A queue rather than the latest
     /// alone, so that steady appends cannot keep the checkpoint from ever being recorded.
     pending_checkpoints: VecDeque<AppliedCheckpoint>,
+    /// On the leader: ticks each follower has spent waiting for a snapshot it was sent.
+    snapshot_ticks: BTreeMap<u64, u32>,
 }
 
 pub struct Replica {
@@ -174,6 +188,31 @@ fn split_batches(records: &[u8]) -> Vec<&[u8]> {
     batches
 }
 
+/// An append rejection that asks `heartbeat`'s sender for a snapshot of at least the index
+/// it committed: raft-rs's leader takes a rejection that names an index at or past the
+/// follower's match, with `request_snapshot` set, as a follower needing a snapshot.
+fn snapshot_request(heartbeat: &Message, id: u64, last: u64) -> Message {
+    let mut request = Message::default();
+    request.set_msg_type(MessageType::MsgAppendResponse);
+    request.to = heartbeat.from;
+    request.from = id;
+    request.term = heartbeat.term;
+    request.reject = true;
+    request.index = u64::MAX;
+    request.reject_hint = last;
+    request.request_snapshot = heartbeat.commit;
+    request
+}
+
+fn base_offset(batch: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(batch.get(..8)?.try_into().ok()?))
+}
+
+fn max_timestamp(batch: &[u8]) -> Option<i64> {
+    let field = batch.get(OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8)?;
+    Some(i64::from_be_bytes(field.try_into().ok()?))
+}
+
 fn offset_count(batch: &[u8]) -> Option<i64> {
     let delta = batch.get(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)?;
     Some(i64::from(i32::from_be_bytes(delta.try_into().ok()?)) + 1)
@@ -216,7 +255,7 @@ impl Replica {
         // raft-rs logs through slog; its messages are per-group chatter (elections, probes)
         // that the replica reports itself where it matters.
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let node = RawNode::new(&raft_config, store.mem(), &logger).map_err(raft_error)?;
+        let node = RawNode::new(&raft_config, store.storage(), &logger).map_err(raft_error)?;
         let pending_checkpoints = (applied != store.applied())
             .then_some(applied)
             .into_iter()
@@ -232,6 +271,7 @@ impl Replica {
                 node,
                 waiters: BTreeMap::new(),
                 pending_checkpoints,
+                snapshot_ticks: BTreeMap::new(),
             }),
             driving: Cell::new(false),
             closed: Cell::new(false),
@@ -340,11 +380,42 @@ impl Replica {
     /// Advances Raft's logical clock by one tick (the shard's timer, every
     /// `REPLICA_TICK_MS`): heartbeats and election timeouts are counted in ticks.
     pub fn tick(&self) {
-        self.inner.borrow_mut().node.tick();
+        let mut inner = self.inner.borrow_mut();
+        inner.node.tick();
+        Self::expire_snapshots(&mut inner);
+        drop(inner);
         // A tick that only advanced a counter leaves nothing to do, but a heartbeat or a
         // campaign shows up as a Ready.
         if self.has_ready() {
             self.work.notify(1);
+        }
+    }
+
+    /// On the leader: a follower sent a snapshot waits for it (raft-rs sends it nothing else)
+    /// until it acknowledges it; if the snapshot or its copy failed, that never comes. After
+    /// `REPLICA_SNAPSHOT_TIMEOUT_TICKS` the snapshot is reported failed, so raft-rs probes
+    /// the follower again and sends a new one if it still needs it.
+    fn expire_snapshots(inner: &mut Inner) {
+        if inner.node.raft.state != StateRole::Leader {
+            inner.snapshot_ticks.clear();
+            return;
+        }
+        let waiting: Vec<u64> = inner
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, p)| p.state == ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        inner.snapshot_ticks.retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = inner.snapshot_ticks.entry(id).or_default();
+            *ticks += 1;
+            if *ticks >= REPLICA_SNAPSHOT_TIMEOUT_TICKS {
+                inner.snapshot_ticks.remove(&id);
+                inner.node.report_snapshot(id, SnapshotStatus::Failure);
+            }
         }
     }
 
@@ -359,8 +430,25 @@ impl Replica {
     }
 
     /// Hands Raft a message from a peer.
-    pub fn step(&self, message: Message) -> Result<(), ReplicaError> {
-        let result = self.inner.borrow_mut().node.step(message);
+    pub fn step(&self, mut message: Message) -> Result<(), ReplicaError> {
+        let mut inner = self.inner.borrow_mut();
+        if message.get_msg_type() == MessageType::MsgHeartbeat {
+            // A heartbeat's commit index is what the leader knows this replica holds. After
+            // this replica lost its disk it holds less, and raft-rs would stop the process
+            // on it. It commits what it has instead (every entry it got since is one a
+            // leader sent below that commit index, so committed) and asks for a snapshot:
+            // the leader would otherwise never send it what it lost, since it counts it as
+            // matched.
+            let last = inner.node.raft.raft_log.last_index();
+            if message.commit > last {
+                tracing::info!(group = %self.group, commit = message.commit, last, "the leader counts entries this replica lost: asking for a snapshot");
+                self.transport
+                    .send(&self.group, vec![snapshot_request(&message, self.id, last)]);
+                message.commit = last;
+            }
+        }
+        let result = inner.node.step(message);
+        drop(inner);
         self.work.notify(1);
         result.map_err(|source| ReplicaError::Raft {
             group: self.name(),
@@ -521,30 +609,23 @@ impl Replica {
     async fn drive_one(&self) -> Result<bool, ReplicaError> {
         let now_ms = crate::io::clock::now_ms();
         self.checkpoint_applied(now_ms)?;
-        let (appended, must_sync, persisted_messages, number) = {
+        // A snapshot comes out of the block unhandled (its install awaits the network).
+        let taken = {
             let mut inner = self.inner.borrow_mut();
             if !inner.node.has_ready() {
                 return Ok(false);
             }
             let mut ready = inner.node.ready();
             self.transport.send(&self.group, ready.take_messages());
-            if !ready.snapshot().is_empty() {
-                return Err(ReplicaError::Unsupported {
-                    group: self.name(),
-                    what: "catching up from a Raft snapshot (segment transfer)",
-                });
+            if ready.snapshot().is_empty() {
+                Ok(self.hand_over_ready(&mut inner, ready, now_ms)?)
+            } else {
+                Err(ready)
             }
-            let committed = ready.take_committed_entries();
-            let conf_state = self.apply(&mut inner, committed)?;
-            let appended = self
-                .store
-                .persist(ready.entries(), ready.hs(), conf_state.as_ref(), now_ms)
-                .map_err(|e| self.persist_error(e))?;
-            let persisted_messages = ready.take_persisted_messages();
-            let number = ready.number();
-            let must_sync = ready.must_sync();
-            inner.node.advance_append_async(ready);
-            (appended, must_sync, persisted_messages, number)
+        };
+        let (appended, must_sync, persisted_messages, number) = match taken {
+            Ok(handed_over) => handed_over,
+            Err(ready) => return self.install_snapshot(ready, now_ms).await.map(|()| true),
         };
         // A Ready that only moved the commit index need not wait: losing that is harmless.
         if let Some(appended) = appended.filter(|_| must_sync) {
@@ -561,6 +642,176 @@ impl Replica {
         self.inner.borrow_mut().node.on_persist_ready(number);
         self.compact_if_needed(now_ms).await?;
         Ok(true)
+    }
+
+    /// Applies a Ready's committed entries, queues its entries and HardState for the disk,
+    /// and hands it back to raft-rs; returns what `drive` must wait for and send after.
+    fn hand_over_ready(
+        &self,
+        inner: &mut Inner,
+        mut ready: raft::Ready,
+        now_ms: i64,
+    ) -> Result<(Option<Appended>, bool, Vec<Message>, u64), ReplicaError> {
+        let committed = ready.take_committed_entries();
+        let conf_state = self.apply(inner, committed)?;
+        let appended = self
+            .store
+            .persist(ready.entries(), ready.hs(), conf_state.as_ref(), now_ms)
+            .map_err(|e| self.persist_error(e))?;
+        let persisted_messages = ready.take_persisted_messages();
+        let number = ready.number();
+        let must_sync = ready.must_sync();
+        inner.node.advance_append_async(ready);
+        Ok((appended, must_sync, persisted_messages, number))
+    }
+
+    /// Handles a Ready that carries a snapshot (only followers get one): the Raft log starts
+    /// at the snapshot's index in memory at once (raft-rs reads it from there once the Ready
+    /// is handed back); then the batches up to the snapshot's end are copied from the
+    /// leader's partition log and made durable, the snapshot is written to the Raft log, and
+    /// only then is the Ready reported persisted, which sends the acknowledgement. Until
+    /// then nothing after the snapshot is applied: `drive` runs one Ready at a time.
+    async fn install_snapshot(
+        &self,
+        mut ready: raft::Ready,
+        now_ms: i64,
+    ) -> Result<(), ReplicaError> {
+        let snapshot: Snapshot = ready.snapshot().clone();
+        let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+        let end = decode_snapshot_data(&snapshot.data).ok_or_else(|| {
+            self.inconsistent(format!(
+                "snapshot at index {index} has data of another format"
+            ))
+        })?;
+        let (leader, committed, persisted_messages, number) = {
+            let mut inner = self.inner.borrow_mut();
+            self.store
+                .restore_snapshot(&snapshot)
+                .map_err(|e| self.persist_error(e))?;
+            let committed = ready.take_committed_entries();
+            let persisted_messages = ready.take_persisted_messages();
+            let number = ready.number();
+            // The Ready's own entries and HardState go to disk with the snapshot, not before
+            // it: a commit index past the old log's end must never be durable alone.
+            self.store
+                .stage(ready.entries(), ready.hs())
+                .map_err(|e| self.persist_error(e))?;
+            inner.node.advance_append_async(ready);
+            inner.pending_checkpoints.clear();
+            (
+                inner.node.raft.leader_id,
+                committed,
+                persisted_messages,
+                number,
+            )
+        };
+        tracing::info!(group = %self.group, index, term, end, from = leader, "installing a snapshot");
+        self.copy_log_until(leader, end).await?;
+        self.store
+            .install_snapshot(
+                term,
+                AppliedCheckpoint {
+                    index,
+                    log_end_offset: end,
+                },
+                now_ms,
+            )
+            .await
+            .map_err(|e| self.persist_error(e))?;
+        self.transport.send(&self.group, persisted_messages);
+        let mut inner = self.inner.borrow_mut();
+        inner.node.on_persist_ready(number);
+        inner.node.advance_apply_to(index);
+        if !committed.is_empty() {
+            self.apply(&mut inner, committed)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the batches of the partition log from this replica's end up to `end` from
+    /// node `from`'s copy, appending each as the leader did (same offsets, same producer
+    /// state), and waits until they are durable.
+    async fn copy_log_until(&self, from: u64, end: i64) -> Result<(), ReplicaError> {
+        let mut failures = 0;
+        loop {
+            let at = self.partition.log_end_offset();
+            if at >= end {
+                break;
+            }
+            let read = self
+                .transport
+                .read_log(&self.group, from, at, REPLICA_SNAPSHOT_READ_BYTES)
+                .await;
+            let chunk = match read {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                outcome => {
+                    failures += 1;
+                    let reason = outcome
+                        .err()
+                        .unwrap_or_else(|| format!("nothing at offset {at}"));
+                    if failures >= REPLICA_SNAPSHOT_ATTEMPTS {
+                        return Err(ReplicaError::SnapshotCopy {
+                            group: self.name(),
+                            from,
+                            reason,
+                        });
+                    }
+                    tracing::debug!(group = %self.group, from, %reason, "retrying a snapshot read");
+                    crate::io::sleep(std::time::Duration::from_millis(100 * failures as u64)).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            self.append_copied(&chunk, end)?;
+        }
+        if end == 0 {
+            return Ok(());
+        }
+        // The last offset of the snapshot's data (`wait_durable` takes an offset the log holds).
+        self.partition
+            .wait_durable(end - 1)
+            .await
+            .map_err(|source| ReplicaError::Partition {
+                group: self.name(),
+                source,
+            })
+    }
+
+    /// Appends the batches of `chunk` this replica lacks, below `end`.
+    fn append_copied(&self, chunk: &Bytes, end: i64) -> Result<(), ReplicaError> {
+        for batch in split_batches(chunk) {
+            let at = self.partition.log_end_offset();
+            let (Some(base), Some(count)) = (base_offset(batch), offset_count(batch)) else {
+                return Err(self.inconsistent("a copied batch too short for its header".to_owned()));
+            };
+            if base + count <= at {
+                continue; // the read starts at the batch holding `at`
+            }
+            if base >= end {
+                break;
+            }
+            if base > at {
+                return Err(ReplicaError::Unsupported {
+                    group: self.name(),
+                    what: "a snapshot whose data does not follow this replica's log end (the leader's log was cleaned or truncated by retention)",
+                });
+            }
+            let max_timestamp = max_timestamp(batch).unwrap_or_default();
+            let info = self
+                .partition
+                .append(chunk.slice_ref(batch), max_timestamp)
+                .map_err(|source| ReplicaError::Partition {
+                    group: self.name(),
+                    source,
+                })?;
+            if info.base_offset != base || info.duplicate {
+                return Err(self.inconsistent(format!(
+                    "a copied batch at offset {base} was stored at {} (duplicate: {})",
+                    info.base_offset, info.duplicate
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Applies committed entries in order; returns the configuration if one changed.
@@ -658,20 +909,16 @@ impl Replica {
         }
     }
 
-    /// Drops Raft log entries every replica has and the partition log holds durably.
+    /// Drops Raft log entries the partition log holds durably. A follower that still needs
+    /// them gets a snapshot instead, so a follower that is down does not make the leader's
+    /// Raft log grow.
     async fn compact_if_needed(&self, now_ms: i64) -> Result<(), ReplicaError> {
         if !self.store.needs_compaction(self.compact_bytes) {
             return Ok(());
         }
-        let mut upto = self.store.applied().index;
+        let upto = self.store.applied().index;
         {
             let inner = self.inner.borrow();
-            if inner.node.raft.state == StateRole::Leader {
-                // Entries a follower still lacks must stay: there is no snapshot to send yet.
-                for (_, progress) in inner.node.raft.prs().iter() {
-                    upto = upto.min(progress.matched);
-                }
-            }
             let first = inner.node.store().first_index().unwrap_or(1);
             if upto < first {
                 return Ok(());
@@ -753,7 +1000,7 @@ async fn recover_applied(
             checkpoint.log_end_offset, checkpoint.index
         )));
     }
-    let mem = store.mem();
+    let mem = store.storage();
     let commit = mem
         .initial_state()
         .map(|s| s.hard_state.commit)

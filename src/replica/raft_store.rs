@@ -7,13 +7,21 @@
 //! entries are not erased: a later `Entry` record at a lower or equal index supersedes them
 //! on replay. Compaction rewrites the log as its live state (entries not yet applied durably,
 //! the states, the checkpoint) and drops what raft-rs no longer needs.
+//!
+//! A snapshot (what a follower gets when it needs entries compacted away) is "the partition
+//! log up to offset O at Raft index I": the applied checkpoint, whose data is already durable
+//! in the leader's partition log. [`ReplicaStorage`] hands raft-rs exactly that; the data
+//! travels separately (`Replica::install_snapshot` copies the batches), so a snapshot message
+//! stays a few bytes whatever the partition's size.
 
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
+use bytes::Bytes;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::storage::MemStorage;
-use raft::Storage as _;
+use raft::{GetEntriesContext, RaftState, Storage};
 
 use crate::constants::{RAFT_LOG_BATCH_RECORDS_MAX, RAFT_LOG_SEGMENT_BYTES};
 use crate::log::state_log::{Appended, SnapshotError, StateLog, StateLogConfig, StateLogError};
@@ -97,7 +105,81 @@ impl Replayed {
 pub struct RaftStore {
     log: StateLog<RaftRecord>,
     mem: MemStorage,
-    applied: Cell<AppliedCheckpoint>,
+    applied: Rc<Cell<AppliedCheckpoint>>,
+}
+
+/// What a snapshot's data says: the partition log's end at the snapshot's index. Versioned,
+/// so a later format can be told apart.
+const SNAPSHOT_DATA_VERSION: u8 = 1;
+
+pub fn encode_snapshot_data(log_end_offset: i64) -> Bytes {
+    let mut data = Vec::with_capacity(9);
+    data.push(SNAPSHOT_DATA_VERSION);
+    data.extend_from_slice(&log_end_offset.to_be_bytes());
+    Bytes::from(data)
+}
+
+/// The partition log end a snapshot's data names, if it is one this version writes.
+pub fn decode_snapshot_data(data: &[u8]) -> Option<i64> {
+    match data.split_first() {
+        Some((&SNAPSHOT_DATA_VERSION, end)) => Some(i64::from_be_bytes(end.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// What raft-rs reads: the in-memory mirror of the Raft log, except that a snapshot is the
+/// durable applied checkpoint (raft-rs's own `MemStorage` would name its commit index, which
+/// the partition log may not have reached).
+#[derive(Clone)]
+pub struct ReplicaStorage {
+    mem: MemStorage,
+    applied: Rc<Cell<AppliedCheckpoint>>,
+}
+
+impl Storage for ReplicaStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let applied = self.applied.get();
+        // Not reached in practice: raft-rs asks for no more than what it compacted, and
+        // compaction never passes the durable checkpoint. raft-rs retries later.
+        if applied.index < request_index {
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let mut snapshot = Snapshot::default();
+        let meta = snapshot.mut_metadata();
+        meta.index = applied.index;
+        meta.term = self.mem.term(applied.index)?;
+        meta.set_conf_state(self.mem.initial_state()?.conf_state);
+        snapshot.data = encode_snapshot_data(applied.log_end_offset);
+        Ok(snapshot)
+    }
 }
 
 /// A failure of the Raft log: its state log's, raft-rs's storage's, or an inconsistency of
@@ -156,7 +238,7 @@ impl RaftStore {
         let store = RaftStore {
             log,
             mem,
-            applied: Cell::new(replayed.applied),
+            applied: Rc::new(Cell::new(replayed.applied)),
         };
         if fresh {
             // The configuration must be durable before this replica votes or acknowledges.
@@ -172,8 +254,11 @@ impl RaftStore {
     }
 
     /// The view raft-rs reads. Cheap to clone: clones share it.
-    pub fn mem(&self) -> MemStorage {
-        self.mem.clone()
+    pub fn storage(&self) -> ReplicaStorage {
+        ReplicaStorage {
+            mem: self.mem.clone(),
+            applied: Rc::clone(&self.applied),
+        }
     }
 
     pub fn applied(&self) -> AppliedCheckpoint {
@@ -248,10 +333,19 @@ impl RaftStore {
     pub async fn compact(&self, index: u64, now_ms: i64) -> Result<(), StoreError> {
         let term = self.mem.term(index).map_err(StoreError::Raft)?;
         self.mem.wl().compact(index).map_err(StoreError::Raft)?;
+        self.rewrite_from(index, term, now_ms).await
+    }
+
+    /// Rewrites the log as its live state from `index` (of `term`) on: the states,
+    /// `Compacted { index, term }`, the entries after it, and the applied checkpoint.
+    async fn rewrite_from(&self, index: u64, term: u64, now_ms: i64) -> Result<(), StoreError> {
         // A read error here would otherwise rewrite the log without the entries it holds.
         let snapshot = || -> Result<Vec<RaftRecord>, SnapshotError> {
             let raft_state = self.mem.initial_state()?;
-            let first = self.mem.first_index()?;
+            // raft-rs's compaction keeps the entry at `index` (its term answers for the
+            // entries after it); on disk `Compacted` answers for it, and replay drops
+            // entries at or below it, so none may follow it.
+            let first = self.mem.first_index()?.max(index + 1);
             let last = self.mem.last_index()?;
             let mut records = vec![
                 RaftRecord::HardState(raft_state.hard_state),
@@ -259,12 +353,9 @@ impl RaftStore {
                 RaftRecord::Compacted { index, term },
             ];
             if first <= last {
-                let entries = self.mem.entries(
-                    first,
-                    last + 1,
-                    None,
-                    raft::GetEntriesContext::empty(false),
-                )?;
+                let entries =
+                    self.mem
+                        .entries(first, last + 1, None, GetEntriesContext::empty(false))?;
                 records.extend(entries.into_iter().map(RaftRecord::Entry));
             }
             let applied = self.applied.get();
@@ -279,6 +370,44 @@ impl RaftStore {
             .await
             .map(|_| ())
             .map_err(StoreError::Log)
+    }
+
+    /// Makes `snapshot` the start of the Raft log in memory (raft-rs reads it from here as
+    /// soon as the Ready that carries it is handed back); [`Self::install_snapshot`] makes it
+    /// durable once its data is.
+    pub fn restore_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.mem
+            .wl()
+            .apply_snapshot(snapshot.clone())
+            .map_err(StoreError::Raft)
+    }
+
+    /// Makes a snapshot Ready's `entries` and `hard_state` readable without writing them:
+    /// [`Self::install_snapshot`] writes them with the snapshot.
+    pub fn stage(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(), StoreError> {
+        if !entries.is_empty() {
+            self.mem.wl().append(entries).map_err(StoreError::Raft)?;
+        }
+        if let Some(hs) = hard_state {
+            self.mem.wl().set_hardstate(hs.clone());
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log as the restored snapshot (`Compacted` at its index, no entries) with
+    /// `checkpoint`: called once the partition log holds the snapshot's data durably.
+    pub async fn install_snapshot(
+        &self,
+        term: u64,
+        checkpoint: AppliedCheckpoint,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.applied.set(checkpoint);
+        self.rewrite_from(checkpoint.index, term, now_ms).await
     }
 
     pub async fn close(&self) -> Result<(), StateLogError> {

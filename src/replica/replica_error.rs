@@ -40,8 +40,14 @@ pub enum ReplicaError {
     /// log that ends before the applied checkpoint): refuse to start rather than diverge.
     #[error("inconsistent replica state of {group}: {reason}")]
     Inconsistent { group: String, reason: String },
-    /// The replica needs what this slice does not build yet (a Raft snapshot, i.e. a
-    /// segment transfer).
+    /// A snapshot's data could not be copied from the leader's partition log.
+    #[error("{group}: copying a snapshot's data from node {from}: {reason}")]
+    SnapshotCopy {
+        group: String,
+        from: u64,
+        reason: String,
+    },
+    /// The replica needs what this slice does not build yet.
     #[error("{group}: {what} is not supported yet")]
     Unsupported { group: String, what: &'static str },
 }

@@ -3,15 +3,15 @@
 //! Raft ticks the test gives, so nothing here depends on the machine's speed.
 
 use std::cell::RefCell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use futures_lite::future;
 
-use super::ReplicaTransport;
 use super::{Committed, GroupKey, RaftMessage, Replica, ReplicaConfig, ReplicaError};
+use super::{LogRead, ReplicaTransport};
 use crate::constants::RAFT_LOG_COMPACT_BYTES;
 use crate::log::testing::{make_batch, make_batch_with, ProducerFields};
 use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog};
@@ -21,16 +21,35 @@ const IDS: [u64; 3] = [1, 2, 3];
 /// Plenty: an election takes at most 2 × 10 ticks plus a few rounds of messages.
 const ROUNDS_MAX: usize = 3000;
 
-/// Messages in flight, and the replicas cut off from everyone.
+/// Messages in flight, the replicas cut off from everyone, and each replica's partition log
+/// (what a snapshot's data is read from).
 #[derive(Default)]
 struct Net {
     queue: RefCell<VecDeque<RaftMessage>>,
     cut: RefCell<HashSet<u64>>,
+    logs: RefCell<HashMap<u64, PartitionLog>>,
 }
 
 impl ReplicaTransport for Net {
     fn send(&self, _group: &GroupKey, messages: Vec<RaftMessage>) {
         self.queue.borrow_mut().extend(messages);
+    }
+
+    fn read_log(&self, _group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead {
+        let log = if self.cut.borrow().contains(&from) {
+            None
+        } else {
+            self.logs.borrow().get(&from).cloned()
+        };
+        Box::pin(async move {
+            let log = log.ok_or_else(|| format!("node {from} unreachable"))?;
+            let read = log
+                .read(offset, max_bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+            let bytes: Vec<u8> = read.chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            Ok(bytes::Bytes::from(bytes))
+        })
     }
 }
 
@@ -72,6 +91,7 @@ impl Cluster {
         let partition = PartitionLog::open(base.join("t-0"), LogConfig::default())
             .await
             .expect("open partition log");
+        self.net.logs.borrow_mut().insert(id, partition.clone());
         let replica = Replica::open(
             group(),
             ReplicaConfig {
@@ -89,6 +109,7 @@ impl Cluster {
 
     /// Stops replica `id` as a shutdown would: Raft log and partition log closed.
     async fn stop(&self, id: u64) {
+        self.net.logs.borrow_mut().remove(&id);
         let replica = self.replicas.borrow_mut()[slot(id)]
             .take()
             .expect("running");
@@ -512,8 +533,11 @@ fn nothing_commits_while_no_replica_can_make_it_durable() {
     });
 }
 
+/// The leader compacts its Raft log past what a stopped follower has, and past everything a
+/// follower that lost its disk has: each catches up from a snapshot, copying the batches it
+/// lacks from the leader's partition log, and then follows by entries again.
 #[test]
-fn compaction_keeps_what_a_stopped_follower_still_needs() {
+fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
     with_compacting_cluster(4096, |c| async move {
         let leader = c.elect().await;
         let stopped = IDS
@@ -535,18 +559,32 @@ fn compaction_keeps_what_a_stopped_follower_still_needs() {
         }
         c.run_until_all_at("forty batches on the running replicas", 80)
             .await;
-        // The running follower dropped applied entries; the leader kept every entry the
-        // stopped follower lacks, since there is no snapshot to send it instead.
+        // Both running replicas dropped applied entries, the leader too: the stopped
+        // follower's next entry is gone.
         assert!(c.replica(running).first_index() > 10);
-        assert!(c.replica(leader).first_index() <= 3);
+        assert!(c.replica(leader).first_index() > 10);
 
         c.open(stopped).await;
         c.run_until_all_at("the stopped follower catches up", 80)
             .await;
+        assert!(
+            c.replica(stopped).first_index() > 10,
+            "it caught up from a snapshot, not from entries"
+        );
         let expected: Vec<(i64, i64)> = (0..40).map(|i| (2 * i, i + 1)).collect();
         c.assert_every_log_holds(&expected).await;
-        // Once every follower has the entries, the leader compacts too.
-        for tag in 41..=60 {
+
+        // A follower that lost everything (a wiped disk) starts from nothing.
+        c.stop(running).await;
+        let node_dir = c.dir.join(format!("node-{running}"));
+        std::fs::remove_dir_all(&node_dir).expect("wipe the follower");
+        c.open(running).await;
+        // With no new writes: heartbeats alone (they carry the commit index the leader knew
+        // it had) must get it everything back.
+        c.run_until_all_at("the wiped follower catches up with no new writes", 80)
+            .await;
+        c.assert_every_log_holds(&expected).await;
+        for tag in 41..=50 {
             drop(
                 c.replica(leader)
                     .propose(&big_records(tag), 0)
@@ -554,8 +592,33 @@ fn compaction_keeps_what_a_stopped_follower_still_needs() {
             );
             c.round().await;
         }
-        c.run_until_all_at("sixty batches everywhere", 120).await;
-        assert!(c.replica(leader).first_index() > 10);
+        c.run_until_all_at("the wiped follower catches up", 100)
+            .await;
+        let expected: Vec<(i64, i64)> = (0..50).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+
+        // Both follow by entries again: the next batches reach every replica.
+        for tag in 51..=55 {
+            drop(
+                c.replica(leader)
+                    .propose(&big_records(tag), 0)
+                    .expect("propose"),
+            );
+        }
+        c.run_until_all_at("five more batches everywhere", 110)
+            .await;
+        let expected: Vec<(i64, i64)> = (0..55).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+
+        // And the snapshot survives a restart of the follower that installed it.
+        c.stop(running).await;
+        c.open(running).await;
+        c.run_until("the restarted follower rejoins", |c| {
+            c.replica(running).leader() == Some(leader)
+        })
+        .await;
+        c.run_until_all_at("still every batch", 110).await;
+        c.assert_every_log_holds(&expected).await;
     });
 }
 

@@ -1,11 +1,14 @@
 //! The seam between a replica and the network: Raft messages out, by group, and in through
-//! [`Replica::step`](super::Replica::step). This slice has only the tests' in-memory
-//! transport; the next one sends them shard-to-shard over the cluster port, coalescing the
-//! heartbeats of all groups between one pair of nodes into one message per tick.
+//! [`Replica::step`](super::Replica::step); and reads of another replica's partition log,
+//! which is how a snapshot's data travels (segment transfer). The network's side is
+//! `shard::replica_net`; the tests' is in memory.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use raft::eraftpb::Message;
 
 /// Names one partition's Raft group: the same on every replica node.
@@ -36,4 +39,12 @@ impl fmt::Display for GroupKey {
 /// is dropped, and Raft retries (heartbeats, append probes) until the peer answers.
 pub trait ReplicaTransport {
     fn send(&self, group: &GroupKey, messages: Vec<Message>);
+
+    /// Reads the partition log of `group` on node `from`, whole batches from the one holding
+    /// `offset`, at most about `max_bytes` (at least one batch). A partition log holds only
+    /// committed data, so any replica can answer; empty once `offset` is its end.
+    fn read_log(&self, group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead;
 }
+
+/// What [`ReplicaTransport::read_log`] resolves to: the batches, or why there are none.
+pub type LogRead = Pin<Box<dyn Future<Output = Result<Bytes, String>>>>;

@@ -163,10 +163,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     if let Some(plane) = &control_plane {
         plane.set_node_handler(crate::shard::txn_remote::node_handler(txn_txs.clone()));
-        plane.set_replica_stream_handler(Arc::new(move |from, shard, fd| {
+        plane.set_replica_stream_handler(Arc::new(move |from, shard, purpose, fd| {
             // A shard index this node does not have: the socket closes with the message.
             if let Some(tx) = replica_stream_txs.get(shard) {
-                let _ = tx.try_send((from, fd));
+                let _ = tx.try_send((from, purpose, fd));
             }
         }));
     }
@@ -526,8 +526,12 @@ async fn shard_main(shard_id: usize, wiring: ShardWiring) {
     }
 }
 
-/// A replication connection a peer opened to a shard: its node and socket.
-type ReplicaStream = (crate::cluster::NodeId, std::os::fd::OwnedFd);
+/// A replication connection a peer opened to a shard: its node, what it carries, its socket.
+type ReplicaStream = (
+    crate::cluster::NodeId,
+    crate::cluster::StreamPurpose,
+    std::os::fd::OwnedFd,
+);
 
 /// In a cluster, the shard's replica clock and its reader of peers' replication streams
 /// (nothing on a single node). Dropping them stops both.

@@ -69,7 +69,10 @@ impl Shard {
         let transport: Rc<dyn ReplicaTransport> = cluster.net.clone();
         let replica = Replica::open(
             GroupKey::new(&meta.name, partition),
-            ReplicaConfig::new(cluster.node_id, nodes.to_vec()),
+            ReplicaConfig {
+                compact_bytes: self.config.replica_log_compact_bytes,
+                ..ReplicaConfig::new(cluster.node_id, nodes.to_vec())
+            },
             self.replica_dir(&meta.name, partition),
             log.clone(),
             transport,

@@ -16,23 +16,30 @@
 //! Frame: `u32` big-endian body length, then per message: topic length (`u16`), topic,
 //! partition (`i32`), message length (`u32`), the raft-rs `Message` (protobuf). Lengths are
 //! checked against [`REPLICA_FRAME_BYTES_MAX`] before anything is allocated.
+//!
+//! A snapshot's data (a follower copying the batches it lacks from the leader's partition
+//! log) goes over a connection of its own ([`StreamPurpose::LogReads`]), request and
+//! answer on the same socket, so a large copy never delays Raft messages: the request is
+//! topic length (`u16`), topic, partition (`i32`), offset (`i64`), byte budget (`u32`); the
+//! answer is a status byte (0: batches follow; 1: an error message follows) and its payload.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use protobuf::Message as _;
 
 use super::Shard;
 use crate::cluster::cluster_rpc::{encode_frame, RpcRequest};
-use crate::cluster::{ControlPlane, NodeId};
+use crate::cluster::{ControlPlane, NodeId, StreamPurpose};
 use crate::constants::{
     REPLICA_FRAME_BYTES_MAX, REPLICA_RECONNECT_BACKOFF_MAX_MS, REPLICA_RECONNECT_BACKOFF_MIN_MS,
 };
 use crate::io::net::TcpStream;
-use crate::replica::{GroupKey, RaftMessage, ReplicaTransport};
+use crate::replica::{GroupKey, LogRead, RaftMessage, ReplicaTransport};
 
 /// How long a connect to a peer's cluster port may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -98,6 +105,180 @@ impl ReplicaTransport for ReplicaNet {
             link.ready.notify(1);
         }
     }
+
+    fn read_log(&self, group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead {
+        let plane = self.plane.clone();
+        let (me, shard) = (self.node_id, self.shard);
+        let request = encode_read_request(group, offset, max_bytes);
+        Box::pin(async move {
+            let request = request?;
+            let mut stream = connect(&plane, from, me, shard, StreamPurpose::LogReads)
+                .await
+                .map_err(|e| format!("connecting to node {from}: {e}"))?;
+            stream
+                .write_all(&request)
+                .await
+                .map_err(|e| format!("asking node {from}: {e}"))?;
+            let body = read_frame(&mut stream)
+                .await
+                .map_err(|e| format!("reading node {from}'s answer: {e}"))?;
+            match body.split_first() {
+                Some((0, batches)) => Ok(Bytes::copy_from_slice(batches)),
+                Some((_, reason)) => {
+                    Err(format!("node {from}: {}", String::from_utf8_lossy(reason)))
+                }
+                None => Err(format!("node {from} answered nothing")),
+            }
+        })
+    }
+}
+
+/// Opens a replication connection of `purpose` from shard `shard` of node `from` to the same
+/// shard of node `peer`.
+async fn connect(
+    plane: &ControlPlane,
+    peer: NodeId,
+    from: NodeId,
+    shard: usize,
+    purpose: StreamPurpose,
+) -> std::io::Result<TcpStream> {
+    let addr = plane
+        .peer_addr(peer)
+        .ok_or_else(|| std::io::Error::other(format!("no address for node {peer}")))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let handshake = encode_frame(&RpcRequest::ReplicaStream {
+        from,
+        shard,
+        purpose,
+    })?;
+    stream.write_all(&handshake).await?;
+    Ok(stream)
+}
+
+/// One length-prefixed frame's body, its length checked before allocating.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    // Checked before allocating: whoever connected chose this number.
+    if len > REPLICA_FRAME_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "replication frame of {len} bytes"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+fn with_length(body: &[u8]) -> Vec<u8> {
+    // Every caller bounds `body` by REPLICA_FRAME_BYTES_MAX (below u32::MAX).
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// The largest byte budget a read may ask for: the answer (status byte, batches) must fit a
+/// frame even when the first batch alone exceeds the budget (up to one Raft message).
+fn read_budget(max_bytes: usize) -> usize {
+    max_bytes.min(REPLICA_FRAME_BYTES_MAX / 2)
+}
+
+fn encode_read_request(group: &GroupKey, offset: i64, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let topic = group.topic.as_bytes();
+    let topic_len = u16::try_from(topic.len()).map_err(|_| "topic name too long".to_owned())?;
+    let budget = u32::try_from(read_budget(max_bytes)).unwrap_or(u32::MAX);
+    let mut body = Vec::with_capacity(2 + topic.len() + 16);
+    body.extend_from_slice(&topic_len.to_be_bytes());
+    body.extend_from_slice(topic);
+    body.extend_from_slice(&group.partition.to_be_bytes());
+    body.extend_from_slice(&offset.to_be_bytes());
+    body.extend_from_slice(&budget.to_be_bytes());
+    Ok(with_length(&body))
+}
+
+/// A read request: topic, partition, offset, byte budget.
+fn decode_read_request(body: &[u8]) -> Result<(String, i32, i64, usize), String> {
+    let field = |range: std::ops::Range<usize>| {
+        body.get(range)
+            .ok_or_else(|| "truncated read request".to_owned())
+    };
+    let topic_len = usize::from(u16::from_be_bytes(
+        field(0..2)?.try_into().map_err(|_| "bad length")?,
+    ));
+    let topic = std::str::from_utf8(field(2..2 + topic_len)?)
+        .map_err(|e| e.to_string())?
+        .to_owned();
+    let at = 2 + topic_len;
+    let partition = i32::from_be_bytes(field(at..at + 4)?.try_into().map_err(|_| "bad partition")?);
+    let offset = i64::from_be_bytes(
+        field(at + 4..at + 12)?
+            .try_into()
+            .map_err(|_| "bad offset")?,
+    );
+    let budget = u32::from_be_bytes(
+        field(at + 12..at + 16)?
+            .try_into()
+            .map_err(|_| "bad budget")?,
+    );
+    let budget = read_budget(usize::try_from(budget).map_err(|e| e.to_string())?);
+    Ok((topic, partition, offset, budget))
+}
+
+/// Answers reads of this shard's replicas' partition logs on `stream` until it closes.
+async fn serve_log_reads(shard: &Shard, mut stream: TcpStream) -> std::io::Result<()> {
+    loop {
+        let body = read_frame(&mut stream).await?;
+        let answer = match answer_read(shard, &body).await {
+            Ok(batches) => {
+                let mut answer = Vec::with_capacity(1 + batches.len());
+                answer.push(0);
+                answer.extend_from_slice(&batches);
+                answer
+            }
+            Err(reason) => {
+                let mut answer = vec![1];
+                answer.extend_from_slice(reason.as_bytes());
+                answer
+            }
+        };
+        stream.write_all(&with_length(&answer)).await?;
+    }
+}
+
+async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<u8>, String> {
+    let (topic, partition, offset, budget) = decode_read_request(request)?;
+    let replica = shard
+        .replica(&topic, partition)
+        .ok_or_else(|| format!("no replica of {topic}-{partition} here"))?;
+    let read = replica
+        .partition()
+        .read(offset, budget)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::with_capacity(read.bytes_len());
+    for chunk in &read.chunks {
+        // The first batch may exceed the budget (a read returns at least one); the frame
+        // bound is the hard limit.
+        if !batches.is_empty() && batches.len() + chunk.len() > budget {
+            break;
+        }
+        batches.extend_from_slice(chunk);
+    }
+    if batches.len() + 1 > REPLICA_FRAME_BYTES_MAX {
+        return Err(format!("a batch of {} bytes", batches.len()));
+    }
+    Ok(batches)
 }
 
 struct Writer {
@@ -150,25 +331,14 @@ impl Writer {
     }
 
     async fn connect(&self) -> std::io::Result<TcpStream> {
-        let addr = self
-            .plane
-            .peer_addr(self.peer)
-            .ok_or_else(|| std::io::Error::other(format!("no address for node {}", self.peer)))?;
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
-            .next()
-            .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
-        let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let handshake = encode_frame(&RpcRequest::ReplicaStream {
-            from: self.from,
-            shard: self.shard,
-        })?;
-        stream.write_all(&handshake).await?;
-        Ok(stream)
+        connect(
+            &self.plane,
+            self.peer,
+            self.from,
+            self.shard,
+            StreamPurpose::RaftMessages,
+        )
+        .await
     }
 }
 
@@ -244,14 +414,18 @@ fn decode_frame(mut body: &[u8]) -> Result<Vec<(String, i32, RaftMessage)>, Stri
 /// until it closes.
 pub async fn accept_streams(
     shard: Rc<Shard>,
-    streams: async_channel::Receiver<(NodeId, std::os::fd::OwnedFd)>,
+    streams: async_channel::Receiver<(NodeId, StreamPurpose, std::os::fd::OwnedFd)>,
 ) {
-    while let Ok((from, fd)) = streams.recv().await {
+    while let Ok((from, purpose, fd)) = streams.recv().await {
         let stream = crate::io::net::stream_from_fd(fd);
         let shard = Rc::clone(&shard);
         crate::io::spawn(async move {
-            if let Err(e) = read_stream(&shard, stream).await {
-                tracing::debug!(from, shard = shard.id, error = %e, "replication stream closed");
+            let served = match purpose {
+                StreamPurpose::RaftMessages => read_stream(&shard, stream).await,
+                StreamPurpose::LogReads => serve_log_reads(&shard, stream).await,
+            };
+            if let Err(e) = served {
+                tracing::debug!(from, shard = shard.id, ?purpose, error = %e, "replication stream closed");
             }
         })
         .detach();
@@ -260,17 +434,7 @@ pub async fn accept_streams(
 
 async fn read_stream(shard: &Shard, mut stream: TcpStream) -> std::io::Result<()> {
     loop {
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
-        // Checked before allocating: whoever connected chose this number.
-        if len > REPLICA_FRAME_BYTES_MAX {
-            return Err(std::io::Error::other(format!(
-                "replication frame of {len} bytes"
-            )));
-        }
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).await?;
+        let body = read_frame(&mut stream).await?;
         let messages = decode_frame(&body).map_err(|e| std::io::Error::other(e.to_string()))?;
         for (topic, partition, message) in messages {
             shard.step_replica(&topic, partition, message);

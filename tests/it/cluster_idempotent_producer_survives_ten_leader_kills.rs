@@ -386,12 +386,15 @@ impl Sent {
     }
 }
 
+/// The producer, and every record it sent (partition, value) in order.
+type Written = (TestProducer, Vec<(i32, Vec<u8>)>);
+
 /// An idempotent producer writing to every partition in turn on its own thread until
 /// stopped; its delivery reports are visible as they come.
 struct SteadyWriter {
     stop: Arc<AtomicBool>,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
-    thread: Option<JoinHandle<Result<(TestProducer, Vec<(i32, Vec<u8>)>), String>>>,
+    thread: Option<JoinHandle<Result<Written, String>>>,
 }
 
 impl SteadyWriter {

@@ -14,21 +14,9 @@ use rdkafka::admin::{NewTopic, TopicReplication};
 use crate::cluster_support::{
     all_broker_ids, broker_ids, cluster_addrs, cluster_cli, cluster_status, cluster_voters,
     create_topic_via, metadata_client, metadata_leader, registered_clients, start_cluster,
-    topic_names, try_create_topic_via, CLUSTER_TIMEOUT, NODES,
+    topic_names, try_create_topic_via, wipe, CLUSTER_TIMEOUT, NODES,
 };
-use crate::common::{produce_all, producer, topic_name, wait_until, Broker, TestRecord};
-
-/// Deletes everything in `node`'s data dir (the process must be stopped).
-fn wipe(node: &Broker) {
-    for entry in std::fs::read_dir(node.data_dir()).expect("read data dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).expect("remove dir");
-        } else {
-            std::fs::remove_file(&path).expect("remove file");
-        }
-    }
-}
+use crate::common::{produce_all, producer, topic_name, wait_until, TestRecord};
 
 fn field(status: &Option<serde_json::Value>, name: &str) -> serde_json::Value {
     status

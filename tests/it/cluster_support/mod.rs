@@ -396,3 +396,15 @@ pub fn leads_with_followers_caught_up(
             })
     })
 }
+
+/// Deletes everything in `node`'s data dir (the process must be stopped).
+pub fn wipe(node: &Broker) {
+    for entry in std::fs::read_dir(node.data_dir()).expect("read data dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove dir");
+        } else {
+            std::fs::remove_file(&path).expect("remove file");
+        }
+    }
+}
