@@ -132,6 +132,9 @@ pub const REPLICA_RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
 pub const RAFT_LOG_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const RAFT_LOG_BATCH_RECORDS_MAX: usize = 256;
 pub const RAFT_LOG_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
+/// How often a replicated partition's own log is fdatasynced (its durable record is the
+/// Raft log; this bounds how much a restart re-applies from it).
+pub const REPLICA_PARTITION_LOG_FLUSH_MS: u64 = 1000;
 /// Bytes a follower installing a snapshot asks the leader's partition log for at a time.
 pub const REPLICA_SNAPSHOT_READ_BYTES: usize = 4 * 1024 * 1024;
 /// Failed reads in a row after which a snapshot install gives up (the replica stops).
