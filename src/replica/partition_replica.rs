@@ -71,6 +71,9 @@ pub struct ReplicaConfig {
     pub voters: Vec<u64>,
     /// Growth of the Raft log that triggers its compaction (`RAFT_LOG_COMPACT_BYTES`).
     pub compact_bytes: u64,
+    /// Failed reads in a row after which a snapshot copy gives up
+    /// (`REPLICA_SNAPSHOT_ATTEMPTS`).
+    pub snapshot_attempts: u32,
 }
 
 impl ReplicaConfig {
@@ -79,6 +82,7 @@ impl ReplicaConfig {
             id,
             voters,
             compact_bytes: RAFT_LOG_COMPACT_BYTES,
+            snapshot_attempts: REPLICA_SNAPSHOT_ATTEMPTS,
         }
     }
 }
@@ -108,12 +112,16 @@ pub struct Replica {
     group: GroupKey,
     id: u64,
     compact_bytes: u64,
+    snapshot_attempts: u32,
     store: RaftStore,
     partition: PartitionLog,
     transport: Rc<dyn ReplicaTransport>,
     inner: RefCell<Inner>,
     /// A `drive` is in progress (it awaits the disk; a second one would interleave Readies).
     driving: Cell<bool>,
+    /// A snapshot install the process stopped in the middle of: its copy must finish
+    /// before anything after the snapshot is applied (nothing else is done until then).
+    unfinished_install: Cell<Option<AppliedCheckpoint>>,
     closed: Cell<bool>,
     /// Fires when something may have given Raft work (a step, a tick, a proposal).
     work: event_listener::Event,
@@ -233,7 +241,23 @@ impl Replica {
         let store = RaftStore::open(raft_dir, &config.voters, now_ms)
             .await
             .map_err(|e| store_error(&name, e))?;
-        let applied = recover_applied(&name, &store, &partition).await?;
+        let unfinished_install = store.unfinished_install();
+        let applied = match unfinished_install {
+            // The copy resumes where the partition log ends; nothing of the old log is
+            // applied again (the snapshot replaced it).
+            Some(target) if partition.log_end_offset() > target.log_end_offset => {
+                return Err(ReplicaError::Inconsistent {
+                    group: name,
+                    reason: format!(
+                        "the partition log ends at {}, past the end {} of the snapshot being installed",
+                        partition.log_end_offset(),
+                        target.log_end_offset
+                    ),
+                })
+            }
+            Some(target) => target,
+            None => recover_applied(&name, &store, &partition).await?,
+        };
         let raft_config = raft::Config {
             id: config.id,
             election_tick: REPLICA_ELECTION_TICKS,
@@ -256,7 +280,7 @@ impl Replica {
         // that the replica reports itself where it matters.
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&raft_config, store.storage(), &logger).map_err(raft_error)?;
-        let pending_checkpoints = (applied != store.applied())
+        let pending_checkpoints = (applied != store.applied() && unfinished_install.is_none())
             .then_some(applied)
             .into_iter()
             .collect();
@@ -264,6 +288,7 @@ impl Replica {
             group,
             id: config.id,
             compact_bytes: config.compact_bytes,
+            snapshot_attempts: config.snapshot_attempts,
             store,
             partition,
             transport,
@@ -274,6 +299,7 @@ impl Replica {
                 snapshot_ticks: BTreeMap::new(),
             }),
             driving: Cell::new(false),
+            unfinished_install: Cell::new(unfinished_install),
             closed: Cell::new(false),
             work: event_listener::Event::new(),
         })
@@ -386,7 +412,7 @@ impl Replica {
         drop(inner);
         // A tick that only advanced a counter leaves nothing to do, but a heartbeat or a
         // campaign shows up as a Ready.
-        if self.has_ready() {
+        if self.has_work() {
             self.work.notify(1);
         }
     }
@@ -493,6 +519,15 @@ impl Replica {
         self.inner.borrow().node.has_ready()
     }
 
+    /// Whether `drive` would do something: finish an interrupted snapshot install once a
+    /// leader to copy from is known, else process a Ready.
+    fn has_work(&self) -> bool {
+        match self.unfinished_install.get() {
+            Some(_) => self.leader().is_some(),
+            None => self.has_ready(),
+        }
+    }
+
     /// Proposes one produce record set (one RecordBatch v2). Only the leader accepts;
     /// the returned future resolves once the entry is committed and applied here.
     pub fn propose(&self, records: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
@@ -585,7 +620,7 @@ impl Replica {
             if self.closed.get() {
                 return Ok(());
             }
-            if !self.has_ready() {
+            if !self.has_work() {
                 listener.await;
             }
         }
@@ -608,6 +643,12 @@ impl Replica {
 
     async fn drive_one(&self) -> Result<bool, ReplicaError> {
         let now_ms = crate::io::clock::now_ms();
+        if let Some(target) = self.unfinished_install.get() {
+            let Some(leader) = self.leader() else {
+                return Ok(false);
+            };
+            self.finish_install(leader, target, now_ms).await?;
+        }
         self.checkpoint_applied(now_ms)?;
         // A snapshot comes out of the block unhandled (its install awaits the network).
         let taken = {
@@ -706,16 +747,17 @@ impl Replica {
             )
         };
         tracing::info!(group = %self.group, index, term, end, from = leader, "installing a snapshot");
+        let target = AppliedCheckpoint {
+            index,
+            log_end_offset: end,
+        };
+        self.store
+            .begin_install(term, target, now_ms)
+            .await
+            .map_err(|e| self.persist_error(e))?;
         self.copy_log_until(leader, end).await?;
         self.store
-            .install_snapshot(
-                term,
-                AppliedCheckpoint {
-                    index,
-                    log_end_offset: end,
-                },
-                now_ms,
-            )
+            .install_snapshot(term, target, now_ms)
             .await
             .map_err(|e| self.persist_error(e))?;
         self.transport.send(&self.group, persisted_messages);
@@ -725,6 +767,29 @@ impl Replica {
         if !committed.is_empty() {
             self.apply(&mut inner, committed)?;
         }
+        Ok(())
+    }
+
+    /// Resumes a snapshot install the process stopped in the middle of (its Raft log starts
+    /// at the snapshot already), copying from `leader`.
+    async fn finish_install(
+        &self,
+        leader: u64,
+        target: AppliedCheckpoint,
+        now_ms: i64,
+    ) -> Result<(), ReplicaError> {
+        tracing::info!(group = %self.group, index = target.index, end = target.log_end_offset, from = leader, "resuming an interrupted snapshot install");
+        self.copy_log_until(leader, target.log_end_offset).await?;
+        let term = self
+            .store
+            .storage()
+            .term(target.index)
+            .map_err(|e| self.raft_error(e))?;
+        self.store
+            .install_snapshot(term, target, now_ms)
+            .await
+            .map_err(|e| self.persist_error(e))?;
+        self.unfinished_install.set(None);
         Ok(())
     }
 
@@ -749,7 +814,7 @@ impl Replica {
                     let reason = outcome
                         .err()
                         .unwrap_or_else(|| format!("nothing at offset {at}"));
-                    if failures >= REPLICA_SNAPSHOT_ATTEMPTS {
+                    if failures >= self.snapshot_attempts {
                         return Err(ReplicaError::SnapshotCopy {
                             group: self.name(),
                             from,

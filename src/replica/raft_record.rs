@@ -19,6 +19,7 @@ const KIND_HARD_STATE: u8 = 2;
 const KIND_CONF_STATE: u8 = 3;
 const KIND_APPLIED: u8 = 4;
 const KIND_COMPACTED: u8 = 5;
+const KIND_INSTALLING: u8 = 6;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RaftRecord {
@@ -39,6 +40,13 @@ pub enum RaftRecord {
     Compacted {
         index: u64,
         term: u64,
+    },
+    /// A snapshot at `index` is being installed: the partition log is being filled up to
+    /// `log_end_offset` by copying, and nothing after `index` is applied before it gets
+    /// there. Superseded by an `Applied` at or past `index`.
+    Installing {
+        index: u64,
+        log_end_offset: i64,
     },
 }
 
@@ -78,6 +86,14 @@ impl StateRecord for RaftRecord {
                 encode_pair(*index, *log_end_offset as u64),
             ),
             RaftRecord::Compacted { index, term } => (KIND_COMPACTED, encode_pair(*index, *term)),
+            RaftRecord::Installing {
+                index,
+                log_end_offset,
+            } => (
+                KIND_INSTALLING,
+                // Offsets are never negative; the cast keeps the bits either way.
+                encode_pair(*index, *log_end_offset as u64),
+            ),
         };
         Ok((Bytes::copy_from_slice(&[kind]), Some(value)))
     }
@@ -103,6 +119,13 @@ impl StateRecord for RaftRecord {
             KIND_COMPACTED => {
                 let (index, term) = pair(&value)?;
                 RaftRecord::Compacted { index, term }
+            }
+            KIND_INSTALLING => {
+                let (index, end) = pair(&value)?;
+                RaftRecord::Installing {
+                    index,
+                    log_end_offset: end as i64,
+                }
             }
             other => return Err(format!("unknown Raft log record kind {other}").into()),
         }))
@@ -152,6 +175,10 @@ mod tests {
                 log_end_offset: 120,
             },
             RaftRecord::Compacted { index: 5, term: 2 },
+            RaftRecord::Installing {
+                index: 11,
+                log_end_offset: 300,
+            },
         ] {
             let (key, value) = record.encode().expect("encodes");
             let back = RaftRecord::decode(Some(key), value).expect("decodes");

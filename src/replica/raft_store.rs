@@ -41,6 +41,8 @@ struct Replayed {
     compacted: Option<(u64, u64)>,
     entries: Vec<Entry>,
     applied: AppliedCheckpoint,
+    /// A snapshot install that had not finished (its copy stopped with the process).
+    installing: Option<AppliedCheckpoint>,
     /// The first inconsistency met, reported after replay.
     gap: Option<String>,
 }
@@ -67,7 +69,19 @@ impl Replayed {
                 self.applied = AppliedCheckpoint {
                     index,
                     log_end_offset,
+                };
+                if self.installing.is_some_and(|i| i.index <= index) {
+                    self.installing = None;
                 }
+            }
+            RaftRecord::Installing {
+                index,
+                log_end_offset,
+            } => {
+                self.installing = Some(AppliedCheckpoint {
+                    index,
+                    log_end_offset,
+                })
             }
             RaftRecord::Compacted { index, term } => {
                 self.compacted = Some((index, term));
@@ -106,6 +120,8 @@ pub struct RaftStore {
     log: StateLog<RaftRecord>,
     mem: MemStorage,
     applied: Rc<Cell<AppliedCheckpoint>>,
+    /// The snapshot install the log says is unfinished, if any.
+    installing: Cell<Option<AppliedCheckpoint>>,
 }
 
 /// What a snapshot's data says: the partition log's end at the snapshot's index. Versioned,
@@ -239,6 +255,7 @@ impl RaftStore {
             log,
             mem,
             applied: Rc::new(Cell::new(replayed.applied)),
+            installing: Cell::new(replayed.installing),
         };
         if fresh {
             // The configuration must be durable before this replica votes or acknowledges.
@@ -259,6 +276,12 @@ impl RaftStore {
             mem: self.mem.clone(),
             applied: Rc::clone(&self.applied),
         }
+    }
+
+    /// The snapshot (index, partition log end) whose copy must finish before anything after
+    /// it is applied: one the process stopped in the middle of.
+    pub fn unfinished_install(&self) -> Option<AppliedCheckpoint> {
+        self.installing.get()
     }
 
     pub fn applied(&self) -> AppliedCheckpoint {
@@ -339,6 +362,17 @@ impl RaftStore {
     /// Rewrites the log as its live state from `index` (of `term`) on: the states,
     /// `Compacted { index, term }`, the entries after it, and the applied checkpoint.
     async fn rewrite_from(&self, index: u64, term: u64, now_ms: i64) -> Result<(), StoreError> {
+        self.rewrite_with(index, term, None, now_ms).await
+    }
+
+    /// [`Self::rewrite_from`], with `installing` recorded last when given.
+    async fn rewrite_with(
+        &self,
+        index: u64,
+        term: u64,
+        installing: Option<AppliedCheckpoint>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         // A read error here would otherwise rewrite the log without the entries it holds.
         let snapshot = || -> Result<Vec<RaftRecord>, SnapshotError> {
             let raft_state = self.mem.initial_state()?;
@@ -363,6 +397,12 @@ impl RaftStore {
                 index: applied.index,
                 log_end_offset: applied.log_end_offset,
             });
+            if let Some(install) = installing {
+                records.push(RaftRecord::Installing {
+                    index: install.index,
+                    log_end_offset: install.log_end_offset,
+                });
+            }
             Ok(records)
         };
         self.log
@@ -407,7 +447,23 @@ impl RaftStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.applied.set(checkpoint);
-        self.rewrite_from(checkpoint.index, term, now_ms).await
+        self.rewrite_from(checkpoint.index, term, now_ms).await?;
+        self.installing.set(None);
+        Ok(())
+    }
+
+    /// Makes the restored snapshot durable before its data is copied, marked unfinished:
+    /// a restart in the middle of the copy then resumes it (the partition log already
+    /// holds part of it, which no entry of the old log accounts for).
+    pub async fn begin_install(
+        &self,
+        term: u64,
+        target: AppliedCheckpoint,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.installing.set(Some(target));
+        self.rewrite_with(target.index, term, Some(target), now_ms)
+            .await
     }
 
     pub async fn close(&self) -> Result<(), StateLogError> {

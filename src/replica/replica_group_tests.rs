@@ -28,6 +28,10 @@ struct Net {
     queue: RefCell<VecDeque<RaftMessage>>,
     cut: RefCell<HashSet<u64>>,
     logs: RefCell<HashMap<u64, PartitionLog>>,
+    /// Log reads answered before every further one fails (None: no limit).
+    reads_left: std::cell::Cell<Option<usize>>,
+    /// A byte budget every read is held to (0: the reader's own).
+    read_bytes: std::cell::Cell<usize>,
 }
 
 impl ReplicaTransport for Net {
@@ -36,10 +40,18 @@ impl ReplicaTransport for Net {
     }
 
     fn read_log(&self, _group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead {
-        let log = if self.cut.borrow().contains(&from) {
+        let exhausted = self.reads_left.get() == Some(0);
+        if let Some(left) = self.reads_left.get() {
+            self.reads_left.set(Some(left.saturating_sub(1)));
+        }
+        let log = if self.cut.borrow().contains(&from) || exhausted {
             None
         } else {
             self.logs.borrow().get(&from).cloned()
+        };
+        let max_bytes = match self.read_bytes.get() {
+            0 => max_bytes,
+            limit => limit,
         };
         Box::pin(async move {
             let log = log.ok_or_else(|| format!("node {from} unreachable"))?;
@@ -59,7 +71,10 @@ struct Cluster {
     replicas: RefCell<Vec<Option<Rc<Replica>>>>,
     /// Replicas that receive messages but are not driven: they never persist or answer.
     held: RefCell<HashSet<u64>>,
+    /// Replicas whose `drive` may fail (the replica then stops); others' failures panic.
+    may_fail: RefCell<HashSet<u64>>,
     compact_bytes: u64,
+    snapshot_attempts: std::cell::Cell<u32>,
 }
 
 fn group() -> GroupKey {
@@ -78,7 +93,9 @@ impl Cluster {
             net: Rc::new(Net::default()),
             replicas: RefCell::new(vec![None, None, None]),
             held: RefCell::new(HashSet::new()),
+            may_fail: RefCell::new(HashSet::new()),
             compact_bytes,
+            snapshot_attempts: std::cell::Cell::new(crate::constants::REPLICA_SNAPSHOT_ATTEMPTS),
         };
         for id in IDS {
             cluster.open(id).await;
@@ -96,6 +113,7 @@ impl Cluster {
             group(),
             ReplicaConfig {
                 compact_bytes: self.compact_bytes,
+                snapshot_attempts: self.snapshot_attempts.get(),
                 ..ReplicaConfig::new(id, IDS.to_vec())
             },
             base.join("raft").join("t-0"),
@@ -150,7 +168,17 @@ impl Cluster {
             if self.held.borrow().contains(&replica.id()) {
                 continue;
             }
-            while replica.drive().await.expect("drive") {}
+            loop {
+                match replica.drive().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) if self.may_fail.borrow().contains(&replica.id()) => {
+                        eprintln!("replica {} stopped: {e}", replica.id());
+                        break;
+                    }
+                    Err(e) => panic!("drive: {e:?}"),
+                }
+            }
         }
     }
 
@@ -201,6 +229,18 @@ impl Cluster {
         for _ in 0..rounds {
             self.deliver();
             crate::io::runtime::yield_to_reactor().await;
+        }
+    }
+
+    /// Proposes a ~1 KiB record set per tag through `leader`, a round after each.
+    async fn propose_big(&self, leader: u64, tags: std::ops::RangeInclusive<i64>) {
+        for tag in tags {
+            drop(
+                self.replica(leader)
+                    .propose(&big_records(tag), 0)
+                    .expect("propose"),
+            );
+            self.round().await;
         }
     }
 
@@ -549,14 +589,7 @@ fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
             .find(|id| *id != leader && *id != stopped)
             .expect("another follower");
         c.stop(stopped).await;
-        for tag in 1..=40 {
-            drop(
-                c.replica(leader)
-                    .propose(&big_records(tag), 0)
-                    .expect("propose"),
-            );
-            c.round().await;
-        }
+        c.propose_big(leader, 1..=40).await;
         c.run_until_all_at("forty batches on the running replicas", 80)
             .await;
         // Both running replicas dropped applied entries, the leader too: the stopped
@@ -584,14 +617,7 @@ fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
         c.run_until_all_at("the wiped follower catches up with no new writes", 80)
             .await;
         c.assert_every_log_holds(&expected).await;
-        for tag in 41..=50 {
-            drop(
-                c.replica(leader)
-                    .propose(&big_records(tag), 0)
-                    .expect("propose"),
-            );
-            c.round().await;
-        }
+        c.propose_big(leader, 41..=50).await;
         c.run_until_all_at("the wiped follower catches up", 100)
             .await;
         let expected: Vec<(i64, i64)> = (0..50).map(|i| (2 * i, i + 1)).collect();
@@ -619,6 +645,59 @@ fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
         .await;
         c.run_until_all_at("still every batch", 110).await;
         c.assert_every_log_holds(&expected).await;
+    });
+}
+
+/// A follower's snapshot copy stops partway (the process stops with part of the batches in
+/// its partition log, which no entry of its old Raft log accounts for); reopened, it
+/// resumes the copy instead of refusing to open, and ends with the leader's log.
+#[test]
+fn an_interrupted_snapshot_install_resumes_after_a_restart() {
+    with_compacting_cluster(4096, |c| async move {
+        let leader = c.elect().await;
+        let follower = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        c.stop(follower).await;
+        c.propose_big(leader, 1..=40).await;
+        c.run_until("forty batches on the running replicas", |c| {
+            c.live().iter().all(|r| r.high_watermark() == 80)
+        })
+        .await;
+        assert!(c.replica(leader).first_index() > 10, "the leader compacted");
+
+        // One batch per read, three reads, then reads fail and the copy gives up.
+        c.net.read_bytes.set(1);
+        c.net.reads_left.set(Some(3));
+        c.snapshot_attempts.set(1);
+        c.may_fail.borrow_mut().insert(follower);
+        c.open(follower).await;
+        c.run_until("the follower's copy to stop partway", |c| {
+            c.replica(follower).is_closed()
+        })
+        .await;
+        let copied = c.replica(follower).partition().log_end_offset();
+        assert!(copied > 0 && copied < 80, "copied up to {copied}");
+        c.stop(follower).await;
+
+        c.net.read_bytes.set(0);
+        c.net.reads_left.set(None);
+        c.snapshot_attempts
+            .set(crate::constants::REPLICA_SNAPSHOT_ATTEMPTS);
+        c.may_fail.borrow_mut().clear();
+        c.open(follower).await;
+        c.run_until_all_at("the follower finishes the copy", 80)
+            .await;
+        let expected: Vec<(i64, i64)> = (0..40).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
+        // And then follows by entries.
+        drop(
+            c.replica(leader)
+                .propose(&big_records(41), 0)
+                .expect("propose"),
+        );
+        c.run_until_all_at("one more batch everywhere", 82).await;
     });
 }
 
