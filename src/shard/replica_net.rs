@@ -123,7 +123,7 @@ impl ReplicaTransport for ReplicaNet {
                 .await
                 .map_err(|e| format!("reading node {from}'s answer: {e}"))?;
             match body.split_first() {
-                Some((0, batches)) => Ok(Bytes::copy_from_slice(batches)),
+                Some((0, _)) => Ok(Bytes::from(body).slice(1..)),
                 Some((_, reason)) => {
                     Err(format!("node {from}: {}", String::from_utf8_lossy(reason)))
                 }
@@ -179,13 +179,10 @@ async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-fn with_length(body: &[u8]) -> Vec<u8> {
-    // Every caller bounds `body` by REPLICA_FRAME_BYTES_MAX (below u32::MAX).
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(body);
-    frame
+/// The length prefix of a frame whose body is `len` bytes.
+fn frame_head(len: usize) -> [u8; 4] {
+    // Every caller bounds `len` by REPLICA_FRAME_BYTES_MAX (below u32::MAX).
+    u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
 }
 
 /// The largest byte budget a read may ask for: the answer (status byte, batches) must fit a
@@ -204,7 +201,9 @@ fn encode_read_request(group: &GroupKey, offset: i64, max_bytes: usize) -> Resul
     body.extend_from_slice(&group.partition.to_be_bytes());
     body.extend_from_slice(&offset.to_be_bytes());
     body.extend_from_slice(&budget.to_be_bytes());
-    Ok(with_length(&body))
+    let mut frame = frame_head(body.len()).to_vec();
+    frame.extend_from_slice(&body);
+    Ok(frame)
 }
 
 /// A read request: topic, partition, offset, byte budget.
@@ -239,24 +238,29 @@ fn decode_read_request(body: &[u8]) -> Result<(String, i32, i64, usize), String>
 async fn serve_log_reads(shard: &Shard, mut stream: TcpStream) -> std::io::Result<()> {
     loop {
         let body = read_frame(&mut stream).await?;
-        let answer = match answer_read(shard, &body).await {
-            Ok(batches) => {
-                let mut answer = Vec::with_capacity(1 + batches.len());
-                answer.push(0);
-                answer.extend_from_slice(&batches);
-                answer
+        match answer_read(shard, &body).await {
+            // The batches go out as the log read them, without being gathered into one
+            // buffer first.
+            Ok(chunks) => {
+                let len: usize = chunks.iter().map(Bytes::len).sum();
+                stream.write_all(&frame_head(1 + len)).await?;
+                stream.write_all(&[0]).await?;
+                for chunk in &chunks {
+                    stream.write_all(chunk).await?;
+                }
             }
             Err(reason) => {
-                let mut answer = vec![1];
-                answer.extend_from_slice(reason.as_bytes());
-                answer
+                stream.write_all(&frame_head(1 + reason.len())).await?;
+                stream.write_all(&[1]).await?;
+                stream.write_all(reason.as_bytes()).await?;
             }
-        };
-        stream.write_all(&with_length(&answer)).await?;
+        }
     }
 }
 
-async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<u8>, String> {
+/// The batches a read request asks for, whole (the log's read keeps to the budget but for
+/// a first batch larger than it), bounded by the frame size.
+async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<Bytes>, String> {
     let (topic, partition, offset, budget) = decode_read_request(request)?;
     let replica = shard
         .replica(&topic, partition)
@@ -266,19 +270,13 @@ async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<u8>, String> {
         .read(offset, budget)
         .await
         .map_err(|e| e.to_string())?;
-    let mut batches = Vec::with_capacity(read.bytes_len());
-    for chunk in &read.chunks {
-        // The first batch may exceed the budget (a read returns at least one); the frame
-        // bound is the hard limit.
-        if !batches.is_empty() && batches.len() + chunk.len() > budget {
-            break;
-        }
-        batches.extend_from_slice(chunk);
+    if read.bytes_len() + 1 > REPLICA_FRAME_BYTES_MAX {
+        return Err(format!(
+            "{} bytes at offset {offset}, over a frame",
+            read.bytes_len()
+        ));
     }
-    if batches.len() + 1 > REPLICA_FRAME_BYTES_MAX {
-        return Err(format!("a batch of {} bytes", batches.len()));
-    }
-    Ok(batches)
+    Ok(read.chunks)
 }
 
 struct Writer {
