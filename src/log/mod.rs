@@ -42,6 +42,7 @@ mod tail_cache;
 pub mod testing;
 mod txn_index;
 
+pub(crate) use batch::header_fields;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use log_cleaner::CleanSummary;

@@ -212,15 +212,6 @@ fn snapshot_request(heartbeat: &Message, id: u64, last: u64) -> Message {
     request
 }
 
-fn base_offset(batch: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(batch.get(..8)?.try_into().ok()?))
-}
-
-fn max_timestamp(batch: &[u8]) -> Option<i64> {
-    let field = batch.get(OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8)?;
-    Some(i64::from_be_bytes(field.try_into().ok()?))
-}
-
 fn offset_count(batch: &[u8]) -> Option<i64> {
     let delta = batch.get(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)?;
     Some(i64::from(i32::from_be_bytes(delta.try_into().ok()?)) + 1)
@@ -822,7 +813,8 @@ impl Replica {
                         });
                     }
                     tracing::debug!(group = %self.group, from, %reason, "retrying a snapshot read");
-                    crate::io::sleep(std::time::Duration::from_millis(100 * failures as u64)).await;
+                    crate::io::sleep(std::time::Duration::from_millis(100 * u64::from(failures)))
+                        .await;
                     continue;
                 }
             };
@@ -846,10 +838,15 @@ impl Replica {
     fn append_copied(&self, chunk: &Bytes, end: i64) -> Result<(), ReplicaError> {
         for batch in split_batches(chunk) {
             let at = self.partition.log_end_offset();
-            let (Some(base), Some(count)) = (base_offset(batch), offset_count(batch)) else {
-                return Err(self.inconsistent("a copied batch too short for its header".to_owned()));
-            };
-            if base + count <= at {
+            if batch.len() < HEADER_BYTES {
+                return Err(self.inconsistent(format!(
+                    "a copied batch of {} bytes, shorter than its header",
+                    batch.len()
+                )));
+            }
+            let header = crate::log::header_fields(batch);
+            let base = header.base_offset;
+            if header.last_offset() < at {
                 continue; // the read starts at the batch holding `at`
             }
             if base >= end {
@@ -861,10 +858,11 @@ impl Replica {
                     what: "a snapshot whose data does not follow this replica's log end (the leader's log was cleaned or truncated by retention)",
                 });
             }
-            let max_timestamp = max_timestamp(batch).unwrap_or_default();
+            // The leader's clock at its append is the batch's max timestamp under
+            // LogAppendTime, so the copy is stamped the same.
             let info = self
                 .partition
-                .append(chunk.slice_ref(batch), max_timestamp)
+                .append(chunk.slice_ref(batch), header.max_timestamp)
                 .map_err(|source| ReplicaError::Partition {
                     group: self.name(),
                     source,

@@ -181,8 +181,8 @@ impl Storage for ReplicaStorage {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let applied = self.applied.get();
-        // Not reached in practice: raft-rs asks for no more than what it compacted, and
-        // compaction never passes the durable checkpoint. raft-rs retries later.
+        // A follower's snapshot request (`Replica::step`) can name the commit index, which
+        // the durable checkpoint may not have reached yet; raft-rs asks again later.
         if applied.index < request_index {
             return Err(raft::Error::Store(
                 raft::StorageError::SnapshotTemporarilyUnavailable,
@@ -356,17 +356,13 @@ impl RaftStore {
     pub async fn compact(&self, index: u64, now_ms: i64) -> Result<(), StoreError> {
         let term = self.mem.term(index).map_err(StoreError::Raft)?;
         self.mem.wl().compact(index).map_err(StoreError::Raft)?;
-        self.rewrite_from(index, term, now_ms).await
+        self.rewrite(index, term, None, now_ms).await
     }
 
     /// Rewrites the log as its live state from `index` (of `term`) on: the states,
-    /// `Compacted { index, term }`, the entries after it, and the applied checkpoint.
-    async fn rewrite_from(&self, index: u64, term: u64, now_ms: i64) -> Result<(), StoreError> {
-        self.rewrite_with(index, term, None, now_ms).await
-    }
-
-    /// [`Self::rewrite_from`], with `installing` recorded last when given.
-    async fn rewrite_with(
+    /// `Compacted { index, term }`, the entries after it, the applied checkpoint, and
+    /// `installing` when given.
+    async fn rewrite(
         &self,
         index: u64,
         term: u64,
@@ -438,8 +434,9 @@ impl RaftStore {
         Ok(())
     }
 
-    /// Rewrites the log as the restored snapshot (`Compacted` at its index, no entries) with
-    /// `checkpoint`: called once the partition log holds the snapshot's data durably.
+    /// Rewrites the log as the restored snapshot (`Compacted` at its index, the entries
+    /// after it) with `checkpoint`: called once the partition log holds the snapshot's data
+    /// durably.
     pub async fn install_snapshot(
         &self,
         term: u64,
@@ -447,7 +444,7 @@ impl RaftStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.applied.set(checkpoint);
-        self.rewrite_from(checkpoint.index, term, now_ms).await?;
+        self.rewrite(checkpoint.index, term, None, now_ms).await?;
         self.installing.set(None);
         Ok(())
     }
@@ -462,8 +459,7 @@ impl RaftStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.installing.set(Some(target));
-        self.rewrite_with(target.index, term, Some(target), now_ms)
-            .await
+        self.rewrite(target.index, term, Some(target), now_ms).await
     }
 
     pub async fn close(&self) -> Result<(), StateLogError> {
