@@ -31,7 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::cluster_support::{
     agreed_leaders, cluster_addrs, cluster_status, committed_each, consumed_by_partition,
     find_coordinator, metadata_client, partition_status, registered_clients, start_cluster,
-    try_create_topic_via, CLUSTER_TIMEOUT,
+    try_create_topic_via, wait_for_agreed_leaders, CLUSTER_TIMEOUT,
 };
 use crate::common::{
     assign, consume_count, consumer, producer, topic_name, wait_until, Broker, Delivery,
@@ -75,16 +75,7 @@ fn cluster_idempotent_producer_survives_ten_leader_kills() {
     let writer = SteadyWriter::start(&bootstrap, &topic);
     for kill in 0..KILLS {
         let p = kill % PARTITIONS as usize;
-        let mut leaders = None;
-        wait_until(
-            "every node to agree on the leaders",
-            CLUSTER_TIMEOUT,
-            || {
-                leaders = agreed_leaders(&clients, &topic, PARTITIONS);
-                leaders.is_some()
-            },
-        );
-        let leader = leaders.expect("agreed leaders")[p];
+        let leader = wait_for_agreed_leaders(&clients, &topic, PARTITIONS)[p];
         let victim = node_index(leader);
         let acked_at_kill = writer.acknowledged();
         let killed_at = Instant::now();

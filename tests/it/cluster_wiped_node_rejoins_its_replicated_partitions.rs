@@ -16,7 +16,8 @@ use crate::cluster_support::{
     agreed_leaders, cluster_addrs, cluster_cli, cluster_status, cluster_voters,
     consumed_by_partition, dir_contains, leads_with_followers_caught_up, metadata_leader,
     produce_until_acknowledged, records_by_partition, registered_clients, start_cluster,
-    try_create_topic_via, wipe, written_by_partition, CLUSTER_TIMEOUT, NODES,
+    try_create_topic_via, wait_for_agreed_leaders, wipe, written_by_partition, CLUSTER_TIMEOUT,
+    NODES,
 };
 use crate::common::{assign, consume_count, consumer, topic_name, wait_until, Broker};
 
@@ -55,16 +56,8 @@ fn cluster_wiped_node_rejoins_its_replicated_partitions() {
         metadata_leader(&addrs).is_some()
     });
     let meta_leader = metadata_leader(&addrs).expect("a leader");
-    let mut leaders = None;
-    wait_until(
-        "every node to agree on the leaders",
-        CLUSTER_TIMEOUT,
-        || {
-            leaders = agreed_leaders(&clients, &topic, PARTITIONS);
-            leaders.is_some()
-        },
-    );
-    let p0_leader = u64::try_from(leaders.expect("leaders")[0] / 1000).expect("node id");
+    let leaders = wait_for_agreed_leaders(&clients, &topic, PARTITIONS);
+    let p0_leader = u64::try_from(leaders[0] / 1000).expect("node id");
     let wiped = (1..=NODES as u64)
         .find(|n| *n != meta_leader && *n != p0_leader)
         .map(|n| usize::try_from(n - 1).expect("index"))

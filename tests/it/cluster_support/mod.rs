@@ -284,6 +284,20 @@ pub fn agreed_leaders(clients: &[BaseConsumer], topic: &str, partitions: i32) ->
         .flatten()
 }
 
+/// [`agreed_leaders`], waited for.
+pub fn wait_for_agreed_leaders(clients: &[BaseConsumer], topic: &str, partitions: i32) -> Vec<i32> {
+    let mut leaders = None;
+    wait_until(
+        "every node to agree on the leaders",
+        CLUSTER_TIMEOUT,
+        || {
+            leaders = agreed_leaders(clients, topic, partitions);
+            leaders.is_some()
+        },
+    );
+    leaders.expect("agreed leaders")
+}
+
 /// The address of broker `id` in `client`'s Metadata.
 pub fn broker_address(client: &BaseConsumer, id: i32) -> Option<String> {
     let metadata = client.fetch_metadata(None, Duration::from_secs(5)).ok()?;
