@@ -510,7 +510,9 @@ impl ConsumerGroup {
             return false;
         }
         self.regexes_resolved_ms = now_ms;
-        let names = topics.topic_names();
+        // Internal topics never match a subscription pattern, as in Kafka.
+        let mut names = topics.topic_names();
+        names.retain(|name| name != super::OFFSETS_TOPIC);
         let mut changed = false;
         for regex in self.regexes.values_mut() {
             changed |= regex.resolve(&names);

@@ -8,6 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
@@ -16,10 +17,13 @@ use super::classic_group::{
 };
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
-use super::offset_store::{Durable, OffsetStore};
+use super::offset_store::OffsetStore;
+use super::offsets_replicas::Serving;
 use super::{
-    coordinator_shard, GroupConfig, GroupError, NodeKeys, TopicCatalog, GROUP_ID_BYTES_MAX,
+    coordinator_shard, offsets_partition, Durable, GroupConfig, GroupError, NodeKeys, TopicCatalog,
+    GROUP_ID_BYTES_MAX,
 };
+use crate::replica::Replica;
 
 /// How often offsets of empty groups are checked for expiry (Kafka:
 /// `offsets.retention.check.interval.ms`).
@@ -148,8 +152,71 @@ impl GroupCoordinator {
         }
     }
 
+    /// In a cluster of several nodes: offsets live in the replicated offsets partitions
+    /// (attached with [`Self::attach_offsets_replica`]), and this shard coordinates the
+    /// groups of the partitions it leads, instead of those `node_keys` hash to this node.
+    pub fn with_replicated_offsets(mut self) -> Self {
+        self.offsets.replicate();
+        self
+    }
+
     pub fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// Hands this shard's replica of offsets partition `partition` to the coordinator.
+    pub fn attach_offsets_replica(&self, partition: u32, replica: Rc<Replica>) {
+        if let Some(replicas) = self.offsets.replicas() {
+            replicas.attach(partition, replica);
+        }
+    }
+
+    /// Forgets the replica of offsets partition `partition` and the groups it held.
+    pub fn detach_offsets_replica(&self, partition: u32) {
+        if let Some(replicas) = self.offsets.replicas() {
+            if replicas.detach(partition) {
+                self.forget_partition(partition);
+            }
+        }
+    }
+
+    /// Follows the leadership of the replicated offsets partitions (called by the timers
+    /// task): drops the groups of partitions led elsewhere now, and loads the offsets of
+    /// partitions this shard has come to lead.
+    pub async fn follow_offsets_leaders(&self) {
+        let changes = self.offsets.leadership_changes();
+        for partition in &changes.lost {
+            tracing::info!(
+                partition,
+                "offsets partition led elsewhere; its groups move"
+            );
+            self.forget_partition(*partition);
+        }
+        for (partition, term) in changes.gained {
+            // Whatever the previous term left in memory is stale.
+            self.forget_partition(partition);
+            match self.offsets.load_partition(partition, term).await {
+                Ok(groups) => {
+                    tracing::info!(partition, term, groups, "offsets partition loaded")
+                }
+                Err(e) => tracing::warn!(partition, error = %e, "loading an offsets partition"),
+            }
+        }
+    }
+
+    /// Drops the groups of offsets partition `partition` and their offsets; members waiting
+    /// on a join or sync are answered (COORDINATOR_NOT_AVAILABLE) and look it up again.
+    fn forget_partition(&self, partition: u32) {
+        self.groups.borrow_mut().retain(|id, group| {
+            if offsets_partition(id) != partition {
+                return true;
+            }
+            if let Group::Classic(group) = group {
+                group.shut_down();
+            }
+            false
+        });
+        self.offsets.drop_partition(partition);
     }
 
     /// Replays this shard's offsets logs; requests are refused with LoadInProgress until then.
@@ -170,10 +237,17 @@ impl GroupCoordinator {
         self.offsets.close().await;
     }
 
-    /// Whether this shard coordinates `group_id`: it hashes to this shard, on this node.
+    /// Whether this shard coordinates `group_id`: it hashes to this shard, on this node (in
+    /// a cluster: this node leads its offsets partition; it may still be loading it).
     pub fn is_coordinator(&self, group_id: &str) -> bool {
         coordinator_shard(group_id, self.shard_count) == self.shard_id
-            && self.node_keys.owns(group_id)
+            && self.node_keys_own(group_id)
+            && self.offsets.serving(group_id) != Serving::No
+    }
+
+    /// Replicated offsets follow leadership, not the node hash.
+    fn node_keys_own(&self, group_id: &str) -> bool {
+        self.offsets.replicas().is_some() || self.node_keys.owns(group_id)
     }
 
     fn check(&self, group_id: &str) -> Result<(), GroupError> {
@@ -183,7 +257,7 @@ impl GroupCoordinator {
         if !self.is_coordinator(group_id) {
             return Err(GroupError::NotCoordinator(group_id.to_owned()));
         }
-        if !self.loaded.get() {
+        if !self.loaded.get() || self.offsets.serving(group_id) == Serving::Loading {
             return Err(GroupError::LoadInProgress);
         }
         Ok(())
@@ -558,7 +632,11 @@ impl GroupCoordinator {
         }
         listed
             .into_values()
-            .filter(|l| self.node_keys.owns(&l.group_id) && l.matches(states, types))
+            .filter(|l| {
+                self.node_keys_own(&l.group_id)
+                    && self.offsets.serving(&l.group_id) == Serving::Yes
+                    && l.matches(states, types)
+            })
             .collect()
     }
 

@@ -17,6 +17,7 @@ pub async fn run(coordinator: Rc<GroupCoordinator>, topics: Rc<dyn TopicCatalog>
     let mut ticks: u32 = 0;
     loop {
         crate::io::sleep(GROUP_TICK).await;
+        coordinator.follow_offsets_leaders().await;
         coordinator.tick(&*topics, crate::io::clock::now_ms());
         ticks = ticks.wrapping_add(1);
         if ticks.is_multiple_of(COMPACTION_CHECK_TICKS) {

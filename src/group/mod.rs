@@ -14,6 +14,8 @@
 //! - [`assignor`] — server-side `uniform` and `range` assignors for KIP-848.
 //! - [`offset_store`] — the durable offsets logs, replayed at start-up and compacted.
 //! - [`offset_record`] — the on-disk encoding of one offsets-log record.
+//! - [`offsets_replicas`] — in a cluster, offsets partitions as replicated partitions, so a
+//!   group's coordinator moves with its partition's leadership.
 //! - [`subscription_regex`] — KIP-848 subscriptions by regular expression.
 //! - [`group_timers`] — the per-shard task that expires sessions and rebalance deadlines.
 
@@ -25,10 +27,16 @@ pub mod group_coordinator;
 pub mod group_timers;
 pub mod offset_record;
 pub mod offset_store;
+pub mod offsets_replicas;
 pub mod subscription_regex;
 
 pub use error::GroupError;
 pub use group_coordinator::GroupCoordinator;
+pub use offsets_replicas::OFFSETS_TOPIC;
+
+/// Resolves once an offsets change is durable: in the shard's offsets log, or committed by
+/// a majority of its replicated offsets partition.
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), GroupError>>>>;
 
 /// Number of offsets partitions; a group's partition is fixed by its id, whatever the shard
 /// count. More shards than this leaves the extra shards without groups.

@@ -6,21 +6,27 @@
 //! and deletions.
 //! (Topic directories are always `<topic>-<n>`, so `.groups` never collides with one.)
 //!
+//! In a cluster of several nodes the offsets partitions are instead the partitions of the
+//! replicated internal topic (see [`super::offsets_replicas`]): nothing is kept under
+//! `.groups`, and this store holds the offsets of the partitions this shard leads.
+//!
 //! Concurrency contract: owned by one shard; `append` is synchronous (so records reach the
 //! log in the order they were accepted) and the in-memory view is updated at append time;
 //! callers acknowledge a commit only after [`Durable`] resolves.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::offset_record::{CommittedOffset, OffsetRecord};
-use super::{offsets_partition, GroupError, OFFSETS_PARTITION_COUNT};
-use crate::log::state_log::{CodecError, StateLog, StateLogConfig, StateLogError, StateRecord};
+use super::offsets_replicas::{LeadershipChanges, OffsetsReplicas, Serving};
+use super::{offsets_partition, Durable, GroupError, OFFSETS_PARTITION_COUNT};
+use crate::log::state_log::{
+    self, CodecError, StateLog, StateLogConfig, StateLogError, StateRecord,
+};
 
 const GROUPS_DIR: &str = ".groups";
 
@@ -28,6 +34,10 @@ const LOG_CONFIG: StateLogConfig = StateLogConfig {
     segment_bytes: 16 << 20,
     batch_record_count_max: 2_000,
 };
+
+/// Record bytes per batch proposed to a replicated offsets partition: well under its
+/// `max.message.bytes`.
+const REPLICATED_BATCH_BYTES_MAX: usize = 256 << 10;
 
 /// `(topic, partition)` → committed offset.
 pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
@@ -43,10 +53,9 @@ pub struct OffsetStore {
     /// Shared with compactions in progress, which hold a log across awaits.
     logs: RefCell<BTreeMap<u32, Rc<StateLog<OffsetRecord>>>>,
     offsets: RefCell<Offsets>,
+    /// In a cluster: the offsets partitions are replicated partitions, not `.groups` logs.
+    replicated: Option<OffsetsReplicas>,
 }
-
-/// Resolves once an append is durable.
-pub type Durable = std::pin::Pin<Box<dyn Future<Output = Result<(), GroupError>>>>;
 
 fn storage(error: StateLogError) -> GroupError {
     GroupError::Storage(error.to_string())
@@ -119,6 +128,25 @@ impl OffsetStore {
             compact_bytes,
             logs: RefCell::new(BTreeMap::new()),
             offsets: RefCell::new(HashMap::new()),
+            replicated: None,
+        }
+    }
+
+    /// Keeps offsets in the replicated offsets partitions attached later, not in `.groups`.
+    pub fn replicate(&mut self) {
+        self.replicated = Some(OffsetsReplicas::default());
+    }
+
+    pub fn replicas(&self) -> Option<&OffsetsReplicas> {
+        self.replicated.as_ref()
+    }
+
+    /// Whether this store answers for `group`: always on a single node's own logs; in a
+    /// cluster only while leading its offsets partition with the offsets loaded.
+    pub fn serving(&self, group: &str) -> Serving {
+        match &self.replicated {
+            None => Serving::Yes,
+            Some(replicas) => replicas.serving(offsets_partition(group)),
         }
     }
 
@@ -128,6 +156,10 @@ impl OffsetStore {
 
     /// Opens (or creates) and replays the offsets log of every partition this shard owns.
     pub async fn load(&self) -> Result<(), GroupError> {
+        if self.replicated.is_some() {
+            // Loaded partition by partition as this shard comes to lead them.
+            return Ok(());
+        }
         // Each shard opens only its own partition dirs: creating one probes with a file in
         // it, which two shards must not share.
         let partitions: Vec<u32> = self.owned_partitions().collect();
@@ -152,6 +184,23 @@ impl OffsetStore {
     /// The returned future resolves once they are durable.
     pub fn append(&self, group: &str, records: Vec<OffsetRecord>) -> Result<Durable, GroupError> {
         let partition = offsets_partition(group);
+        if let Some(replicas) = &self.replicated {
+            let records = self.keyed_by_offset(records);
+            let batches = state_log::encode_record_batches(
+                &records,
+                LOG_CONFIG.batch_record_count_max,
+                REPLICATED_BATCH_BYTES_MAX,
+                crate::io::clock::now_ms(),
+            )
+            .map_err(|e| GroupError::Storage(e.to_string()))?;
+            let durable =
+                replicas.propose(group, partition, batches, crate::io::clock::now_ms())?;
+            let mut offsets = self.offsets.borrow_mut();
+            for record in records {
+                apply(&mut offsets, record);
+            }
+            return Ok(durable);
+        }
         let Some(log) = self.logs.borrow().get(&partition).cloned() else {
             return Err(GroupError::NotCoordinator(group.to_owned()));
         };
@@ -167,6 +216,68 @@ impl OffsetStore {
         Ok(Box::pin(async move {
             appended.wait_durable().await.map_err(storage)
         }))
+    }
+
+    /// A replicated offsets partition is compacted by key (Kafka's log cleaner), which keeps
+    /// the newest record of each key: a `GroupDeleted` would be cleaned away while older
+    /// commits of its group stay, so it is written as a tombstone of each offset instead.
+    fn keyed_by_offset(&self, records: Vec<OffsetRecord>) -> Vec<OffsetRecord> {
+        let offsets = self.offsets.borrow();
+        let mut keyed = Vec::with_capacity(records.len());
+        for record in records {
+            match record {
+                OffsetRecord::GroupDeleted { group } => {
+                    let partitions = offsets.get(&group).into_iter().flat_map(|o| o.keys());
+                    keyed.extend(partitions.map(|(topic, partition)| OffsetRecord::Delete {
+                        group: group.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }));
+                }
+                other => keyed.push(other),
+            }
+        }
+        keyed
+    }
+
+    /// What changed in the leadership of the attached offsets partitions (in a cluster).
+    pub fn leadership_changes(&self) -> LeadershipChanges {
+        self.replicated
+            .as_ref()
+            .map(OffsetsReplicas::leadership_changes)
+            .unwrap_or_default()
+    }
+
+    /// Forgets the offsets of the groups of `partition` (another node leads it now).
+    pub fn drop_partition(&self, partition: u32) {
+        self.offsets
+            .borrow_mut()
+            .retain(|group, _| offsets_partition(group) != partition);
+    }
+
+    /// Loads the offsets of replicated `partition`, led in `term`, from its partition log;
+    /// returns how many groups it holds. The partition serves only once this returns, and
+    /// only if it is still led in `term`.
+    pub async fn load_partition(&self, partition: u32, term: u64) -> Result<usize, GroupError> {
+        let Some(replicas) = &self.replicated else {
+            return Ok(0);
+        };
+        let Some(log) = replicas.log(partition) else {
+            return Ok(0);
+        };
+        let path = PathBuf::from(format!("{}-{partition}", super::OFFSETS_TOPIC));
+        let mut loaded = Offsets::new();
+        state_log::read_records(&log, &path, |record| apply(&mut loaded, record))
+            .await
+            .map_err(storage)?;
+        let groups = loaded.len();
+        self.drop_partition(partition);
+        self.offsets.borrow_mut().extend(loaded);
+        if !replicas.mark_loaded(partition, term) {
+            // Lost meanwhile: the next look drops nothing, so drop it here.
+            self.drop_partition(partition);
+        }
+        Ok(groups)
     }
 
     pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
@@ -262,6 +373,7 @@ impl OffsetStore {
 
     /// Flushes and closes every offsets log.
     pub async fn close(&self) {
+        // Replicated partitions are closed with the shard's other replicas.
         let logs: Vec<(u32, Rc<StateLog<OffsetRecord>>)> =
             std::mem::take(&mut *self.logs.borrow_mut())
                 .into_iter()

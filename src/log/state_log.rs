@@ -466,6 +466,23 @@ async fn replay<R: StateRecord, S>(
     apply: &mut impl FnMut(&mut S, R),
 ) -> Result<bool, StateLogError> {
     let mut complete = false;
+    read_records(log, path, |record: R| match record.completed_generation() {
+        Some(marker) => complete |= marker == generation,
+        None => apply(state, record),
+    })
+    .await?;
+    Ok(complete)
+}
+
+/// Hands every record of `log` from its start to its high watermark to `each`, in log
+/// order: a state log's replay, and the load of state kept in a replicated partition
+/// (whose log holds only committed records). Reading stops short only with an error, so a
+/// caller can tell "no such record" from "not read". `path` names the log in errors.
+pub async fn read_records<R: StateRecord>(
+    log: &PartitionLog,
+    path: &Path,
+    mut each: impl FnMut(R),
+) -> Result<(), StateLogError> {
     let mut position = log.log_start_offset();
     let end = log.high_watermark();
     while position < end {
@@ -474,8 +491,6 @@ async fn replay<R: StateRecord, S>(
             .await
             .map_err(log_error("reading", path))?;
         if read.chunks.is_empty() {
-            // The log says records up to `end` exist: stopping here would look like a
-            // generation without its marker, and recovery would discard it.
             return Err(StateLogError::ReplayStalled {
                 dir: path.to_owned(),
                 offset: position,
@@ -494,9 +509,14 @@ async fn replay<R: StateRecord, S>(
             offset,
             source,
         };
-        let sets = RecordBatchDecoder::decode_all(&mut data)
-            .map_err(|e| decode_error(position, e.into()))?;
         let before = position;
+        // A compacted log may hold batches whose records were all cleaned away: their
+        // offsets are passed all the same.
+        for (_, last_offset, _) in super::batch::batch_offsets(&data) {
+            position = position.max(last_offset + 1);
+        }
+        let sets = RecordBatchDecoder::decode_all(&mut data)
+            .map_err(|e| decode_error(before, e.into()))?;
         for set in sets {
             for record in set.records {
                 position = position.max(record.offset + 1);
@@ -505,16 +525,14 @@ async fn replay<R: StateRecord, S>(
                 }
                 let decoded = R::decode(record.key, record.value)
                     .map_err(|e| decode_error(record.offset, e))?;
-                let Some(decoded) = decoded else { continue };
-                match decoded.completed_generation() {
-                    Some(marker) => complete |= marker == generation,
-                    None => apply(state, decoded),
+                if let Some(decoded) = decoded {
+                    each(decoded);
                 }
             }
         }
         if position == before {
             // Nothing decodable at `position`: reading it again would loop forever, and
-            // stopping would look like a generation without its marker.
+            // stopping would look like a log that ends here.
             return Err(StateLogError::ReplayStalled {
                 dir: path.to_owned(),
                 offset: position,
@@ -523,7 +541,7 @@ async fn replay<R: StateRecord, S>(
             });
         }
     }
-    Ok(complete)
+    Ok(())
 }
 
 /// Appends `records` to `log` as batches of at most `batch_record_count_max`; returns the
@@ -558,29 +576,41 @@ fn encode_batches<R: StateRecord>(
     records: &[R],
     now_ms: i64,
 ) -> Result<Vec<Bytes>, StateLogError> {
-    let encode_error = |source| StateLogError::Encode {
-        dir: dir.to_owned(),
-        source,
-    };
     let bytes_max =
         usize::try_from(config.log_config().max_message_bytes / 2).unwrap_or(usize::MAX);
+    encode_record_batches(records, config.batch_record_count_max, bytes_max, now_ms).map_err(
+        |source| StateLogError::Encode {
+            dir: dir.to_owned(),
+            source,
+        },
+    )
+}
+
+/// Encodes `records` as uncompressed record batches (no producer id) of at most
+/// `count_max` records and `bytes_max` record bytes each; a single record above
+/// `bytes_max` gets a batch of its own.
+pub fn encode_record_batches<R: StateRecord>(
+    records: &[R],
+    count_max: usize,
+    bytes_max: usize,
+    now_ms: i64,
+) -> Result<Vec<Bytes>, CodecError> {
     // A zero limit means one record per batch.
-    let count_max = config.batch_record_count_max.max(1);
+    let count_max = count_max.max(1);
     let mut batches = Vec::new();
     let mut pending: Vec<ProducerRecord> = Vec::new();
     let mut pending_bytes = 0;
-    let mut flush = |pending: &mut Vec<ProducerRecord>| -> Result<(), StateLogError> {
+    let mut flush = |pending: &mut Vec<ProducerRecord>| -> Result<(), CodecError> {
         if pending.is_empty() {
             return Ok(());
         }
-        let batch = record_batch::encode(pending, Compression::None, now_ms)
-            .map_err(|e| encode_error(e.into()))?;
+        let batch = record_batch::encode(pending, Compression::None, now_ms)?;
         batches.push(batch);
         pending.clear();
         Ok(())
     };
     for record in records {
-        let (key, value) = record.encode().map_err(encode_error)?;
+        let (key, value) = record.encode()?;
         let size = key.len() + value.as_ref().map_or(0, |v| v.len());
         if !pending.is_empty() && (pending.len() >= count_max || pending_bytes + size > bytes_max) {
             flush(&mut pending)?;

@@ -28,6 +28,7 @@ pub mod txn_timers;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use futures_channel::oneshot;
@@ -37,7 +38,7 @@ use crate::log::{LogConfig, PartitionLog};
 use crate::security::sasl::{CredentialSource, SaslMechanism, ScramCredential};
 use crate::share::share_state::StoredPartition;
 use catalog::{Catalog, CatalogChange, TopicMeta};
-use control::{AdminError, AdminRequest, ShardMessage};
+use control::{AdminError, AdminRequest, NewTopic, ShardMessage};
 use placement::owner_shard;
 use topic_config::TopicOverrides;
 
@@ -88,7 +89,16 @@ pub struct Shard {
     cluster: Option<ShardCluster>,
     /// Replicas of the replicated partitions this shard hosts (see `replica_host`).
     replicas: RefCell<HashMap<(String, i32), replica_host::Hosted>>,
+    /// A creation of the offsets topic is under way (see `create_offsets_topic`).
+    creating_offsets_topic: std::cell::Cell<bool>,
 }
+
+/// Replication factor of the offsets topic (Kafka's `offsets.topic.replication.factor`),
+/// capped by the number of initial peers.
+const OFFSETS_TOPIC_REPLICATION_FACTOR: usize = 3;
+
+/// Segment size of the offsets topic's partitions: 32 of them per node, each mostly small.
+const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 16 << 20;
 
 /// What a shard of a cluster node knows of the cluster.
 struct ShardCluster {
@@ -122,6 +132,29 @@ fn node_keys(cluster: Option<&crate::cluster::PeerList>) -> crate::group::NodeKe
     crate::group::NodeKeys::slot(slot.unwrap_or(peers.peers.len()), peers.peers.len())
 }
 
+/// Whether group offsets live in the replicated internal topic `group::OFFSETS_TOPIC`: in a
+/// cluster of two or more initial peers, so a group outlives its coordinator's node (see
+/// `group::offsets_replicas`). A cluster of one has nothing to replicate to.
+fn replicated_offsets(cluster: Option<&crate::cluster::PeerList>) -> bool {
+    cluster.is_some_and(|peers| peers.peers.len() >= 2)
+}
+
+/// The leader of replicated `partition` of `meta` (replica nodes `nodes`) as this node's
+/// replica of it last published; `None` while none is known (or this node hosts none).
+fn known_leader(
+    cluster: &ShardCluster,
+    meta: &TopicMeta,
+    partition: i32,
+    nodes: &[crate::cluster::NodeId],
+) -> Option<crate::cluster::NodeId> {
+    cluster
+        .plane
+        .replica_leaders()
+        .get(&meta.name, partition)
+        .and_then(|leader| leader.node)
+        .filter(|node| nodes.contains(node))
+}
+
 /// Shard `shard`'s Kafka broker id: the shard index on a single node, and
 /// [`cluster_broker_id`] on a cluster node `node`.
 pub fn broker_id(node: Option<crate::cluster::NodeId>, shard: usize) -> i32 {
@@ -148,20 +181,28 @@ impl Shard {
         admin: async_channel::Sender<AdminRequest>,
     ) -> Shard {
         let keys = node_keys(config.cluster.as_ref());
-        let groups = crate::group::GroupCoordinator::new(
+        let mut groups = crate::group::GroupCoordinator::new(
             &config.data_dir,
             id,
             config.shard_count,
             keys,
             config.group.clone(),
         );
-        let share = crate::share::ShareState::new(
+        let replicated = replicated_offsets(config.cluster.as_ref());
+        if replicated {
+            groups = groups.with_replicated_offsets();
+        }
+        let groups = Rc::new(groups);
+        let mut share = crate::share::ShareState::new(
             &config.data_dir,
             id,
             config.shard_count,
             keys,
             &config.share,
         );
+        if replicated {
+            share = share.follow_group_coordinator(Rc::clone(&groups));
+        }
         let share = std::rc::Rc::new(share);
         let txn = crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count, keys);
         Shard {
@@ -172,11 +213,12 @@ impl Shard {
             catalog: RefCell::new(catalog),
             logs: RefCell::new(HashMap::new()),
             admin,
-            groups: std::rc::Rc::new(groups),
+            groups,
             share,
             txn,
             cluster: None,
             replicas: RefCell::new(HashMap::new()),
+            creating_offsets_topic: std::cell::Cell::new(false),
         }
     }
 
@@ -219,12 +261,7 @@ impl Shard {
             return self.broker_id(meta.owner(partition, self.config.shard_count));
         };
         if let Some(nodes) = meta.placement.replicas_of(partition) {
-            let known = cluster
-                .plane
-                .replica_leaders()
-                .get(&meta.name, partition)
-                .and_then(|leader| leader.node)
-                .filter(|node| nodes.contains(node));
+            let known = known_leader(cluster, meta, partition, nodes);
             return self.broker_on(known.unwrap_or(nodes[0]), meta, partition);
         }
         match meta.placement.node_of(partition) {
@@ -340,18 +377,132 @@ impl Shard {
                 .get(local(self.config.shard_count))
                 .cloned();
         }
+        self.node_broker(session, node_id, local)
+    }
+
+    /// The address of shard `shard(shard count)` of another cluster node `node_id`, as the
+    /// session's listener advertises it; `None` while that node has not registered.
+    fn node_broker(
+        &self,
+        session: &Session,
+        node_id: crate::cluster::NodeId,
+        shard: impl FnOnce(usize) -> usize,
+    ) -> Option<BrokerAddress> {
+        let cluster = self.cluster.as_ref()?;
         let nodes = cluster.nodes.borrow();
         let node = nodes.iter().find(|n| n.node_id == node_id)?;
         let listener = node
             .listeners
             .get(session.listener)
             .or_else(|| node.listeners.first())?;
-        let shard = local(node.shard_count());
+        let shard = shard(node.shard_count());
         Some(BrokerAddress {
             node_id: cluster_broker_id(node_id, shard),
             host: listener.host.clone(),
             port: *listener.ports.get(shard)?,
         })
+    }
+
+    /// The broker coordinating consumer group `group`. With replicated offsets (a cluster
+    /// of several nodes) it is the shard leading the group's offsets partition, wherever
+    /// that leadership is now; `None` while no leader is known or the offsets topic does
+    /// not exist yet (its creation is started here, as Kafka's first FindCoordinator does).
+    pub fn group_coordinator_broker(
+        self: &Rc<Self>,
+        session: &Session,
+        group: &str,
+    ) -> Option<BrokerAddress> {
+        if !replicated_offsets(self.config.cluster.as_ref()) {
+            return self.coordinator_broker(session, group);
+        }
+        let node = self.group_coordinator_node(group)?;
+        let partition = crate::group::offsets_partition(group);
+        let shard = |shard_count: usize| partition as usize % shard_count.max(1);
+        match &self.cluster {
+            Some(cluster) if cluster.node_id == node => self
+                .brokers_for(session)
+                .get(shard(self.config.shard_count))
+                .cloned(),
+            _ => self.node_broker(session, node, shard),
+        }
+    }
+
+    /// With replicated offsets: the node leading `group`'s offsets partition, as this
+    /// node's replica of it knows (a node without one names the preferred leader, which
+    /// sends the client on if it is wrong). `None` while no leader is known.
+    pub fn group_coordinator_node(self: &Rc<Self>, group: &str) -> Option<crate::cluster::NodeId> {
+        match self.offsets_leader(group) {
+            Some(leader) => leader,
+            None => {
+                self.create_offsets_topic();
+                None
+            }
+        }
+    }
+
+    /// [`Self::group_coordinator_node`] without creating the topic: `None` when there is no
+    /// offsets topic (or no cluster), else the leader as far as known.
+    fn offsets_leader(&self, group: &str) -> Option<Option<crate::cluster::NodeId>> {
+        let cluster = self.cluster.as_ref()?;
+        let meta = self.topic(crate::group::OFFSETS_TOPIC)?;
+        let partition = i32::try_from(crate::group::offsets_partition(group)).ok()?;
+        let Some(nodes) = meta.placement.replicas_of(partition) else {
+            // One copy (a topic created with one node registered): its node leads it.
+            return Some(meta.placement.node_of(partition));
+        };
+        Some(match known_leader(cluster, &meta, partition, nodes) {
+            Some(node) => Some(node),
+            None if nodes.contains(&cluster.node_id) => None,
+            None => nodes.first().copied(),
+        })
+    }
+
+    /// Creates the offsets topic (once at a time per shard): a partition per offsets
+    /// partition, replicated on up to three nodes, compacted by key.
+    fn create_offsets_topic(self: &Rc<Self>) {
+        if self.creating_offsets_topic.replace(true) {
+            return;
+        }
+        let peers = self.config.cluster.as_ref().map_or(1, |p| p.peers.len());
+        let topic = NewTopic {
+            name: crate::group::OFFSETS_TOPIC.to_owned(),
+            partition_count: i32::try_from(crate::group::OFFSETS_PARTITION_COUNT)
+                .unwrap_or(i32::MAX),
+            overrides: [
+                ("cleanup.policy", "compact".to_owned()),
+                ("segment.bytes", OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            placement: placement::Placement {
+                replication_factor: i16::try_from(peers.min(OFFSETS_TOPIC_REPLICATION_FACTOR))
+                    .unwrap_or(1),
+                ..Default::default()
+            },
+        };
+        let shard = Rc::clone(self);
+        crate::io::spawn(async move {
+            let created = shard
+                .admin(|reply| AdminRequest::CreateTopics {
+                    topics: vec![topic],
+                    validate_only: false,
+                    reply,
+                })
+                .await;
+            match created.map(|mut results| results.pop()) {
+                Ok(Some(Ok(_)) | Some(Err(AdminError::TopicExists(_)))) => {
+                    tracing::info!("offsets topic created")
+                }
+                // Retried at the next FindCoordinator (too few nodes registered yet, say).
+                Ok(Some(Err(e))) | Err(e) => {
+                    tracing::warn!(error = %e, "creating the offsets topic")
+                }
+                Ok(None) => {}
+            }
+            shard.creating_offsets_topic.set(false);
+        })
+        .detach();
     }
 
     fn set_nodes(&self, nodes: Vec<catalog_machine::NodeInfo>) {

@@ -271,6 +271,11 @@ fn check_replication_factor(replicas: i16, broker_count: usize) -> Result<(), Ad
 /// Which shard owns a partition. Consecutive partitions of a topic land on consecutive
 /// shards, starting from a per-topic offset so that single-partition topics spread too.
 pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
+    if topic == crate::group::OFFSETS_TOPIC {
+        // The shard that coordinates the partition's groups (`group::coordinator_shard`).
+        let partition = u64::from(partition.unsigned_abs());
+        return (partition % shard_count.max(1) as u64) as usize;
+    }
     let hash = fnv_hash(topic);
     let partition = u64::from(partition.unsigned_abs());
     let count = shard_count.max(1) as u64;

@@ -91,6 +91,12 @@ impl Shard {
                 tracing::debug!(topic = %meta.name, partition, error = %e, "campaign refused");
             }
         }
+        if meta.name == crate::group::OFFSETS_TOPIC {
+            if let Ok(offsets_partition) = u32::try_from(partition) {
+                self.groups
+                    .attach_offsets_replica(offsets_partition, Rc::clone(&replica));
+            }
+        }
         let running = Rc::clone(&replica);
         let run = crate::io::spawn(async move {
             if let Err(e) = running.run().await {
@@ -142,6 +148,11 @@ impl Shard {
                 .collect()
         };
         for ((topic, partition), hosted) in dropped {
+            if topic == crate::group::OFFSETS_TOPIC {
+                if let Ok(offsets_partition) = u32::try_from(partition) {
+                    self.groups.detach_offsets_replica(offsets_partition);
+                }
+            }
             if let Err(e) = hosted.replica.close().await {
                 tracing::warn!(%topic, partition, error = %e, "closing a deleted topic's replica");
             }

@@ -167,6 +167,9 @@ pub struct ShareState {
     shard_count: usize,
     /// The share groups this node coordinates (all of them on a single node).
     node_keys: crate::group::NodeKeys,
+    /// With replicated offsets (a cluster), share groups are coordinated where consumer
+    /// groups of the same id are: FindCoordinator has one answer for both kinds.
+    group_coordinator: Option<Rc<crate::group::GroupCoordinator>>,
     data_dir: PathBuf,
     defaults: ShareGroupConfig,
     record_locks_max: usize,
@@ -255,6 +258,7 @@ impl ShareState {
             shard_id,
             shard_count: shard_count.max(1),
             node_keys,
+            group_coordinator: None,
             data_dir: data_dir.to_owned(),
             defaults: config.group_defaults.clone(),
             record_locks_max: config.partition_record_locks_max,
@@ -270,6 +274,13 @@ impl ShareState {
 
     pub fn shard_id(&self) -> usize {
         self.shard_id
+    }
+
+    /// Coordinates the share groups `groups` coordinates the consumer groups of (a cluster
+    /// whose offsets are replicated: see `group::offsets_replicas`).
+    pub fn follow_group_coordinator(mut self, groups: Rc<crate::group::GroupCoordinator>) -> Self {
+        self.group_coordinator = Some(groups);
+        self
     }
 
     /// Connects this shard to every shard's share inbox (index = shard id).
@@ -387,8 +398,13 @@ impl ShareState {
     /// Whether this shard coordinates share group `group`: it hashes to this shard, on
     /// this node.
     pub fn is_coordinator(&self, group: &str) -> bool {
-        crate::group::coordinator_shard(group, self.shard_count) == self.shard_id
-            && self.node_keys.owns(group)
+        match &self.group_coordinator {
+            Some(groups) => groups.is_coordinator(group),
+            None => {
+                crate::group::coordinator_shard(group, self.shard_count) == self.shard_id
+                    && self.node_keys.owns(group)
+            }
+        }
     }
 
     /// On the coordinator: validates and stores a group's config change, then tells every

@@ -1,5 +1,6 @@
 //! In a cluster every group and transactional id has one coordinator node (issue 17, third
-//! slice): FindCoordinator names it on every node, and a group, share-group or transaction
+//! slice; a group's is the leader of its `__consumer_offsets` partition, a transactional
+//! id's the node its hash picks): FindCoordinator names it on every node, and a group, share-group or transaction
 //! request sent straight to another node answers NOT_COORDINATOR (16), as Kafka's brokers
 //! do, so the client looks the coordinator up again instead of splitting the group between
 //! two nodes' local coordinators. An rdkafka consumer group bootstrapped on a node that does
@@ -137,6 +138,9 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
         .expect("some group is coordinated elsewhere");
     let coordinator = find_coordinator(nodes[0].bootstrap(), &group, 0);
     let (home, shard) = (coordinator / 1000, (coordinator % 1000) as usize);
+    // Groups follow their offsets partition's leader, transactional ids a hash of the
+    // id over the nodes: the same id may have two coordinators, each the same everywhere.
+    let txn_coordinator = find_coordinator(nodes[0].bootstrap(), &group, 1);
     for node in &nodes {
         assert_eq!(
             find_coordinator(node.bootstrap(), &group, 0),
@@ -145,22 +149,27 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
         );
         assert_eq!(
             find_coordinator(node.bootstrap(), &group, 1),
-            coordinator,
-            "the same id as a transactional id has the same coordinator"
+            txn_coordinator,
+            "every node names the same transaction coordinator"
         );
     }
 
     // Each other node's shard of the same index (the one a single node would pick) refuses.
+    // Transactional ids hash to the same shard index as group ids, on their own node.
+    let txn_home = txn_coordinator / 1000;
+    assert_eq!((txn_coordinator % 1000) as usize, shard);
     for (i, node) in nodes.iter().enumerate() {
         let node_id = i as i32 + 1;
         let addr = &node.ready_line().brokers[shard].1;
-        let answers = coordinator_answers(addr, &group, &topic);
-        if node_id == home {
-            for (api, error) in answers {
+        for (api, error) in coordinator_answers(addr, &group, &topic) {
+            let api_home = if api == "InitProducerId" {
+                txn_home
+            } else {
+                home
+            };
+            if node_id == api_home {
                 assert_ne!(error, NOT_COORDINATOR, "{api} on the coordinator {addr}");
-            }
-        } else {
-            for (api, error) in answers {
+            } else {
                 assert_eq!(error, NOT_COORDINATOR, "{api} on node {node_id} ({addr})");
             }
         }

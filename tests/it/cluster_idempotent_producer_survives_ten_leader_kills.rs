@@ -9,11 +9,11 @@
 //! acknowledged record, a duplicate of a retried batch, or a reordering fails here.
 //!
 //! Then a consumer group reads the topic and commits half of it; the node coordinating the
-//! group is killed, the member keeps consuming while it is down (fetches go to partition
-//! leaders, not the coordinator), the node restarts and the group's committed offsets are
-//! the ones committed before the kill; the member finishes the topic and commits its ends.
-//! Group state is the coordinator node's own (not yet a replicated partition), so the
-//! group needs that node back to commit: docs/cluster.md.
+//! group is killed and stays down. The group's offsets are a replicated partition of
+//! `__consumer_offsets`, so its coordinator moves to the node that now leads that partition:
+//! a client of a survivor reads the offsets committed before the kill, and the member goes
+//! on consuming, finishes the topic and commits its ends, all with the node down. After the
+//! node restarts (and may lead the partition again), the ends are still what is committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,9 +184,8 @@ fn group_survives_its_coordinators_kill(
         "more records with the coordinator down",
         |read| read.values().map(Vec::len).sum::<usize>() > read_at_kill,
     );
-    nodes[victim].restart();
 
-    // What was committed before the kill is what the restarted coordinator answers.
+    // What was committed before the kill is what the new coordinator answers.
     let survivor = (0..nodes.len())
         .find(|i| *i != victim)
         .expect("another node");
@@ -223,7 +222,17 @@ fn group_survives_its_coordinators_kill(
     assert_eq!(
         committed_each(&reader, topic, PARTITIONS),
         ends,
-        "the group's offsets at the partition ends after its coordinator came back"
+        "the group's offsets at the partition ends, committed with its first coordinator down"
+    );
+
+    // The killed node comes back; whichever node leads the offsets partition now answers
+    // the ends (a fresh client looks the coordinator up again).
+    nodes[victim].restart();
+    let later = consumer(nodes[victim].bootstrap(), &[("group.id", group.as_str())]);
+    assert_eq!(
+        committed_each(&later, topic, PARTITIONS),
+        ends,
+        "the group's offsets after the killed coordinator's node came back"
     );
 }
 

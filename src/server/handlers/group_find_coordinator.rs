@@ -27,7 +27,7 @@ struct Found {
     port: i32,
 }
 
-fn find(shard: &Shard, session: &Session, key: &str, key_type: i8) -> Found {
+fn find(shard: &Rc<Shard>, session: &Session, key: &str, key_type: i8) -> Found {
     let not_available = |reason: &str| Found {
         error: Some((ResponseError::CoordinatorNotAvailable, reason.to_owned())),
         node_id: -1,
@@ -73,8 +73,14 @@ fn find(shard: &Shard, session: &Session, key: &str, key_type: i8) -> Found {
             port: -1,
         };
     }
-    // Transactional ids are placed like group ids (see `txn`).
-    match shard.coordinator_broker(session, key) {
+    // Transactional ids are placed like group ids were before offsets were replicated
+    // (see `txn`); a group follows its offsets partition's leader in a cluster.
+    let broker = if key_type == KEY_TYPE_GROUP {
+        shard.group_coordinator_broker(session, key)
+    } else {
+        shard.coordinator_broker(session, key)
+    };
+    match broker {
         Some(broker) => Found {
             error: None,
             node_id: broker.node_id,

@@ -224,18 +224,27 @@ pub fn cluster_voters(addr: &str) -> BTreeSet<u64> {
 
 /// The broker id FindCoordinator (v1) names for `key` of `key_type` (0 group, 1 txn),
 /// asked of the broker at `addr`.
+/// Retried while the answer is COORDINATOR_NOT_AVAILABLE (15), as clients do: a group's
+/// first lookup in a cluster creates the offsets topic, and its partitions elect leaders.
 pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     let request = kafka_protocol::messages::FindCoordinatorRequest::default()
         .with_key(kafka_protocol::protocol::StrBytes::from_string(
             key.to_owned(),
         ))
         .with_key_type(key_type);
-    let found = sluice::client::Connection::connect(addr, &Default::default())
-        .expect("connect")
-        .send_version(&request, 1, Duration::ZERO)
-        .expect("FindCoordinator");
-    assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
-    found.node_id.0
+    let deadline = std::time::Instant::now() + CLUSTER_TIMEOUT;
+    loop {
+        let found = sluice::client::Connection::connect(addr, &Default::default())
+            .expect("connect")
+            .send_version(&request, 1, Duration::ZERO)
+            .expect("FindCoordinator");
+        if found.error_code != COORDINATOR_NOT_AVAILABLE || std::time::Instant::now() > deadline {
+            assert_eq!(found.error_code, 0, "FindCoordinator {key} through {addr}");
+            return found.node_id.0;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// One partition as a node's Metadata describes it: leader, replicas, in-sync replicas.
