@@ -266,6 +266,28 @@ impl PartitionLog {
         Ok(offset)
     }
 
+    /// Appends a marker given as its control batch (a replicated partition's marker entry,
+    /// or a marker copied from another replica's log), as [`Self::append_marker`] would.
+    pub fn append_marker_batch(&self, marker: &[u8], now_ms: i64) -> Result<i64, LogError> {
+        let unreadable = LogError::InvalidRecord {
+            reason: "a transaction marker that does not parse",
+        };
+        if !txn_index::is_control_batch(marker) {
+            return Err(unreadable);
+        }
+        let header = batch::header_fields(marker);
+        let Some((commit, coordinator_epoch)) = txn_index::marker_of(marker) else {
+            return Err(unreadable);
+        };
+        self.append_marker(
+            header.producer_id,
+            header.producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        )
+    }
+
     /// The last stable offset (KIP-98): the first offset of the oldest open transaction, or
     /// the high watermark. read_committed consumers read below it only.
     pub fn last_stable_offset(&self) -> i64 {

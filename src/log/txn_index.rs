@@ -225,8 +225,9 @@ const MARKER_RECORD_BYTES: usize = 17;
 pub(crate) const MARKER_BATCH_BYTES: usize = batch::HEADER_BYTES + MARKER_RECORD_BYTES;
 
 /// A control batch ending `producer_id`'s transaction: Kafka's ControlRecord key
-/// (version 0, type) and EndTransactionMarker value (version 0, coordinator epoch).
-pub(crate) fn marker_batch(
+/// (version 0, type) and EndTransactionMarker value (version 0, coordinator epoch), at
+/// offset 0; also what a replicated partition's leader proposes as a marker entry.
+pub fn marker_batch(
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
@@ -269,6 +270,12 @@ pub(crate) fn marker_batch(
 /// Whether the control batch `data` (its bytes from the start of the header) is a commit
 /// (`Some(true)`) or an abort (`Some(false)`); `None` when its first record is unreadable.
 pub(crate) fn marker_is_commit(data: &[u8]) -> Option<bool> {
+    marker_of(data).map(|(commit, _)| commit)
+}
+
+/// The control batch `data`'s marker: commit (or abort), and the coordinator epoch of its
+/// EndTransactionMarker value; `None` when its first record is unreadable.
+pub(crate) fn marker_of(data: &[u8]) -> Option<(bool, i32)> {
     let mut r = data.get(batch::HEADER_BYTES..)?;
     batch::read_varint(&mut r)?; // record length
     r = r.get(1..)?; // attributes
@@ -279,11 +286,21 @@ pub(crate) fn marker_is_commit(data: &[u8]) -> Option<bool> {
         return None;
     }
     let key = r.get(..4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        CONTROL_TYPE_COMMIT => Some(true),
-        CONTROL_TYPE_ABORT => Some(false),
-        _ => None,
-    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        CONTROL_TYPE_COMMIT => true,
+        CONTROL_TYPE_ABORT => false,
+        _ => return None,
+    };
+    r = r.get(usize::try_from(key_len).ok()?..)?;
+    batch::read_varint(&mut r)?; // value length
+    let value = r.get(..6)?; // version i16, coordinator epoch i32
+    let coordinator_epoch = i32::from_be_bytes([value[2], value[3], value[4], value[5]]);
+    Some((commit, coordinator_epoch))
+}
+
+/// Whether `batch` (from the start of its header) is a control batch: a transaction marker.
+pub fn is_control_batch(batch: &[u8]) -> bool {
+    batch.len() >= batch::HEADER_BYTES && is_control(&batch::header_fields(batch))
 }
 
 #[cfg(test)]

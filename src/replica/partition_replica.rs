@@ -130,6 +130,12 @@ pub struct Replica {
 /// Bytes of the leader's clock at the start of an entry's data.
 const PROPOSAL_CLOCK_BYTES: usize = 8;
 
+/// The context of an entry whose record set is a transaction marker (a control batch):
+/// applied with `PartitionLog::append_marker_batch`, where a produce record set's control
+/// batch is refused. Only the leader's coordinator path proposes it, so a client cannot
+/// write a marker through Produce.
+const MARKER_CONTEXT: &[u8] = b"txn-marker";
+
 /// The leader's wall clock travels with each record set, so that every replica stamps
 /// LogAppendTime and expires producer state identically.
 fn encode_proposal(now_ms: i64, records: &[u8]) -> Vec<u8> {
@@ -522,6 +528,23 @@ impl Replica {
     /// Proposes one produce record set (one RecordBatch v2). Only the leader accepts;
     /// the returned future resolves once the entry is committed and applied here.
     pub fn propose(&self, records: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
+        self.propose_entry(Vec::new(), records, now_ms)
+    }
+
+    /// Proposes a marker ending a transaction (Kafka's WriteTxnMarkers to the partition
+    /// leader), given as its control batch (`log::marker_batch`): every replica appends it
+    /// at the same offset when it applies it. Resolves once committed and applied here, with
+    /// the marker's offset.
+    pub fn propose_marker(&self, marker: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
+        self.propose_entry(MARKER_CONTEXT.to_vec(), marker, now_ms)
+    }
+
+    fn propose_entry(
+        &self,
+        context: Vec<u8>,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Committed, ReplicaError> {
         if self.closed.get() {
             return Err(ReplicaError::Closed { group: self.name() });
         }
@@ -535,7 +558,7 @@ impl Replica {
         }
         match inner
             .node
-            .propose(Vec::new(), encode_proposal(now_ms, records))
+            .propose(context, encode_proposal(now_ms, records))
         {
             Ok(()) => {}
             Err(raft::Error::ProposalDropped) => return Err(not_leader(&inner)),
@@ -860,13 +883,16 @@ impl Replica {
             }
             // The leader's clock at its append is the batch's max timestamp under
             // LogAppendTime, so the copy is stamped the same.
-            let info = self
-                .partition
-                .append(chunk.slice_ref(batch), header.max_timestamp)
-                .map_err(|source| ReplicaError::Partition {
-                    group: self.name(),
-                    source,
-                })?;
+            let copied = if crate::log::is_control_batch(batch) {
+                self.append_marker(batch, header.max_timestamp)
+            } else {
+                self.partition
+                    .append(chunk.slice_ref(batch), header.max_timestamp)
+            };
+            let info = copied.map_err(|source| ReplicaError::Partition {
+                group: self.name(),
+                source,
+            })?;
             if info.base_offset != base || info.duplicate {
                 return Err(self.inconsistent(format!(
                     "a copied batch at offset {base} was stored at {} (duplicate: {})",
@@ -923,7 +949,12 @@ impl Replica {
                 .ok_or_else(|| self.inconsistent(format!("entry {} is too short", entry.index)))?;
             // The entry's bytes are shared, not copied: the log keeps a slice of them.
             let records = entry.data.slice(PROPOSAL_CLOCK_BYTES..);
-            match self.partition.append(records, leader_ms) {
+            let appended = if entry.context.as_ref() == MARKER_CONTEXT {
+                self.append_marker(&records, leader_ms)
+            } else {
+                self.partition.append(records, leader_ms)
+            };
+            match appended {
                 Ok(info) => Some(Ok(info)),
                 Err(e) if is_deterministic(&e) => Some(Err(ReplicaError::Partition {
                     group: self.name(),
@@ -950,6 +981,18 @@ impl Replica {
             let _ = waiter.reply.send(reply);
         }
         Ok(())
+    }
+
+    /// Appends a marker entry's control batch, answered like a one-record append.
+    fn append_marker(&self, marker: &[u8], leader_ms: i64) -> Result<AppendInfo, LogError> {
+        let offset = self.partition.append_marker_batch(marker, leader_ms)?;
+        Ok(AppendInfo {
+            base_offset: offset,
+            last_offset: offset,
+            log_start_offset: self.partition.log_start_offset(),
+            log_append_time_ms: -1,
+            duplicate: false,
+        })
     }
 
     /// Records the applied checkpoint once the partition log has it on disk.

@@ -15,7 +15,10 @@ use super::{LogRead, ReplicaTransport};
 use crate::constants::RAFT_LOG_COMPACT_BYTES;
 use crate::log::testing::{make_batch, make_batch_with, ProducerFields};
 use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog};
-use crate::protocol::batch_layout::{LOG_OVERHEAD, OFFSET_BASE_TIMESTAMP, OFFSET_LENGTH};
+use crate::protocol::batch_layout::{
+    LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_BASE_TIMESTAMP, OFFSET_CRC, OFFSET_CRC_START,
+    OFFSET_LENGTH,
+};
 
 const IDS: [u64; 3] = [1, 2, 3];
 /// Plenty: an election takes at most 2 × 10 ticks plus a few rounds of messages.
@@ -873,4 +876,77 @@ async fn restart_after_power_loss(dir: PathBuf, acknowledged: Vec<i64>) {
     assert_eq!(sorted, held, "no batch twice");
     let expected = contents(&c.replica(leader)).await;
     c.assert_every_log_holds(&expected).await;
+}
+
+/// A transactional batch of two records from producer 7 (epoch 0), told apart by `tag`.
+fn transactional_records(tag: i64) -> Vec<u8> {
+    let fields = ProducerFields {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: 0,
+    };
+    let mut batch = make_batch_with(2, 40, tag, fields);
+    let transactional: i16 = 0x10;
+    batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&transactional.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[OFFSET_CRC_START..]);
+    batch[OFFSET_CRC..OFFSET_CRC_START].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[test]
+fn a_transaction_marker_is_an_entry_every_replica_stores_at_the_same_offset() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        drop(
+            c.replica(leader)
+                .propose(&transactional_records(1), 0)
+                .expect("propose"),
+        );
+        c.run_until_all_at("the transaction's data everywhere", 2)
+            .await;
+        for replica in c.live() {
+            assert_eq!(replica.partition().last_stable_offset(), 0, "open");
+        }
+
+        let mut marker = c
+            .replica(leader)
+            .propose_marker(&crate::log::marker_batch(7, 0, false, 0, 2), 2)
+            .expect("propose the marker");
+        c.run_until_all_at("the marker everywhere", 3).await;
+        let info = poll(&mut marker).expect("resolved").expect("committed");
+        assert_eq!((info.base_offset, info.last_offset), (2, 2));
+        for replica in c.live() {
+            let log = replica.partition();
+            // The test logs' high watermark (and so the stable offset) follows fsync.
+            log.wait_durable(2).await.expect("durable");
+            assert_eq!(log.last_stable_offset(), 3, "aborted on {}", replica.id());
+            assert_eq!(log.aborted_txns(0, 3).len(), 1, "on {}", replica.id());
+        }
+
+        // A control batch in a record set is a client's produce: refused, nothing stored.
+        let mut forged = c
+            .replica(leader)
+            .propose(&crate::log::marker_batch(7, 0, true, 0, 3), 0)
+            .expect("propose");
+        c.settle(5).await;
+        assert!(matches!(
+            poll(&mut forged),
+            Some(Err(ReplicaError::Partition { .. }))
+        ));
+
+        // A restarted follower matches the marker entry against the stored marker.
+        let follower = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        c.stop(follower).await;
+        c.open(follower).await;
+        drop(c.replica(leader).propose(&records(4), 0).expect("propose"));
+        c.run_until_all_at("a batch after the marker everywhere", 5)
+            .await;
+        let log = c.replica(follower).partition().clone();
+        log.wait_durable(4).await.expect("durable");
+        assert_eq!(log.aborted_txns(0, 5).len(), 1);
+        assert_eq!(log.last_stable_offset(), 5);
+    });
 }

@@ -63,11 +63,18 @@ impl TxnHost for Shard {
     ) -> Result<(), TxnError> {
         let now = now_ms();
         let mut appended = Vec::with_capacity(partitions.len());
+        let mut proposed = Vec::new();
         for (topic, partition) in partitions {
-            // A replicated partition holds no transactional data (Produce refuses it until
-            // markers are Raft entries), and a marker written to one replica alone would
-            // shift its offsets from the others'.
-            if self.replica(&topic, partition).is_some() {
+            // A replicated partition's marker is an entry of its Raft group, so that every
+            // replica stores it at the same offset; only the leader proposes it (a follower
+            // fails the call, and the coordinator retries once Metadata names the leader).
+            if let Some(replica) = self.replica(&topic, partition) {
+                let marker =
+                    crate::log::marker_batch(producer_id, epoch, commit, COORDINATOR_EPOCH, now);
+                match replica.propose_marker(&marker, now) {
+                    Ok(committed) => proposed.push((topic, partition, committed)),
+                    Err(e) => return Err(TxnError::Markers(format!("{topic}-{partition}: {e}"))),
+                }
                 continue;
             }
             let log = match self.partition(&topic, partition) {
@@ -94,6 +101,17 @@ impl TxnHost for Shard {
             log.wait_durable(offset)
                 .await
                 .map_err(|e| TxnError::Markers(e.to_string()))?;
+        }
+        for (topic, partition, committed) in proposed {
+            match committed.await {
+                Ok(_) => {}
+                // A newer epoch already ended this producer's transaction there.
+                Err(crate::replica::ReplicaError::Partition {
+                    source: LogError::InvalidProducerEpoch { .. },
+                    ..
+                }) => {}
+                Err(e) => return Err(TxnError::Markers(format!("{topic}-{partition}: {e}"))),
+            }
         }
         Ok(())
     }

@@ -28,7 +28,14 @@ async fn handle(shard: Rc<Shard>, message: TxnMessage) {
             // (through shard 0) they are spread over this node's shards.
             let result = shard
                 .txn()
-                .write_markers(&shard, producer_id, epoch, commit, partitions)
+                .write_markers(
+                    &shard,
+                    crate::txn::txn_coordinator::MarkerRoute::ThisNode,
+                    producer_id,
+                    epoch,
+                    commit,
+                    partitions,
+                )
                 .await;
             let _ = reply.send(result);
         }

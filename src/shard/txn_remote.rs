@@ -270,15 +270,21 @@ async fn ask<T>(
 }
 
 impl Shard {
-    /// The cluster node `topic`-`partition` lives on, if that is another node.
+    /// The cluster node `topic`-`partition` lives on, if that is another node: for a
+    /// replicated partition, its leader as this node's replica knows it (none known: this
+    /// node, whose replica then refuses and the caller retries), or the preferred leader
+    /// when this node hosts no replica.
     pub fn remote_node_of(&self, topic: &str, partition: i32) -> Option<NodeId> {
         let cluster = self.cluster.as_ref()?;
-        let node = self
-            .catalog
-            .borrow()
-            .get(topic)?
-            .placement
-            .node_of(partition)?;
+        let meta = self.topic(topic)?;
+        let node = match meta.placement.replicas_of(partition) {
+            Some(nodes) => match super::known_leader(cluster, &meta, partition, nodes) {
+                Some(leader) => leader,
+                None if nodes.contains(&cluster.node_id) => return None,
+                None => *nodes.first()?,
+            },
+            None => meta.placement.node_of(partition)?,
+        };
         (node != cluster.node_id).then_some(node)
     }
 

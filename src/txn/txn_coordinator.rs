@@ -28,6 +28,18 @@ type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
 // Kept reachable here, where `verify` returns it; it is defined with the message it answers.
 pub use super::txn_message::Verified;
 
+/// Where [`TxnCoordinator::write_markers`] sends markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerRoute {
+    /// The coordinator's own call: each partition's marker goes to the node leading it.
+    ToLeaders,
+    /// A call from another shard or node: the partitions are this node's to write (never
+    /// passed on again, so two nodes with different views of a leader cannot bounce a
+    /// marker between them); a replica that does not lead refuses, and the coordinator
+    /// retries.
+    ThisNode,
+}
+
 pub struct TxnCoordinator {
     shard_id: usize,
     shard_count: usize,
@@ -475,6 +487,7 @@ impl TxnCoordinator {
         partitions.sort();
         self.write_markers(
             shard,
+            MarkerRoute::ToLeaders,
             metadata.producer_id,
             metadata.epoch,
             commit,
@@ -502,6 +515,7 @@ impl TxnCoordinator {
     pub async fn write_markers<H: TxnHost>(
         &self,
         shard: &H,
+        route: MarkerRoute,
         producer_id: i64,
         epoch: i16,
         commit: bool,
@@ -510,7 +524,11 @@ impl TxnCoordinator {
         let mut by_shard: BTreeMap<usize, Vec<(String, i32)>> = BTreeMap::new();
         let mut by_node: BTreeMap<u64, Vec<(String, i32)>> = BTreeMap::new();
         for (topic, partition) in partitions {
-            if let Some(node) = shard.remote_node_of(&topic, partition) {
+            let remote = match route {
+                MarkerRoute::ToLeaders => shard.remote_node_of(&topic, partition),
+                MarkerRoute::ThisNode => None,
+            };
+            if let Some(node) = remote {
                 by_node.entry(node).or_default().push((topic, partition));
                 continue;
             }

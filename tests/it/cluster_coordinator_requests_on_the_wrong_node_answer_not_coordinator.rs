@@ -23,7 +23,7 @@ use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
     commit_each, committed_each, create_topic_via, find_coordinator, registered_clients,
-    start_cluster, CLUSTER_TIMEOUT, NODES,
+    settle_offsets_topic, start_cluster, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
 
@@ -120,7 +120,9 @@ fn listed_groups(addr: &str) -> Vec<String> {
 #[test]
 fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
     let nodes = start_cluster(&[]);
-    registered_clients(&nodes);
+    let clients = registered_clients(&nodes);
+    // Groups' coordinators are the offsets partitions' leaders: pin them first.
+    settle_offsets_topic(&nodes, &clients);
     let topic = topic_name("coordinated");
     let partitions = 3;
     create_topic_via(&nodes[0], &topic, partitions);

@@ -4,8 +4,8 @@
 //! factor above the node count is INVALID_REPLICATION_FACTOR; an idempotent rdkafka producer
 //! (acks=all) bootstrapped on node 1 writes to every partition, and each acknowledged record
 //! reaches the partition log on disk of all three nodes; a follower answers a raw Produce
-//! with NOT_LEADER_OR_FOLLOWER, and a transaction writing to a replicated partition fails
-//! to commit (not supported yet); `sluice cluster status` of a leader's node shows its
+//! with NOT_LEADER_OR_FOLLOWER (transactions: `cluster_transactions_on_replicated_partitions`);
+//! `sluice cluster status` of a leader's node shows its
 //! followers caught up; after the leader of partition 0 is killed with SIGKILL a
 //! new leader is elected, a producer keeps writing until acknowledged, and a consumer reads
 //! every acknowledged record exactly once and in order per partition. Then the leader of a
@@ -18,9 +18,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::cluster_support::{
@@ -146,36 +144,6 @@ fn cluster_partitions_are_replicated_and_survive_a_leader_kill() {
         NOT_LEADER_OR_FOLLOWER,
         "a follower refuses Produce"
     );
-
-    // A transaction cannot write to a replicated partition yet (markers are not Raft
-    // entries): the leader refuses its batch, the commit fails, and nothing is stored (the
-    // final read compares every partition's records exactly).
-    let transactional: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", nodes[0].bootstrap())
-        .set("transactional.id", topic_name("replicated-txn"))
-        .set("message.timeout.ms", "20000")
-        .create()
-        .expect("transactional producer");
-    transactional
-        .init_transactions(CLUSTER_TIMEOUT)
-        .expect("init transactions");
-    transactional.begin_transaction().expect("begin");
-    transactional
-        .send(
-            BaseRecord::to(&topic)
-                .partition(1)
-                .key("k")
-                .payload("in-a-transaction"),
-        )
-        .expect("send");
-    let committed = transactional.commit_transaction(CLUSTER_TIMEOUT);
-    assert!(
-        committed.is_err(),
-        "a transaction on a replicated partition committed"
-    );
-    transactional
-        .abort_transaction(CLUSTER_TIMEOUT)
-        .expect("abort");
 
     // Kill -9 the node leading partition 0; a surviving replica takes over.
     let victim = usize::try_from(leaders[0] / 1000 - 1).expect("node index");

@@ -185,22 +185,20 @@ fn append_all(
                 .flatten();
             let error = match (refusal, replica, shard.partition(&topic.name, data.index)) {
                 (Some(error), _, _) => Some(error),
-                (None, Some(replica), _) => {
-                    match propose(&replica, data.records, now, ctx.version, &mut answer) {
-                        Ok((committed, bytes)) => {
-                            if acks != 0 {
-                                commit_waits.push(CommitWait {
-                                    topic_index,
-                                    partition_index,
-                                    bytes,
-                                    committed,
-                                });
-                            }
-                            None
+                (None, Some(replica), _) => match propose(&replica, data.records, now) {
+                    Ok((committed, bytes)) => {
+                        if acks != 0 {
+                            commit_waits.push(CommitWait {
+                                topic_index,
+                                partition_index,
+                                bytes,
+                                committed,
+                            });
                         }
-                        Err(error) => Some(error),
+                        None
                     }
-                }
+                    Err(error) => Some(error),
+                },
                 (None, None, PartitionLookup::UnknownTopic) => {
                     Some(ResponseError::UnknownTopicOrPartition)
                 }
@@ -343,8 +341,6 @@ fn propose(
     replica: &Replica,
     records: Option<Bytes>,
     now: i64,
-    version: i16,
-    answer: &mut PartitionProduceResponse,
 ) -> Result<(Committed, usize), ResponseError> {
     let Some(records) = records else {
         return Err(ResponseError::CorruptMessage);
@@ -354,16 +350,6 @@ fn propose(
     }
     if replica.partition().is_storage_full() {
         return Err(ResponseError::KafkaStorageError);
-    }
-    // Markers are not entries of the Raft group yet: a transaction on a replicated
-    // partition would leave its replicas' offsets apart.
-    if crate::log::transactional_producer(&records).is_some() {
-        if version >= 8 {
-            answer.error_message = Some(StrBytes::from_static_str(
-                "transactions on replicated partitions are not supported yet",
-            ));
-        }
-        return Err(ResponseError::InvalidRecord);
     }
     replica
         .propose_record_set(&records, now)

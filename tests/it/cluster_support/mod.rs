@@ -247,6 +247,26 @@ pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
     }
 }
 
+/// Creates the offsets topic (the first group lookup does) and waits until every node's
+/// Metadata shows each of its partitions led by its preferred replica: from then on the
+/// leaders, and with them the groups' coordinators, stay put while no node fails (no
+/// hand-back to a preferred replica is pending), so a test can pin a group's coordinator.
+pub fn settle_offsets_topic(nodes: &[Broker], clients: &[BaseConsumer]) {
+    find_coordinator(nodes[0].bootstrap(), "settle-the-offsets-topic", 0);
+    let partitions = 32;
+    wait_until(
+        "every offsets partition led by its preferred replica",
+        CLUSTER_TIMEOUT,
+        || {
+            clients.iter().all(|c| {
+                describe(c, "__consumer_offsets", partitions).is_some_and(|parts| {
+                    parts.iter().all(|p| p.replicas.first() == Some(&p.leader))
+                })
+            })
+        },
+    );
+}
+
 /// One partition as a node's Metadata describes it: leader, replicas, in-sync replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {

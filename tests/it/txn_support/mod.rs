@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
-    TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::BaseConsumer;
@@ -113,16 +112,10 @@ pub fn connect(addr: &str) -> Connection {
 }
 
 /// The broker id of the coordinator of `key`, a transactional id (`key_type` 1) or a
-/// group (0), as `broker` answers FindCoordinator v1.
+/// group (0), as `broker` answers FindCoordinator v1 (retried while not available: in a
+/// cluster a group's first lookup creates the offsets topic).
 pub fn coordinator_id(broker: &Broker, key: &str, key_type: i8) -> i32 {
-    let request = FindCoordinatorRequest::default()
-        .with_key(text(key))
-        .with_key_type(key_type);
-    let found = connect(broker.bootstrap())
-        .send_version(&request, 1, Duration::ZERO)
-        .expect("FindCoordinator");
-    assert_eq!(found.error_code, 0, "FindCoordinator error");
-    found.node_id.0
+    crate::cluster_support::find_coordinator(broker.bootstrap(), key, key_type)
 }
 
 /// The node id and address of `transactional_id`'s coordinator (FindCoordinator v1).
