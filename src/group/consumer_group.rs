@@ -510,9 +510,7 @@ impl ConsumerGroup {
             return false;
         }
         self.regexes_resolved_ms = now_ms;
-        // Internal topics never match a subscription pattern, as in Kafka.
-        let mut names = topics.topic_names();
-        names.retain(|name| name != super::OFFSETS_TOPIC);
+        let names = topics.topic_names();
         let mut changed = false;
         for regex in self.regexes.values_mut() {
             changed |= regex.resolve(&names);

@@ -18,11 +18,11 @@ use super::classic_group::{
 use super::consumer_group::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, Partitions};
 use super::offset_record::{CommittedOffset, OffsetRecord};
 use super::offset_store::OffsetStore;
-use super::offsets_replicas::Serving;
 use super::{
     coordinator_shard, offsets_partition, Durable, GroupConfig, GroupError, NodeKeys, TopicCatalog,
     GROUP_ID_BYTES_MAX,
 };
+use crate::replica::state_partitions::Serving;
 use crate::replica::Replica;
 
 /// How often offsets of empty groups are checked for expiry (Kafka:

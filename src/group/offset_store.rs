@@ -22,11 +22,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::offset_record::{CommittedOffset, OffsetRecord};
-use super::offsets_replicas::{LeadershipChanges, OffsetsReplicas, Serving};
-use super::{offsets_partition, Durable, GroupError, OFFSETS_PARTITION_COUNT};
+use super::{offsets_partition, offsets_replicas, Durable, GroupError, OFFSETS_PARTITION_COUNT};
 use crate::log::state_log::{
     self, CodecError, StateLog, StateLogConfig, StateLogError, StateRecord,
 };
+use crate::replica::state_partitions::{LeadershipChanges, Serving, StatePartitions};
 
 const GROUPS_DIR: &str = ".groups";
 
@@ -54,7 +54,7 @@ pub struct OffsetStore {
     logs: RefCell<BTreeMap<u32, Rc<StateLog<OffsetRecord>>>>,
     offsets: RefCell<Offsets>,
     /// In a cluster: the offsets partitions are replicated partitions, not `.groups` logs.
-    replicated: Option<OffsetsReplicas>,
+    replicated: Option<StatePartitions>,
 }
 
 fn storage(error: StateLogError) -> GroupError {
@@ -134,10 +134,10 @@ impl OffsetStore {
 
     /// Keeps offsets in the replicated offsets partitions attached later, not in `.groups`.
     pub fn replicate(&mut self) {
-        self.replicated = Some(OffsetsReplicas::default());
+        self.replicated = Some(StatePartitions::default());
     }
 
-    pub fn replicas(&self) -> Option<&OffsetsReplicas> {
+    pub fn replicas(&self) -> Option<&StatePartitions> {
         self.replicated.as_ref()
     }
 
@@ -193,8 +193,15 @@ impl OffsetStore {
                 crate::io::clock::now_ms(),
             )
             .map_err(|e| GroupError::Storage(e.to_string()))?;
-            let durable =
-                replicas.propose(group, partition, batches, crate::io::clock::now_ms())?;
+            let proposed = replicas
+                .propose(partition, batches, crate::io::clock::now_ms())
+                .map_err(|e| offsets_replicas::not_proposed(e, group))?;
+            let group = group.to_owned();
+            let durable: Durable = Box::pin(async move {
+                proposed
+                    .await
+                    .map_err(|e| offsets_replicas::not_committed(e, &group))
+            });
             let mut offsets = self.offsets.borrow_mut();
             for record in records {
                 apply(&mut offsets, record);
@@ -244,7 +251,7 @@ impl OffsetStore {
     pub fn leadership_changes(&self) -> LeadershipChanges {
         self.replicated
             .as_ref()
-            .map(OffsetsReplicas::leadership_changes)
+            .map(StatePartitions::leadership_changes)
             .unwrap_or_default()
     }
 

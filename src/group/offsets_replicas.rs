@@ -1,177 +1,36 @@
-//! Offsets partitions as replicated partitions (a cluster of several nodes, issue 17).
-//!
-//! Partition `p` of the internal topic [`OFFSETS_TOPIC`] holds the offsets records of the
+//! Offsets partitions as replicated partitions (a cluster of several nodes, issue 17):
+//! partition `p` of the internal topic [`OFFSETS_TOPIC`] holds the offsets records of the
 //! groups that hash to `p` ([`super::offsets_partition`]), as Kafka's `__consumer_offsets`
 //! does, and the coordinator of those groups is whichever node leads that partition's Raft
-//! group: when a node dies, its groups move with the leadership, and their offsets with them.
-//!
-//! A shard attaches the replica of each offsets partition it hosts. The leader serves the
-//! partition's groups only once it has read their offsets from the partition log in the term
-//! it leads ([`Serving::Loading`] until then): the log holds only committed records, and a
-//! leader is readable only once it has applied an entry of its own term, so the view it
-//! loads holds every offset any earlier leader acknowledged. A commit is proposed as an
-//! entry and acknowledged once a majority has it durable. A lost leadership, or a new term,
-//! drops the view; whoever leads next reads the log again.
-//!
-//! Concurrency contract: owned by one shard (`!Send`), like the replicas it holds.
+//! group (see [`crate::replica::state_partitions`] for loading and serving).
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::rc::Rc;
+use crate::replica::state_partitions::NotProposed;
+use crate::replica::ReplicaError;
 
-use bytes::Bytes;
-
-use super::{Durable, GroupError};
-use crate::log::PartitionLog;
-use crate::replica::{Replica, ReplicaError};
+use super::GroupError;
 
 /// The internal topic holding committed offsets in a cluster (Kafka's name: tools and
 /// clients know it as internal).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Whether this shard answers for the groups of an offsets partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serving {
-    /// It leads the partition and has loaded its offsets in this term.
-    Yes,
-    /// It leads the partition but has not loaded it yet (COORDINATOR_LOAD_IN_PROGRESS).
-    Loading,
-    /// Another node leads it, or no node does yet (NOT_COORDINATOR: look it up again).
-    No,
+/// A change to `group`'s offsets that was not proposed, as the group coordinator answers it.
+pub fn not_proposed(error: NotProposed, group: &str) -> GroupError {
+    match error {
+        NotProposed::Loading => GroupError::LoadInProgress,
+        NotProposed::NotLeader => GroupError::NotCoordinator(group.to_owned()),
+        NotProposed::Replica(e) => not_committed(e, group),
+    }
 }
 
-/// What changed since the last look: partitions whose loaded view must go, and partitions
-/// to load, with the term they are led in.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct LeadershipChanges {
-    pub lost: Vec<u32>,
-    pub gained: Vec<(u32, u64)>,
-}
-
-struct Attached {
-    replica: Rc<Replica>,
-    /// The term whose leadership loaded the partition's offsets, while that view is held.
-    loaded_term: Option<u64>,
-}
-
-/// The replicas of the offsets partitions a shard hosts.
-#[derive(Default)]
-pub struct OffsetsReplicas {
-    partitions: RefCell<BTreeMap<u32, Attached>>,
-}
-
-impl OffsetsReplicas {
-    pub fn attach(&self, partition: u32, replica: Rc<Replica>) {
-        self.partitions.borrow_mut().insert(
-            partition,
-            Attached {
-                replica,
-                loaded_term: None,
-            },
-        );
-    }
-
-    /// Forgets the replica of `partition` (its topic was deleted); whether it was attached.
-    pub fn detach(&self, partition: u32) -> bool {
-        self.partitions.borrow_mut().remove(&partition).is_some()
-    }
-
-    pub fn serving(&self, partition: u32) -> Serving {
-        let partitions = self.partitions.borrow();
-        let Some(attached) = partitions.get(&partition) else {
-            return Serving::No;
-        };
-        let replica = &attached.replica;
-        if !replica.is_leader() || replica.is_closed() {
-            return Serving::No;
+/// A proposed change to `group`'s offsets that did not commit. A lost leadership answers
+/// NOT_COORDINATOR: the entry may still commit under the next leader, and the client
+/// commits again there (an offset commit is idempotent).
+pub fn not_committed(error: ReplicaError, group: &str) -> GroupError {
+    match error {
+        ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => {
+            GroupError::NotCoordinator(group.to_owned())
         }
-        if replica.is_readable_leader() && attached.loaded_term == Some(replica.term()) {
-            Serving::Yes
-        } else {
-            Serving::Loading
-        }
-    }
-
-    /// Partitions whose view is stale (leadership lost, or a new term) and partitions led
-    /// and readable but not loaded in their current term. Views reported lost are
-    /// considered dropped from here on.
-    pub fn leadership_changes(&self) -> LeadershipChanges {
-        let mut changes = LeadershipChanges::default();
-        for (partition, attached) in self.partitions.borrow_mut().iter_mut() {
-            let replica = &attached.replica;
-            let leads = replica.is_readable_leader() && !replica.is_closed();
-            let current = leads && attached.loaded_term == Some(replica.term());
-            if attached.loaded_term.is_some() && !current {
-                attached.loaded_term = None;
-                changes.lost.push(*partition);
-            }
-            if leads && !current {
-                changes.gained.push((*partition, replica.term()));
-            }
-        }
-        changes
-    }
-
-    /// The partition log to load `partition`'s offsets from.
-    pub fn log(&self, partition: u32) -> Option<PartitionLog> {
-        let partitions = self.partitions.borrow();
-        Some(partitions.get(&partition)?.replica.partition().clone())
-    }
-
-    /// Records that `partition`'s offsets were loaded while it was led in `term`; a
-    /// leadership lost meanwhile leaves it unloaded (the next look loads it again).
-    pub fn mark_loaded(&self, partition: u32, term: u64) -> bool {
-        let mut partitions = self.partitions.borrow_mut();
-        let Some(attached) = partitions.get_mut(&partition) else {
-            return false;
-        };
-        let replica = &attached.replica;
-        if replica.is_readable_leader() && replica.term() == term {
-            attached.loaded_term = Some(term);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Proposes `batches` (offsets records, each a RecordBatch) to `partition`'s group; the
-    /// future resolves once all are committed. Only a serving leader proposes.
-    pub fn propose(
-        &self,
-        group: &str,
-        partition: u32,
-        batches: Vec<Bytes>,
-        now_ms: i64,
-    ) -> Result<Durable, GroupError> {
-        match self.serving(partition) {
-            Serving::Yes => {}
-            Serving::Loading => return Err(GroupError::LoadInProgress),
-            Serving::No => return Err(GroupError::NotCoordinator(group.to_owned())),
-        }
-        let replica = match self.partitions.borrow().get(&partition) {
-            Some(attached) => Rc::clone(&attached.replica),
-            None => return Err(GroupError::NotCoordinator(group.to_owned())),
-        };
-        let group = group.to_owned();
-        let not_committed = |error: ReplicaError, group: &str| match error {
-            // The entry may still commit under the next leader; the client retries
-            // against it (an offset commit is idempotent).
-            ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => {
-                GroupError::NotCoordinator(group.to_owned())
-            }
-            other => GroupError::Storage(other.to_string()),
-        };
-        let commits = batches
-            .iter()
-            .map(|batch| replica.propose(batch, now_ms))
-            .collect::<Result<Vec<_>, ReplicaError>>()
-            .map_err(|e| not_committed(e, &group))?;
-        Ok(Box::pin(async move {
-            for commit in commits {
-                commit.await.map_err(|e| not_committed(e, &group))?;
-            }
-            Ok(())
-        }))
+        other => GroupError::Storage(other.to_string()),
     }
 }
 
@@ -179,10 +38,15 @@ impl OffsetsReplicas {
 mod tests {
     use std::path::Path;
 
+    use std::rc::Rc;
+
     use super::*;
     use crate::group::offset_record::CommittedOffset;
     use crate::group::{offsets_partition, GroupConfig, GroupCoordinator, NodeKeys};
+    use crate::group::{Durable, GroupError};
     use crate::log::LogConfig;
+    use crate::log::PartitionLog;
+    use crate::replica::Replica;
     use crate::replica::{GroupKey, LogRead, RaftMessage, ReplicaConfig, ReplicaTransport};
 
     /// A group of one voter: it elects itself and commits alone, so leadership is under the

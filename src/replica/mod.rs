@@ -7,6 +7,8 @@
 //!   the applied checkpoint) in a [`StateLog`](crate::log::state_log::StateLog) beside the
 //!   partition, group-committed with the shard's other logs.
 //! - [`ReplicaTransport`]: messages out by group; the network is the next slice's.
+//! - [`state_partitions`]: internal state (group offsets, transactions) kept in replicated
+//!   partitions, served by their leaders.
 //!
 //! The layer sits between `log` (which it drives) and `group` (whose internal topics will be
 //! replicated partitions). See docs/cluster.md, "Partition replication".
@@ -15,6 +17,7 @@ mod partition_replica;
 mod raft_record;
 mod raft_store;
 mod replica_error;
+pub mod state_partitions;
 mod transport;
 
 #[cfg(test)]

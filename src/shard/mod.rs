@@ -9,6 +9,7 @@ pub mod catalog_machine;
 pub mod catalog_owner;
 pub mod control;
 pub mod dead_letter;
+pub mod internal_topics;
 pub mod kafka_topic_configs;
 pub mod log_cleaner_task;
 pub mod metrics_publisher;
@@ -38,7 +39,7 @@ use crate::log::{LogConfig, PartitionLog};
 use crate::security::sasl::{CredentialSource, SaslMechanism, ScramCredential};
 use crate::share::share_state::StoredPartition;
 use catalog::{Catalog, CatalogChange, TopicMeta};
-use control::{AdminError, AdminRequest, NewTopic, ShardMessage};
+use control::{AdminError, AdminRequest, ShardMessage};
 use placement::owner_shard;
 use topic_config::TopicOverrides;
 
@@ -89,16 +90,9 @@ pub struct Shard {
     cluster: Option<ShardCluster>,
     /// Replicas of the replicated partitions this shard hosts (see `replica_host`).
     replicas: RefCell<HashMap<(String, i32), replica_host::Hosted>>,
-    /// A creation of the offsets topic is under way (see `create_offsets_topic`).
-    creating_offsets_topic: std::cell::Cell<bool>,
+    /// Internal topics whose creation is under way (see `internal_topics`).
+    creating_internal_topics: RefCell<std::collections::HashSet<&'static str>>,
 }
-
-/// Replication factor of the offsets topic (Kafka's `offsets.topic.replication.factor`),
-/// capped by the number of initial peers.
-const OFFSETS_TOPIC_REPLICATION_FACTOR: usize = 3;
-
-/// Segment size of the offsets topic's partitions: 32 of them per node, each mostly small.
-const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 16 << 20;
 
 /// What a shard of a cluster node knows of the cluster.
 struct ShardCluster {
@@ -132,9 +126,10 @@ fn node_keys(cluster: Option<&crate::cluster::PeerList>) -> crate::group::NodeKe
     crate::group::NodeKeys::slot(slot.unwrap_or(peers.peers.len()), peers.peers.len())
 }
 
-/// Whether group offsets live in the replicated internal topic `group::OFFSETS_TOPIC`: in a
-/// cluster of two or more initial peers, so a group outlives its coordinator's node (see
-/// `group::offsets_replicas`). A cluster of one has nothing to replicate to.
+/// Whether group offsets and transaction state live in the replicated internal topics
+/// (`group::OFFSETS_TOPIC`, `txn::txn_store::TXN_STATE_TOPIC`): in a cluster of two or more
+/// initial peers, so groups and transactions outlive their coordinator's node (see
+/// `internal_topics`). A cluster of one has nothing to replicate to.
 fn replicated_offsets(cluster: Option<&crate::cluster::PeerList>) -> bool {
     cluster.is_some_and(|peers| peers.peers.len() >= 2)
 }
@@ -204,7 +199,11 @@ impl Shard {
             share = share.follow_group_coordinator(Rc::clone(&groups));
         }
         let share = std::rc::Rc::new(share);
-        let txn = crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count, keys);
+        let mut txn =
+            crate::txn::TxnCoordinator::new(&config.data_dir, id, config.shard_count, keys);
+        if replicated {
+            txn = txn.with_replicated_state();
+        }
         Shard {
             id,
             config,
@@ -218,7 +217,7 @@ impl Shard {
             txn,
             cluster: None,
             replicas: RefCell::new(HashMap::new()),
-            creating_offsets_topic: std::cell::Cell::new(false),
+            creating_internal_topics: RefCell::new(std::collections::HashSet::new()),
         }
     }
 
@@ -401,108 +400,6 @@ impl Shard {
             host: listener.host.clone(),
             port: *listener.ports.get(shard)?,
         })
-    }
-
-    /// The broker coordinating consumer group `group`. With replicated offsets (a cluster
-    /// of several nodes) it is the shard leading the group's offsets partition, wherever
-    /// that leadership is now; `None` while no leader is known or the offsets topic does
-    /// not exist yet (its creation is started here, as Kafka's first FindCoordinator does).
-    pub fn group_coordinator_broker(
-        self: &Rc<Self>,
-        session: &Session,
-        group: &str,
-    ) -> Option<BrokerAddress> {
-        if !replicated_offsets(self.config.cluster.as_ref()) {
-            return self.coordinator_broker(session, group);
-        }
-        let node = self.group_coordinator_node(group)?;
-        let partition = crate::group::offsets_partition(group);
-        let shard = |shard_count: usize| partition as usize % shard_count.max(1);
-        match &self.cluster {
-            Some(cluster) if cluster.node_id == node => self
-                .brokers_for(session)
-                .get(shard(self.config.shard_count))
-                .cloned(),
-            _ => self.node_broker(session, node, shard),
-        }
-    }
-
-    /// With replicated offsets: the node leading `group`'s offsets partition, as this
-    /// node's replica of it knows (a node without one names the preferred leader, which
-    /// sends the client on if it is wrong). `None` while no leader is known.
-    pub fn group_coordinator_node(self: &Rc<Self>, group: &str) -> Option<crate::cluster::NodeId> {
-        match self.offsets_leader(group) {
-            Some(leader) => leader,
-            None => {
-                self.create_offsets_topic();
-                None
-            }
-        }
-    }
-
-    /// [`Self::group_coordinator_node`] without creating the topic: `None` when there is no
-    /// offsets topic (or no cluster), else the leader as far as known.
-    fn offsets_leader(&self, group: &str) -> Option<Option<crate::cluster::NodeId>> {
-        let cluster = self.cluster.as_ref()?;
-        let meta = self.topic(crate::group::OFFSETS_TOPIC)?;
-        let partition = i32::try_from(crate::group::offsets_partition(group)).ok()?;
-        let Some(nodes) = meta.placement.replicas_of(partition) else {
-            // One copy (a topic created with one node registered): its node leads it.
-            return Some(meta.placement.node_of(partition));
-        };
-        Some(match known_leader(cluster, &meta, partition, nodes) {
-            Some(node) => Some(node),
-            None if nodes.contains(&cluster.node_id) => None,
-            None => nodes.first().copied(),
-        })
-    }
-
-    /// Creates the offsets topic (once at a time per shard): a partition per offsets
-    /// partition, replicated on up to three nodes, compacted by key.
-    fn create_offsets_topic(self: &Rc<Self>) {
-        if self.creating_offsets_topic.replace(true) {
-            return;
-        }
-        let peers = self.config.cluster.as_ref().map_or(1, |p| p.peers.len());
-        let topic = NewTopic {
-            name: crate::group::OFFSETS_TOPIC.to_owned(),
-            partition_count: i32::try_from(crate::group::OFFSETS_PARTITION_COUNT)
-                .unwrap_or(i32::MAX),
-            overrides: [
-                ("cleanup.policy", "compact".to_owned()),
-                ("segment.bytes", OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-            placement: placement::Placement {
-                replication_factor: i16::try_from(peers.min(OFFSETS_TOPIC_REPLICATION_FACTOR))
-                    .unwrap_or(1),
-                ..Default::default()
-            },
-        };
-        let shard = Rc::clone(self);
-        crate::io::spawn(async move {
-            let created = shard
-                .admin(|reply| AdminRequest::CreateTopics {
-                    topics: vec![topic],
-                    validate_only: false,
-                    reply,
-                })
-                .await;
-            match created.map(|mut results| results.pop()) {
-                Ok(Some(Ok(_)) | Some(Err(AdminError::TopicExists(_)))) => {
-                    tracing::info!("offsets topic created")
-                }
-                // Retried at the next FindCoordinator (too few nodes registered yet, say).
-                Ok(Some(Err(e))) | Err(e) => {
-                    tracing::warn!(error = %e, "creating the offsets topic")
-                }
-                Ok(None) => {}
-            }
-            shard.creating_offsets_topic.set(false);
-        })
-        .detach();
     }
 
     fn set_nodes(&self, nodes: Vec<catalog_machine::NodeInfo>) {

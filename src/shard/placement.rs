@@ -268,11 +268,18 @@ fn check_replication_factor(replicas: i16, broker_count: usize) -> Result<(), Ad
     Ok(())
 }
 
+/// Whether `topic` is an internal topic (see `internal_topics`): written by the
+/// coordinators only, never matched by subscription patterns, marked internal in Metadata,
+/// and placed so that partition `p` is on the shard coordinating its keys.
+pub fn is_internal(topic: &str) -> bool {
+    topic == crate::group::OFFSETS_TOPIC || topic == crate::txn::txn_store::TXN_STATE_TOPIC
+}
+
 /// Which shard owns a partition. Consecutive partitions of a topic land on consecutive
 /// shards, starting from a per-topic offset so that single-partition topics spread too.
 pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
-    if topic == crate::group::OFFSETS_TOPIC {
-        // The shard that coordinates the partition's groups (`group::coordinator_shard`).
+    if is_internal(topic) {
+        // The shard coordinating the partition's keys (`group::coordinator_shard`).
         let partition = u64::from(partition.unsigned_abs());
         return (partition % shard_count.max(1) as u64) as usize;
     }

@@ -91,10 +91,13 @@ impl Shard {
                 tracing::debug!(topic = %meta.name, partition, error = %e, "campaign refused");
             }
         }
-        if meta.name == crate::group::OFFSETS_TOPIC {
-            if let Ok(offsets_partition) = u32::try_from(partition) {
+        if let Ok(state_partition) = u32::try_from(partition) {
+            if meta.name == crate::group::OFFSETS_TOPIC {
                 self.groups
-                    .attach_offsets_replica(offsets_partition, Rc::clone(&replica));
+                    .attach_offsets_replica(state_partition, Rc::clone(&replica));
+            } else if meta.name == crate::txn::txn_store::TXN_STATE_TOPIC {
+                self.txn
+                    .attach_state_replica(state_partition, Rc::clone(&replica));
             }
         }
         let running = Rc::clone(&replica);
@@ -148,9 +151,11 @@ impl Shard {
                 .collect()
         };
         for ((topic, partition), hosted) in dropped {
-            if topic == crate::group::OFFSETS_TOPIC {
-                if let Ok(offsets_partition) = u32::try_from(partition) {
-                    self.groups.detach_offsets_replica(offsets_partition);
+            if let Ok(state_partition) = u32::try_from(partition) {
+                if topic == crate::group::OFFSETS_TOPIC {
+                    self.groups.detach_offsets_replica(state_partition);
+                } else if topic == crate::txn::txn_store::TXN_STATE_TOPIC {
+                    self.txn.detach_state_replica(state_partition);
                 }
             }
             if let Err(e) = hosted.replica.close().await {

@@ -33,7 +33,7 @@ impl TxnHost for Shard {
     }
 
     fn remote_group_node(&self, group: &str) -> Option<u64> {
-        self.remote_group_coordinator_node(group)
+        self.remote_internal_coordinator(group, crate::group::OFFSETS_TOPIC)
     }
 
     async fn settle_remote_offsets(

@@ -296,17 +296,6 @@ impl Shard {
         (node != cluster.node_id).then_some(node)
     }
 
-    /// The node coordinating consumer group `group`, if that is another node: with
-    /// replicated offsets the leader of its offsets partition (this node while none is
-    /// known: the commit then fails here and the transaction's completion is retried).
-    pub fn remote_group_coordinator_node(&self, group: &str) -> Option<NodeId> {
-        if !super::replicated_offsets(self.config.cluster.as_ref()) {
-            return self.remote_coordinator_node(group);
-        }
-        let node = self.offsets_leader(group).flatten()?;
-        (Some(node) != self.cluster.as_ref().map(|c| c.node_id)).then_some(node)
-    }
-
     async fn call_node(&self, node: NodeId, call: &NodeCall) -> Result<NodeReply, TxnError> {
         let cluster = self.cluster.as_ref().ok_or(TxnError::ShuttingDown)?;
         let body = serde_json::to_string(call).map_err(|e| TxnError::Markers(e.to_string()))?;

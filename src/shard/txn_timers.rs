@@ -11,6 +11,7 @@ use crate::txn::{TIMEOUT_CHECK_INTERVAL_MS, TRANSACTIONAL_ID_EXPIRATION_MS};
 
 pub async fn run(shard: Rc<Shard>) {
     loop {
+        shard.txn().follow_state_leaders().await;
         let (timed_out, unfinished) = shard.txn().due(now_ms());
         for transactional_id in timed_out {
             let shard = Rc::clone(&shard);

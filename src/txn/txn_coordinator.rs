@@ -21,6 +21,7 @@ use super::{coordinator_shard, TxnError, TRANSACTION_TIMEOUT_MS_MAX};
 use crate::group::offset_record::CommittedOffset;
 use crate::group::offsets_partition;
 use crate::io::clock::now_ms;
+use crate::replica::state_partitions::Serving;
 
 /// Transactional id → partitions whose offsets it commits to one group.
 type PendingByTxn = HashMap<String, BTreeSet<(String, i32)>>;
@@ -90,6 +91,66 @@ impl TxnCoordinator {
             peers: RefCell::new(Vec::new()),
             pending_offsets: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// In a cluster of several nodes: transaction state lives in the replicated partitions
+    /// of `TXN_STATE_TOPIC` (attached with [`Self::attach_state_replica`]), and this shard
+    /// coordinates the transactional ids of the partitions it leads.
+    pub fn with_replicated_state(mut self) -> Self {
+        self.store.replicate();
+        self
+    }
+
+    /// Hands this shard's replica of transaction-state partition `partition` over.
+    pub fn attach_state_replica(
+        &self,
+        partition: u32,
+        replica: std::rc::Rc<crate::replica::Replica>,
+    ) {
+        if let Some(replicas) = self.store.replicas() {
+            replicas.attach(partition, replica);
+        }
+    }
+
+    /// Forgets the replica of `partition` and the transactions it held.
+    pub fn detach_state_replica(&self, partition: u32) {
+        if let Some(replicas) = self.store.replicas() {
+            if replicas.detach(partition) {
+                self.forget_partition(partition);
+            }
+        }
+    }
+
+    /// Follows the leadership of the replicated state partitions (called by the timers
+    /// task): drops the transactions of partitions led elsewhere now, and loads those of
+    /// partitions this shard has come to lead. A loaded transaction left `Prepare*` is then
+    /// completed by the timers task, as after a restart.
+    pub async fn follow_state_leaders(&self) {
+        let changes = self.store.leadership_changes();
+        for partition in &changes.lost {
+            tracing::info!(partition, "transaction-state partition led elsewhere");
+            self.forget_partition(*partition);
+        }
+        for (partition, term) in changes.gained {
+            self.forget_partition(partition);
+            match self.store.load_partition(partition, term).await {
+                Ok(Some(txns)) => {
+                    let count = txns.len();
+                    self.txns.borrow_mut().extend(txns);
+                    tracing::info!(partition, term, count, "transaction-state partition loaded");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "loading a transaction-state partition")
+                }
+            }
+        }
+    }
+
+    fn forget_partition(&self, partition: u32) {
+        self.txns
+            .borrow_mut()
+            .retain(|id, _| offsets_partition(id) != partition);
     }
 
     /// Connects this shard to every shard's transaction inbox (index = shard id).
@@ -208,7 +269,8 @@ impl TxnCoordinator {
     /// node.
     pub fn is_coordinator(&self, transactional_id: &str) -> bool {
         coordinator_shard(transactional_id, self.shard_count) == self.shard_id
-            && self.node_keys.owns(transactional_id)
+            && (self.store.replicas().is_some() || self.node_keys.owns(transactional_id))
+            && self.store.serving(transactional_id) != Serving::No
     }
 
     fn check(&self, transactional_id: &str) -> Result<(), TxnError> {
@@ -218,7 +280,7 @@ impl TxnCoordinator {
         if !self.is_coordinator(transactional_id) {
             return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
         }
-        if !self.loaded.get() {
+        if !self.loaded.get() || self.store.serving(transactional_id) == Serving::Loading {
             return Err(TxnError::LoadInProgress);
         }
         Ok(())

@@ -13,6 +13,11 @@
 //! | 1    | transactional id  | none: the id expired and is forgotten |
 //! | 2    | (empty)           | snapshot complete: generation u64 |
 //!
+//! In a cluster of several nodes the partitions are instead those of the replicated internal
+//! topic [`TXN_STATE_TOPIC`] (see [`crate::replica::state_partitions`]): nothing is kept
+//! under `.transactions`, and the coordinator holds the transactions of the partitions its
+//! shard leads.
+//!
 //! Concurrency contract: owned by one shard; `persist` is synchronous, so records reach the
 //! log in the order states changed; callers answer only once [`Durable`] resolves.
 
@@ -30,7 +35,17 @@ use crate::group::offset_record::{
     get_i32, get_i64, get_str, put_str, CommittedOffset, RecordEncodeError,
 };
 use crate::group::{offsets_partition, OFFSETS_PARTITION_COUNT};
-use crate::log::state_log::{CodecError, StateLog, StateLogConfig, StateLogError, StateRecord};
+use crate::log::state_log::{
+    self, CodecError, StateLog, StateLogConfig, StateLogError, StateRecord,
+};
+use crate::replica::state_partitions::{LeadershipChanges, NotProposed, Serving, StatePartitions};
+use crate::replica::ReplicaError;
+
+/// The internal topic holding transaction state in a cluster (Kafka's name).
+pub const TXN_STATE_TOPIC: &str = "__transaction_state";
+
+/// Record bytes per batch proposed to a replicated transaction-state partition.
+const REPLICATED_BATCH_BYTES_MAX: usize = 256 << 10;
 
 const TXN_DIR: &str = ".transactions";
 const KIND_TXN: u8 = 1;
@@ -234,7 +249,7 @@ impl StateRecord for TxnRecord {
     }
 }
 
-type Txns = HashMap<String, TxnMetadata>;
+pub type Txns = HashMap<String, TxnMetadata>;
 
 fn apply(txns: &mut Txns, record: TxnRecord) {
     match record {
@@ -267,6 +282,19 @@ pub struct TxnStore {
     shard_id: usize,
     shard_count: usize,
     logs: RefCell<BTreeMap<u32, Rc<StateLog<TxnRecord>>>>,
+    /// In a cluster: the partitions are replicated partitions, not `.transactions` logs.
+    replicated: Option<StatePartitions>,
+}
+
+/// A change to `transactional_id`'s state that did not commit. A lost leadership answers
+/// NOT_COORDINATOR: the client looks the coordinator up again and retries there.
+fn not_committed(error: ReplicaError, transactional_id: &str) -> TxnError {
+    match error {
+        ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => {
+            TxnError::NotCoordinator(transactional_id.to_owned())
+        }
+        other => TxnError::Storage(other.to_string()),
+    }
 }
 
 impl TxnStore {
@@ -276,12 +304,64 @@ impl TxnStore {
             shard_id,
             shard_count: shard_count.max(1),
             logs: RefCell::new(BTreeMap::new()),
+            replicated: None,
         }
+    }
+
+    /// Keeps the state in the replicated partitions attached later, not in `.transactions`.
+    pub fn replicate(&mut self) {
+        self.replicated = Some(StatePartitions::default());
+    }
+
+    pub fn replicas(&self) -> Option<&StatePartitions> {
+        self.replicated.as_ref()
+    }
+
+    /// Whether this store answers for `transactional_id`: always on a single node's own
+    /// logs; in a cluster only while leading its partition with the state loaded.
+    pub fn serving(&self, transactional_id: &str) -> Serving {
+        match &self.replicated {
+            None => Serving::Yes,
+            Some(replicas) => replicas.serving(offsets_partition(transactional_id)),
+        }
+    }
+
+    /// What changed in the leadership of the attached partitions (in a cluster).
+    pub fn leadership_changes(&self) -> LeadershipChanges {
+        self.replicated
+            .as_ref()
+            .map(StatePartitions::leadership_changes)
+            .unwrap_or_default()
+    }
+
+    /// Reads the transactions of replicated `partition`, led in `term`, from its log;
+    /// `None` when the leadership was lost meanwhile (the next look loads it again).
+    pub async fn load_partition(
+        &self,
+        partition: u32,
+        term: u64,
+    ) -> Result<Option<Txns>, TxnError> {
+        let Some(replicas) = &self.replicated else {
+            return Ok(None);
+        };
+        let Some(log) = replicas.log(partition) else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(format!("{TXN_STATE_TOPIC}-{partition}"));
+        let mut txns = Txns::new();
+        state_log::read_records(&log, &path, |record| apply(&mut txns, record))
+            .await
+            .map_err(storage)?;
+        Ok(replicas.mark_loaded(partition, term).then_some(txns))
     }
 
     /// Opens (or creates) and replays the state log of every partition this shard owns.
     pub async fn load(&self) -> Result<Txns, TxnError> {
         let mut all = Txns::new();
+        if self.replicated.is_some() {
+            // Loaded partition by partition as this shard comes to lead them.
+            return Ok(all);
+        }
         let owned = (0..OFFSETS_PARTITION_COUNT)
             .filter(|p| *p as usize % self.shard_count == self.shard_id)
             .collect::<Vec<u32>>();
@@ -323,6 +403,27 @@ impl TxnStore {
 
     fn append(&self, transactional_id: &str, record: TxnRecord) -> Result<Durable, TxnError> {
         let partition = offsets_partition(transactional_id);
+        if let Some(replicas) = &self.replicated {
+            let now = crate::io::clock::now_ms();
+            let batches = state_log::encode_record_batches(
+                &[record],
+                LOG_CONFIG.batch_record_count_max,
+                REPLICATED_BATCH_BYTES_MAX,
+                now,
+            )
+            .map_err(|e| TxnError::Storage(e.to_string()))?;
+            let id = transactional_id.to_owned();
+            let proposed = replicas
+                .propose(partition, batches, now)
+                .map_err(|e| match e {
+                    NotProposed::Loading => TxnError::LoadInProgress,
+                    NotProposed::NotLeader => TxnError::NotCoordinator(id.clone()),
+                    NotProposed::Replica(e) => not_committed(e, &id),
+                })?;
+            return Ok(Box::pin(async move {
+                proposed.await.map_err(|e| not_committed(e, &id))
+            }));
+        }
         let Some(log) = self.logs.borrow().get(&partition).cloned() else {
             return Err(TxnError::NotCoordinator(transactional_id.to_owned()));
         };

@@ -23,7 +23,7 @@ use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
     commit_each, committed_each, create_topic_via, find_coordinator, registered_clients,
-    settle_offsets_topic, start_cluster, CLUSTER_TIMEOUT, NODES,
+    settle_internal_topic, settle_offsets_topic, start_cluster, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
 
@@ -123,6 +123,7 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
     let clients = registered_clients(&nodes);
     // Groups' coordinators are the offsets partitions' leaders: pin them first.
     settle_offsets_topic(&nodes, &clients);
+    settle_internal_topic(&nodes, &clients, 1);
     let topic = topic_name("coordinated");
     let partitions = 3;
     create_topic_via(&nodes[0], &topic, partitions);
@@ -140,8 +141,9 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
         .expect("some group is coordinated elsewhere");
     let coordinator = find_coordinator(nodes[0].bootstrap(), &group, 0);
     let (home, shard) = (coordinator / 1000, (coordinator % 1000) as usize);
-    // Groups follow their offsets partition's leader, transactional ids a hash of the
-    // id over the nodes: the same id may have two coordinators, each the same everywhere.
+    // Groups follow their offsets partition's leader, transactional ids their
+    // `__transaction_state` partition's: the same id may have two coordinators (the two
+    // partitions may be led by different nodes), each the same everywhere.
     let txn_coordinator = find_coordinator(nodes[0].bootstrap(), &group, 1);
     for node in &nodes {
         assert_eq!(

@@ -2,9 +2,8 @@
 //! cluster's `--peers` (the initial members) and its own `--cluster-addr`, it is not a member
 //! and takes no part until `sluice cluster add-node` makes it a learner, which catches up and
 //! is promoted. It then knows every topic, is listed as brokers, gets partitions of new topics
-//! and serves them; transactional ids keep the coordinators the initial peers hash them to
-//! (FindCoordinator answers the same broker on node 1 and node 4, never node 4's), and a
-//! group's coordinator, its offsets partition's leader, is named alike by both.
+//! and serves them; a group's or transactional id's coordinator, its internal partition's
+//! leader, is named alike by node 1 and node 4.
 //! A restarted initial node follows the committed membership, not its `--peers`.
 
 use std::collections::BTreeSet;
@@ -13,7 +12,7 @@ use rdkafka::consumer::BaseConsumer;
 
 use crate::cluster_support::{
     broker_ids, cluster_addrs, cluster_cli, cluster_status, cluster_voters as voters,
-    create_topic_via, find_coordinator, metadata_client, registered_clients, settle_offsets_topic,
+    create_topic_via, find_coordinator, metadata_client, registered_clients, settle_internal_topic,
     start_cluster, topic_names, CLUSTER_TIMEOUT, SHARDS_PER_NODE,
 };
 use crate::common::{
@@ -102,26 +101,21 @@ fn cluster_new_node_is_added_at_runtime_and_coordinators_stay() {
         .collect();
     produce_all(&producer(fourth.bootstrap(), &[]), &after, &records);
 
-    // Transaction coordinators still hash over the initial peers: node 4 names the same
-    // broker as node 1 and coordinates no transactional id itself. A group's coordinator is
-    // its offsets partition's leader (the offsets topic, created now, may place replicas on
-    // node 4 too): once the leaders settle, both nodes name the same one.
+    // A group's or transactional id's coordinator is its internal partition's leader (the
+    // internal topics, created now, may place replicas on node 4 too): once the leaders
+    // settle, node 1 and node 4 name the same one.
     let clients = [metadata_client(&nodes[0]), metadata_client(&fourth)];
-    settle_offsets_topic(&nodes, &clients);
+    for key_type in [0, 1] {
+        settle_internal_topic(&nodes, &clients, key_type);
+    }
     for key in ["orders", "payments", "g-1", "g-2", "txn-a", "txn-b"] {
-        let via_first = find_coordinator(nodes[0].bootstrap(), key, 1);
-        let via_fourth = find_coordinator(fourth.bootstrap(), key, 1);
-        assert_eq!(via_first, via_fourth, "transactional id {key}");
-        assert_ne!(
-            via_fourth / 1000,
-            4,
-            "{key}: node 4 coordinates no transaction"
-        );
-        assert_eq!(
-            find_coordinator(nodes[0].bootstrap(), key, 0),
-            find_coordinator(fourth.bootstrap(), key, 0),
-            "group {key}"
-        );
+        for key_type in [0, 1] {
+            assert_eq!(
+                find_coordinator(nodes[0].bootstrap(), key, key_type),
+                find_coordinator(fourth.bootstrap(), key, key_type),
+                "{key} ({key_type})"
+            );
+        }
     }
 
     // Node 1 restarts with its old --peers (three nodes) and follows the committed four.

@@ -19,8 +19,8 @@ use crate::common::raw::{
     fix_crc, parse_produce_v3_response, produce_v3_body, record_batch, round_trip, Cursor, Reply,
 };
 use crate::common::{
-    assign, consume_count, consumer, producer, topic_leaders, topic_name, try_produce_all, Broker,
-    TestRecord,
+    assign, consume_count, consumer, producer, topic_leaders, topic_name, try_produce_all,
+    wait_until, Broker, TestRecord,
 };
 
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -83,6 +83,11 @@ fn produce_idempotent(leader: &str, topic: &str, value: &str, producer_id: i64) 
 /// The address of partition 0's leader, whichever node it is on.
 fn leader_of_partition_0(nodes: &[Broker], topic: &str) -> String {
     let probe = consumer(nodes[0].bootstrap(), &[]);
+    // CreateTopics answered once the controller's node applied it; node 1 may learn it a
+    // heartbeat later.
+    wait_until("node 1 to know the topic", CLUSTER_TIMEOUT, || {
+        topic_leaders(&probe, topic).is_ok()
+    });
     let leaders = topic_leaders(&probe, topic).expect("leaders");
     let (_, leader) = leaders.iter().find(|(p, _)| *p == 0).expect("partition 0");
     nodes

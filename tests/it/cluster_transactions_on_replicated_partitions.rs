@@ -1,7 +1,9 @@
 //! Transactions on replicated partitions (issue 17): with three real nodes and a topic of 3
 //! partitions, replication factor 3, a transactional rdkafka producer commits a transaction
 //! over every partition, aborts a second, and commits a third after the node leading
-//! partition 0 is killed with SIGKILL (its transaction coordinator is on another node).
+//! partition 0 is killed with SIGKILL. That node is also the transaction's coordinator:
+//! transaction state is a replicated partition of `__transaction_state`, so another node
+//! takes the transactional id over with its producer id, epoch and ended transactions.
 //! Markers are entries of each partition's Raft group, so every replica stores them at the
 //! same offsets: a read_committed consumer on a survivor sees the two committed
 //! transactions and nothing of the aborted one, and, once the killed node is back and leads
@@ -13,7 +15,7 @@ use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::Producer;
 
 use crate::cluster_support::{
-    agreed_leaders, registered_clients, start_cluster, try_create_topic_via,
+    agreed_leaders, registered_clients, settle_internal_topic, start_cluster, try_create_topic_via,
     wait_for_agreed_leaders, CLUSTER_TIMEOUT,
 };
 use crate::common::{self, assign, topic_name, wait_until, Broker, TestProducer};
@@ -57,11 +59,13 @@ fn cluster_transactions_on_replicated_partitions() {
     let victim_node = leaders[0] / 1000;
     let victim = usize::try_from(victim_node - 1).expect("node index");
 
-    // A transactional id whose coordinator is not on the node to be killed.
+    // A transactional id coordinated by the node to be killed (leaders settled first, so
+    // the coordinator stays there until the kill).
+    settle_internal_topic(&nodes, &clients, 1);
     let transactional_id = (0..)
         .map(|i| format!("{}-{i}", topic_name("rtxn")))
-        .find(|id| coordinator_id(&nodes[0], id, 1) / 1000 != victim_node)
-        .expect("some id is coordinated elsewhere");
+        .find(|id| coordinator_id(&nodes[0], id, 1) / 1000 == victim_node)
+        .expect("some id is coordinated by partition 0's leader");
     let survivor = (0..nodes.len())
         .find(|i| *i != victim)
         .expect("another node");
@@ -79,13 +83,14 @@ fn cluster_transactions_on_replicated_partitions() {
         .abort_transaction(CLUSTER_TIMEOUT)
         .expect("a transaction over replicated partitions aborts");
 
-    // The leader of partition 0 dies; the next transaction's marker goes to its successor.
+    // The leader of partition 0, coordinator of the transaction, dies: the next transaction
+    // runs with a new coordinator, and its marker goes to partition 0's new leader.
     nodes[victim].kill();
     producer.begin_transaction().expect("begin");
     send_everywhere(&producer, &topic, "after-kill");
     producer
         .commit_transaction(CLUSTER_TIMEOUT)
-        .expect("a transaction commits with partition 0's first leader dead");
+        .expect("a transaction commits with its first coordinator and partition 0's leader dead");
     write_end_markers(&producer, &topic, PARTITIONS);
 
     let expected: Vec<Vec<String>> = (0..PARTITIONS)

@@ -17,7 +17,8 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cluster_support::{
-    committed_each, create_topic_via, registered_clients, start_cluster, CLUSTER_TIMEOUT, NODES,
+    committed_each, create_topic_via, registered_clients, settle_internal_topic, start_cluster,
+    CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{self, assign, topic_leaders, topic_name, Broker, TestProducer};
 use crate::txn_support::{
@@ -48,6 +49,9 @@ fn values(what: &str, partition: i32) -> Vec<String> {
 fn cluster_transactions_span_partitions_on_every_node() {
     let mut nodes = start_cluster(&[]);
     let clients = registered_clients(&nodes);
+    // Coordinators are internal partitions' leaders: pin them before picking ids by node.
+    settle_internal_topic(&nodes, &clients, 0);
+    settle_internal_topic(&nodes, &clients, 1);
     let topic = topic_name("txn-spread");
     create_topic_via(&nodes[0], &topic, PARTITIONS);
     common::wait_until("node 1 to know every partition", CLUSTER_TIMEOUT, || {

@@ -127,8 +127,12 @@ impl TopicCatalog for Shard {
         self.topic(topic).map(|meta| meta.partition_count)
     }
 
+    /// Internal topics are left out: they never match a subscription pattern, as in Kafka.
     fn topic_names(&self) -> Vec<String> {
-        self.topics().into_iter().map(|meta| meta.name).collect()
+        let names = self.topics().into_iter().map(|meta| meta.name);
+        names
+            .filter(|name| !crate::shard::placement::is_internal(name))
+            .collect()
     }
 }
 

@@ -73,13 +73,9 @@ fn find(shard: &Rc<Shard>, session: &Session, key: &str, key_type: i8) -> Found 
             port: -1,
         };
     }
-    // Transactional ids are placed like group ids were before offsets were replicated
-    // (see `txn`); a group follows its offsets partition's leader in a cluster.
-    let broker = if key_type == KEY_TYPE_GROUP {
-        shard.group_coordinator_broker(session, key)
-    } else {
-        shard.coordinator_broker(session, key)
-    };
+    // In a cluster a key follows the leader of its internal topic's partition.
+    let topic = crate::shard::internal_topics::coordinating_topic(key_type);
+    let broker = shard.internal_coordinator_broker(session, key, topic);
     match broker {
         Some(broker) => Found {
             error: None,

@@ -259,7 +259,7 @@ fn describe(
     let mut topic = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
         .with_topic_id(meta.id)
-        .with_is_internal(meta.name == crate::group::OFFSETS_TOPIC)
+        .with_is_internal(crate::shard::placement::is_internal(&meta.name))
         .with_partitions(partitions);
     if asked.topic {
         topic.topic_authorized_operations = shard.authorized_operations(

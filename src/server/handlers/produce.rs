@@ -169,7 +169,7 @@ fn append_all(
                 .with_log_start_offset(-1);
             let refusal = if !matches!(acks, -1..=1) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else if &*topic.name.0 == crate::group::OFFSETS_TOPIC {
+            } else if crate::shard::placement::is_internal(&topic.name.0) {
                 // Kafka: "Cannot append to internal topic"; only the coordinators write it.
                 Some(ResponseError::InvalidTopicException)
             } else if refusals.is_empty() {

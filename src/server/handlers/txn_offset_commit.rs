@@ -37,7 +37,9 @@ async fn stage(
     producer: (i64, i16),
     offsets: Vec<PendingOffset>,
 ) -> Result<(), TxnError> {
-    if let Some(node) = shard.remote_coordinator_node(&transactional_id) {
+    if let Some(node) =
+        shard.remote_internal_coordinator(&transactional_id, crate::txn::txn_store::TXN_STATE_TOPIC)
+    {
         // The transaction's coordinator is another node: it cannot tell this shard (the
         // group's coordinator) that the offsets are pending, so this shard notes it here.
         let partitions: Vec<(String, i32)> = offsets

@@ -75,7 +75,9 @@ pub async fn verify(
         return refuse_all(ResponseError::InvalidTxnState);
     };
     let coordinator = crate::txn::coordinator_shard(&transactional_id, shard.config.shard_count);
-    let verified = if let Some(node) = shard.remote_coordinator_node(&transactional_id) {
+    let verified = if let Some(node) =
+        shard.remote_internal_coordinator(&transactional_id, crate::txn::txn_store::TXN_STATE_TOPIC)
+    {
         shard
             .verify_on_node(node, transactional_id, producer, partitions.clone())
             .await

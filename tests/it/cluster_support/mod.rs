@@ -252,14 +252,25 @@ pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
 /// leaders, and with them the groups' coordinators, stay put while no node fails (no
 /// hand-back to a preferred replica is pending), so a test can pin a group's coordinator.
 pub fn settle_offsets_topic(nodes: &[Broker], clients: &[BaseConsumer]) {
-    find_coordinator(nodes[0].bootstrap(), "settle-the-offsets-topic", 0);
+    settle_internal_topic(nodes, clients, 0);
+}
+
+/// [`settle_offsets_topic`] for the internal topic of FindCoordinator key type `key_type`
+/// (0: `__consumer_offsets`, 1: `__transaction_state`).
+pub fn settle_internal_topic(nodes: &[Broker], clients: &[BaseConsumer], key_type: i8) {
+    find_coordinator(nodes[0].bootstrap(), "settle-the-internal-topic", key_type);
+    let topic = if key_type == 1 {
+        "__transaction_state"
+    } else {
+        "__consumer_offsets"
+    };
     let partitions = 32;
     wait_until(
-        "every offsets partition led by its preferred replica",
+        &format!("every partition of {topic} led by its preferred replica"),
         CLUSTER_TIMEOUT,
         || {
             clients.iter().all(|c| {
-                describe(c, "__consumer_offsets", partitions).is_some_and(|parts| {
+                describe(c, topic, partitions).is_some_and(|parts| {
                     parts.iter().all(|p| p.replicas.first() == Some(&p.leader))
                 })
             })
