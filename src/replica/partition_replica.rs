@@ -21,7 +21,10 @@
 //! Restart: the partition log is recovered on its own; the Raft log's `Applied` checkpoint
 //! says which entry the partition log had durably reached, and entries after it that the
 //! partition log also holds (applied but not yet checkpointed when the process stopped) are
-//! recognised by their batch header, so none is applied twice.
+//! recognised by their batch header, so none is applied twice. They may lie past the
+//! commit index the Raft log recorded (the HardState of a Ready that only moved the commit
+//! index is not waited for); the entries themselves were durable before they were applied,
+//! so the walk goes up to the last entry and raises the commit index to what it found.
 //!
 //! Snapshots: a follower that needs entries the leader compacted away (it was down, or lost
 //! its disk) gets a snapshot, "the partition log up to offset O at index I" (`raft_store`).
@@ -1107,17 +1110,21 @@ async fn recover_applied(
         )));
     }
     let mem = store.storage();
-    let commit = mem
-        .initial_state()
-        .map(|s| s.hard_state.commit)
-        .unwrap_or(0);
+    // Applied entries were durable here before they were applied (`drive` waits for a
+    // Ready's entries before the next one), but the HardState naming their commit may not
+    // be (a Ready that only moves the commit index is not waited for): walk every entry
+    // the log holds, and raise the commit index to what the partition log shows applied.
+    let last = mem.last_index().map_err(|source| ReplicaError::Raft {
+        group: group.to_owned(),
+        source,
+    })?;
     let mut index = checkpoint.index;
     let mut offset = checkpoint.log_end_offset;
     while offset < end {
         index += 1;
-        if index > commit {
+        if index > last {
             return Err(inconsistent(format!(
-                "the partition log holds offsets {offset}..{end} that no committed entry accounts for"
+                "the partition log holds offsets {offset}..{end} that no entry of the Raft log accounts for"
             )));
         }
         let entry = mem
@@ -1153,6 +1160,7 @@ async fn recover_applied(
             offset += offset_count(records).unwrap_or(1);
         }
     }
+    store.raise_commit(index);
     Ok(AppliedCheckpoint {
         index,
         log_end_offset: end,

@@ -270,6 +270,16 @@ impl RaftStore {
         Ok(store)
     }
 
+    /// Raises the commit index in memory to `index`, an entry this log holds that the
+    /// partition log shows was applied (so it was committed): the HardState naming that
+    /// commit may not have been durable when the process stopped (a Ready that only moves
+    /// the commit index is not waited for). Written with the next HardState.
+    pub fn raise_commit(&self, index: u64) {
+        let mut mem = self.mem.wl();
+        let hard_state = mem.mut_hard_state();
+        hard_state.commit = hard_state.commit.max(index);
+    }
+
     /// The view raft-rs reads. Cheap to clone: clones share it.
     pub fn storage(&self) -> ReplicaStorage {
         ReplicaStorage {

@@ -235,6 +235,17 @@ impl Cluster {
         }
     }
 
+    /// Proposes a one-batch record set per tag through `leader`, without waiting.
+    fn propose_each(&self, leader: u64, tags: std::ops::RangeInclusive<i64>) {
+        for tag in tags {
+            drop(
+                self.replica(leader)
+                    .propose(&records(tag), 0)
+                    .expect("propose"),
+            );
+        }
+    }
+
     /// Proposes a ~1 KiB record set per tag through `leader`, a round after each.
     async fn propose_big(&self, leader: u64, tags: std::ops::RangeInclusive<i64>) {
         for tag in tags {
@@ -491,13 +502,7 @@ fn a_partitioned_leader_cannot_commit_and_its_tail_is_truncated() {
 fn a_restarted_replica_reopens_from_disk_and_catches_up() {
     with_cluster(|c| async move {
         let leader = c.elect().await;
-        for tag in 1..=3 {
-            drop(
-                c.replica(leader)
-                    .propose(&records(tag), 0)
-                    .expect("propose"),
-            );
-        }
+        c.propose_each(leader, 1..=3);
         c.run_until_all_at("three batches everywhere", 6).await;
         let follower = IDS
             .into_iter()
@@ -948,5 +953,59 @@ fn a_transaction_marker_is_an_entry_every_replica_stores_at_the_same_offset() {
         log.wait_durable(4).await.expect("durable");
         assert_eq!(log.aborted_txns(0, 5).len(), 1);
         assert_eq!(log.last_stable_offset(), 5);
+    });
+}
+
+/// What a kill can leave on a follower: entries durable in its Raft log and applied to its
+/// partition log, but neither the HardState that moved the commit index over them (a Ready
+/// that only moves the commit index is not waited for) nor the applied checkpoints after.
+/// The restart must recognise the applied entries rather than refuse to open.
+#[test]
+fn a_restart_finds_applied_entries_past_a_commit_index_that_was_not_durable() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        let follower = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let before = super::AppliedCheckpoint {
+            index: c.replica(follower).applied_index(),
+            log_end_offset: 0,
+        };
+        c.propose_each(leader, 1..=3);
+        c.run_until_all_at("three batches everywhere", 6).await;
+        let term = c.replica(follower).term();
+        c.stop(follower).await;
+        {
+            let dir = c
+                .dir
+                .join(format!("node-{follower}"))
+                .join("raft")
+                .join("t-0");
+            let store = super::raft_store::RaftStore::open(dir, &IDS, 0)
+                .await
+                .expect("open the Raft log");
+            store.record_applied(before, 0).expect("checkpoint");
+            let hard_state = raft::eraftpb::HardState {
+                term,
+                vote: leader,
+                commit: before.index,
+                ..Default::default()
+            };
+            store
+                .persist(&[], Some(&hard_state), None, 0)
+                .expect("persist")
+                .expect("a record")
+                .wait_durable()
+                .await
+                .expect("durable");
+            store.close().await.expect("close");
+        }
+        c.open(follower).await;
+        assert!(c.replica(follower).applied_index() > before.index);
+        drop(c.replica(leader).propose(&records(4), 0).expect("propose"));
+        c.run_until_all_at("a fourth batch everywhere", 8).await;
+        let expected: Vec<(i64, i64)> = (0..4).map(|i| (2 * i, i + 1)).collect();
+        c.assert_every_log_holds(&expected).await;
     });
 }
