@@ -17,15 +17,20 @@ use kafka_protocol::messages::{
     ShareGroupHeartbeatRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
     commit_each, committed_each, create_topic_via, find_coordinator, registered_clients,
-    settle_internal_topic, settle_offsets_topic, start_cluster, CLUSTER_TIMEOUT, NODES,
+    settle_internal_topic, settle_offsets_topic, start_cluster, try_create_topic_via,
+    CLUSTER_TIMEOUT, NODES,
 };
-use crate::common::{consume_count, consumer, produce_all, producer, topic_name, TestRecord};
+use crate::common::{
+    consume_count, consumer, produce_all, producer, topic_name, try_produce_all, TestRecord,
+};
 
 const NOT_COORDINATOR: i16 = 16;
 
@@ -124,6 +129,30 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
     // Groups' coordinators are the offsets partitions' leaders: pin them first.
     settle_offsets_topic(&nodes, &clients);
     settle_internal_topic(&nodes, &clients, 1);
+    // The internal topics are the brokers': a client can neither create nor write one.
+    for internal in ["__consumer_offsets", "__transaction_state"] {
+        assert_eq!(
+            try_create_topic_via(
+                &nodes[0],
+                &NewTopic::new(internal, 1, TopicReplication::Fixed(1))
+            ),
+            Err(RDKafkaErrorCode::InvalidTopic),
+            "CreateTopics {internal}"
+        );
+        let written = try_produce_all(
+            &producer(nodes[0].bootstrap(), &[]),
+            internal,
+            &[TestRecord::new("k", "v").partition(0)],
+        );
+        assert!(
+            written[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("InvalidTopic")),
+            "Produce to {internal}: {:?}",
+            written[0]
+        );
+    }
     let topic = topic_name("coordinated");
     let partitions = 3;
     create_topic_via(&nodes[0], &topic, partitions);

@@ -72,6 +72,7 @@ pub fn handle(
                 Wanted::Name(name)
                     if shard.topic(name).is_none()
                         && validate_topic_name(name).is_ok()
+                        && !crate::shard::placement::is_internal(name)
                         && access::topic(shard, session, AclOperation::Describe, name) =>
                 {
                     Some(name.clone())

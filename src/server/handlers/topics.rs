@@ -78,6 +78,13 @@ pub fn create_topics(
             );
             let layout = match layout {
                 _ if denied.iter().any(|d| *d == *topic.name.0) => Err(AdminError::NotAuthorized),
+                // The brokers create them, with the partition count their keys hash over.
+                _ if placement::is_internal(&topic.name.0) => {
+                    Err(AdminError::InvalidTopicName(format!(
+                        "{} is an internal topic, created by the brokers",
+                        &*topic.name.0
+                    )))
+                }
                 layout => layout,
             };
             let (partition_count, placement, refusal) = match layout {
