@@ -186,21 +186,22 @@ impl OffsetStore {
         let partition = offsets_partition(group);
         if let Some(replicas) = &self.replicated {
             let records = self.keyed_by_offset(records);
+            let now = crate::io::clock::now_ms();
             let batches = state_log::encode_record_batches(
                 &records,
                 LOG_CONFIG.batch_record_count_max,
                 REPLICATED_BATCH_BYTES_MAX,
-                crate::io::clock::now_ms(),
+                now,
             )
             .map_err(|e| GroupError::Storage(e.to_string()))?;
             let proposed = replicas
-                .propose(partition, batches, crate::io::clock::now_ms())
+                .propose(partition, batches, now)
                 .map_err(|e| offsets_replicas::not_proposed(e, group))?;
             let group = group.to_owned();
             let durable: Durable = Box::pin(async move {
                 proposed
                     .await
-                    .map_err(|e| offsets_replicas::not_committed(e, &group))
+                    .map_err(|e| offsets_replicas::not_proposed(e, &group))
             });
             let mut offsets = self.offsets.borrow_mut();
             for record in records {

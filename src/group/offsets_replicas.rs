@@ -5,7 +5,6 @@
 //! group (see [`crate::replica::state_partitions`] for loading and serving).
 
 use crate::replica::state_partitions::NotProposed;
-use crate::replica::ReplicaError;
 
 use super::GroupError;
 
@@ -13,24 +12,14 @@ use super::GroupError;
 /// clients know it as internal).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// A change to `group`'s offsets that was not proposed, as the group coordinator answers it.
+/// A change to `group`'s offsets that was not proposed or did not commit, as the group
+/// coordinator answers it: a lost leadership is NOT_COORDINATOR, and the client commits
+/// again at the next coordinator (an offset commit is idempotent).
 pub fn not_proposed(error: NotProposed, group: &str) -> GroupError {
     match error {
         NotProposed::Loading => GroupError::LoadInProgress,
         NotProposed::NotLeader => GroupError::NotCoordinator(group.to_owned()),
-        NotProposed::Replica(e) => not_committed(e, group),
-    }
-}
-
-/// A proposed change to `group`'s offsets that did not commit. A lost leadership answers
-/// NOT_COORDINATOR: the entry may still commit under the next leader, and the client
-/// commits again there (an offset commit is idempotent).
-pub fn not_committed(error: ReplicaError, group: &str) -> GroupError {
-    match error {
-        ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => {
-            GroupError::NotCoordinator(group.to_owned())
-        }
-        other => GroupError::Storage(other.to_string()),
+        NotProposed::Replica(e) => GroupError::Storage(e.to_string()),
     }
 }
 

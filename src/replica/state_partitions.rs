@@ -45,18 +45,30 @@ pub struct LeadershipChanges {
     pub gained: Vec<(u32, u64)>,
 }
 
-/// Why a change was not proposed.
+/// Why a change was not proposed, or did not commit.
 #[derive(Debug)]
 pub enum NotProposed {
     /// This shard leads the partition but has not loaded it.
     Loading,
-    /// This shard does not lead the partition.
+    /// This shard does not lead the partition, or lost the leadership (or stopped) before
+    /// the change committed: it may still commit under the next leader, and the client
+    /// retries there (state changes are whole states, so a repeat is harmless).
     NotLeader,
+    /// The replica failed otherwise (its disk).
     Replica(ReplicaError),
 }
 
+impl From<ReplicaError> for NotProposed {
+    fn from(error: ReplicaError) -> NotProposed {
+        match error {
+            ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => NotProposed::NotLeader,
+            other => NotProposed::Replica(other),
+        }
+    }
+}
+
 /// Resolves once every proposed batch is committed.
-pub type Proposed = Pin<Box<dyn Future<Output = Result<(), ReplicaError>>>>;
+pub type Proposed = Pin<Box<dyn Future<Output = Result<(), NotProposed>>>>;
 
 struct Attached {
     replica: Rc<Replica>,
@@ -165,8 +177,7 @@ impl StatePartitions {
         let commits = batches
             .iter()
             .map(|batch| replica.propose(batch, now_ms))
-            .collect::<Result<Vec<_>, ReplicaError>>()
-            .map_err(NotProposed::Replica)?;
+            .collect::<Result<Vec<_>, ReplicaError>>()?;
         Ok(Box::pin(async move {
             for commit in commits {
                 commit.await?;

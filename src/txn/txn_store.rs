@@ -39,7 +39,6 @@ use crate::log::state_log::{
     self, CodecError, StateLog, StateLogConfig, StateLogError, StateRecord,
 };
 use crate::replica::state_partitions::{LeadershipChanges, NotProposed, Serving, StatePartitions};
-use crate::replica::ReplicaError;
 
 /// The internal topic holding transaction state in a cluster (Kafka's name).
 pub const TXN_STATE_TOPIC: &str = "__transaction_state";
@@ -286,14 +285,14 @@ pub struct TxnStore {
     replicated: Option<StatePartitions>,
 }
 
-/// A change to `transactional_id`'s state that did not commit. A lost leadership answers
-/// NOT_COORDINATOR: the client looks the coordinator up again and retries there.
-fn not_committed(error: ReplicaError, transactional_id: &str) -> TxnError {
+/// A change to `transactional_id`'s state that was not proposed or did not commit, as the
+/// coordinator answers it: a lost leadership is NOT_COORDINATOR, and the client looks the
+/// coordinator up again.
+fn not_proposed(error: NotProposed, transactional_id: &str) -> TxnError {
     match error {
-        ReplicaError::NotLeader { .. } | ReplicaError::Closed { .. } => {
-            TxnError::NotCoordinator(transactional_id.to_owned())
-        }
-        other => TxnError::Storage(other.to_string()),
+        NotProposed::Loading => TxnError::LoadInProgress,
+        NotProposed::NotLeader => TxnError::NotCoordinator(transactional_id.to_owned()),
+        NotProposed::Replica(e) => TxnError::Storage(e.to_string()),
     }
 }
 
@@ -415,13 +414,9 @@ impl TxnStore {
             let id = transactional_id.to_owned();
             let proposed = replicas
                 .propose(partition, batches, now)
-                .map_err(|e| match e {
-                    NotProposed::Loading => TxnError::LoadInProgress,
-                    NotProposed::NotLeader => TxnError::NotCoordinator(id.clone()),
-                    NotProposed::Replica(e) => not_committed(e, &id),
-                })?;
+                .map_err(|e| not_proposed(e, &id))?;
             return Ok(Box::pin(async move {
-                proposed.await.map_err(|e| not_committed(e, &id))
+                proposed.await.map_err(|e| not_proposed(e, &id))
             }));
         }
         let Some(log) = self.logs.borrow().get(&partition).cloned() else {
