@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use super::control::{AdminError, AdminRequest, NewTopic};
-use super::{known_leader, placement, replicated_offsets, BrokerAddress, Shard};
+use super::{known_leader, placement, replicated_internal_state, BrokerAddress, Shard};
 use crate::cluster::NodeId;
 use crate::security::Session;
 
@@ -39,7 +39,7 @@ impl Shard {
         key: &str,
         topic: &'static str,
     ) -> Option<BrokerAddress> {
-        if !replicated_offsets(self.config.cluster.as_ref()) {
+        if !replicated_internal_state(self.config.cluster.as_ref()) {
             return self.coordinator_broker(session, key);
         }
         let node = match self.internal_leader(key, topic) {
@@ -64,7 +64,7 @@ impl Shard {
     /// another node (none known: this one, whose coordinator then refuses and the caller
     /// retries). Without them, the node the peers hash `key` to.
     pub fn remote_internal_coordinator(&self, key: &str, topic: &'static str) -> Option<NodeId> {
-        if !replicated_offsets(self.config.cluster.as_ref()) {
+        if !replicated_internal_state(self.config.cluster.as_ref()) {
             return self.remote_coordinator_node(key);
         }
         let node = self.internal_leader(key, topic).flatten()?;

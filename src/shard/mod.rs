@@ -130,7 +130,7 @@ fn node_keys(cluster: Option<&crate::cluster::PeerList>) -> crate::group::NodeKe
 /// (`group::OFFSETS_TOPIC`, `txn::txn_store::TXN_STATE_TOPIC`): in a cluster of two or more
 /// initial peers, so groups and transactions outlive their coordinator's node (see
 /// `internal_topics`). A cluster of one has nothing to replicate to.
-fn replicated_offsets(cluster: Option<&crate::cluster::PeerList>) -> bool {
+fn replicated_internal_state(cluster: Option<&crate::cluster::PeerList>) -> bool {
     cluster.is_some_and(|peers| peers.peers.len() >= 2)
 }
 
@@ -183,7 +183,7 @@ impl Shard {
             keys,
             config.group.clone(),
         );
-        let replicated = replicated_offsets(config.cluster.as_ref());
+        let replicated = replicated_internal_state(config.cluster.as_ref());
         if replicated {
             groups = groups.with_replicated_offsets();
         }

@@ -25,8 +25,7 @@ use sluice::client::{Connection, ConnectionConfig};
 
 use crate::cluster_support::{
     commit_each, committed_each, create_topic_via, find_coordinator, registered_clients,
-    settle_internal_topic, settle_offsets_topic, start_cluster, try_create_topic_via,
-    CLUSTER_TIMEOUT, NODES,
+    settle_internal_topic, start_cluster, try_create_topic_via, CLUSTER_TIMEOUT, NODES,
 };
 use crate::common::{
     consume_count, consumer, produce_all, producer, topic_name, try_produce_all, wait_until,
@@ -128,7 +127,7 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
     let nodes = start_cluster(&[]);
     let clients = registered_clients(&nodes);
     // Groups' coordinators are the offsets partitions' leaders: pin them first.
-    settle_offsets_topic(&nodes, &clients);
+    settle_internal_topic(&nodes, &clients, 0);
     settle_internal_topic(&nodes, &clients, 1);
     // The internal topics are the brokers': a client can neither create nor write one.
     for internal in ["__consumer_offsets", "__transaction_state"] {
@@ -174,7 +173,7 @@ fn cluster_coordinator_requests_on_the_wrong_node_answer_not_coordinator() {
             Ok(found) => break found,
             Err(failure) if attempt < 2 => {
                 eprintln!("round {attempt}: {failure}; settling and retrying");
-                settle_offsets_topic(&nodes, &clients);
+                settle_internal_topic(&nodes, &clients, 0);
                 settle_internal_topic(&nodes, &clients, 1);
                 attempt += 1;
             }

@@ -161,6 +161,8 @@ fn append_all(
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        // Kafka: "Cannot append to internal topic"; only the coordinators write one.
+        let internal = crate::shard::placement::is_internal(&topic.name.0);
         for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
             let mut answer = PartitionProduceResponse::default()
                 .with_index(data.index)
@@ -169,8 +171,7 @@ fn append_all(
                 .with_log_start_offset(-1);
             let refusal = if !matches!(acks, -1..=1) {
                 Some(ResponseError::InvalidRequiredAcks)
-            } else if crate::shard::placement::is_internal(&topic.name.0) {
-                // Kafka: "Cannot append to internal topic"; only the coordinators write it.
+            } else if internal {
                 Some(ResponseError::InvalidTopicException)
             } else if refusals.is_empty() {
                 None

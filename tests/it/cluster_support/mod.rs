@@ -247,16 +247,11 @@ pub fn find_coordinator(addr: &str, key: &str, key_type: i8) -> i32 {
     }
 }
 
-/// Creates the offsets topic (the first group lookup does) and waits until every node's
-/// Metadata shows each of its partitions led by its preferred replica: from then on the
-/// leaders, and with them the groups' coordinators, stay put while no node fails (no
-/// hand-back to a preferred replica is pending), so a test can pin a group's coordinator.
-pub fn settle_offsets_topic(nodes: &[Broker], clients: &[BaseConsumer]) {
-    settle_internal_topic(nodes, clients, 0);
-}
-
-/// [`settle_offsets_topic`] for the internal topic of FindCoordinator key type `key_type`
-/// (0: `__consumer_offsets`, 1: `__transaction_state`).
+/// Creates the internal topic of FindCoordinator key type `key_type` (0:
+/// `__consumer_offsets`, 1: `__transaction_state`; the first lookup does) and waits until
+/// every node's Metadata shows each of its partitions led by its preferred replica: from
+/// then on the leaders, and with them the coordinators, stay put while no node fails (no
+/// hand-back to a preferred replica is pending), so a test can pin a coordinator.
 pub fn settle_internal_topic(nodes: &[Broker], clients: &[BaseConsumer], key_type: i8) {
     find_coordinator(nodes[0].bootstrap(), "settle-the-internal-topic", key_type);
     let topic = if key_type == 1 {
