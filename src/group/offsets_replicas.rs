@@ -70,7 +70,10 @@ mod tests {
         let replica = Rc::new(replica);
         let running = Rc::clone(&replica);
         let task = crate::io::spawn(async move {
-            let _ = running.run().await;
+            running
+                .run()
+                .await
+                .expect("the replica runs until it is closed");
         });
         (replica, task)
     }
