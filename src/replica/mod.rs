@@ -6,6 +6,8 @@
 //! - `raft_store` / `raft_record`: the replica's Raft log (entries, HardState, ConfState,
 //!   the applied checkpoint) in a [`StateLog`](crate::log::state_log::StateLog) beside the
 //!   partition, group-committed with the shard's other logs.
+//! - [`attached_state`]: state kept beside a partition's log and changed through its Raft
+//!   group (share-group delivery state).
 //! - [`ReplicaTransport`]: messages out by group; the network is the next slice's.
 //! - [`state_partitions`]: internal state (group offsets, transactions) kept in replicated
 //!   partitions, served by their leaders.
@@ -13,6 +15,7 @@
 //! The layer sits between `log` (which it drives) and `group` (whose internal topics will be
 //! replicated partitions). See docs/cluster.md, "Partition replication".
 
+pub mod attached_state;
 mod partition_replica;
 mod raft_record;
 mod raft_store;

@@ -59,6 +59,7 @@ use crate::protocol::batch_layout::{
     OFFSET_PRODUCER_ID,
 };
 
+use super::attached_state::{is_durable, AttachedState, Attachment, DurableMark};
 use super::raft_store::{
     decode_snapshot_data, AppliedCheckpoint, RaftStore, ReplicaStorage, StoreError,
 };
@@ -104,9 +105,10 @@ struct Inner {
     /// Proposals of this replica as leader, by entry index.
     waiters: BTreeMap<u64, Waiter>,
     /// Applied, not yet known durable in the partition log, oldest first (one per Ready
-    /// that applied entries; drained at every `drive`). A queue rather than the latest
+    /// that applied entries; drained at every `drive`), each with the attached state's
+    /// last change at the time, which must be durable too. A queue rather than the latest
     /// alone, so that steady appends cannot keep the checkpoint from ever being recorded.
-    pending_checkpoints: VecDeque<AppliedCheckpoint>,
+    pending_checkpoints: VecDeque<(AppliedCheckpoint, Option<DurableMark>)>,
     /// On the leader: ticks each follower has spent waiting for a snapshot it was sent.
     snapshot_ticks: BTreeMap<u64, u32>,
 }
@@ -126,6 +128,8 @@ pub struct Replica {
     /// before anything after the snapshot is applied (nothing else is done until then).
     unfinished_install: Cell<Option<AppliedCheckpoint>>,
     closed: Cell<bool>,
+    /// The state kept beside the partition log (see `attached_state`).
+    attachment: Attachment,
     /// Fires when something may have given Raft work (a step, a tick, a proposal).
     work: event_listener::Event,
 }
@@ -138,6 +142,10 @@ const PROPOSAL_CLOCK_BYTES: usize = 8;
 /// batch is refused. Only the leader's coordinator path proposes it, so a client cannot
 /// write a marker through Produce.
 const MARKER_CONTEXT: &[u8] = b"txn-marker";
+
+/// The context of an entry that changes the partition's attached state (`attached_state`):
+/// applied by handing its bytes to that state; the partition log is not touched.
+const STATE_CONTEXT: &[u8] = b"attached-state";
 
 /// The leader's wall clock travels with each record set, so that every replica stamps
 /// LogAppendTime and expires producer state identically.
@@ -242,6 +250,7 @@ impl Replica {
             .await
             .map_err(|e| store_error(&name, e))?;
         let unfinished_install = store.unfinished_install();
+        let mut replay = Vec::new();
         let applied = match unfinished_install {
             // The copy resumes where the partition log ends; nothing of the old log is
             // applied again (the snapshot replaced it).
@@ -256,7 +265,11 @@ impl Replica {
                 })
             }
             Some(target) => target,
-            None => recover_applied(&name, &store, &partition).await?,
+            None => {
+                let (applied, changes) = recover_applied(&name, &store, &partition).await?;
+                replay = changes;
+                applied
+            }
         };
         let raft_config = raft::Config {
             id: config.id,
@@ -281,9 +294,11 @@ impl Replica {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&raft_config, store.storage(), &logger).map_err(raft_error)?;
         let pending_checkpoints = (applied != store.applied() && unfinished_install.is_none())
-            .then_some(applied)
+            .then_some((applied, None))
             .into_iter()
             .collect();
+        let attachment = Attachment::default();
+        attachment.replay_later(replay);
         Ok(Replica {
             group,
             id: config.id,
@@ -301,6 +316,7 @@ impl Replica {
             driving: Cell::new(false),
             unfinished_install: Cell::new(unfinished_install),
             closed: Cell::new(false),
+            attachment,
             work: event_listener::Event::new(),
         })
     }
@@ -540,6 +556,35 @@ impl Replica {
     /// the marker's offset.
     pub fn propose_marker(&self, marker: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
         self.propose_entry(MARKER_CONTEXT.to_vec(), marker, now_ms)
+    }
+
+    /// Proposes a change to the partition's attached state (`attached_state`). Resolves
+    /// once committed and applied here.
+    pub fn propose_state(&self, change: &[u8], now_ms: i64) -> Result<Committed, ReplicaError> {
+        self.propose_entry(STATE_CONTEXT.to_vec(), change, now_ms)
+    }
+
+    /// Attaches the state that changes proposed with [`Replica::propose_state`] go to, and
+    /// applies to it those committed before (they waited here, in order).
+    pub fn attach_state(&self, state: Rc<dyn AttachedState>) -> Result<(), ReplicaError> {
+        let mark = self
+            .attachment
+            .attach(state)
+            .map_err(|reason| self.attached_error(reason))?;
+        // The changes just applied belong to entries already counted in pending checkpoints.
+        for (_, pending) in self.inner.borrow_mut().pending_checkpoints.iter_mut() {
+            *pending = mark.clone();
+        }
+        Ok(())
+    }
+
+    pub fn has_attached_state(&self) -> bool {
+        self.attachment.is_attached()
+    }
+
+    /// Resolves once a committed state change waits for a state to be attached.
+    pub async fn state_changes_waiting(&self) {
+        self.attachment.changes_waiting().await
     }
 
     fn propose_entry(
@@ -934,10 +979,13 @@ impl Replica {
             }
         }
         inner.node.advance_apply_to(last);
-        inner.pending_checkpoints.push_back(AppliedCheckpoint {
-            index: last,
-            log_end_offset: self.partition.log_end_offset(),
-        });
+        inner.pending_checkpoints.push_back((
+            AppliedCheckpoint {
+                index: last,
+                log_end_offset: self.partition.log_end_offset(),
+            },
+            self.attachment.last_mark(),
+        ));
         Ok(conf_state)
     }
 
@@ -952,7 +1000,12 @@ impl Replica {
                 .ok_or_else(|| self.inconsistent(format!("entry {} is too short", entry.index)))?;
             // The entry's bytes are shared, not copied: the log keeps a slice of them.
             let records = entry.data.slice(PROPOSAL_CLOCK_BYTES..);
-            let appended = if entry.context.as_ref() == MARKER_CONTEXT {
+            let appended = if entry.context.as_ref() == STATE_CONTEXT {
+                self.attachment
+                    .apply(records)
+                    .map_err(|reason| self.attached_error(reason))?;
+                Ok(self.nothing_appended())
+            } else if entry.context.as_ref() == MARKER_CONTEXT {
                 self.append_marker(&records, leader_ms)
             } else {
                 self.partition.append(records, leader_ms)
@@ -986,6 +1039,25 @@ impl Replica {
         Ok(())
     }
 
+    /// What a state change answers its proposer: the partition log is as it was.
+    fn nothing_appended(&self) -> AppendInfo {
+        let end = self.partition.log_end_offset();
+        AppendInfo {
+            base_offset: end,
+            last_offset: end - 1,
+            log_start_offset: self.partition.log_start_offset(),
+            log_append_time_ms: -1,
+            duplicate: false,
+        }
+    }
+
+    fn attached_error(&self, reason: String) -> ReplicaError {
+        ReplicaError::AttachedState {
+            group: self.name(),
+            reason,
+        }
+    }
+
     /// Appends a marker entry's control batch, answered like a one-record append.
     fn append_marker(&self, marker: &[u8], leader_ms: i64) -> Result<AppendInfo, LogError> {
         let offset = self.partition.append_marker_batch(marker, leader_ms)?;
@@ -998,16 +1070,21 @@ impl Replica {
         })
     }
 
-    /// Records the applied checkpoint once the partition log has it on disk.
+    /// Records the applied checkpoint once the partition log, and the attached state, have
+    /// it on disk. Changes waiting for a state to attach hold it back: they are on disk only
+    /// in the Raft log.
     fn checkpoint_applied(&self, now_ms: i64) -> Result<(), ReplicaError> {
+        if self.attachment.has_waiting() {
+            return Ok(());
+        }
         let mut inner = self.inner.borrow_mut();
         let durable = self.partition.durable_offset();
         let mut latest = None;
-        while let Some(checkpoint) = inner.pending_checkpoints.front() {
-            if checkpoint.log_end_offset > durable {
+        while let Some((checkpoint, mark)) = inner.pending_checkpoints.front() {
+            if checkpoint.log_end_offset > durable || !is_durable(mark) {
                 break;
             }
-            latest = inner.pending_checkpoints.pop_front();
+            latest = inner.pending_checkpoints.pop_front().map(|(c, _)| c);
         }
         match latest {
             Some(checkpoint) => self
@@ -1091,12 +1168,14 @@ fn store_error(group: &str, error: StoreError) -> ReplicaError {
     }
 }
 
-/// The index of the last entry the partition log holds, from the checkpoint forward.
+/// The index of the last entry the partition log holds, from the checkpoint forward, and
+/// the attached-state changes among the entries up to it (applied again once a state is
+/// attached: the state's log may not have had them on disk).
 async fn recover_applied(
     group: &str,
     store: &RaftStore,
     partition: &PartitionLog,
-) -> Result<AppliedCheckpoint, ReplicaError> {
+) -> Result<(AppliedCheckpoint, Vec<Bytes>), ReplicaError> {
     let inconsistent = |reason: String| ReplicaError::Inconsistent {
         group: group.to_owned(),
         reason,
@@ -1120,6 +1199,7 @@ async fn recover_applied(
     })?;
     let mut index = checkpoint.index;
     let mut offset = checkpoint.log_end_offset;
+    let mut changes = Vec::new();
     while offset < end {
         index += 1;
         if index > last {
@@ -1147,6 +1227,10 @@ async fn recover_applied(
         let Some((_, records)) = decode_proposal(&entry.data) else {
             return Err(inconsistent(format!("entry {index} is too short")));
         };
+        if entry.context.as_ref() == STATE_CONTEXT {
+            changes.push(entry.data.slice(PROPOSAL_CLOCK_BYTES..));
+            continue;
+        }
         let stored = partition
             .read(offset, 1)
             .await
@@ -1161,8 +1245,11 @@ async fn recover_applied(
         }
     }
     store.raise_commit(index);
-    Ok(AppliedCheckpoint {
+    // Changes after the last entry the walk found are applied again by raft-rs, from the
+    // commit index up; those up to it would not be.
+    let checkpoint = AppliedCheckpoint {
         index,
         log_end_offset: end,
-    })
+    };
+    Ok((checkpoint, changes))
 }

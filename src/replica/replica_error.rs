@@ -40,6 +40,9 @@ pub enum ReplicaError {
     /// log that ends before the applied checkpoint): refuse to start rather than diverge.
     #[error("inconsistent replica state of {group}: {reason}")]
     Inconsistent { group: String, reason: String },
+    /// The state attached beside the partition log failed to apply a change (its disk).
+    #[error("the attached state of {group}: {reason}")]
+    AttachedState { group: String, reason: String },
     /// A snapshot's data could not be copied from the leader's partition log.
     #[error("{group}: copying a snapshot's data from node {from}: {reason}")]
     SnapshotCopy {

@@ -1009,3 +1009,86 @@ fn a_restart_finds_applied_entries_past_a_commit_index_that_was_not_durable() {
         c.assert_every_log_holds(&expected).await;
     });
 }
+
+/// An attached state that records the changes it is given.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<Vec<u8>>>);
+
+impl super::attached_state::AttachedState for Recorder {
+    fn apply(
+        &self,
+        change: bytes::Bytes,
+    ) -> Result<Option<super::attached_state::DurableMark>, String> {
+        self.0.borrow_mut().push(change.to_vec());
+        Ok(None)
+    }
+}
+
+fn attach_recorder(replica: &Replica) -> Rc<Recorder> {
+    let recorder = Rc::new(Recorder::default());
+    replica
+        .attach_state(recorder.clone())
+        .expect("attach a state");
+    recorder
+}
+
+/// State changes are entries every replica hands to its attached state in log order, beside
+/// the record sets around them. A replica with no state attached keeps the changes, and its
+/// applied checkpoint, until one is; a restart in that condition finds them again.
+#[test]
+fn state_changes_reach_every_replica_in_order_once_a_state_is_attached() {
+    with_cluster(|c| async move {
+        let leader = c.elect().await;
+        let followers: Vec<u64> = IDS.into_iter().filter(|id| *id != leader).collect();
+        let (attached, unattached) = (followers[0], followers[1]);
+        let on_leader = attach_recorder(&c.replica(leader));
+        let on_follower = attach_recorder(&c.replica(attached));
+        let held_at = c.replica(unattached).checkpointed_index();
+
+        let mut first = c
+            .replica(leader)
+            .propose_state(b"first", 0)
+            .expect("propose a change");
+        drop(c.replica(leader).propose(&records(1), 0).expect("propose"));
+        drop(
+            c.replica(leader)
+                .propose_state(b"second", 0)
+                .expect("propose a change"),
+        );
+        drop(c.replica(leader).propose(&records(2), 0).expect("propose"));
+        c.run_until_all_at("two batches everywhere", 4).await;
+        let info = poll(&mut first).expect("resolved").expect("committed");
+        assert_eq!(
+            info.base_offset, 0,
+            "a change leaves the partition log as it was"
+        );
+        let expected = vec![b"first".to_vec(), b"second".to_vec()];
+        assert_eq!(*on_leader.0.borrow(), expected);
+        assert_eq!(*on_follower.0.borrow(), expected);
+        for replica in c.live() {
+            replica.partition().wait_durable(3).await.expect("durable");
+        }
+        c.settle(5).await;
+        assert!(
+            c.replica(attached).checkpointed_index() > held_at,
+            "an attached replica checkpoints past the changes"
+        );
+        assert_eq!(
+            c.replica(unattached).checkpointed_index(),
+            held_at,
+            "the checkpoint waits for a state to take the changes"
+        );
+
+        c.stop(unattached).await;
+        c.open(unattached).await;
+        c.settle(5).await;
+        let late = attach_recorder(&c.replica(unattached));
+        drop(c.replica(leader).propose(&records(3), 0).expect("propose"));
+        c.run_until_all_at("a third batch everywhere", 6).await;
+        assert_eq!(*late.0.borrow(), expected, "the changes, after a restart");
+        let log = c.replica(unattached).partition().clone();
+        log.wait_durable(5).await.expect("durable");
+        c.settle(5).await;
+        assert!(c.replica(unattached).checkpointed_index() > held_at);
+    });
+}

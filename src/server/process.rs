@@ -602,6 +602,7 @@ pub(super) async fn open_shard(
         .load(|topic, partition| shard.stored_share_partition(topic, partition))
         .await
         .map_err(|e| format!("loading share-group state: {e}"))?;
+    shard.load_group_configs();
     shard.txn().connect(txn_txs);
     shard
         .txn()

@@ -18,6 +18,7 @@ use super::topic_config::TopicOverrides;
 use crate::security::acl::AclBinding;
 use crate::security::sasl::scram_credential::{ScramEntry, UserEntry};
 use crate::security::sasl::{SaslMechanism, ScramCredential};
+use crate::share::share_config::GroupOverrides;
 
 const CATALOG_FILE: &str = "catalog.toml";
 
@@ -74,6 +75,12 @@ pub enum CatalogChange {
         created: Vec<AclBinding>,
         deleted: Vec<AclBinding>,
     },
+    /// In a cluster, a share group's config overrides (KRaft keeps group configs in its
+    /// metadata too); empty removes them. A single node keeps them in `share_config`'s files.
+    GroupConfig {
+        group: String,
+        overrides: GroupOverrides,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -85,6 +92,8 @@ pub struct Catalog {
     users: BTreeMap<String, BTreeMap<SaslMechanism, ScramCredential>>,
     /// Every ACL, each once.
     acls: Vec<AclBinding>,
+    /// Share-group config overrides by group (in a cluster).
+    groups: BTreeMap<String, GroupOverrides>,
     /// In a cluster, the metadata Raft log index of the last committed record this catalog
     /// reflects (0 on a single node): a record replayed after a restart at or below it is
     /// not applied to the shards again (see `catalog_machine`).
@@ -141,6 +150,10 @@ impl Catalog {
         &self.brokers
     }
 
+    pub fn group_overrides(&self) -> &BTreeMap<String, GroupOverrides> {
+        &self.groups
+    }
+
     pub fn apply(&mut self, change: &CatalogChange) {
         match change {
             CatalogChange::Upsert(meta) => {
@@ -182,6 +195,13 @@ impl Catalog {
                     }
                 }
             }
+            CatalogChange::GroupConfig { group, overrides } => {
+                if overrides.is_empty() {
+                    self.groups.remove(group);
+                } else {
+                    self.groups.insert(group.clone(), overrides.clone());
+                }
+            }
         }
     }
 
@@ -215,6 +235,9 @@ impl Catalog {
             catalog.users.insert(entry.name, credentials);
         }
         catalog.acls = file.acl;
+        for entry in file.group {
+            catalog.groups.insert(entry.id, entry.config);
+        }
         for entry in file.topic {
             let meta = entry.into_meta().map_err(corrupt)?;
             catalog.topics.insert(meta.name.clone(), meta);
@@ -247,6 +270,14 @@ impl Catalog {
                 })
                 .collect(),
             acl: self.acls.clone(),
+            group: self
+                .groups
+                .iter()
+                .map(|(id, config)| GroupEntry {
+                    id: id.clone(),
+                    config: config.clone(),
+                })
+                .collect(),
         };
         let path = data_dir.join(CATALOG_FILE);
         let io_err = |source| CatalogError::Io {
@@ -275,6 +306,15 @@ struct CatalogFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     user: Vec<UserEntry>,
     acl: Vec<AclBinding>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    group: Vec<GroupEntry>,
+}
+
+/// One share group's config overrides.
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupEntry {
+    id: String,
+    config: GroupOverrides,
 }
 
 /// One broker resource's dynamic configs; `id` is "" for the cluster default.

@@ -32,6 +32,7 @@ use crate::cluster::{MetaOutcome, MetaRecord, MetaStateMachine, NodeId};
 use crate::security::acl::AclBinding;
 use crate::security::sasl::scram_credential::ScramEntry;
 use crate::security::sasl::SaslMechanism;
+use crate::share::share_config::GroupOverrides;
 
 /// One listener of a node as it advertises it: its host and each shard's port, by shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +83,12 @@ pub enum MetaChange {
     Acls {
         created: Vec<AclBinding>,
         deleted: Vec<AclBinding>,
+    },
+    /// A share group's config overrides; empty removes them. A whole value, so applying it
+    /// twice leaves the same.
+    GroupConfig {
+        group: String,
+        overrides: GroupOverrides,
     },
     /// A block of `count` producer ids for `node` (KRaft's AllocateProducerIds): the block
     /// starts at the cluster's next free id, or at `at_least` if that is higher (the ids a
@@ -149,6 +156,7 @@ pub enum Committed {
         brokers: BTreeMap<String, TopicOverrides>,
         users: Users,
         acls: Vec<AclBinding>,
+        groups: BTreeMap<String, GroupOverrides>,
     },
     /// Every registered node (after a registration or a snapshot).
     Nodes(Vec<NodeInfo>),
@@ -169,6 +177,9 @@ struct MetaImage {
     users: BTreeMap<String, BTreeMap<String, ScramEntry>>,
     #[serde(default)]
     acls: Vec<AclBinding>,
+    /// Share-group config overrides (absent in snapshots from before they were replicated).
+    #[serde(default)]
+    groups: BTreeMap<String, GroupOverrides>,
     /// The first producer id no block has taken yet (absent before the fourth slice, when
     /// each node allocated from its own file).
     #[serde(default)]
@@ -316,6 +327,15 @@ impl CatalogMachine {
                 };
                 (ChangeOutcome::Applied, changes)
             }
+            MetaChange::GroupConfig { group, overrides } => {
+                if overrides.is_empty() {
+                    self.image.groups.remove(&group);
+                } else {
+                    self.image.groups.insert(group.clone(), overrides.clone());
+                }
+                let change = CatalogChange::GroupConfig { group, overrides };
+                (ChangeOutcome::Applied, vec![change])
+            }
             MetaChange::AllocateProducerIds {
                 node,
                 count,
@@ -415,6 +435,7 @@ impl MetaStateMachine for CatalogMachine {
             brokers: self.image.brokers.clone(),
             users: self.image.decoded_users()?,
             acls: self.image.acls.clone(),
+            groups: self.image.groups.clone(),
         });
         self.send(Committed::Nodes(self.image.listed_nodes()));
         Ok(())

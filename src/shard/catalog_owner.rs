@@ -222,6 +222,14 @@ impl CatalogOwner {
                 let outcome = self.alter_broker_config(broker, edit, validate_only).await;
                 let _ = reply.send(outcome);
             }
+            AdminRequest::AlterGroupConfig {
+                group,
+                overrides,
+                reply,
+            } => {
+                let change = CatalogChange::GroupConfig { group, overrides };
+                let _ = reply.send(self.commit(change).await);
+            }
             AdminRequest::AlterScramCredentials { changes, reply } => {
                 let mut results = Vec::with_capacity(changes.len());
                 for change in changes {
@@ -576,6 +584,10 @@ impl CatalogOwner {
                 created: created.clone(),
                 deleted: deleted.clone(),
             },
+            CatalogChange::GroupConfig { group, overrides } => MetaChange::GroupConfig {
+                group: group.clone(),
+                overrides: overrides.clone(),
+            },
         };
         let (index, outcome) = cluster
             .plane
@@ -641,10 +653,12 @@ impl CatalogOwner {
                 brokers,
                 users,
                 acls,
+                groups,
             } => {
                 if index > self.catalog.applied_index() {
                     let mut changes = self.catalog_diff(&topics, &brokers);
                     changes.extend(self.security_diff(&users, acls));
+                    changes.extend(self.group_config_diff(&groups));
                     self.apply_changes(index, changes).await;
                 }
             }
@@ -735,6 +749,29 @@ impl CatalogOwner {
             changes.push(CatalogChange::Acls { created, deleted });
         }
         changes
+    }
+
+    /// The changes that turn this node's share-group configs into a snapshot's.
+    fn group_config_diff(
+        &self,
+        groups: &BTreeMap<String, crate::share::share_config::GroupOverrides>,
+    ) -> Vec<CatalogChange> {
+        let current = self.catalog.group_overrides();
+        let removed = current
+            .keys()
+            .filter(|group| !groups.contains_key(*group))
+            .map(|group| CatalogChange::GroupConfig {
+                group: group.clone(),
+                overrides: Default::default(),
+            });
+        let changed = groups
+            .iter()
+            .filter(|(group, overrides)| current.get(*group) != Some(*overrides))
+            .map(|(group, overrides)| CatalogChange::GroupConfig {
+                group: group.clone(),
+                overrides: overrides.clone(),
+            });
+        removed.chain(changed).collect()
     }
 
     async fn apply_changes(&mut self, index: u64, changes: Vec<CatalogChange>) {

@@ -78,6 +78,13 @@ pub enum AdminRequest {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), AdminError>>,
     },
+    /// In a cluster: a share group's config overrides, already validated (empty removes
+    /// them).
+    AlterGroupConfig {
+        group: String,
+        overrides: crate::share::share_config::GroupOverrides,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
     /// AlterUserScramCredentials, validated but for whether a deleted credential exists.
     AlterScramCredentials {
         changes: Vec<ScramChange>,

@@ -28,8 +28,9 @@ use crate::io::clock::now_ms;
 use crate::protocol::record_batch::{self, ProducerRecord};
 use crate::shard::control::{AdminRequest, NewTopic};
 use crate::shard::{PartitionLookup, Shard};
+use crate::share::partition_shares::{wait_durable, PartitionShares};
 use crate::share::share_partition::{DeadLetterJob, StateChange};
-use crate::share::share_state::{wait_durable, PartitionShares, ShareMessage};
+use crate::share::share_state::ShareMessage;
 use crate::share::ShareError;
 
 pub const HEADER_TOPIC: &str = "dlq.topic";

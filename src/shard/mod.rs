@@ -222,6 +222,23 @@ impl Shard {
     }
 
     /// Makes this shard one of a cluster node's: broker ids, placement and Metadata follow.
+    /// Whether this node is part of a cluster (its catalog is the metadata Raft group's).
+    pub fn in_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// In a cluster: hands the share-group configs of the catalog to the share state (they
+    /// are metadata there; a single node keeps them in the share state's own files).
+    pub fn load_group_configs(&self) {
+        if !self.in_cluster() {
+            return;
+        }
+        let catalog = self.catalog.borrow();
+        for (group, overrides) in catalog.group_overrides() {
+            self.share.set_group_config(group, overrides.clone());
+        }
+    }
+
     pub fn join_cluster(&mut self, plane: crate::cluster::ControlPlane) {
         let net = replica_net::ReplicaNet::new(plane.node_id(), self.id, plane.clone());
         self.cluster = Some(ShardCluster {
@@ -446,6 +463,7 @@ impl Shard {
             (PartitionLookup::Local(log), Some(meta)) => StoredPartition::Local {
                 topic_id: meta.id,
                 log,
+                replica: self.replica(topic, partition),
             },
             (PartitionLookup::UnknownTopic, _) if self.owner_of(topic, partition) == self.id => {
                 StoredPartition::DeletedHere
@@ -608,14 +626,14 @@ impl Shard {
             CatalogChange::Upsert(_)
             | CatalogChange::BrokerConfig { .. }
             | CatalogChange::ScramCredential { .. } => None,
-            CatalogChange::Acls { .. } => None,
+            CatalogChange::Acls { .. } | CatalogChange::GroupConfig { .. } => None,
         };
         let created = match &change {
             CatalogChange::Upsert(meta) => self.topic(&meta.name).is_none_or(|m| m.id != meta.id),
             CatalogChange::Delete { .. }
             | CatalogChange::BrokerConfig { .. }
             | CatalogChange::ScramCredential { .. } => false,
-            CatalogChange::Acls { .. } => false,
+            CatalogChange::Acls { .. } | CatalogChange::GroupConfig { .. } => false,
         };
         self.catalog.borrow_mut().apply(&change);
         match change {
@@ -657,6 +675,10 @@ impl Shard {
             CatalogChange::ScramCredential { .. } => Ok(()),
             // The replica above is all the authorizer reads.
             CatalogChange::Acls { .. } => Ok(()),
+            CatalogChange::GroupConfig { group, overrides } => {
+                self.share.set_group_config(&group, overrides);
+                Ok(())
+            }
         }
     }
 

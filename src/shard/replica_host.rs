@@ -34,6 +34,8 @@ pub const REPLICAS_DIR: &str = "replicas";
 pub(super) struct Hosted {
     replica: Rc<Replica>,
     _run: crate::io::Task<()>,
+    /// Opens the partition's share state when a committed change to it arrives first.
+    _share_state: crate::io::Task<()>,
     published: RefCell<Option<ReplicaView>>,
     /// The partition's preferred leader (its first replica node).
     preferred: u64,
@@ -108,16 +110,45 @@ impl Shard {
                 tracing::error!(group = %running.group(), error = %e, "replica stopped");
             }
         });
+        let share_state = self.open_share_state_on_change(meta, partition, log, &replica);
         self.replicas.borrow_mut().insert(
             key,
             Hosted {
                 replica,
                 _run: run,
+                _share_state: share_state,
                 published: RefCell::new(None),
                 preferred: nodes.first().copied().unwrap_or(cluster.node_id),
             },
         );
         Ok(())
+    }
+
+    /// A task that opens the partition's share state (`share::partition_shares`) once the
+    /// replica applies a change to it with none attached: on a follower, or at a restart,
+    /// nothing else opens it, and the replica holds its applied checkpoint back until then.
+    fn open_share_state_on_change(
+        &self,
+        meta: &TopicMeta,
+        partition: i32,
+        log: &PartitionLog,
+        replica: &Rc<Replica>,
+    ) -> crate::io::Task<()> {
+        let share = Rc::clone(&self.share);
+        let (topic, topic_id, log) = (meta.name.clone(), meta.id, log.clone());
+        let replica = Rc::clone(replica);
+        crate::io::spawn(async move {
+            replica.state_changes_waiting().await;
+            if replica.has_attached_state() {
+                return;
+            }
+            let opened = share
+                .partition_shares(&topic, topic_id, partition, log, Some(Rc::clone(&replica)))
+                .await;
+            if let Err(e) = opened {
+                tracing::error!(%topic, partition, error = %e, "opening a replicated partition's share state");
+            }
+        })
     }
 
     /// The replica of `partition` of `topic` this shard hosts, if any.

@@ -141,5 +141,22 @@ pub async fn delete_group(shard: &Shard, group: &str) -> Result<(), ShareError> 
     let share = shard.share();
     share.check_empty_group(group, false)?;
     forget_partitions(share, group, None).await?;
-    share.forget_group(group).await
+    if !shard.in_cluster() {
+        return share.forget_group(group).await;
+    }
+    share.forget_membership(group)?;
+    if share.group_overrides(group).is_empty() {
+        return Ok(());
+    }
+    let removed = shard
+        .admin(
+            |reply| crate::shard::control::AdminRequest::AlterGroupConfig {
+                group: group.to_owned(),
+                overrides: Default::default(),
+                reply,
+            },
+        )
+        .await
+        .and_then(|r| r);
+    removed.map_err(|e| ShareError::Storage(format!("removing the group's configs: {e}")))
 }

@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::shard::{PartitionLookup, Shard};
-use crate::share::share_state::{
-    wait_durable, PartitionStart, PartitionSummary, ShareMessage, StartMoved,
-};
+use crate::share::partition_shares::wait_durable;
+use crate::share::share_state::{PartitionStart, PartitionSummary, ShareMessage, StartMoved};
 use crate::share::ShareError;
 
 pub async fn run(shard: Rc<Shard>, inbox: async_channel::Receiver<ShareMessage>) {
@@ -104,7 +103,13 @@ async fn reset_start(shard: &Shard, group: &str, start: PartitionStart) -> Resul
     };
     let shares = shard
         .share()
-        .partition_shares(&start.topic, meta.id, start.partition, log)
+        .partition_shares(
+            &start.topic,
+            meta.id,
+            start.partition,
+            log,
+            shard.replica(&start.topic, start.partition),
+        )
         .await?;
     wait_durable(shares.reset_start(group, start.to)?).await
 }
@@ -122,7 +127,7 @@ async fn delete_group(
             continue;
         }
         if let Some(durable) = shares.delete_group(group)? {
-            wait_durable(Some(durable)).await?;
+            wait_durable(durable).await?;
             deleted.insert(shares.topic.clone());
         }
     }

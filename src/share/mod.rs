@@ -13,6 +13,8 @@
 //!
 //! - [`share_partition`] — one share-partition's record states (pure).
 //! - [`share_state_store`] — the durable state log of a partition's share-partitions.
+//! - [`partition_shares`] — one partition's share-partitions and state log, replicated
+//!   through the partition's Raft group when the partition is.
 //! - [`share_state`] — a shard's share state and the messages between shards.
 //! - [`share_session`] — the members' share sessions on a shard (session epochs).
 //! - [`share_group`] — membership and assignment on the coordinator.
@@ -22,6 +24,7 @@
 //! and delete a group's start offsets, delete a group), `dead_letter` (the dead-letter
 //! topic), and the background tasks `share_timers` and `share_inbox`.
 
+pub mod partition_shares;
 pub mod share_config;
 mod share_error;
 pub mod share_group;

@@ -30,6 +30,9 @@ pub enum ShareError {
     InvalidShareSessionEpoch { expected: Option<i32>, got: i32 },
     #[error("this broker holds as many share sessions as it may")]
     ShareSessionLimitReached,
+    /// A replicated partition's share state is served by its leader, elsewhere.
+    #[error("{0}")]
+    NotLeader(String),
     #[error("share state storage: {0}")]
     Storage(String),
     #[error("the broker is shutting down")]

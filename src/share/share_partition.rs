@@ -175,54 +175,61 @@ impl SharePartition {
     /// at the time of a crash come back available, keeping their delivery count.
     pub fn replay<'a>(changes: impl IntoIterator<Item = &'a StateChange>) -> SharePartition {
         let mut partition = SharePartition::new(0);
-        let mut started = false;
         for change in changes {
-            match *change {
-                StateChange::Start { offset } => {
-                    // A reset forgets what was delivered before it, as it does in memory
-                    // (`PartitionShares::reset_start`), also when it moves backwards.
-                    partition = SharePartition::new(offset);
-                    started = true;
-                }
-                StateChange::Delivered { first, last, count } => {
-                    for offset in first.max(partition.start_offset)..=last {
-                        let entry = partition.in_flight.entry(offset).or_insert(InFlight {
-                            state: RecordState::Available,
-                            delivery_count: 0,
-                        });
-                        if !entry.state.is_terminal() {
-                            entry.delivery_count = entry.delivery_count.max(count);
-                        }
-                    }
-                    partition.end_offset = partition.end_offset.max(last + 1);
-                }
-                StateChange::Acknowledged { first, last }
-                | StateChange::Archived { first, last } => {
-                    let state = if matches!(change, StateChange::Acknowledged { .. }) {
-                        RecordState::Acknowledged
-                    } else {
-                        RecordState::Archived
-                    };
-                    for offset in first.max(partition.start_offset)..=last {
-                        let delivery_count = partition
-                            .in_flight
-                            .get(&offset)
-                            .map_or(1, |r| r.delivery_count);
-                        partition.in_flight.insert(
-                            offset,
-                            InFlight {
-                                state: state.clone(),
-                                delivery_count,
-                            },
-                        );
-                    }
-                    partition.end_offset = partition.end_offset.max(last + 1);
-                }
-            }
+            partition.apply_change(change);
         }
-        debug_assert!(started || partition.in_flight.is_empty() || partition.start_offset == 0);
         partition.advance_start();
         partition
+    }
+
+    /// Applies persisted changes to a state rebuilt from earlier ones (a replica following
+    /// its leader's changes), as [`SharePartition::replay`] would.
+    pub fn apply_changes<'a>(&mut self, changes: impl IntoIterator<Item = &'a StateChange>) {
+        for change in changes {
+            self.apply_change(change);
+        }
+        self.advance_start();
+    }
+
+    fn apply_change(&mut self, change: &StateChange) {
+        match *change {
+            StateChange::Start { offset } => {
+                // A reset forgets what was delivered before it, as it does in memory
+                // (`PartitionShares::reset_start`), also when it moves backwards.
+                *self = SharePartition::new(offset);
+            }
+            StateChange::Delivered { first, last, count } => {
+                for offset in first.max(self.start_offset)..=last {
+                    let entry = self.in_flight.entry(offset).or_insert(InFlight {
+                        state: RecordState::Available,
+                        delivery_count: 0,
+                    });
+                    if !entry.state.is_terminal() {
+                        entry.delivery_count = entry.delivery_count.max(count);
+                    }
+                }
+                self.end_offset = self.end_offset.max(last + 1);
+            }
+            StateChange::Acknowledged { first, last } | StateChange::Archived { first, last } => {
+                let state = if matches!(change, StateChange::Acknowledged { .. }) {
+                    RecordState::Acknowledged
+                } else {
+                    RecordState::Archived
+                };
+                for offset in first.max(self.start_offset)..=last {
+                    let delivery_count =
+                        self.in_flight.get(&offset).map_or(1, |r| r.delivery_count);
+                    self.in_flight.insert(
+                        offset,
+                        InFlight {
+                            state: state.clone(),
+                            delivery_count,
+                        },
+                    );
+                }
+                self.end_offset = self.end_offset.max(last + 1);
+            }
+        }
     }
 
     pub fn start_offset(&self) -> i64 {

@@ -15,18 +15,16 @@ use event_listener::Event;
 use futures_channel::oneshot;
 use uuid::Uuid;
 
-use super::share_config::{AutoOffsetReset, GroupOverrides, ShareBrokerConfig, ShareGroupConfig};
+use super::partition_shares::{OpenShares, PartitionShares};
+pub use super::partition_shares::{PartitionSummary, ResetTarget};
+use super::share_config::{GroupOverrides, ShareBrokerConfig, ShareGroupConfig};
 use super::share_group::{HeartbeatRequest, HeartbeatResult, ShareGroup};
-use super::share_partition::{
-    AckBatch, AckError, AcquiredRange, BatchSpan, Outcome, SharePartition, StateChange,
-};
+use super::share_partition::Outcome;
 use super::share_session::{FetchSessionRequest, SessionClock, ShareSessionCache, TopicPartition};
-use super::share_state_store::{partition_dir, ShareStateStore, StoredRecord, SHARE_DIR};
+use super::share_state_store::{partition_dir, SHARE_DIR};
 use super::ShareError;
 use crate::log::PartitionLog;
-use crate::protocol::batch_layout::{
-    ATTRIBUTE_CONTROL, LOG_OVERHEAD, OFFSET_ATTRIBUTES, OFFSET_LAST_OFFSET_DELTA, OFFSET_LENGTH,
-};
+use crate::replica::Replica;
 
 /// Requests between shards about share groups.
 pub enum ShareMessage {
@@ -94,68 +92,14 @@ pub struct StartMoved {
     pub result: Result<(), ShareError>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetTarget {
-    Earliest,
-    Latest,
-    Offset(i64),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionSummary {
-    pub topic: String,
-    pub partition: i32,
-    pub start_offset: i64,
-    pub high_watermark: i64,
-    /// Records acquired by a member, or released and waiting for redelivery.
-    pub in_flight: usize,
-    /// Records above the start offset that are already acknowledged or archived.
-    pub done: usize,
-}
-
-impl PartitionSummary {
-    /// Records below the high watermark not yet acknowledged or archived (the lag of
-    /// KIP-1226).
-    pub fn lag(&self) -> i64 {
-        let done = i64::try_from(self.done).unwrap_or(i64::MAX);
-        (self.high_watermark - self.start_offset)
-            .saturating_sub(done)
-            .max(0)
-    }
-}
-
-/// Every share group's state on one partition this shard owns.
-pub struct PartitionShares {
-    pub topic: String,
-    pub topic_id: Uuid,
-    pub partition: i32,
-    pub log: PartitionLog,
-    store: ShareStateStore,
-    groups: RefCell<HashMap<String, SharePartition>>,
-    /// Most records in flight per share group on this partition.
-    record_locks_max: usize,
-    /// Notified when records become available again (wakes long-polling share fetches).
-    released: Event,
-    /// The topic was deleted: a fetch that still holds this partition acquires nothing, and
-    /// the timers no longer compact its state log.
-    deleted: Cell<bool>,
-}
-
-/// Where a persisted change can be awaited: the state log and the change's last offset.
-pub type Durable = Option<(PartitionLog, i64)>;
-
-/// Records acquired by one ShareFetch from one partition.
-#[derive(Debug, Default)]
-pub struct Acquired {
-    /// Whole batches holding the acquired records.
-    pub records: Bytes,
-    pub ranges: Vec<AcquiredRange>,
-}
-
 /// Where a partition whose share state is on disk stands at start-up, as its shard sees it.
 pub enum StoredPartition {
     /// Its log is on this shard: the state is opened beside it.
-    Local { topic_id: Uuid, log: PartitionLog },
+    Local {
+        topic_id: Uuid,
+        log: PartitionLog,
+        replica: Option<Rc<Replica>>,
+    },
     /// Its topic is gone and this shard would own the partition: the state is removed.
     DeletedHere,
     /// Another shard's to judge.
@@ -184,66 +128,6 @@ pub struct ShareState {
     groups: RefCell<HashMap<String, ShareGroup>>,
     peers: RefCell<Vec<async_channel::Sender<ShareMessage>>>,
     closed: Cell<bool>,
-}
-
-fn concat(chunks: &[Bytes]) -> Bytes {
-    match chunks {
-        [one] => one.clone(),
-        _ => {
-            let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-            for chunk in chunks {
-                out.extend_from_slice(chunk);
-            }
-            Bytes::from(out)
-        }
-    }
-}
-
-/// The header fields read here end with lastOffsetDelta.
-const BATCH_HEADER_BYTES: usize = OFFSET_LAST_OFFSET_DELTA + 4;
-
-/// The batches of `data` with their byte ranges; stops at a truncated batch.
-fn batch_spans(data: &[u8]) -> Vec<(BatchSpan, std::ops::Range<usize>)> {
-    let mut spans = Vec::new();
-    let mut position = 0usize;
-    while let Some(header) = data.get(position..position + BATCH_HEADER_BYTES) {
-        let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or(&[]);
-        let base = i64::from_be_bytes(field(0..8).try_into().unwrap_or([0; 8]));
-        let length = i32::from_be_bytes(
-            field(OFFSET_LENGTH..OFFSET_LENGTH + 4)
-                .try_into()
-                .unwrap_or([0; 4]),
-        );
-        let attributes = i16::from_be_bytes(
-            field(OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2)
-                .try_into()
-                .unwrap_or([0; 2]),
-        );
-        let delta = i32::from_be_bytes(
-            field(OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4)
-                .try_into()
-                .unwrap_or([0; 4]),
-        );
-        let Some(end) = usize::try_from(length)
-            .ok()
-            .and_then(|l| (position + LOG_OVERHEAD).checked_add(l))
-        else {
-            break;
-        };
-        if end > data.len() || length < 0 {
-            break;
-        }
-        spans.push((
-            BatchSpan {
-                base,
-                last: base + i64::from(delta),
-                control: attributes & ATTRIBUTE_CONTROL != 0,
-            },
-            position..end,
-        ));
-        position = end;
-    }
-    spans
 }
 
 impl ShareState {
@@ -329,8 +213,12 @@ impl ShareState {
                 continue;
             };
             match place(topic, partition) {
-                StoredPartition::Local { topic_id, log } => {
-                    self.partition_shares(topic, topic_id, partition, log)
+                StoredPartition::Local {
+                    topic_id,
+                    log,
+                    replica,
+                } => {
+                    self.partition_shares(topic, topic_id, partition, log, replica)
                         .await?;
                 }
                 StoredPartition::DeletedHere => {
@@ -374,7 +262,7 @@ impl ShareState {
             .map(|(_, p)| p)
             .collect();
         for shares in all {
-            shares.store.close().await;
+            shares.close().await;
         }
     }
 
@@ -418,6 +306,31 @@ impl ShareState {
         if !self.is_coordinator(group) {
             return Err(ShareError::NotCoordinator(group.to_owned()));
         }
+        let overrides = self.edit_group_config(group, ops)?;
+        if validate_only {
+            return Ok(());
+        }
+        super::share_config::store_overrides(&self.data_dir, group, &overrides).await?;
+        for shard_id in 0..self.shard_count {
+            let message = ShareMessage::SetGroupConfig {
+                group: group.to_owned(),
+                overrides: overrides.clone(),
+            };
+            if shard_id == self.shard_id {
+                self.set_group_config(group, overrides.clone());
+            } else {
+                self.send(shard_id, message).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A group's overrides with `ops` applied (`None` deletes one), each checked.
+    pub fn edit_group_config(
+        &self,
+        group: &str,
+        ops: Vec<(String, Option<String>)>,
+    ) -> Result<GroupOverrides, ShareError> {
         let mut overrides = self.group_overrides(group);
         let mut check = self.defaults.clone();
         for (name, value) in ops {
@@ -435,22 +348,7 @@ impl ShareState {
                 }
             }
         }
-        if validate_only {
-            return Ok(());
-        }
-        super::share_config::store_overrides(&self.data_dir, group, &overrides).await?;
-        for shard_id in 0..self.shard_count {
-            let message = ShareMessage::SetGroupConfig {
-                group: group.to_owned(),
-                overrides: overrides.clone(),
-            };
-            if shard_id == self.shard_id {
-                self.set_group_config(group, overrides.clone());
-            } else {
-                self.send(shard_id, message).await?;
-            }
-        }
-        Ok(())
+        Ok(overrides)
     }
 
     fn default_value(&self, name: &str) -> Result<String, ShareError> {
@@ -551,9 +449,16 @@ impl ShareState {
 
     /// On the coordinator: forgets an empty group's membership and config.
     pub async fn forget_group(&self, group: &str) -> Result<(), ShareError> {
+        self.forget_membership(group)?;
+        super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new()).await
+    }
+
+    /// On the coordinator: forgets an empty group's membership (in a cluster, its config is
+    /// the cluster's metadata, removed there).
+    pub fn forget_membership(&self, group: &str) -> Result<(), ShareError> {
         self.check_empty_group(group, false)?;
         self.groups.borrow_mut().remove(group);
-        super::share_config::store_overrides(&self.data_dir, group, &GroupOverrides::new()).await
+        Ok(())
     }
 
     /// Removes members whose heartbeats stopped for the group's session timeout (timer
@@ -607,13 +512,15 @@ impl ShareState {
 
     // ---- share-partitions (partition leader) ------------------------------------------
 
-    /// The share state of a partition this shard owns, opening its state log on first use.
+    /// The share state of a partition this shard owns, opening its state log on first use
+    /// (and attaching it to `replica`, the partition's replica if it is replicated).
     pub async fn partition_shares(
         &self,
         topic: &str,
         topic_id: Uuid,
         partition: i32,
         log: PartitionLog,
+        replica: Option<Rc<Replica>>,
     ) -> Result<Rc<PartitionShares>, ShareError> {
         let key = (topic_id, partition);
         loop {
@@ -636,26 +543,19 @@ impl ShareState {
         }
         let event = Rc::new(Event::new());
         self.opening.borrow_mut().insert(key, Rc::clone(&event));
-        let opened =
-            ShareStateStore::open(partition_dir(&self.data_dir, topic, partition), topic_id).await;
-        self.opening.borrow_mut().remove(&key);
-        event.notify(usize::MAX);
-        let (store, replayed) = opened?;
-        let groups = replayed
-            .iter()
-            .map(|(group, changes)| (group.clone(), SharePartition::replay(changes)))
-            .collect();
-        let shares = Rc::new(PartitionShares {
+        let opened = PartitionShares::open(OpenShares {
             topic: topic.to_owned(),
             topic_id,
             partition,
             log,
-            store,
-            groups: RefCell::new(groups),
+            dir: partition_dir(&self.data_dir, topic, partition),
             record_locks_max: self.record_locks_max,
-            released: Event::new(),
-            deleted: Cell::new(false),
-        });
+            replica,
+        })
+        .await;
+        self.opening.borrow_mut().remove(&key);
+        event.notify(usize::MAX);
+        let shares = opened?;
         self.partitions.borrow_mut().insert(key, Rc::clone(&shares));
         Ok(shares)
     }
@@ -704,8 +604,7 @@ impl ShareState {
         };
         self.sessions.borrow_mut().forget_topic(topic_id);
         for shares in &dropped {
-            shares.deleted.set(true);
-            shares.store.delete().await?;
+            shares.delete().await?;
         }
         // Partitions whose state was never opened since start-up may still have a directory.
         for &partition in owned_partitions {
@@ -768,256 +667,5 @@ impl ShareState {
                 Some((Rc::clone(shares), outcome))
             })
             .collect()
-    }
-}
-
-impl PartitionShares {
-    /// Runs `f` on an existing group's share-partition.
-    pub fn with_group<T>(
-        &self,
-        group: &str,
-        f: impl FnOnce(&mut SharePartition) -> T,
-    ) -> Option<T> {
-        let mut groups = self.groups.borrow_mut();
-        groups.get_mut(group).map(f)
-    }
-
-    /// Runs `f` on the group's share-partition, creating it at the configured reset
-    /// position on first use.
-    fn with_group_or_init<T>(
-        &self,
-        group: &str,
-        reset: AutoOffsetReset,
-        f: impl FnOnce(&mut SharePartition) -> T,
-    ) -> Result<T, ShareError> {
-        let mut groups = self.groups.borrow_mut();
-        if !groups.contains_key(group) {
-            let start = match reset {
-                AutoOffsetReset::Earliest => self.log.log_start_offset(),
-                AutoOffsetReset::Latest => self.log.high_watermark(),
-            };
-            self.store
-                .append_changes(group, &[StateChange::Start { offset: start }])?;
-            groups.insert(group.to_owned(), SharePartition::new(start));
-        }
-        let sp = groups
-            .get_mut(group)
-            .ok_or_else(|| ShareError::Storage("share-partition vanished".to_owned()))?;
-        sp.clamp_to_log(self.log.log_start_offset());
-        Ok(f(sp))
-    }
-
-    pub fn group_ids(&self) -> Vec<String> {
-        self.groups.borrow().keys().cloned().collect()
-    }
-
-    /// Persists `changes` of `group`; the returned log and offset say when they are durable.
-    pub fn persist(
-        &self,
-        group: &str,
-        changes: &[StateChange],
-    ) -> Result<Option<(PartitionLog, i64)>, ShareError> {
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        self.store.append_changes(group, changes).map(Some)
-    }
-
-    pub fn notify_released(&self) {
-        self.released.notify(usize::MAX);
-    }
-
-    /// Resolves when records may have become available (released or newly written).
-    pub fn changed(&self) -> impl std::future::Future<Output = ()> + 'static {
-        let listener = self.released.listen();
-        let data = self.log.wait_for_data(self.log.high_watermark());
-        futures_lite::future::or(listener, data)
-    }
-
-    /// Acquires records for `member`: reads from the first candidate offset, then acquires
-    /// what is still available once the read returns.
-    pub async fn acquire(
-        &self,
-        group: &str,
-        member: &Rc<str>,
-        config: &ShareGroupConfig,
-        bytes_max: usize,
-        records_max: usize,
-    ) -> Result<Acquired, ShareError> {
-        if self.deleted.get() {
-            return Ok(Acquired::default());
-        }
-        let high_watermark = self.log.high_watermark();
-        let candidate = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
-            sp.next_candidate(high_watermark)
-        })?;
-        let Some(from) = candidate else {
-            return Ok(Acquired::default());
-        };
-        let read = self.log.read(from, bytes_max.max(1)).await.map_err(|e| {
-            ShareError::Storage(format!("reading {}-{}: {e}", self.topic, self.partition))
-        })?;
-        let data = concat(&read.chunks);
-        let spans = batch_spans(&data);
-        let batches: Vec<BatchSpan> = spans.iter().map(|(span, _)| *span).collect();
-        let deadline_ms = crate::io::clock::now_ms().saturating_add(config.lock_duration_ms);
-        let (ranges, outcome) = self.with_group_or_init(group, config.auto_offset_reset, |sp| {
-            sp.acquire(
-                &batches,
-                member,
-                deadline_ms,
-                records_max,
-                self.record_locks_max,
-            )
-        })?;
-        if ranges.is_empty() {
-            return Ok(Acquired::default());
-        }
-        // Delivery counts need not be durable before the records go out (see the store).
-        self.persist(group, &outcome.changes)?;
-        let mut records = Vec::new();
-        for (span, bytes) in &spans {
-            if ranges
-                .iter()
-                .any(|r| r.first <= span.last && span.base <= r.last)
-            {
-                records.extend_from_slice(data.get(bytes.clone()).unwrap_or(&[]));
-            }
-        }
-        Ok(Acquired {
-            records: Bytes::from(records),
-            ranges,
-        })
-    }
-
-    /// Applies a member's acknowledgements; persists what changed.
-    pub fn acknowledge(
-        &self,
-        group: &str,
-        member: &str,
-        batches: &[AckBatch],
-        config: &ShareGroupConfig,
-    ) -> Result<Result<(Outcome, Durable), AckError>, ShareError> {
-        let now_ms = crate::io::clock::now_ms();
-        let applied = self.with_group(group, |sp| {
-            sp.acknowledge(
-                member,
-                batches,
-                config.lock_duration_ms,
-                now_ms,
-                config.delivery_count_limit,
-            )
-        });
-        let outcome = match applied {
-            None => {
-                return Ok(Err(AckError::InvalidRecordState(
-                    batches.first().map_or(-1, |b| b.first),
-                )))
-            }
-            Some(Err(e)) => return Ok(Err(e)),
-            Some(Ok(outcome)) => outcome,
-        };
-        if outcome.released {
-            self.notify_released();
-        }
-        let durable = self.persist(group, &outcome.changes)?;
-        Ok(Ok((outcome, durable)))
-    }
-
-    pub fn summary(&self, group: &str) -> Option<PartitionSummary> {
-        let high_watermark = self.log.high_watermark();
-        self.with_group(group, |sp| PartitionSummary {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            start_offset: sp.start_offset(),
-            high_watermark,
-            in_flight: sp.pending_count(),
-            done: sp.done_count(),
-        })
-    }
-
-    pub fn reset_start(
-        &self,
-        group: &str,
-        to: ResetTarget,
-    ) -> Result<Option<(PartitionLog, i64)>, ShareError> {
-        let offset = match to {
-            ResetTarget::Earliest => self.log.log_start_offset(),
-            ResetTarget::Latest => self.log.high_watermark(),
-            ResetTarget::Offset(o) => {
-                o.clamp(self.log.log_start_offset(), self.log.high_watermark())
-            }
-        };
-        {
-            let mut groups = self.groups.borrow_mut();
-            let sp = groups
-                .entry(group.to_owned())
-                .or_insert_with(|| SharePartition::new(offset));
-            *sp = SharePartition::new(offset);
-        }
-        self.notify_released();
-        self.persist(group, &[StateChange::Start { offset }])
-    }
-
-    pub fn delete_group(&self, group: &str) -> Result<Option<(PartitionLog, i64)>, ShareError> {
-        if self.groups.borrow_mut().remove(group).is_none() {
-            return Ok(None);
-        }
-        self.store
-            .append(group, &[StoredRecord::GroupDeleted])
-            .map(Some)
-    }
-
-    /// Compacts the state log when it grew past `threshold_bytes` since its last snapshot.
-    pub async fn compact_if_needed(&self, threshold_bytes: u64) -> Result<(), ShareError> {
-        // A deleted topic's log is closed and its directory going; a new generation would
-        // only bring the directory back.
-        if self.deleted.get() || !self.store.needs_compaction(threshold_bytes) {
-            return Ok(());
-        }
-        self.store
-            .compact(|| {
-                self.groups
-                    .borrow()
-                    .iter()
-                    .map(|(group, sp)| (group.clone(), sp.snapshot()))
-                    .collect()
-            })
-            .await
-    }
-}
-
-/// Waits until `durable` (if any) is on disk.
-pub async fn wait_durable(durable: Option<(PartitionLog, i64)>) -> Result<(), ShareError> {
-    if let Some((log, offset)) = durable {
-        log.wait_durable(offset)
-            .await
-            .map_err(|e| ShareError::Storage(format!("persisting share state: {e}")))?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_spans_reads_headers_and_stops_at_truncation() {
-        let mut data = crate::log::testing::make_batch(3, 10, 0);
-        data[0..8].copy_from_slice(&5i64.to_be_bytes());
-        let len = data.len();
-        let mut two = data.clone();
-        two.extend_from_slice(&data[..len / 2]);
-        let spans = batch_spans(&two);
-        assert_eq!(spans.len(), 1);
-        assert_eq!(
-            spans[0].0,
-            BatchSpan {
-                base: 5,
-                last: 7,
-                control: false
-            }
-        );
-        assert_eq!(spans[0].1, 0..len);
     }
 }

@@ -57,6 +57,26 @@ pub enum StoredRecord {
     },
 }
 
+/// A change to one group's state as a replicated partition's replicas receive it (a Raft
+/// entry of the partition, `Replica::propose_state`): the records every replica appends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicatedChange {
+    pub group: String,
+    pub records: Vec<StoredRecord>,
+}
+
+impl ReplicatedChange {
+    pub fn encode(&self) -> Result<Vec<u8>, ShareError> {
+        serde_json::to_vec(self)
+            .map_err(|e| ShareError::Storage(format!("encoding a share state change: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ReplicatedChange, ShareError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ShareError::Storage(format!("decoding a share state change: {e}")))
+    }
+}
+
 /// One record of a share state log: key `group` (empty for a snapshot marker), value the
 /// JSON of `record`.
 #[derive(Debug, Clone, PartialEq, Eq)]

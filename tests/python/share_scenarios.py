@@ -281,10 +281,12 @@ def dlq_poison(bootstrap):
 CRASH_TOTAL = 200
 
 
-def crash_before(bootstrap, state_path):
-    """Phase 1: acknowledge some records, hold others acquired; the broker is then killed."""
-    topic = unique("share-crash")
-    create_topic(bootstrap, topic)
+def crash_before(bootstrap, state_path, topic=None):
+    """Phase 1: acknowledge some records, hold others acquired; the broker (or, on a
+    replicated `topic` made by the test, its leader) is then killed."""
+    if topic is None:
+        topic = unique("share-crash")
+        create_topic(bootstrap, topic)
     # A long lock: records held at the crash must come back because of the restart.
     group = base_group(bootstrap, "crash", **{"share.record.lock.duration.ms": "120000"})
     produce(bootstrap, topic, [str(v).encode() for v in range(CRASH_TOTAL)])
@@ -325,6 +327,30 @@ def crash_after(bootstrap, state_path):
     everything = sorted(acked.union(again))
     assert everything == list(range(CRASH_TOTAL)), f"lost: {sorted(set(range(CRASH_TOTAL)) - set(everything))}"
     assert len(again) == len(set(again)), "a record was delivered twice after the restart"
+
+
+RETURN_TOTAL = 20
+
+
+def crash_return(bootstrap, state_path):
+    """Phase 3, after crash-after and the killed leader leading again: records produced now
+    are delivered, and none of those acknowledged before (on either leader) comes back."""
+    with open(state_path) as f:
+        state = json.load(f)
+    fresh = list(range(CRASH_TOTAL, CRASH_TOTAL + RETURN_TOTAL))
+    consumer = share_consumer(bootstrap, state["group"], state["topic"])
+    produce(bootstrap, state["topic"], [str(v).encode() for v in fresh])
+    seen = []
+    deadline = time.time() + 60
+    while not set(fresh) <= set(seen) and time.time() < deadline:
+        for m in records(consumer.poll(0.5)):
+            seen.append(int(m.value()))
+            consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        consumer.commit_sync()
+    consumer.close()
+    old = sorted(v for v in seen if v < CRASH_TOTAL)
+    assert not old, f"records acknowledged before delivered again: {old}"
+    assert sorted(seen) == fresh, f"delivered {sorted(seen)}, expected {fresh}"
 
 
 # ---- administration (share_group_cli_describes_resets_and_deletes.rs) ------------------
@@ -452,6 +478,7 @@ SCENARIOS = {
     "dlq-poison": dlq_poison,
     "crash-before": crash_before,
     "crash-after": crash_after,
+    "crash-return": crash_return,
     "admin-consume": admin_consume,
     "admin-hold": admin_hold,
     "admin-list": admin_list,

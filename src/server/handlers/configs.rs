@@ -303,7 +303,9 @@ async fn alter_topic(
     .await
 }
 
-/// A share group's configs live with its coordinator shard, which stores and spreads them.
+/// On a single node, a share group's configs live with its coordinator shard, which stores
+/// and spreads them; in a cluster they are metadata, committed through the catalog from any
+/// node (as KRaft does), so every partition leader applies them.
 async fn alter_group(
     shard: &Shard,
     group: &str,
@@ -339,6 +341,24 @@ async fn alter_group(
         }
     };
     let share = shard.share();
+    if shard.in_cluster() {
+        return match share.edit_group_config(group, ops) {
+            Ok(_) if validate_only => (0, None),
+            Ok(overrides) => {
+                let group = group.to_owned();
+                config_change(shard, |reply| AdminRequest::AlterGroupConfig {
+                    group,
+                    overrides,
+                    reply,
+                })
+                .await
+            }
+            Err(e) => (
+                code(super::share_errors::share_error(&e)),
+                Some(StrBytes::from_string(e.to_string())),
+            ),
+        };
+    }
     let coordinator = crate::group::coordinator_shard(group, share.shard_count());
     let result = if coordinator == shard.id {
         share.alter_group_config(group, ops, validate_only).await

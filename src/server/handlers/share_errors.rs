@@ -18,6 +18,7 @@ pub fn share_error(error: &ShareError) -> ResponseError {
         ShareError::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
         ShareError::InvalidShareSessionEpoch { .. } => ResponseError::InvalidShareSessionEpoch,
         ShareError::ShareSessionLimitReached => ResponseError::ShareSessionLimitReached,
+        ShareError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
         ShareError::Storage(_) => ResponseError::KafkaStorageError,
         ShareError::ShuttingDown => ResponseError::CoordinatorNotAvailable,
     }

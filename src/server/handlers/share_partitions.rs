@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::share_errors::share_error_code;
 use crate::protocol::{code, ResponseError};
 use crate::shard::{PartitionLookup, Shard};
+use crate::share::partition_shares::{wait_durable, PartitionShares};
 use crate::share::share_partition::{AckBatch, AckType};
-use crate::share::share_state::{wait_durable, PartitionShares};
 use crate::share::ShareError;
 
 /// A whole-request refusal: the top-level error code and message of the response.
@@ -68,7 +68,13 @@ pub(super) async fn resolve(shard: &Shard, topic_id: Uuid, partition: i32) -> Ta
     let shares = match shard.partition(&meta.name, partition) {
         PartitionLookup::Local(log) => shard
             .share()
-            .partition_shares(&meta.name, meta.id, partition, log)
+            .partition_shares(
+                &meta.name,
+                meta.id,
+                partition,
+                log,
+                shard.replica(&meta.name, partition),
+            )
             .await
             .map_err(|e| {
                 tracing::warn!(topic = %meta.name, partition, error = %e, "share state unavailable");
