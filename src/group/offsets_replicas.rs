@@ -45,6 +45,10 @@ mod tests {
     impl ReplicaTransport for NoPeers {
         fn send(&self, _group: &GroupKey, _messages: Vec<RaftMessage>) {}
 
+        fn read_state(&self, _: &GroupKey, _: u64) -> crate::replica::StateRead {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
         fn read_log(&self, _: &GroupKey, from: u64, _: i64, _: usize) -> LogRead {
             Box::pin(async move { Err(format!("node {from} unreachable")) })
         }

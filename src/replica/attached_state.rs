@@ -12,6 +12,12 @@
 //!
 //! The state is opened lazily (most partitions have none), so changes applied before it is
 //! attached wait here, in order, and hold back the checkpoint until it is.
+//!
+//! A follower that installs a Raft snapshot lacks the changes compacted away with the
+//! entries: it reads the leader's whole state as changes ([`AttachedState::snapshot`])
+//! and applies them before the snapshot counts as installed. The leader's state may be
+//! ahead of the snapshot's index; the entries after it are then applied again, which
+//! leaves the same state for the same reason a restart's replay does.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,6 +34,10 @@ pub trait AttachedState {
     /// Applies one committed change (as proposed with `Replica::propose_state`). An error is
     /// the state's disk failing: the replica stops, as when its partition log fails.
     fn apply(&self, change: Bytes) -> Result<Option<DurableMark>, String>;
+
+    /// The committed state as changes that rebuild it on a replica applying them in order
+    /// over whatever it holds.
+    fn snapshot(&self) -> Result<Vec<Bytes>, String>;
 }
 
 #[derive(Default)]
@@ -35,7 +45,7 @@ pub(super) struct Attachment {
     state: RefCell<Option<Rc<dyn AttachedState>>>,
     /// Committed changes applied before anything was attached, oldest first.
     waiting: RefCell<Vec<Bytes>>,
-    /// Fires when the first change starts waiting.
+    /// Fires when the first change starts waiting, and when a state is attached.
     arrived: event_listener::Event,
     /// The durability of the last change applied.
     last: RefCell<Option<DurableMark>>,
@@ -61,7 +71,25 @@ impl Attachment {
             self.note(state.apply(change)?);
         }
         *self.state.borrow_mut() = Some(state);
+        self.arrived.notify(usize::MAX);
         Ok(self.last_mark())
+    }
+
+    /// The attached state's snapshot; `None` when nothing is attached.
+    pub fn snapshot(&self) -> Option<Result<Vec<Bytes>, String>> {
+        let state = self.state.borrow().clone()?;
+        Some(state.snapshot())
+    }
+
+    /// Resolves once a state is attached.
+    pub async fn attached(&self) {
+        loop {
+            let listener = self.arrived.listen();
+            if self.is_attached() {
+                return;
+            }
+            listener.await;
+        }
     }
 
     fn note(&self, mark: Option<DurableMark>) {

@@ -30,4 +30,4 @@ pub use partition_replica::{Committed, Replica, ReplicaConfig};
 pub use raft::eraftpb::Message as RaftMessage;
 pub use raft_store::AppliedCheckpoint;
 pub use replica_error::ReplicaError;
-pub use transport::{GroupKey, LogRead, ReplicaTransport};
+pub use transport::{GroupKey, LogRead, ReplicaTransport, StateRead};

@@ -818,6 +818,7 @@ impl Replica {
             .await
             .map_err(|e| self.persist_error(e))?;
         self.copy_log_until(leader, end).await?;
+        self.copy_state_from(leader).await?;
         self.store
             .install_snapshot(term, target, now_ms)
             .await
@@ -842,6 +843,7 @@ impl Replica {
     ) -> Result<(), ReplicaError> {
         tracing::info!(group = %self.group, index = target.index, end = target.log_end_offset, from = leader, "resuming an interrupted snapshot install");
         self.copy_log_until(leader, target.log_end_offset).await?;
+        self.copy_state_from(leader).await?;
         let term = self
             .store
             .storage()
@@ -903,6 +905,56 @@ impl Replica {
                 group: self.name(),
                 source,
             })
+    }
+
+    /// Applies the leader's attached state (as changes) and waits until it is durable, so
+    /// that the snapshot, once recorded, stands for the state too. Changes that must wait
+    /// for a state to be attached are waited for: until then they are only in memory.
+    async fn copy_state_from(&self, from: u64) -> Result<(), ReplicaError> {
+        let mut failures = 0;
+        let changes = loop {
+            match self.transport.read_state(&self.group, from).await {
+                Ok(changes) => break changes,
+                Err(reason) => {
+                    failures += 1;
+                    if failures >= self.snapshot_attempts {
+                        return Err(ReplicaError::SnapshotCopy {
+                            group: self.name(),
+                            from,
+                            reason,
+                        });
+                    }
+                    crate::io::sleep(std::time::Duration::from_millis(100 * u64::from(failures)))
+                        .await;
+                }
+            }
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        for change in changes {
+            self.attachment
+                .apply(change)
+                .map_err(|reason| self.attached_error(reason))?;
+        }
+        self.attachment.attached().await;
+        if let Some((log, offset)) = self.attachment.last_mark() {
+            log.wait_durable(offset)
+                .await
+                .map_err(|e| self.attached_error(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The attached state's snapshot, for a follower installing a Raft snapshot; `None`
+    /// when no state is attached.
+    pub fn state_snapshot(&self) -> Option<Result<Vec<Bytes>, ReplicaError>> {
+        let snapshot = self.attachment.snapshot()?;
+        Some(snapshot.map_err(|reason| self.attached_error(reason)))
+    }
+
+    pub fn has_waiting_state_changes(&self) -> bool {
+        self.attachment.has_waiting()
     }
 
     /// Appends the batches of `chunk` this replica lacks, below `end`.

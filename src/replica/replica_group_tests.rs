@@ -35,11 +35,27 @@ struct Net {
     reads_left: std::cell::Cell<Option<usize>>,
     /// A byte budget every read is held to (0: the reader's own).
     read_bytes: std::cell::Cell<usize>,
+    /// Each replica's attached state, where the test attached one.
+    states: RefCell<HashMap<u64, Rc<Recorder>>>,
 }
 
 impl ReplicaTransport for Net {
     fn send(&self, _group: &GroupKey, messages: Vec<RaftMessage>) {
         self.queue.borrow_mut().extend(messages);
+    }
+
+    fn read_state(&self, _group: &GroupKey, from: u64) -> super::StateRead {
+        let state = self.states.borrow().get(&from).cloned();
+        let cut = self.cut.borrow().contains(&from);
+        Box::pin(async move {
+            if cut {
+                return Err(format!("node {from} unreachable"));
+            }
+            match state {
+                Some(state) => super::attached_state::AttachedState::snapshot(&*state),
+                None => Ok(Vec::new()),
+            }
+        })
     }
 
     fn read_log(&self, _group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead {
@@ -1010,17 +1026,33 @@ fn a_restart_finds_applied_entries_past_a_commit_index_that_was_not_durable() {
     });
 }
 
-/// An attached state that records the changes it is given.
+/// An attached state that records the changes it is given, and keeps the state they
+/// describe: "key=value" sets a key, absolutely, as share-state changes do.
 #[derive(Default)]
-struct Recorder(RefCell<Vec<Vec<u8>>>);
+struct Recorder(
+    RefCell<Vec<Vec<u8>>>,
+    RefCell<std::collections::BTreeMap<String, String>>,
+);
 
 impl super::attached_state::AttachedState for Recorder {
     fn apply(
         &self,
         change: bytes::Bytes,
     ) -> Result<Option<super::attached_state::DurableMark>, String> {
+        let text = String::from_utf8_lossy(&change).into_owned();
+        if let Some((key, value)) = text.split_once('=') {
+            self.1.borrow_mut().insert(key.to_owned(), value.to_owned());
+        }
         self.0.borrow_mut().push(change.to_vec());
         Ok(None)
+    }
+
+    fn snapshot(&self) -> Result<Vec<bytes::Bytes>, String> {
+        let state = self.1.borrow();
+        let changes = state
+            .iter()
+            .map(|(k, v)| bytes::Bytes::from(format!("{k}={v}")));
+        Ok(changes.collect())
     }
 }
 
@@ -1030,6 +1062,69 @@ fn attach_recorder(replica: &Replica) -> Rc<Recorder> {
         .attach_state(recorder.clone())
         .expect("attach a state");
     recorder
+}
+
+/// Attaches a recorder to replica `id` that the test transport reads snapshots from.
+fn attach_served_recorder(c: &Cluster, id: u64) -> Rc<Recorder> {
+    let recorder = attach_recorder(&c.replica(id));
+    c.net.states.borrow_mut().insert(id, Rc::clone(&recorder));
+    recorder
+}
+
+/// A follower that comes back behind a compacted Raft log gets the partition log from a
+/// snapshot, and the attached state with it: the changes compacted away with the entries
+/// reach it from the leader's state, and the later ones as entries.
+#[test]
+fn a_snapshot_carries_the_attached_state() {
+    with_compacting_cluster(4096, |c| async move {
+        let leader = c.elect().await;
+        let stopped = IDS
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        for id in IDS {
+            attach_served_recorder(&c, id);
+        }
+        c.stop(stopped).await;
+        for (tags, change) in [(1..=20, "a=1"), (21..=40, "b=2"), (41..=50, "a=3")] {
+            drop(
+                c.replica(leader)
+                    .propose_state(change.as_bytes(), 0)
+                    .expect("propose a change"),
+            );
+            c.propose_big(leader, tags).await;
+        }
+        c.run_until_all_at("fifty batches on the running replicas", 100)
+            .await;
+        assert!(c.replica(leader).first_index() > 10, "compacted");
+
+        c.open(stopped).await;
+        let late = attach_served_recorder(&c, stopped);
+        drop(
+            c.replica(leader)
+                .propose_state(b"c=4", 0)
+                .expect("propose a change"),
+        );
+        c.propose_big(leader, 51..=51).await;
+        c.run_until_all_at("the stopped follower catches up", 102)
+            .await;
+        assert!(
+            c.replica(stopped).first_index() > 10,
+            "it caught up from a snapshot, not from entries"
+        );
+        let expected: std::collections::BTreeMap<String, String> =
+            [("a", "3"), ("b", "2"), ("c", "4")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let leader_state = c.net.states.borrow()[&leader].1.borrow().clone();
+        assert_eq!(leader_state, expected);
+        assert_eq!(
+            *late.1.borrow(),
+            expected,
+            "the snapshot's state, then the entries"
+        );
+    });
 }
 
 /// State changes are entries every replica hands to its attached state in log order, beside

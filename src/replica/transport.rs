@@ -1,6 +1,7 @@
 //! The seam between a replica and the network: Raft messages out, by group, and in through
 //! [`Replica::step`](super::Replica::step); and reads of another replica's partition log,
-//! which is how a snapshot's data travels (segment transfer). The network's side is
+//! which is how a snapshot's data travels (segment transfer), with the state attached
+//! beside the log. The network's side is
 //! `shard::replica_net`; the tests' is in memory.
 
 use std::fmt;
@@ -44,7 +45,14 @@ pub trait ReplicaTransport {
     /// `offset`, at most about `max_bytes` (at least one batch). A partition log holds only
     /// committed data, so any replica can answer; empty once `offset` is its end.
     fn read_log(&self, group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead;
+
+    /// Reads the committed attached state of `group` on node `from` as changes
+    /// (`AttachedState::snapshot`; none when it has no state).
+    fn read_state(&self, group: &GroupKey, from: u64) -> StateRead;
 }
+
+/// What [`ReplicaTransport::read_state`] resolves to.
+pub type StateRead = Pin<Box<dyn Future<Output = Result<Vec<Bytes>, String>>>>;
 
 /// What [`ReplicaTransport::read_log`] resolves to: the batches, or why there are none.
 pub type LogRead = Pin<Box<dyn Future<Output = Result<Bytes, String>>>>;

@@ -151,6 +151,33 @@ impl Shard {
         })
     }
 
+    /// The committed share state of a replicated partition, as changes (for a follower
+    /// installing a snapshot). State on disk or waiting in the replica is opened first.
+    pub(super) async fn replicated_share_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        replica: &Rc<Replica>,
+    ) -> Result<Vec<bytes::Bytes>, String> {
+        let Some(meta) = self.topic(topic) else {
+            return Err(format!("no topic {topic} here"));
+        };
+        let dir =
+            crate::share::share_state_store::partition_dir(&self.config.data_dir, topic, partition);
+        let stored = replica.has_waiting_state_changes() || crate::io::dma_file::exists(&dir);
+        if !replica.has_attached_state() && stored {
+            let log = replica.partition().clone();
+            self.share
+                .partition_shares(topic, meta.id, partition, log, Some(Rc::clone(replica)))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        match replica.state_snapshot() {
+            Some(snapshot) => snapshot.map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The replica of `partition` of `topic` this shard hosts, if any.
     pub fn replica(&self, topic: &str, partition: i32) -> Option<Rc<Replica>> {
         let replicas = self.replicas.borrow();

@@ -22,6 +22,8 @@
 //! answer on the same socket, so a large copy never delays Raft messages: the request is
 //! topic length (`u16`), topic, partition (`i32`), offset (`i64`), byte budget (`u32`); the
 //! answer is a status byte (0: batches follow; 1: an error message follows) and its payload.
+//! Offset -1 ([`STATE_READ`]) asks for the partition's attached state (share-group delivery
+//! state) instead: the payload is its changes, each a `u32` length and the bytes.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,7 +41,10 @@ use crate::constants::{
     REPLICA_FRAME_BYTES_MAX, REPLICA_RECONNECT_BACKOFF_MAX_MS, REPLICA_RECONNECT_BACKOFF_MIN_MS,
 };
 use crate::io::net::TcpStream;
-use crate::replica::{GroupKey, LogRead, RaftMessage, ReplicaTransport};
+use crate::replica::{GroupKey, LogRead, RaftMessage, ReplicaTransport, StateRead};
+
+/// The offset of a read request that asks for the attached state, not batches.
+const STATE_READ: i64 = -1;
 
 /// How long a connect to a peer's cluster port may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -104,6 +109,11 @@ impl ReplicaTransport for ReplicaNet {
             link.queue.borrow_mut().push((group.clone(), message));
             link.ready.notify(1);
         }
+    }
+
+    fn read_state(&self, group: &GroupKey, from: u64) -> StateRead {
+        let read = self.read_log(group, from, STATE_READ, 0);
+        Box::pin(async move { decode_changes(&read.await?) })
     }
 
     fn read_log(&self, group: &GroupKey, from: u64, offset: i64, max_bytes: usize) -> LogRead {
@@ -259,12 +269,25 @@ async fn serve_log_reads(shard: &Shard, mut stream: TcpStream) -> std::io::Resul
 }
 
 /// The batches a read request asks for, whole (the log's read keeps to the budget but for
-/// a first batch larger than it), bounded by the frame size.
+/// a first batch larger than it), bounded by the frame size; or the attached state.
 async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<Bytes>, String> {
     let (topic, partition, offset, budget) = decode_read_request(request)?;
     let replica = shard
         .replica(&topic, partition)
         .ok_or_else(|| format!("no replica of {topic}-{partition} here"))?;
+    if offset == STATE_READ {
+        let changes = shard
+            .replicated_share_state(&topic, partition, &replica)
+            .await?;
+        let encoded = encode_changes(&changes);
+        if encoded.len() + 1 > REPLICA_FRAME_BYTES_MAX {
+            return Err(format!(
+                "the attached state of {topic}-{partition} is {} bytes, over a frame",
+                encoded.len()
+            ));
+        }
+        return Ok(vec![Bytes::from(encoded)]);
+    }
     let read = replica
         .partition()
         .read(offset, budget)
@@ -277,6 +300,31 @@ async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<Bytes>, String
         ));
     }
     Ok(read.chunks)
+}
+
+fn encode_changes(changes: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(changes.iter().map(|c| 4 + c.len()).sum());
+    for change in changes {
+        out.extend_from_slice(&frame_head(change.len()));
+        out.extend_from_slice(change);
+    }
+    out
+}
+
+fn decode_changes(mut body: &[u8]) -> Result<Vec<Bytes>, String> {
+    let mut changes = Vec::new();
+    while !body.is_empty() {
+        let (len, rest) = body
+            .split_first_chunk::<4>()
+            .ok_or_else(|| "a truncated state change".to_owned())?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let change = rest
+            .get(..len)
+            .ok_or_else(|| "a truncated state change".to_owned())?;
+        changes.push(Bytes::copy_from_slice(change));
+        body = &rest[len..];
+    }
+    Ok(changes)
 }
 
 struct Writer {
@@ -443,6 +491,20 @@ async fn read_stream(shard: &Shard, mut stream: TcpStream) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_changes_round_trip_and_truncation_is_an_error() {
+        let changes = vec![
+            Bytes::from_static(b"one"),
+            Bytes::new(),
+            Bytes::from(vec![7; 300]),
+        ];
+        let encoded = encode_changes(&changes);
+        assert_eq!(decode_changes(&encoded), Ok(changes));
+        assert!(decode_changes(&encoded[..encoded.len() - 1]).is_err());
+        assert!(decode_changes(&encoded[..2]).is_err());
+        assert_eq!(decode_changes(&[]), Ok(Vec::new()));
+    }
 
     #[test]
     fn frames_carry_many_groups_messages_and_refuse_truncation() {

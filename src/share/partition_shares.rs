@@ -143,6 +143,13 @@ impl AttachedState for CommittedChanges {
             None => Ok(None),
         }
     }
+
+    fn snapshot(&self) -> Result<Vec<Bytes>, String> {
+        match self.0.upgrade() {
+            Some(shares) => shares.committed_snapshot().map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// Records acquired by one ShareFetch from one partition.
@@ -275,6 +282,24 @@ impl PartitionShares {
                 .apply_changes(changes);
         }
         Ok(Some(mark))
+    }
+
+    /// The committed state as one change per group, each replacing whatever state the group
+    /// has where it is applied.
+    fn committed_snapshot(&self) -> Result<Vec<Bytes>, ShareError> {
+        let committed = self.committed.borrow();
+        committed
+            .iter()
+            .map(|(group, sp)| {
+                let mut records = vec![StoredRecord::GroupDeleted];
+                records.extend(sp.snapshot().into_iter().map(StoredRecord::Change));
+                let change = ReplicatedChange {
+                    group: group.clone(),
+                    records,
+                };
+                change.encode().map(Bytes::from)
+            })
+            .collect()
     }
 
     /// Whether this shard serves the partition's share state: always on a single node; on
