@@ -300,6 +300,13 @@ impl Cluster {
     }
 }
 
+/// The first replica that is not `leader`.
+fn a_follower(leader: u64) -> u64 {
+    IDS.into_iter()
+        .find(|id| *id != leader)
+        .expect("three replicas")
+}
+
 fn slot(id: u64) -> usize {
     usize::try_from(id - 1).expect("small id")
 }
@@ -520,10 +527,7 @@ fn a_restarted_replica_reopens_from_disk_and_catches_up() {
         let leader = c.elect().await;
         c.propose_each(leader, 1..=3);
         c.run_until_all_at("three batches everywhere", 6).await;
-        let follower = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let follower = a_follower(leader);
         let applied = c.replica(follower).applied_index();
         c.stop(follower).await;
 
@@ -604,10 +608,7 @@ fn nothing_commits_while_no_replica_can_make_it_durable() {
 fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
     with_compacting_cluster(4096, |c| async move {
         let leader = c.elect().await;
-        let stopped = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let stopped = a_follower(leader);
         let running = IDS
             .into_iter()
             .find(|id| *id != leader && *id != stopped)
@@ -679,10 +680,7 @@ fn followers_behind_a_compacted_log_catch_up_from_a_snapshot() {
 fn an_interrupted_snapshot_install_resumes_after_a_restart() {
     with_compacting_cluster(4096, |c| async move {
         let leader = c.elect().await;
-        let follower = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let follower = a_follower(leader);
         c.stop(follower).await;
         c.propose_big(leader, 1..=40).await;
         c.run_until("forty batches on the running replicas", |c| {
@@ -956,10 +954,7 @@ fn a_transaction_marker_is_an_entry_every_replica_stores_at_the_same_offset() {
         ));
 
         // A restarted follower matches the marker entry against the stored marker.
-        let follower = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let follower = a_follower(leader);
         c.stop(follower).await;
         c.open(follower).await;
         drop(c.replica(leader).propose(&records(4), 0).expect("propose"));
@@ -980,10 +975,7 @@ fn a_transaction_marker_is_an_entry_every_replica_stores_at_the_same_offset() {
 fn a_restart_finds_applied_entries_past_a_commit_index_that_was_not_durable() {
     with_cluster(|c| async move {
         let leader = c.elect().await;
-        let follower = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let follower = a_follower(leader);
         let before = super::AppliedCheckpoint {
             index: c.replica(follower).applied_index(),
             log_end_offset: 0,
@@ -1078,10 +1070,7 @@ fn attach_served_recorder(c: &Cluster, id: u64) -> Rc<Recorder> {
 fn a_snapshot_carries_the_attached_state() {
     with_compacting_cluster(4096, |c| async move {
         let leader = c.elect().await;
-        let stopped = IDS
-            .into_iter()
-            .find(|id| *id != leader)
-            .expect("a follower");
+        let stopped = a_follower(leader);
         for id in IDS {
             attach_served_recorder(&c, id);
         }
