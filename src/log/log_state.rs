@@ -278,17 +278,7 @@ impl LogState {
         // Offsets relative to the base must fit u32 too.
         let wide = last_offset - active.base_offset > i64::from(u32::MAX / 2);
         if active.assigned_bytes > 0 && (full || old || wide) {
-            self.segments.push_back(Segment {
-                base_offset,
-                next_offset: base_offset,
-                assigned_bytes: 0,
-                written_bytes: 0,
-                index: SegmentIndex::new(),
-                first_append_ms: None,
-                file: None,
-                sealed: false,
-                producer_snapshot: Some(self.producers.encode(base_offset)),
-            });
+            self.start_segment(base_offset);
         }
         let interval = self.config.index_interval_bytes;
         let active = self.segments.back_mut().expect("never empty");
@@ -318,6 +308,48 @@ impl LogState {
             bytes,
         });
         self.log_end_offset = last_offset + 1;
+    }
+
+    /// A new active segment at `base_offset`; the segment writer creates its file when it
+    /// reaches the segment's first batch.
+    fn start_segment(&mut self, base_offset: i64) {
+        self.segments.push_back(Segment {
+            base_offset,
+            next_offset: base_offset,
+            assigned_bytes: 0,
+            written_bytes: 0,
+            index: SegmentIndex::new(),
+            first_append_ms: None,
+            file: None,
+            sealed: false,
+            producer_snapshot: Some(self.producers.encode(base_offset)),
+        });
+    }
+
+    /// See [`PartitionLog::skip_to`]. Returns whether the log held nothing before (its start
+    /// then moved to `offset` too).
+    pub(super) fn skip_to(&mut self, offset: i64) -> bool {
+        let old_end = self.log_end_offset;
+        if offset <= old_end {
+            return false;
+        }
+        self.start_segment(offset);
+        self.log_end_offset = offset;
+        // Nothing is pending below `offset` when everything up to the old end is durable, so
+        // the skipped offsets count as written, durable and visible; otherwise the next batch
+        // written and synced moves them past the gap.
+        let settled = self.durable_offset == old_end && self.high_watermark == old_end;
+        let empty = self.log_start_offset == old_end;
+        if settled {
+            self.advance_written(offset);
+            self.advance_durable(offset);
+            self.set_high_watermark(offset);
+            if empty {
+                self.advance_log_start(offset);
+            }
+        }
+        self.assert_offsets();
+        settled && empty
     }
 
     /// Forgets cached batches below `offset`, which a cleaned segment no longer holds.

@@ -716,6 +716,24 @@ impl PartitionLog {
         Ok(self.log_start_offset())
     }
 
+    /// Continues the log at `offset`, past offsets it will never hold: a replica copying
+    /// another's log that was cleaned (whole batches gone) or whose start moved (retention,
+    /// DeleteRecords). The next batch appended gets `offset` and starts a segment of its own,
+    /// since offsets within a segment are contiguous (recovery checks that) while gaps
+    /// between segments are allowed (the cleaner leaves them too). A log that held nothing
+    /// starts at `offset`, durably. No-op at or below the log end.
+    pub async fn skip_to(&self, offset: i64) -> Result<(), LogError> {
+        let started = {
+            let mut st = self.state.borrow_mut();
+            st.check_open()?;
+            st.skip_to(offset)
+        };
+        if started {
+            self.persist_log_start(offset).await?;
+        }
+        Ok(())
+    }
+
     /// Resolves once the checkpoint file holds `start` or more.
     async fn persist_log_start(&self, start: i64) -> Result<(), LogError> {
         loop {
@@ -798,6 +816,59 @@ mod tests {
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().expect("tempdir")
+    }
+
+    /// A replica's copy skips offsets its leader no longer holds: the batch after the gap
+    /// starts a segment of its own, reads step over the gap, and a reopened log has both;
+    /// an empty log that skips starts at the new offset, durably.
+    #[test]
+    fn skipped_offsets_leave_a_gap_between_segments() {
+        let tmp = dir();
+        let path = tmp.path().join("p");
+        let empty = tmp.path().join("q");
+        crate::io::block_on_local(async move {
+            let log = PartitionLog::open(path.clone(), LogConfig::default())
+                .await
+                .expect("open");
+            log.append(Bytes::from(make_batch(4, 100, 1)), 0)
+                .expect("append");
+            log.skip_to(10).await.expect("skip");
+            assert_eq!(log.log_end_offset(), 10);
+            let info = log
+                .append(Bytes::from(make_batch(2, 100, 2)), 0)
+                .expect("append after the gap");
+            assert_eq!((info.base_offset, info.last_offset), (10, 11));
+            log.wait_durable(11).await.expect("durable");
+            let in_gap = log.read(5, 1 << 20).await.expect("read in the gap");
+            let offsets = crate::log::testing::batch_offsets(&join_chunks(&in_gap.chunks));
+            assert_eq!(offsets.first().map(|o| o.0), Some(10));
+            log.close().await.expect("close");
+
+            let log = PartitionLog::open(path, LogConfig::default())
+                .await
+                .expect("reopen");
+            assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 12));
+            let all = log.read(0, 1 << 20).await.expect("read");
+            let offsets = crate::log::testing::batch_offsets(&join_chunks(&all.chunks));
+            let bases: Vec<i64> = offsets.iter().map(|o| o.0).collect();
+            assert_eq!(bases, vec![0, 10]);
+            log.close().await.expect("close");
+
+            let log = PartitionLog::open(empty.clone(), LogConfig::default())
+                .await
+                .expect("open empty");
+            log.skip_to(30).await.expect("skip");
+            assert_eq!((log.log_start_offset(), log.high_watermark()), (30, 30));
+            log.append(Bytes::from(make_batch(2, 100, 3)), 0)
+                .expect("append");
+            log.wait_durable(31).await.expect("durable");
+            log.close().await.expect("close");
+            let log = PartitionLog::open(empty, LogConfig::default())
+                .await
+                .expect("reopen empty");
+            assert_eq!((log.log_start_offset(), log.log_end_offset()), (30, 32));
+            log.close().await.expect("close");
+        });
     }
 
     #[test]

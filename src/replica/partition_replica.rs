@@ -128,6 +128,11 @@ pub struct Replica {
     /// before anything after the snapshot is applied (nothing else is done until then).
     unfinished_install: Cell<Option<AppliedCheckpoint>>,
     closed: Cell<bool>,
+    /// A snapshot is being installed. Its Raft log already starts past the entries it
+    /// applied, so it must not campaign meanwhile: raft-rs reads the unapplied entries
+    /// before a campaign and stops the process when they are compacted. Nor would it be a
+    /// leader worth having before its copy is complete.
+    installing: Cell<bool>,
     /// The state kept beside the partition log (see `attached_state`).
     attachment: Attachment,
     /// Fires when something may have given Raft work (a step, a tick, a proposal).
@@ -316,6 +321,7 @@ impl Replica {
             driving: Cell::new(false),
             unfinished_install: Cell::new(unfinished_install),
             closed: Cell::new(false),
+            installing: Cell::new(false),
             attachment,
             work: event_listener::Event::new(),
         })
@@ -422,6 +428,11 @@ impl Replica {
     /// Advances Raft's logical clock by one tick (the shard's timer, every
     /// `REPLICA_TICK_MS`): heartbeats and election timeouts are counted in ticks.
     pub fn tick(&self) {
+        // A stopped replica takes no part in its group: it may have stopped in the middle of
+        // an install, with the same compacted entries `installing` guards against.
+        if self.installing.get() || self.closed.get() {
+            return;
+        }
         let mut inner = self.inner.borrow_mut();
         inner.node.tick();
         Self::expire_snapshots(&mut inner);
@@ -473,6 +484,9 @@ impl Replica {
 
     /// Hands Raft a message from a peer.
     pub fn step(&self, mut message: Message) -> Result<(), ReplicaError> {
+        if self.installing.get() && message.get_msg_type() == MessageType::MsgTimeoutNow {
+            return Ok(()); // a leadership hand-over: it campaigns (see `installing`)
+        }
         let mut inner = self.inner.borrow_mut();
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A heartbeat's commit index is what the leader knows this replica holds. After
@@ -774,7 +788,14 @@ impl Replica {
     /// leader's partition log and made durable, the snapshot is written to the Raft log, and
     /// only then is the Ready reported persisted, which sends the acknowledgement. Until
     /// then nothing after the snapshot is applied: `drive` runs one Ready at a time.
-    async fn install_snapshot(
+    async fn install_snapshot(&self, ready: raft::Ready, now_ms: i64) -> Result<(), ReplicaError> {
+        self.installing.set(true);
+        let installed = self.install_snapshot_ready(ready, now_ms).await;
+        self.installing.set(false);
+        installed
+    }
+
+    async fn install_snapshot_ready(
         &self,
         mut ready: raft::Ready,
         now_ms: i64,
@@ -841,6 +862,18 @@ impl Replica {
         target: AppliedCheckpoint,
         now_ms: i64,
     ) -> Result<(), ReplicaError> {
+        self.installing.set(true);
+        let finished = self.finish_install_copy(leader, target, now_ms).await;
+        self.installing.set(false);
+        finished
+    }
+
+    async fn finish_install_copy(
+        &self,
+        leader: u64,
+        target: AppliedCheckpoint,
+        now_ms: i64,
+    ) -> Result<(), ReplicaError> {
         tracing::info!(group = %self.group, index = target.index, end = target.log_end_offset, from = leader, "resuming an interrupted snapshot install");
         self.copy_log_until(leader, target.log_end_offset).await?;
         self.copy_state_from(leader).await?;
@@ -892,7 +925,7 @@ impl Replica {
                 }
             };
             failures = 0;
-            self.append_copied(&chunk, end)?;
+            self.append_copied(&chunk, end).await?;
         }
         if end == 0 {
             return Ok(());
@@ -957,8 +990,10 @@ impl Replica {
         self.attachment.has_waiting()
     }
 
-    /// Appends the batches of `chunk` this replica lacks, below `end`.
-    fn append_copied(&self, chunk: &Bytes, end: i64) -> Result<(), ReplicaError> {
+    /// Appends the batches of `chunk` this replica lacks, below `end`. Offsets the leader's
+    /// log no longer holds (cleaned away, or below its start: its read starts there) are
+    /// skipped, so the copy holds what the leader's does, at the same offsets.
+    async fn append_copied(&self, chunk: &Bytes, end: i64) -> Result<(), ReplicaError> {
         for batch in split_batches(chunk) {
             let at = self.partition.log_end_offset();
             if batch.len() < HEADER_BYTES {
@@ -972,14 +1007,17 @@ impl Replica {
             if header.last_offset() < at {
                 continue; // the read starts at the batch holding `at`
             }
+            if base > at {
+                self.partition
+                    .skip_to(base.min(end))
+                    .await
+                    .map_err(|source| ReplicaError::Partition {
+                        group: self.name(),
+                        source,
+                    })?;
+            }
             if base >= end {
                 break;
-            }
-            if base > at {
-                return Err(ReplicaError::Unsupported {
-                    group: self.name(),
-                    what: "a snapshot whose data does not follow this replica's log end (the leader's log was cleaned or truncated by retention)",
-                });
             }
             // The leader's clock at its append is the batch's max timestamp under
             // LogAppendTime, so the copy is stamped the same.

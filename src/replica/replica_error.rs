@@ -50,7 +50,4 @@ pub enum ReplicaError {
         from: u64,
         reason: String,
     },
-    /// The replica needs what this slice does not build yet.
-    #[error("{group}: {what} is not supported yet")]
-    Unsupported { group: String, what: &'static str },
 }

@@ -75,7 +75,7 @@ impl ReplicaTransport for Net {
         Box::pin(async move {
             let log = log.ok_or_else(|| format!("node {from} unreachable"))?;
             let read = log
-                .read(offset, max_bytes)
+                .read(offset.max(log.log_start_offset()), max_bytes)
                 .await
                 .map_err(|e| e.to_string())?;
             let bytes: Vec<u8> = read.chunks.iter().flat_map(|c| c.iter().copied()).collect();
@@ -319,7 +319,10 @@ async fn contents(replica: &Replica) -> Vec<(i64, i64)> {
         return Vec::new();
     }
     log.wait_durable(end - 1).await.expect("durable");
-    let read = log.read(0, usize::MAX / 2).await.expect("read");
+    let read = log
+        .read(log.log_start_offset(), usize::MAX / 2)
+        .await
+        .expect("read");
     // A chunk may be part of a batch (the broker's patched header prefix, then the rest).
     let bytes: Vec<u8> = read.chunks.iter().flat_map(|c| c.iter().copied()).collect();
     let mut batches = Vec::new();
@@ -1174,5 +1177,50 @@ fn state_changes_reach_every_replica_in_order_once_a_state_is_attached() {
         log.wait_durable(5).await.expect("durable");
         c.settle(5).await;
         assert!(c.replica(unattached).checkpointed_index() > held_at);
+    });
+}
+
+/// A follower that lost its disk copies the leader's log from a snapshot after the leader's
+/// log start moved (DeleteRecords here; retention and the cleaner leave the same kind of
+/// hole): the copy starts where the leader's log starts, at the same offsets, and keeps
+/// following; a restart recovers it.
+#[test]
+fn a_snapshot_copy_skips_offsets_the_leader_no_longer_holds() {
+    with_compacting_cluster(4096, |c| async move {
+        let leader = c.elect().await;
+        let wiped = a_follower(leader);
+        c.stop(wiped).await;
+        c.propose_big(leader, 1..=20).await;
+        c.run_until_all_at("twenty batches on the running replicas", 40)
+            .await;
+        assert!(c.replica(leader).first_index() > 10, "compacted");
+        let log = c.replica(leader).partition().clone();
+        log.delete_records_before(30, 0)
+            .await
+            .expect("delete records");
+        assert_eq!(log.log_start_offset(), 30);
+
+        std::fs::remove_dir_all(c.dir.join(format!("node-{wiped}"))).expect("wipe");
+        c.open(wiped).await;
+        c.propose_big(leader, 21..=22).await;
+        c.run_until_all_at("the wiped follower catches up", 44)
+            .await;
+        let copy = c.replica(wiped).partition().clone();
+        assert_eq!(
+            copy.log_start_offset(),
+            30,
+            "the copy starts where the leader's log does"
+        );
+        let expected: Vec<(i64, i64)> = (15..22).map(|i| (2 * i, i + 1)).collect();
+        assert_eq!(contents(&c.replica(wiped)).await, expected);
+
+        c.stop(wiped).await;
+        c.open(wiped).await;
+        c.propose_big(leader, 23..=23).await;
+        c.run_until_all_at("still following after a restart", 46)
+            .await;
+        let expected: Vec<(i64, i64)> = (15..23).map(|i| (2 * i, i + 1)).collect();
+        assert_eq!(contents(&c.replica(wiped)).await, expected);
+        assert_eq!(c.replica(wiped).partition().log_start_offset(), 30);
     });
 }

@@ -288,6 +288,8 @@ async fn answer_read(shard: &Shard, request: &[u8]) -> Result<Vec<Bytes>, String
         }
         return Ok(vec![Bytes::from(encoded)]);
     }
+    // Below the log start there is nothing to copy: the copy skips to where the log starts.
+    let offset = offset.max(replica.partition().log_start_offset());
     let read = replica
         .partition()
         .read(offset, budget)
