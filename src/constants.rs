@@ -139,6 +139,9 @@ pub const REPLICA_PARTITION_LOG_FLUSH_MS: u64 = 1000;
 pub const REPLICA_SNAPSHOT_READ_BYTES: usize = 4 * 1024 * 1024;
 /// Failed reads in a row after which a snapshot install gives up (the replica stops).
 pub const REPLICA_SNAPSHOT_ATTEMPTS: u32 = 20;
+/// How long a snapshot install waits for the partition's share state to be opened and
+/// attached, to take the leader's state; the install gives up after (the replica stops).
+pub const REPLICA_STATE_ATTACH_TIMEOUT_MS: u64 = 30_000;
 /// Ticks a leader waits for a follower to acknowledge a snapshot before sending another
 /// (30 s: a copy of several GB over loopback fits; a larger one is resent meanwhile, and the
 /// copy resumes where the follower's log ends).

@@ -50,7 +50,7 @@ use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage as _};
 use crate::constants::{
     RAFT_LOG_COMPACT_BYTES, REPLICA_ELECTION_TICKS, REPLICA_HEARTBEAT_TICKS,
     REPLICA_INFLIGHT_APPENDS_MAX, REPLICA_MESSAGE_BYTES_MAX, REPLICA_SNAPSHOT_ATTEMPTS,
-    REPLICA_SNAPSHOT_READ_BYTES, REPLICA_SNAPSHOT_TIMEOUT_TICKS,
+    REPLICA_SNAPSHOT_READ_BYTES, REPLICA_SNAPSHOT_TIMEOUT_TICKS, REPLICA_STATE_ATTACH_TIMEOUT_MS,
 };
 use crate::log::state_log::Appended;
 use crate::log::{AppendInfo, LogError, PartitionLog};
@@ -970,7 +970,21 @@ impl Replica {
                 .apply(change)
                 .map_err(|reason| self.attached_error(reason))?;
         }
-        self.attachment.attached().await;
+        let attached = async {
+            self.attachment.attached().await;
+            true
+        };
+        let timed_out = async {
+            let wait = std::time::Duration::from_millis(REPLICA_STATE_ATTACH_TIMEOUT_MS);
+            crate::io::sleep(wait).await;
+            false
+        };
+        // A state that failed to open would otherwise hold the install, and every Ready
+        // after it, for good.
+        if !futures_lite::future::or(attached, timed_out).await {
+            return Err(self
+                .attached_error("no state was attached to take the snapshot's state".to_owned()));
+        }
         if let Some((log, offset)) = self.attachment.last_mark() {
             log.wait_durable(offset)
                 .await
