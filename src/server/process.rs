@@ -162,7 +162,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let (replica_stream_txs, replica_stream_rxs): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::unbounded()).unzip();
     if let Some(plane) = &control_plane {
-        plane.set_node_handler(crate::shard::txn_remote::node_handler(txn_txs.clone()));
+        plane.set_node_handler(crate::shard::txn_remote::node_handler(
+            txn_txs.clone(),
+            share_txs.clone(),
+        ));
         plane.set_replica_stream_handler(Arc::new(move |from, shard, purpose, fd| {
             // A shard index this node does not have: the socket closes with the message.
             if let Some(tx) = replica_stream_txs.get(shard) {

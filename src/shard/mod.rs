@@ -19,6 +19,7 @@ pub mod replica_host;
 pub mod replica_net;
 pub mod share_admin;
 pub mod share_inbox;
+pub mod share_remote;
 pub mod share_timers;
 pub mod topic_config;
 pub mod txn_host;

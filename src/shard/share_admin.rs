@@ -33,9 +33,28 @@ async fn answer<T>(receiver: oneshot::Receiver<T>) -> Result<T, ShareError> {
     receiver.await.map_err(|_| ShareError::ShuttingDown)
 }
 
-/// Asks every shard to forget the group's share-partitions of `topics` (all when `None`);
-/// returns the topics that had some.
+/// Asks every shard, and in a cluster every other node, to forget the group's
+/// share-partitions of `topics` (all when `None`); returns the topics that had some. A node
+/// that cannot be reached is passed over: it leads nothing the others could not, and the
+/// deletion reaches its copies as entries of each partition's Raft group.
 async fn forget_partitions(
+    shard: &Shard,
+    group: &str,
+    topics: Option<&BTreeSet<String>>,
+) -> Result<BTreeSet<String>, ShareError> {
+    let mut deleted = forget_local_partitions(shard.share(), group, topics).await?;
+    for node in shard.other_nodes() {
+        match shard.forget_shares_on_node(node, group, topics).await {
+            Ok(forgotten) => deleted.extend(forgotten),
+            Err(e) => {
+                tracing::warn!(%group, node, error = %e, "share-partitions on a node not forgotten")
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+async fn forget_local_partitions(
     share: &ShareState,
     group: &str,
     topics: Option<&BTreeSet<String>>,
@@ -59,8 +78,9 @@ async fn forget_partitions(
     Ok(deleted)
 }
 
-/// DescribeShareGroupOffsets: the group's share-partitions on every shard, sorted by topic
-/// and partition.
+/// DescribeShareGroupOffsets: the group's share-partitions on every shard, and in a cluster
+/// on every other node (those a node leads; one that cannot be reached is passed over),
+/// sorted by topic and partition.
 pub async fn describe_start_offsets(
     shard: &Shard,
     group: &str,
@@ -83,6 +103,14 @@ pub async fn describe_start_offsets(
     let mut summaries = Vec::new();
     for receiver in pending {
         summaries.extend(answer(receiver).await?);
+    }
+    for node in shard.other_nodes() {
+        match shard.describe_shares_on_node(node, group).await {
+            Ok(found) => summaries.extend(found),
+            Err(e) => {
+                tracing::warn!(%group, node, error = %e, "share-partitions on a node not described")
+            }
+        }
     }
     summaries.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Ok(summaries)
@@ -131,7 +159,7 @@ pub async fn delete_start_offsets(
 ) -> Result<BTreeSet<String>, ShareError> {
     let share = shard.share();
     share.check_empty_group(group, false)?;
-    forget_partitions(share, group, Some(topics)).await
+    forget_partitions(shard, group, Some(topics)).await
 }
 
 /// DeleteGroups of a share group: refused while it has members; its share-partition state
@@ -140,7 +168,7 @@ pub async fn delete_start_offsets(
 pub async fn delete_group(shard: &Shard, group: &str) -> Result<(), ShareError> {
     let share = shard.share();
     share.check_empty_group(group, false)?;
-    forget_partitions(share, group, None).await?;
+    forget_partitions(shard, group, None).await?;
     if !shard.in_cluster() {
         return share.forget_group(group).await;
     }

@@ -163,10 +163,17 @@ impl WireTxnError {
 /// What answers other nodes' transaction requests on this node: markers go to shard 0,
 /// whose coordinator hands each partition to the shard owning it; verification goes to the
 /// shard coordinating the transactional id. `txn` is every shard's transaction inbox.
-pub fn node_handler(txn: Vec<async_channel::Sender<TxnMessage>>) -> NodeHandler {
+/// Share-group calls (`share_remote`) go to `share`, every shard's share inbox.
+pub fn node_handler(
+    txn: Vec<async_channel::Sender<TxnMessage>>,
+    share: Vec<async_channel::Sender<crate::share::ShareMessage>>,
+) -> NodeHandler {
     std::sync::Arc::new(move |body: String| -> NodeAnswer {
-        let txn = txn.clone();
+        let (txn, share) = (txn.clone(), share.clone());
         Box::pin(async move {
+            if let Some(answered) = super::share_remote::answer_body(&share, &body).await {
+                return answered;
+            }
             let call: NodeCall = serde_json::from_str(&body).map_err(|e| e.to_string())?;
             let reply = answer(&txn, call).await?;
             serde_json::to_string(&reply).map_err(|e| e.to_string())

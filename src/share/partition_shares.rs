@@ -41,7 +41,7 @@ pub enum ResetTarget {
     Offset(i64),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionSummary {
     pub topic: String,
     pub partition: i32,

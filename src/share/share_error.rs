@@ -1,7 +1,7 @@
 //! Why a share-group request was refused. Mapped to Kafka error codes only at the protocol
 //! edge (`server/handlers/share_errors.rs`).
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ShareError {
     #[error("this shard is not the coordinator of share group '{0}'")]
