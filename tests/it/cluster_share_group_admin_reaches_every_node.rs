@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 use crate::cluster_support::{
-    produce_until_acknowledged, records_by_partition, registered_clients, start_cluster,
-    try_create_topic_via, wait_for_agreed_leaders,
+    produce_until_acknowledged, records_by_partition, registered_clients, settle_internal_topic,
+    start_cluster, try_create_topic_via, wait_for_agreed_leaders,
 };
 use crate::common::cli::{sluice, stdout};
 use crate::common::topic_name;
@@ -73,6 +73,8 @@ fn cluster_share_group_admin_reaches_every_node() {
     let bootstrap = nodes[0].bootstrap().to_owned();
     produce_until_acknowledged(&bootstrap, &topic, &records);
 
+    // The group's membership is its coordinator's alone: no coordinator may move meanwhile.
+    settle_internal_topic(&nodes, &clients, 0);
     let group = topic_name("cluster-share-admin-group");
     assert_eq!(consume_all(&bootstrap, &topic, &group), every_record());
     let describe = ["share-group", "describe", &group];

@@ -14,7 +14,7 @@
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 use crate::cluster_support::{
-    agreed_leaders, registered_clients, start_cluster, try_create_topic_via,
+    agreed_leaders, registered_clients, settle_internal_topic, start_cluster, try_create_topic_via,
     wait_for_agreed_leaders, CLUSTER_TIMEOUT,
 };
 use crate::common::{topic_name, wait_until};
@@ -39,6 +39,8 @@ fn cluster_share_group_state_survives_a_leader_kill() {
         .find(|i| *i != victim)
         .expect("another node");
 
+    // No group coordinator moves but with the kill.
+    settle_internal_topic(&nodes, &clients, 0);
     let state = tempfile::NamedTempFile::new().expect("state file");
     let state_path = state.path().to_str().expect("utf-8 path").to_owned();
     share_support::run_scenario(
@@ -47,7 +49,11 @@ fn cluster_share_group_state_survives_a_leader_kill() {
         &[&state_path, &topic],
     );
     nodes[victim].kill();
-    share_support::run_scenario("crash-after", nodes[survivor].bootstrap(), &[&state_path]);
+    share_support::run_scenario(
+        "crash-after",
+        nodes[survivor].bootstrap(),
+        &[&state_path, "cluster"],
+    );
 
     nodes[victim].restart();
     let clients = registered_clients(&nodes);

@@ -59,7 +59,11 @@ fn cluster_topics_are_replicated_and_spread_over_nodes() {
         (1..=NODES as i32).collect(),
         "partitions are spread over every node: {placed:?}"
     );
+    // Node 2 may apply the metadata record after node 3 did: wait for it, then compare.
     for client in &clients {
+        wait_until("every node to know the new topic", CLUSTER_TIMEOUT, || {
+            partition_nodes(client, &topic).is_some()
+        });
         assert_eq!(
             partition_nodes(client, &topic).as_ref(),
             Some(&placed),
