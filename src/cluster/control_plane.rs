@@ -420,11 +420,24 @@ mod tests {
         leaders.iter().all(|l| *l == Some(first)).then_some(first)
     }
 
+    /// A port free now, below the kernel's ephemeral range: a port the kernel handed out
+    /// (port 0) can be taken by another test's outgoing connection before the control plane
+    /// binds it (AddrInUse, seen in CI).
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
+        let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32_768);
+        let low: u16 = 10_000;
+        let span = u128::from(ephemeral_low.saturating_sub(low).max(1));
+        for _ in 0..1_000 {
+            let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % span).unwrap_or(0);
+            let port = low + offset;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port below {ephemeral_low}");
     }
 
     fn record(body: &str) -> MetaRecord {
