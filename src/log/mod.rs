@@ -48,5 +48,5 @@ pub use error::LogError;
 pub use log_cleaner::CleanSummary;
 pub use log_reader::ReadResult;
 pub use offset_map::OffsetMap;
-pub use partition_log::{AppendInfo, PartitionLog};
+pub use partition_log::{join_chunks, AppendInfo, PartitionLog};
 pub use txn_index::{is_control_batch, marker_batch, transactional_producer, AbortedTxn};

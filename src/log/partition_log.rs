@@ -794,7 +794,7 @@ fn batch_headers(
 }
 
 /// One `Bytes` holding all of `chunks` (no copy when there is only one).
-fn join_chunks(chunks: &[Bytes]) -> Bytes {
+pub fn join_chunks(chunks: &[Bytes]) -> Bytes {
     match chunks {
         [one] => one.clone(),
         _ => {

@@ -83,9 +83,14 @@ impl Attachment {
 
     /// Resolves once a state is attached.
     pub async fn attached(&self) {
+        self.wait_until(Self::is_attached).await
+    }
+
+    /// Resolves once `holds` does; `arrived` fires on every change it can see.
+    async fn wait_until(&self, holds: impl Fn(&Self) -> bool) {
         loop {
             let listener = self.arrived.listen();
-            if self.is_attached() {
+            if holds(self) {
                 return;
             }
             listener.await;
@@ -116,13 +121,7 @@ impl Attachment {
 
     /// Resolves once a change waits for a state to be attached.
     pub async fn changes_waiting(&self) {
-        loop {
-            let listener = self.arrived.listen();
-            if self.has_waiting() {
-                return;
-            }
-            listener.await;
-        }
+        self.wait_until(Self::has_waiting).await
     }
 
     pub fn last_mark(&self) -> Option<DurableMark> {

@@ -894,37 +894,23 @@ impl Replica {
     /// node `from`'s copy, appending each as the leader did (same offsets, same producer
     /// state), and waits until they are durable.
     async fn copy_log_until(&self, from: u64, end: i64) -> Result<(), ReplicaError> {
-        let mut failures = 0;
         loop {
             let at = self.partition.log_end_offset();
             if at >= end {
                 break;
             }
-            let read = self
-                .transport
-                .read_log(&self.group, from, at, REPLICA_SNAPSHOT_READ_BYTES)
-                .await;
-            let chunk = match read {
-                Ok(chunk) if !chunk.is_empty() => chunk,
-                outcome => {
-                    failures += 1;
-                    let reason = outcome
-                        .err()
-                        .unwrap_or_else(|| format!("nothing at offset {at}"));
-                    if failures >= self.snapshot_attempts {
-                        return Err(ReplicaError::SnapshotCopy {
-                            group: self.name(),
-                            from,
-                            reason,
-                        });
+            let chunk = self
+                .read_with_retries(from, || async move {
+                    let chunk = self
+                        .transport
+                        .read_log(&self.group, from, at, REPLICA_SNAPSHOT_READ_BYTES)
+                        .await?;
+                    match chunk.is_empty() {
+                        true => Err(format!("nothing at offset {at}")),
+                        false => Ok(chunk),
                     }
-                    tracing::debug!(group = %self.group, from, %reason, "retrying a snapshot read");
-                    crate::io::sleep(std::time::Duration::from_millis(100 * u64::from(failures)))
-                        .await;
-                    continue;
-                }
-            };
-            failures = 0;
+                })
+                .await?;
             self.append_copied(&chunk, end).await?;
         }
         if end == 0 {
@@ -944,24 +930,9 @@ impl Replica {
     /// that the snapshot, once recorded, stands for the state too. Changes that must wait
     /// for a state to be attached are waited for: until then they are only in memory.
     async fn copy_state_from(&self, from: u64) -> Result<(), ReplicaError> {
-        let mut failures = 0;
-        let changes = loop {
-            match self.transport.read_state(&self.group, from).await {
-                Ok(changes) => break changes,
-                Err(reason) => {
-                    failures += 1;
-                    if failures >= self.snapshot_attempts {
-                        return Err(ReplicaError::SnapshotCopy {
-                            group: self.name(),
-                            from,
-                            reason,
-                        });
-                    }
-                    crate::io::sleep(std::time::Duration::from_millis(100 * u64::from(failures)))
-                        .await;
-                }
-            }
-        };
+        let changes = self
+            .read_with_retries(from, || self.transport.read_state(&self.group, from))
+            .await?;
         if changes.is_empty() {
             return Ok(());
         }
@@ -991,6 +962,32 @@ impl Replica {
                 .map_err(|e| self.attached_error(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// One read of a snapshot's data from node `from`, retried with a growing pause until it
+    /// succeeds or has failed `snapshot_attempts` times in a row.
+    async fn read_with_retries<T, F, R>(&self, from: u64, mut read: R) -> Result<T, ReplicaError>
+    where
+        R: FnMut() -> F,
+        F: Future<Output = Result<T, String>>,
+    {
+        let mut failures = 0;
+        loop {
+            let reason = match read().await {
+                Ok(value) => return Ok(value),
+                Err(reason) => reason,
+            };
+            failures += 1;
+            if failures >= self.snapshot_attempts {
+                return Err(ReplicaError::SnapshotCopy {
+                    group: self.name(),
+                    from,
+                    reason,
+                });
+            }
+            tracing::debug!(group = %self.group, from, %reason, "retrying a snapshot read");
+            crate::io::sleep(std::time::Duration::from_millis(100 * u64::from(failures))).await;
+        }
     }
 
     /// The attached state's snapshot, for a follower installing a Raft snapshot; `None`

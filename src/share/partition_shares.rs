@@ -160,19 +160,6 @@ pub struct Acquired {
     pub ranges: Vec<AcquiredRange>,
 }
 
-fn concat(chunks: &[Bytes]) -> Bytes {
-    match chunks {
-        [one] => one.clone(),
-        _ => {
-            let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-            for chunk in chunks {
-                out.extend_from_slice(chunk);
-            }
-            Bytes::from(out)
-        }
-    }
-}
-
 /// The header fields read here end with lastOffsetDelta.
 const BATCH_HEADER_BYTES: usize = OFFSET_LAST_OFFSET_DELTA + 4;
 
@@ -444,7 +431,7 @@ impl PartitionShares {
         let read = self.log.read(from, bytes_max.max(1)).await.map_err(|e| {
             ShareError::Storage(format!("reading {}-{}: {e}", self.topic, self.partition))
         })?;
-        let data = concat(&read.chunks);
+        let data = crate::log::join_chunks(&read.chunks);
         let spans = batch_spans(&data);
         let batches: Vec<BatchSpan> = spans.iter().map(|(span, _)| *span).collect();
         let deadline_ms = crate::io::clock::now_ms().saturating_add(config.lock_duration_ms);
