@@ -31,6 +31,7 @@ mod acl_topic_create_and_delete_need_their_operations;
 mod acl_transactional_producer_needs_write_on_its_id;
 mod admin_http_tls_serves_https_with_the_token;
 mod admin_http_token_is_required_when_configured;
+mod allocator_keeps_large_blocks_for_reuse;
 mod bad_records_and_topic_names_get_kafka_errors;
 mod bench_ssl_produces_and_consumes_over_tls;
 mod bench_transactions_commit_what_read_committed_sees;
