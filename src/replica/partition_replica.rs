@@ -723,7 +723,8 @@ impl Replica {
             let Some(leader) = self.leader() else {
                 return Ok(false);
             };
-            self.finish_install(leader, target, now_ms).await?;
+            self.while_installing(self.finish_install(leader, target, now_ms))
+                .await?;
         }
         self.checkpoint_applied(now_ms)?;
         // A snapshot comes out of the block unhandled (its install awaits the network).
@@ -742,7 +743,10 @@ impl Replica {
         };
         let (appended, must_sync, persisted_messages, number) = match taken {
             Ok(handed_over) => handed_over,
-            Err(ready) => return self.install_snapshot(ready, now_ms).await.map(|()| true),
+            Err(ready) => {
+                let installed = self.install_snapshot(ready, now_ms);
+                return self.while_installing(installed).await.map(|()| true);
+            }
         };
         // A Ready that only moved the commit index need not wait: losing that is harmless.
         if let Some(appended) = appended.filter(|_| must_sync) {
@@ -782,20 +786,27 @@ impl Replica {
         Ok((appended, must_sync, persisted_messages, number))
     }
 
+    /// Runs `install` (a snapshot install, or the rest of an interrupted one) with
+    /// `installing` set, cleared however it ends, also when the task is dropped.
+    async fn while_installing<T>(&self, install: impl Future<Output = T>) -> T {
+        struct Clear<'a>(&'a Cell<bool>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.installing.set(true);
+        let _clear = Clear(&self.installing);
+        install.await
+    }
+
     /// Handles a Ready that carries a snapshot (only followers get one): the Raft log starts
     /// at the snapshot's index in memory at once (raft-rs reads it from there once the Ready
     /// is handed back); then the batches up to the snapshot's end are copied from the
     /// leader's partition log and made durable, the snapshot is written to the Raft log, and
     /// only then is the Ready reported persisted, which sends the acknowledgement. Until
     /// then nothing after the snapshot is applied: `drive` runs one Ready at a time.
-    async fn install_snapshot(&self, ready: raft::Ready, now_ms: i64) -> Result<(), ReplicaError> {
-        self.installing.set(true);
-        let installed = self.install_snapshot_ready(ready, now_ms).await;
-        self.installing.set(false);
-        installed
-    }
-
-    async fn install_snapshot_ready(
+    async fn install_snapshot(
         &self,
         mut ready: raft::Ready,
         now_ms: i64,
@@ -857,18 +868,6 @@ impl Replica {
     /// Resumes a snapshot install the process stopped in the middle of (its Raft log starts
     /// at the snapshot already), copying from `leader`.
     async fn finish_install(
-        &self,
-        leader: u64,
-        target: AppliedCheckpoint,
-        now_ms: i64,
-    ) -> Result<(), ReplicaError> {
-        self.installing.set(true);
-        let finished = self.finish_install_copy(leader, target, now_ms).await;
-        self.installing.set(false);
-        finished
-    }
-
-    async fn finish_install_copy(
         &self,
         leader: u64,
         target: AppliedCheckpoint,
